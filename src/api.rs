@@ -1,0 +1,551 @@
+//! Wire types of the BentoCloud REST API (serde only).
+//!
+//! These structs are the JSON documents exchanged with BentoCloud, as described in
+//! `shared/docs/bentocloud-api.md` (read from the official `bentoml` client and observed on the
+//! wire). They are shared by the HTTP client (`crate::client`) and the local control plane
+//! (`crate::emulator`); this module never talks HTTP and knows nothing about Terraform.
+//!
+//! Rules that shape them:
+//! - Deserialisation is lenient (`#[serde(default)]` almost everywhere): the real API may add or
+//!   omit keys and the provider must keep working.
+//! - Serialisation is complete: the official client (cattrs) requires every key of a
+//!   `ResourceSchema`, and turns a `null` string into the literal `"None"`, so strings are never
+//!   serialised as null.
+//! - Fields the provider does not model (`canary`, `extras`, `config_overrides`, scaling `policy`)
+//!   are kept as raw JSON so a read-modify-write PUT sends them back untouched.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// The base keys every BentoCloud resource carries (`ResourceSchema`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ResourceMeta {
+    pub uid: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub deleted_at: Option<String>,
+    pub name: String,
+    pub resource_type: String,
+    pub labels: Vec<LabelItem>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LabelItem {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EnvItem {
+    pub name: String,
+    pub value: String,
+}
+
+/// `UserSchema` (plus the Yatai extras the client ignores).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct User {
+    #[serde(flatten)]
+    pub meta: ResourceMeta,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub avatar_url: String,
+    pub is_super_admin: bool,
+}
+
+/// `OrganizationSchema`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Organization {
+    #[serde(flatten)]
+    pub meta: ResourceMeta,
+    pub description: String,
+}
+
+/// `ClusterSchema`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Cluster {
+    #[serde(flatten)]
+    pub meta: ResourceMeta,
+    pub description: String,
+    pub organization_name: String,
+    pub creator: User,
+    pub is_first: Option<bool>,
+}
+
+/// `{start, count, total, items}`: every list endpoint's envelope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ListResponse<T> {
+    pub start: u64,
+    pub count: u64,
+    pub total: u64,
+    pub items: Vec<T>,
+}
+
+/// Deployment status values (`DeploymentStatus`, ms.py:350-362).
+/// Serialised as its kebab-case wire string; a string we do not know reads as `Unknown`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DeploymentStatus {
+    #[default]
+    Unknown,
+    NonDeployed,
+    Running,
+    Unhealthy,
+    Failed,
+    Deploying,
+    Terminating,
+    Terminated,
+    ImageBuilding,
+    ImageBuildFailed,
+    ImageBuildSucceeded,
+    ScaledToZero,
+}
+
+impl DeploymentStatus {
+    pub const ALL: [DeploymentStatus; 12] = [
+        Self::Unknown,
+        Self::NonDeployed,
+        Self::Running,
+        Self::Unhealthy,
+        Self::Failed,
+        Self::Deploying,
+        Self::Terminating,
+        Self::Terminated,
+        Self::ImageBuilding,
+        Self::ImageBuildFailed,
+        Self::ImageBuildSucceeded,
+        Self::ScaledToZero,
+    ];
+
+    /// The wire spelling, e.g. `image-build-failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::NonDeployed => "non-deployed",
+            Self::Running => "running",
+            Self::Unhealthy => "unhealthy",
+            Self::Failed => "failed",
+            Self::Deploying => "deploying",
+            Self::Terminating => "terminating",
+            Self::Terminated => "terminated",
+            Self::ImageBuilding => "image-building",
+            Self::ImageBuildFailed => "image-build-failed",
+            Self::ImageBuildSucceeded => "image-build-succeeded",
+            Self::ScaledToZero => "scaled-to-zero",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl Serialize for DeploymentStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for DeploymentStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Ok(Self::parse(&s).unwrap_or(Self::Unknown))
+    }
+}
+
+impl std::fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Rollout strategies accepted in `services.<name>.deployment_strategy`.
+pub const DEPLOYMENT_STRATEGIES: [&str; 4] = [
+    "RollingUpdate",
+    "Recreate",
+    "RampedSlowRollout",
+    "BestEffortControlledRollout",
+];
+
+/// `DeploymentFullSchema` (get/create/update/terminate/delete) and `DeploymentSchema` (list
+/// items, which have no `urls`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Deployment {
+    #[serde(flatten)]
+    pub meta: ResourceMeta,
+    pub status: DeploymentStatus,
+    pub kube_namespace: String,
+    pub creator: User,
+    pub cluster: Cluster,
+    pub latest_revision: Option<Revision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<DeploymentManifest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub urls: Option<Vec<String>>,
+    /// Extension served by `bentocloud-local` (the real API is silent on rollout progress in the
+    /// deployment document): which revision is rolling out, replicas ready/desired and a reason
+    /// on failure. Optional: the provider works without it, and the official client ignores it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutProgress>,
+}
+
+impl Deployment {
+    /// The main target of the latest revision: the one named `main`, else the first.
+    pub fn main_target(&self) -> Option<&Target> {
+        let rev = self.latest_revision.as_ref()?;
+        let targets: Vec<&Target> = rev.targets.iter().flatten().collect();
+        targets
+            .iter()
+            .find(|t| t.meta.name == "main")
+            .or_else(|| targets.first())
+            .copied()
+    }
+
+    /// The uid of the latest revision, if any.
+    pub fn revision_uid(&self) -> Option<&str> {
+        self.latest_revision.as_ref().map(|r| r.meta.uid.as_str())
+    }
+
+    /// `repo:version` of the main target's bento.
+    pub fn bento_tag(&self) -> Option<String> {
+        let bento = self.main_target()?.bento.as_ref()?;
+        Some(format!("{}:{}", bento.repository.meta.name, bento.version))
+    }
+}
+
+/// `manifest` of a deployment: `{dev, routing}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeploymentManifest {
+    pub dev: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Json>,
+}
+
+/// Rollout progress (a `bentocloud-local` extension, see [`Deployment::rollout`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RolloutProgress {
+    /// The revision being rolled out (or last rolled out).
+    pub revision_uid: String,
+    /// The revision whose replicas currently serve traffic.
+    pub serving_revision_uid: String,
+    /// Phase name, e.g. `image-building`, `rolling`, `complete`, `failed`.
+    pub phase: String,
+    pub desired_replicas: u32,
+    pub ready_replicas: u32,
+    /// Ready replicas that run `revision_uid`.
+    pub updated_replicas: u32,
+    /// Why the rollout failed or is stuck; empty otherwise.
+    pub message: String,
+}
+
+/// `DeploymentRevisionSchema`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Revision {
+    #[serde(flatten)]
+    pub meta: ResourceMeta,
+    pub creator: Option<User>,
+    /// `active` or `inactive`.
+    pub status: String,
+    pub targets: Vec<Option<Target>>,
+}
+
+/// `DeploymentTargetSchema`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Target {
+    #[serde(flatten)]
+    pub meta: ResourceMeta,
+    pub creator: Option<User>,
+    pub config: Option<DeploymentConfig>,
+    pub bento: Option<Bento>,
+    pub kube_resource_uid: String,
+    pub kube_resource_version: String,
+}
+
+/// The effective configuration of a target (same shape as the request body, minus
+/// `name`/`bento`/`dev`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeploymentConfig {
+    pub access_authorization: bool,
+    pub envs: Option<Vec<EnvItem>>,
+    pub labels: Option<Vec<LabelItem>>,
+    pub secrets: Option<Vec<String>>,
+    pub services: BTreeMap<String, ServiceConfig>,
+    pub canary: Option<Json>,
+}
+
+/// `DeploymentServiceConfig`: per-service settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceConfig {
+    pub instance_type: Option<String>,
+    pub scaling: Option<Scaling>,
+    pub envs: Option<Vec<EnvItem>>,
+    pub deployment_strategy: Option<String>,
+    pub extras: Option<Json>,
+    pub cold_start_timeout: Option<i64>,
+    pub config_overrides: Json,
+}
+
+/// `{min_replicas, max_replicas, policy}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Scaling {
+    pub min_replicas: Option<i64>,
+    pub max_replicas: Option<i64>,
+    pub policy: Option<Json>,
+}
+
+/// Request body of `POST /api/v2/deployments` (`CreateDeploymentSchema`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateDeploymentRequest {
+    pub name: Option<String>,
+    pub dev: bool,
+    #[serde(flatten)]
+    pub spec: UpdateDeploymentRequest,
+}
+
+/// Request body of `PUT /api/v2/deployments/{name}` (`UpdateDeploymentSchema`): the whole
+/// desired configuration. `labels: null` means "keep the existing labels" (the official client
+/// never sends them back on update).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateDeploymentRequest {
+    pub bento: String,
+    pub access_authorization: bool,
+    pub envs: Option<Vec<EnvItem>>,
+    pub labels: Option<Vec<LabelItem>>,
+    pub secrets: Option<Vec<String>>,
+    pub services: BTreeMap<String, ServiceConfig>,
+    pub canary: Option<Json>,
+}
+
+/// `BentoWithRepositorySchema` / `BentoSchema`. `name` equals `version` (the official client's
+/// update path rebuilds the tag from `name`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Bento {
+    #[serde(flatten)]
+    pub meta: ResourceMeta,
+    pub description: String,
+    pub version: String,
+    pub image_build_status: String,
+    pub upload_status: String,
+    pub upload_finished_reason: String,
+    pub presigned_upload_url: String,
+    pub presigned_download_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<BentoManifest>,
+    pub build_at: String,
+    pub repository: BentoRepository,
+}
+
+/// `BentoManifestSchema` (the keys the client requires, plus the ones it reads).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BentoManifest {
+    pub service: String,
+    pub bentoml_version: String,
+    pub size_bytes: i64,
+    pub entry_service: String,
+    pub name: String,
+    pub apis: Json,
+    pub models: Vec<Json>,
+    /// `[{name, service, ...}]`: one entry per service of a multi-service bento.
+    pub services: Vec<Json>,
+    pub envs: Vec<Json>,
+    pub schema: Json,
+    pub spec: i64,
+}
+
+impl BentoManifest {
+    /// Names of the services the bento declares (the entry service first).
+    pub fn service_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        if !self.entry_service.is_empty() {
+            names.push(self.entry_service.clone());
+        }
+        for s in &self.services {
+            if let Some(n) = s.get("name").and_then(Json::as_str) {
+                if !names.iter().any(|x| x == n) {
+                    names.push(n.to_string());
+                }
+            }
+        }
+        names
+    }
+}
+
+/// `BentoRepositorySchema`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BentoRepository {
+    #[serde(flatten)]
+    pub meta: ResourceMeta,
+    pub description: String,
+    pub latest_bento: Option<Json>,
+}
+
+/// `SecretSchema`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Secret {
+    #[serde(flatten)]
+    pub meta: ResourceMeta,
+    pub description: String,
+    pub creator: User,
+    pub content: SecretContent,
+    pub cluster: Option<Cluster>,
+}
+
+/// `{type, items, path, stage}`; `type` is `env` or `mountfile`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretContent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub items: Vec<SecretItem>,
+    pub path: Option<String>,
+    pub stage: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretItem {
+    pub key: String,
+    pub sub_path: Option<String>,
+    pub value: Option<String>,
+}
+
+/// `CreateSecretSchema`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreateSecretRequest {
+    pub name: String,
+    pub content: SecretContent,
+    pub description: Option<String>,
+}
+
+/// `UpdateSecretSchema`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UpdateSecretRequest {
+    pub content: SecretContent,
+    pub description: Option<String>,
+}
+
+/// `ResourceInstanceSchema`: an instance type (`GET /api/v1/instance_types` returns a bare
+/// array of these).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InstanceType {
+    #[serde(flatten)]
+    pub meta: ResourceMeta,
+    pub display_name: String,
+    pub description: String,
+    pub config: InstanceTypeConfig,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InstanceTypeConfig {
+    pub group: String,
+    /// `{requests: {cpu, memory, gpu, custom}, limits: {...}}`
+    pub resources: Json,
+    pub price: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_selectors: Option<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_config: Option<Json>,
+}
+
+/// `{"error": "..."}`: the error body BentoCloud (Yatai heritage) returns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = include_str!("../tests/fixtures/deployment-minimal.json");
+    const FULL: &str = include_str!("../tests/fixtures/deployment-full.json");
+
+    #[test]
+    fn official_samples_parse_and_expose_revision_and_bento() {
+        for sample in [MINIMAL, FULL] {
+            let d: Deployment = serde_json::from_str(sample).expect("sample parses");
+            assert_eq!(d.meta.name, "demo");
+            assert_eq!(d.cluster.meta.name, "default-cluster");
+            assert_eq!(d.revision_uid(), Some("ae47940179e85336"));
+            assert_eq!(d.bento_tag().as_deref(), Some("my_bento:abc123"));
+            let cfg = d.main_target().and_then(|t| t.config.as_ref()).expect("config");
+            assert_eq!(
+                cfg.services["MyService"].deployment_strategy.as_deref(),
+                Some("RollingUpdate")
+            );
+        }
+    }
+
+    #[test]
+    fn status_round_trips_every_wire_value_and_unknown_strings_become_unknown() {
+        for s in DeploymentStatus::ALL {
+            let json = serde_json::to_string(&s).expect("ser");
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            let back: DeploymentStatus = serde_json::from_str(&json).expect("de");
+            assert_eq!(back, s);
+        }
+        let odd: DeploymentStatus = serde_json::from_str("\"warming-up\"").expect("de");
+        assert_eq!(odd, DeploymentStatus::Unknown);
+    }
+
+    #[test]
+    fn serialised_deployment_never_has_null_strings_and_keeps_base_keys() {
+        let d: Deployment = serde_json::from_str(MINIMAL).expect("parse");
+        let v = serde_json::to_value(&d).expect("ser");
+        for key in [
+            "uid",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+            "name",
+            "resource_type",
+            "labels",
+            "status",
+            "kube_namespace",
+            "creator",
+            "cluster",
+            "latest_revision",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        assert!(v["creator"]["email"].is_string());
+    }
+
+    #[test]
+    fn multiservice_request_sample_parses_with_canary_kept_raw() {
+        let body = include_str!("../tests/fixtures/create-multiservice-canary.json");
+        let req: CreateDeploymentRequest = serde_json::from_str(body).expect("parse");
+        assert_eq!(req.name.as_deref(), Some("multi"));
+        assert_eq!(req.spec.services.len(), 2);
+        assert!(req.spec.canary.is_some());
+        let back = serde_json::to_value(&req).expect("ser");
+        assert_eq!(back["canary"]["versions"]["v2"]["weight"], 20);
+    }
+}

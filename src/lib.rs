@@ -1,0 +1,30 @@
+//! Terraform provider for BentoCloud deployments, and `bentocloud-local`, a local BentoCloud
+//! control plane that the provider is developed and tested against.
+//!
+//! # Layout
+//!
+//! Layers depend one way only (a module may use the ones above it, never below):
+//!
+//! - [`api`]: wire types of the BentoCloud REST API (serde only) and [`rules`], the naming and
+//!   value rules both sides enforce.
+//! - [`client`]: the HTTP client, one method per endpoint, typed errors, retries, pagination.
+//! - [`wait`]: the rollout acceptor and the poll loop that waits for a submitted revision.
+//! - [`provider`], [`resources`], [`data_sources`], [`diag`]: the Terraform glue built on
+//!   `tf-provider`; [`diag`] is the one place errors become Terraform diagnostics.
+//! - `emulator` (feature `local`): the local control plane. It depends on [`api`] and [`rules`]
+//!   only; the provider binary builds with `--no-default-features`, which proves it does not link
+//!   the control plane.
+
+pub mod api;
+pub mod client;
+pub mod data_sources;
+pub mod diag;
+pub mod duration;
+pub mod logging;
+pub mod provider;
+pub mod resources;
+pub mod rules;
+pub mod wait;
+
+#[cfg(feature = "local")]
+pub mod emulator;
