@@ -1,2 +1,80 @@
-//! Acceptance tests: the real Terraform CLI (1.11.4 and 1.0.3) drives the provider binary
-//! against a real `bentocloud-local` over real sockets. The harness lives in `harness.rs`.
+//! Acceptance tests: the real Terraform CLI drives the real provider binary against a real
+//! `bentocloud-local`, over real sockets. Every scenario runs twice, once with Terraform 1.11.4
+//! (`*_tf1_11`) and once with Terraform 1.0.3 (`*_tf1_0`); a missing Terraform fails the test
+//! with the fix (see `harness::TfVersion::binary`), it never skips.
+//!
+//! Each test starts its own `bentocloud-local` (fresh data dir, free port) and its own
+//! Terraform working directory; the provider is installed from a filesystem mirror by a
+//! per-process CLI config (`TF_CLI_CONFIG_FILE`). Assertions read the server's own view over
+//! HTTP, not only Terraform's state.
+
+mod data_sources;
+mod harness;
+mod import_drift;
+mod lifecycle;
+
+/// `tf_test!(module::scenario, name_tf1_11, name_tf1_0);` defines one `#[test]` per
+/// Terraform version running `module::scenario(version)`.
+macro_rules! tf_test {
+    ($scenario:path, $v111:ident, $v10:ident) => {
+        #[test]
+        fn $v111() {
+            $scenario(harness::TfVersion::V1_11)
+        }
+        #[test]
+        fn $v10() {
+            $scenario(harness::TfVersion::V1_0)
+        }
+    };
+}
+
+tf_test!(
+    lifecycle::create_then_empty_plan,
+    create_then_empty_plan_tf1_11,
+    create_then_empty_plan_tf1_0
+);
+tf_test!(
+    lifecycle::update_in_place_keeps_id,
+    update_in_place_keeps_id_tf1_11,
+    update_in_place_keeps_id_tf1_0
+);
+tf_test!(
+    lifecycle::name_or_cluster_change_replaces,
+    name_or_cluster_change_replaces_tf1_11,
+    name_or_cluster_change_replaces_tf1_0
+);
+tf_test!(
+    lifecycle::destroy_leaves_server_empty,
+    destroy_leaves_server_empty_tf1_11,
+    destroy_leaves_server_empty_tf1_0
+);
+tf_test!(
+    import_drift::import_both_id_forms_then_empty_plan,
+    import_both_id_forms_then_empty_plan_tf1_11,
+    import_both_id_forms_then_empty_plan_tf1_0
+);
+tf_test!(
+    import_drift::out_of_band_change_shows_as_drift,
+    out_of_band_change_shows_as_drift_tf1_11,
+    out_of_band_change_shows_as_drift_tf1_0
+);
+tf_test!(
+    import_drift::out_of_band_delete_is_recreated,
+    out_of_band_delete_is_recreated_tf1_11,
+    out_of_band_delete_is_recreated_tf1_0
+);
+tf_test!(
+    data_sources::fleet_filters_alone_and_combined,
+    fleet_filters_alone_and_combined_tf1_11,
+    fleet_filters_alone_and_combined_tf1_0
+);
+tf_test!(
+    data_sources::single_deployment_data_source,
+    single_deployment_data_source_tf1_11,
+    single_deployment_data_source_tf1_0
+);
+tf_test!(
+    lifecycle::failed_rollout_fails_apply,
+    failed_rollout_fails_apply_tf1_11,
+    failed_rollout_fails_apply_tf1_0
+);
