@@ -1,1 +1,201 @@
-//! (in progress)
+//! `bentocloud-local`: a local BentoCloud control plane. It serves the BentoCloud REST API
+//! (`/api/v1`, `/api/v2`, the pods websockets) from durable SQLite state, and a reconciler
+//! moves deployments through the real statuses as time passes.
+//!
+//! Entry points: [`serve`] (bind-and-run, for tests and the CLI), or [`prepare`] then
+//! [`run`] when the caller wants to print the endpoint first; [`app`] builds the router.
+//! On start the endpoint URL is written to `DIR/endpoint` and the token to `DIR/token`.
+//!
+//! Module map: [`config`] (clusters, instance types, timings), [`store`] (SQLite schema and
+//! rows), [`deployments`] (validated commands), [`reconcile`] (rollouts and replicas),
+//! [`render`] (rows to `crate::api` documents), [`query`] (list filters), [`http`] (routes,
+//! auth, body limits), [`error`] (the `{"error": ...}` responses).
+
+pub mod config;
+pub mod deployments;
+pub mod error;
+pub mod http;
+pub mod query;
+pub mod reconcile;
+pub mod render;
+pub mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use config::PlatformConfig;
+pub use http::app;
+
+/// How to run the control plane.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Holds `state.db`, `endpoint` and `token`.
+    pub data_dir: PathBuf,
+    /// The main token. Without one, a random token is generated on first start and kept.
+    pub api_token: Option<String>,
+    /// Unknown bento tags are a 404 (like the real API) instead of being auto-registered.
+    pub strict_bentos: bool,
+    pub platform: PlatformConfig,
+}
+
+/// Request body of the admin endpoint `POST /api/local/v1/bentos` (registers a bento and how
+/// it behaves when deployed; same token auth, scoped to the caller's organisation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegisterBento {
+    /// `repo:version` (a version is required).
+    pub tag: String,
+    pub startup_seconds: f64,
+    /// Never passes its readiness probe.
+    pub unready: bool,
+    /// A ready replica crashes after this long.
+    pub crash_after_seconds: Option<f64>,
+    pub image_build_seconds: f64,
+    pub image_build_fails: bool,
+    /// Service names; the first is the entry service. Empty means one service `apiserver`.
+    pub services: Vec<String>,
+}
+
+impl Default for RegisterBento {
+    fn default() -> Self {
+        Self {
+            tag: String::new(),
+            startup_seconds: 0.5,
+            unready: false,
+            crash_after_seconds: None,
+            image_build_seconds: 0.0,
+            image_build_fails: false,
+            services: Vec::new(),
+        }
+    }
+}
+
+/// What a started server tells its caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    pub addr: SocketAddr,
+    /// `http://ADDR` (no trailing slash).
+    pub endpoint: String,
+    pub token: String,
+    pub organization: String,
+}
+
+/// Shared state of the HTTP handlers and the reconciler.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) store: Arc<store::Store>,
+    pub(crate) strict_bentos: bool,
+    pub(crate) base_url: String,
+    pub(crate) round_robin: Arc<AtomicUsize>,
+    pub(crate) timing: config::Timing,
+}
+
+fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Opens the data dir, syncs clusters from the config, settles the main token, and writes
+/// `DIR/endpoint` and `DIR/token`. `addr` is the address the listener is bound to.
+pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), String> {
+    cfg.platform.validate()?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", cfg.data_dir.display()))?;
+    let st = store::Store::open(&cfg.data_dir.join("state.db"))?;
+    let org = cfg.platform.organization.clone();
+    let token = st
+        .tx(|c| {
+            store::sync_platform(c, &cfg.platform)?;
+            let token = match &cfg.api_token {
+                Some(t) => t.clone(),
+                None => match store::meta_get(c, "main_token")? {
+                    Some(t) => t,
+                    None => store::new_token(),
+                },
+            };
+            store::meta_set(c, "main_token", &token)?;
+            store::add_token(c, &org, &token, "local-admin")?;
+            Ok(token)
+        })
+        .map_err(|e| e.message())?;
+    let endpoint = format!("http://{addr}");
+    write_atomic(&cfg.data_dir.join("token"), &token)?;
+    write_atomic(&cfg.data_dir.join("endpoint"), &endpoint)?;
+    let state = AppState {
+        store: Arc::new(st),
+        strict_bentos: cfg.strict_bentos,
+        base_url: endpoint.clone(),
+        round_robin: Arc::new(AtomicUsize::new(0)),
+        timing: cfg.platform.timing.clone(),
+    };
+    Ok((
+        state,
+        Started {
+            addr,
+            endpoint,
+            token,
+            organization: org,
+        },
+    ))
+}
+
+/// Serves `state` on `listener` with the reconciler running, until `shutdown` resolves.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let reconciler = tokio::spawn(reconcile::run(
+        state.store.clone(),
+        Arc::new(reconcile::Simulated),
+        state.timing.clone(),
+        rx.clone(),
+    ));
+    let router = app(state);
+    let res = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = tx.send(true);
+        })
+        .await
+        .map_err(|e| format!("server error: {e}"));
+    let _ = reconciler.await;
+    res
+}
+
+/// Binds nothing itself: serves on `listener` (port 0 works; the real address is in
+/// `DIR/endpoint`) until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Started, String> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("listener has no address: {e}"))?;
+    let (state, started) = prepare(&cfg, addr)?;
+    tracing::info!(endpoint = %started.endpoint, "bentocloud-local serving");
+    run(listener, state, shutdown).await?;
+    Ok(started)
+}
+
+/// Adds a token for organisation `org` (created when missing) to the data dir's database;
+/// works while a server runs on it. Returns the new token.
+pub fn add_org_token(data_dir: &Path, org: &str) -> Result<String, String> {
+    if org.is_empty() || org.len() > 63 {
+        return Err("the organisation name must be 1 to 63 characters".into());
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
+    let st = store::Store::open(&data_dir.join("state.db"))?;
+    let token = store::new_token();
+    st.tx(|c| store::add_token(c, org, &token, &format!("{org}-admin")))
+        .map_err(|e| e.message())
+}

@@ -1,1 +1,213 @@
-fn main() {}
+//! `bentocloud-local`: command line of the local BentoCloud control plane (serve, register
+//! bentos, add organisation tokens). All logic lives in `bentocloud::emulator`.
+
+use std::path::PathBuf;
+
+use bentocloud::emulator::{self, Config, PlatformConfig, RegisterBento};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bentocloud-local",
+    version,
+    about = "A local BentoCloud control plane"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the BentoCloud API from a data directory.
+    Serve(ServeArgs),
+    /// Manage bentos of a running server.
+    Bentos {
+        #[command(subcommand)]
+        cmd: BentosCmd,
+    },
+    /// Manage API tokens in a data directory.
+    Tokens {
+        #[command(subcommand)]
+        cmd: TokensCmd,
+    },
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the real address is printed and
+    /// written to DIR/endpoint).
+    #[arg(long, default_value = "127.0.0.1:4780")]
+    listen: String,
+    /// Directory holding state.db, endpoint and token.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Main API token (default: generated on first start and kept in the data dir).
+    #[arg(long, env = "BENTOCLOUD_LOCAL_API_TOKEN")]
+    api_token: Option<String>,
+    /// Unknown bento tags are a 404, like the real API (default: auto-register them).
+    #[arg(long)]
+    strict_bentos: bool,
+    /// JSON or YAML file defining clusters, instance types and timings.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum BentosCmd {
+    /// Register a bento (repo:version) and how it behaves when deployed.
+    Add(AddBentoArgs),
+}
+
+#[derive(clap::Args)]
+struct AddBentoArgs {
+    /// Bento tag, repo:version.
+    tag: String,
+    /// Server URL (e.g. the content of DIR/endpoint).
+    #[arg(long, env = "BENTO_CLOUD_API_ENDPOINT")]
+    endpoint: String,
+    /// API token (e.g. the content of DIR/token).
+    #[arg(long, env = "BENTO_CLOUD_API_KEY")]
+    api_token: String,
+    /// Seconds a replica takes to become ready.
+    #[arg(long, default_value_t = 0.5)]
+    startup_seconds: f64,
+    /// Replicas never become ready (rollouts of this bento fail).
+    #[arg(long)]
+    unready: bool,
+    /// Ready replicas crash after this many seconds.
+    #[arg(long)]
+    crash_after_seconds: Option<f64>,
+    /// Seconds the image build takes (status image-building meanwhile).
+    #[arg(long, default_value_t = 0.0)]
+    image_build_seconds: f64,
+    /// The image build fails (status image-build-failed).
+    #[arg(long)]
+    image_build_fails: bool,
+    /// Service names, comma-separated; the first is the entry service (default: apiserver).
+    #[arg(long, value_delimiter = ',')]
+    services: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum TokensCmd {
+    /// Create a token for an organisation (created if missing); prints the token.
+    Add {
+        /// Data directory of the server.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Organisation name.
+        #[arg(long)]
+        org: String,
+    },
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+async fn serve(a: ServeArgs) -> Result<(), String> {
+    let platform = match &a.config {
+        Some(p) => PlatformConfig::from_file(p)?,
+        None => PlatformConfig::default(),
+    };
+    let cfg = Config {
+        data_dir: a.data_dir,
+        api_token: a.api_token,
+        strict_bentos: a.strict_bentos,
+        platform,
+    };
+    let listener = tokio::net::TcpListener::bind(&a.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let (state, s) = emulator::prepare(&cfg, addr)?;
+    println!("bentocloud-local listening on {}", s.endpoint);
+    println!("organization: {}", s.organization);
+    println!("api token:    {}", s.token);
+    println!(
+        "(also written to {}/endpoint and {}/token)",
+        cfg.data_dir.display(),
+        cfg.data_dir.display()
+    );
+    println!();
+    println!("Terraform provider:");
+    println!("  export BENTO_CLOUD_API_ENDPOINT={}", s.endpoint);
+    println!("  export BENTO_CLOUD_API_KEY={}", s.token);
+    println!("bentoml CLI:");
+    println!(
+        "  bentoml cloud login --endpoint {} --api-token {}",
+        s.endpoint, s.token
+    );
+    emulator::run(listener, state, shutdown_signal()).await?;
+    println!("bentocloud-local stopped");
+    Ok(())
+}
+
+async fn add_bento(a: AddBentoArgs) -> Result<(), String> {
+    let body = RegisterBento {
+        tag: a.tag,
+        startup_seconds: a.startup_seconds,
+        unready: a.unready,
+        crash_after_seconds: a.crash_after_seconds,
+        image_build_seconds: a.image_build_seconds,
+        image_build_fails: a.image_build_fails,
+        services: a.services,
+    };
+    let url = format!("{}/api/local/v1/bentos", a.endpoint.trim_end_matches('/'));
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .header("X-YATAI-API-TOKEN", a.api_token)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    if !status.is_success() {
+        return Err(format!(
+            "registering the bento failed: HTTP {status}: {text}"
+        ));
+    }
+    println!("registered bento {}", body.tag);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Serve(a) => serve(a).await,
+        Cmd::Bentos {
+            cmd: BentosCmd::Add(a),
+        } => add_bento(a).await,
+        Cmd::Tokens {
+            cmd: TokensCmd::Add { data_dir, org },
+        } => emulator::add_org_token(&data_dir, &org).map(|t| println!("{t}")),
+    };
+    if let Err(e) = res {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,485 @@
+//! Deployment commands: validate a create/update body against `crate::rules`, the cluster's
+//! instance types and the bento's services, then write the deployment and a new revision.
+//! Synchronous functions over one SQLite transaction; the HTTP layer only parses and renders.
+
+use std::collections::BTreeSet;
+
+use rusqlite::Connection;
+
+use super::error::ApiError;
+use super::store::{
+    self, phase, Behaviour, BentoRow, DeploymentRow, Principal, Result, RevisionRow,
+};
+use crate::api::{CreateDeploymentRequest, DeploymentConfig, UpdateDeploymentRequest};
+use crate::rules;
+
+/// Who is asking, and how unknown bentos are treated.
+pub struct Caller<'a> {
+    pub principal: &'a Principal,
+    /// Unknown bento tags are a 404 (like the real API) instead of being auto-registered.
+    pub strict_bentos: bool,
+}
+
+fn not_found(name: &str, cluster: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "deployment {name:?} not found in cluster {cluster:?}"
+    ))
+}
+
+/// The live deployment `name` in `cluster` (empty = default cluster) of the caller's org.
+pub fn get(
+    c: &Connection,
+    p: &Principal,
+    cluster: Option<&str>,
+    name: &str,
+) -> Result<DeploymentRow> {
+    let cl = store::cluster(c, cluster)?;
+    store::find_deployment(c, p.org.id, &cl.name, name)?.ok_or_else(|| not_found(name, &cl.name))
+}
+
+/// Resolves a tag to a bento: registered, newest of the repo, or auto-registered (non-strict).
+/// `services` are the names an auto-registered bento declares.
+pub fn resolve_bento(
+    c: &Connection,
+    caller: &Caller,
+    tag: &str,
+    services: &[String],
+) -> Result<BentoRow> {
+    let (repo, version) = rules::bento_tag(tag).map_err(ApiError::bad)?;
+    let org = caller.principal.org.id;
+    if let Some(b) = store::find_bento(c, org, &repo, version.as_deref())? {
+        return Ok(b);
+    }
+    if caller.strict_bentos {
+        return Err(match version {
+            Some(v) => ApiError::not_found(format!("bento \"{repo}:{v}\" not found")),
+            None => ApiError::not_found(format!("bento repository {repo:?} not found")),
+        });
+    }
+    let version = version.unwrap_or_else(|| format!("{:012x}", rand::random::<u64>() >> 16));
+    let mut beh = Behaviour {
+        auto: true,
+        ..Behaviour::default()
+    };
+    if !services.is_empty() {
+        beh.services = services.to_vec();
+    }
+    store::put_bento(c, org, &repo, &version, &beh)
+}
+
+/// Checks a spec and returns its bento and the config stored in the revision.
+fn validate(
+    c: &Connection,
+    caller: &Caller,
+    cluster: &str,
+    spec: &UpdateDeploymentRequest,
+) -> Result<(BentoRow, DeploymentConfig)> {
+    rules::bento_tag(&spec.bento).map_err(ApiError::bad)?;
+    for l in spec.labels.iter().flatten() {
+        rules::label_key(&l.key).map_err(ApiError::bad)?;
+        rules::label_value(&l.value).map_err(ApiError::bad)?;
+    }
+    let mut seen = BTreeSet::new();
+    for l in spec.labels.iter().flatten() {
+        if !seen.insert(&l.key) {
+            return Err(ApiError::bad(format!(
+                "label key {:?} is given twice",
+                l.key
+            )));
+        }
+    }
+    for e in spec.envs.iter().flatten() {
+        rules::env_name(&e.name).map_err(ApiError::bad)?;
+    }
+    let types = store::instance_types(c, cluster)?;
+    let type_names: Vec<&str> = types.iter().map(|t| t.spec.name.as_str()).collect();
+    for (svc, cfg) in &spec.services {
+        let ctx = |m: String| ApiError::bad(format!("service {svc:?}: {m}"));
+        for e in cfg.envs.iter().flatten() {
+            rules::env_name(&e.name).map_err(ctx)?;
+        }
+        if let Some(s) = &cfg.scaling {
+            rules::scaling(s.min_replicas, s.max_replicas).map_err(ctx)?;
+        }
+        if let Some(s) = &cfg.deployment_strategy {
+            rules::deployment_strategy(s).map_err(ctx)?;
+        }
+        if let Some(t) = &cfg.instance_type {
+            if !type_names.contains(&t.as_str()) {
+                return Err(ctx(format!(
+                    "instance type {t:?} does not exist in cluster {cluster:?}; valid instance types: {}",
+                    type_names.join(", ")
+                )));
+            }
+        }
+        if let Some(t) = cfg.cold_start_timeout {
+            if t < 0 {
+                return Err(ctx(format!(
+                    "cold_start_timeout is {t}: it cannot be negative"
+                )));
+            }
+        }
+    }
+    for s in spec.secrets.iter().flatten() {
+        if store::find_secret(c, caller.principal.org.id, s)?.is_none() {
+            return Err(ApiError::bad(format!(
+                "secret {s:?} does not exist in this organization: create it first"
+            )));
+        }
+    }
+    let names: Vec<String> = spec.services.keys().cloned().collect();
+    let bento = resolve_bento(c, caller, &spec.bento, &names)?;
+    if !bento.behaviour.auto {
+        let valid = &bento.behaviour.services;
+        if let Some(bad) = names.iter().find(|n| !valid.contains(n)) {
+            return Err(ApiError::bad(format!(
+                "service {bad:?} is not defined by bento {:?}; valid services: {}",
+                bento.tag(),
+                valid.join(", ")
+            )));
+        }
+    }
+    let config = DeploymentConfig {
+        access_authorization: spec.access_authorization,
+        envs: spec.envs.clone(),
+        labels: None,
+        secrets: spec.secrets.clone(),
+        services: spec.services.clone(),
+        canary: spec.canary.clone(),
+    };
+    Ok((bento, config))
+}
+
+/// Starts a new revision of `d` (the deployment row must exist) and resets its rollout.
+fn new_revision(
+    c: &Connection,
+    p: &Principal,
+    d: &mut DeploymentRow,
+    bento: &BentoRow,
+    config: DeploymentConfig,
+    now: i64,
+) -> Result<()> {
+    let rev = RevisionRow {
+        uid: store::new_uid(),
+        deployment_id: d.id,
+        seq: store::next_revision_seq(c, d.id)?,
+        created_at: now,
+        bento_id: bento.id,
+        config,
+        creator: p.user_name.clone(),
+    };
+    store::insert_revision(c, &rev)?;
+    d.target_revision = rev.uid;
+    d.updated_at = now;
+    d.phase_since = now;
+    d.message = String::new();
+    let building = bento.behaviour.image_build_ms > 0 || bento.behaviour.image_build_fails;
+    if building {
+        d.phase = phase::IMAGE_BUILDING.into();
+        d.status = "image-building".into();
+    } else {
+        d.phase = phase::ROLLING.into();
+        d.status = "deploying".into();
+    }
+    store::save_deployment(c, d)
+}
+
+fn generated_name(repo: &str) -> String {
+    let base: String = repo
+        .to_ascii_lowercase()
+        .chars()
+        .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' })
+        .collect();
+    let base = base.trim_matches('-');
+    let base: String = base.chars().take(40).collect();
+    let base = base.trim_end_matches('-');
+    let suffix = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+    if base.is_empty() {
+        format!("deployment-{suffix}")
+    } else {
+        format!("{base}-{suffix}")
+    }
+}
+
+pub fn create(
+    c: &Connection,
+    caller: &Caller,
+    cluster: Option<&str>,
+    req: CreateDeploymentRequest,
+    now: i64,
+) -> Result<DeploymentRow> {
+    let p = caller.principal;
+    let cl = store::cluster(c, cluster)?;
+    let name = match req.name.as_deref().map(str::trim) {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => {
+            let (repo, _) = rules::bento_tag(&req.spec.bento).map_err(ApiError::bad)?;
+            generated_name(&repo)
+        }
+    };
+    rules::deployment_name(&name).map_err(|e| ApiError::bad(format!("deployment name: {e}")))?;
+    if store::find_deployment(c, p.org.id, &cl.name, &name)?.is_some() {
+        return Err(ApiError::bad(format!(
+            "deployment {name:?} already exists in cluster {:?}",
+            cl.name
+        )));
+    }
+    let (bento, config) = validate(c, caller, &cl.name, &req.spec)?;
+    let mut d = DeploymentRow {
+        id: 0,
+        org_id: p.org.id,
+        cluster: cl.name.clone(),
+        name,
+        uid: store::new_uid(),
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+        labels: req.spec.labels.clone().unwrap_or_default(),
+        dev: req.dev,
+        creator: p.user_name.clone(),
+        status: "deploying".into(),
+        phase: phase::ROLLING.into(),
+        message: String::new(),
+        target_revision: String::new(),
+        serving_revision: String::new(),
+        phase_since: now,
+        last_request_at: now,
+    };
+    d.id = store::insert_deployment(c, &d)?;
+    new_revision(c, p, &mut d, &bento, config, now)?;
+    Ok(d)
+}
+
+/// Full PUT: the body replaces the configuration; `labels: null` keeps the labels.
+pub fn update(
+    c: &Connection,
+    caller: &Caller,
+    cluster: Option<&str>,
+    name: &str,
+    spec: UpdateDeploymentRequest,
+    now: i64,
+) -> Result<DeploymentRow> {
+    let mut d = get(c, caller.principal, cluster, name)?;
+    let (bento, config) = validate(c, caller, &d.cluster, &spec)?;
+    if let Some(labels) = spec.labels {
+        d.labels = labels;
+    }
+    new_revision(c, caller.principal, &mut d, &bento, config, now)?;
+    Ok(d)
+}
+
+/// Redeploys the latest revision's bento and configuration as a new revision.
+pub fn void_update(
+    c: &Connection,
+    p: &Principal,
+    cluster: Option<&str>,
+    name: &str,
+    now: i64,
+) -> Result<DeploymentRow> {
+    let mut d = get(c, p, cluster, name)?;
+    let rev = store::revision(c, &d.target_revision)?;
+    let bento = store::bento_by_id(c, rev.bento_id)?;
+    new_revision(c, p, &mut d, &bento, rev.config, now)?;
+    Ok(d)
+}
+
+/// Moves the deployment to `terminating`; the reconciler drains its replicas and ends in
+/// `terminated`. Terminating a terminated deployment changes nothing.
+pub fn terminate(
+    c: &Connection,
+    p: &Principal,
+    cluster: Option<&str>,
+    name: &str,
+    now: i64,
+) -> Result<DeploymentRow> {
+    let mut d = get(c, p, cluster, name)?;
+    if d.phase != phase::TERMINATED && d.phase != phase::TERMINATING {
+        d.phase = phase::TERMINATING.into();
+        d.status = "terminating".into();
+        d.phase_since = now;
+        d.updated_at = now;
+        d.message = String::new();
+        store::save_deployment(c, &d)?;
+    }
+    Ok(d)
+}
+
+/// Deletes in any state. Yatai OSS refuses to delete a deployment that is not terminated,
+/// but the official client's `delete` never terminates first, and a control plane for tests
+/// must not leave work behind: deleting stops every replica at once (no drain) and marks the
+/// row deleted. Revisions are kept (history); the name is free again.
+pub fn delete(
+    c: &Connection,
+    p: &Principal,
+    cluster: Option<&str>,
+    name: &str,
+    now: i64,
+) -> Result<DeploymentRow> {
+    let mut d = get(c, p, cluster, name)?;
+    store::stop_all_replicas(c, d.id, now)?;
+    d.deleted_at = Some(now);
+    d.updated_at = now;
+    d.phase = phase::TERMINATED.into();
+    d.status = "terminated".into();
+    store::save_deployment(c, &d)?;
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{LabelItem, Scaling, ServiceConfig};
+    use crate::emulator::config::PlatformConfig;
+
+    fn setup() -> (tempfile::TempDir, store::Store, Principal) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = store::Store::open(&dir.path().join("state.db")).expect("open");
+        let p = s
+            .tx(|c| {
+                store::sync_platform(c, &PlatformConfig::default())?;
+                store::add_token(c, "org", "tok", "me")?;
+                Ok(store::principal(c, "tok")?.expect("p"))
+            })
+            .expect("seed");
+        (dir, s, p)
+    }
+
+    fn req(name: &str, bento: &str) -> CreateDeploymentRequest {
+        let mut r = CreateDeploymentRequest {
+            name: Some(name.into()),
+            ..Default::default()
+        };
+        r.spec.bento = bento.into();
+        r
+    }
+
+    #[test]
+    fn create_validates_and_rejects_duplicates() {
+        let (_d, s, p) = setup();
+        let caller = Caller {
+            principal: &p,
+            strict_bentos: false,
+        };
+        s.tx(|c| {
+            let d = create(c, &caller, Some(""), req("a", "iris:v1"), 1)?;
+            assert_eq!(d.cluster, "local-east");
+            assert_eq!(store::revision_count(c, d.id)?, 1);
+            let dup = create(c, &caller, None, req("a", "iris:v1"), 2).expect_err("dup");
+            assert!(
+                dup.message()
+                    .contains("already exists in cluster \"local-east\""),
+                "{dup}"
+            );
+            assert!(create(c, &caller, Some("local-west"), req("a", "iris:v1"), 2).is_ok());
+            let e = create(c, &caller, Some("nowhere"), req("b", "iris:v1"), 2).expect_err("cl");
+            assert_eq!(
+                e.message(),
+                "cluster \"nowhere\" not found: record not found"
+            );
+            let e = create(c, &caller, None, req("Bad_Name", "iris:v1"), 2).expect_err("name");
+            assert_eq!(e.status(), axum::http::StatusCode::BAD_REQUEST);
+            let mut r = req("c", "iris:v1");
+            r.spec.services.insert(
+                "apiserver".into(),
+                ServiceConfig {
+                    instance_type: Some("cpu.99".into()),
+                    ..Default::default()
+                },
+            );
+            let e = create(c, &caller, None, r, 2).expect_err("it");
+            assert!(e.message().contains("cpu.1, cpu.2"), "{e}");
+            let mut r = req("c", "iris:v1");
+            r.spec.services.insert(
+                "svc".into(),
+                ServiceConfig {
+                    scaling: Some(Scaling {
+                        min_replicas: Some(3),
+                        max_replicas: Some(1),
+                        policy: None,
+                    }),
+                    ..Default::default()
+                },
+            );
+            assert!(create(c, &caller, None, r, 2).is_err());
+            let mut r = req("c", "iris:v1");
+            r.spec.labels = Some(vec![LabelItem {
+                key: "bad key".into(),
+                value: "x".into(),
+            }]);
+            assert!(create(c, &caller, None, r, 2).is_err());
+            Ok(())
+        })
+        .expect("tx");
+    }
+
+    #[test]
+    fn strict_bentos_and_declared_services() {
+        let (_d, s, p) = setup();
+        let strict = Caller {
+            principal: &p,
+            strict_bentos: true,
+        };
+        s.tx(|c| {
+            let e = create(c, &strict, None, req("a", "ghost:v1"), 1).expect_err("strict");
+            assert_eq!(
+                e.message(),
+                "bento \"ghost:v1\" not found: record not found"
+            );
+            let beh = Behaviour {
+                services: vec!["Front".into(), "Back".into()],
+                ..Default::default()
+            };
+            store::put_bento(c, p.org.id, "multi", "v1", &beh)?;
+            let mut r = req("a", "multi");
+            r.spec
+                .services
+                .insert("Nope".into(), ServiceConfig::default());
+            let e = create(c, &strict, None, r, 1).expect_err("svc");
+            assert!(e.message().contains("valid services: Front, Back"), "{e}");
+            let mut r = req("a", "multi:latest");
+            r.spec
+                .services
+                .insert("Back".into(), ServiceConfig::default());
+            let d = create(c, &strict, None, r, 1)?;
+            let rev = store::revision(c, &d.target_revision)?;
+            assert_eq!(store::bento_by_id(c, rev.bento_id)?.version, "v1");
+            Ok(())
+        })
+        .expect("tx");
+    }
+
+    #[test]
+    fn update_keeps_labels_on_null_and_makes_revisions() {
+        let (_d, s, p) = setup();
+        let caller = Caller {
+            principal: &p,
+            strict_bentos: false,
+        };
+        s.tx(|c| {
+            let mut r = req("a", "iris:v1");
+            r.spec.labels = Some(vec![LabelItem {
+                key: "team".into(),
+                value: "ml".into(),
+            }]);
+            let d0 = create(c, &caller, None, r, 1)?;
+            let spec = UpdateDeploymentRequest {
+                bento: "iris:v2".into(),
+                ..Default::default()
+            };
+            let d1 = update(c, &caller, Some(""), "a", spec, 2)?;
+            assert_eq!(d1.labels.len(), 1);
+            assert_ne!(d1.target_revision, d0.target_revision);
+            let d2 = void_update(c, &p, None, "a", 3)?;
+            assert_ne!(d2.target_revision, d1.target_revision);
+            assert_eq!(store::revision_count(c, d2.id)?, 3);
+            let t = terminate(c, &p, None, "a", 4)?;
+            assert_eq!(t.status, "terminating");
+            let del = delete(c, &p, None, "a", 5)?;
+            assert!(del.deleted_at.is_some());
+            assert!(get(c, &p, None, "a").is_err());
+            assert!(create(c, &caller, None, req("a", "iris:v1"), 6).is_ok());
+            Ok(())
+        })
+        .expect("tx");
+    }
+}

@@ -1,0 +1,970 @@
+//! The HTTP surface: routes of the BentoCloud API, token auth (checked before anything else),
+//! bodies read by hand (1 MiB limit → 413, bad JSON → 400 naming the problem), every error as
+//! `{"error": ...}` JSON, plus the admin route, the pods websockets and deployment endpoints.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post, put};
+use axum::{Extension, Json, Router};
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+
+use super::deployments::{self, Caller};
+use super::error::{json_error, trace_id, ApiError};
+use super::query::{self, Candidate, Filter};
+use super::store::{self, rstate, Behaviour, Principal, Result, SecretRow};
+use super::{render, AppState, RegisterBento};
+use crate::api::{
+    CreateDeploymentRequest, CreateSecretRequest, ListResponse, UpdateDeploymentRequest,
+    UpdateSecretRequest,
+};
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+type Params = HashMap<String, String>;
+
+fn params(q: Option<String>) -> Params {
+    url::form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn opt<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
+    p.get(key).map(String::as_str).filter(|s| !s.is_empty())
+}
+
+/// Reads the whole body (at most [`MAX_BODY`]) and parses it as `T`.
+async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T> {
+    let bytes = http_body_util::Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::TooLarge(format!(
+                    "request body is larger than {MAX_BODY} bytes (1 MiB)"
+                ))
+            } else {
+                ApiError::bad(format!("cannot read the request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad(
+            "the request body is empty: send a JSON object",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad(format!("invalid JSON body: {e}")))
+}
+
+fn ok<T: Serialize>(v: T) -> Response {
+    Json(v).into_response()
+}
+
+/// Runs `f` on the blocking pool with the store (SQLite calls block).
+async fn db<T: Send + 'static>(
+    s: &AppState,
+    f: impl FnOnce(&store::Store) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let st = s.store.clone();
+    tokio::task::spawn_blocking(move || f(&st))
+        .await
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+}
+
+/// Builds the router.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route(
+            "/api/v2/deployments",
+            get(list_deployments).post(create_deployment),
+        )
+        .route(
+            "/api/v2/deployments/:name",
+            get(get_deployment)
+                .put(update_deployment)
+                .delete(delete_deployment),
+        )
+        .route("/api/v2/deployments/:name/void_update", put(void_update))
+        .route("/api/v2/deployments/:name/terminate", post(terminate))
+        .route("/api/v1/auth/current", get(current_user))
+        .route("/api/v1/current_org", get(current_org))
+        .route("/api/v1/clusters", get(list_clusters))
+        .route("/api/v1/clusters/:name", get(get_cluster))
+        .route("/api/v1/instance_types", get(instance_types))
+        .route("/api/v1/bento_repositories/:repo", get(get_repo))
+        .route("/api/v1/bento_repositories/:repo/bentos", get(list_bentos))
+        .route(
+            "/api/v1/bento_repositories/:repo/bentos/:version",
+            get(get_bento),
+        )
+        .route("/api/v1/org_secrets", get(list_secrets).post(create_secret))
+        .route(
+            "/api/v1/org_secrets/:name",
+            get(get_secret).patch(update_secret).delete(delete_secret),
+        )
+        .route("/api/local/v1/bentos", post(register_bento))
+        .route("/ws/v2/deployments/:name/pods", get(deployment_pods_ws))
+        .route("/ws/v1/clusters/:cluster/pods", get(builder_pods_ws))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .merge(api)
+        .route("/endpoints/:org/:cluster/:name", any(endpoint_root))
+        .route("/endpoints/:org/:cluster/:name/", any(endpoint_root))
+        .route("/endpoints/:org/:cluster/:name/*rest", any(endpoint))
+        .route("/healthz", get(|| async { ok(json!({"status": "ok"})) }))
+        .fallback(fallback)
+        .layer(middleware::from_fn(json_errors))
+        .with_state(state)
+}
+
+/// Unknown routes: 404 JSON, but under `/api` and `/ws` only after the token was checked
+/// (so an unauthenticated caller learns nothing).
+async fn fallback(State(s): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if path.starts_with("/api/") || path.starts_with("/ws/") {
+        if let Err(e) = principal_of(&s, token_of(&req)).await {
+            return e.into_response();
+        }
+    }
+    json_error(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {path}"),
+    )
+}
+
+fn token_of(req: &Request) -> String {
+    req.headers()
+        .get("x-yatai-api-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or("")
+        .to_string()
+}
+
+async fn principal_of(s: &AppState, token: String) -> Result<Principal> {
+    if token.is_empty() {
+        return Err(ApiError::Unauthorized);
+    }
+    db(s, move |st| st.with(|c| store::principal(c, &token)))
+        .await?
+        .ok_or(ApiError::Unauthorized)
+}
+
+async fn auth(State(s): State<AppState>, mut req: Request, next: Next) -> Response {
+    match principal_of(&s, token_of(&req)).await {
+        Ok(p) => {
+            req.extensions_mut().insert(p);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Turns any non-JSON error (axum rejections, 405) into `{"error": ...}` and gives every 5xx
+/// an `x-trace-id`.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.starts_with("application/json"))
+        .unwrap_or(false);
+    if is_json {
+        let mut resp = resp;
+        if status.is_server_error() && !resp.headers().contains_key("x-trace-id") {
+            if let Ok(v) = HeaderValue::from_str(&trace_id()) {
+                resp.headers_mut().insert("x-trace-id", v);
+            }
+        }
+        return resp;
+    }
+    let text = match http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+        .collect()
+        .await
+    {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).trim().to_string(),
+        Err(_) => String::new(),
+    };
+    let msg = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    json_error(status, msg)
+}
+
+// ---------------------------------------------------------------- deployments
+
+/// Renders a deployment row of `p`'s org.
+fn render_dep(
+    c: &rusqlite::Connection,
+    s_base: &str,
+    p: &Principal,
+    d: &store::DeploymentRow,
+) -> Result<crate::api::Deployment> {
+    Ok(render::deployment(c, &p.org, d, s_base)?.doc)
+}
+
+async fn create_deployment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Result<Response> {
+    let req: CreateDeploymentRequest = read_json(body).await?;
+    let q = params(q);
+    let cluster = opt(&q, "cluster").map(str::to_string);
+    let (strict, base) = (s.strict_bentos, s.base_url.clone());
+    let doc = db(&s, move |st| {
+        st.tx(|c| {
+            let caller = Caller {
+                principal: &p,
+                strict_bentos: strict,
+            };
+            let d = deployments::create(c, &caller, cluster.as_deref(), req, store::now_ms())?;
+            render_dep(c, &base, &p, &d)
+        })
+    })
+    .await?;
+    Ok(ok(doc))
+}
+
+async fn get_deployment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    let cluster = opt(&params(q), "cluster").map(str::to_string);
+    let base = s.base_url.clone();
+    let doc = db(&s, move |st| {
+        st.with(|c| {
+            let d = deployments::get(c, &p, cluster.as_deref(), &name)?;
+            render_dep(c, &base, &p, &d)
+        })
+    })
+    .await?;
+    Ok(ok(doc))
+}
+
+async fn update_deployment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Result<Response> {
+    let spec: UpdateDeploymentRequest = read_json(body).await?;
+    let cluster = opt(&params(q), "cluster").map(str::to_string);
+    let (strict, base) = (s.strict_bentos, s.base_url.clone());
+    let doc = db(&s, move |st| {
+        st.tx(|c| {
+            let caller = Caller {
+                principal: &p,
+                strict_bentos: strict,
+            };
+            let d =
+                deployments::update(c, &caller, cluster.as_deref(), &name, spec, store::now_ms())?;
+            render_dep(c, &base, &p, &d)
+        })
+    })
+    .await?;
+    Ok(ok(doc))
+}
+
+/// void_update / terminate / delete share a shape: no body, one command.
+type Cmd =
+    fn(&rusqlite::Connection, &Principal, Option<&str>, &str, i64) -> Result<store::DeploymentRow>;
+
+async fn command(
+    s: AppState,
+    p: Principal,
+    name: String,
+    q: Option<String>,
+    cmd: Cmd,
+) -> Result<Response> {
+    let cluster = opt(&params(q), "cluster").map(str::to_string);
+    let base = s.base_url.clone();
+    let doc = db(&s, move |st| {
+        st.tx(|c| {
+            let d = cmd(c, &p, cluster.as_deref(), &name, store::now_ms())?;
+            render_dep(c, &base, &p, &d)
+        })
+    })
+    .await?;
+    Ok(ok(doc))
+}
+
+async fn void_update(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    command(s, p, name, q, deployments::void_update).await
+}
+
+async fn terminate(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    command(s, p, name, q, deployments::terminate).await
+}
+
+async fn delete_deployment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    command(s, p, name, q, deployments::delete).await
+}
+
+async fn list_deployments(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    let q = params(q);
+    let mut filter = Filter::parse(opt(&q, "q").unwrap_or("")).map_err(ApiError::bad)?;
+    filter.search = opt(&q, "search").map(str::to_string);
+    let start = query::uint_param("start", opt(&q, "start"), 0).map_err(ApiError::bad)?;
+    let count = query::uint_param("count", opt(&q, "count"), 20).map_err(ApiError::bad)?;
+    let cluster = opt(&q, "cluster").map(str::to_string);
+    let base = s.base_url.clone();
+    let out = db(&s, move |st| {
+        st.with(|c| {
+            if let Some(cl) = &cluster {
+                store::cluster(c, Some(cl))?;
+            }
+            let rows: Vec<_> = store::org_deployments(c, p.org.id)?
+                .into_iter()
+                .filter(|d| cluster.as_ref().map(|cl| cl == &d.cluster).unwrap_or(true))
+                .collect();
+            let mut cands = Vec::with_capacity(rows.len());
+            for d in &rows {
+                let rev = store::revision(c, &d.target_revision)?;
+                let b = store::bento_by_id(c, rev.bento_id)?;
+                cands.push(Candidate {
+                    name: d.name.clone(),
+                    cluster: d.cluster.clone(),
+                    labels: d.labels.clone(),
+                    status: d.status.clone(),
+                    dev: d.dev,
+                    bento_repo: b.repo,
+                    bento_version: b.version,
+                    created_at: d.created_at,
+                });
+            }
+            let (total, page) = query::select(&cands, &filter, start, count);
+            let mut items = Vec::with_capacity(page.len());
+            for i in page {
+                items.push(render_dep(c, &base, &p, &rows[i])?);
+            }
+            Ok(ListResponse {
+                start: start as u64,
+                count: items.len() as u64,
+                total: total as u64,
+                items,
+            })
+        })
+    })
+    .await?;
+    Ok(ok(out))
+}
+
+// ---------------------------------------------------------------- org, clusters, bentos
+
+async fn current_user(Extension(p): Extension<Principal>) -> Response {
+    ok(render::user(&p.user_name, &p.org))
+}
+
+async fn current_org(Extension(p): Extension<Principal>) -> Response {
+    ok(render::organization(&p.org))
+}
+
+async fn list_clusters(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+) -> Result<Response> {
+    let items = db(&s, move |st| st.with(|c| store::clusters(c))).await?;
+    let items: Vec<_> = items
+        .iter()
+        .map(|c| render::cluster(c, &p.org, &p.user_name))
+        .collect();
+    Ok(ok(ListResponse {
+        start: 0,
+        count: items.len() as u64,
+        total: items.len() as u64,
+        items,
+    }))
+}
+
+async fn get_cluster(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Response> {
+    let c = db(&s, move |st| st.with(|c| store::cluster(c, Some(&name)))).await?;
+    Ok(ok(render::cluster(&c, &p.org, &p.user_name)))
+}
+
+async fn instance_types(State(s): State<AppState>, RawQuery(q): RawQuery) -> Result<Response> {
+    let cluster = opt(&params(q), "cluster").map(str::to_string);
+    let items = db(&s, move |st| {
+        st.with(|c| {
+            let cl = store::cluster(c, cluster.as_deref())?;
+            Ok(store::instance_types(c, &cl.name)?
+                .iter()
+                .map(|t| render::instance_type(t, cl.created_at))
+                .collect::<Vec<_>>())
+        })
+    })
+    .await?;
+    Ok(ok(items))
+}
+
+async fn get_repo(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(repo): Path<String>,
+) -> Result<Response> {
+    let r = db(&s, move |st| {
+        st.with(|c| {
+            let (uid, created) = store::find_repo(c, p.org.id, &repo)?.ok_or_else(|| {
+                ApiError::not_found(format!("bento repository {repo:?} not found"))
+            })?;
+            render::repository(c, p.org.id, &repo, &uid, created)
+        })
+    })
+    .await?;
+    Ok(ok(r))
+}
+
+async fn list_bentos(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(repo): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    let q = params(q);
+    let start = query::uint_param("start", opt(&q, "start"), 0).map_err(ApiError::bad)?;
+    let count = query::uint_param("count", opt(&q, "count"), 20).map_err(ApiError::bad)?;
+    let all = db(&s, move |st| {
+        st.with(|c| {
+            if store::find_repo(c, p.org.id, &repo)?.is_none() {
+                return Err(ApiError::not_found(format!(
+                    "bento repository {repo:?} not found"
+                )));
+            }
+            store::repo_bentos(c, p.org.id, &repo)
+        })
+    })
+    .await?;
+    let total = all.len() as u64;
+    let items: Vec<_> = all
+        .iter()
+        .skip(start)
+        .take(count)
+        .map(render::bento)
+        .collect();
+    Ok(ok(ListResponse {
+        start: start as u64,
+        count: items.len() as u64,
+        total,
+        items,
+    }))
+}
+
+/// In non-strict mode an unknown `repo:version` is registered on first sight, so the
+/// official client's existence check before `deploy` passes.
+async fn get_bento(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path((repo, version)): Path<(String, String)>,
+) -> Result<Response> {
+    let strict = s.strict_bentos;
+    let b = db(&s, move |st| {
+        st.tx(|c| {
+            let caller = Caller {
+                principal: &p,
+                strict_bentos: strict,
+            };
+            deployments::resolve_bento(c, &caller, &format!("{repo}:{version}"), &[])
+        })
+    })
+    .await?;
+    Ok(ok(render::bento(&b)))
+}
+
+fn secs_to_ms(what: &str, v: f64) -> Result<i64> {
+    if !v.is_finite() || !(0.0..=86_400.0).contains(&v) {
+        return Err(ApiError::bad(format!(
+            "{what} is {v}: use 0 to 86400 seconds"
+        )));
+    }
+    Ok((v * 1000.0).round() as i64)
+}
+
+async fn register_bento(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    body: Body,
+) -> Result<Response> {
+    let req: RegisterBento = read_json(body).await?;
+    let (repo, version) = crate::rules::bento_tag(&req.tag).map_err(ApiError::bad)?;
+    let version = version.ok_or_else(|| {
+        ApiError::bad(format!(
+            "bento {:?} has no version: use repo:version",
+            req.tag
+        ))
+    })?;
+    let mut services = req.services.clone();
+    if services.is_empty() {
+        services.push(store::DEFAULT_SERVICE.into());
+    }
+    for (i, svc) in services.iter().enumerate() {
+        if svc.is_empty() || services[..i].contains(svc) {
+            return Err(ApiError::bad(format!(
+                "service name {svc:?} is empty or repeated"
+            )));
+        }
+    }
+    let beh = Behaviour {
+        startup_ms: secs_to_ms("startup_seconds", req.startup_seconds)?,
+        unready: req.unready,
+        crash_after_ms: req
+            .crash_after_seconds
+            .map(|v| secs_to_ms("crash_after_seconds", v))
+            .transpose()?,
+        image_build_ms: secs_to_ms("image_build_seconds", req.image_build_seconds)?,
+        image_build_fails: req.image_build_fails,
+        services,
+        auto: false,
+    };
+    let b = db(&s, move |st| {
+        st.tx(|c| store::put_bento(c, p.org.id, &repo, &version, &beh))
+    })
+    .await?;
+    Ok(ok(render::bento(&b)))
+}
+
+// ---------------------------------------------------------------- secrets
+
+fn validate_secret_content(content: &crate::api::SecretContent) -> Result<()> {
+    match content.kind.as_str() {
+        "env" | "mountfile" => {}
+        k => {
+            return Err(ApiError::bad(format!(
+                "secret content type {k:?} is invalid: use \"env\" or \"mountfile\""
+            )))
+        }
+    }
+    if content.items.is_empty() {
+        return Err(ApiError::bad(
+            "secret content has no items: give at least one key",
+        ));
+    }
+    for item in &content.items {
+        if content.kind == "env" {
+            crate::rules::env_name(&item.key).map_err(ApiError::bad)?;
+        } else if item.key.is_empty() {
+            return Err(ApiError::bad("secret item key is empty"));
+        }
+    }
+    if let Some(stage) = &content.stage {
+        if !["build", "runtime", "all"].contains(&stage.as_str()) {
+            return Err(ApiError::bad(format!(
+                "secret stage {stage:?} is invalid: use build, runtime or all"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn render_secret(
+    c: &rusqlite::Connection,
+    p: &Principal,
+    s: &SecretRow,
+) -> Result<crate::api::Secret> {
+    let cl = if s.cluster.is_empty() {
+        None
+    } else {
+        store::clusters(c)?
+            .into_iter()
+            .find(|x| x.name == s.cluster)
+    };
+    Ok(render::secret(s, &p.org, cl.as_ref()))
+}
+
+fn secret_not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("secret {name:?} not found"))
+}
+
+async fn list_secrets(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    let q = params(q);
+    let start = query::uint_param("start", opt(&q, "start"), 0).map_err(ApiError::bad)?;
+    let all = opt(&q, "all") == Some("true");
+    let count = if all {
+        usize::MAX
+    } else {
+        query::uint_param("count", opt(&q, "count"), 20).map_err(ApiError::bad)?
+    };
+    let search = opt(&q, "search").map(str::to_string);
+    let words: Vec<String> = opt(&q, "q")
+        .unwrap_or("")
+        .split_whitespace()
+        .filter(|w| !w.contains(':'))
+        .map(str::to_string)
+        .collect();
+    let out = db(&s, move |st| {
+        st.with(|c| {
+            let rows: Vec<SecretRow> = store::secrets(c, p.org.id)?
+                .into_iter()
+                .filter(|x| {
+                    search
+                        .as_ref()
+                        .map(|s| x.name.contains(s.as_str()))
+                        .unwrap_or(true)
+                })
+                .filter(|x| words.iter().all(|w| x.name.contains(w.as_str())))
+                .collect();
+            let total = rows.len() as u64;
+            let items = rows
+                .iter()
+                .skip(start)
+                .take(count)
+                .map(|x| render_secret(c, &p, x))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(ListResponse {
+                start: start as u64,
+                count: items.len() as u64,
+                total,
+                items,
+            })
+        })
+    })
+    .await?;
+    Ok(ok(out))
+}
+
+async fn create_secret(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Result<Response> {
+    let req: CreateSecretRequest = read_json(body).await?;
+    crate::rules::deployment_name(&req.name)
+        .map_err(|e| ApiError::bad(format!("secret name: {e}")))?;
+    validate_secret_content(&req.content)?;
+    let cluster = opt(&params(q), "cluster").map(str::to_string);
+    let out = db(&s, move |st| {
+        st.tx(|c| {
+            let cl = match &cluster {
+                Some(n) => store::cluster(c, Some(n))?.name,
+                None => String::new(),
+            };
+            if store::find_secret(c, p.org.id, &req.name)?.is_some() {
+                return Err(ApiError::bad(format!(
+                    "secret {:?} already exists",
+                    req.name
+                )));
+            }
+            let now = store::now_ms();
+            let row = SecretRow {
+                id: 0,
+                org_id: p.org.id,
+                name: req.name.clone(),
+                uid: store::new_uid(),
+                cluster: cl,
+                description: req.description.clone().unwrap_or_default(),
+                content: req.content.clone(),
+                creator: p.user_name.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            store::insert_secret(c, &row)?;
+            render_secret(c, &p, &row)
+        })
+    })
+    .await?;
+    Ok(ok(out))
+}
+
+async fn get_secret(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Response> {
+    let out = db(&s, move |st| {
+        st.with(|c| {
+            let row =
+                store::find_secret(c, p.org.id, &name)?.ok_or_else(|| secret_not_found(&name))?;
+            render_secret(c, &p, &row)
+        })
+    })
+    .await?;
+    Ok(ok(out))
+}
+
+async fn update_secret(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response> {
+    let req: UpdateSecretRequest = read_json(body).await?;
+    validate_secret_content(&req.content)?;
+    let out = db(&s, move |st| {
+        st.tx(|c| {
+            let mut row =
+                store::find_secret(c, p.org.id, &name)?.ok_or_else(|| secret_not_found(&name))?;
+            row.content = req.content.clone();
+            if let Some(d) = req.description.clone() {
+                row.description = d;
+            }
+            row.updated_at = store::now_ms();
+            store::update_secret(c, &row)?;
+            render_secret(c, &p, &row)
+        })
+    })
+    .await?;
+    Ok(ok(out))
+}
+
+async fn delete_secret(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Response> {
+    let out = db(&s, move |st| {
+        st.tx(|c| {
+            let row =
+                store::find_secret(c, p.org.id, &name)?.ok_or_else(|| secret_not_found(&name))?;
+            store::delete_secret(c, row.id)?;
+            render_secret(c, &p, &row)
+        })
+    })
+    .await?;
+    Ok(ok(out))
+}
+
+// ---------------------------------------------------------------- websockets
+
+/// `KubePod`-ish documents, one per live replica.
+fn pods(
+    c: &rusqlite::Connection,
+    p: &Principal,
+    d: &store::DeploymentRow,
+) -> Result<Vec<serde_json::Value>> {
+    let reps = store::live_replicas(c, d.id)?;
+    let mut out = Vec::new();
+    for r in reps {
+        let rev = store::revision(c, &r.revision_uid)?;
+        let b = store::bento_by_id(c, rev.bento_id)?;
+        let phase = match r.state.as_str() {
+            rstate::STARTING => "Pending",
+            rstate::DRAINING => "Terminating",
+            _ => "Running",
+        };
+        let ready = r.state == rstate::READY;
+        out.push(json!({
+            "name": format!("{}-{}-{}", d.name, r.service.to_lowercase(), &r.uid[..8.min(r.uid.len())]),
+            "namespace": format!("bcl-{}", p.org.name),
+            "node_name": "localhost",
+            "image": format!("local/{}", b.tag()),
+            "commit_id": "",
+            "labels": {
+                "yatai.ai/deployment": d.name,
+                "yatai.ai/bento-repository": b.repo,
+                "yatai.ai/bento": b.version,
+                "yatai.ai/revision": r.revision_uid,
+                "yatai.ai/service": r.service,
+                "yatai.ai/replica": r.uid,
+            },
+            "annotations": {},
+            "status": { "phase": phase, "ready": ready },
+            "pod_status": {
+                "phase": phase,
+                "ready": ready,
+                "start_time": render::ts(r.started_at),
+                "is_old": r.revision_uid != d.target_revision,
+                "is_canary": false,
+                "host_ip": "127.0.0.1",
+            },
+            "deployment_target": null,
+            "warnings": null,
+            "raw_status": {},
+        }));
+    }
+    Ok(out)
+}
+
+async fn deployment_pods_ws(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    ws: Option<WebSocketUpgrade>,
+) -> Result<Response> {
+    let cluster = opt(&params(q), "cluster").map(str::to_string);
+    let (p2, n2, c2) = (p.clone(), name.clone(), cluster.clone());
+    db(&s, move |st| {
+        st.with(|c| deployments::get(c, &p2, c2.as_deref(), &n2))
+    })
+    .await?;
+    let ws =
+        ws.ok_or_else(|| ApiError::bad("this is a websocket endpoint: send an upgrade request"))?;
+    Ok(ws.on_upgrade(move |sock| pods_loop(sock, s, p, cluster, name)))
+}
+
+async fn pods_loop(
+    mut sock: WebSocket,
+    s: AppState,
+    p: Principal,
+    cluster: Option<String>,
+    name: String,
+) {
+    loop {
+        let (p2, n2, c2) = (p.clone(), name.clone(), cluster.clone());
+        let payload = db(&s, move |st| {
+            st.with(|c| {
+                let d = deployments::get(c, &p2, c2.as_deref(), &n2)?;
+                pods(c, &p2, &d)
+            })
+        })
+        .await;
+        let msg = match payload {
+            Ok(pods) => json!({"message": "", "type": "success", "payload": pods}),
+            Err(e) => json!({"message": e.message(), "type": "error", "payload": null}),
+        };
+        if sock.send(Message::Text(msg.to_string())).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            m = sock.recv() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                _ => {}
+            },
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// The image-builder pods stream: image builds are instantaneous pods we do not model, so
+/// one empty list is sent, then the socket is closed.
+async fn builder_pods_ws(
+    Path(_cluster): Path<String>,
+    ws: Option<WebSocketUpgrade>,
+) -> Result<Response> {
+    let ws =
+        ws.ok_or_else(|| ApiError::bad("this is a websocket endpoint: send an upgrade request"))?;
+    Ok(ws.on_upgrade(|mut sock| async move {
+        let msg = json!({"message": "", "type": "success", "payload": []});
+        let _ = sock.send(Message::Text(msg.to_string())).await;
+        let _ = sock.send(Message::Close(None)).await;
+    }))
+}
+
+// ---------------------------------------------------------------- deployment endpoints
+
+async fn endpoint_root(
+    State(s): State<AppState>,
+    Path((org, cluster, name)): Path<(String, String, String)>,
+    method: Method,
+) -> Result<Response> {
+    serve_endpoint(s, org, cluster, name, String::new(), method).await
+}
+
+async fn endpoint(
+    State(s): State<AppState>,
+    Path((org, cluster, name, rest)): Path<(String, String, String, String)>,
+    method: Method,
+) -> Result<Response> {
+    serve_endpoint(s, org, cluster, name, rest, method).await
+}
+
+/// A deployment's URL: answers as one of its ready replicas (round robin), naming the bento,
+/// revision and replica. No token needed (like a public BentoCloud endpoint).
+async fn serve_endpoint(
+    s: AppState,
+    org: String,
+    cluster: String,
+    name: String,
+    rest: String,
+    method: Method,
+) -> Result<Response> {
+    let unavailable = format!("deployment {name:?} in cluster {cluster:?} has no ready replica");
+    let missing = ApiError::not_found(format!("deployment {name:?} not found"));
+    let found = db(&s, move |st| {
+        st.with(|c| {
+            let Some(o) = c
+                .query_row("SELECT id FROM orgs WHERE name = ?1", [&org], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .ok()
+            else {
+                return Ok(None);
+            };
+            let Some(d) = store::find_deployment(c, o, &cluster, &name)? else {
+                return Ok(None);
+            };
+            let mut ready = Vec::new();
+            for r in store::live_replicas(c, d.id)?
+                .into_iter()
+                .filter(|r| r.state == rstate::READY)
+            {
+                let rev = store::revision(c, &r.revision_uid)?;
+                let b = store::bento_by_id(c, rev.bento_id)?;
+                ready.push((r, b.tag()));
+            }
+            Ok(Some((d, ready)))
+        })
+    })
+    .await?;
+    let Some((d, ready)) = found else {
+        return Err(missing);
+    };
+    if ready.is_empty() {
+        return Err(ApiError::Unavailable(unavailable));
+    }
+    let i = s.round_robin.fetch_add(1, Ordering::Relaxed) % ready.len();
+    let (r, tag) = &ready[i];
+    let path = format!("/{rest}");
+    Ok(ok(json!({
+        "deployment": d.name,
+        "cluster": d.cluster,
+        "bento": tag,
+        "revision": r.revision_uid,
+        "replica": r.uid,
+        "service": r.service,
+        "method": method.as_str(),
+        "path": path,
+        "status": "ok",
+    })))
+}

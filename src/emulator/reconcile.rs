@@ -1,0 +1,728 @@
+//! The reconciler: a task that ticks (every `Timing::tick_ms`) and moves each deployment's
+//! replicas and rollout forward from durable state, so a restart resumes where it stopped.
+//!
+//! Replica lifecycle: `starting` → `ready` (readiness probe passes) → `draining` (no new
+//! traffic, in-flight requests finish) → `stopped`; a ready replica may `crash`. Deployment
+//! phases: `image-building` → `image-build-failed` | `rolling` → `complete` | `failed`, and
+//! `terminating` → `terminated`. The statuses the API shows are derived from them.
+//!
+//! What a replica *is* lives behind [`Runtime`]: [`Simulated`] answers from the bento's
+//! behaviour and the clock. Making replicas real processes (issue 3) means another `Runtime`
+//! that starts an HTTP server per replica and probes `/readyz`; the rollout logic stays.
+//!
+//! Strategies (per service, `deployment_strategy`, default `Recreate` as documented upstream):
+//! - `RollingUpdate`: start one new replica (surge 1), wait until ready, drain one old, repeat;
+//!   ready replicas never drop below the desired count.
+//! - `Recreate`: drain every old replica, wait until they stopped, then start all new ones.
+//! - `RampedSlowRollout`: like `RollingUpdate`, with a pause (`Timing::ramp_pause_ms`) after
+//!   each new replica becomes ready.
+//! - `BestEffortControlledRollout`: start every new replica at once (surge 100%) and drain an
+//!   old replica for each new one that becomes ready; fastest, still no capacity dip.
+//!
+//! A new replica not ready within `Timing::progress_deadline_ms` fails the rollout: the new
+//! replicas are drained, the previously serving revision keeps serving, and the deployment
+//! reports `failed` with the reason in `rollout.message`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use super::config::Timing;
+use super::render::{desired_for, run_services};
+use super::store::{self, phase, rstate, BentoRow, DeploymentRow, ReplicaRow, Result, Store};
+use crate::api::DeploymentConfig;
+
+/// Where replicas run. Implementations must be cheap: they are called under the DB lock.
+pub trait Runtime: Send + Sync + 'static {
+    /// Starts the replica's process; returns the port it listens on, if any.
+    fn start(&self, replica: &ReplicaRow, bento: &BentoRow) -> Option<i64>;
+    /// Readiness probe (`/readyz`).
+    fn ready(&self, replica: &ReplicaRow, bento: &BentoRow, now: i64) -> bool;
+    /// Liveness: has a ready replica died?
+    fn crashed(&self, replica: &ReplicaRow, bento: &BentoRow, now: i64) -> bool;
+    /// Draining replica: have its in-flight requests finished?
+    fn drained(&self, replica: &ReplicaRow, now: i64, drain_ms: i64) -> bool;
+    /// Stops the process.
+    fn stop(&self, replica: &ReplicaRow);
+}
+
+/// Replicas as rows and timing only: ready `startup_ms` after start (never when `unready`),
+/// crash `crash_after_ms` after ready, drained `drain_ms` after draining began.
+pub struct Simulated;
+
+impl Runtime for Simulated {
+    fn start(&self, _: &ReplicaRow, _: &BentoRow) -> Option<i64> {
+        None
+    }
+    fn ready(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+        !b.behaviour.unready && now >= r.started_at + b.behaviour.startup_ms
+    }
+    fn crashed(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+        match (b.behaviour.crash_after_ms, r.ready_at) {
+            (Some(after), Some(ready)) => now >= ready + after,
+            _ => false,
+        }
+    }
+    fn drained(&self, r: &ReplicaRow, now: i64, drain_ms: i64) -> bool {
+        now >= r.drain_started_at.unwrap_or(now) + drain_ms
+    }
+    fn stop(&self, _: &ReplicaRow) {}
+}
+
+/// Runs the reconciler until `shutdown` resolves.
+pub async fn run(
+    store: Arc<Store>,
+    runtime: Arc<dyn Runtime>,
+    timing: Timing,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(timing.tick_ms.max(5)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let (s, rt, t) = (store.clone(), runtime.clone(), timing.clone());
+        let res =
+            tokio::task::spawn_blocking(move || tick(&s, rt.as_ref(), &t, store::now_ms())).await;
+        match res {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "reconciler tick failed"),
+            Err(e) => tracing::warn!(error = %e, "reconciler tick panicked"),
+        }
+    }
+}
+
+/// One pass over every active deployment, each in its own transaction.
+pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()> {
+    let ids: Vec<i64> =
+        s.with(|c| Ok(store::active_deployments(c)?.iter().map(|d| d.id).collect()))?;
+    for id in ids {
+        if let Err(e) = s.tx(|c| reconcile(c, rt, timing, id, now)) {
+            tracing::warn!(deployment = id, error = %e, "reconcile failed");
+        }
+    }
+    Ok(())
+}
+
+/// Revision data the rollout needs, cached per tick.
+struct Rev {
+    config: DeploymentConfig,
+    bento: BentoRow,
+}
+
+struct Ctx<'a> {
+    c: &'a Connection,
+    rt: &'a dyn Runtime,
+    timing: &'a Timing,
+    now: i64,
+    revs: HashMap<String, Rev>,
+}
+
+impl Ctx<'_> {
+    fn rev(&mut self, uid: &str) -> Result<&Rev> {
+        if !self.revs.contains_key(uid) {
+            let r = store::revision(self.c, uid)?;
+            let bento = store::bento_by_id(self.c, r.bento_id)?;
+            self.revs.insert(
+                uid.to_string(),
+                Rev {
+                    config: r.config,
+                    bento,
+                },
+            );
+        }
+        self.revs
+            .get(uid)
+            .ok_or_else(|| super::error::ApiError::internal("revision cache"))
+    }
+
+    fn start(&mut self, d: &DeploymentRow, rev: &str, service: &str) -> Result<()> {
+        let mut r = ReplicaRow {
+            id: 0,
+            uid: store::new_uid(),
+            deployment_id: d.id,
+            revision_uid: rev.to_string(),
+            service: service.to_string(),
+            state: rstate::STARTING.into(),
+            started_at: self.now,
+            ready_at: None,
+            drain_started_at: None,
+            stopped_at: None,
+            port: None,
+        };
+        let bento = self.rev(rev)?.bento.clone();
+        r.port = self.rt.start(&r, &bento);
+        store::insert_replica(self.c, &r)?;
+        Ok(())
+    }
+
+    fn drain(&self, r: &mut ReplicaRow) -> Result<()> {
+        if r.state == rstate::STARTING || r.state == rstate::READY {
+            r.state = rstate::DRAINING.into();
+            r.drain_started_at = Some(self.now);
+            store::save_replica(self.c, r)?;
+        }
+        Ok(())
+    }
+}
+
+fn strategy(cfg: &DeploymentConfig, service: &str) -> String {
+    cfg.services
+        .get(service)
+        .and_then(|s| s.deployment_strategy.clone())
+        .unwrap_or_else(|| "Recreate".into())
+}
+
+/// Moves one deployment forward. Public for tests that drive time by hand.
+pub fn reconcile(
+    c: &Connection,
+    rt: &dyn Runtime,
+    timing: &Timing,
+    id: i64,
+    now: i64,
+) -> Result<()> {
+    let mut d = store::deployment_by_id(c, id)?;
+    if d.deleted_at.is_some() || d.phase == phase::TERMINATED {
+        return Ok(());
+    }
+    let before = d.clone();
+    let mut cx = Ctx {
+        c,
+        rt,
+        timing,
+        now,
+        revs: HashMap::new(),
+    };
+
+    // 1. Replica lifecycle.
+    let mut reps = store::live_replicas(c, d.id)?;
+    for r in reps.iter_mut() {
+        let bento = cx.rev(&r.revision_uid)?.bento.clone();
+        let old_state = r.state.clone();
+        match r.state.as_str() {
+            rstate::STARTING if rt.ready(r, &bento, now) => {
+                r.state = rstate::READY.into();
+                r.ready_at = Some(now);
+            }
+            rstate::READY if rt.crashed(r, &bento, now) => {
+                rt.stop(r);
+                r.state = rstate::CRASHED.into();
+                r.stopped_at = Some(now);
+            }
+            rstate::DRAINING if rt.drained(r, now, timing.drain_ms) => {
+                rt.stop(r);
+                r.state = rstate::STOPPED.into();
+                r.stopped_at = Some(now);
+            }
+            _ => {}
+        }
+        if r.state != old_state {
+            store::save_replica(c, r)?;
+        }
+    }
+    reps.retain(ReplicaRow::is_live);
+
+    // 2. Phase.
+    match d.phase.as_str() {
+        phase::TERMINATING => {
+            for r in reps.iter_mut() {
+                cx.drain(r)?;
+            }
+            if reps.is_empty() {
+                d.phase = phase::TERMINATED.into();
+                d.status = "terminated".into();
+                d.phase_since = now;
+            }
+        }
+        phase::IMAGE_BUILDING => {
+            let beh = cx.rev(&d.target_revision)?.bento.behaviour.clone();
+            if now >= d.phase_since + beh.image_build_ms {
+                if beh.image_build_fails {
+                    let tag = cx.rev(&d.target_revision)?.bento.tag();
+                    d.phase = phase::IMAGE_BUILD_FAILED.into();
+                    d.status = "image-build-failed".into();
+                    d.message = format!(
+                        "image build of bento {tag} for revision {} failed: the image builder exited with an error{}",
+                        d.target_revision,
+                        serving_note(&d)
+                    );
+                } else {
+                    d.phase = phase::ROLLING.into();
+                    d.status = "deploying".into();
+                }
+                d.phase_since = now;
+            } else {
+                maintain(&mut cx, &d, &mut reps)?;
+            }
+        }
+        phase::ROLLING => roll(&mut cx, &mut d, &mut reps)?,
+        _ => {
+            maintain(&mut cx, &d, &mut reps)?;
+            if d.phase == phase::COMPLETE {
+                let serving = d.serving_revision.clone();
+                let healthy = serving_healthy(&mut cx, &serving, &reps)?;
+                d.status = if healthy { "running" } else { "unhealthy" }.into();
+            }
+        }
+    }
+    if d != before {
+        if d.status != before.status || d.phase != before.phase {
+            tracing::info!(deployment = %d.name, cluster = %d.cluster, status = %d.status, phase = %d.phase, "status changed");
+        }
+        store::save_deployment(c, &d)?;
+    }
+    Ok(())
+}
+
+fn serving_note(d: &DeploymentRow) -> String {
+    if d.serving_revision.is_empty() {
+        "; no previous revision is serving".into()
+    } else {
+        format!("; revision {} keeps serving", d.serving_revision)
+    }
+}
+
+/// Every service of `rev` has its desired count of ready replicas.
+fn serving_healthy(cx: &mut Ctx, rev: &str, reps: &[ReplicaRow]) -> Result<bool> {
+    if rev.is_empty() {
+        return Ok(false);
+    }
+    let r = cx.rev(rev)?;
+    let services = run_services(&r.config, &r.bento);
+    Ok(services.iter().all(|s| {
+        let ready = reps
+            .iter()
+            .filter(|x| x.revision_uid == rev && &x.service == s && x.state == rstate::READY)
+            .count();
+        ready >= desired_for(&r.config, s) as usize
+    }))
+}
+
+/// Keeps the serving revision at its desired count (replaces crashed replicas) and, once it
+/// is healthy, drains replicas of any other revision.
+fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<()> {
+    let rev = d.serving_revision.clone();
+    if rev.is_empty() {
+        for r in reps.iter_mut() {
+            cx.drain(r)?;
+        }
+        return Ok(());
+    }
+    let (cfg, bento) = {
+        let r = cx.rev(&rev)?;
+        (r.config.clone(), r.bento.clone())
+    };
+    for s in run_services(&cfg, &bento) {
+        let desired = desired_for(&cfg, &s) as usize;
+        let live: Vec<usize> = (0..reps.len())
+            .filter(|&i| {
+                reps[i].revision_uid == rev
+                    && reps[i].service == s
+                    && reps[i].state != rstate::DRAINING
+            })
+            .collect();
+        if live.len() < desired {
+            cx.start(d, &rev, &s)?;
+        }
+        for &i in live.iter().skip(desired) {
+            cx.drain(&mut reps[i])?;
+        }
+    }
+    if serving_healthy(cx, &rev, reps)? {
+        for r in reps.iter_mut().filter(|r| r.revision_uid != rev) {
+            cx.drain(r)?;
+        }
+    }
+    Ok(())
+}
+
+/// One step of the rollout of `d.target_revision`.
+fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<()> {
+    let target = d.target_revision.clone();
+    let (cfg, bento) = {
+        let r = cx.rev(&target)?;
+        (r.config.clone(), r.bento.clone())
+    };
+    let services = run_services(&cfg, &bento);
+    let now = cx.now;
+    let mut all_done = true;
+    for s in &services {
+        let desired = desired_for(&cfg, s) as usize;
+        let strat = strategy(&cfg, s);
+        let is = |r: &ReplicaRow, new: bool, states: &[&str]| {
+            (r.revision_uid == target) == new
+                && &r.service == s
+                && states.contains(&r.state.as_str())
+        };
+        let new_count = reps
+            .iter()
+            .filter(|r| is(r, true, &[rstate::STARTING, rstate::READY]))
+            .count();
+        let new_ready = reps
+            .iter()
+            .filter(|r| is(r, true, &[rstate::READY]))
+            .count();
+        let new_starting = new_count - new_ready;
+        // Progress deadline.
+        if let Some(stuck) = reps.iter().find(|r| {
+            is(r, true, &[rstate::STARTING]) && now - r.started_at > cx.timing.progress_deadline_ms
+        }) {
+            let msg = format!(
+                "rollout of revision {target} failed: replica {} of service {s:?} (bento {}) did not become ready within {}s (readiness probe /readyz kept failing){}",
+                stuck.uid,
+                bento.tag(),
+                cx.timing.progress_deadline_ms as f64 / 1000.0,
+                serving_note(d)
+            );
+            for r in reps
+                .iter_mut()
+                .filter(|r| r.revision_uid == target && r.state == rstate::STARTING)
+            {
+                cx.drain(r)?;
+            }
+            d.phase = phase::FAILED.into();
+            d.status = "failed".into();
+            d.message = msg;
+            d.phase_since = now;
+            return Ok(());
+        }
+        let old_live = reps
+            .iter()
+            .filter(|r| is(r, false, &[rstate::STARTING, rstate::READY]))
+            .count();
+        let old_draining = reps
+            .iter()
+            .filter(|r| is(r, false, &[rstate::DRAINING]))
+            .count();
+        let to_start = match strat.as_str() {
+            "Recreate" => {
+                for r in reps
+                    .iter_mut()
+                    .filter(|r| is(r, false, &[rstate::STARTING, rstate::READY]))
+                {
+                    cx.drain(r)?;
+                }
+                if old_live == 0 && old_draining == 0 {
+                    desired.saturating_sub(new_count)
+                } else {
+                    0
+                }
+            }
+            "BestEffortControlledRollout" => desired.saturating_sub(new_count),
+            "RampedSlowRollout" => {
+                let last_ready = reps
+                    .iter()
+                    .filter(|r| is(r, true, &[rstate::READY]))
+                    .filter_map(|r| r.ready_at)
+                    .max()
+                    .unwrap_or(i64::MIN / 2);
+                if new_starting == 0
+                    && new_count < desired
+                    && now >= last_ready + cx.timing.ramp_pause_ms
+                {
+                    1
+                } else {
+                    0
+                }
+            }
+            _ => usize::from(new_starting == 0 && new_count < desired),
+        };
+        for _ in 0..to_start {
+            cx.start(d, &target, s)?;
+        }
+        // Drain old replicas that never served, then one old ready replica per surplus.
+        for r in reps
+            .iter_mut()
+            .filter(|r| is(r, false, &[rstate::STARTING]))
+        {
+            cx.drain(r)?;
+        }
+        let mut old_ready: Vec<usize> = (0..reps.len())
+            .filter(|&i| is(&reps[i], false, &[rstate::READY]))
+            .collect();
+        while !old_ready.is_empty() && old_ready.len() + new_ready > desired {
+            let i = old_ready.remove(0);
+            cx.drain(&mut reps[i])?;
+        }
+        // Surplus new replicas (fewer desired than running).
+        let mut surplus: Vec<usize> = (0..reps.len())
+            .filter(|&i| is(&reps[i], true, &[rstate::STARTING, rstate::READY]))
+            .collect();
+        surplus.sort_by_key(|&i| (reps[i].state == rstate::READY, reps[i].id));
+        let extra = surplus.len().saturating_sub(desired);
+        for &i in surplus.iter().take(extra) {
+            cx.drain(&mut reps[i])?;
+        }
+        let old_left = reps
+            .iter()
+            .filter(|r| is(r, false, &[rstate::STARTING, rstate::READY]))
+            .count();
+        if new_ready < desired || old_left > 0 {
+            all_done = false;
+        }
+    }
+    if all_done {
+        for r in reps
+            .iter_mut()
+            .filter(|r| r.revision_uid != target || !services.contains(&r.service))
+        {
+            cx.drain(r)?;
+        }
+        d.phase = phase::COMPLETE.into();
+        d.status = "running".into();
+        d.serving_revision = target;
+        d.message = String::new();
+        d.phase_since = now;
+    } else {
+        d.status = "deploying".into();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CreateDeploymentRequest, Scaling, ServiceConfig, UpdateDeploymentRequest};
+    use crate::emulator::config::PlatformConfig;
+    use crate::emulator::deployments::{self, Caller};
+    use crate::emulator::store::Behaviour;
+
+    struct World {
+        _dir: tempfile::TempDir,
+        s: Store,
+        p: store::Principal,
+        t: Timing,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = Store::open(&dir.path().join("state.db")).expect("open");
+        let p = s
+            .tx(|c| {
+                store::sync_platform(c, &PlatformConfig::default())?;
+                store::add_token(c, "org", "tok", "me")?;
+                Ok(store::principal(c, "tok")?.expect("p"))
+            })
+            .expect("seed");
+        World {
+            _dir: dir,
+            s,
+            p,
+            t: Timing::default(),
+        }
+    }
+
+    fn spec(bento: &str, strategy: &str, replicas: i64) -> UpdateDeploymentRequest {
+        let mut u = UpdateDeploymentRequest {
+            bento: bento.into(),
+            ..Default::default()
+        };
+        u.services.insert(
+            "apiserver".into(),
+            ServiceConfig {
+                scaling: Some(Scaling {
+                    min_replicas: Some(replicas),
+                    max_replicas: Some(replicas),
+                    policy: None,
+                }),
+                deployment_strategy: Some(strategy.into()),
+                ..Default::default()
+            },
+        );
+        u
+    }
+
+    impl World {
+        fn bento(&self, tag: &str, beh: Behaviour) {
+            let (repo, ver) = tag.split_once(':').expect("tag");
+            self.s
+                .tx(|c| store::put_bento(c, self.p.org.id, repo, ver, &beh).map(|_| ()))
+                .expect("bento");
+        }
+        fn create(&self, name: &str, spec: UpdateDeploymentRequest, now: i64) -> i64 {
+            let caller = Caller {
+                principal: &self.p,
+                strict_bentos: true,
+            };
+            let req = CreateDeploymentRequest {
+                name: Some(name.into()),
+                dev: false,
+                spec,
+            };
+            self.s
+                .tx(|c| deployments::create(c, &caller, None, req, now))
+                .expect("create")
+                .id
+        }
+        fn update(&self, name: &str, spec: UpdateDeploymentRequest, now: i64) {
+            let caller = Caller {
+                principal: &self.p,
+                strict_bentos: true,
+            };
+            self.s
+                .tx(|c| deployments::update(c, &caller, None, name, spec, now))
+                .expect("update");
+        }
+        /// Ticks from `from` to `to` every 50 ms; returns the deployment and checks an
+        /// invariant on every tick.
+        fn run(
+            &self,
+            id: i64,
+            from: i64,
+            to: i64,
+            mut check: impl FnMut(&DeploymentRow, &[ReplicaRow]),
+        ) -> DeploymentRow {
+            let mut now = from;
+            while now <= to {
+                self.s
+                    .tx(|c| reconcile(c, &Simulated, &self.t, id, now))
+                    .expect("reconcile");
+                let (d, reps) = self
+                    .s
+                    .with(|c| {
+                        Ok((
+                            store::deployment_by_id(c, id)?,
+                            store::live_replicas(c, id)?,
+                        ))
+                    })
+                    .expect("read");
+                check(&d, &reps);
+                now += 50;
+            }
+            self.s
+                .with(|c| store::deployment_by_id(c, id))
+                .expect("read")
+        }
+    }
+
+    fn ready_of<'a>(reps: &'a [ReplicaRow], rev: &'a str) -> usize {
+        reps.iter()
+            .filter(|r| r.state == rstate::READY && r.revision_uid == rev)
+            .count()
+    }
+
+    #[test]
+    fn rolling_update_never_drops_below_desired_ready() {
+        let w = world();
+        w.bento("iris:v1", Behaviour::default());
+        w.bento("iris:v2", Behaviour::default());
+        let id = w.create("a", spec("iris:v1", "RollingUpdate", 3), 0);
+        let d = w.run(id, 0, 5_000, |_, _| {});
+        assert_eq!(d.status, "running");
+        let v1 = d.serving_revision.clone();
+        w.update("a", spec("iris:v2", "RollingUpdate", 3), 5_000);
+        let mut min_ready = usize::MAX;
+        let d = w.run(id, 5_000, 15_000, |_, reps| {
+            let ready = reps.iter().filter(|r| r.state == rstate::READY).count();
+            min_ready = min_ready.min(ready);
+        });
+        assert_eq!(d.status, "running");
+        assert_ne!(d.serving_revision, v1);
+        assert!(min_ready >= 3, "ready dropped to {min_ready}");
+    }
+
+    #[test]
+    fn recreate_has_a_gap_and_unready_fails_keeping_old() {
+        let w = world();
+        w.bento("iris:v1", Behaviour::default());
+        w.bento("iris:v2", Behaviour::default());
+        w.bento(
+            "iris:bad",
+            Behaviour {
+                unready: true,
+                ..Default::default()
+            },
+        );
+        let id = w.create("a", spec("iris:v1", "Recreate", 2), 0);
+        let d = w.run(id, 0, 3_000, |_, _| {});
+        assert_eq!(d.status, "running");
+        w.update("a", spec("iris:v2", "Recreate", 2), 3_000);
+        let mut saw_zero = false;
+        let d = w.run(id, 3_000, 6_000, |_, reps| {
+            saw_zero |= reps.iter().all(|r| r.state != rstate::READY);
+        });
+        assert!(saw_zero);
+        assert_eq!(d.status, "running");
+        let v2 = d.serving_revision.clone();
+        w.update("a", spec("iris:bad", "RollingUpdate", 2), 6_000);
+        let d = w.run(id, 6_000, 18_000, |_, reps| {
+            assert!(ready_of(reps, &v2) >= 2);
+        });
+        assert_eq!(d.status, "failed");
+        assert_eq!(d.serving_revision, v2);
+        assert!(d.message.contains("did not become ready"), "{}", d.message);
+        assert!(d.message.contains("keeps serving"), "{}", d.message);
+    }
+
+    #[test]
+    fn image_build_failure_and_terminate() {
+        let w = world();
+        w.bento(
+            "iris:v1",
+            Behaviour {
+                image_build_ms: 500,
+                ..Default::default()
+            },
+        );
+        w.bento(
+            "iris:broken",
+            Behaviour {
+                image_build_fails: true,
+                image_build_ms: 200,
+                ..Default::default()
+            },
+        );
+        let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
+        let mut seen = Vec::new();
+        let d = w.run(id, 0, 2_000, |d, _| {
+            if seen.last() != Some(&d.status) {
+                seen.push(d.status.clone());
+            }
+        });
+        assert_eq!(seen, ["image-building", "deploying", "running"]);
+        assert_eq!(d.status, "running");
+        w.update("a", spec("iris:broken", "RollingUpdate", 1), 2_000);
+        let d = w.run(id, 2_000, 3_000, |_, _| {});
+        assert_eq!(d.status, "image-build-failed");
+        w.s.tx(|c| deployments::terminate(c, &w.p, None, "a", 3_000))
+            .expect("term");
+        let d = w.run(id, 3_000, 4_000, |_, _| {});
+        assert_eq!(d.status, "terminated");
+        assert!(w
+            .s
+            .with(|c| store::live_replicas(c, id))
+            .expect("r")
+            .is_empty());
+    }
+
+    #[test]
+    fn crashing_bento_is_unhealthy_then_restarted() {
+        let w = world();
+        w.bento(
+            "iris:v1",
+            Behaviour {
+                crash_after_ms: Some(1_000),
+                ..Default::default()
+            },
+        );
+        let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
+        let mut seen = Vec::new();
+        w.run(id, 0, 4_000, |d, _| {
+            if seen.last() != Some(&d.status) {
+                seen.push(d.status.clone());
+            }
+        });
+        assert!(
+            seen.starts_with(&[
+                "deploying".to_string(),
+                "running".into(),
+                "unhealthy".into(),
+                "running".into()
+            ]),
+            "{seen:?}"
+        );
+    }
+}

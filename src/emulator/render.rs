@@ -1,0 +1,375 @@
+//! Rows to wire documents: builds the `crate::api` types the official client accepts (every
+//! nested resource with its 7 base keys, labels never null, strings never null,
+//! `bento.name == bento.version`, exactly one URL).
+
+use rusqlite::Connection;
+use serde_json::json;
+
+use super::store::{
+    self, rstate, BentoRow, ClusterRow, DeploymentRow, InstanceTypeRow, Org, ReplicaRow, Result,
+    SecretRow,
+};
+use crate::api::{
+    Bento, BentoManifest, BentoRepository, Cluster, Deployment, DeploymentManifest,
+    DeploymentStatus, InstanceType, InstanceTypeConfig, Organization, ResourceMeta, Revision,
+    RolloutProgress, Secret, Target, User,
+};
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn ts(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn meta(uid: &str, name: &str, kind: &str, created: i64, updated: i64) -> ResourceMeta {
+    ResourceMeta {
+        uid: uid.to_string(),
+        created_at: ts(created),
+        updated_at: ts(updated),
+        deleted_at: None,
+        name: name.to_string(),
+        resource_type: kind.to_string(),
+        labels: Vec::new(),
+    }
+}
+
+/// A stable uid derived from a name (users have no table of their own).
+fn name_uid(name: &str) -> String {
+    // FNV-1a, 64 bits: stable across runs and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+pub fn user(name: &str, org: &Org) -> User {
+    User {
+        meta: meta(
+            &name_uid(&format!("{}/{name}", org.name)),
+            name,
+            "user",
+            org.created_at,
+            org.created_at,
+        ),
+        email: format!("{name}@{}.local", org.name),
+        first_name: name.to_string(),
+        last_name: String::new(),
+        avatar_url: String::new(),
+        is_super_admin: false,
+    }
+}
+
+pub fn organization(org: &Org) -> Organization {
+    Organization {
+        meta: meta(
+            &org.uid,
+            &org.name,
+            "organization",
+            org.created_at,
+            org.created_at,
+        ),
+        description: format!("bentocloud-local organization {}", org.name),
+    }
+}
+
+pub fn cluster(c: &ClusterRow, org: &Org, creator: &str) -> Cluster {
+    Cluster {
+        meta: meta(&c.uid, &c.name, "cluster", c.created_at, c.created_at),
+        description: c.description.clone(),
+        organization_name: org.name.clone(),
+        creator: user(creator, org),
+        is_first: Some(c.is_first),
+    }
+}
+
+pub fn instance_type(t: &InstanceTypeRow, created: i64) -> InstanceType {
+    let s = &t.spec;
+    let res = json!({
+        "cpu": s.cpu, "memory": s.memory,
+        "gpu": if s.gpu > 0 { s.gpu.to_string() } else { String::new() },
+        "custom": {},
+    });
+    InstanceType {
+        meta: meta(&t.uid, &s.name, "resource_instance", created, created),
+        display_name: if s.display_name.is_empty() {
+            s.name.clone()
+        } else {
+            s.display_name.clone()
+        },
+        description: s.description.clone(),
+        config: InstanceTypeConfig {
+            group: s.group.clone(),
+            resources: json!({ "requests": res, "limits": res }),
+            price: s.price.clone(),
+            node_selectors: Some(json!({})),
+            gpu_config: if s.gpu > 0 {
+                Some(json!({ "type": s.gpu_type, "memory": s.gpu_memory }))
+            } else {
+                None
+            },
+        },
+    }
+}
+
+pub fn bento(b: &BentoRow) -> Bento {
+    let services = &b.behaviour.services;
+    let entry = services
+        .first()
+        .cloned()
+        .unwrap_or_else(|| store::DEFAULT_SERVICE.into());
+    Bento {
+        meta: meta(&b.uid, &b.version, "bento", b.created_at, b.created_at),
+        description: String::new(),
+        version: b.version.clone(),
+        image_build_status: "success".into(),
+        upload_status: "success".into(),
+        upload_finished_reason: String::new(),
+        presigned_upload_url: String::new(),
+        presigned_download_url: String::new(),
+        manifest: Some(BentoManifest {
+            service: format!("service:{entry}"),
+            bentoml_version: "1.4.39".into(),
+            size_bytes: 1024,
+            entry_service: entry,
+            name: b.repo.clone(),
+            apis: json!({}),
+            models: Vec::new(),
+            services: services.iter().map(|s| json!({ "name": s })).collect(),
+            envs: Vec::new(),
+            schema: json!({}),
+            spec: 2,
+        }),
+        build_at: ts(b.created_at),
+        repository: BentoRepository {
+            meta: meta(
+                &b.repo_uid,
+                &b.repo,
+                "bento_repository",
+                b.repo_created_at,
+                b.repo_created_at,
+            ),
+            description: String::new(),
+            latest_bento: None,
+        },
+    }
+}
+
+pub fn repository(
+    c: &Connection,
+    org_id: i64,
+    repo: &str,
+    uid: &str,
+    created: i64,
+) -> Result<BentoRepository> {
+    let latest = store::find_bento(c, org_id, repo, None)?;
+    Ok(BentoRepository {
+        meta: meta(uid, repo, "bento_repository", created, created),
+        description: String::new(),
+        latest_bento: match latest {
+            Some(b) => Some(serde_json::to_value(bento(&b))?),
+            None => None,
+        },
+    })
+}
+
+pub fn secret(s: &SecretRow, org: &Org, cluster: Option<&ClusterRow>) -> Secret {
+    Secret {
+        meta: meta(&s.uid, &s.name, "secret", s.created_at, s.updated_at),
+        description: s.description.clone(),
+        creator: user(&s.creator, org),
+        content: s.content.clone(),
+        cluster: cluster.map(|c| self::cluster(c, org, &s.creator)),
+    }
+}
+
+/// The public URL of a deployment's endpoint.
+pub fn endpoint_url(base: &str, org: &Org, d: &DeploymentRow) -> String {
+    format!(
+        "{}/endpoints/{}/{}/{}/",
+        base.trim_end_matches('/'),
+        org.name,
+        d.cluster,
+        d.name
+    )
+}
+
+/// Everything needed to render one deployment.
+pub struct DeploymentView {
+    pub doc: Deployment,
+    pub bento_repo: String,
+    pub bento_version: String,
+}
+
+/// Builds the full document of `d` (`with_urls` for get/create/update/...; lists too).
+pub fn deployment(
+    c: &Connection,
+    org: &Org,
+    d: &DeploymentRow,
+    base: &str,
+) -> Result<DeploymentView> {
+    let cl = store::clusters(c)?
+        .into_iter()
+        .find(|x| x.name == d.cluster)
+        .unwrap_or_else(|| ClusterRow {
+            name: d.cluster.clone(),
+            uid: String::new(),
+            description: "cluster removed from the config".into(),
+            is_first: false,
+            created_at: d.created_at,
+        });
+    let rev = store::revision(c, &d.target_revision)?;
+    let b = store::bento_by_id(c, rev.bento_id)?;
+    let mut dep_meta = meta(&d.uid, &d.name, "deployment", d.created_at, d.updated_at);
+    dep_meta.labels = d.labels.clone();
+    dep_meta.deleted_at = d.deleted_at.map(ts);
+    let mut rev_meta = meta(
+        &rev.uid,
+        &format!("{}-rev-{}", d.name, rev.seq),
+        "deployment_revision",
+        rev.created_at,
+        rev.created_at,
+    );
+    rev_meta.labels = Vec::new();
+    let target = Target {
+        meta: meta(
+            &name_uid(&format!("{}/main", rev.uid)),
+            "main",
+            "deployment_target",
+            rev.created_at,
+            rev.created_at,
+        ),
+        creator: Some(user(&rev.creator, org)),
+        config: Some(rev.config.clone()),
+        bento: Some(bento(&b)),
+        kube_resource_uid: String::new(),
+        kube_resource_version: String::new(),
+    };
+    let replicas = store::live_replicas(c, d.id)?;
+    let doc = Deployment {
+        meta: dep_meta,
+        status: DeploymentStatus::parse(&d.status).unwrap_or_default(),
+        kube_namespace: format!("bcl-{}", org.name),
+        creator: user(&d.creator, org),
+        cluster: cluster(&cl, org, &d.creator),
+        latest_revision: Some(Revision {
+            meta: rev_meta,
+            creator: Some(user(&rev.creator, org)),
+            status: "active".into(),
+            targets: vec![Some(target)],
+        }),
+        manifest: Some(DeploymentManifest {
+            dev: d.dev,
+            routing: None,
+        }),
+        urls: Some(vec![endpoint_url(base, org, d)]),
+        rollout: Some(rollout(d, &rev.config, &b, &replicas)),
+    };
+    Ok(DeploymentView {
+        doc,
+        bento_repo: b.repo,
+        bento_version: b.version,
+    })
+}
+
+/// Desired replicas of one service: `max(min_replicas, 1)` (scaling on load is issue 3).
+pub fn desired_for(cfg: &crate::api::DeploymentConfig, service: &str) -> u32 {
+    let min = cfg
+        .services
+        .get(service)
+        .and_then(|s| s.scaling.as_ref())
+        .and_then(|s| s.min_replicas)
+        .unwrap_or(1);
+    u32::try_from(min.max(1)).unwrap_or(1)
+}
+
+/// The services a revision runs: the bento's (or, for an implicitly registered bento, the
+/// ones the config names); always at least one.
+pub fn run_services(cfg: &crate::api::DeploymentConfig, b: &BentoRow) -> Vec<String> {
+    let mut out: Vec<String> = if b.behaviour.auto {
+        cfg.services.keys().cloned().collect()
+    } else {
+        b.behaviour.services.clone()
+    };
+    if out.is_empty() {
+        out = b.behaviour.services.clone();
+    }
+    if out.is_empty() {
+        out.push(store::DEFAULT_SERVICE.into());
+    }
+    out
+}
+
+fn rollout(
+    d: &DeploymentRow,
+    cfg: &crate::api::DeploymentConfig,
+    b: &BentoRow,
+    reps: &[ReplicaRow],
+) -> RolloutProgress {
+    let desired: u32 = run_services(cfg, b)
+        .iter()
+        .map(|s| desired_for(cfg, s))
+        .sum();
+    let ready = reps.iter().filter(|r| r.state == rstate::READY).count();
+    let updated = reps
+        .iter()
+        .filter(|r| r.state == rstate::READY && r.revision_uid == d.target_revision)
+        .count();
+    RolloutProgress {
+        revision_uid: d.target_revision.clone(),
+        serving_revision_uid: d.serving_revision.clone(),
+        phase: d.phase.clone(),
+        desired_replicas: if d.phase == store::phase::TERMINATING
+            || d.phase == store::phase::TERMINATED
+        {
+            0
+        } else {
+            desired
+        },
+        ready_replicas: u32::try_from(ready).unwrap_or(u32::MAX),
+        updated_replicas: u32::try_from(updated).unwrap_or(u32::MAX),
+        message: d.message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_bento_shape() {
+        assert_eq!(ts(0), "1970-01-01T00:00:00.000Z");
+        let b = BentoRow {
+            id: 1,
+            repo: "iris".into(),
+            repo_uid: "r".into(),
+            repo_created_at: 0,
+            version: "v1".into(),
+            uid: "u".into(),
+            created_at: 0,
+            behaviour: store::Behaviour {
+                services: vec!["A".into(), "B".into()],
+                ..Default::default()
+            },
+        };
+        let doc = bento(&b);
+        assert_eq!(doc.meta.name, doc.version);
+        let m = doc.manifest.expect("manifest");
+        assert_eq!(m.service_names(), vec!["A".to_string(), "B".to_string()]);
+        let v = serde_json::to_value(bento(&b)).expect("ser");
+        for k in [
+            "uid",
+            "created_at",
+            "updated_at",
+            "deleted_at",
+            "name",
+            "resource_type",
+            "labels",
+        ] {
+            assert!(v.get(k).is_some(), "{k}");
+            assert!(v["repository"].get(k).is_some(), "repo {k}");
+        }
+    }
+}

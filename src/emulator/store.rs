@@ -1,0 +1,941 @@
+//! Durable state: the SQLite schema (`DIR/state.db`, WAL, `synchronous=FULL`) and typed row
+//! access. One connection behind a mutex; every write runs in a transaction that is committed
+//! before the HTTP response is sent, so a `kill -9` loses nothing acknowledged.
+//!
+//! Times are milliseconds since the Unix epoch (wall clock), so the reconciler resumes from
+//! the same timeline after a restart.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use serde::{Deserialize, Serialize};
+
+use super::config::{InstanceTypeSpec, PlatformConfig};
+use super::error::ApiError;
+use crate::api::{DeploymentConfig, LabelItem, SecretContent};
+
+pub type Result<T> = std::result::Result<T, ApiError>;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orgs (
+  id INTEGER PRIMARY KEY, uid TEXT NOT NULL, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+  token TEXT PRIMARY KEY, org_id INTEGER NOT NULL REFERENCES orgs(id), user_name TEXT NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS clusters (
+  name TEXT PRIMARY KEY, uid TEXT NOT NULL, description TEXT NOT NULL, position INTEGER NOT NULL,
+  created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS instance_types (
+  cluster TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL, position INTEGER NOT NULL,
+  spec TEXT NOT NULL, PRIMARY KEY (cluster, name));
+CREATE TABLE IF NOT EXISTS bento_repos (
+  id INTEGER PRIMARY KEY, org_id INTEGER NOT NULL REFERENCES orgs(id), name TEXT NOT NULL,
+  uid TEXT NOT NULL, created_at INTEGER NOT NULL, UNIQUE (org_id, name));
+CREATE TABLE IF NOT EXISTS bentos (
+  id INTEGER PRIMARY KEY, repo_id INTEGER NOT NULL REFERENCES bento_repos(id), version TEXT NOT NULL,
+  uid TEXT NOT NULL, created_at INTEGER NOT NULL, behaviour TEXT NOT NULL, UNIQUE (repo_id, version));
+CREATE TABLE IF NOT EXISTS deployments (
+  id INTEGER PRIMARY KEY, org_id INTEGER NOT NULL REFERENCES orgs(id), cluster TEXT NOT NULL,
+  name TEXT NOT NULL, uid TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  deleted_at INTEGER, labels TEXT NOT NULL, dev INTEGER NOT NULL, creator TEXT NOT NULL,
+  status TEXT NOT NULL, phase TEXT NOT NULL, message TEXT NOT NULL, target_revision TEXT NOT NULL,
+  serving_revision TEXT NOT NULL, phase_since INTEGER NOT NULL, last_request_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS deployments_live ON deployments (org_id, cluster, name)
+  WHERE deleted_at IS NULL;
+CREATE TABLE IF NOT EXISTS revisions (
+  uid TEXT PRIMARY KEY, deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+  seq INTEGER NOT NULL, created_at INTEGER NOT NULL, bento_id INTEGER NOT NULL REFERENCES bentos(id),
+  config TEXT NOT NULL, creator TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS replicas (
+  id INTEGER PRIMARY KEY, deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+  revision_uid TEXT NOT NULL, service TEXT NOT NULL, state TEXT NOT NULL,
+  started_at INTEGER NOT NULL, ready_at INTEGER, drain_started_at INTEGER, stopped_at INTEGER,
+  port INTEGER, uid TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS replicas_live ON replicas (deployment_id, state);
+CREATE TABLE IF NOT EXISTS secrets (
+  id INTEGER PRIMARY KEY, org_id INTEGER NOT NULL REFERENCES orgs(id), name TEXT NOT NULL,
+  uid TEXT NOT NULL, cluster TEXT NOT NULL, description TEXT NOT NULL, content TEXT NOT NULL,
+  creator TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  UNIQUE (org_id, name));
+"#;
+
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// 16 random hex digits: the uid shape of BentoCloud resources.
+pub fn new_uid() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// A fresh API token.
+pub fn new_token() -> String {
+    format!("bcl_{:032x}", rand::random::<u128>())
+}
+
+/// The database, one connection behind a mutex.
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `path`, sets WAL + `synchronous=FULL`, creates the schema.
+    pub fn open(path: &Path) -> std::result::Result<Self, String> {
+        let conn = open_conn(path)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Runs `f` with the connection (callers wrap writes in a transaction).
+    pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Runs `f` inside one transaction, committed when `f` succeeds.
+    pub fn tx<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+}
+
+/// Opens a connection with the durability settings (also used by `tokens add`).
+pub fn open_conn(path: &Path) -> std::result::Result<Connection, String> {
+    let conn =
+        Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| format!("cannot enable WAL: {e}"))?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| e.to_string())?;
+    conn.execute_batch(SCHEMA)
+        .map_err(|e| format!("cannot create schema: {e}"))?;
+    Ok(conn)
+}
+
+// ---------------------------------------------------------------- meta, orgs, tokens
+
+pub fn meta_get(c: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(
+        c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?,
+    )
+}
+
+pub fn meta_set(c: &Connection, key: &str, value: &str) -> Result<()> {
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Org {
+    pub id: i64,
+    pub uid: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+/// The caller behind a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub org: Org,
+    pub user_name: String,
+    pub token_created_at: i64,
+}
+
+fn org_row(r: &Row) -> rusqlite::Result<Org> {
+    Ok(Org {
+        id: r.get(0)?,
+        uid: r.get(1)?,
+        name: r.get(2)?,
+        created_at: r.get(3)?,
+    })
+}
+
+/// The organisation named `name`, created when missing.
+pub fn ensure_org(c: &Connection, name: &str) -> Result<Org> {
+    if let Some(o) = c
+        .query_row(
+            "SELECT id, uid, name, created_at FROM orgs WHERE name = ?1",
+            [name],
+            org_row,
+        )
+        .optional()?
+    {
+        return Ok(o);
+    }
+    let now = now_ms();
+    c.execute(
+        "INSERT INTO orgs (uid, name, created_at) VALUES (?1, ?2, ?3)",
+        params![new_uid(), name, now],
+    )?;
+    ensure_org(c, name)
+}
+
+/// Adds `token` for `org` (creating the org); returns the token.
+pub fn add_token(c: &Connection, org: &str, token: &str, user: &str) -> Result<String> {
+    let o = ensure_org(c, org)?;
+    c.execute(
+        "INSERT OR IGNORE INTO tokens (token, org_id, user_name, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![token, o.id, user, now_ms()],
+    )?;
+    Ok(token.to_string())
+}
+
+pub fn principal(c: &Connection, token: &str) -> Result<Option<Principal>> {
+    Ok(c.query_row(
+        "SELECT o.id, o.uid, o.name, o.created_at, t.user_name, t.created_at
+         FROM tokens t JOIN orgs o ON o.id = t.org_id WHERE t.token = ?1",
+        [token],
+        |r| {
+            Ok(Principal {
+                org: org_row(r)?,
+                user_name: r.get(4)?,
+                token_created_at: r.get(5)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+// ---------------------------------------------------------------- clusters, instance types
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRow {
+    pub name: String,
+    pub uid: String,
+    pub description: String,
+    pub is_first: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceTypeRow {
+    pub cluster: String,
+    pub uid: String,
+    pub spec: InstanceTypeSpec,
+}
+
+/// Makes the stored clusters and instance types equal to the config (uids stay stable).
+pub fn sync_platform(c: &Connection, cfg: &PlatformConfig) -> Result<()> {
+    let now = now_ms();
+    let names: Vec<String> = cfg.clusters.iter().map(|c| c.name.clone()).collect();
+    let existing: Vec<String> = {
+        let mut st = c.prepare("SELECT name FROM clusters")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for name in existing.iter().filter(|n| !names.contains(n)) {
+        c.execute("DELETE FROM clusters WHERE name = ?1", [name])?;
+        c.execute("DELETE FROM instance_types WHERE cluster = ?1", [name])?;
+    }
+    for (pos, cl) in cfg.clusters.iter().enumerate() {
+        c.execute(
+            "INSERT INTO clusters (name, uid, description, position, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(name) DO UPDATE SET description = ?3, position = ?4",
+            params![cl.name, new_uid(), cl.description, pos as i64, now],
+        )?;
+        c.execute("DELETE FROM instance_types WHERE cluster = ?1 AND name NOT IN (SELECT value FROM json_each(?2))",
+            params![cl.name, serde_json::to_string(&cl.instance_types.iter().map(|t| t.name.clone()).collect::<Vec<_>>())?])?;
+        let any_default = cl.instance_types.iter().any(|t| t.default);
+        for (i, t) in cl.instance_types.iter().enumerate() {
+            let mut t = t.clone();
+            if !any_default && i == 0 {
+                t.default = true;
+            }
+            c.execute(
+                "INSERT INTO instance_types (cluster, name, uid, position, spec) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(cluster, name) DO UPDATE SET position = ?4, spec = ?5",
+                params![cl.name, t.name, new_uid(), i as i64, serde_json::to_string(&t)?],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn cluster_row(r: &Row) -> rusqlite::Result<ClusterRow> {
+    Ok(ClusterRow {
+        name: r.get(0)?,
+        uid: r.get(1)?,
+        description: r.get(2)?,
+        is_first: r.get::<_, i64>(3)? == 0,
+        created_at: r.get(4)?,
+    })
+}
+
+pub fn clusters(c: &Connection) -> Result<Vec<ClusterRow>> {
+    let mut st = c.prepare(
+        "SELECT name, uid, description, position, created_at FROM clusters ORDER BY position",
+    )?;
+    let rows = st.query_map([], cluster_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// `cluster` by name; `None`/empty means the default (first) cluster. 404 when unknown.
+pub fn cluster(c: &Connection, name: Option<&str>) -> Result<ClusterRow> {
+    let all = clusters(c)?;
+    match name.filter(|n| !n.is_empty()) {
+        None => all
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::internal("no cluster configured")),
+        Some(n) => all
+            .into_iter()
+            .find(|c| c.name == n)
+            .ok_or_else(|| ApiError::not_found(format!("cluster {n:?} not found"))),
+    }
+}
+
+pub fn instance_types(c: &Connection, cluster: &str) -> Result<Vec<InstanceTypeRow>> {
+    let mut st = c.prepare(
+        "SELECT cluster, uid, spec FROM instance_types WHERE cluster = ?1 ORDER BY position",
+    )?;
+    let rows = st.query_map([cluster], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (cluster, uid, spec) = row?;
+        out.push(InstanceTypeRow {
+            cluster,
+            uid,
+            spec: serde_json::from_str(&spec)?,
+        });
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- bentos
+
+/// How a bento behaves when run (set by `bentocloud-local bentos add`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Behaviour {
+    pub startup_ms: i64,
+    /// Never passes its readiness probe.
+    pub unready: bool,
+    /// A ready replica crashes this long after becoming ready.
+    pub crash_after_ms: Option<i64>,
+    pub image_build_ms: i64,
+    pub image_build_fails: bool,
+    /// Service names; the first is the entry service.
+    pub services: Vec<String>,
+    /// Registered implicitly (first use of an unknown tag): accepts any service names.
+    pub auto: bool,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            startup_ms: 500,
+            unready: false,
+            crash_after_ms: None,
+            image_build_ms: 0,
+            image_build_fails: false,
+            services: vec![DEFAULT_SERVICE.into()],
+            auto: false,
+        }
+    }
+}
+
+/// Service name of a bento registered without `--services`.
+pub const DEFAULT_SERVICE: &str = "apiserver";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BentoRow {
+    pub id: i64,
+    pub repo: String,
+    pub repo_uid: String,
+    pub repo_created_at: i64,
+    pub version: String,
+    pub uid: String,
+    pub created_at: i64,
+    pub behaviour: Behaviour,
+}
+
+impl BentoRow {
+    pub fn tag(&self) -> String {
+        format!("{}:{}", self.repo, self.version)
+    }
+}
+
+const BENTO_SELECT: &str =
+    "SELECT b.id, r.name, r.uid, r.created_at, b.version, b.uid, b.created_at, b.behaviour
+     FROM bentos b JOIN bento_repos r ON r.id = b.repo_id";
+
+fn bento_row(r: &Row) -> rusqlite::Result<(BentoRow, String)> {
+    Ok((
+        BentoRow {
+            id: r.get(0)?,
+            repo: r.get(1)?,
+            repo_uid: r.get(2)?,
+            repo_created_at: r.get(3)?,
+            version: r.get(4)?,
+            uid: r.get(5)?,
+            created_at: r.get(6)?,
+            behaviour: Behaviour::default(),
+        },
+        r.get(7)?,
+    ))
+}
+
+fn finish_bento(x: Option<(BentoRow, String)>) -> Result<Option<BentoRow>> {
+    match x {
+        None => Ok(None),
+        Some((mut b, beh)) => {
+            b.behaviour = serde_json::from_str(&beh)?;
+            Ok(Some(b))
+        }
+    }
+}
+
+pub fn bento_by_id(c: &Connection, id: i64) -> Result<BentoRow> {
+    let x = c
+        .query_row(&format!("{BENTO_SELECT} WHERE b.id = ?1"), [id], bento_row)
+        .optional()?;
+    finish_bento(x)?.ok_or_else(|| ApiError::internal(format!("bento #{id} vanished")))
+}
+
+/// The bento `repo:version`, or with `version == None` the newest of the repo.
+pub fn find_bento(
+    c: &Connection,
+    org_id: i64,
+    repo: &str,
+    version: Option<&str>,
+) -> Result<Option<BentoRow>> {
+    let x = match version {
+        Some(v) => c
+            .query_row(
+                &format!("{BENTO_SELECT} WHERE r.org_id = ?1 AND r.name = ?2 AND b.version = ?3"),
+                params![org_id, repo, v],
+                bento_row,
+            )
+            .optional()?,
+        None => c
+            .query_row(
+                &format!("{BENTO_SELECT} WHERE r.org_id = ?1 AND r.name = ?2 ORDER BY b.created_at DESC, b.id DESC LIMIT 1"),
+                params![org_id, repo],
+                bento_row,
+            )
+            .optional()?,
+    };
+    finish_bento(x)
+}
+
+/// All bentos of a repo, newest first.
+pub fn repo_bentos(c: &Connection, org_id: i64, repo: &str) -> Result<Vec<BentoRow>> {
+    let mut st = c.prepare(&format!(
+        "{BENTO_SELECT} WHERE r.org_id = ?1 AND r.name = ?2 ORDER BY b.created_at DESC, b.id DESC"
+    ))?;
+    let rows = st.query_map(params![org_id, repo], bento_row)?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Some(b) = finish_bento(Some(r?))? {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+/// `(uid, created_at)` of a bento repository.
+pub fn find_repo(c: &Connection, org_id: i64, repo: &str) -> Result<Option<(String, i64)>> {
+    Ok(c.query_row(
+        "SELECT uid, created_at FROM bento_repos WHERE org_id = ?1 AND name = ?2",
+        params![org_id, repo],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?)
+}
+
+/// Registers (or re-registers, replacing the behaviour of) `repo:version`.
+pub fn put_bento(
+    c: &Connection,
+    org_id: i64,
+    repo: &str,
+    version: &str,
+    behaviour: &Behaviour,
+) -> Result<BentoRow> {
+    let now = now_ms();
+    c.execute(
+        "INSERT OR IGNORE INTO bento_repos (org_id, name, uid, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![org_id, repo, new_uid(), now],
+    )?;
+    let repo_id: i64 = c.query_row(
+        "SELECT id FROM bento_repos WHERE org_id = ?1 AND name = ?2",
+        params![org_id, repo],
+        |r| r.get(0),
+    )?;
+    let beh = serde_json::to_string(behaviour)?;
+    c.execute(
+        "INSERT INTO bentos (repo_id, version, uid, created_at, behaviour) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(repo_id, version) DO UPDATE SET behaviour = ?5",
+        params![repo_id, version, new_uid(), now, beh],
+    )?;
+    find_bento(c, org_id, repo, Some(version))?
+        .ok_or_else(|| ApiError::internal("bento vanished after insert"))
+}
+
+// ---------------------------------------------------------------- deployments
+
+/// Rollout phases of a deployment (stored as text).
+pub mod phase {
+    pub const IMAGE_BUILDING: &str = "image-building";
+    pub const IMAGE_BUILD_FAILED: &str = "image-build-failed";
+    pub const ROLLING: &str = "rolling";
+    pub const COMPLETE: &str = "complete";
+    pub const FAILED: &str = "failed";
+    pub const TERMINATING: &str = "terminating";
+    pub const TERMINATED: &str = "terminated";
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeploymentRow {
+    pub id: i64,
+    pub org_id: i64,
+    pub cluster: String,
+    pub name: String,
+    pub uid: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+    pub labels: Vec<LabelItem>,
+    pub dev: bool,
+    pub creator: String,
+    pub status: String,
+    pub phase: String,
+    pub message: String,
+    pub target_revision: String,
+    pub serving_revision: String,
+    pub phase_since: i64,
+    pub last_request_at: i64,
+}
+
+const DEP_COLS: &str = "id, org_id, cluster, name, uid, created_at, updated_at, deleted_at, labels, dev, creator, status, phase, message, target_revision, serving_revision, phase_since, last_request_at";
+
+fn dep_row(r: &Row) -> rusqlite::Result<(DeploymentRow, String)> {
+    Ok((
+        DeploymentRow {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            cluster: r.get(2)?,
+            name: r.get(3)?,
+            uid: r.get(4)?,
+            created_at: r.get(5)?,
+            updated_at: r.get(6)?,
+            deleted_at: r.get(7)?,
+            labels: Vec::new(),
+            dev: r.get::<_, i64>(9)? != 0,
+            creator: r.get(10)?,
+            status: r.get(11)?,
+            phase: r.get(12)?,
+            message: r.get(13)?,
+            target_revision: r.get(14)?,
+            serving_revision: r.get(15)?,
+            phase_since: r.get(16)?,
+            last_request_at: r.get(17)?,
+        },
+        r.get(8)?,
+    ))
+}
+
+fn finish_deps(rows: Vec<(DeploymentRow, String)>) -> Result<Vec<DeploymentRow>> {
+    rows.into_iter()
+        .map(|(mut d, labels)| {
+            d.labels = serde_json::from_str(&labels)?;
+            Ok(d)
+        })
+        .collect()
+}
+
+fn query_deps(
+    c: &Connection,
+    where_: &str,
+    p: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<DeploymentRow>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {DEP_COLS} FROM deployments WHERE {where_}"
+    ))?;
+    let rows = st.query_map(p, dep_row)?;
+    finish_deps(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A live (not deleted) deployment.
+pub fn find_deployment(
+    c: &Connection,
+    org_id: i64,
+    cluster: &str,
+    name: &str,
+) -> Result<Option<DeploymentRow>> {
+    Ok(query_deps(
+        c,
+        "org_id = ?1 AND cluster = ?2 AND name = ?3 AND deleted_at IS NULL",
+        &[&org_id, &cluster, &name],
+    )?
+    .into_iter()
+    .next())
+}
+
+pub fn deployment_by_id(c: &Connection, id: i64) -> Result<DeploymentRow> {
+    query_deps(c, "id = ?1", &[&id])?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::internal(format!("deployment #{id} vanished")))
+}
+
+/// Live deployments of an org (all clusters).
+pub fn org_deployments(c: &Connection, org_id: i64) -> Result<Vec<DeploymentRow>> {
+    query_deps(c, "org_id = ?1 AND deleted_at IS NULL", &[&org_id])
+}
+
+/// Live deployments the reconciler has to look at (everything not deleted nor terminated).
+pub fn active_deployments(c: &Connection) -> Result<Vec<DeploymentRow>> {
+    query_deps(c, "deleted_at IS NULL AND phase != 'terminated'", &[])
+}
+
+pub fn insert_deployment(c: &Connection, d: &DeploymentRow) -> Result<i64> {
+    c.execute(
+        &format!("INSERT INTO deployments ({DEP_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+        params![
+            d.org_id, d.cluster, d.name, d.uid, d.created_at, d.updated_at, d.deleted_at,
+            serde_json::to_string(&d.labels)?, d.dev as i64, d.creator, d.status, d.phase,
+            d.message, d.target_revision, d.serving_revision, d.phase_since, d.last_request_at
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Writes every mutable column of `d` back.
+pub fn save_deployment(c: &Connection, d: &DeploymentRow) -> Result<()> {
+    c.execute(
+        "UPDATE deployments SET updated_at = ?2, deleted_at = ?3, labels = ?4, status = ?5, phase = ?6,
+         message = ?7, target_revision = ?8, serving_revision = ?9, phase_since = ?10,
+         last_request_at = ?11 WHERE id = ?1",
+        params![
+            d.id, d.updated_at, d.deleted_at, serde_json::to_string(&d.labels)?, d.status,
+            d.phase, d.message, d.target_revision, d.serving_revision, d.phase_since,
+            d.last_request_at
+        ],
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- revisions
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionRow {
+    pub uid: String,
+    pub deployment_id: i64,
+    pub seq: i64,
+    pub created_at: i64,
+    pub bento_id: i64,
+    pub config: DeploymentConfig,
+    pub creator: String,
+}
+
+pub fn insert_revision(c: &Connection, r: &RevisionRow) -> Result<()> {
+    c.execute(
+        "INSERT INTO revisions (uid, deployment_id, seq, created_at, bento_id, config, creator)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            r.uid,
+            r.deployment_id,
+            r.seq,
+            r.created_at,
+            r.bento_id,
+            serde_json::to_string(&r.config)?,
+            r.creator
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn next_revision_seq(c: &Connection, deployment_id: i64) -> Result<i64> {
+    Ok(c.query_row(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM revisions WHERE deployment_id = ?1",
+        [deployment_id],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn revision(c: &Connection, uid: &str) -> Result<RevisionRow> {
+    let x = c
+        .query_row(
+            "SELECT uid, deployment_id, seq, created_at, bento_id, config, creator FROM revisions WHERE uid = ?1",
+            [uid],
+            |r| {
+                Ok((
+                    RevisionRow {
+                        uid: r.get(0)?,
+                        deployment_id: r.get(1)?,
+                        seq: r.get(2)?,
+                        created_at: r.get(3)?,
+                        bento_id: r.get(4)?,
+                        config: DeploymentConfig::default(),
+                        creator: r.get(6)?,
+                    },
+                    r.get::<_, String>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let (mut rev, cfg) = x.ok_or_else(|| ApiError::internal(format!("revision {uid} vanished")))?;
+    rev.config = serde_json::from_str(&cfg)?;
+    Ok(rev)
+}
+
+pub fn revision_count(c: &Connection, deployment_id: i64) -> Result<i64> {
+    Ok(c.query_row(
+        "SELECT COUNT(*) FROM revisions WHERE deployment_id = ?1",
+        [deployment_id],
+        |r| r.get(0),
+    )?)
+}
+
+// ---------------------------------------------------------------- replicas
+
+/// Replica lifecycle states (stored as text).
+pub mod rstate {
+    pub const STARTING: &str = "starting";
+    pub const READY: &str = "ready";
+    pub const DRAINING: &str = "draining";
+    pub const STOPPED: &str = "stopped";
+    pub const CRASHED: &str = "crashed";
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaRow {
+    pub id: i64,
+    pub uid: String,
+    pub deployment_id: i64,
+    pub revision_uid: String,
+    pub service: String,
+    pub state: String,
+    pub started_at: i64,
+    pub ready_at: Option<i64>,
+    pub drain_started_at: Option<i64>,
+    pub stopped_at: Option<i64>,
+    pub port: Option<i64>,
+}
+
+impl ReplicaRow {
+    /// Starting, ready or draining: the replica process exists.
+    pub fn is_live(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            rstate::STARTING | rstate::READY | rstate::DRAINING
+        )
+    }
+}
+
+/// Replicas of a deployment that are not stopped/crashed, oldest first.
+pub fn live_replicas(c: &Connection, deployment_id: i64) -> Result<Vec<ReplicaRow>> {
+    let mut st = c.prepare(
+        "SELECT id, uid, deployment_id, revision_uid, service, state, started_at, ready_at,
+                drain_started_at, stopped_at, port
+         FROM replicas WHERE deployment_id = ?1 AND state IN ('starting', 'ready', 'draining')
+         ORDER BY id",
+    )?;
+    let rows = st.query_map([deployment_id], |r| {
+        Ok(ReplicaRow {
+            id: r.get(0)?,
+            uid: r.get(1)?,
+            deployment_id: r.get(2)?,
+            revision_uid: r.get(3)?,
+            service: r.get(4)?,
+            state: r.get(5)?,
+            started_at: r.get(6)?,
+            ready_at: r.get(7)?,
+            drain_started_at: r.get(8)?,
+            stopped_at: r.get(9)?,
+            port: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn insert_replica(c: &Connection, r: &ReplicaRow) -> Result<i64> {
+    c.execute(
+        "INSERT INTO replicas (uid, deployment_id, revision_uid, service, state, started_at, ready_at,
+            drain_started_at, stopped_at, port) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            r.uid, r.deployment_id, r.revision_uid, r.service, r.state, r.started_at, r.ready_at,
+            r.drain_started_at, r.stopped_at, r.port
+        ],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+pub fn save_replica(c: &Connection, r: &ReplicaRow) -> Result<()> {
+    c.execute(
+        "UPDATE replicas SET state = ?2, ready_at = ?3, drain_started_at = ?4, stopped_at = ?5, port = ?6
+         WHERE id = ?1",
+        params![r.id, r.state, r.ready_at, r.drain_started_at, r.stopped_at, r.port],
+    )?;
+    Ok(())
+}
+
+/// Stops every live replica of a deployment at once (delete).
+pub fn stop_all_replicas(c: &Connection, deployment_id: i64, now: i64) -> Result<()> {
+    c.execute(
+        "UPDATE replicas SET state = 'stopped', stopped_at = ?2
+         WHERE deployment_id = ?1 AND state IN ('starting', 'ready', 'draining')",
+        params![deployment_id, now],
+    )?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- secrets
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretRow {
+    pub id: i64,
+    pub org_id: i64,
+    pub name: String,
+    pub uid: String,
+    pub cluster: String,
+    pub description: String,
+    pub content: SecretContent,
+    pub creator: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const SECRET_COLS: &str =
+    "id, org_id, name, uid, cluster, description, content, creator, created_at, updated_at";
+
+fn secret_row(r: &Row) -> rusqlite::Result<(SecretRow, String)> {
+    Ok((
+        SecretRow {
+            id: r.get(0)?,
+            org_id: r.get(1)?,
+            name: r.get(2)?,
+            uid: r.get(3)?,
+            cluster: r.get(4)?,
+            description: r.get(5)?,
+            content: SecretContent::default(),
+            creator: r.get(7)?,
+            created_at: r.get(8)?,
+            updated_at: r.get(9)?,
+        },
+        r.get(6)?,
+    ))
+}
+
+/// Secrets of an org, newest first (ties by name).
+pub fn secrets(c: &Connection, org_id: i64) -> Result<Vec<SecretRow>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {SECRET_COLS} FROM secrets WHERE org_id = ?1 ORDER BY created_at DESC, name"
+    ))?;
+    let rows = st.query_map([org_id], secret_row)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (mut s, content) = r?;
+        s.content = serde_json::from_str(&content)?;
+        out.push(s);
+    }
+    Ok(out)
+}
+
+pub fn find_secret(c: &Connection, org_id: i64, name: &str) -> Result<Option<SecretRow>> {
+    Ok(secrets(c, org_id)?.into_iter().find(|s| s.name == name))
+}
+
+pub fn insert_secret(c: &Connection, s: &SecretRow) -> Result<()> {
+    c.execute(
+        &format!(
+            "INSERT INTO secrets ({SECRET_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        ),
+        params![
+            s.org_id,
+            s.name,
+            s.uid,
+            s.cluster,
+            s.description,
+            serde_json::to_string(&s.content)?,
+            s.creator,
+            s.created_at,
+            s.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn update_secret(c: &Connection, s: &SecretRow) -> Result<()> {
+    c.execute(
+        "UPDATE secrets SET description = ?2, content = ?3, updated_at = ?4 WHERE id = ?1",
+        params![
+            s.id,
+            s.description,
+            serde_json::to_string(&s.content)?,
+            s.updated_at
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn delete_secret(c: &Connection, id: i64) -> Result<()> {
+    c.execute("DELETE FROM secrets WHERE id = ?1", [id])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_tokens_platform_and_bentos_round_trip() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("state.db")).expect("open");
+        store
+            .tx(|c| {
+                sync_platform(c, &PlatformConfig::default())?;
+                add_token(c, "acme", "t1", "alice")?;
+                Ok(())
+            })
+            .expect("seed");
+        store
+            .with(|c| {
+                let p = principal(c, "t1")?.expect("token");
+                assert_eq!(p.org.name, "acme");
+                assert!(principal(c, "nope")?.is_none());
+                let first = cluster(c, Some(""))?;
+                assert_eq!(first.name, "local-east");
+                assert!(first.is_first);
+                assert!(!cluster(c, Some("local-west"))?.is_first);
+                assert!(matches!(cluster(c, Some("x")), Err(ApiError::NotFound(_))));
+                assert_eq!(instance_types(c, "local-west")?.len(), 5);
+                put_bento(c, p.org.id, "iris", "v1", &Behaviour::default())?;
+                std::thread::sleep(std::time::Duration::from_millis(3));
+                put_bento(c, p.org.id, "iris", "v2", &Behaviour::default())?;
+                let latest = find_bento(c, p.org.id, "iris", None)?.expect("latest");
+                assert_eq!(latest.version, "v2");
+                assert_eq!(repo_bentos(c, p.org.id, "iris")?.len(), 2);
+                Ok(())
+            })
+            .expect("checks");
+        // Re-syncing keeps uids stable.
+        let before = store.with(|c| clusters(c)).expect("c");
+        store
+            .tx(|c| sync_platform(c, &PlatformConfig::default()))
+            .expect("resync");
+        assert_eq!(store.with(|c| clusters(c)).expect("c"), before);
+    }
+}
