@@ -1,0 +1,741 @@
+//! Integration tests of `bentocloud-local` over real HTTP: the server runs in-process on
+//! 127.0.0.1:0 with a temp data dir and is found through `DIR/endpoint` and `DIR/token`.
+#![cfg(feature = "local")]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bentocloud::api::{Bento, Deployment, InstanceType, ListResponse};
+use bentocloud::emulator::{self, Config, PlatformConfig};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+
+struct Server {
+    endpoint: String,
+    token: String,
+    dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<emulator::Started, String>>>,
+    http: Client,
+}
+
+fn platform() -> PlatformConfig {
+    let mut p = PlatformConfig::default();
+    p.timing.progress_deadline_ms = 1_500;
+    p.timing.drain_ms = 100;
+    p
+}
+
+async fn start(dir: &Path, strict: bool) -> Server {
+    // Stale files from a previous run must not be mistaken for this one.
+    let _ = std::fs::remove_file(dir.join("endpoint"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let cfg = Config {
+        data_dir: dir.to_path_buf(),
+        api_token: None,
+        strict_bentos: strict,
+        platform: platform(),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(emulator::serve(listener, cfg, async {
+        let _ = rx.await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let endpoint = loop {
+        if let Ok(e) = std::fs::read_to_string(dir.join("endpoint")) {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not write its endpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let token = std::fs::read_to_string(dir.join("token")).expect("token file");
+    Server {
+        endpoint,
+        token,
+        dir: dir.to_path_buf(),
+        stop: Some(tx),
+        task: Some(task),
+        http: Client::new(),
+    }
+}
+
+impl Server {
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("join").expect("serve ok");
+        }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(&self.token.clone(), method, path, body).await
+    }
+
+    async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.endpoint))
+            .header("X-YATAI-API-TOKEN", token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("send");
+        let status = resp.status();
+        let text = resp.text().await.expect("text");
+        let v =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        (status, v)
+    }
+
+    async fn raw(&self, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.endpoint))
+            .header("X-YATAI-API-TOKEN", &self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        let status = resp.status();
+        let v = resp.json().await.expect("json");
+        (status, v)
+    }
+
+    async fn create(&self, cluster: &str, body: Value) -> Deployment {
+        let (st, v) = self
+            .call(
+                Method::POST,
+                &format!("/api/v2/deployments?cluster={cluster}"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        check_shape(&v);
+        serde_json::from_value(v).expect("Deployment")
+    }
+
+    async fn get(&self, name: &str, cluster: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::GET,
+            &format!("/api/v2/deployments/{name}?cluster={cluster}"),
+            None,
+        )
+        .await
+    }
+
+    /// Polls until the deployment's status is `want`; returns every distinct status seen.
+    async fn wait_status(
+        &self,
+        name: &str,
+        cluster: &str,
+        want: &str,
+        secs: u64,
+    ) -> (Deployment, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut seen: Vec<String> = Vec::new();
+        loop {
+            let (st, v) = self.get(name, cluster).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            let s = v["status"].as_str().expect("status").to_string();
+            if seen.last() != Some(&s) {
+                seen.push(s.clone());
+            }
+            if s == want {
+                return (serde_json::from_value(v).expect("parse"), seen);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} never reached {want}; saw {seen:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+const BASE_KEYS: [&str; 7] = [
+    "uid",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "name",
+    "resource_type",
+    "labels",
+];
+
+/// What the official client needs from a deployment document (api doc §8).
+fn check_shape(v: &Value) {
+    for k in BASE_KEYS.iter().chain(&[
+        "status",
+        "kube_namespace",
+        "creator",
+        "cluster",
+        "latest_revision",
+    ]) {
+        assert!(v.get(*k).is_some(), "deployment lacks {k}: {v}");
+    }
+    assert!(v["created_at"].is_string());
+    assert!(v["labels"].is_array());
+    assert!(v["creator"]["name"].is_string() && v["creator"]["email"].is_string());
+    for k in BASE_KEYS {
+        assert!(v["cluster"].get(k).is_some(), "cluster lacks {k}");
+        assert!(v["latest_revision"].get(k).is_some(), "revision lacks {k}");
+    }
+    assert!(v["cluster"]["creator"].is_object());
+    let t = &v["latest_revision"]["targets"][0];
+    assert!(t["config"].is_object(), "target config null");
+    let b = &t["bento"];
+    assert!(b.is_object(), "target bento null");
+    assert_eq!(b["name"], b["version"]);
+    for k in BASE_KEYS {
+        assert!(t.get(k).is_some(), "target lacks {k}");
+        assert!(b.get(k).is_some(), "bento lacks {k}");
+        assert!(b["repository"].get(k).is_some(), "repository lacks {k}");
+    }
+    for k in [
+        "description",
+        "image_build_status",
+        "upload_status",
+        "upload_finished_reason",
+        "presigned_upload_url",
+        "presigned_download_url",
+    ] {
+        assert!(b[k].is_string(), "bento.{k} is not a string");
+    }
+    assert_eq!(
+        v["urls"].as_array().map(Vec::len),
+        Some(1),
+        "exactly one url"
+    );
+}
+
+fn dep_body(name: &str, bento: &str, labels: &[(&str, &str)]) -> Value {
+    json!({
+        "name": name, "bento": bento, "dev": false, "access_authorization": false,
+        "envs": [{"name": "GLOBAL", "value": "1"}],
+        "labels": labels.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
+        "secrets": null,
+        "services": {"apiserver": {"instance_type": "cpu.2",
+            "scaling": {"min_replicas": 1, "max_replicas": 2, "policy": null},
+            "envs": null, "deployment_strategy": "RollingUpdate", "extras": null,
+            "cold_start_timeout": null, "config_overrides": {}}},
+        "canary": null,
+    })
+}
+
+#[tokio::test]
+async fn auth_is_checked_first_and_reveals_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), false).await;
+    s.create("", dep_body("exists", "iris:v1", &[])).await;
+    for token in ["", "wrong"] {
+        for path in [
+            "/api/v2/deployments/exists",
+            "/api/v2/deployments/ghost",
+            "/api/v1/nope",
+            "/api/v2/deployments",
+        ] {
+            let (st, v) = s.call_as(token, Method::GET, path, None).await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{path}");
+            assert_eq!(v, json!({"error": "invalid api token"}));
+        }
+        let (st, _) = s
+            .call_as(token, Method::POST, "/api/v2/deployments", Some(json!({})))
+            .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+    }
+    let (st, v) = s.call(Method::GET, "/api/v1/auth/current", None).await;
+    assert_eq!(st, StatusCode::OK);
+    for k in ["name", "email", "first_name", "last_name"] {
+        assert!(v[k].is_string());
+    }
+    let (st, v) = s.call(Method::GET, "/api/v1/current_org", None).await;
+    assert_eq!(st, StatusCode::OK);
+    for k in BASE_KEYS.iter().chain(&["description"]) {
+        assert!(v.get(*k).is_some(), "org lacks {k}");
+    }
+    // Another organisation sees nothing of this one.
+    let other = emulator::add_org_token(&s.dir, "acme").expect("token");
+    let (st, v) = s
+        .call_as(
+            &other,
+            Method::GET,
+            "/api/v2/deployments/exists?cluster=",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (_, v) = s
+        .call_as(&other, Method::GET, "/api/v2/deployments?count=100", None)
+        .await;
+    assert_eq!(v["total"], 0);
+    let (st, v) = s.call(Method::GET, "/api/v1/unknown", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(v["error"].is_string());
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn create_get_update_terminate_delete() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), false).await;
+    let d = s
+        .create("", dep_body("demo", "iris:v1", &[("team", "ml")]))
+        .await;
+    assert_eq!(d.meta.name, "demo");
+    assert_eq!(d.cluster.meta.name, "local-east");
+    assert_eq!(d.cluster.is_first, Some(true));
+    assert_eq!(d.bento_tag().as_deref(), Some("iris:v1"));
+    let rev1 = d.revision_uid().expect("rev").to_string();
+    let url = d.urls.clone().expect("urls")[0].clone();
+    assert!(url.starts_with(&s.endpoint));
+
+    let (st, v) = s
+        .call(
+            Method::POST,
+            "/api/v2/deployments?cluster=",
+            Some(dep_body("demo", "iris:v1", &[])),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        v["error"],
+        "deployment \"demo\" already exists in cluster \"local-east\""
+    );
+
+    let (d, seen) = s.wait_status("demo", "", "running", 10).await;
+    assert_eq!(seen.first().map(String::as_str), Some("deploying"));
+    let ro = d.rollout.clone().expect("rollout");
+    assert_eq!(
+        (ro.revision_uid.as_str(), ro.serving_revision_uid.as_str()),
+        (rev1.as_str(), rev1.as_str())
+    );
+    assert_eq!(ro.ready_replicas, 1);
+
+    // The endpoint answers from a ready replica of this revision.
+    let body: Value = reqwest::get(format!("{url}predict"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["bento"], "iris:v1");
+    assert_eq!(body["revision"], rev1.as_str());
+
+    // Full PUT with labels: null keeps labels and makes a new revision.
+    let mut upd = dep_body("demo", "iris:v2", &[]);
+    upd["labels"] = Value::Null;
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v2/deployments/demo?cluster=local-east",
+            Some(upd),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    check_shape(&v);
+    let d: Deployment = serde_json::from_value(v).expect("parse");
+    assert_eq!(d.meta.labels.len(), 1);
+    let rev2 = d.revision_uid().expect("rev").to_string();
+    assert_ne!(rev2, rev1);
+    let (d, _) = s.wait_status("demo", "", "running", 10).await;
+    assert_eq!(d.bento_tag().as_deref(), Some("iris:v2"));
+    assert_eq!(d.rollout.expect("ro").serving_revision_uid, rev2);
+
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v2/deployments/demo/void_update?cluster=",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_ne!(v["latest_revision"]["uid"].as_str(), Some(rev2.as_str()));
+
+    let (st, v) = s
+        .call(
+            Method::POST,
+            "/api/v2/deployments/demo/terminate?cluster=",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["status"], "terminating");
+    let t0 = Instant::now();
+    s.wait_status("demo", "", "terminated", 5).await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "terminate took {:?}",
+        t0.elapsed()
+    );
+
+    let (st, v) = s
+        .call(Method::DELETE, "/api/v2/deployments/demo?cluster=", None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    check_shape(&v);
+    let (st, v) = s.get("demo", "").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(v["error"]
+        .as_str()
+        .expect("msg")
+        .contains("record not found"));
+    let (st, _) = s
+        .call(Method::DELETE, "/api/v2/deployments/demo?cluster=", None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn validation_errors_are_400_404_413_never_500() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    let p = "/api/v2/deployments?cluster=";
+    for (body, needle) in [
+        (b"{not json".to_vec(), "invalid JSON"),
+        (b"".to_vec(), "empty"),
+        (
+            br#"{"name": "x", "bento": 7}"#.to_vec(),
+            "expected a string",
+        ),
+        (
+            br#"{"name": "x", "bento": "a:b", "services": []}"#.to_vec(),
+            "expected a map",
+        ),
+        (b"null".to_vec(), "invalid"),
+    ] {
+        let (st, v) = s.raw(Method::POST, p, body).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v["error"].as_str().expect("msg").contains(needle), "{v}");
+    }
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    let (st, v) = s.raw(Method::POST, p, big.into_bytes()).await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+
+    // Strict bentos: unknown tag is the real API's 404.
+    let (st, v) = s
+        .call(Method::POST, p, Some(dep_body("a", "ghost:v1", &[])))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"], "bento \"ghost:v1\" not found: record not found");
+    let (st, _) = s
+        .call(
+            Method::GET,
+            "/api/v1/bento_repositories/ghost/bentos/v1",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    let (st, v) = s
+        .call(
+            Method::POST,
+            "/api/local/v1/bentos",
+            Some(json!({"tag": "multi:v1", "services": ["Front", "Back"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let b: Bento = serde_json::from_value(v).expect("bento");
+    assert_eq!(b.manifest.expect("m").service_names(), ["Front", "Back"]);
+    let (st, v) = s
+        .call(
+            Method::GET,
+            "/api/v1/bento_repositories/multi/bentos?count=1",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let l: ListResponse<Bento> = serde_json::from_value(v).expect("list");
+    assert_eq!(l.items[0].version, "v1");
+
+    let bad = |f: &dyn Fn(&mut Value)| {
+        let mut b = dep_body("a", "multi:v1", &[]);
+        b["services"] = json!({"Front": b["services"]["apiserver"].clone()});
+        f(&mut b);
+        b
+    };
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            bad(&|b| b["name"] = json!("Not_A_DNS")),
+            StatusCode::BAD_REQUEST,
+            "name",
+        ),
+        (
+            bad(&|b| b["labels"] = json!([{"key": "bad key", "value": "x"}])),
+            StatusCode::BAD_REQUEST,
+            "label key",
+        ),
+        (
+            bad(&|b| b["envs"] = json!([{"name": "1BAD", "value": "x"}])),
+            StatusCode::BAD_REQUEST,
+            "environment variable",
+        ),
+        (
+            bad(&|b| {
+                b["services"]["Front"]["scaling"] = json!({"min_replicas": 3, "max_replicas": 1})
+            }),
+            StatusCode::BAD_REQUEST,
+            "greater",
+        ),
+        (
+            bad(&|b| b["services"]["Front"]["deployment_strategy"] = json!("Yolo")),
+            StatusCode::BAD_REQUEST,
+            "RollingUpdate",
+        ),
+        (
+            bad(&|b| b["services"]["Front"]["instance_type"] = json!("cpu.64")),
+            StatusCode::BAD_REQUEST,
+            "cpu.1, cpu.2, cpu.4, gpu.t4.1, gpu.l4.1",
+        ),
+        (
+            bad(&|b| b["services"] = json!({"Nope": {}})),
+            StatusCode::BAD_REQUEST,
+            "valid services: Front, Back",
+        ),
+        (
+            bad(&|b| b["bento"] = json!("a b")),
+            StatusCode::BAD_REQUEST,
+            "bento",
+        ),
+    ];
+    for (body, code, needle) in cases {
+        let (st, v) = s.call(Method::POST, p, Some(body)).await;
+        assert_eq!(st, code, "{v}");
+        assert!(
+            v["error"].as_str().expect("msg").contains(needle),
+            "want {needle:?}: {v}"
+        );
+    }
+    let (st, v) = s
+        .call(
+            Method::POST,
+            "/api/v2/deployments?cluster=mars",
+            Some(bad(&|_| {})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"], "cluster \"mars\" not found: record not found");
+    let (st, _) = s.call(Method::POST, p, Some(bad(&|_| {}))).await;
+    assert_eq!(st, StatusCode::OK);
+
+    let (st, v) = s
+        .call(Method::GET, "/api/v1/instance_types?cluster=", None)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let types: Vec<InstanceType> = serde_json::from_value(v).expect("types");
+    assert_eq!(types.len(), 5);
+    let (st, v) = s.call(Method::GET, "/api/v1/clusters", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["total"], 2);
+    let (st, _) = s.call(Method::GET, "/api/v1/clusters/mars", None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn list_filters_and_paging_across_clusters() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), false).await;
+    let mut made = Vec::new();
+    for i in 0..7 {
+        let cluster = if i % 2 == 0 {
+            "local-east"
+        } else {
+            "local-west"
+        };
+        let team = if i < 4 { "ml" } else { "web" };
+        let name = format!("svc-{i}");
+        s.create(
+            cluster,
+            dep_body(&name, "iris:v1", &[("team", team), ("env", "prod")]),
+        )
+        .await;
+        made.push((name, cluster, team));
+    }
+    // Same name in both clusters is allowed.
+    s.create("local-west", dep_body("svc-0", "other:v1", &[]))
+        .await;
+    let list = |q: &str| {
+        let q = q.to_string();
+        let s = &s;
+        async move {
+            let (st, v) = s
+                .call(Method::GET, &format!("/api/v2/deployments?{q}"), None)
+                .await;
+            assert_eq!(st, StatusCode::OK, "{q}: {v}");
+            for item in v["items"].as_array().expect("items") {
+                check_shape(item);
+            }
+            serde_json::from_value::<ListResponse<Deployment>>(v).expect("list")
+        }
+    };
+    let all = list("cluster=&all=true&count=&q=&search=&start=").await;
+    assert_eq!(all.total, 8);
+    assert_eq!(all.items.len(), 8);
+    let names: Vec<String> = all.items.iter().map(|d| d.meta.name.clone()).collect();
+    assert_eq!(names[0], "svc-0", "newest first");
+    assert_eq!(names[1], "svc-6");
+    let west = list("cluster=local-west&all=&count=&q=&search=&start=").await;
+    assert_eq!(west.total, 4);
+    assert!(west
+        .items
+        .iter()
+        .all(|d| d.cluster.meta.name == "local-west"));
+    let ml = list("cluster=&all=true&count=100&q=label%3Ateam%3Dml+label%3Aenv%3Dprod").await;
+    assert_eq!(ml.total, 4);
+    let ml_east = list("q=label%3Ateam%3Dml+cluster%3Alocal-east").await;
+    assert_eq!(ml_east.total, 2);
+    let bento = list("q=bento%3Aother").await;
+    assert_eq!(bento.total, 1);
+    let search = list("search=svc-1").await;
+    assert_eq!(search.total, 1);
+    let kw = list("q=svc-").await;
+    assert_eq!(kw.total, 8);
+    assert_eq!(list("q=is%3Adev").await.total, 0);
+    assert_eq!(list("q=not%3Adev").await.total, 8);
+    // Paging: pages are disjoint, ordered, and add up.
+    let mut paged = Vec::new();
+    for start in (0..8).step_by(3) {
+        let page = list(&format!("start={start}&count=3")).await;
+        assert_eq!(page.total, 8);
+        assert_eq!(page.start, start);
+        paged.extend(
+            page.items
+                .into_iter()
+                .map(|d| (d.meta.name, d.cluster.meta.name)),
+        );
+    }
+    let full: Vec<(String, String)> = all
+        .items
+        .into_iter()
+        .map(|d| (d.meta.name, d.cluster.meta.name))
+        .collect();
+    assert_eq!(paged, full);
+    assert_eq!(list("count=10000").await.items.len(), 8);
+    let (st, _) = s
+        .call(Method::GET, "/api/v2/deployments?count=abc", None)
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = s
+        .call(Method::GET, "/api/v2/deployments?q=colour%3Ared", None)
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = s
+        .call(Method::GET, "/api/v2/deployments?cluster=mars", None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn restart_on_the_same_data_dir_keeps_everything() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), false).await;
+    let token = s.token.clone();
+    let d = s
+        .create("local-west", dep_body("keep", "iris:v1", &[("a", "b")]))
+        .await;
+    let (st, _) = s.call(Method::POST, "/api/v1/org_secrets", Some(json!({"name": "db", "content": {"type": "env", "items": [{"key": "PASSWORD", "value": "x"}]}}))).await;
+    assert_eq!(st, StatusCode::OK);
+    s.stop().await;
+
+    let s = start(dir.path(), false).await;
+    assert_eq!(s.token, token, "the generated token is reused");
+    let (d2, _) = s.wait_status("keep", "local-west", "running", 10).await;
+    assert_eq!(d2.meta.uid, d.meta.uid);
+    assert_eq!(d2.revision_uid(), d.revision_uid());
+    assert_eq!(d2.meta.labels, d.meta.labels);
+    let (st, v) = s.call(Method::GET, "/api/v1/org_secrets/db", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["content"]["items"][0]["key"], "PASSWORD");
+    let (st, v) = s
+        .call(
+            Method::GET,
+            "/api/v1/org_secrets?count=10&q=&search=&start=0&all=true",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["total"], 1);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn statuses_follow_bento_behaviour() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    let reg = |tag: &str, extra: Value| {
+        let mut b = json!({"tag": tag, "startup_seconds": 0.3});
+        if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        b
+    };
+    for body in [
+        reg("app:v1", json!({"image_build_seconds": 0.4})),
+        reg("app:never", json!({"unready": true})),
+        reg("app:nobuild", json!({"image_build_fails": true})),
+    ] {
+        let (st, v) = s
+            .call(Method::POST, "/api/local/v1/bentos", Some(body))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    s.create("", dep_body("tl", "app:v1", &[])).await;
+    let (d, seen) = s.wait_status("tl", "", "running", 10).await;
+    assert_eq!(seen, ["image-building", "deploying", "running"]);
+    let good = d.revision_uid().expect("rev").to_string();
+
+    // A never-ready bento: the rollout fails with a reason, the old revision keeps serving.
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v2/deployments/tl?cluster=",
+            Some(dep_body("tl", "app:never", &[])),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (d, _) = s.wait_status("tl", "", "failed", 10).await;
+    let ro = d.rollout.expect("rollout");
+    assert_eq!(ro.serving_revision_uid, good);
+    assert_ne!(ro.revision_uid, good);
+    assert!(
+        ro.message.contains("did not become ready"),
+        "{}",
+        ro.message
+    );
+    let url = d.urls.expect("urls")[0].clone();
+    let body: Value = reqwest::get(format!("{url}x"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["revision"], good.as_str());
+
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            "/api/v2/deployments/tl?cluster=",
+            Some(dep_body("tl", "app:nobuild", &[])),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (d, _) = s.wait_status("tl", "", "image-build-failed", 10).await;
+    assert!(d.rollout.expect("ro").message.contains("image build"));
+    s.stop().await;
+}
