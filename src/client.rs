@@ -1,1 +1,917 @@
-//! (in progress)
+//! The BentoCloud HTTP client: one async method per API endpoint, returning the wire types of
+//! [`crate::api`] or a typed [`ClientError`].
+//!
+//! It owns the wire rules (auth header, JSON bodies, "only 200 is success", not-found detection,
+//! percent-encoded paths), resilience (retries with capped exponential backoff and full jitter,
+//! `Retry-After`, safe handling of creates whose outcome is unknown) and the provider-wide
+//! request limit shared by every clone. It is not the rollout wait (`crate::wait`) and knows
+//! nothing about Terraform. It never writes to stdout, and never logs the API token or the
+//! bodies of the secrets endpoints.
+
+mod error;
+mod limit;
+mod retry;
+#[cfg(test)]
+mod stub;
+
+pub use error::{ClientError, ErrorKind};
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::api;
+use limit::Limiter;
+use retry::{RetryPolicy, StatusRetry};
+
+/// BentoCloud's public endpoint (the official client's default).
+pub const DEFAULT_ENDPOINT: &str = "https://cloud.bentoml.com";
+
+/// The header carrying the API token on every request.
+pub const TOKEN_HEADER: &str = "X-YATAI-API-TOKEN";
+
+/// Items requested per page by the list methods that fetch every page.
+pub const PAGE_SIZE: u64 = 500;
+
+const LOG: &str = "bentocloud::client";
+
+/// How to build a [`Client`]. [`ClientConfig::new`] fills in the defaults.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// The origin, e.g. `https://myorg.cloud.bentoml.com` (a trailing slash is fine).
+    pub endpoint: Url,
+    pub api_token: String,
+    pub user_agent: String,
+    /// Per request, including reading the body. Default 60 s.
+    pub request_timeout: Duration,
+    /// Requests in flight at once, across every clone of the client. Default 16.
+    pub max_concurrent_requests: usize,
+    /// Requests started per second, across every clone (0 or infinity: no limit). Default 50.
+    pub requests_per_second: f64,
+    /// Retries after the first attempt. Default 8.
+    pub max_retries: u32,
+    /// Cap of one backoff delay and of an honoured `Retry-After`. Default 30 s.
+    pub max_retry_delay: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(endpoint: Url, api_token: impl Into<String>) -> ClientConfig {
+        ClientConfig {
+            endpoint,
+            api_token: api_token.into(),
+            user_agent: format!(
+                "terraform-provider-bentocloud/{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            request_timeout: Duration::from_secs(60),
+            max_concurrent_requests: 16,
+            requests_per_second: 50.0,
+            max_retries: 8,
+            max_retry_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("api_token", &"<redacted>")
+            .field("user_agent", &self.user_agent)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("requests_per_second", &self.requests_per_second)
+            .field("max_retries", &self.max_retries)
+            .field("max_retry_delay", &self.max_retry_delay)
+            .finish()
+    }
+}
+
+/// Filters of [`Client::list_deployments`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// One cluster (`cluster=X`); `None` lists every cluster (`all=true`).
+    pub cluster: Option<String>,
+    /// Free-text name search.
+    pub search: Option<String>,
+    /// Structured query tokens (`key:value`, space-separated), e.g. `is:dev`.
+    pub q: Option<String>,
+    /// Sent as `label:k=v` tokens appended to `q` (the API has no label parameter).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ListQuery {
+    /// The `q` parameter: the given tokens followed by one `label:k=v` token per label.
+    pub fn q_param(&self) -> String {
+        let mut tokens: Vec<String> = Vec::new();
+        if let Some(q) = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            tokens.push(q.to_string());
+        }
+        tokens.extend(self.labels.iter().map(|(k, v)| format!("label:{k}={v}")));
+        tokens.join(" ")
+    }
+
+    fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref().filter(|c| !c.is_empty())
+    }
+}
+
+/// The BentoCloud API client. Cheap to clone; clones share the connection pool and the
+/// request limit.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    endpoint: Url,
+    token: HeaderValue,
+    /// Kept only to scrub it from any message that might echo it.
+    token_text: String,
+    limiter: Limiter,
+    policy: RetryPolicy,
+    request_timeout: Duration,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.inner.endpoint.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request as the retry loop sees it.
+struct Call {
+    op: String,
+    method: Method,
+    url: Url,
+    body: Option<Vec<u8>>,
+    /// Repeating it cannot create a second object (GET, PUT, DELETE, terminate).
+    idempotent: bool,
+    /// Its bodies may hold secret values: never echo them in decode errors.
+    sensitive: bool,
+}
+
+/// A failed [`Call`] after the retry loop.
+struct Failure {
+    err: ClientError,
+    /// The last attempt may have been applied by the server (sent, then timeout, reset, 502/504).
+    maybe_applied: bool,
+    /// Some earlier attempt may have been applied (so a 404 on a retried delete means done).
+    earlier_maybe_applied: bool,
+}
+
+/// What one attempt produced.
+enum Attempt {
+    Ok(Vec<u8>),
+    Status {
+        err: ClientError,
+        retry: StatusRetry,
+        retry_after: Option<Duration>,
+    },
+    Transport {
+        err: ClientError,
+        sent: bool,
+    },
+}
+
+fn in_cluster(cluster: &str) -> String {
+    if cluster.is_empty() {
+        "in the default cluster".to_string()
+    } else {
+        format!("in cluster {cluster:?}")
+    }
+}
+
+fn config_error(message: impl Into<String>) -> ClientError {
+    ClientError::new(
+        "configure the BentoCloud client",
+        ErrorKind::Config,
+        None,
+        message,
+    )
+}
+
+impl Client {
+    pub fn new(cfg: ClientConfig) -> Result<Client, ClientError> {
+        let endpoint = cfg.endpoint;
+        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.cannot_be_a_base() {
+            return Err(config_error(format!(
+                "endpoint {:?} must be an http:// or https:// URL such as \"{DEFAULT_ENDPOINT}\"",
+                endpoint.as_str()
+            )));
+        }
+        if endpoint.host_str().filter(|h| !h.is_empty()).is_none() {
+            return Err(config_error(format!(
+                "endpoint {:?} has no host",
+                endpoint.as_str()
+            )));
+        }
+        if endpoint.query().is_some() || endpoint.fragment().is_some() {
+            return Err(config_error(format!(
+                "endpoint {:?} must not have a query or fragment: give only the origin, e.g. \"{DEFAULT_ENDPOINT}\"",
+                endpoint.as_str()
+            )));
+        }
+        let token_text = cfg.api_token.trim().to_string();
+        if token_text.is_empty() {
+            return Err(config_error("the API token is empty"));
+        }
+        let mut token = HeaderValue::from_str(&token_text).map_err(|_| {
+            config_error("the API token contains characters not allowed in an HTTP header")
+        })?;
+        token.set_sensitive(true);
+        if cfg.max_concurrent_requests == 0 {
+            return Err(config_error("max_concurrent_requests must be at least 1"));
+        }
+        if cfg.requests_per_second.is_nan() || cfg.requests_per_second < 0.0 {
+            return Err(config_error(
+                "requests_per_second must be positive (0 means no limit)",
+            ));
+        }
+        if cfg.request_timeout.is_zero() {
+            return Err(config_error("request_timeout must be greater than zero"));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(cfg.user_agent)
+            .timeout(cfg.request_timeout)
+            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(30)))
+            .build()
+            .map_err(|e| config_error(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                endpoint,
+                token,
+                token_text,
+                limiter: Limiter::new(cfg.max_concurrent_requests, cfg.requests_per_second),
+                policy: RetryPolicy {
+                    max_retries: cfg.max_retries,
+                    max_delay: cfg.max_retry_delay,
+                },
+                request_timeout: cfg.request_timeout,
+            }),
+        })
+    }
+
+    pub fn endpoint(&self) -> &Url {
+        &self.inner.endpoint
+    }
+
+    // ----- auth and organisation -----
+
+    /// `GET /api/v1/auth/current`: the token's user (validates the token).
+    pub async fn current_user(&self) -> Result<api::User, ClientError> {
+        let url = self.url(&["api", "v1", "auth", "current"], &[])?;
+        self.run(self.get("get the current user", url)).await
+    }
+
+    /// `GET /api/v1/current_org`.
+    pub async fn current_org(&self) -> Result<api::Organization, ClientError> {
+        let url = self.url(&["api", "v1", "current_org"], &[])?;
+        self.run(self.get("get the current organization", url))
+            .await
+    }
+
+    // ----- clusters, instance types, bentos -----
+
+    /// `GET /api/v1/clusters`, every page.
+    pub async fn list_clusters(&self) -> Result<Vec<api::Cluster>, ClientError> {
+        self.collect_pages(|start, count| async move {
+            let (s, c) = (start.to_string(), count.to_string());
+            let url = self.url(
+                &["api", "v1", "clusters"],
+                &[("start", s.as_str()), ("count", c.as_str())],
+            )?;
+            self.run(self.get("list clusters", url)).await
+        })
+        .await
+    }
+
+    /// `GET /api/v1/clusters/{name}`.
+    pub async fn get_cluster(&self, name: &str) -> Result<api::Cluster, ClientError> {
+        let url = self.url(&["api", "v1", "clusters", name], &[])?;
+        self.run(self.get(format!("get cluster {name:?}"), url))
+            .await
+    }
+
+    /// `GET /api/v1/instance_types?cluster=X` (a bare JSON array).
+    pub async fn list_instance_types(
+        &self,
+        cluster: &str,
+    ) -> Result<Vec<api::InstanceType>, ClientError> {
+        let url = self.url(&["api", "v1", "instance_types"], &[("cluster", cluster)])?;
+        let op = format!("list instance types {}", in_cluster(cluster));
+        self.run(self.get(op, url)).await
+    }
+
+    /// `GET /api/v1/bento_repositories/{repo}/bentos/{version}`.
+    pub async fn get_bento(&self, repo: &str, version: &str) -> Result<api::Bento, ClientError> {
+        let url = self.url(
+            &["api", "v1", "bento_repositories", repo, "bentos", version],
+            &[],
+        )?;
+        self.run(self.get(format!("get bento \"{repo}:{version}\""), url))
+            .await
+    }
+
+    /// `GET /api/v1/bento_repositories/{repo}/bentos?count=1`: the newest bento of a repository.
+    /// An empty repository is `NotFound`.
+    pub async fn latest_bento(&self, repo: &str) -> Result<api::Bento, ClientError> {
+        let op = format!("get the latest bento of repository {repo:?}");
+        let url = self.url(
+            &["api", "v1", "bento_repositories", repo, "bentos"],
+            &[("count", "1")],
+        )?;
+        let page: api::ListResponse<api::Bento> = self.run(self.get(op.clone(), url)).await?;
+        page.items.into_iter().next().ok_or_else(|| {
+            ClientError::new(
+                op,
+                ErrorKind::NotFound,
+                None,
+                format!("repository {repo:?} has no bentos: push one with `bentoml push`"),
+            )
+        })
+    }
+
+    // ----- deployments -----
+
+    /// `POST /api/v2/deployments?cluster=X`.
+    ///
+    /// If the outcome of an attempt is unknown (timeout or connection error after sending,
+    /// 502/504), the create is not blindly repeated: the deployment is looked up by name and
+    /// returned if it exists (its bento must match the request), else the POST is repeated. A
+    /// repeated POST answered "already exists" also returns the existing deployment.
+    pub async fn create_deployment(
+        &self,
+        cluster: &str,
+        req: &api::CreateDeploymentRequest,
+    ) -> Result<api::Deployment, ClientError> {
+        let name = req.name.clone().filter(|n| !n.is_empty());
+        let op = match &name {
+            Some(n) => format!("create deployment {n:?} {}", in_cluster(cluster)),
+            None => format!("create deployment {}", in_cluster(cluster)),
+        };
+        let url = self.url(&["api", "v2", "deployments"], &[("cluster", cluster)])?;
+        let call = self.with_body(Method::POST, op.clone(), url, req, false, false)?;
+        let Some(name) = name else {
+            // Without a name there is nothing to look up: never repeat an unknown outcome.
+            return self.run(call).await;
+        };
+        let want_bento = req.spec.bento.clone();
+        self.create_reconciled(call, || {
+            let (name, op, want_bento) = (name.clone(), op.clone(), want_bento.clone());
+            async move {
+                let found = self.get_deployment_opt(cluster, &name).await?;
+                match found {
+                    Some(d) if !bento_matches(&want_bento, d.bento_tag().as_deref()) => {
+                        Err(ClientError::new(
+                            op,
+                            ErrorKind::Conflict,
+                            None,
+                            format!(
+                                "a deployment named {name:?} exists but runs bento {:?}, not {want_bento:?}: it was not created by this request; import it or choose another name",
+                                d.bento_tag().unwrap_or_default()
+                            ),
+                        ))
+                    }
+                    other => Ok(other),
+                }
+            }
+        })
+        .await
+    }
+
+    /// `GET /api/v2/deployments/{name}?cluster=X`.
+    pub async fn get_deployment(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Result<api::Deployment, ClientError> {
+        let url = self.url(&["api", "v2", "deployments", name], &[("cluster", cluster)])?;
+        let op = format!("get deployment {name:?} {}", in_cluster(cluster));
+        self.run(self.get(op, url)).await
+    }
+
+    /// Like [`Client::get_deployment`], with not-found (404, or 400 "record not found") as
+    /// `Ok(None)`.
+    pub async fn get_deployment_opt(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Result<Option<api::Deployment>, ClientError> {
+        match self.get_deployment(cluster, name).await {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT /api/v2/deployments/{name}?cluster=X` with the whole desired configuration.
+    pub async fn update_deployment(
+        &self,
+        cluster: &str,
+        name: &str,
+        req: &api::UpdateDeploymentRequest,
+    ) -> Result<api::Deployment, ClientError> {
+        let url = self.url(&["api", "v2", "deployments", name], &[("cluster", cluster)])?;
+        let op = format!("update deployment {name:?} {}", in_cluster(cluster));
+        let call = self.with_body(Method::PUT, op, url, req, true, false)?;
+        self.run(call).await
+    }
+
+    /// `POST /api/v2/deployments/{name}/terminate?cluster=X` (no body). Idempotent.
+    pub async fn terminate_deployment(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Result<api::Deployment, ClientError> {
+        let url = self.url(
+            &["api", "v2", "deployments", name, "terminate"],
+            &[("cluster", cluster)],
+        )?;
+        let op = format!("terminate deployment {name:?} {}", in_cluster(cluster));
+        self.run(self.empty(Method::POST, op, url)).await
+    }
+
+    /// `DELETE /api/v2/deployments/{name}?cluster=X` (no body). The server may require the
+    /// deployment to be terminated first. A not-found after a retried attempt whose outcome was
+    /// unknown is returned as `NotFound`: callers deleting treat it as "already gone".
+    pub async fn delete_deployment(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Result<api::Deployment, ClientError> {
+        let url = self.url(&["api", "v2", "deployments", name], &[("cluster", cluster)])?;
+        let op = format!("delete deployment {name:?} {}", in_cluster(cluster));
+        self.run(self.empty(Method::DELETE, op, url)).await
+    }
+
+    /// One page of `GET /api/v2/deployments`.
+    pub async fn list_deployments_page(
+        &self,
+        q: &ListQuery,
+        start: u64,
+        count: u64,
+    ) -> Result<api::ListResponse<api::Deployment>, ClientError> {
+        let cluster = q.cluster().unwrap_or("");
+        let all = if q.cluster().is_some() { "" } else { "true" };
+        let (start_s, count_s, q_s) = (start.to_string(), count.to_string(), q.q_param());
+        let search = q.search.as_deref().unwrap_or("");
+        let url = self.url(
+            &["api", "v2", "deployments"],
+            &[
+                ("cluster", cluster),
+                ("all", all),
+                ("count", &count_s),
+                ("q", &q_s),
+                ("search", search),
+                ("start", &start_s),
+            ],
+        )?;
+        let op = match q.cluster() {
+            Some(c) => format!("list deployments {}", in_cluster(c)),
+            None => "list deployments in all clusters".to_string(),
+        };
+        self.run(self.get(op, url)).await
+    }
+
+    /// Every deployment matching `q`, page by page ([`PAGE_SIZE`] per page).
+    pub async fn list_deployments(
+        &self,
+        q: &ListQuery,
+    ) -> Result<Vec<api::Deployment>, ClientError> {
+        self.collect_pages(|start, count| self.list_deployments_page(q, start, count))
+            .await
+    }
+
+    // ----- secrets (bodies never logged) -----
+
+    /// `GET /api/v1/org_secrets?all=true`, every page.
+    pub async fn list_secrets(&self) -> Result<Vec<api::Secret>, ClientError> {
+        self.collect_pages(|start, count| async move {
+            let (s, c) = (start.to_string(), count.to_string());
+            let url = self.url(
+                &["api", "v1", "org_secrets"],
+                &[
+                    ("count", c.as_str()),
+                    ("q", ""),
+                    ("search", ""),
+                    ("start", s.as_str()),
+                    ("all", "true"),
+                ],
+            )?;
+            let mut call = self.get("list secrets", url);
+            call.sensitive = true;
+            self.run(call).await
+        })
+        .await
+    }
+
+    /// `GET /api/v1/org_secrets/{name}`.
+    pub async fn get_secret(&self, name: &str) -> Result<api::Secret, ClientError> {
+        let url = self.url(&["api", "v1", "org_secrets", name], &[])?;
+        let mut call = self.get(format!("get secret {name:?}"), url);
+        call.sensitive = true;
+        self.run(call).await
+    }
+
+    /// `POST /api/v1/org_secrets`, with the same unknown-outcome handling as
+    /// [`Client::create_deployment`] (looked up by name).
+    pub async fn create_secret(
+        &self,
+        req: &api::CreateSecretRequest,
+    ) -> Result<api::Secret, ClientError> {
+        let op = format!("create secret {:?}", req.name);
+        let url = self.url(&["api", "v1", "org_secrets"], &[])?;
+        let call = self.with_body(Method::POST, op, url, req, false, true)?;
+        let name = req.name.clone();
+        self.create_reconciled(call, || {
+            let name = name.clone();
+            async move {
+                match self.get_secret(&name).await {
+                    Ok(s) => Ok(Some(s)),
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await
+    }
+
+    /// `DELETE /api/v1/org_secrets/{name}`. A not-found after an earlier attempt that may have
+    /// deleted it counts as success.
+    pub async fn delete_secret(&self, name: &str) -> Result<(), ClientError> {
+        let url = self.url(&["api", "v1", "org_secrets", name], &[])?;
+        let mut call = self.empty(Method::DELETE, format!("delete secret {name:?}"), url);
+        call.sensitive = true;
+        match self.send(&call).await {
+            Ok(_) => Ok(()),
+            Err(f) if f.err.is_not_found() && f.earlier_maybe_applied => Ok(()),
+            Err(f) => Err(f.err),
+        }
+    }
+
+    // ----- plumbing -----
+
+    /// `endpoint` + percent-encoded `segments` + `query` pairs (form-encoded, in order).
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, ClientError> {
+        let mut url = self.inner.endpoint.clone();
+        url.path_segments_mut()
+            .map_err(|_| config_error("the endpoint cannot take a path"))?
+            .pop_if_empty()
+            .extend(segments);
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        Ok(url)
+    }
+
+    fn get(&self, op: impl Into<String>, url: Url) -> Call {
+        Call {
+            op: op.into(),
+            method: Method::GET,
+            url,
+            body: None,
+            idempotent: true,
+            sensitive: false,
+        }
+    }
+
+    /// A bodiless POST/DELETE (terminate, delete): idempotent.
+    fn empty(&self, method: Method, op: String, url: Url) -> Call {
+        Call {
+            op,
+            method,
+            url,
+            body: None,
+            idempotent: true,
+            sensitive: false,
+        }
+    }
+
+    fn with_body(
+        &self,
+        method: Method,
+        op: String,
+        url: Url,
+        body: &impl serde::Serialize,
+        idempotent: bool,
+        sensitive: bool,
+    ) -> Result<Call, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| {
+            ClientError::new(
+                op.clone(),
+                ErrorKind::Decode,
+                None,
+                format!("cannot encode the request body: {e}"),
+            )
+        })?;
+        Ok(Call {
+            op,
+            method,
+            url,
+            body: Some(body),
+            idempotent,
+            sensitive,
+        })
+    }
+
+    async fn run<T: DeserializeOwned>(&self, call: Call) -> Result<T, ClientError> {
+        let bytes = self.send(&call).await.map_err(|f| f.err)?;
+        self.decode(&call, &bytes)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, call: &Call, bytes: &[u8]) -> Result<T, ClientError> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            let message = if call.sensitive {
+                format!(
+                    "the response is not the expected JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                )
+            } else {
+                format!("the response is not the expected JSON: {e}")
+            };
+            ClientError::new(call.op.clone(), ErrorKind::Decode, Some(200), message)
+        })
+    }
+
+    /// Fetches pages of [`PAGE_SIZE`] until `total` items were fetched or a page comes back
+    /// short.
+    async fn collect_pages<T, F, Fut>(&self, mut fetch: F) -> Result<Vec<T>, ClientError>
+    where
+        F: FnMut(u64, u64) -> Fut,
+        Fut: Future<Output = Result<api::ListResponse<T>, ClientError>>,
+    {
+        let mut all: Vec<T> = Vec::new();
+        let mut start = 0u64;
+        loop {
+            let page = fetch(start, PAGE_SIZE).await?;
+            let got = page.items.len() as u64;
+            let total = page.total;
+            all.extend(page.items);
+            start += got;
+            if got == 0 || got < PAGE_SIZE || start >= total {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Runs a non-idempotent create, resolving unknown outcomes with `lookup` (by name) instead
+    /// of repeating the POST blindly.
+    async fn create_reconciled<T, F, Fut>(&self, call: Call, lookup: F) -> Result<T, ClientError>
+    where
+        T: DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<T>, ClientError>>,
+    {
+        let policy = self.inner.policy;
+        let mut uncertain = false;
+        let mut round = 0u32;
+        loop {
+            let failure = match self.send(&call).await {
+                Ok(bytes) => return self.decode(&call, &bytes),
+                Err(f) => f,
+            };
+            uncertain |= failure.earlier_maybe_applied;
+            if failure.maybe_applied && round < policy.max_retries {
+                tracing::warn!(target: LOG, operation = %call.op, error = %failure.err,
+                    "the create may or may not have been applied; looking it up before trying again");
+                match lookup().await {
+                    Ok(Some(found)) => {
+                        tracing::info!(target: LOG, operation = %call.op,
+                            "the create had been applied; using the existing object");
+                        return Ok(found);
+                    }
+                    Ok(None) => uncertain = true,
+                    // The lookup found something that is not ours: that is the answer.
+                    Err(e) if e.kind == ErrorKind::Conflict => return Err(e),
+                    Err(e) => {
+                        let mut err = failure.err;
+                        err.message = format!(
+                            "{}; the request may have been applied, and looking it up failed: {e}",
+                            err.message
+                        );
+                        return Err(err);
+                    }
+                }
+                tokio::time::sleep(policy.backoff(round)).await;
+                round += 1;
+                continue;
+            }
+            if uncertain && failure.err.is_already_exists() {
+                if let Ok(Some(found)) = lookup().await {
+                    tracing::info!(target: LOG, operation = %call.op,
+                        "a repeated create found the object an earlier attempt created");
+                    return Ok(found);
+                }
+            }
+            let mut err = failure.err;
+            if failure.maybe_applied {
+                err.message = format!(
+                    "{}; the request may have been applied: refresh before trying again",
+                    err.message
+                );
+            }
+            return Err(err);
+        }
+    }
+
+    /// The retry loop: attempts `call` until success, a final answer, or `max_retries`.
+    async fn send(&self, call: &Call) -> Result<Vec<u8>, Failure> {
+        let policy = self.inner.policy;
+        let mut earlier_maybe_applied = false;
+        let mut attempt = 0u32;
+        loop {
+            let (err, repeatable, maybe_applied, retry_after) =
+                match self.attempt(call, attempt).await {
+                    Attempt::Ok(bytes) => return Ok(bytes),
+                    Attempt::Status {
+                        err,
+                        retry,
+                        retry_after,
+                    } => match retry {
+                        StatusRetry::NotProcessed => (err, true, false, retry_after),
+                        StatusRetry::OutcomeUnknown => (err, call.idempotent, true, retry_after),
+                        StatusRetry::Final => (err, false, false, None),
+                    },
+                    Attempt::Transport { err, sent } => (err, call.idempotent || !sent, sent, None),
+                };
+            if !repeatable || attempt >= policy.max_retries {
+                return Err(Failure {
+                    err,
+                    maybe_applied,
+                    earlier_maybe_applied,
+                });
+            }
+            earlier_maybe_applied |= maybe_applied;
+            let delay = policy.delay(attempt, retry_after);
+            tracing::debug!(target: LOG, operation = %call.op, attempt, error = %err,
+                delay_ms = delay.as_millis() as u64, "retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// One attempt, within the shared request limit.
+    async fn attempt(&self, call: &Call, attempt: u32) -> Attempt {
+        let path = match call.url.query() {
+            Some(q) => format!("{}?{q}", call.url.path()),
+            None => call.url.path().to_string(),
+        };
+        let Some(permit) = self.inner.limiter.acquire().await else {
+            let err = ClientError::new(
+                call.op.clone(),
+                ErrorKind::Transport,
+                None,
+                "the client is shut down",
+            );
+            return Attempt::Transport { err, sent: false };
+        };
+        let started = Instant::now();
+        let mut rb = self
+            .inner
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .header(TOKEN_HEADER, self.inner.token.clone());
+        rb = match &call.body {
+            Some(body) => rb
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone()),
+            // A bodiless POST/DELETE says so (`Content-Length: 0`), as the official client does;
+            // some proxies answer 411 otherwise.
+            None if call.method != Method::GET => {
+                rb.header(CONTENT_LENGTH, "0").body(Vec::<u8>::new())
+            }
+            None => rb,
+        };
+        let result = match rb.send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                let trace_id = resp
+                    .headers()
+                    .get("x-trace-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                resp.bytes()
+                    .await
+                    .map(|b| (status, retry_after, trace_id, b))
+            }
+            Err(e) => Err(e),
+        };
+        drop(permit);
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok((status, retry_after, trace_id, bytes)) => {
+                tracing::debug!(target: LOG, method = %call.method, path = %path, status,
+                    elapsed_ms, attempt, "request");
+                if status == 200 {
+                    return Attempt::Ok(bytes.to_vec());
+                }
+                let mut err = ClientError::from_response(call.op.clone(), status, &bytes);
+                if let Some(id) = trace_id.filter(|_| status >= 500) {
+                    err.message = format!("{} (trace ID {id})", err.message);
+                }
+                let err = self.scrub(err);
+                Attempt::Status {
+                    err,
+                    retry: retry::classify_status(status),
+                    retry_after,
+                }
+            }
+            Err(e) => {
+                tracing::debug!(target: LOG, method = %call.method, path = %path,
+                    status = "none", elapsed_ms, attempt, error = %describe(&e, self.inner.request_timeout), "request failed");
+                let sent = !e.is_connect();
+                let message = if e.is_connect() {
+                    format!(
+                        "cannot connect to {}: {}",
+                        self.inner.endpoint,
+                        describe(&e, self.inner.request_timeout)
+                    )
+                } else {
+                    describe(&e, self.inner.request_timeout)
+                };
+                let err = self.scrub(ClientError::new(
+                    call.op.clone(),
+                    ErrorKind::Transport,
+                    None,
+                    message,
+                ));
+                Attempt::Transport { err, sent }
+            }
+        }
+    }
+
+    /// Defence in depth: a server echoing the token must not put it in an error.
+    fn scrub(&self, mut err: ClientError) -> ClientError {
+        let token = &self.inner.token_text;
+        if token.len() >= 4 && err.message.contains(token.as_str()) {
+            err.message = err.message.replace(token.as_str(), "<redacted>");
+        }
+        err
+    }
+}
+
+/// A transport error as one line: what happened and its causes, without the URL (the operation
+/// already names the object).
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if e.is_timeout() {
+        parts.push(format!(
+            "no response within {} (request timeout)",
+            crate::duration::format_go_duration(timeout)
+        ));
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    if parts.is_empty() {
+        parts.push(e.to_string());
+    }
+    parts.join(": ")
+}
+
+/// Whether an existing deployment's bento (`repo:version`) is the one a create asked for
+/// (`repo:version`, or `repo` / `repo:latest` meaning any version of it).
+fn bento_matches(wanted: &str, actual: Option<&str>) -> bool {
+    let Some(actual) = actual else {
+        return true;
+    };
+    let wanted = wanted.trim();
+    if wanted.is_empty() {
+        return true;
+    }
+    match wanted.split_once(':') {
+        Some((repo, "latest")) | Some((repo, "")) => actual.split(':').next() == Some(repo),
+        Some(_) => actual == wanted,
+        None => actual.split(':').next() == Some(wanted),
+    }
+}
+
+#[cfg(test)]
+mod tests;

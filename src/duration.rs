@@ -202,7 +202,9 @@ mod tests {
             e,
             "\"45x\" is not a duration (unknown unit \"x\"): use a number with a unit such as \"30s\", \"10m\" or \"1h30m\" (units: ns, us, ms, s, m, h)"
         );
-        assert!(parse_go_duration("-5s").expect_err("neg").contains("negative"));
+        assert!(parse_go_duration("-5s")
+            .expect_err("neg")
+            .contains("negative"));
     }
 
     #[test]

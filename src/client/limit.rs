@@ -1,0 +1,158 @@
+//! The provider-wide request limit: at most N requests in flight (a semaphore) and at most R
+//! requests started per second (a token bucket, kept as GCRA: one "theoretical arrival time").
+//!
+//! One `Limiter` is shared by every clone of a `Client`, so all resources of a Terraform run
+//! draw from the same budget. Waiting is async (a single `sleep_until` per request, no busy
+//! loop). This module knows nothing about HTTP or retries.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use std::sync::Arc;
+
+/// Bursts allowed above the steady rate, as a fraction of one second's budget (rate 50/s gives a
+/// burst of 5): smooth, but a handful of reads at startup do not queue behind each other.
+const BURST_SECONDS: f64 = 0.1;
+
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    slots: Arc<Semaphore>,
+    bucket: Option<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    /// Time between two requests at the steady rate.
+    interval: Duration,
+    /// How far ahead of the schedule a request may start (`(burst - 1) * interval`).
+    tolerance: Duration,
+    /// Theoretical arrival time of the next request.
+    tat: Mutex<Option<Instant>>,
+}
+
+/// Held while a request is in flight; dropping it frees the slot.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Limiter {
+    /// `max_concurrent` must be at least 1. `per_second` of 0 or infinity means no rate limit.
+    pub fn new(max_concurrent: usize, per_second: f64) -> Limiter {
+        let bucket = (per_second.is_finite() && per_second > 0.0).then(|| {
+            let interval = Duration::from_secs_f64(1.0 / per_second);
+            let burst = (per_second * BURST_SECONDS).floor().max(1.0);
+            Bucket {
+                interval,
+                tolerance: interval.mul_f64(burst - 1.0),
+                tat: Mutex::new(None),
+            }
+        });
+        Limiter {
+            slots: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            bucket,
+        }
+    }
+
+    /// Waits for a rate token, then for a free slot. `None` only if the semaphore was closed,
+    /// which this crate never does.
+    pub async fn acquire(&self) -> Option<Permit> {
+        if let Some(bucket) = &self.bucket {
+            let start_at = bucket.reserve(Instant::now());
+            if start_at > Instant::now() {
+                tokio::time::sleep_until(start_at).await;
+            }
+        }
+        let slot = self.slots.clone().acquire_owned().await.ok()?;
+        Some(Permit { _slot: slot })
+    }
+}
+
+impl Bucket {
+    /// Reserves the next slot of the schedule and returns when it may start.
+    fn reserve(&self, now: Instant) -> Instant {
+        let mut tat = match self.tat.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let scheduled = match *tat {
+            Some(t) if t > now => t,
+            _ => now,
+        };
+        *tat = Some(scheduled + self.interval);
+        scheduled
+            .checked_sub(self.tolerance)
+            .map_or(now, |t| t.max(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_is_smooth_after_a_small_burst() {
+        let limiter = Arc::new(Limiter::new(100, 10.0)); // burst 1
+        let t0 = Instant::now();
+        let mut starts = Vec::new();
+        for _ in 0..20 {
+            let _p = limiter.acquire().await.expect("permit");
+            starts.push(Instant::now() - t0);
+        }
+        // 20 requests at 10/s: the last starts at 1.9 s, evenly spaced.
+        assert_eq!(starts[0], Duration::ZERO);
+        assert_eq!(starts[19], Duration::from_millis(1900));
+        for w in starts.windows(2) {
+            assert_eq!(w[1] - w[0], Duration::from_millis(100));
+        }
+
+        let burst = Limiter::new(100, 50.0); // burst 5
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            let _p = burst.acquire().await.expect("permit");
+        }
+        assert_eq!(
+            Instant::now() - t0,
+            Duration::ZERO,
+            "burst of 5 is immediate"
+        );
+        let _p = burst.acquire().await.expect("permit");
+        assert_eq!(Instant::now() - t0, Duration::from_millis(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_waiters_share_one_schedule() {
+        let limiter = Arc::new(Limiter::new(100, 20.0)); // burst 2, 50 ms apart
+        let t0 = Instant::now();
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let l = limiter.clone();
+                tokio::spawn(async move {
+                    let _p = l.acquire().await.expect("permit");
+                    Instant::now() - t0
+                })
+            })
+            .collect();
+        let mut done = Vec::new();
+        for t in tasks {
+            done.push(t.await.expect("join"));
+        }
+        done.sort();
+        // 10 requests, burst 2, then 20/s: the last starts at (10 - 2) * 50 ms.
+        assert_eq!(done[9], Duration::from_millis(400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_cap_in_flight_requests() {
+        let limiter = Limiter::new(2, 0.0);
+        let a = limiter.acquire().await.expect("a");
+        let _b = limiter.acquire().await.expect("b");
+        let third = tokio::time::timeout(Duration::from_secs(1), limiter.acquire()).await;
+        assert!(third.is_err(), "a third request must wait");
+        drop(a);
+        assert!(limiter.acquire().await.is_some());
+    }
+}
