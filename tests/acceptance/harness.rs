@@ -262,6 +262,8 @@ pub struct BentoBehaviour {
     pub crash_after_seconds: Option<f64>,
     pub image_build_seconds: Option<f64>,
     pub image_build_fails: bool,
+    /// Service names; the first is the entry service (default: one service, `apiserver`).
+    pub services: Vec<String>,
 }
 
 impl Server {
@@ -351,6 +353,9 @@ impl Server {
         }
         if b.image_build_fails {
             cmd.arg("--image-build-fails");
+        }
+        if !b.services.is_empty() {
+            cmd.args(["--services", &b.services.join(",")]);
         }
         let out = cmd.output().expect("run bentocloud-local bentos add");
         assert!(

@@ -314,3 +314,109 @@ pub fn failed_rollout_fails_apply(v: TfVersion) {
         "server status"
     );
 }
+
+/// A multi-service bento: the top-level attributes configure the entry service, `service`
+/// blocks the others; both reach the server, an in-place change of one service keeps the id
+/// and makes a new revision, and plans are empty afterwards.
+pub fn multi_service_blocks(v: TfVersion) {
+    let server = Server::start();
+    server.bentos_add(
+        "pipeline:v1",
+        &BentoBehaviour {
+            services: vec!["api".into(), "worker".into()],
+            ..Default::default()
+        },
+    );
+    let tf = Tf::new(v, &server).with_provider_cluster("local-east");
+    let name = dep_name("multi", v);
+    let config = |worker_max: i64, worker_type: &str| {
+        format!(
+            r#"resource "bentocloud_deployment" "app" {{
+  name          = "{name}"
+  bento         = "pipeline:v1"
+  instance_type = "cpu.2"
+  min_replicas  = 1
+  max_replicas  = 2
+
+  service {{
+    name                = "worker"
+    instance_type       = "{worker_type}"
+    min_replicas        = 1
+    max_replicas        = {worker_max}
+    deployment_strategy = "Recreate"
+    envs                = {{ QUEUE = "jobs" }}
+  }}
+}}
+"#
+        )
+    };
+    tf.write(&config(3, "gpu.t4.1"));
+    tf.init();
+    tf.apply();
+
+    let check = |worker_max: i64, worker_type: &str, context: &str| {
+        let d = server.must_get("local-east", &name);
+        let sv = view(&d);
+        let api = sv
+            .services
+            .get("api")
+            .unwrap_or_else(|| panic!("{context}: no `api` service on the server: {d:?}"));
+        let worker = sv
+            .services
+            .get("worker")
+            .unwrap_or_else(|| panic!("{context}: no `worker` service on the server: {d:?}"));
+        assert_eq!(
+            api.instance_type.as_deref(),
+            Some("cpu.2"),
+            "{context}: api type"
+        );
+        let s = api.scaling.clone().unwrap_or_default();
+        assert_eq!(
+            (s.min_replicas, s.max_replicas),
+            (Some(1), Some(2)),
+            "{context}: api scaling"
+        );
+        assert_eq!(
+            worker.instance_type.as_deref(),
+            Some(worker_type),
+            "{context}: worker type"
+        );
+        let s = worker.scaling.clone().unwrap_or_default();
+        assert_eq!(
+            (s.min_replicas, s.max_replicas),
+            (Some(1), Some(worker_max)),
+            "{context}: worker scaling"
+        );
+        assert_eq!(
+            worker.deployment_strategy.as_deref(),
+            Some("Recreate"),
+            "{context}: worker strategy"
+        );
+        let envs: std::collections::BTreeMap<String, String> = worker
+            .envs
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect();
+        assert_eq!(envs, map_of(&[("QUEUE", "jobs")]), "{context}: worker envs");
+        assert_eq!(sv.status, "running", "{context}: status");
+        sv
+    };
+    let first = check(3, "gpu.t4.1", "after create");
+    tf.assert_no_changes("after creating a multi-service deployment");
+
+    tf.write(&config(5, "gpu.l4.1"));
+    let plan = tf.plan_json();
+    assert_eq!(
+        planned_actions(&plan, "bentocloud_deployment.app"),
+        vec!["update"]
+    );
+    tf.apply();
+    let second = check(5, "gpu.l4.1", "after changing the worker service");
+    assert_ne!(second.revision, first.revision, "a new revision");
+    let st = tf.resource("bentocloud_deployment.app");
+    assert_eq!(st["id"], format!("local-east/{name}"));
+    assert_eq!(st["revision"], second.revision);
+    tf.assert_no_changes("after changing the worker service");
+}

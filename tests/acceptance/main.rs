@@ -78,3 +78,8 @@ tf_test!(
     failed_rollout_fails_apply_tf1_11,
     failed_rollout_fails_apply_tf1_0
 );
+tf_test!(
+    lifecycle::multi_service_blocks,
+    multi_service_blocks_tf1_11,
+    multi_service_blocks_tf1_0
+);
