@@ -162,6 +162,13 @@ impl WaitOptions {
     }
 }
 
+impl Default for WaitOptions {
+    /// A 20-minute timeout and a token nobody cancels: set both for real waits.
+    fn default() -> WaitOptions {
+        WaitOptions::new(Duration::from_secs(20 * 60), CancellationToken::new())
+    }
+}
+
 /// Where the poll loop reads the deployment from.
 #[async_trait]
 pub trait DeploymentSource: Send + Sync {
@@ -174,6 +181,32 @@ pub trait DeploymentSource: Send + Sync {
 impl DeploymentSource for (Client, String, String) {
     async fn fetch(&self) -> Result<Deployment, ClientError> {
         self.0.get_deployment(&self.1, &self.2).await
+    }
+}
+
+/// The deployment `name` in `cluster`, read with [`Client::get_deployment`] (the same as the
+/// tuple impl, with names).
+#[derive(Debug, Clone)]
+pub struct ClientSource {
+    pub client: Client,
+    pub cluster: String,
+    pub name: String,
+}
+
+impl ClientSource {
+    pub fn new(client: Client, cluster: impl Into<String>, name: impl Into<String>) -> Self {
+        ClientSource {
+            client,
+            cluster: cluster.into(),
+            name: name.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl DeploymentSource for ClientSource {
+    async fn fetch(&self) -> Result<Deployment, ClientError> {
+        self.client.get_deployment(&self.cluster, &self.name).await
     }
 }
 

@@ -132,8 +132,27 @@ impl ClientError {
         self.status
     }
 
+    /// The server's message (or the transport cause), without the operation.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn operation(&self) -> &str {
+        &self.operation
+    }
+
     pub fn is_not_found(&self) -> bool {
         self.kind == ErrorKind::NotFound
+    }
+
+    /// 401 or 403.
+    pub fn is_unauthorized(&self) -> bool {
+        self.kind == ErrorKind::Unauthorized
+    }
+
+    /// 409.
+    pub fn is_conflict(&self) -> bool {
+        self.kind == ErrorKind::Conflict
     }
 
     /// Whether trying the same request again later may succeed: rate limiting, 502/503/504 and
