@@ -4,9 +4,16 @@
 use crate::harness::*;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// How many deployments the fleet test creates: more than two of the server's default pages
-/// (20), so a data source that reads only the first page cannot pass.
-const FLEET_SIZE: usize = 45;
+/// How many deployments the fleet test creates: more than one page of the provider's client
+/// (`bentocloud::client::PAGE_SIZE`), so a data source that reads only the first page cannot
+/// pass. (`bentocloud-local` does not cap `count`, so a smaller fleet would fit in one page.)
+fn fleet_size() -> usize {
+    bentocloud::client::PAGE_SIZE as usize + 25
+}
+
+/// Rollout simulation for hundreds of deployments is cheap with a slow reconciler tick; this
+/// test only reads, so it does not wait on rollouts.
+const FLEET_SERVER_CONFIG: &str = r#"{"timing":{"tick_ms":1000}}"#;
 
 /// One deployment of the fleet, as created through the API.
 #[derive(Debug, Clone)]
@@ -16,28 +23,39 @@ struct Member {
     repo: &'static str,
     team: &'static str,
     env: &'static str,
+    /// Label `fleet=yes` on nearly all members, so a label filter spans several pages.
+    fleet: bool,
 }
 
 impl Member {
     fn id(&self) -> String {
         format!("{}/{}", self.cluster, self.name)
     }
+
+    fn labels(&self) -> Vec<(&'static str, &'static str)> {
+        let mut l = vec![("team", self.team), ("env", self.env)];
+        if self.fleet {
+            l.push(("fleet", "yes"));
+        }
+        l
+    }
 }
 
 fn fleet() -> Vec<Member> {
-    (0..FLEET_SIZE)
+    (0..fleet_size())
         .map(|i| Member {
-            // Two clusters, unevenly: 15 west, 30 east.
+            // Two clusters, unevenly: a third west, two thirds east.
             cluster: if i % 3 == 0 {
                 "local-west"
             } else {
                 "local-east"
             },
             // Names unique across clusters; "web" and "batch" for `search`.
-            name: format!("{}-{i:02}", if i % 2 == 0 { "web" } else { "batch" }),
+            name: format!("{}-{i:03}", if i % 2 == 0 { "web" } else { "batch" }),
             repo: if i % 4 < 2 { "iris" } else { "summarizer" },
             team: ["ml", "infra", "data"][i % 3 / 2 + (i % 5 == 0) as usize],
             env: if i % 7 < 3 { "prod" } else { "dev" },
+            fleet: i % 50 != 7,
         })
         .collect()
 }
@@ -55,12 +73,13 @@ fn expect(members: &[Member], pred: impl Fn(&Member) -> bool) -> BTreeSet<String
 /// than one page, returns exactly the expected set (compared as `names` and as `deployments`
 /// ids); the objects carry the server's values.
 pub fn fleet_filters_alone_and_combined(v: TfVersion) {
-    let server = Server::start();
+    let server = Server::start_with_config(FLEET_SERVER_CONFIG);
     let members = fleet();
     for m in &members {
-        let spec = Spec::new(&m.name, &format!("{}:v1", m.repo))
-            .label("team", m.team)
-            .label("env", m.env);
+        let mut spec = Spec::new(&m.name, &format!("{}:v1", m.repo));
+        for (k, v) in m.labels() {
+            spec = spec.label(k, v);
+        }
         server.create_deployment(m.cluster, &spec.create_request());
     }
     assert_eq!(
@@ -101,6 +120,11 @@ pub fn fleet_filters_alone_and_combined(v: TfVersion) {
             label: "labels_one",
             hcl: format!("labels = {}", hcl_map(&[("team", "ml")])),
             want: expect(&members, |m| m.team == "ml"),
+        },
+        Case {
+            label: "labels_wide",
+            hcl: format!("labels = {}", hcl_map(&[("fleet", "yes")])),
+            want: expect(&members, |m| m.fleet),
         },
         Case {
             label: "labels_two",
@@ -152,9 +176,10 @@ pub fn fleet_filters_alone_and_combined(v: TfVersion) {
             );
         }
     }
+    let page = bentocloud::client::PAGE_SIZE as usize;
     assert!(
-        cases.iter().any(|c| c.want.len() > 20),
-        "fixture: some case must span more than one page"
+        cases.iter().filter(|c| c.want.len() > page).count() >= 2,
+        "fixture: the unfiltered case and a filtered one must span more than one page of {page}"
     );
 
     let tf = Tf::new(v, &server);
@@ -215,7 +240,7 @@ pub fn fleet_filters_alone_and_combined(v: TfVersion) {
             );
             assert_eq!(
                 str_map(&o["labels"]),
-                map_of(&[("team", m.team), ("env", m.env)]),
+                map_of(&m.labels()),
                 "{addr}: labels of {name}"
             );
             assert_eq!(o["min_replicas"], 1, "{addr}: min_replicas of {name}");

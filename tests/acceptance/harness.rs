@@ -271,6 +271,18 @@ impl Server {
         Self::start_with(&[])
     }
 
+    /// Starts with a `--config` document (JSON), e.g. `{"timing":{"tick_ms":1000}}`.
+    pub fn start_with_config(config_json: &str) -> Server {
+        let dir = temp_dir("server-config-");
+        let path = dir.path().join("platform.json");
+        fs::write(&path, config_json).expect("write server config");
+        let path = path.to_string_lossy().to_string();
+        let server = Self::start_with(&["--config", &path]);
+        // The server reads the file at start; the folder can go.
+        drop(dir);
+        server
+    }
+
     pub fn start_with(extra_args: &[&str]) -> Server {
         let data_dir = temp_dir("server-");
         let log = data_dir.path().join("server.log");
