@@ -7,13 +7,15 @@
 //! On start the endpoint URL is written to `DIR/endpoint` and the token to `DIR/token`.
 //!
 //! Module map: [`config`] (clusters, instance types, timings), [`store`] (SQLite schema and
-//! rows), [`deployments`] (validated commands), [`reconcile`] (rollouts and replicas),
+//! rows), [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
+//! autoscaling), [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
 //! [`render`] (rows to `crate::api` documents), [`query`] (list filters), [`http`] (routes,
 //! auth, body limits), [`error`] (the `{"error": ...}` responses).
 
 pub mod config;
 pub mod deployments;
 pub mod error;
+pub mod fleet;
 pub mod http;
 pub mod query;
 pub mod reconcile;
@@ -23,7 +25,6 @@ pub mod store;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -91,7 +92,7 @@ pub struct AppState {
     pub(crate) store: Arc<store::Store>,
     pub(crate) strict_bentos: bool,
     pub(crate) base_url: String,
-    pub(crate) round_robin: Arc<AtomicUsize>,
+    pub(crate) fleet: Arc<fleet::Fleet>,
     pub(crate) timing: config::Timing,
 }
 
@@ -131,7 +132,7 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
         store: Arc::new(st),
         strict_bentos: cfg.strict_bentos,
         base_url: endpoint.clone(),
-        round_robin: Arc::new(AtomicUsize::new(0)),
+        fleet: Arc::new(fleet::Fleet::new(cfg.platform.timing.clone())),
         timing: cfg.platform.timing.clone(),
     };
     Ok((
@@ -152,9 +153,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let fleet = state.fleet.clone();
     let reconciler = tokio::spawn(reconcile::run(
         state.store.clone(),
-        Arc::new(reconcile::Simulated),
+        fleet.clone(),
         state.timing.clone(),
         rx.clone(),
     ));
@@ -167,6 +169,8 @@ pub async fn run(
         .await
         .map_err(|e| format!("server error: {e}"));
     let _ = reconciler.await;
+    // Replicas are tasks of this process: they stop with it (a restart starts them again).
+    fleet.shutdown();
     res
 }
 

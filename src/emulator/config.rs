@@ -1,5 +1,5 @@
 //! Server configuration: the clusters and instance types the control plane offers, and the
-//! timings of the simulated platform (drain time, progress deadline, reconciler tick).
+//! timings of the platform (probes, drain, progress deadline, autoscaling, reconciler tick).
 //!
 //! Clusters and instance types are platform-wide (like the regions of a BentoCloud account):
 //! every organisation sees the same ones. Everything a user creates is scoped by organisation.
@@ -56,18 +56,32 @@ pub struct ClusterSpec {
     pub instance_types: Vec<InstanceTypeSpec>,
 }
 
-/// Timings of the simulated platform, in milliseconds.
+/// Timings of the platform, in milliseconds (the `timing:` key of `--config`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Timing {
     /// Reconciler period.
     pub tick_ms: u64,
-    /// How long a draining replica keeps finishing in-flight requests before it stops.
+    /// Simulated runtime only (unit tests): how long a draining replica takes to stop. Real
+    /// replicas stop as soon as their in-flight requests finished (see `drain_timeout_ms`).
     pub drain_ms: i64,
     /// A new replica not ready after this long fails the rollout.
     pub progress_deadline_ms: i64,
     /// Pause between two steps of a `RampedSlowRollout`.
     pub ramp_pause_ms: i64,
+    /// Period of the readiness (`/readyz`) and liveness (`/livez`) probes of each replica.
+    pub probe_ms: u64,
+    /// A draining replica still busy after this long is stopped anyway (requests cut).
+    pub drain_timeout_ms: i64,
+    /// Autoscaling target: in-flight requests per replica through the endpoint.
+    pub scale_target_in_flight: u32,
+    /// Scale-down stabilisation: replicas are removed only when the load of this whole
+    /// window fits in fewer replicas (scale-up is immediate).
+    pub scale_down_window_ms: i64,
+    /// With `min_replicas = 0`, no request for this long scales the deployment to zero.
+    pub scale_to_zero_idle_ms: i64,
+    /// How long the endpoint holds a request to a scaled-to-zero deployment while it wakes.
+    pub wake_timeout_ms: i64,
 }
 
 impl Default for Timing {
@@ -77,6 +91,12 @@ impl Default for Timing {
             drain_ms: 300,
             progress_deadline_ms: 10_000,
             ramp_pause_ms: 1_000,
+            probe_ms: 50,
+            drain_timeout_ms: 30_000,
+            scale_target_in_flight: 4,
+            scale_down_window_ms: 1_500,
+            scale_to_zero_idle_ms: 2_000,
+            wake_timeout_ms: 30_000,
         }
     }
 }

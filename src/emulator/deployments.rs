@@ -10,7 +10,7 @@ use super::error::ApiError;
 use super::store::{
     self, phase, Behaviour, BentoRow, DeploymentRow, Principal, Result, RevisionRow,
 };
-use crate::api::{CreateDeploymentRequest, DeploymentConfig, UpdateDeploymentRequest};
+use crate::api::{CreateDeploymentRequest, DeploymentConfig, Scaling, UpdateDeploymentRequest};
 use crate::rules;
 
 /// Who is asking, and how unknown bentos are treated.
@@ -139,12 +139,39 @@ fn validate(
             )));
         }
     }
+    // Server-side defaults, as the official client fills them: the cluster's default instance
+    // type, scaling {1, 1}, and max = max(min, 1).
+    let default_type = types
+        .iter()
+        .find(|t| t.spec.default)
+        .or_else(|| types.first())
+        .map(|t| t.spec.name.clone());
+    let mut services = spec.services.clone();
+    for cfg in services.values_mut() {
+        if cfg.instance_type.is_none() {
+            cfg.instance_type = default_type.clone();
+        }
+        match &mut cfg.scaling {
+            None => {
+                cfg.scaling = Some(Scaling {
+                    min_replicas: Some(1),
+                    max_replicas: Some(1),
+                    policy: None,
+                })
+            }
+            Some(sc) => {
+                if sc.max_replicas.is_none() {
+                    sc.max_replicas = Some(sc.min_replicas.unwrap_or(1).max(1));
+                }
+            }
+        }
+    }
     let config = DeploymentConfig {
         access_authorization: spec.access_authorization,
         envs: spec.envs.clone(),
         labels: None,
         secrets: spec.secrets.clone(),
-        services: spec.services.clone(),
+        services,
         canary: spec.canary.clone(),
     };
     Ok((bento, config))
@@ -328,7 +355,7 @@ pub fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{LabelItem, Scaling, ServiceConfig};
+    use crate::api::{LabelItem, ServiceConfig};
     use crate::emulator::config::PlatformConfig;
 
     fn setup() -> (tempfile::TempDir, store::Store, Principal) {
@@ -407,6 +434,42 @@ mod tests {
                 value: "x".into(),
             }]);
             assert!(create(c, &caller, None, r, 2).is_err());
+            Ok(())
+        })
+        .expect("tx");
+    }
+
+    #[test]
+    fn null_instance_type_and_scaling_get_server_defaults() {
+        let (_d, s, p) = setup();
+        let caller = Caller {
+            principal: &p,
+            strict_bentos: false,
+        };
+        s.tx(|c| {
+            let mut r = req("a", "iris:v1");
+            r.spec
+                .services
+                .insert("apiserver".into(), ServiceConfig::default());
+            r.spec.services.insert(
+                "other".into(),
+                ServiceConfig {
+                    scaling: Some(Scaling {
+                        min_replicas: Some(3),
+                        max_replicas: None,
+                        policy: None,
+                    }),
+                    ..Default::default()
+                },
+            );
+            let d = create(c, &caller, None, r, 1)?;
+            let cfg = store::revision(c, &d.target_revision)?.config;
+            let a = &cfg.services["apiserver"];
+            assert_eq!(a.instance_type.as_deref(), Some("cpu.1"));
+            let sc = a.scaling.clone().expect("scaling");
+            assert_eq!((sc.min_replicas, sc.max_replicas), (Some(1), Some(1)));
+            let sc = cfg.services["other"].scaling.clone().expect("scaling");
+            assert_eq!((sc.min_replicas, sc.max_replicas), (Some(3), Some(3)));
             Ok(())
         })
         .expect("tx");

@@ -3,12 +3,11 @@
 //! `{"error": ...}` JSON, plus the admin route, the pods websockets and deployment endpoints.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
 
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post, put};
@@ -896,29 +895,33 @@ async fn builder_pods_ws(
 async fn endpoint_root(
     State(s): State<AppState>,
     Path((org, cluster, name)): Path<(String, String, String)>,
-    method: Method,
+    req: Request,
 ) -> Result<Response> {
-    serve_endpoint(s, org, cluster, name, String::new(), method).await
+    serve_endpoint(s, org, cluster, name, String::new(), req).await
 }
 
 async fn endpoint(
     State(s): State<AppState>,
     Path((org, cluster, name, rest)): Path<(String, String, String, String)>,
-    method: Method,
+    req: Request,
 ) -> Result<Response> {
-    serve_endpoint(s, org, cluster, name, rest, method).await
+    serve_endpoint(s, org, cluster, name, rest, req).await
 }
 
-/// A deployment's URL: answers as one of its ready replicas (round robin), naming the bento,
-/// revision and replica. No token needed (like a public BentoCloud endpoint).
+/// A deployment's URL: a reverse proxy to its ready replicas (see [`super::fleet`]). No token
+/// needed (like a public BentoCloud endpoint). Without a route (not reconciled yet, or
+/// terminated) the answer is 503 when the deployment exists, 404 otherwise.
 async fn serve_endpoint(
     s: AppState,
     org: String,
     cluster: String,
     name: String,
     rest: String,
-    method: Method,
+    req: Request,
 ) -> Result<Response> {
+    if let Some(resp) = s.fleet.forward(&org, &cluster, &name, &rest, req).await {
+        return Ok(resp);
+    }
     let unavailable = format!("deployment {name:?} in cluster {cluster:?} has no ready replica");
     let missing = ApiError::not_found(format!("deployment {name:?} not found"));
     let found = db(&s, move |st| {
@@ -929,42 +932,15 @@ async fn serve_endpoint(
                 })
                 .ok()
             else {
-                return Ok(None);
+                return Ok(false);
             };
-            let Some(d) = store::find_deployment(c, o, &cluster, &name)? else {
-                return Ok(None);
-            };
-            let mut ready = Vec::new();
-            for r in store::live_replicas(c, d.id)?
-                .into_iter()
-                .filter(|r| r.state == rstate::READY)
-            {
-                let rev = store::revision(c, &r.revision_uid)?;
-                let b = store::bento_by_id(c, rev.bento_id)?;
-                ready.push((r, b.tag()));
-            }
-            Ok(Some((d, ready)))
+            Ok(store::find_deployment(c, o, &cluster, &name)?.is_some())
         })
     })
     .await?;
-    let Some((d, ready)) = found else {
-        return Err(missing);
-    };
-    if ready.is_empty() {
-        return Err(ApiError::Unavailable(unavailable));
+    if found {
+        Err(ApiError::Unavailable(unavailable))
+    } else {
+        Err(missing)
     }
-    let i = s.round_robin.fetch_add(1, Ordering::Relaxed) % ready.len();
-    let (r, tag) = &ready[i];
-    let path = format!("/{rest}");
-    Ok(ok(json!({
-        "deployment": d.name,
-        "cluster": d.cluster,
-        "bento": tag,
-        "revision": r.revision_uid,
-        "replica": r.uid,
-        "service": r.service,
-        "method": method.as_str(),
-        "path": path,
-        "status": "ok",
-    })))
 }

@@ -6,14 +6,28 @@
 //! phases: `image-building` → `image-build-failed` | `rolling` → `complete` | `failed`, and
 //! `terminating` → `terminated`. The statuses the API shows are derived from them.
 //!
-//! What a replica *is* lives behind [`Runtime`]: [`Simulated`] answers from the bento's
-//! behaviour and the clock. Making replicas real processes (issue 3) means another `Runtime`
-//! that starts an HTTP server per replica and probes `/readyz`; the rollout logic stays.
+//! What a replica *is* lives behind [`Runtime`]: the server runs [`super::fleet::Fleet`]
+//! (real HTTP servers on loopback ports, really probed); [`Simulated`] answers from the
+//! bento's behaviour and the clock, for unit tests that drive time by hand.
+//!
+//! Restart: replica processes die with the server. A live replica row whose process does not
+//! exist ([`Runtime::exists`]) is started again (state `starting`, fresh `started_at`); a
+//! draining one is marked stopped. The rollout then continues from the rows: old-revision
+//! replicas that were serving are kept (not drained) while they start again, so a
+//! `RollingUpdate` interrupted by a restart completes without dropping the old revision.
+//!
+//! Autoscaling (phases `complete` and `failed`, on the serving revision): the desired count of
+//! each service is stored in the `scale` table, clamped to `[min_replicas, max_replicas]`.
+//! From [`Runtime::load`]: scale up at once to `ceil(peak in-flight / target)`; scale down to
+//! the need of the whole `scale_down_window_ms`; with `min_replicas = 0`, scale to zero after
+//! `scale_to_zero_idle_ms` without requests (status `scaled-to-zero`). A rollout never targets
+//! zero replicas.
 //!
 //! Strategies (per service, `deployment_strategy`, default `Recreate` as documented upstream):
 //! - `RollingUpdate`: start one new replica (surge 1), wait until ready, drain one old, repeat;
 //!   ready replicas never drop below the desired count.
-//! - `Recreate`: drain every old replica, wait until they stopped, then start all new ones.
+//! - `Recreate`: drain every old replica, wait until they stopped, then start all new ones
+//!   (downtime: the endpoint answers 503 between the two).
 //! - `RampedSlowRollout`: like `RollingUpdate`, with a pause (`Timing::ramp_pause_ms`) after
 //!   each new replica becomes ready.
 //! - `BestEffortControlledRollout`: start every new replica at once (surge 100%) and drain an
@@ -23,20 +37,38 @@
 //! replicas are drained, the previously serving revision keeps serving, and the deployment
 //! reports `failed` with the reason in `rollout.message`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rusqlite::Connection;
 
 use super::config::Timing;
-use super::render::{desired_for, run_services};
+use super::fleet::RouteUpdate;
+use super::render::{desired, run_services, scaling_bounds};
 use super::store::{self, phase, rstate, BentoRow, DeploymentRow, ReplicaRow, Result, Store};
 use crate::api::DeploymentConfig;
+
+/// Load of a deployment's endpoint, sampled once per reconcile.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Load {
+    /// Requests in flight through the endpoint now.
+    pub in_flight: usize,
+    /// Most requests in flight at once since the previous sample.
+    pub peak: usize,
+    /// Most requests in flight at once during `scale_down_window_ms`.
+    pub window_peak: usize,
+    /// Milliseconds since the last request (0 while one is in flight).
+    pub idle_ms: i64,
+}
 
 /// Where replicas run. Implementations must be cheap: they are called under the DB lock.
 pub trait Runtime: Send + Sync + 'static {
     /// Starts the replica's process; returns the port it listens on, if any.
-    fn start(&self, replica: &ReplicaRow, bento: &BentoRow) -> Option<i64>;
+    fn start(&self, d: &DeploymentRow, replica: &ReplicaRow, bento: &BentoRow) -> Option<i64>;
+    /// Does the replica's process exist? (`false` after a restart of the control plane.)
+    fn exists(&self, _replica: &ReplicaRow) -> bool {
+        true
+    }
     /// Readiness probe (`/readyz`).
     fn ready(&self, replica: &ReplicaRow, bento: &BentoRow, now: i64) -> bool;
     /// Liveness: has a ready replica died?
@@ -45,6 +77,14 @@ pub trait Runtime: Send + Sync + 'static {
     fn drained(&self, replica: &ReplicaRow, now: i64, drain_ms: i64) -> bool;
     /// Stops the process.
     fn stop(&self, replica: &ReplicaRow);
+    /// Endpoint load of a deployment; `None` disables autoscaling.
+    fn load(&self, _deployment_id: i64, _now: i64) -> Option<Load> {
+        None
+    }
+    /// The committed state of a deployment after a reconcile (routes its endpoint).
+    fn publish(&self, _update: RouteUpdate) {}
+    /// Forgets every deployment and replica not listed (deleted, terminated, stopped).
+    fn retain(&self, _deployments: &HashSet<i64>, _replicas: &HashSet<String>) {}
 }
 
 /// Replicas as rows and timing only: ready `startup_ms` after start (never when `unready`),
@@ -52,7 +92,7 @@ pub trait Runtime: Send + Sync + 'static {
 pub struct Simulated;
 
 impl Runtime for Simulated {
-    fn start(&self, _: &ReplicaRow, _: &BentoRow) -> Option<i64> {
+    fn start(&self, _: &DeploymentRow, _: &ReplicaRow, _: &BentoRow) -> Option<i64> {
         None
     }
     fn ready(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
@@ -95,16 +135,54 @@ pub async fn run(
     }
 }
 
-/// One pass over every active deployment, each in its own transaction.
+/// One pass over every active deployment, each in its own transaction; after each commit the
+/// deployment's route is published, and at the end anything no longer live is forgotten.
 pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()> {
     let ids: Vec<i64> =
         s.with(|c| Ok(store::active_deployments(c)?.iter().map(|d| d.id).collect()))?;
+    let mut deps = HashSet::new();
+    let mut live = HashSet::new();
     for id in ids {
-        if let Err(e) = s.tx(|c| reconcile(c, rt, timing, id, now)) {
+        // The route is published inside the transaction, before the commit: by the time the
+        // API shows a status, the endpoint already routes accordingly.
+        let res = s.tx(|c| {
+            reconcile(c, rt, timing, id, now)?;
+            let d = store::deployment_by_id(c, id)?;
+            if d.deleted_at.is_some() || d.phase == phase::TERMINATED {
+                return Ok(());
+            }
+            let reps = store::live_replicas(c, id)?;
+            let org = store::org_name(c, d.org_id)?;
+            let wake = wakeable(c, &d)?;
+            rt.publish(RouteUpdate {
+                deployment: &d,
+                org: &org,
+                replicas: &reps,
+                wake,
+            });
+            deps.insert(id);
+            live.extend(reps.into_iter().map(|r| r.uid));
+            Ok(())
+        });
+        if let Err(e) = res {
             tracing::warn!(deployment = id, error = %e, "reconcile failed");
         }
     }
+    rt.retain(&deps, &live);
     Ok(())
+}
+
+/// The endpoint holds requests while nothing is ready: the serving revision may scale to zero
+/// and no rollout is under way.
+fn wakeable(c: &Connection, d: &DeploymentRow) -> Result<bool> {
+    if d.phase != phase::COMPLETE && d.phase != phase::FAILED || d.serving_revision.is_empty() {
+        return Ok(false);
+    }
+    let rev = store::revision(c, &d.serving_revision)?;
+    let b = store::bento_by_id(c, rev.bento_id)?;
+    Ok(run_services(&rev.config, &b)
+        .iter()
+        .any(|s| scaling_bounds(&rev.config, s).0 == 0))
 }
 
 /// Revision data the rollout needs, cached per tick.
@@ -154,9 +232,20 @@ impl Ctx<'_> {
             port: None,
         };
         let bento = self.rev(rev)?.bento.clone();
-        r.port = self.rt.start(&r, &bento);
+        r.port = self.rt.start(d, &r, &bento);
         store::insert_replica(self.c, &r)?;
         Ok(())
+    }
+
+    /// Desired replicas of `service` in `cfg` (`rolling`: the target of a rollout).
+    fn desired(
+        &self,
+        d: &DeploymentRow,
+        cfg: &DeploymentConfig,
+        s: &str,
+        rolling: bool,
+    ) -> Result<usize> {
+        Ok(desired(self.c, d.id, cfg, s, rolling)? as usize)
     }
 
     fn drain(&self, r: &mut ReplicaRow) -> Result<()> {
@@ -201,6 +290,21 @@ pub fn reconcile(
     let mut reps = store::live_replicas(c, d.id)?;
     for r in reps.iter_mut() {
         let bento = cx.rev(&r.revision_uid)?.bento.clone();
+        if !rt.exists(r) {
+            // The process died with a previous server: start it again (or finish its drain).
+            if r.state == rstate::DRAINING {
+                r.state = rstate::STOPPED.into();
+                r.stopped_at = Some(now);
+            } else {
+                tracing::info!(deployment = %d.name, replica = %r.uid, "replica process missing (control plane restarted): starting it again");
+                r.state = rstate::STARTING.into();
+                r.started_at = now;
+                r.ready_at = None;
+                r.port = rt.start(&d, r, &bento);
+            }
+            store::save_replica(c, r)?;
+            continue;
+        }
         let old_state = r.state.clone();
         match r.state.as_str() {
             rstate::STARTING if rt.ready(r, &bento, now) => {
@@ -260,11 +364,12 @@ pub fn reconcile(
         }
         phase::ROLLING => roll(&mut cx, &mut d, &mut reps)?,
         _ => {
+            if let Some(load) = rt.load(d.id, now) {
+                autoscale(&mut cx, &d, load)?;
+            }
             maintain(&mut cx, &d, &mut reps)?;
             if d.phase == phase::COMPLETE {
-                let serving = d.serving_revision.clone();
-                let healthy = serving_healthy(&mut cx, &serving, &reps)?;
-                d.status = if healthy { "running" } else { "unhealthy" }.into();
+                d.status = serving_status(&mut cx, &d, &reps, &before.status)?.into();
             }
         }
     }
@@ -286,19 +391,109 @@ fn serving_note(d: &DeploymentRow) -> String {
 }
 
 /// Every service of `rev` has its desired count of ready replicas.
-fn serving_healthy(cx: &mut Ctx, rev: &str, reps: &[ReplicaRow]) -> Result<bool> {
+fn serving_healthy(
+    cx: &mut Ctx,
+    d: &DeploymentRow,
+    rev: &str,
+    reps: &[ReplicaRow],
+) -> Result<bool> {
     if rev.is_empty() {
         return Ok(false);
     }
-    let r = cx.rev(rev)?;
-    let services = run_services(&r.config, &r.bento);
-    Ok(services.iter().all(|s| {
+    let (cfg, bento) = {
+        let r = cx.rev(rev)?;
+        (r.config.clone(), r.bento.clone())
+    };
+    for s in run_services(&cfg, &bento) {
         let ready = reps
             .iter()
-            .filter(|x| x.revision_uid == rev && &x.service == s && x.state == rstate::READY)
+            .filter(|x| x.revision_uid == rev && x.service == s && x.state == rstate::READY)
             .count();
-        ready >= desired_for(&r.config, s) as usize
-    }))
+        if ready < cx.desired(d, &cfg, &s, false)? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Status of a deployment whose rollout is complete: `running` while every service has its
+/// base count (`max(min, 1)`, or all it wants when fewer) of ready replicas — replicas added
+/// by a scale-up that are still starting do not make it unhealthy; `scaled-to-zero` when it
+/// wants no replica (and while it wakes from zero); `unhealthy` otherwise (a replica crashed
+/// and its replacement is not ready yet).
+fn serving_status(
+    cx: &mut Ctx,
+    d: &DeploymentRow,
+    reps: &[ReplicaRow],
+    previous: &str,
+) -> Result<&'static str> {
+    let rev = d.serving_revision.clone();
+    let (cfg, bento) = {
+        let r = cx.rev(&rev)?;
+        (r.config.clone(), r.bento.clone())
+    };
+    let mut all_zero = true;
+    let mut healthy = true;
+    let mut any_ready = false;
+    for s in run_services(&cfg, &bento) {
+        let want = cx.desired(d, &cfg, &s, false)?;
+        let base = (scaling_bounds(&cfg, &s).0.max(1) as usize).min(want);
+        let ready = reps
+            .iter()
+            .filter(|x| x.revision_uid == rev && x.service == s && x.state == rstate::READY)
+            .count();
+        all_zero &= want == 0;
+        any_ready |= ready > 0;
+        healthy &= ready >= base;
+    }
+    let live = reps
+        .iter()
+        .any(|x| x.revision_uid == rev && x.state != rstate::DRAINING);
+    Ok(if all_zero && !live {
+        "scaled-to-zero"
+    } else if healthy && !all_zero {
+        "running"
+    } else if previous == "scaled-to-zero" && !any_ready {
+        "scaled-to-zero"
+    } else if healthy {
+        // Scaling down to zero: replicas still draining.
+        "running"
+    } else {
+        "unhealthy"
+    })
+}
+
+/// Sets the desired count of each service of the serving revision from the endpoint load.
+fn autoscale(cx: &mut Ctx, d: &DeploymentRow, load: Load) -> Result<()> {
+    let rev = d.serving_revision.clone();
+    if rev.is_empty() {
+        return Ok(());
+    }
+    let (cfg, bento) = {
+        let r = cx.rev(&rev)?;
+        (r.config.clone(), r.bento.clone())
+    };
+    let target = cx.timing.scale_target_in_flight.max(1) as usize;
+    let need = |n: usize| n.div_ceil(target);
+    for s in run_services(&cfg, &bento) {
+        let (min, max) = scaling_bounds(&cfg, &s);
+        let (min, max) = (min as usize, max as usize);
+        let cur = cx.desired(d, &cfg, &s, false)?;
+        let idle = load.in_flight == 0 && load.idle_ms >= cx.timing.scale_to_zero_idle_ms;
+        let floor = if min == 0 && idle { 0 } else { min.max(1) };
+        let up = need(load.peak);
+        let next = if up > cur {
+            up
+        } else {
+            need(load.window_peak).max(floor)
+        };
+        let next = next.clamp(floor.min(max), max);
+        if next != cur {
+            tracing::info!(deployment = %d.name, service = %s, from = cur, to = next, in_flight = load.peak, "autoscaling");
+            store::scale_set(cx.c, d.id, &s, next as i64, cx.now)?;
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the serving revision at its desired count (replaces crashed replicas) and, once it
@@ -316,7 +511,7 @@ fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         (r.config.clone(), r.bento.clone())
     };
     for s in run_services(&cfg, &bento) {
-        let desired = desired_for(&cfg, &s) as usize;
+        let desired = cx.desired(d, &cfg, &s, false)?;
         let live: Vec<usize> = (0..reps.len())
             .filter(|&i| {
                 reps[i].revision_uid == rev
@@ -324,14 +519,23 @@ fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
                     && reps[i].state != rstate::DRAINING
             })
             .collect();
-        if live.len() < desired {
+        for _ in live.len()..desired {
             cx.start(d, &rev, &s)?;
         }
-        for &i in live.iter().skip(desired) {
+        // Surplus: drain starting replicas first, then the newest.
+        let mut live = live;
+        live.sort_by_key(|&i| {
+            (
+                reps[i].state == rstate::READY,
+                std::cmp::Reverse(reps[i].id),
+            )
+        });
+        let extra = live.len().saturating_sub(desired);
+        for &i in live.iter().take(extra) {
             cx.drain(&mut reps[i])?;
         }
     }
-    if serving_healthy(cx, &rev, reps)? {
+    if serving_healthy(cx, d, &rev, reps)? {
         for r in reps.iter_mut().filter(|r| r.revision_uid != rev) {
             cx.drain(r)?;
         }
@@ -350,7 +554,7 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
     let now = cx.now;
     let mut all_done = true;
     for s in &services {
-        let desired = desired_for(&cfg, s) as usize;
+        let desired = cx.desired(d, &cfg, s, true)?;
         let strat = strategy(&cfg, s);
         let is = |r: &ReplicaRow, new: bool, states: &[&str]| {
             (r.revision_uid == target) == new
@@ -433,10 +637,14 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         for _ in 0..to_start {
             cx.start(d, &target, s)?;
         }
-        // Drain old replicas that never served, then one old ready replica per surplus.
+        // Drain old replicas still starting, unless they belong to the serving revision and
+        // are needed (restarted after a control-plane restart), then one old ready replica
+        // per surplus.
+        let serving = d.serving_revision.clone();
         for r in reps
             .iter_mut()
             .filter(|r| is(r, false, &[rstate::STARTING]))
+            .filter(|r| r.revision_uid != serving || new_ready >= desired)
         {
             cx.drain(r)?;
         }

@@ -265,7 +265,7 @@ pub fn deployment(
             routing: None,
         }),
         urls: Some(vec![endpoint_url(base, org, d)]),
-        rollout: Some(rollout(d, &rev.config, &b, &replicas)),
+        rollout: Some(rollout(c, d, &rev.config, &b, &replicas)?),
     };
     Ok(DeploymentView {
         doc,
@@ -274,15 +274,41 @@ pub fn deployment(
     })
 }
 
-/// Desired replicas of one service: `max(min_replicas, 1)` (scaling on load is issue 3).
+/// `(min, max)` replicas of one service: min defaults to 1, max to `max(min, 1)` (the
+/// official client's rules; the server stores them filled in, see `deployments`).
+pub fn scaling_bounds(cfg: &crate::api::DeploymentConfig, service: &str) -> (u32, u32) {
+    let sc = cfg.services.get(service).and_then(|s| s.scaling.as_ref());
+    let min = sc.and_then(|s| s.min_replicas).unwrap_or(1).max(0);
+    let max = sc
+        .and_then(|s| s.max_replicas)
+        .unwrap_or(min.max(1))
+        .max(min)
+        .max(1);
+    let cv = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+    (cv(min), cv(max))
+}
+
+/// Replicas of one service without load information: `max(min_replicas, 1)`.
 pub fn desired_for(cfg: &crate::api::DeploymentConfig, service: &str) -> u32 {
-    let min = cfg
-        .services
-        .get(service)
-        .and_then(|s| s.scaling.as_ref())
-        .and_then(|s| s.min_replicas)
-        .unwrap_or(1);
-    u32::try_from(min.max(1)).unwrap_or(1)
+    scaling_bounds(cfg, service).0.max(1)
+}
+
+/// Desired replicas of one service of deployment `deployment_id`: the autoscaler's count
+/// (stored in `scale`) clamped to `[min, max]`, or `max(min, 1)` before it decided. A rollout
+/// (`rolling`) never targets zero replicas: it must prove the new revision gets ready.
+pub fn desired(
+    c: &Connection,
+    deployment_id: i64,
+    cfg: &crate::api::DeploymentConfig,
+    service: &str,
+    rolling: bool,
+) -> Result<u32> {
+    let (min, max) = scaling_bounds(cfg, service);
+    let n = match store::scale_get(c, deployment_id, service)? {
+        Some(v) => u32::try_from(v.max(0)).unwrap_or(u32::MAX).clamp(min, max),
+        None => min.max(1),
+    };
+    Ok(if rolling { n.max(1) } else { n })
 }
 
 /// The services a revision runs: the bento's (or, for an implicitly registered bento, the
@@ -303,21 +329,23 @@ pub fn run_services(cfg: &crate::api::DeploymentConfig, b: &BentoRow) -> Vec<Str
 }
 
 fn rollout(
+    c: &Connection,
     d: &DeploymentRow,
     cfg: &crate::api::DeploymentConfig,
     b: &BentoRow,
     reps: &[ReplicaRow],
-) -> RolloutProgress {
-    let desired: u32 = run_services(cfg, b)
-        .iter()
-        .map(|s| desired_for(cfg, s))
-        .sum();
+) -> Result<RolloutProgress> {
+    let rolling = d.phase == store::phase::ROLLING || d.phase == store::phase::IMAGE_BUILDING;
+    let mut desired: u32 = 0;
+    for s in run_services(cfg, b) {
+        desired = desired.saturating_add(self::desired(c, d.id, cfg, &s, rolling)?);
+    }
     let ready = reps.iter().filter(|r| r.state == rstate::READY).count();
     let updated = reps
         .iter()
         .filter(|r| r.state == rstate::READY && r.revision_uid == d.target_revision)
         .count();
-    RolloutProgress {
+    Ok(RolloutProgress {
         revision_uid: d.target_revision.clone(),
         serving_revision_uid: d.serving_revision.clone(),
         phase: d.phase.clone(),
@@ -331,7 +359,7 @@ fn rollout(
         ready_replicas: u32::try_from(ready).unwrap_or(u32::MAX),
         updated_replicas: u32::try_from(updated).unwrap_or(u32::MAX),
         message: d.message.clone(),
-    }
+    })
 }
 
 #[cfg(test)]

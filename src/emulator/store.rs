@@ -54,6 +54,9 @@ CREATE TABLE IF NOT EXISTS replicas (
   started_at INTEGER NOT NULL, ready_at INTEGER, drain_started_at INTEGER, stopped_at INTEGER,
   port INTEGER, uid TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS replicas_live ON replicas (deployment_id, state);
+CREATE TABLE IF NOT EXISTS scale (
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id), service TEXT NOT NULL,
+  replicas INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (deployment_id, service));
 CREATE TABLE IF NOT EXISTS secrets (
   id INTEGER PRIMARY KEY, org_id INTEGER NOT NULL REFERENCES orgs(id), name TEXT NOT NULL,
   uid TEXT NOT NULL, cluster TEXT NOT NULL, description TEXT NOT NULL, content TEXT NOT NULL,
@@ -800,6 +803,40 @@ pub fn stop_all_replicas(c: &Connection, deployment_id: i64, now: i64) -> Result
         params![deployment_id, now],
     )?;
     Ok(())
+}
+
+/// The autoscaler's replica count of a service (absent until it first decides).
+pub fn scale_get(c: &Connection, deployment_id: i64, service: &str) -> Result<Option<i64>> {
+    Ok(c.query_row(
+        "SELECT replicas FROM scale WHERE deployment_id = ?1 AND service = ?2",
+        params![deployment_id, service],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+pub fn scale_set(
+    c: &Connection,
+    deployment_id: i64,
+    service: &str,
+    replicas: i64,
+    now: i64,
+) -> Result<()> {
+    c.execute(
+        "INSERT INTO scale (deployment_id, service, replicas, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(deployment_id, service) DO UPDATE SET replicas = ?3, updated_at = ?4",
+        params![deployment_id, service, replicas, now],
+    )?;
+    Ok(())
+}
+
+/// The name of an organisation by id.
+pub fn org_name(c: &Connection, org_id: i64) -> Result<String> {
+    Ok(
+        c.query_row("SELECT name FROM orgs WHERE id = ?1", [org_id], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 // ---------------------------------------------------------------- secrets

@@ -1,0 +1,622 @@
+//! Real replicas and the deployment endpoints: the [`Runtime`] the server runs with.
+//!
+//! Each replica is an HTTP/1.1 server on its own loopback port (`127.0.0.1:0`, the port is
+//! stored in the replica row), running as tasks of this process: it answers BentoML's
+//! `/readyz` (200 once the bento's startup time has passed, never for an `unready` bento),
+//! `/livez`, `/healthz`, `/metrics` (Prometheus text: requests served, in flight) and any
+//! other route with JSON naming the deployment, bento tag, revision, replica and service.
+//! `?sleep_ms=N` (at most 10 000) makes an API route answer after N ms, to create load.
+//! A bento with `crash_after` closes its listener and every connection that long after it
+//! became ready.
+//!
+//! A prober task per replica (the kubelet) really probes `/readyz` every `Timing::probe_ms`
+//! until it passes, then `/livez`; two failed liveness probes mean the replica crashed. The
+//! reconciler reads those results through [`Runtime`]; a replica row whose process does not
+//! exist (the server restarted, or was killed) is started again by the reconciler.
+//!
+//! Endpoint design: the deployment URL keeps its shape `{endpoint}/endpoints/{org}/{cluster}/
+//! {name}/`, served by the main server as a reverse proxy. After every reconcile the route
+//! table is replaced with the deployment's READY replicas (any revision); the proxy balances
+//! round robin over them with a keep-alive connection pool (hyper-util legacy client), never
+//! touching the database. A request that fails to reach a replica (it stopped or crashed
+//! between the routing decision and the connection) is retried on another ready replica; the
+//! body is buffered (at most 16 MiB) so it can be replayed. A deployment that may scale to
+//! zero (`min_replicas = 0`) holds requests while it has no ready replica (at most
+//! `Timing::wake_timeout_ms`) and the held requests count as load, which wakes it. Other
+//! deployments without a ready replica answer 503 (e.g. during a `Recreate`).
+//!
+//! Load: the proxy counts in-flight requests per deployment; each reconcile samples the peak
+//! since the previous sample ([`Runtime::load`]), which drives the autoscaler.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::config::Timing;
+use super::error::json_error;
+use super::reconcile::{Load, Runtime};
+use super::store::{self, BentoRow, DeploymentRow, ReplicaRow};
+
+/// Largest request body the endpoint proxies.
+pub const MAX_PROXY_BODY: usize = 16 * 1024 * 1024;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a replica serves (fixed at start).
+#[derive(Debug, Clone)]
+struct Spec {
+    deployment: String,
+    cluster: String,
+    tag: String,
+    revision: String,
+    replica: String,
+    service: String,
+    startup: Duration,
+    unready: bool,
+    crash_after: Option<Duration>,
+}
+
+/// One running replica.
+pub struct Proc {
+    spec: Spec,
+    port: u16,
+    started: Instant,
+    /// Requests the replica is handling.
+    in_flight: AtomicUsize,
+    served: AtomicU64,
+    /// Requests the proxy has sent to it and not yet got an answer for.
+    proxied: AtomicUsize,
+    probe_ready: AtomicBool,
+    live_failures: AtomicU32,
+    crashed: AtomicBool,
+    stop: CancellationToken,
+}
+
+impl Proc {
+    fn is_ready_now(&self) -> bool {
+        !self.spec.unready && self.started.elapsed() >= self.spec.startup
+    }
+}
+
+/// Proxy counters of one deployment.
+#[derive(Default)]
+struct DepStats {
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    last_request_ms: AtomicI64,
+}
+
+/// Where a deployment's endpoint sends requests.
+struct Route {
+    deployment_id: i64,
+    ready: Vec<Arc<Proc>>,
+    /// `min_replicas = 0`: hold requests while nothing is ready.
+    wake: bool,
+    stats: Arc<DepStats>,
+}
+
+/// What the reconciler publishes after each reconcile of a deployment.
+pub struct RouteUpdate<'a> {
+    pub deployment: &'a DeploymentRow,
+    pub org: &'a str,
+    pub replicas: &'a [ReplicaRow],
+    pub wake: bool,
+}
+
+type RouteKey = (String, String, String);
+
+/// The real runtime: replica servers, probers, routes and load counters.
+pub struct Fleet {
+    timing: Timing,
+    client: HttpClient,
+    procs: Mutex<HashMap<String, Arc<Proc>>>,
+    routes: RwLock<HashMap<RouteKey, Arc<Route>>>,
+    stats: Mutex<HashMap<i64, Arc<DepStats>>>,
+    windows: Mutex<HashMap<i64, VecDeque<(i64, usize)>>>,
+    rr: AtomicUsize,
+    shutdown: CancellationToken,
+}
+
+impl Fleet {
+    pub fn new(timing: Timing) -> Self {
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build(conn);
+        Self {
+            timing,
+            client,
+            procs: Mutex::new(HashMap::new()),
+            routes: RwLock::new(HashMap::new()),
+            stats: Mutex::new(HashMap::new()),
+            windows: Mutex::new(HashMap::new()),
+            rr: AtomicUsize::new(0),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Stops every replica (the server is going away).
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+        lock(&self.procs).clear();
+        if let Ok(mut r) = self.routes.write() {
+            r.clear();
+        }
+    }
+
+    fn proc(&self, uid: &str) -> Option<Arc<Proc>> {
+        lock(&self.procs).get(uid).cloned()
+    }
+
+    fn dep_stats(&self, id: i64) -> Arc<DepStats> {
+        lock(&self.stats)
+            .entry(id)
+            .or_insert_with(|| {
+                let s = DepStats::default();
+                s.last_request_ms.store(store::now_ms(), Ordering::Relaxed);
+                Arc::new(s)
+            })
+            .clone()
+    }
+
+    fn route(&self, key: &RouteKey) -> Option<Arc<Route>> {
+        self.routes.read().ok().and_then(|r| r.get(key).cloned())
+    }
+
+    /// Proxies `req` to a ready replica of deployment `org/cluster/name`. `None` when the
+    /// deployment has no route (unknown, terminated, or not reconciled yet).
+    pub async fn forward(
+        &self,
+        org: &str,
+        cluster: &str,
+        name: &str,
+        rest: &str,
+        req: Request<Body>,
+    ) -> Option<Response<Body>> {
+        let key = (org.to_string(), cluster.to_string(), name.to_string());
+        let route = self.route(&key)?;
+        let stats = route.stats.clone();
+        let _busy = InFlight::enter(&stats);
+        let (parts, body) = req.into_parts();
+        let bytes = match http_body_util::Limited::new(body, MAX_PROXY_BODY)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return Some(json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("cannot read the request body (limit {MAX_PROXY_BODY} bytes): {e}"),
+                ))
+            }
+        };
+        let path_q = match parts.uri.query() {
+            Some(q) => format!("/{rest}?{q}"),
+            None => format!("/{rest}"),
+        };
+        let start = Instant::now();
+        let wake_limit = Duration::from_millis(self.timing.wake_timeout_ms.max(0) as u64);
+        let mut tried: Vec<u16> = Vec::new();
+        let mut last_err = String::new();
+        let mut route = route;
+        loop {
+            let cands: Vec<&Arc<Proc>> = route
+                .ready
+                .iter()
+                .filter(|p| !tried.contains(&p.port) && !p.stop.is_cancelled())
+                .collect();
+            if cands.is_empty() {
+                let holding = route.wake && route.ready.is_empty() && start.elapsed() < wake_limit;
+                if !holding {
+                    let msg = if tried.is_empty() {
+                        if route.wake {
+                            format!("deployment {name:?} did not wake up within {} ms (scaled to zero; no replica became ready)", self.timing.wake_timeout_ms)
+                        } else {
+                            format!(
+                                "deployment {name:?} in cluster {cluster:?} has no ready replica"
+                            )
+                        }
+                    } else {
+                        format!("no replica of deployment {name:?} could answer: {last_err}")
+                    };
+                    return Some(json_error(StatusCode::SERVICE_UNAVAILABLE, msg));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                route = self.route(&key).unwrap_or(route);
+                continue;
+            }
+            let i = self.rr.fetch_add(1, Ordering::Relaxed) % cands.len();
+            let p = cands[i].clone();
+            let uri: Uri = match format!("http://127.0.0.1:{}{path_q}", p.port).parse() {
+                Ok(u) => u,
+                Err(e) => {
+                    return Some(json_error(
+                        StatusCode::BAD_REQUEST,
+                        format!("invalid path: {e}"),
+                    ))
+                }
+            };
+            let mut out = Request::builder().method(parts.method.clone()).uri(uri);
+            for (k, v) in parts.headers.iter() {
+                if k != header::HOST && k != header::CONNECTION && k.as_str() != "keep-alive" {
+                    out = out.header(k, v);
+                }
+            }
+            let out = match out.body(Full::new(bytes.clone())) {
+                Ok(r) => r,
+                Err(e) => {
+                    return Some(json_error(
+                        StatusCode::BAD_REQUEST,
+                        format!("cannot forward the request: {e}"),
+                    ))
+                }
+            };
+            p.proxied.fetch_add(1, Ordering::AcqRel);
+            let res = self.client.request(out).await;
+            p.proxied.fetch_sub(1, Ordering::AcqRel);
+            match res {
+                Ok(resp) => {
+                    let mut resp = resp.map(Body::new);
+                    if let Ok(v) = HeaderValue::from_str(&p.spec.replica) {
+                        resp.headers_mut().insert("x-bentocloud-replica", v);
+                    }
+                    return Some(resp);
+                }
+                Err(e) => {
+                    last_err = format!("replica {} (port {}): {e}", p.spec.replica, p.port);
+                    tracing::debug!(error = %last_err, "proxy retries on another replica");
+                    tried.push(p.port);
+                    route = self.route(&key).unwrap_or(route);
+                }
+            }
+        }
+    }
+}
+
+/// Counts one proxied request of a deployment while alive.
+struct InFlight(Arc<DepStats>);
+
+impl InFlight {
+    fn enter(s: &Arc<DepStats>) -> Self {
+        let n = s.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        s.peak.fetch_max(n, Ordering::AcqRel);
+        s.last_request_ms.store(store::now_ms(), Ordering::Relaxed);
+        Self(s.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0
+            .last_request_ms
+            .store(store::now_ms(), Ordering::Relaxed);
+    }
+}
+
+impl Runtime for Fleet {
+    fn start(&self, d: &DeploymentRow, r: &ReplicaRow, b: &BentoRow) -> Option<i64> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let listener = match std::net::TcpListener::bind("127.0.0.1:0") {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot bind a replica port");
+                return None;
+            }
+        };
+        let port = listener.local_addr().ok()?.port();
+        listener.set_nonblocking(true).ok()?;
+        let beh = &b.behaviour;
+        let ms = |v: i64| Duration::from_millis(u64::try_from(v.max(0)).unwrap_or(0));
+        let p = Arc::new(Proc {
+            spec: Spec {
+                deployment: d.name.clone(),
+                cluster: d.cluster.clone(),
+                tag: b.tag(),
+                revision: r.revision_uid.clone(),
+                replica: r.uid.clone(),
+                service: r.service.clone(),
+                startup: ms(beh.startup_ms),
+                unready: beh.unready,
+                crash_after: beh.crash_after_ms.map(ms),
+            },
+            port,
+            started: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            proxied: AtomicUsize::new(0),
+            probe_ready: AtomicBool::new(false),
+            live_failures: AtomicU32::new(0),
+            crashed: AtomicBool::new(false),
+            stop: self.shutdown.child_token(),
+        });
+        if let Some(old) = lock(&self.procs).insert(r.uid.clone(), p.clone()) {
+            old.stop.cancel();
+        }
+        handle.spawn(serve_replica(listener, p.clone()));
+        handle.spawn(probe(
+            self.client.clone(),
+            p,
+            Duration::from_millis(self.timing.probe_ms.max(5)),
+        ));
+        tracing::debug!(replica = %r.uid, port, "replica started");
+        Some(i64::from(port))
+    }
+
+    fn exists(&self, r: &ReplicaRow) -> bool {
+        self.proc(&r.uid).is_some()
+    }
+
+    fn ready(&self, r: &ReplicaRow, _: &BentoRow, _: i64) -> bool {
+        self.proc(&r.uid)
+            .map(|p| p.probe_ready.load(Ordering::Acquire))
+            .unwrap_or(false)
+    }
+
+    fn crashed(&self, r: &ReplicaRow, _: &BentoRow, _: i64) -> bool {
+        match self.proc(&r.uid) {
+            None => true,
+            Some(p) => p.live_failures.load(Ordering::Acquire) >= 2,
+        }
+    }
+
+    fn drained(&self, r: &ReplicaRow, now: i64, _drain_ms: i64) -> bool {
+        let Some(p) = self.proc(&r.uid) else {
+            return true;
+        };
+        let since = now - r.drain_started_at.unwrap_or(now);
+        let idle =
+            p.in_flight.load(Ordering::Acquire) == 0 && p.proxied.load(Ordering::Acquire) == 0;
+        // One tick of grace: the route without this replica is published right after the
+        // transaction that marked it draining, so nothing new is sent to it after that.
+        (idle && since >= self.timing.tick_ms as i64) || since >= self.timing.drain_timeout_ms
+    }
+
+    fn stop(&self, r: &ReplicaRow) {
+        if let Some(p) = lock(&self.procs).remove(&r.uid) {
+            p.stop.cancel();
+        }
+    }
+
+    /// Replaces the route of one deployment with its READY replicas.
+    fn publish(&self, u: RouteUpdate) {
+        let d = u.deployment;
+        let key = (u.org.to_string(), d.cluster.clone(), d.name.clone());
+        let procs = lock(&self.procs);
+        let ready: Vec<Arc<Proc>> = u
+            .replicas
+            .iter()
+            .filter(|r| r.state == store::rstate::READY)
+            .filter_map(|r| procs.get(&r.uid).cloned())
+            .filter(|p| !p.crashed.load(Ordering::Relaxed))
+            .collect();
+        drop(procs);
+        let route = Arc::new(Route {
+            deployment_id: d.id,
+            ready,
+            wake: u.wake,
+            stats: self.dep_stats(d.id),
+        });
+        if let Ok(mut r) = self.routes.write() {
+            r.insert(key, route);
+        }
+    }
+
+    /// Drops routes, counters and processes of everything not in `deployments` / `replicas`.
+    fn retain(&self, deployments: &HashSet<i64>, replicas: &HashSet<String>) {
+        if let Ok(mut r) = self.routes.write() {
+            r.retain(|_, v| deployments.contains(&v.deployment_id));
+        }
+        lock(&self.stats).retain(|id, _| deployments.contains(id));
+        lock(&self.windows).retain(|id, _| deployments.contains(id));
+        lock(&self.procs).retain(|uid, p| {
+            let keep = replicas.contains(uid);
+            if !keep {
+                p.stop.cancel();
+            }
+            keep
+        });
+    }
+
+    fn load(&self, deployment_id: i64, now: i64) -> Option<Load> {
+        let s = self.dep_stats(deployment_id);
+        let in_flight = s.in_flight.load(Ordering::Acquire);
+        let peak = s.peak.swap(in_flight, Ordering::AcqRel).max(in_flight);
+        let mut w = lock(&self.windows);
+        let q = w.entry(deployment_id).or_default();
+        q.push_back((now, peak));
+        while q
+            .front()
+            .map(|(t, _)| *t < now - self.timing.scale_down_window_ms)
+            .unwrap_or(false)
+        {
+            q.pop_front();
+        }
+        let window_peak = q.iter().map(|(_, p)| *p).max().unwrap_or(peak);
+        let idle_ms = if in_flight > 0 {
+            0
+        } else {
+            now - s.last_request_ms.load(Ordering::Relaxed)
+        };
+        Some(Load {
+            in_flight,
+            peak,
+            window_peak,
+            idle_ms,
+        })
+    }
+}
+
+/// The kubelet of one replica: `/readyz` until it passes, then `/livez`.
+async fn probe(client: HttpClient, p: Arc<Proc>, every: Duration) {
+    let timeout = Duration::from_secs(1);
+    loop {
+        tokio::select! {
+            _ = p.stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let ready = p.probe_ready.load(Ordering::Acquire);
+        let path = if ready { "/livez" } else { "/readyz" };
+        let Ok(uri) = format!("http://127.0.0.1:{}{path}", p.port).parse::<Uri>() else {
+            return;
+        };
+        let Ok(req) = Request::get(uri).body(Full::new(Bytes::new())) else {
+            return;
+        };
+        let ok = matches!(
+            tokio::time::timeout(timeout, client.request(req)).await,
+            Ok(Ok(resp)) if resp.status() == StatusCode::OK
+        );
+        if !ready {
+            if ok {
+                p.probe_ready.store(true, Ordering::Release);
+            }
+        } else if ok {
+            p.live_failures.store(0, Ordering::Release);
+        } else {
+            p.live_failures.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Accepts connections until stopped or crashed; dropping the task set closes them all.
+async fn serve_replica(listener: std::net::TcpListener, p: Arc<Proc>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    let crash = async {
+        match p.spec.crash_after {
+            Some(after) if !p.spec.unready => tokio::time::sleep(p.spec.startup + after).await,
+            _ => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(crash);
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = p.stop.cancelled() => break,
+            _ = &mut crash => {
+                tracing::info!(replica = %p.spec.replica, "replica crashed (bento crash_after)");
+                p.crashed.store(true, Ordering::Release);
+                break;
+            }
+            acc = listener.accept() => match acc {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    let p = p.clone();
+                    conns.spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| handle(p.clone(), req));
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .keep_alive(true)
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+}
+
+fn reply(status: StatusCode, ctype: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r
+}
+
+struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// One request to a replica.
+async fn handle(p: Arc<Proc>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let json_ct = "application/json";
+    let text_ct = "text/plain; charset=utf-8";
+    Ok(match path.as_str() {
+        "/readyz" => {
+            if p.is_ready_now() {
+                reply(StatusCode::OK, text_ct, "ok".into())
+            } else {
+                reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    text_ct,
+                    "runners are not ready".into(),
+                )
+            }
+        }
+        "/livez" | "/healthz" => reply(StatusCode::OK, text_ct, "ok".into()),
+        "/metrics" => {
+            let labels = format!(
+                "service=\"{}\",bento=\"{}\",revision=\"{}\",replica=\"{}\"",
+                p.spec.service, p.spec.tag, p.spec.revision, p.spec.replica
+            );
+            let body = format!(
+                "# HELP bentoml_service_request_total Requests served by this replica.\n\
+                 # TYPE bentoml_service_request_total counter\n\
+                 bentoml_service_request_total{{{labels}}} {}\n\
+                 # HELP bentoml_service_request_in_progress Requests in flight in this replica.\n\
+                 # TYPE bentoml_service_request_in_progress gauge\n\
+                 bentoml_service_request_in_progress{{{labels}}} {}\n",
+                p.served.load(Ordering::Relaxed),
+                p.in_flight.load(Ordering::Relaxed),
+            );
+            reply(StatusCode::OK, "text/plain; version=0.0.4", body)
+        }
+        _ => {
+            p.in_flight.fetch_add(1, Ordering::AcqRel);
+            let _busy = Busy(&p.in_flight);
+            let sleep_ms = req
+                .uri()
+                .query()
+                .and_then(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == "sleep_ms")
+                        .and_then(|(_, v)| v.parse::<u64>().ok())
+                })
+                .unwrap_or(0)
+                .min(10_000);
+            if sleep_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+            }
+            p.served.fetch_add(1, Ordering::Relaxed);
+            let body = json!({
+                "deployment": p.spec.deployment,
+                "cluster": p.spec.cluster,
+                "bento": p.spec.tag,
+                "revision": p.spec.revision,
+                "replica": p.spec.replica,
+                "service": p.spec.service,
+                "method": req.method().as_str(),
+                "path": path,
+                "status": "ok",
+            });
+            reply(StatusCode::OK, json_ct, body.to_string())
+        }
+    })
+}
