@@ -495,7 +495,10 @@ mod tests {
             assert_eq!(d.cluster.meta.name, "default-cluster");
             assert_eq!(d.revision_uid(), Some("ae47940179e85336"));
             assert_eq!(d.bento_tag().as_deref(), Some("my_bento:abc123"));
-            let cfg = d.main_target().and_then(|t| t.config.as_ref()).expect("config");
+            let cfg = d
+                .main_target()
+                .and_then(|t| t.config.as_ref())
+                .expect("config");
             assert_eq!(
                 cfg.services["MyService"].deployment_strategy.as_deref(),
                 Some("RollingUpdate")

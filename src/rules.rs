@@ -45,8 +45,7 @@ fn k8s_name_part(s: &str, what: &str) -> Result<(), String> {
     let ok_inner = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
     let first = s.chars().next().unwrap_or('-');
     let last = s.chars().last().unwrap_or('-');
-    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() || !s.chars().all(ok_inner)
-    {
+    if !first.is_ascii_alphanumeric() || !last.is_ascii_alphanumeric() || !s.chars().all(ok_inner) {
         return Err(format!(
             "{what} {s:?} must use letters, digits, '-', '_' and '.', and start and end with a letter or digit"
         ));
@@ -63,7 +62,8 @@ pub fn label_key(key: &str) -> Result<(), String> {
     if let Some(p) = prefix {
         if p.is_empty()
             || p.len() > 253
-            || p.split('.').any(|part| part.is_empty() || dns_label(part).is_err())
+            || p.split('.')
+                .any(|part| part.is_empty() || dns_label(part).is_err())
         {
             return Err(format!(
                 "label key {key:?} has an invalid prefix {p:?}: use a lowercase DNS name such as \"example.com/team\""
