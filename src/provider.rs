@@ -1,1 +1,342 @@
-//! (in progress)
+//! The `bentocloud` provider: its configuration schema, `configure`, and the registry of
+//! resources and data sources.
+//!
+//! tf-provider constructs resources before `configure` runs and `configure` takes `&self`, so
+//! the configured API client reaches resources through [`Shared`], a slot `configure` fills.
+//! The slot also holds the cancellation token SIGINT triggers (see the binary's main).
+
+pub mod credentials;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tf_provider::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
+};
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Client, ClientConfig};
+use crate::data_sources::{DeploymentDataSource, DeploymentsDataSource};
+use crate::resources::DeploymentResource;
+
+/// What `configure` produced: the client and the provider-level defaults.
+pub struct Configured {
+    pub client: Client,
+    /// The provider's `cluster`, if set.
+    pub default_cluster: Option<String>,
+}
+
+/// State shared by the provider, its resources and data sources.
+#[derive(Default)]
+pub struct Shared {
+    slot: RwLock<Option<Arc<Configured>>>,
+    cancel: CancellationToken,
+}
+
+impl Shared {
+    /// The configured client, or an error diagnostic when `configure` has not succeeded.
+    pub fn configured(&self, diags: &mut Diagnostics) -> Option<Arc<Configured>> {
+        let got = self.slot.read().ok().and_then(|g| g.clone());
+        if got.is_none() {
+            diags.root_error(
+                "The bentocloud provider is not configured",
+                "The provider block could not be configured (see the errors above), so no BentoCloud API call can be made.",
+            );
+        }
+        got
+    }
+
+    /// Cancelled when the provider receives SIGINT (Ctrl-C): long waits stop and save state.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
+
+/// The provider.
+pub struct BentoCloudProvider {
+    shared: Arc<Shared>,
+}
+
+impl Default for BentoCloudProvider {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BentoCloudProvider {
+    pub fn new() -> Self {
+        Self {
+            shared: Arc::new(Shared::default()),
+        }
+    }
+
+    /// The token SIGINT cancels.
+    pub fn cancellation(&self) -> CancellationToken {
+        self.shared.cancellation()
+    }
+}
+
+/// The provider block.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProviderConfig {
+    #[serde(default)]
+    pub endpoint: Value<String>,
+    #[serde(default)]
+    pub api_key: Value<String>,
+    #[serde(default)]
+    pub cluster: Value<String>,
+    #[serde(default)]
+    pub max_concurrent_requests: Value<i64>,
+    #[serde(default)]
+    pub requests_per_second: Value<f64>,
+}
+
+/// Default for `max_concurrent_requests`.
+pub const DEFAULT_MAX_CONCURRENT: i64 = 16;
+/// Default for `requests_per_second`.
+pub const DEFAULT_REQUESTS_PER_SECOND: f64 = 50.0;
+
+fn attr(t: AttributeType, c: AttributeConstraint, sensitive: bool, description: &str) -> Attribute {
+    Attribute {
+        attr_type: t,
+        description: Description::markdown(description),
+        constraint: c,
+        sensitive,
+        deprecated: false,
+    }
+}
+
+/// The provider block's schema.
+pub fn provider_schema() -> Schema {
+    use AttributeConstraint::Optional;
+    let attributes: HashMap<String, Attribute> = [
+        (
+            "endpoint",
+            attr(AttributeType::String, Optional, false,
+                "BentoCloud API endpoint: the full origin of your organisation, e.g. `https://my-org.cloud.bentoml.com`, or `http://127.0.0.1:4780` for `bentocloud-local`. Falls back to the `BENTO_CLOUD_API_ENDPOINT` environment variable, then to the endpoint of the context saved by `bentoml cloud login`, then to `https://cloud.bentoml.com`."),
+        ),
+        (
+            "api_key",
+            attr(AttributeType::String, Optional, true,
+                "BentoCloud API token (sensitive: never shown in plans or logs). Falls back to the `BENTO_CLOUD_API_KEY` environment variable, then to the token of the context saved by `bentoml cloud login` (`$BENTOML_HOME/.yatai.yaml`, context chosen by `BENTOML_CLOUD_CONTEXT`). Required from one of these sources."),
+        ),
+        (
+            "cluster",
+            attr(AttributeType::String, Optional, false,
+                "Default cluster for resources and data sources that do not set `cluster`. No environment variable. When unset, the organisation's default cluster (chosen by BentoCloud) is used."),
+        ),
+        (
+            "max_concurrent_requests",
+            attr(AttributeType::Number, Optional, false,
+                "Most API requests in flight at once, shared by every resource and data source of this provider. Default `16`. Lower it if BentoCloud answers 429 (Too Many Requests); large refreshes then get slower, never fail."),
+        ),
+        (
+            "requests_per_second",
+            attr(AttributeType::Number, Optional, false,
+                "Most API requests per second, shared by every resource and data source of this provider (a smooth token bucket). Default `50`. 429 answers are also retried with back-off, honouring `Retry-After`."),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Schema {
+        version: 1,
+        block: Block {
+            version: 1,
+            attributes,
+            blocks: HashMap::new(),
+            description: Description::markdown(
+                "The BentoCloud provider manages ML-serving deployments on BentoCloud (BentoML's managed platform), or on `bentocloud-local`, the local control plane shipped with it.",
+            ),
+            deprecated: false,
+        },
+    }
+}
+
+/// Plan-time checks of the provider block's literal values.
+pub fn validate_config(config: &ProviderConfig, diags: &mut Diagnostics) {
+    if let Value::Value(ep) = &config.endpoint {
+        if let Err(why) = credentials::parse_endpoint(ep) {
+            diags.error(
+                "Invalid BentoCloud endpoint",
+                format!("`endpoint` = {ep:?} is not a usable URL: {why}. Use the full origin, e.g. \"https://my-org.cloud.bentoml.com\" or \"http://127.0.0.1:4780\"."),
+                AttributePath::new("endpoint"),
+            );
+        }
+    }
+    if let Value::Value(n) = config.max_concurrent_requests {
+        if n < 1 {
+            diags.error(
+                "Invalid max_concurrent_requests",
+                format!("`max_concurrent_requests` is {n}: it must be at least 1 (default {DEFAULT_MAX_CONCURRENT})."),
+                AttributePath::new("max_concurrent_requests"),
+            );
+        }
+    }
+    if let Value::Value(r) = config.requests_per_second {
+        if r.is_nan() || r <= 0.0 {
+            diags.error(
+                "Invalid requests_per_second",
+                format!("`requests_per_second` is {r}: it must be greater than 0 (default {DEFAULT_REQUESTS_PER_SECOND})."),
+                AttributePath::new("requests_per_second"),
+            );
+        }
+    }
+    if let Value::Value(c) = &config.cluster {
+        if c.trim().is_empty() {
+            diags.error(
+                "Empty cluster",
+                "`cluster` is empty: remove it to use the organisation's default cluster, or name a cluster.",
+                AttributePath::new("cluster"),
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl Provider for BentoCloudProvider {
+    type Config<'a> = ProviderConfig;
+    type MetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(provider_schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::Config<'a>) -> Option<()> {
+        validate_config(&config, diags);
+        Some(())
+    }
+
+    async fn configure<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        terraform_version: String,
+        config: Self::Config<'a>,
+    ) -> Option<()> {
+        validate_config(&config, diags);
+        if !diags.errors.is_empty() {
+            return None;
+        }
+        if config.endpoint.is_unknown() || config.api_key.is_unknown() {
+            diags.root_error(
+                "Provider configuration depends on values not known yet",
+                "`endpoint` or `api_key` is computed from a resource that does not exist yet. Apply that resource first (terraform apply -target=...), or pass the value through a variable.",
+            );
+            return None;
+        }
+        let env = |k: &str| std::env::var(k).ok();
+        let read_file = |p: &std::path::Path| std::fs::read_to_string(p).ok();
+        let resolved = match credentials::resolve(
+            config.endpoint.as_ref_option().cloned(),
+            config.api_key.as_ref_option().cloned(),
+            &env,
+            &read_file,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                diags.error(e.summary, e.detail, AttributePath::new(e.attribute));
+                return None;
+            }
+        };
+        tracing::info!(
+            "configuring bentocloud provider: endpoint {} (from {}), API key from {}",
+            resolved.endpoint,
+            resolved.endpoint_source,
+            resolved.api_key_source
+        );
+        let endpoint_for_cfg = resolved.endpoint.clone();
+        let cfg = ClientConfig {
+            endpoint: resolved.endpoint.clone(),
+            api_token: resolved.api_key.clone(),
+            user_agent: format!(
+                "terraform-provider-bentocloud/{} terraform/{}",
+                env!("CARGO_PKG_VERSION"),
+                terraform_version
+            ),
+            max_concurrent_requests: config
+                .max_concurrent_requests
+                .as_ref_option()
+                .copied()
+                .unwrap_or(DEFAULT_MAX_CONCURRENT)
+                .max(1) as usize,
+            requests_per_second: config
+                .requests_per_second
+                .as_ref_option()
+                .copied()
+                .unwrap_or(DEFAULT_REQUESTS_PER_SECOND),
+            ..ClientConfig::new(endpoint_for_cfg, String::new())
+        };
+        let client = match Client::new(cfg) {
+            Ok(c) => c,
+            Err(e) => {
+                diags.error(
+                    "Cannot create the BentoCloud API client",
+                    e.to_string(),
+                    AttributePath::new("endpoint"),
+                );
+                return None;
+            }
+        };
+        // Check the key once, so a wrong token is one clear error instead of one per resource.
+        // Only a rejection fails here; other errors surface on the first real call.
+        if let Err(e) = client.current_user().await {
+            if e.is_unauthorized() {
+                diags.error(
+                    "BentoCloud rejected the API key",
+                    format!(
+                        "{e}. The key from {} was refused by {}. Check `api_key` or the BENTO_CLOUD_API_KEY \
+                         environment variable, or run `bentoml cloud login` again.",
+                        resolved.api_key_source, resolved.endpoint
+                    ),
+                    AttributePath::new("api_key"),
+                );
+                return None;
+            }
+            tracing::warn!("could not check the API key: {e}");
+        }
+        let default_cluster = config
+            .cluster
+            .as_ref_option()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        if let Ok(mut slot) = self.shared.slot.write() {
+            *slot = Some(Arc::new(Configured {
+                client,
+                default_cluster,
+            }));
+        }
+        Some(())
+    }
+
+    fn get_resources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
+        let mut map: HashMap<String, Box<dyn DynamicResource>> = HashMap::new();
+        map.insert(
+            "deployment".into(),
+            Box::new(DeploymentResource::new(self.shared.clone())),
+        );
+        Some(map)
+    }
+
+    fn get_data_sources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
+        let mut map: HashMap<String, Box<dyn DynamicDataSource>> = HashMap::new();
+        map.insert(
+            "deployment".into(),
+            Box::new(DeploymentDataSource::new(self.shared.clone())),
+        );
+        map.insert(
+            "deployments".into(),
+            Box::new(DeploymentsDataSource::new(self.shared.clone())),
+        );
+        Some(map)
+    }
+}

@@ -1,1 +1,5 @@
-//! (in progress)
+//! Terraform resources of the provider (one module per resource).
+
+pub mod deployment;
+
+pub use deployment::DeploymentResource;

@@ -1,0 +1,815 @@
+//! `bentocloud_deployment`: create, read, update, delete and import of one BentoCloud
+//! deployment, translating plan diffs into API calls and waiting for the submitted revision.
+//!
+//! The shape (state and schema) lives in `model`, the pure plan rules in `plan`, the
+//! state/document translation in `convert`. This file holds the side effects, and keeps the
+//! promises that make state honest:
+//! - once the API has created a deployment, create always returns state (tainted on error), so
+//!   nothing is orphaned;
+//! - a failed update records what the server really serves, so the next plan shows the change
+//!   again;
+//! - read drops a deployment that no longer exists.
+
+pub mod convert;
+pub mod model;
+pub mod plan;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tf_provider::schema::Schema;
+use tf_provider::value::{Value, ValueEmpty};
+use tf_provider::{AttributePath, Diagnostics, Resource};
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{Deployment, DeploymentStatus};
+use crate::client::Client;
+use crate::diag;
+use crate::provider::{Configured, Shared};
+use crate::wait::{self, WaitError, WaitOptions};
+use model::{DeploymentState, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT};
+
+/// The resource. Holds the provider's shared slot and a small plan-time cache of server facts
+/// (instance types per cluster, bentos known to exist) so a plan of many deployments does not
+/// ask the same question many times.
+pub struct DeploymentResource {
+    shared: Arc<Shared>,
+    instance_types: Mutex<HashMap<String, Vec<String>>>,
+}
+
+impl DeploymentResource {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            instance_types: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// (cluster, name) of a state: from `cluster`/`name`, else parsed from `id`.
+fn locate(state: &DeploymentState) -> Option<(String, String)> {
+    if let (Value::Value(c), Value::Value(n)) = (&state.cluster, &state.name) {
+        return Some((c.clone(), n.clone()));
+    }
+    let id = state.id.as_ref_option()?;
+    let (c, n) = id.split_once('/')?;
+    Some((c.to_string(), n.to_string()))
+}
+
+fn timeout_of(state: &DeploymentState, which: &str) -> Duration {
+    let text = state.timeouts.as_ref_option().and_then(|t| match which {
+        "create" => t.create.as_ref_option().cloned(),
+        "update" => t.update.as_ref_option().cloned(),
+        _ => t.delete.as_ref_option().cloned(),
+    });
+    let default = if which == "delete" {
+        DEFAULT_DELETE_TIMEOUT
+    } else {
+        DEFAULT_ROLLOUT_TIMEOUT
+    };
+    text.and_then(|t| crate::duration::parse_go_duration(&t).ok())
+        .or_else(|| crate::duration::parse_go_duration(default).ok())
+        .unwrap_or(Duration::from_secs(1800))
+}
+
+fn allows_scale_to_zero(state: &DeploymentState) -> bool {
+    state.min_replicas == Value::Value(0)
+}
+
+/// Waits for `revision` of the deployment, with the state's timeout and the provider's
+/// cancellation token.
+async fn wait_for(
+    client: &Client,
+    cluster: &str,
+    name: &str,
+    revision: &str,
+    state: &DeploymentState,
+    which: &str,
+    cancel: CancellationToken,
+) -> Result<Deployment, WaitError> {
+    let opts = WaitOptions {
+        timeout: timeout_of(state, which),
+        cancel,
+        ..WaitOptions::default()
+    };
+    let src = wait::ClientSource::new(client.clone(), cluster, name);
+    wait::wait_for_revision(&src, revision, allows_scale_to_zero(state), &opts).await
+}
+
+/// The last deployment document a wait saw, if it saw one.
+fn last_seen(err: &WaitError) -> Option<Deployment> {
+    match err {
+        WaitError::Failed { last, .. } => Some((**last).clone()),
+        WaitError::TimedOut { last, .. } | WaitError::Cancelled { last } => {
+            last.as_ref().map(|d| (**d).clone())
+        }
+        WaitError::Api(_) => None,
+    }
+}
+
+fn rollout_failed(d: &Deployment) -> bool {
+    matches!(
+        d.status,
+        DeploymentStatus::Failed | DeploymentStatus::ImageBuildFailed | DeploymentStatus::Unhealthy
+    )
+}
+
+/// Honest state after a failed rollout: the managed attributes keep what `serving` had (the
+/// previous revision keeps serving), the computed ones show the server's status and revision,
+/// so the next plan shows the change again.
+fn state_after_failure(server: &Deployment, serving: &DeploymentState) -> DeploymentState {
+    let mut s = convert::state_from_server(server, serving, false);
+    for (field, old) in [
+        (&mut s.bento, &serving.bento),
+        (&mut s.instance_type, &serving.instance_type),
+        (&mut s.deployment_strategy, &serving.deployment_strategy),
+    ] {
+        *field = old.clone();
+    }
+    s.min_replicas = serving.min_replicas;
+    s.max_replicas = serving.max_replicas;
+    s.envs = serving.envs.clone();
+    s.labels = serving.labels.clone();
+    s.secrets = serving.secrets.clone();
+    s.access_authorization = serving.access_authorization;
+    s.service = serving.service.clone();
+    s
+}
+
+impl DeploymentResource {
+    /// Plan-time checks that need the server: the cluster exists and the instance types are
+    /// offered there. Asked only for values that changed, and cached per cluster.
+    async fn check_against_server(
+        &self,
+        diags: &mut Diagnostics,
+        client: &Client,
+        planned: &DeploymentState,
+        prior: Option<&DeploymentState>,
+    ) {
+        let Value::Value(cluster) = &planned.cluster else {
+            return;
+        };
+        let mut wanted: Vec<(AttributePath, String)> = Vec::new();
+        if let Value::Value(it) = &planned.instance_type {
+            if prior.map(|p| &p.instance_type) != Some(&planned.instance_type) {
+                wanted.push((AttributePath::new("instance_type"), it.clone()));
+            }
+        }
+        for (i, svc) in planned
+            .service
+            .as_ref_option()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Value::Value(it) = &svc.instance_type {
+                wanted.push((
+                    AttributePath::new("service")
+                        .index(i as i64)
+                        .attribute("instance_type"),
+                    it.clone(),
+                ));
+            }
+        }
+        let cluster_changed = prior.map(|p| &p.cluster) != Some(&planned.cluster);
+        if wanted.is_empty() && !cluster_changed {
+            return;
+        }
+        let cached = self
+            .instance_types
+            .lock()
+            .ok()
+            .and_then(|m| m.get(cluster).cloned());
+        let offered = match cached {
+            Some(v) => v,
+            None => match client.list_instance_types(cluster).await {
+                Ok(list) => {
+                    let names: Vec<String> = list.into_iter().map(|t| t.meta.name).collect();
+                    if let Ok(mut m) = self.instance_types.lock() {
+                        m.insert(cluster.clone(), names.clone());
+                    }
+                    names
+                }
+                Err(e) if e.is_not_found() => {
+                    diags.error(
+                        "Unknown cluster",
+                        format!("BentoCloud has no cluster {cluster:?} ({e}). Use a cluster of your organisation (`bentoml cloud` / the console lists them), or remove `cluster` to use the default."),
+                        AttributePath::new("cluster"),
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!("plan-time instance type check skipped: {e}");
+                    return;
+                }
+            },
+        };
+        for (path, it) in wanted {
+            if !offered.iter().any(|o| o == &it) {
+                diags.error(
+                    "Unknown instance type",
+                    format!(
+                        "Cluster {cluster:?} offers no instance type {it:?}. Use one of: {}.",
+                        offered.join(", ")
+                    ),
+                    path,
+                );
+            }
+        }
+    }
+
+    /// The entry service of `bento`, from its manifest; also checks `service` blocks name
+    /// services the bento has. `None` (with diagnostics) when the bento does not exist.
+    async fn resolve_bento(
+        &self,
+        diags: &mut Diagnostics,
+        client: &Client,
+        planned: &DeploymentState,
+    ) -> Option<String> {
+        let tag = planned.bento.as_ref_option().cloned().unwrap_or_default();
+        let (repo, version) = match crate::rules::bento_tag(&tag) {
+            Ok(x) => x,
+            Err(why) => {
+                diags.error("Invalid bento", why, AttributePath::new("bento"));
+                return None;
+            }
+        };
+        let got = match &version {
+            Some(v) => client.get_bento(&repo, v).await,
+            None => client.latest_bento(&repo).await,
+        };
+        let bento = match got {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => {
+                diags.error(
+                    "Bento not found",
+                    format!("BentoCloud has no bento {tag:?} ({e}). Push it first (`bentoml push {tag}`, or `bentoml build` then push), or fix `bento`."),
+                    AttributePath::new("bento"),
+                );
+                return None;
+            }
+            Err(e) => {
+                diag::api_error(
+                    diags,
+                    "Cannot look up the bento",
+                    &e,
+                    Some(AttributePath::new("bento")),
+                );
+                return None;
+            }
+        };
+        let manifest = bento.manifest.unwrap_or_default();
+        let entry = if manifest.entry_service.is_empty() {
+            "apiserver".to_string()
+        } else {
+            manifest.entry_service.clone()
+        };
+        let known = manifest.service_names();
+        for (i, svc) in planned
+            .service
+            .as_ref_option()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let Value::Value(name) = &svc.name else {
+                continue;
+            };
+            let path = AttributePath::new("service")
+                .index(i as i64)
+                .attribute("name");
+            if name == &entry {
+                diags.error(
+                    "Entry service configured in a service block",
+                    format!("{name:?} is the bento's entry service: set its settings with the top-level `instance_type`, `min_replicas`, `max_replicas` and `deployment_strategy`, and remove this block."),
+                    path,
+                );
+            } else if !known.is_empty() && !known.contains(name) {
+                diags.error(
+                    "Unknown service",
+                    format!(
+                        "Bento {tag:?} has no service {name:?}. Its services are: {}.",
+                        known.join(", ")
+                    ),
+                    path,
+                );
+            }
+        }
+        if diags.errors.is_empty() {
+            Some(entry)
+        } else {
+            None
+        }
+    }
+
+    /// Puts `previous` back after a failed or interrupted rollout and waits for it (bounded).
+    async fn roll_back(
+        &self,
+        diags: &mut Diagnostics,
+        client: &Client,
+        cluster: &str,
+        name: &str,
+        previous: &DeploymentState,
+    ) -> Option<Deployment> {
+        let current = match client.get_deployment(cluster, name).await {
+            Ok(d) => d,
+            Err(e) => {
+                diag::api_error(
+                    diags,
+                    "Rollback failed: cannot read the deployment",
+                    &e,
+                    None,
+                );
+                return None;
+            }
+        };
+        let req = convert::update_request(previous, &current);
+        let submitted = match client.update_deployment(cluster, name, &req).await {
+            Ok(d) => d,
+            Err(e) => {
+                diag::api_error(
+                    diags,
+                    "Rollback failed: the previous configuration was not accepted",
+                    &e,
+                    None,
+                );
+                return None;
+            }
+        };
+        tracing::warn!(
+            "rolling back deployment {cluster}/{name} to its previous configuration (revision {})",
+            submitted.revision_uid().unwrap_or("?")
+        );
+        let revision = submitted.revision_uid().unwrap_or_default().to_string();
+        // The user's token may already be cancelled (Ctrl-C): the rollback wait has its own,
+        // bounded by the update timeout.
+        match wait_for(
+            client,
+            cluster,
+            name,
+            &revision,
+            previous,
+            "update",
+            CancellationToken::new(),
+        )
+        .await
+        {
+            Ok(d) => {
+                diags.root_warning(
+                    format!("Rolled back {cluster}/{name}"),
+                    format!("The previous configuration (bento {}) is serving again, as revision {revision}.", previous.bento.as_ref_option().cloned().unwrap_or_default()),
+                );
+                Some(d)
+            }
+            Err(e) => {
+                diag::wait_error(diags, "the rollback", &format!("{cluster}/{name}"), &e);
+                last_seen(&e)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Resource for DeploymentResource {
+    type State<'a> = DeploymentState;
+    type PrivateState<'a> = ValueEmpty;
+    type ProviderMetaState<'a> = ValueEmpty;
+
+    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
+        Some(model::resource_schema())
+    }
+
+    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
+        for p in plan::validate(&config) {
+            diags.error(p.summary, p.detail, p.path);
+        }
+        Some(())
+    }
+
+    async fn read<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        state: Self::State<'a>,
+        private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let configured = self.shared.configured(diags)?;
+        let Some((cluster, name)) = locate(&state) else {
+            diags.root_error("Deployment state has no cluster and name", "The state of this bentocloud_deployment lacks `cluster`/`name` and a `cluster/name` id. Remove it with `terraform state rm` and import it again.");
+            return None;
+        };
+        match configured.client.get_deployment_opt(&cluster, &name).await {
+            Ok(Some(d)) => {
+                let next = if rollout_failed(&d) && state.bento.is_value() {
+                    // The latest revision failed; the previous one still serves what state says.
+                    state_after_failure(&d, &state)
+                } else {
+                    convert::state_from_server(&d, &state, false)
+                };
+                Some((next, private_state))
+            }
+            Ok(None) => {
+                tracing::info!(
+                    "deployment {cluster}/{name} no longer exists; removing it from state"
+                );
+                None
+            }
+            Err(e) => {
+                diag::api_error(
+                    diags,
+                    &format!("Cannot read deployment {cluster}/{name}"),
+                    &e,
+                    None,
+                );
+                Some((state, private_state))
+            }
+        }
+    }
+
+    async fn plan_create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        proposed_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let configured = self.shared.configured(diags)?;
+        let planned = plan::plan_create(&proposed_state, configured.default_cluster.as_deref());
+        self.check_against_server(diags, &configured.client, &planned, None)
+            .await;
+        Some((planned, ValueEmpty::default()))
+    }
+
+    async fn plan_update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        proposed_state: Self::State<'a>,
+        config_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
+        let (planned, replace) = plan::plan_update(&prior_state, &proposed_state, &config_state);
+        if let Some(configured) = self.shared.configured(diags) {
+            self.check_against_server(diags, &configured.client, &planned, Some(&prior_state))
+                .await;
+        }
+        if planned.bento_managed_externally == Value::Value(true)
+            && prior_state.bento != planned.bento
+        {
+            diags.root_warning(
+                "bento is managed externally",
+                "`bento_managed_externally` is set, so the changed `bento` is recorded but not deployed: the running bento stays what CI deployed (see `deployed_bento`).",
+            );
+        }
+        Some((planned, prior_private_state, replace))
+    }
+
+    async fn plan_destroy<'a>(
+        &self,
+        _diags: &mut Diagnostics,
+        _prior_state: Self::State<'a>,
+        prior_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<Self::PrivateState<'a>> {
+        Some(prior_private_state)
+    }
+
+    async fn create<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let configured = self.shared.configured(diags)?;
+        let client = &configured.client;
+        let name = planned_state
+            .name
+            .as_ref_option()
+            .cloned()
+            .unwrap_or_default();
+        let cluster_param = planned_state
+            .cluster
+            .as_ref_option()
+            .cloned()
+            .unwrap_or_default();
+        let entry = self.resolve_bento(diags, client, &planned_state).await?;
+        let req = convert::create_request(&planned_state, &entry);
+        let created = match client.create_deployment(&cluster_param, &req).await {
+            Ok(d) => d,
+            Err(e) => {
+                let where_ = if cluster_param.is_empty() {
+                    "the default cluster".to_string()
+                } else {
+                    format!("cluster {cluster_param:?}")
+                };
+                if e.is_conflict() || e.message().contains("already exists") {
+                    diags.error(
+                        "Deployment already exists",
+                        format!("{e}\n\nA deployment named {name:?} already exists in {where_}. Import it to manage it with Terraform: terraform import <address> {}{name}", if cluster_param.is_empty() { String::new() } else { format!("{cluster_param}/") }),
+                        AttributePath::new("name"),
+                    );
+                } else {
+                    diag::api_error(
+                        diags,
+                        &format!("Cannot create deployment {name:?} in {where_}"),
+                        &e,
+                        None,
+                    );
+                }
+                return None;
+            }
+        };
+        let cluster = created.cluster.meta.name.clone();
+        let revision = created.revision_uid().unwrap_or_default().to_string();
+        tracing::info!("created deployment {cluster}/{name} (revision {revision})");
+        // From here on the deployment exists: every path returns state.
+        let mut state = convert::state_from_server(&created, &planned_state, false);
+        if planned_state.wait_for_rollout != Value::Value(false) {
+            match wait_for(
+                client,
+                &cluster,
+                &name,
+                &revision,
+                &planned_state,
+                "create",
+                self.shared.cancellation(),
+            )
+            .await
+            {
+                Ok(d) => state = convert::state_from_server(&d, &planned_state, false),
+                Err(e) => {
+                    if let Some(d) = last_seen(&e) {
+                        state = convert::state_from_server(&d, &planned_state, false);
+                    }
+                    diag::wait_error(diags, "the first rollout", &format!("{cluster}/{name}"), &e);
+                }
+            }
+        }
+        Some((state, planned_private_state))
+    }
+
+    async fn update<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        planned_state: Self::State<'a>,
+        _config_state: Self::State<'a>,
+        planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        if !plan::needs_api_update(&prior_state, &planned_state) {
+            return Some((planned_state, planned_private_state));
+        }
+        let configured = self.shared.configured(diags)?;
+        self.apply_update(diags, &configured, prior_state, planned_state)
+            .await
+            .map(|s| (s, planned_private_state))
+    }
+
+    async fn destroy<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        prior_state: Self::State<'a>,
+        _planned_private_state: Self::PrivateState<'a>,
+        _provider_meta_state: Self::ProviderMetaState<'a>,
+    ) -> Option<()> {
+        let configured = self.shared.configured(diags)?;
+        let client = &configured.client;
+        let (cluster, name) = locate(&prior_state)?;
+        let id = format!("{cluster}/{name}");
+        match client.terminate_deployment(&cluster, &name).await {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Some(()),
+            Err(e) => {
+                diag::api_error(
+                    diags,
+                    &format!("Cannot terminate deployment {id}"),
+                    &e,
+                    None,
+                );
+                return None;
+            }
+        }
+        let opts = WaitOptions {
+            timeout: timeout_of(&prior_state, "delete"),
+            cancel: self.shared.cancellation(),
+            ..WaitOptions::default()
+        };
+        let src = wait::ClientSource::new(client.clone(), &cluster, &name);
+        if let Err(e) = wait::wait_for_terminated(&src, &opts).await {
+            diag::wait_error(diags, "termination", &id, &e);
+            return None;
+        }
+        match client.delete_deployment(&cluster, &name).await {
+            Ok(_) => Some(()),
+            Err(e) if e.is_not_found() => Some(()),
+            Err(e) => {
+                diag::api_error(diags, &format!("Cannot delete deployment {id}"), &e, None);
+                None
+            }
+        }
+    }
+
+    async fn import<'a>(
+        &self,
+        diags: &mut Diagnostics,
+        id: String,
+    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let configured = self.shared.configured(diags)?;
+        let (cluster, name) = match parse_import_id(&id, configured.default_cluster.as_deref()) {
+            Ok(x) => x,
+            Err(why) => {
+                diags.root_error("Invalid import ID", why);
+                return None;
+            }
+        };
+        let shown = if cluster.is_empty() {
+            format!("{name} (default cluster)")
+        } else {
+            format!("{cluster}/{name}")
+        };
+        match configured.client.get_deployment_opt(&cluster, &name).await {
+            Ok(Some(d)) => {
+                let prior = DeploymentState {
+                    wait_for_rollout: Value::Value(true),
+                    rollback_on_failure: Value::Value(false),
+                    bento_managed_externally: Value::Value(false),
+                    ..Default::default()
+                };
+                Some((
+                    convert::state_from_server(&d, &prior, true),
+                    ValueEmpty::default(),
+                ))
+            }
+            Ok(None) => {
+                diags.root_error(
+                    "Cannot import a deployment that does not exist",
+                    format!("BentoCloud has no deployment {shown}. Check the name and cluster (`bentoml deployment list`)."),
+                );
+                None
+            }
+            Err(e) => {
+                diag::api_error(
+                    diags,
+                    &format!("Cannot import deployment {shown}"),
+                    &e,
+                    None,
+                );
+                None
+            }
+        }
+    }
+}
+
+impl DeploymentResource {
+    async fn apply_update(
+        &self,
+        diags: &mut Diagnostics,
+        configured: &Configured,
+        prior: DeploymentState,
+        planned: DeploymentState,
+    ) -> Option<DeploymentState> {
+        let client = &configured.client;
+        let Some((cluster, name)) = locate(&prior) else {
+            diags.root_error(
+                "Deployment state has no cluster and name",
+                "Remove it with `terraform state rm` and import it again.",
+            );
+            return Some(prior);
+        };
+        let id = format!("{cluster}/{name}");
+        let server = match client.get_deployment_opt(&cluster, &name).await {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                diags.root_error(
+                    format!("Deployment {id} was deleted outside Terraform"),
+                    "It no longer exists, so it cannot be updated. Run `terraform apply` again: the refresh drops it from state and the plan recreates it.",
+                );
+                return Some(prior);
+            }
+            Err(e) => {
+                diag::api_error(
+                    diags,
+                    &format!("Cannot read deployment {id} before updating it"),
+                    &e,
+                    None,
+                );
+                return Some(prior);
+            }
+        };
+        if prior.bento != planned.bento && planned.bento_managed_externally != Value::Value(true) {
+            self.resolve_bento(diags, client, &planned).await;
+            if !diags.errors.is_empty() {
+                return Some(prior);
+            }
+        }
+        let req = convert::update_request(&planned, &server);
+        let submitted = match client.update_deployment(&cluster, &name, &req).await {
+            Ok(d) => d,
+            Err(e) => {
+                diag::api_error(diags, &format!("Cannot update deployment {id}"), &e, None);
+                return Some(convert::state_from_server(&server, &prior, false));
+            }
+        };
+        let revision = submitted.revision_uid().unwrap_or_default().to_string();
+        tracing::info!("updated deployment {id}: rolling out revision {revision}");
+        if planned.wait_for_rollout == Value::Value(false) {
+            return Some(convert::state_from_server(&submitted, &planned, false));
+        }
+        match wait_for(
+            client,
+            &cluster,
+            &name,
+            &revision,
+            &planned,
+            "update",
+            self.shared.cancellation(),
+        )
+        .await
+        {
+            Ok(d) => Some(convert::state_from_server(&d, &planned, false)),
+            Err(e) => {
+                diag::wait_error(diags, "the rollout", &id, &e);
+                let rollback = planned.rollback_on_failure == Value::Value(true)
+                    && matches!(
+                        e,
+                        WaitError::Failed { .. }
+                            | WaitError::Cancelled { .. }
+                            | WaitError::TimedOut { .. }
+                    );
+                if rollback {
+                    if let Some(d) = self.roll_back(diags, client, &cluster, &name, &prior).await {
+                        return Some(convert::state_from_server(&d, &prior, false));
+                    }
+                }
+                match (&e, last_seen(&e)) {
+                    // The new revision failed: the previous configuration still serves.
+                    (WaitError::Failed { .. }, Some(d)) => Some(state_after_failure(&d, &prior)),
+                    // Interrupted or timed out: the rollout goes on server-side; state shows
+                    // the submitted configuration with the status seen last.
+                    (_, Some(d)) => Some(convert::state_from_server(&d, &planned, false)),
+                    (_, None) => Some(convert::state_from_server(&submitted, &planned, false)),
+                }
+            }
+        }
+    }
+}
+
+/// `cluster/name`, or `name` in the provider's default cluster (or the organisation's default
+/// cluster, `""`, when the provider sets none).
+pub fn parse_import_id(
+    id: &str,
+    default_cluster: Option<&str>,
+) -> Result<(String, String), String> {
+    let expected = "Expected `cluster/name` (e.g. `local-east/iris`) or `name` (in the provider's default cluster).";
+    let (cluster, name) = match id.split('/').collect::<Vec<_>>().as_slice() {
+        [name] => (default_cluster.unwrap_or("").to_string(), name.to_string()),
+        [cluster, name] if !cluster.is_empty() => (cluster.to_string(), name.to_string()),
+        _ => return Err(format!("{id:?} is not a deployment ID. {expected}")),
+    };
+    crate::rules::deployment_name(&name)
+        .map_err(|why| format!("{id:?} is not a deployment ID: {why}. {expected}"))?;
+    Ok((cluster, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_ids_accept_cluster_slash_name_and_bare_name() {
+        assert_eq!(
+            parse_import_id("local-west/iris", None),
+            Ok(("local-west".into(), "iris".into()))
+        );
+        assert_eq!(
+            parse_import_id("iris", Some("c1")),
+            Ok(("c1".into(), "iris".into()))
+        );
+        assert_eq!(
+            parse_import_id("iris", None),
+            Ok(("".into(), "iris".into()))
+        );
+        for bad in ["", "a/b/c", "/iris", "c/Bad_Name", "c/"] {
+            let e = parse_import_id(bad, None).expect_err(bad);
+            assert!(e.contains("cluster/name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn timeouts_default_and_parse() {
+        let mut s = DeploymentState::default();
+        assert_eq!(timeout_of(&s, "create"), Duration::from_secs(1800));
+        assert_eq!(timeout_of(&s, "delete"), Duration::from_secs(600));
+        s.timeouts = Value::Value(model::Timeouts {
+            update: Value::Value("90s".into()),
+            ..Default::default()
+        });
+        assert_eq!(timeout_of(&s, "update"), Duration::from_secs(90));
+    }
+}

@@ -1,0 +1,560 @@
+//! Plan rules of `bentocloud_deployment`, as pure functions (tf-provider has no plan modifiers):
+//! validation with attribute paths, defaults, which changes force replacement, and which
+//! computed attributes an apply will change (those must be planned unknown, or Terraform reports
+//! an inconsistent result after apply).
+
+use std::collections::BTreeSet;
+
+use tf_provider::value::Value;
+use tf_provider::AttributePath;
+
+use super::model::{DeploymentState, ServiceBlock, StringMap, DEFAULT_STRATEGY};
+use crate::rules;
+
+/// A check of one string: `Err` carries what is wrong and the fix.
+type Rule = fn(&str) -> Result<(), String>;
+
+/// One validation problem: where, what, how to fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: AttributePath,
+    pub summary: String,
+    pub detail: String,
+}
+
+fn problem(path: AttributePath, summary: &str, detail: String) -> Problem {
+    Problem {
+        path,
+        summary: summary.to_string(),
+        detail,
+    }
+}
+
+fn check_map_keys(
+    map: &Value<StringMap>,
+    base: AttributePath,
+    what: &str,
+    key_rule: fn(&str) -> Result<(), String>,
+    value_rule: Option<Rule>,
+    out: &mut Vec<Problem>,
+) {
+    let Value::Value(map) = map else { return };
+    for (k, v) in map {
+        if let Err(why) = key_rule(k) {
+            out.push(problem(
+                base.clone().key(k.clone()),
+                &format!("Invalid {what} key"),
+                why,
+            ));
+        }
+        if let (Some(rule), Value::Value(v)) = (value_rule, v) {
+            if let Err(why) = rule(v) {
+                out.push(problem(
+                    base.clone().key(k.clone()),
+                    &format!("Invalid {what} value"),
+                    why,
+                ));
+            }
+        }
+    }
+}
+
+fn check_scaling(
+    min: &Value<i64>,
+    max: &Value<i64>,
+    base: impl Fn(&'static str) -> AttributePath,
+    out: &mut Vec<Problem>,
+) {
+    let (min, max) = (min.as_ref_option().copied(), max.as_ref_option().copied());
+    if let Err(why) = rules::scaling(min, max) {
+        // Blame max only when it alone is wrong (below 1); otherwise min is the one to fix.
+        let attr = if max.is_some_and(|m| m < 1) && min.is_none_or(|m| m >= 0) {
+            "max_replicas"
+        } else {
+            "min_replicas"
+        };
+        out.push(problem(base(attr), "Invalid scaling", why));
+    }
+}
+
+fn check_strategy(v: &Value<String>, path: AttributePath, out: &mut Vec<Problem>) {
+    if let Value::Value(s) = v {
+        if let Err(why) = rules::deployment_strategy(s) {
+            out.push(problem(path, "Invalid deployment_strategy", why));
+        }
+    }
+}
+
+/// Checks everything that can be known locally. Unknown values are skipped (checked at apply).
+pub fn validate(config: &DeploymentState) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if let Value::Value(name) = &config.name {
+        if let Err(why) = rules::deployment_name(name) {
+            out.push(problem(
+                AttributePath::new("name"),
+                "Invalid deployment name",
+                why,
+            ));
+        }
+    }
+    if let Value::Value(cluster) = &config.cluster {
+        if cluster.trim().is_empty() {
+            out.push(problem(
+                AttributePath::new("cluster"),
+                "Empty cluster",
+                "`cluster` is empty: remove it to use the provider's default cluster, or name a cluster.".into(),
+            ));
+        }
+    }
+    if let Value::Value(bento) = &config.bento {
+        if let Err(why) = rules::bento_tag(bento) {
+            out.push(problem(AttributePath::new("bento"), "Invalid bento", why));
+        }
+    }
+    check_map_keys(
+        &config.labels,
+        AttributePath::new("labels"),
+        "label",
+        rules::label_key,
+        Some(rules::label_value),
+        &mut out,
+    );
+    check_map_keys(
+        &config.envs,
+        AttributePath::new("envs"),
+        "environment variable",
+        rules::env_name,
+        None,
+        &mut out,
+    );
+    if let Value::Value(secrets) = &config.secrets {
+        for s in secrets.iter().filter_map(Value::as_ref_option) {
+            if s.trim().is_empty() {
+                out.push(problem(AttributePath::new("secrets"), "Empty secret name", "`secrets` contains an empty name: list the names of existing BentoCloud secrets.".into()));
+            }
+        }
+    }
+    check_scaling(
+        &config.min_replicas,
+        &config.max_replicas,
+        AttributePath::new,
+        &mut out,
+    );
+    check_strategy(
+        &config.deployment_strategy,
+        AttributePath::new("deployment_strategy"),
+        &mut out,
+    );
+    if let Value::Value(services) = &config.service {
+        let mut seen = BTreeSet::new();
+        for (i, svc) in services.iter().enumerate() {
+            let base = || AttributePath::new("service").index(i as i64);
+            if let Value::Value(name) = &svc.name {
+                if name.trim().is_empty() {
+                    out.push(problem(
+                        base().attribute("name"),
+                        "Empty service name",
+                        "Name the service as declared in the bento.".into(),
+                    ));
+                } else if !seen.insert(name.clone()) {
+                    out.push(problem(
+                        base().attribute("name"),
+                        "Duplicate service",
+                        format!(
+                            "service {name:?} is configured twice: merge the two `service` blocks."
+                        ),
+                    ));
+                }
+            }
+            check_scaling(
+                &svc.min_replicas,
+                &svc.max_replicas,
+                |a| base().attribute(a),
+                &mut out,
+            );
+            check_strategy(
+                &svc.deployment_strategy,
+                base().attribute("deployment_strategy"),
+                &mut out,
+            );
+            check_map_keys(
+                &svc.envs,
+                base().attribute("envs"),
+                "environment variable",
+                rules::env_name,
+                None,
+                &mut out,
+            );
+        }
+    }
+    if let Value::Value(t) = &config.timeouts {
+        for (field, v) in [
+            ("create", &t.create),
+            ("update", &t.update),
+            ("delete", &t.delete),
+        ] {
+            if let Value::Value(text) = v {
+                if let Err(why) = crate::duration::parse_go_duration(text) {
+                    out.push(problem(
+                        AttributePath::new("timeouts").index(0).attribute(field),
+                        "Invalid timeout",
+                        why,
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Default min/max: min 1; max = max(min, 1).
+fn default_scaling(min: &mut Value<i64>, max: &mut Value<i64>) {
+    if min.is_null() {
+        *min = match max {
+            Value::Value(m) => Value::Value((*m).min(1)),
+            _ => Value::Value(1),
+        };
+    }
+    if max.is_null() {
+        *max = match min {
+            Value::Value(m) => Value::Value((*m).max(1)),
+            _ => Value::Unknown,
+        };
+    }
+}
+
+fn default_service(svc: &mut ServiceBlock) {
+    default_scaling(&mut svc.min_replicas, &mut svc.max_replicas);
+    if svc.deployment_strategy.is_null() {
+        svc.deployment_strategy = Value::Value(DEFAULT_STRATEGY.into());
+    }
+    if svc.instance_type.is_null() {
+        svc.instance_type = Value::Unknown;
+    }
+}
+
+fn default_flags(s: &mut DeploymentState) {
+    for (flag, default) in [
+        (&mut s.wait_for_rollout, true),
+        (&mut s.rollback_on_failure, false),
+        (&mut s.bento_managed_externally, false),
+        (&mut s.access_authorization, false),
+    ] {
+        if flag.is_null() {
+            *flag = Value::Value(default);
+        }
+    }
+}
+
+/// Planned state of a new deployment.
+pub fn plan_create(proposed: &DeploymentState, default_cluster: Option<&str>) -> DeploymentState {
+    let mut p = proposed.clone();
+    if p.cluster.is_null() {
+        p.cluster = default_cluster
+            .map(|c| Value::Value(c.to_string()))
+            .unwrap_or(Value::Unknown);
+    }
+    default_flags(&mut p);
+    default_scaling(&mut p.min_replicas, &mut p.max_replicas);
+    if p.deployment_strategy.is_null() {
+        p.deployment_strategy = Value::Value(DEFAULT_STRATEGY.into());
+    }
+    if p.instance_type.is_null() {
+        p.instance_type = Value::Unknown;
+    }
+    if let Value::Value(services) = &mut p.service {
+        services.iter_mut().for_each(default_service);
+    }
+    p.id = match (&p.cluster, &p.name) {
+        (Value::Value(c), Value::Value(n)) => Value::Value(format!("{c}/{n}")),
+        _ => Value::Unknown,
+    };
+    for computed in [
+        &mut p.status,
+        &mut p.url,
+        &mut p.revision,
+        &mut p.deployed_bento,
+        &mut p.created_at,
+        &mut p.updated_at,
+        &mut p.creator,
+    ] {
+        *computed = Value::Unknown;
+    }
+    p
+}
+
+/// Whether the change between `prior` and `planned` needs an API call (anything but the
+/// provider-only settings: waits, rollback, timeouts).
+pub fn needs_api_update(prior: &DeploymentState, planned: &DeploymentState) -> bool {
+    let bento_changed =
+        prior.bento != planned.bento && planned.bento_managed_externally != Value::Value(true);
+    bento_changed
+        || prior.access_authorization != planned.access_authorization
+        || prior.labels != planned.labels
+        || prior.envs != planned.envs
+        || prior.secrets != planned.secrets
+        || prior.instance_type != planned.instance_type
+        || prior.min_replicas != planned.min_replicas
+        || prior.max_replicas != planned.max_replicas
+        || prior.deployment_strategy != planned.deployment_strategy
+        || prior.service != planned.service
+}
+
+/// Planned state of an update, and the attributes that force replacement.
+pub fn plan_update(
+    prior: &DeploymentState,
+    proposed: &DeploymentState,
+    config: &DeploymentState,
+) -> (DeploymentState, Vec<AttributePath>) {
+    let mut p = proposed.clone();
+    default_flags(&mut p);
+    // Optional+computed attributes left out of the configuration keep the prior (server) value;
+    // Terraform's proposed state already carries it. Only a new deployment gets defaults.
+    if let Value::Value(services) = &mut p.service {
+        let prior_services = prior.service.as_ref_option().cloned().unwrap_or_default();
+        for svc in services.iter_mut() {
+            let before = prior_services.iter().find(|s| s.name == svc.name);
+            match before {
+                Some(b) => {
+                    for (field, old) in [
+                        (&mut svc.min_replicas, &b.min_replicas),
+                        (&mut svc.max_replicas, &b.max_replicas),
+                    ] {
+                        if field.is_null() {
+                            *field = *old;
+                        }
+                    }
+                    for (field, old) in [
+                        (&mut svc.instance_type, &b.instance_type),
+                        (&mut svc.deployment_strategy, &b.deployment_strategy),
+                    ] {
+                        if field.is_null() {
+                            *field = old.clone();
+                        }
+                    }
+                    default_service(svc);
+                }
+                None => default_service(svc),
+            }
+        }
+    }
+    let mut replace = Vec::new();
+    if prior.name != p.name {
+        replace.push(AttributePath::new("name"));
+    }
+    if config.cluster.is_value() && prior.cluster != p.cluster {
+        replace.push(AttributePath::new("cluster"));
+    }
+    if !replace.is_empty() {
+        p.id = Value::Unknown;
+        if config.cluster.is_null() {
+            p.cluster = prior.cluster.clone();
+        }
+    }
+    if needs_api_update(prior, &p) || !replace.is_empty() {
+        for computed in [
+            &mut p.status,
+            &mut p.revision,
+            &mut p.updated_at,
+            &mut p.deployed_bento,
+        ] {
+            *computed = Value::Unknown;
+        }
+        if !replace.is_empty() {
+            for computed in [&mut p.url, &mut p.created_at, &mut p.creator] {
+                *computed = Value::Unknown;
+            }
+        }
+    }
+    (p, replace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v<T>(x: T) -> Value<T> {
+        Value::Value(x)
+    }
+
+    fn base() -> DeploymentState {
+        DeploymentState {
+            id: v("local-east/iris".into()),
+            name: v("iris".into()),
+            cluster: v("local-east".into()),
+            bento: v("iris:v1".into()),
+            access_authorization: v(false),
+            instance_type: v("cpu.1".into()),
+            min_replicas: v(1),
+            max_replicas: v(1),
+            deployment_strategy: v("RollingUpdate".into()),
+            service: v(vec![]),
+            wait_for_rollout: v(true),
+            rollback_on_failure: v(false),
+            bento_managed_externally: v(false),
+            status: v("running".into()),
+            url: v("http://x".into()),
+            revision: v("r1".into()),
+            deployed_bento: v("iris:v1".into()),
+            created_at: v("t0".into()),
+            updated_at: v("t0".into()),
+            creator: v("me".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn create_fills_defaults_and_leaves_server_values_unknown() {
+        let proposed = DeploymentState {
+            name: v("iris".into()),
+            bento: v("iris:v1".into()),
+            ..Default::default()
+        };
+        let p = plan_create(&proposed, Some("local-west"));
+        assert_eq!(p.cluster, v("local-west".into()));
+        assert_eq!(p.id, v("local-west/iris".into()));
+        assert_eq!((p.min_replicas, p.max_replicas), (v(1), v(1)));
+        assert_eq!(p.deployment_strategy, v("RollingUpdate".into()));
+        assert_eq!(p.wait_for_rollout, v(true));
+        assert!(p.instance_type.is_unknown() && p.status.is_unknown() && p.revision.is_unknown());
+        let p = plan_create(&proposed, None);
+        assert!(p.cluster.is_unknown() && p.id.is_unknown());
+    }
+
+    #[test]
+    fn create_derives_max_from_min_and_min_from_max() {
+        let mut proposed = DeploymentState {
+            min_replicas: v(3),
+            ..Default::default()
+        };
+        let p = plan_create(&proposed, None);
+        assert_eq!(p.max_replicas, v(3));
+        proposed = DeploymentState {
+            min_replicas: v(0),
+            ..Default::default()
+        };
+        assert_eq!(plan_create(&proposed, None).max_replicas, v(1));
+        proposed = DeploymentState {
+            max_replicas: v(4),
+            ..Default::default()
+        };
+        assert_eq!(plan_create(&proposed, None).min_replicas, v(1));
+    }
+
+    #[test]
+    fn update_of_bento_marks_status_revision_updated_at_unknown_and_keeps_id() {
+        let prior = base();
+        let mut proposed = prior.clone();
+        proposed.bento = v("iris:v2".into());
+        let (p, replace) = plan_update(&prior, &proposed, &proposed);
+        assert!(replace.is_empty());
+        assert_eq!(p.id, prior.id);
+        assert!(p.status.is_unknown() && p.revision.is_unknown() && p.updated_at.is_unknown());
+        assert_eq!(p.url, prior.url);
+        assert_eq!(p.created_at, prior.created_at);
+    }
+
+    #[test]
+    fn update_of_cluster_forces_replacement_but_default_cluster_does_not() {
+        let prior = base();
+        let mut proposed = prior.clone();
+        proposed.cluster = v("local-west".into());
+        let (p, replace) = plan_update(&prior, &proposed, &proposed);
+        assert_eq!(replace, vec![AttributePath::new("cluster")]);
+        assert!(p.id.is_unknown());
+        let mut config = prior.clone();
+        config.cluster = Value::Null;
+        let (_, replace) = plan_update(&prior, &prior, &config);
+        assert!(replace.is_empty());
+    }
+
+    #[test]
+    fn update_of_name_forces_replacement() {
+        let prior = base();
+        let mut proposed = prior.clone();
+        proposed.name = v("iris2".into());
+        let (_, replace) = plan_update(&prior, &proposed, &proposed);
+        assert_eq!(replace, vec![AttributePath::new("name")]);
+    }
+
+    #[test]
+    fn provider_only_settings_change_no_computed_value() {
+        let prior = base();
+        let mut proposed = prior.clone();
+        proposed.wait_for_rollout = v(false);
+        let (p, _) = plan_update(&prior, &proposed, &proposed);
+        assert!(!needs_api_update(&prior, &p));
+        assert_eq!(p.revision, prior.revision);
+        assert_eq!(p.status, prior.status);
+    }
+
+    #[test]
+    fn externally_managed_bento_is_never_an_api_change() {
+        let mut prior = base();
+        prior.bento_managed_externally = v(true);
+        let mut proposed = prior.clone();
+        proposed.bento = v("iris:v9".into());
+        assert!(!needs_api_update(&prior, &proposed));
+    }
+
+    #[test]
+    fn validation_names_the_attribute_for_each_bad_input() {
+        let mut c = DeploymentState {
+            name: v("Bad_Name".into()),
+            bento: v("".into()),
+            min_replicas: v(3),
+            max_replicas: v(2),
+            deployment_strategy: v("Rolling".into()),
+            ..Default::default()
+        };
+        let mut labels = StringMap::new();
+        labels.insert("bad key!".into(), v("x".into()));
+        c.labels = v(labels);
+        let mut envs = StringMap::new();
+        envs.insert("1BAD".into(), v("x".into()));
+        c.envs = v(envs);
+        c.service = v(vec![
+            ServiceBlock {
+                name: v("Model".into()),
+                ..Default::default()
+            },
+            ServiceBlock {
+                name: v("Model".into()),
+                ..Default::default()
+            },
+        ]);
+        c.timeouts = v(super::super::model::Timeouts {
+            create: v("ten minutes".into()),
+            ..Default::default()
+        });
+        let problems = validate(&c);
+        let paths: Vec<String> = problems.iter().map(|p| format!("{:?}", p.path)).collect();
+        let all = paths.join("\n");
+        for needle in [
+            "name",
+            "bento",
+            "labels",
+            "envs",
+            "min_replicas",
+            "deployment_strategy",
+            "service",
+            "timeouts",
+        ] {
+            assert!(all.contains(needle), "no problem at {needle}: {all}");
+        }
+        assert!(problems.iter().any(|p| p.summary == "Duplicate service"));
+        assert!(validate(&base()).is_empty());
+    }
+
+    #[test]
+    fn unknown_values_are_not_validated_at_plan_time() {
+        let c = DeploymentState {
+            name: Value::Unknown,
+            bento: Value::Unknown,
+            min_replicas: Value::Unknown,
+            max_replicas: v(1),
+            ..Default::default()
+        };
+        assert!(validate(&c).is_empty());
+    }
+}
