@@ -23,6 +23,8 @@ fn platform() -> PlatformConfig {
     let mut p = PlatformConfig::default();
     p.timing.progress_deadline_ms = 1_500;
     p.timing.drain_ms = 100;
+    p.timing.scale_to_zero_idle_ms = 1_000;
+    p.timing.scale_down_window_ms = 1_000;
     p
 }
 
@@ -718,7 +720,7 @@ async fn statuses_follow_bento_behaviour() {
         "{}",
         ro.message
     );
-    let url = d.urls.expect("urls")[0].clone();
+    let url = d.urls.clone().expect("urls")[0].clone();
     let body: Value = reqwest::get(format!("{url}x"))
         .await
         .expect("get")
@@ -737,5 +739,409 @@ async fn statuses_follow_bento_behaviour() {
     assert_eq!(st, StatusCode::OK);
     let (d, _) = s.wait_status("tl", "", "image-build-failed", 10).await;
     assert!(d.rollout.expect("ro").message.contains("image build"));
+    s.stop().await;
+}
+
+// ---------------------------------------------------------------- real replicas and rollouts
+
+impl Server {
+    async fn register(&self, tag: &str, extra: Value) {
+        let mut b = json!({"tag": tag, "startup_seconds": 0.3});
+        if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let (st, v) = self
+            .call(Method::POST, "/api/local/v1/bentos", Some(b))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+
+    async fn put(&self, name: &str, body: Value) -> Deployment {
+        let (st, v) = self
+            .call(
+                Method::PUT,
+                &format!("/api/v2/deployments/{name}?cluster="),
+                Some(body),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        serde_json::from_value(v).expect("Deployment")
+    }
+
+    /// Polls the deployment until `ok` holds (deadline `secs`); returns the document.
+    async fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        secs: u64,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (st, v) = self.get(name, "").await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            if ok(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: {what} did not happen within {secs}s; last: status {} rollout {}",
+                v["status"],
+                v["rollout"]
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Waits until `rev` is the serving revision and the status is `status`.
+    async fn wait_serving(&self, name: &str, rev: &str, status: &str, secs: u64) -> Value {
+        self.wait_for(name, &format!("{status} on revision {rev}"), secs, |v| {
+            v["status"] == status && v["rollout"]["serving_revision_uid"] == rev
+        })
+        .await
+    }
+
+    fn ports(&self, state: &str) -> Vec<u16> {
+        let c = rusqlite::Connection::open(self.dir.join("state.db")).expect("db");
+        let mut st = c
+            .prepare("SELECT port FROM replicas WHERE state = ?1 AND port IS NOT NULL")
+            .expect("prepare");
+        let rows = st
+            .query_map([state], |r| r.get::<_, i64>(0))
+            .expect("query");
+        rows.map(|r| u16::try_from(r.expect("row")).expect("port"))
+            .collect()
+    }
+}
+
+fn svc_body(name: &str, bento: &str, strategy: &str, min: i64, max: i64) -> Value {
+    json!({
+        "name": name, "bento": bento,
+        "services": {"apiserver": {
+            "scaling": {"min_replicas": min, "max_replicas": max},
+            "deployment_strategy": strategy}},
+    })
+}
+
+/// Outcome of one request through an endpoint: HTTP status (0: no response) and the bento
+/// and replica that answered.
+#[derive(Debug, Clone)]
+struct Hit {
+    status: u16,
+    bento: String,
+    replica: String,
+}
+
+/// A bounded load generator on loopback: `workers` loops sending GETs until stopped (or 60 s).
+struct LoadGen {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Hit>>>,
+}
+
+fn load(url: &str, workers: usize, query: &str) -> LoadGen {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks = (0..workers)
+        .map(|w| {
+            let (stop, url) = (stop.clone(), format!("{url}predict?worker={w}{query}"));
+            tokio::spawn(async move {
+                let http = Client::new();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let mut hits = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline
+                {
+                    let hit = match http.get(&url).send().await {
+                        Ok(r) => {
+                            let status = r.status().as_u16();
+                            let v: Value = r.json().await.unwrap_or(Value::Null);
+                            Hit {
+                                status,
+                                bento: v["bento"].as_str().unwrap_or("").to_string(),
+                                replica: v["replica"].as_str().unwrap_or("").to_string(),
+                            }
+                        }
+                        Err(_) => Hit {
+                            status: 0,
+                            bento: String::new(),
+                            replica: String::new(),
+                        },
+                    };
+                    hits.push(hit);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                hits
+            })
+        })
+        .collect();
+    LoadGen { stop, tasks }
+}
+
+impl LoadGen {
+    async fn finish(self) -> Vec<Hit> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = Vec::new();
+        for t in self.tasks {
+            all.extend(t.await.expect("load worker"));
+        }
+        all
+    }
+}
+
+async fn hit(url: &str) -> Hit {
+    let r = reqwest::get(format!("{url}predict"))
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.expect("json");
+    Hit {
+        status,
+        bento: v["bento"].as_str().unwrap_or("").to_string(),
+        replica: v["replica"].as_str().unwrap_or("").to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_update_under_load_has_zero_failed_requests() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    s.register("app:v1", json!({})).await;
+    s.register("app:v2", json!({})).await;
+    let d = s
+        .create("", svc_body("roll", "app:v1", "RollingUpdate", 3, 3))
+        .await;
+    let rev1 = d.revision_uid().expect("rev").to_string();
+    let url = d.urls.clone().expect("urls")[0].clone();
+    let v = s.wait_serving("roll", &rev1, "running", 20).await;
+    assert_eq!(v["rollout"]["ready_replicas"], 3);
+
+    // Each replica is a real HTTP server on a loopback port.
+    let ports = s.ports("ready");
+    assert_eq!(ports.len(), 3, "{ports:?}");
+    let http = Client::new();
+    for port in &ports {
+        let base = format!("http://127.0.0.1:{port}");
+        for path in ["/readyz", "/livez", "/healthz"] {
+            let r = http
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .expect("probe");
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+        }
+        let v: Value = http
+            .get(format!("{base}/classify"))
+            .send()
+            .await
+            .expect("api")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(v["bento"], "app:v1");
+        assert_eq!(v["revision"], rev1.as_str());
+        let m = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        assert!(m.contains("bentoml_service_request_total{"), "{m}");
+        assert!(m.contains("bentoml_service_request_in_progress{"), "{m}");
+    }
+
+    let gen = load(&url, 4, "");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let d2 = s
+        .put("roll", svc_body("roll", "app:v2", "RollingUpdate", 3, 3))
+        .await;
+    let rev2 = d2.revision_uid().expect("rev").to_string();
+    assert_ne!(rev1, rev2);
+    let v = s.wait_serving("roll", &rev2, "running", 30).await;
+    assert_eq!(v["rollout"]["updated_replicas"], 3);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let hits = gen.finish().await;
+    let failed: Vec<&Hit> = hits.iter().filter(|h| h.status != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        hits.len(),
+        &failed[..failed.len().min(5)]
+    );
+    let first_v2 = hits.iter().position(|h| h.bento == "app:v2");
+    assert!(hits.iter().any(|h| h.bento == "app:v1"), "never saw v1");
+    assert!(first_v2.is_some(), "never saw v2");
+    // Once the new revision is running, every response comes from it.
+    for _ in 0..30 {
+        let h = hit(&url).await;
+        assert_eq!((h.status, h.bento.as_str()), (200, "app:v2"));
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_has_downtime_and_never_ready_keeps_the_old_revision() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    s.register("app:v1", json!({})).await;
+    s.register("app:v2", json!({"startup_seconds": 0.5})).await;
+    s.register("app:never", json!({"unready": true})).await;
+    let d = s
+        .create("", svc_body("rec", "app:v1", "Recreate", 2, 2))
+        .await;
+    let url = d.urls.clone().expect("urls")[0].clone();
+    s.wait_serving("rec", d.revision_uid().expect("rev"), "running", 20)
+        .await;
+    let gen = load(&url, 2, "");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let d2 = s
+        .put("rec", svc_body("rec", "app:v2", "Recreate", 2, 2))
+        .await;
+    let rev2 = d2.revision_uid().expect("rev").to_string();
+    s.wait_serving("rec", &rev2, "running", 30).await;
+    let hits = gen.finish().await;
+    assert!(
+        hits.iter().any(|h| h.status == 503),
+        "Recreate had no downtime over {} requests",
+        hits.len()
+    );
+    assert!(hits.iter().all(|h| h.status == 200 || h.status == 503));
+    assert_eq!(hit(&url).await.bento, "app:v2");
+
+    // A never-ready bento through RollingUpdate: the rollout fails with a reason and the old
+    // revision answers every request meanwhile.
+    let gen = load(&url, 2, "");
+    let d3 = s
+        .put("rec", svc_body("rec", "app:never", "RollingUpdate", 2, 2))
+        .await;
+    let rev3 = d3.revision_uid().expect("rev").to_string();
+    let v = s
+        .wait_for("rec", "a failed rollout", 30, |v| v["status"] == "failed")
+        .await;
+    let hits = gen.finish().await;
+    assert!(
+        hits.iter().all(|h| h.status == 200 && h.bento == "app:v2"),
+        "{:?}",
+        hits.iter().find(|h| h.status != 200 || h.bento != "app:v2")
+    );
+    let ro = &v["rollout"];
+    assert_eq!(ro["revision_uid"], rev3.as_str());
+    assert_eq!(ro["serving_revision_uid"], rev2.as_str());
+    assert_eq!(ro["phase"], "failed");
+    let msg = ro["message"].as_str().expect("message");
+    assert!(
+        msg.contains("did not become ready") && msg.contains("keeps serving"),
+        "{msg}"
+    );
+    assert_eq!(hit(&url).await.bento, "app:v2");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_zero_scales_to_zero_and_a_request_wakes_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    s.register("app:v1", json!({})).await;
+    let d = s
+        .create("", svc_body("idle", "app:v1", "RollingUpdate", 0, 2))
+        .await;
+    let url = d.urls.clone().expect("urls")[0].clone();
+    let rev = d.revision_uid().expect("rev").to_string();
+    // A rollout always proves one replica gets ready, then idles down to zero.
+    s.wait_serving("idle", &rev, "running", 20).await;
+    let v = s.wait_serving("idle", &rev, "scaled-to-zero", 20).await;
+    assert_eq!(v["rollout"]["ready_replicas"], 0);
+    assert_eq!(v["rollout"]["desired_replicas"], 0);
+    assert!(s.ports("ready").is_empty());
+    // The endpoint holds the request while a replica starts, instead of failing it.
+    let h = hit(&url).await;
+    assert_eq!((h.status, h.bento.as_str()), (200, "app:v1"));
+    let v = s.wait_serving("idle", &rev, "running", 20).await;
+    assert_eq!(v["rollout"]["ready_replicas"], 1);
+    // And it goes back to zero once idle again.
+    s.wait_serving("idle", &rev, "scaled-to-zero", 20).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scales_up_under_concurrent_load_and_back_down() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    s.register("app:v1", json!({"startup_seconds": 0.2})).await;
+    let d = s
+        .create("", svc_body("busy", "app:v1", "RollingUpdate", 1, 4))
+        .await;
+    let url = d.urls.clone().expect("urls")[0].clone();
+    let rev = d.revision_uid().expect("rev").to_string();
+    s.wait_serving("busy", &rev, "running", 20).await;
+    // 12 concurrent slow requests: 4 in flight per replica wants 3 replicas.
+    let gen = load(&url, 12, "&sleep_ms=200");
+    let v = s
+        .wait_for("busy", "scale-up to 3+ ready replicas", 30, |v| {
+            v["rollout"]["ready_replicas"].as_u64().unwrap_or(0) >= 3
+        })
+        .await;
+    assert!(v["rollout"]["desired_replicas"].as_u64().unwrap_or(0) <= 4);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hits = gen.finish().await;
+    assert!(
+        hits.iter().all(|h| h.status == 200),
+        "a request failed during scale-up"
+    );
+    let replicas: std::collections::HashSet<&str> =
+        hits.iter().map(|h| h.replica.as_str()).collect();
+    assert!(
+        replicas.len() >= 3,
+        "load went to {} replicas",
+        replicas.len()
+    );
+    s.wait_for("busy", "scale-down to 1", 30, |v| {
+        v["rollout"]["desired_replicas"] == 1 && v["rollout"]["ready_replicas"] == 1
+    })
+    .await;
+    assert_eq!(s.get("busy", "").await.1["status"], "running");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_mid_rollout_resumes_and_completes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    s.register("app:v1", json!({})).await;
+    s.register("app:v2", json!({"startup_seconds": 0.8})).await;
+    let d = s
+        .create("", svc_body("rs", "app:v1", "RollingUpdate", 2, 2))
+        .await;
+    s.wait_serving("rs", d.revision_uid().expect("rev"), "running", 20)
+        .await;
+    let d2 = s
+        .put("rs", svc_body("rs", "app:v2", "RollingUpdate", 2, 2))
+        .await;
+    let rev2 = d2.revision_uid().expect("rev").to_string();
+    // Stop while the rollout is under way (v2 takes 0.8 s to start).
+    let v = s.get("rs", "").await.1;
+    assert_eq!(v["status"], "deploying", "{v}");
+    s.stop().await;
+    {
+        let c = rusqlite::Connection::open(dir.path().join("state.db")).expect("db");
+        let status: String = c
+            .query_row(
+                "SELECT status FROM deployments WHERE name = 'rs'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("status");
+        assert_eq!(status, "deploying", "the rollout was interrupted mid-way");
+    }
+
+    // The restarted server starts the replicas the database says exist, then completes.
+    let s = start(dir.path(), true).await;
+    let v = s.wait_serving("rs", &rev2, "running", 30).await;
+    assert_eq!(v["rollout"]["updated_replicas"], 2);
+    let url = v["urls"][0].as_str().expect("url").to_string();
+    for _ in 0..10 {
+        let h = hit(&url).await;
+        assert_eq!((h.status, h.bento.as_str()), (200, "app:v2"));
+    }
     s.stop().await;
 }
