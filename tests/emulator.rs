@@ -1145,3 +1145,61 @@ async fn restart_mid_rollout_resumes_and_completes() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_replica_is_unhealthy_then_replaced() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    s.register("app:crashy", json!({"crash_after_seconds": 0.6}))
+        .await;
+    s.create("", svc_body("crashy", "app:crashy", "RollingUpdate", 1, 1))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen: Vec<String> = Vec::new();
+    while !seen.ends_with(&["running".into(), "unhealthy".into(), "running".into()]) {
+        assert!(Instant::now() < deadline, "statuses seen: {seen:?}");
+        let v = s.get("crashy", "").await.1;
+        let st = v["status"].as_str().expect("status").to_string();
+        if seen.last() != Some(&st) {
+            seen.push(st);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.stop().await;
+}
+
+/// Not a test of speed: prints the proxy's added latency (`cargo test --release --test
+/// emulator proxy_latency -- --ignored --nocapture`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn proxy_latency() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    s.register("app:v1", json!({})).await;
+    let d = s
+        .create("", svc_body("lat", "app:v1", "RollingUpdate", 1, 1))
+        .await;
+    let url = d.urls.clone().expect("urls")[0].clone();
+    s.wait_serving("lat", d.revision_uid().expect("rev"), "running", 20)
+        .await;
+    let port = s.ports("ready")[0];
+    let http = Client::new();
+    let measure = |u: String| {
+        let http = http.clone();
+        async move {
+            let mut t = Vec::new();
+            for _ in 0..2_000 {
+                let t0 = Instant::now();
+                let r = http.get(&u).send().await.expect("send");
+                r.bytes().await.expect("body");
+                t.push(t0.elapsed());
+            }
+            t.sort();
+            (t[t.len() / 2], t[t.len() * 99 / 100])
+        }
+    };
+    let direct = measure(format!("http://127.0.0.1:{port}/predict")).await;
+    let proxied = measure(format!("{url}predict")).await;
+    println!("direct p50/p99 {direct:?}, proxied p50/p99 {proxied:?}");
+    s.stop().await;
+}

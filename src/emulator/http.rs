@@ -815,6 +815,7 @@ fn pods(
                 "is_old": r.revision_uid != d.target_revision,
                 "is_canary": false,
                 "host_ip": "127.0.0.1",
+                "host_port": r.port,
             },
             "deployment_target": null,
             "warnings": null,
