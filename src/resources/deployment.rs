@@ -562,7 +562,9 @@ impl Resource for DeploymentResource {
         planned_private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        if !plan::needs_api_update(&prior_state, &planned_state) {
+        if !plan::needs_api_update(&prior_state, &planned_state)
+            && !plan::resubmit_failed(&prior_state)
+        {
             return Some((planned_state, planned_private_state));
         }
         let configured = self.shared.configured(diags)?;

@@ -300,6 +300,15 @@ pub fn needs_api_update(prior: &DeploymentState, planned: &DeploymentState) -> b
         || prior.service != planned.service
 }
 
+/// Whether the latest rollout failed (per the refreshed status): the next apply re-submits the
+/// configuration even when no attribute changed, so reverting a bad change converges too.
+pub fn resubmit_failed(prior: &DeploymentState) -> bool {
+    matches!(
+        prior.status.as_ref_option().map(String::as_str),
+        Some("failed") | Some("image-build-failed") | Some("unhealthy")
+    )
+}
+
 /// Planned state of an update, and the attributes that force replacement.
 pub fn plan_update(
     prior: &DeploymentState,
@@ -351,7 +360,7 @@ pub fn plan_update(
             p.cluster = prior.cluster.clone();
         }
     }
-    if needs_api_update(prior, &p) || !replace.is_empty() {
+    if needs_api_update(prior, &p) || resubmit_failed(prior) || !replace.is_empty() {
         for computed in [
             &mut p.status,
             &mut p.revision,
@@ -475,6 +484,17 @@ mod tests {
         proposed.name = v("iris2".into());
         let (_, replace) = plan_update(&prior, &proposed, &proposed);
         assert_eq!(replace, vec![AttributePath::new("name")]);
+    }
+
+    #[test]
+    fn a_failed_rollout_is_resubmitted_even_without_changes() {
+        let mut prior = base();
+        prior.status = v("failed".into());
+        let (p, replace) = plan_update(&prior, &prior, &prior);
+        assert!(replace.is_empty());
+        assert!(p.status.is_unknown() && p.revision.is_unknown());
+        assert!(resubmit_failed(&prior));
+        assert!(!resubmit_failed(&base()));
     }
 
     #[test]
