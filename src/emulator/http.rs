@@ -606,8 +606,10 @@ fn render_secret(
     p: &Principal,
     s: &SecretRow,
 ) -> Result<crate::api::Secret> {
+    // The official client's `SecretSchema.cluster` is a required, non-null `ClusterSchema`
+    // (`secret list/create` crash on null), so an org-wide secret shows the default cluster.
     let cl = if s.cluster.is_empty() {
-        None
+        store::clusters(c)?.into_iter().next()
     } else {
         store::clusters(c)?
             .into_iter()

@@ -137,7 +137,12 @@ pub fn bento(b: &BentoRow) -> Bento {
             name: b.repo.clone(),
             apis: json!({}),
             models: Vec::new(),
-            services: services.iter().map(|s| json!({ "name": s })).collect(),
+            // `BentoServiceInfo` requires `name` and `service` (the import string; a real
+            // build writes "" there), else the official client cannot structure the bento.
+            services: services
+                .iter()
+                .map(|s| json!({ "name": s, "service": "", "models": [], "dependencies": [], "config": {} }))
+                .collect(),
             envs: Vec::new(),
             schema: json!({}),
             spec: 2,
