@@ -101,8 +101,35 @@ Put terraform $TF_NEW_VERSION on PATH, or set BENTOCLOUD_TF_1_11=/path/to/terraf
 
 setup_main
 
+# --- bentoml (official BentoCloud client; tests/bentoml_client.rs runs it) -------------------
+# Pinned to the release shared/docs/bentocloud-api.md was checked against. Installed into
+# .tools/py like the rest; run it as `PYTHONPATH=.tools/py python3 -m bentoml ...` (the console
+# script .tools/py/bin/bentoml also needs that PYTHONPATH).
+BENTOML_VERSION="1.4.39"
+setup_bentoml() {
+    local have
+    have="$(PYTHONPATH="$PYDIR" python3 -c 'import bentoml; print(bentoml.__version__)' 2>/dev/null || true)"
+    if [ "$have" != "$BENTOML_VERSION" ]; then
+        pip_install "bentoml==$BENTOML_VERSION"
+        have="$(PYTHONPATH="$PYDIR" python3 -c 'import bentoml; print(bentoml.__version__)' 2>&1 || true)"
+    fi
+    [ "$have" = "$BENTOML_VERSION" ] \
+        || die "bentoml $BENTOML_VERSION is not importable with PYTHONPATH=$PYDIR (python3 says: $have)"
+    local home ok=0
+    home="$(mktemp -d)"
+    BENTOML_DO_NOT_TRACK=True BENTOML_HOME="$home" PYTHONPATH="$PYDIR" \
+        python3 -m bentoml --version >/dev/null 2>&1 || ok=$?
+    rm -rf "$home"
+    [ "$ok" = 0 ] || die "\`PYTHONPATH=$PYDIR python3 -m bentoml --version\` fails"
+    export BENTOCLOUD_BENTOML_PYTHONPATH="$PYDIR"
+    say "bentoml    PYTHONPATH=$BENTOCLOUD_BENTOML_PYTHONPATH python3 -m bentoml (v$BENTOML_VERSION)"
+}
+setup_bentoml
+# ----------------------------------------------------------------------------------------------
+
 # Run as a script: print the exports so `eval "$(bash scripts/setup.sh)"` also works.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     printf 'export PROTOC=%q\nexport BENTOCLOUD_TF_1_0=%q\nexport BENTOCLOUD_TF_1_11=%q\n' \
         "$PROTOC" "$BENTOCLOUD_TF_1_0" "$BENTOCLOUD_TF_1_11"
+    printf 'export BENTOCLOUD_BENTOML_PYTHONPATH=%q\n' "$BENTOCLOUD_BENTOML_PYTHONPATH"
 fi
