@@ -1305,3 +1305,101 @@ pub fn assert_state_matches_server(state: &Json, sv: &ServerView, context: &str)
         "{c}: deployment_strategy"
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// Process control for the rollout scenarios (Ctrl-C mid-wait, control-plane kill -9)
+// ------------------------------------------------------------------------------------------
+
+impl Tf {
+    /// `terraform ARGS` with the same environment as [`Tf::run`], not started: for tests that
+    /// drive the process themselves (own process group, SIGINT, background runs).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.version.binary());
+        cmd.args(args).current_dir(self.dir.path());
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().to_string();
+            if k.starts_with("TF_") || k.starts_with("BENTO_CLOUD_") || k == "RUST_BACKTRACE" {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.env("TF_CLI_CONFIG_FILE", cli_config())
+            .env("TF_IN_AUTOMATION", "1")
+            .env("TF_INPUT", "0")
+            .env("CHECKPOINT_DISABLE", "1")
+            .env("NO_COLOR", "1")
+            .env("BENTO_CLOUD_API_ENDPOINT", &self.endpoint)
+            .env("BENTO_CLOUD_API_KEY", &self.token);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+}
+
+impl Server {
+    /// SIGKILL the control plane (its replicas, tasks of the same process, die with it).
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the control plane again on the same data dir and the same address, so the
+    /// endpoint, the token and every deployment URL stay valid. `extra_args` as for
+    /// [`Server::start_with`] (e.g. the same `--config`).
+    pub fn restart_same_address(&mut self, extra_args: &[&str]) {
+        let listen = self
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let endpoint_file = self.data_dir.path().join("endpoint");
+        let _ = fs::remove_file(&endpoint_file);
+        let logfile = fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .expect("open server log");
+        self.child = Command::new(SERVER_BIN)
+            .arg("serve")
+            .arg("--listen")
+            .arg(&listen)
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(logfile.try_clone().expect("clone log handle"))
+            .stderr(logfile)
+            .spawn()
+            .unwrap_or_else(|e| panic!("restart {SERVER_BIN}: {e}"));
+        // A fresh client: the old one's pooled keep-alive connections died with the process.
+        self.http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("reqwest client");
+        let end = Instant::now() + SERVER_START_DEADLINE;
+        loop {
+            let ep = fs::read_to_string(&endpoint_file).unwrap_or_default();
+            if !ep.trim().is_empty() {
+                assert_eq!(
+                    ep.trim().trim_end_matches('/'),
+                    self.endpoint,
+                    "the restarted server listens elsewhere"
+                );
+                break;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "bentocloud-local exited ({status}) on restart:\n{}",
+                    tail(&self.log(), 8000)
+                );
+            }
+            if Instant::now() >= end {
+                panic!(
+                    "restarted bentocloud-local wrote no endpoint within {SERVER_START_DEADLINE:?}:\n{}",
+                    tail(&self.log(), 8000)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
