@@ -28,6 +28,8 @@ macro_rules! tf_test {
     };
 }
 
+mod rollouts;
+
 tf_test!(
     lifecycle::create_then_empty_plan,
     create_then_empty_plan_tf1_11,

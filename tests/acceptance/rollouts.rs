@@ -1,0 +1,877 @@
+//! Rollouts through real `terraform apply` and real traffic (issue 3 §3): zero downtime of a
+//! rolling update under load, the downtime of `Recreate`, a never-ready bento (fail fast, old
+//! revision keeps serving, the change shows again), `rollback_on_failure`, Ctrl-C mid-wait,
+//! scale to zero and wake, a kill -9 of the control plane mid-rollout, and a bento managed by
+//! CI (`bento_managed_externally`).
+//!
+//! Traffic comes from a bounded load generator in the test (a few concurrent loops of GET
+//! requests to the deployment URL, loopback only, stopped by the test or after a cap on count
+//! and time). Every wait polls the server with a deadline; no assertion is about speed except
+//! "fails well before the timeout", which compares with the configured 5-minute timeout.
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+
+// `tf_test!` names `harness::TfVersion`.
+use crate::harness;
+use crate::harness::*;
+
+const CLUSTER: &str = "local-east";
+
+tf_test!(
+    zero_downtime_rolling_update,
+    zero_downtime_rolling_update_tf1_11,
+    zero_downtime_rolling_update_tf1_0
+);
+tf_test!(
+    recreate_shows_downtime,
+    recreate_shows_downtime_tf1_11,
+    recreate_shows_downtime_tf1_0
+);
+tf_test!(
+    never_ready_fails_fast_old_keeps_serving,
+    never_ready_fails_fast_old_keeps_serving_tf1_11,
+    never_ready_fails_fast_old_keeps_serving_tf1_0
+);
+tf_test!(
+    rollback_on_failure_restores_old_bento,
+    rollback_on_failure_restores_old_bento_tf1_11,
+    rollback_on_failure_restores_old_bento_tf1_0
+);
+tf_test!(
+    ctrl_c_mid_wait_then_second_apply_converges,
+    ctrl_c_mid_wait_then_second_apply_converges_tf1_11,
+    ctrl_c_mid_wait_then_second_apply_converges_tf1_0
+);
+tf_test!(
+    scale_to_zero_wakes_on_request,
+    scale_to_zero_wakes_on_request_tf1_11,
+    scale_to_zero_wakes_on_request_tf1_0
+);
+tf_test!(
+    control_plane_kill9_mid_rollout_completes,
+    control_plane_kill9_mid_rollout_completes_tf1_11,
+    control_plane_kill9_mid_rollout_completes_tf1_0
+);
+tf_test!(
+    bento_managed_externally_keeps_ci_bento,
+    bento_managed_externally_keeps_ci_bento_tf1_11,
+    bento_managed_externally_keeps_ci_bento_tf1_0
+);
+
+// ------------------------------------------------------------------------------------------
+// Helpers
+// ------------------------------------------------------------------------------------------
+
+/// One `bentocloud_deployment "app"` block: `name`, `bento`, then `extra` lines verbatim.
+fn app(name: &str, bento: &str, extra: &str) -> String {
+    format!(
+        "resource \"bentocloud_deployment\" \"app\" {{\n  name  = {name:?}\n  bento = {bento:?}\n{extra}}}\n"
+    )
+}
+
+const ADDR: &str = "bentocloud_deployment.app";
+
+fn fast() -> BentoBehaviour {
+    BentoBehaviour::default()
+}
+
+fn starting_in(seconds: f64) -> BentoBehaviour {
+    BentoBehaviour {
+        startup_seconds: Some(seconds),
+        ..Default::default()
+    }
+}
+
+fn never_ready() -> BentoBehaviour {
+    BentoBehaviour {
+        unready: true,
+        ..Default::default()
+    }
+}
+
+/// The server's view (status, revision, bento, ...) of the test's deployment.
+fn sv(server: &Server, name: &str) -> ServerView {
+    view(&server.must_get(CLUSTER, name))
+}
+
+/// Polls until the server reports `status` for a latest revision running `bento`.
+fn wait_server(server: &Server, name: &str, status: &str, bento: &str, deadline: Duration) {
+    let what = format!("{CLUSTER}/{name} to be {status} on {bento}");
+    let end = Instant::now() + deadline;
+    loop {
+        let last = sv(server, name);
+        if last.status == status && last.bento == bento {
+            return;
+        }
+        if Instant::now() >= end {
+            panic!("timed out after {deadline:?} waiting for {what}; last seen: {last:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The deployment URL from Terraform's state, with an API route appended.
+fn predict_url(tf: &Tf) -> String {
+    let st = tf.resource(ADDR);
+    let url = st["url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no url in state: {st}"))
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "loopback url: {url}");
+    format!("{}/predict", url.trim_end_matches('/'))
+}
+
+/// One answer of the endpoint: HTTP status (0 = no HTTP answer) and the bento it names.
+#[derive(Debug, Clone)]
+struct Sample {
+    started: Instant,
+    status: u16,
+    bento: Option<String>,
+    detail: String,
+}
+
+impl Sample {
+    fn ok(&self) -> bool {
+        self.status == 200 && self.bento.is_some()
+    }
+}
+
+async fn one_request(client: &reqwest::Client, url: &str) -> Sample {
+    let started = Instant::now();
+    match client.get(url).send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let text = resp.text().await.unwrap_or_default();
+            let bento = serde_json::from_str::<Json>(&text)
+                .ok()
+                .and_then(|j| j["bento"].as_str().map(String::from));
+            Sample {
+                started,
+                status,
+                bento,
+                detail: text.chars().take(300).collect(),
+            }
+        }
+        Err(e) => Sample {
+            started,
+            status: 0,
+            bento: None,
+            detail: e.to_string(),
+        },
+    }
+}
+
+/// A few single requests (outside any load generator), for "who serves now" checks.
+fn sample_now(url: &str, n: usize) -> Vec<Sample> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(one_request(&client, url).await);
+        }
+        out
+    })
+}
+
+/// Asserts that `n` requests are all answered 200 by `bento`.
+fn assert_served_by(url: &str, bento: &str, n: usize, context: &str) {
+    for s in sample_now(url, n) {
+        assert!(
+            s.ok() && s.bento.as_deref() == Some(bento),
+            "{context}: expected {bento} to answer {url}, got status {} bento {:?}: {}",
+            s.status,
+            s.bento,
+            s.detail
+        );
+    }
+}
+
+/// Upper bounds of one load generator: it stops by itself after these even if never told to.
+const LOAD_MAX_REQUESTS: usize = 50_000;
+const LOAD_MAX_TIME: Duration = Duration::from_secs(300);
+
+/// `workers` loops of sequential GETs to `url` (a short pause between two requests of one
+/// loop), recording every answer, until `stop()` or the caps above.
+struct LoadGen {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoadGen {
+    fn start(url: String, workers: usize) -> LoadGen {
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, samples2) = (stop.clone(), samples.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .expect("client");
+                let begun = Instant::now();
+                let mut tasks = Vec::new();
+                for _ in 0..workers {
+                    let (client, url, stop, samples) =
+                        (client.clone(), url.clone(), stop2.clone(), samples2.clone());
+                    tasks.push(tokio::spawn(async move {
+                        while !stop.load(Ordering::SeqCst)
+                            && begun.elapsed() < LOAD_MAX_TIME
+                            && samples.lock().unwrap().len() < LOAD_MAX_REQUESTS
+                        {
+                            let s = one_request(&client, &url).await;
+                            samples.lock().unwrap().push(s);
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }));
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        });
+        LoadGen {
+            stop,
+            samples,
+            thread: Some(thread),
+        }
+    }
+
+    fn snapshot(&self) -> Vec<Sample> {
+        self.samples.lock().unwrap().clone()
+    }
+
+    /// Stops the loops and returns every answer, in the order the requests started.
+    fn finish(mut self) -> Vec<Sample> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("load generator thread");
+        }
+        let mut v = self.samples.lock().unwrap().clone();
+        v.sort_by_key(|s| s.started);
+        v
+    }
+}
+
+impl Drop for LoadGen {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Waits until the load generator has at least `n` successful answers from `bento`.
+fn wait_for_answers(load: &LoadGen, bento: &str, n: usize) {
+    poll_until(
+        &format!("{n} answers from {bento}"),
+        Duration::from_secs(60),
+        || {
+            let s = load.snapshot();
+            (s.iter()
+                .filter(|s| s.ok() && s.bento.as_deref() == Some(bento))
+                .count()
+                >= n)
+                .then_some(())
+        },
+    );
+}
+
+fn summary(samples: &[Sample]) -> String {
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for s in samples {
+        let k = format!("{} {}", s.status, s.bento.as_deref().unwrap_or("-"));
+        *by.entry(k).or_default() += 1;
+    }
+    format!("{} requests: {by:?}", samples.len())
+}
+
+/// Writes a `--config` JSON document into `dir` and returns its path.
+fn config_file(dir: &Path, json: &str) -> String {
+    let p = dir.join("platform.json");
+    std::fs::write(&p, json).expect("write server config");
+    p.to_string_lossy().to_string()
+}
+
+/// A Terraform command started in its own process group, output to files in its directory.
+struct Background {
+    child: Child,
+    out: std::path::PathBuf,
+    err: std::path::PathBuf,
+}
+
+impl Background {
+    fn start(tf: &Tf, args: &[&str], tag: &str) -> Background {
+        use std::os::unix::process::CommandExt;
+        let out = tf.dir.path().join(format!(".{tag}.stdout"));
+        let err = tf.dir.path().join(format!(".{tag}.stderr"));
+        let mut cmd: Command = tf.command(args);
+        cmd.process_group(0)
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
+            .stderr(std::fs::File::create(&err).expect("stderr file"));
+        let child = cmd.spawn().expect("start terraform");
+        Background { child, out, err }
+    }
+
+    fn sigint_group(&self) {
+        let pgid = self.child.id() as libc::pid_t;
+        // SAFETY: plain syscall on the process group we created (pgid = the child's pid).
+        let rc = unsafe { libc::killpg(pgid, libc::SIGINT) };
+        assert_eq!(rc, 0, "killpg({pgid}, SIGINT) failed");
+    }
+
+    /// Waits for exit; returns (exit code, stdout + stderr). Kills the group on deadline.
+    fn wait(mut self, deadline: Duration) -> (Option<i32>, String) {
+        let end = Instant::now() + deadline;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break Some(st);
+            }
+            if Instant::now() >= end {
+                let pgid = self.child.id() as libc::pid_t;
+                // SAFETY: as above; SIGKILL the group we created.
+                unsafe { libc::killpg(pgid, libc::SIGKILL) };
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text = format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            std::fs::read_to_string(&self.out).unwrap_or_default(),
+            std::fs::read_to_string(&self.err).unwrap_or_default()
+        );
+        match status {
+            Some(st) => (Some(st.code().unwrap_or(-1)), text),
+            None => (None, text),
+        }
+    }
+}
+
+fn assert_plan_exit(tf: &Tf, want: i32, context: &str) {
+    let (code, out) = tf.plan_detailed_exitcode();
+    assert_eq!(
+        code,
+        want,
+        "{context}: plan -detailed-exitcode (Terraform {}):\n{}",
+        tf.version.version(),
+        out.describe()
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Scenarios
+// ------------------------------------------------------------------------------------------
+
+/// 1. A 3-replica RollingUpdate deployment moves from v1 to v2 through `terraform apply` while
+/// three request loops hit its URL: not one request fails, the answers switch from v1 to v2,
+/// and every request started after apply returned is answered by v2.
+pub fn zero_downtime_rolling_update(v: TfVersion) {
+    let server = Server::start();
+    server.bentos_add("zdt:v1", &fast());
+    // A startup time makes the rollout last a few seconds of traffic.
+    server.bentos_add("zdt:v2", &starting_in(1.0));
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("zdt", v);
+    let extra = "  min_replicas        = 3\n  max_replicas        = 3\n  deployment_strategy = \"RollingUpdate\"\n";
+    tf.write(&app(&name, "zdt:v1", extra));
+    tf.init();
+    tf.apply();
+    wait_server(&server, &name, "running", "zdt:v1", Duration::from_secs(60));
+    let url = predict_url(&tf);
+
+    let load = LoadGen::start(url.clone(), 3);
+    wait_for_answers(&load, "zdt:v1", 20);
+    let apply_started = Instant::now();
+    tf.write(&app(&name, "zdt:v2", extra));
+    tf.apply();
+    let apply_returned = Instant::now();
+    // Keep the traffic going a little after apply returned.
+    poll_until(
+        "40 requests started after apply returned",
+        Duration::from_secs(60),
+        || {
+            (load
+                .snapshot()
+                .iter()
+                .filter(|s| s.started > apply_returned)
+                .count()
+                >= 40)
+                .then_some(())
+        },
+    );
+    let samples = load.finish();
+    let sum = summary(&samples);
+    eprintln!("zero downtime: {sum}");
+
+    let failed: Vec<&Sample> = samples.iter().filter(|s| !s.ok()).collect();
+    assert!(
+        failed.is_empty(),
+        "a RollingUpdate must not fail a single request; {} failed ({sum}); first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let before: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.started < apply_started)
+        .collect();
+    assert!(
+        before.iter().all(|s| s.bento.as_deref() == Some("zdt:v1")),
+        "before the apply only v1 answers ({sum})"
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.bento.as_deref() == Some("zdt:v2") && s.started < apply_returned),
+        "v2 starts answering during the apply, while v1 is still there ({sum})"
+    );
+    let after: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.started > apply_returned)
+        .collect();
+    let stale: Vec<&&Sample> = after
+        .iter()
+        .filter(|s| s.bento.as_deref() != Some("zdt:v2"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "once apply returned every answer comes from v2; {} of {} did not, first: {:?}",
+        stale.len(),
+        after.len(),
+        stale.first()
+    );
+    let d = sv(&server, &name);
+    assert_eq!((d.status.as_str(), d.bento.as_str()), ("running", "zdt:v2"));
+    assert_plan_exit(&tf, 0, "after the rolling update");
+}
+
+/// 2. `Recreate` stops every old replica before starting the new ones: during the apply the
+/// endpoint has no ready replica for a while and answers 503 ("has no ready replica"). This is
+/// the documented downtime of the strategy; the test asserts it is visible to clients, and that
+/// after apply returned v2 answers everything.
+pub fn recreate_shows_downtime(v: TfVersion) {
+    let server = Server::start();
+    server.bentos_add("rec:v1", &fast());
+    server.bentos_add("rec:v2", &starting_in(2.0));
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("rec", v);
+    let extra = "  min_replicas        = 2\n  max_replicas        = 2\n  deployment_strategy = \"Recreate\"\n";
+    tf.write(&app(&name, "rec:v1", extra));
+    tf.init();
+    tf.apply();
+    let url = predict_url(&tf);
+
+    let load = LoadGen::start(url.clone(), 2);
+    wait_for_answers(&load, "rec:v1", 10);
+    tf.write(&app(&name, "rec:v2", extra));
+    tf.apply();
+    let apply_returned = Instant::now();
+    poll_until(
+        "20 requests started after apply returned",
+        Duration::from_secs(60),
+        || {
+            (load
+                .snapshot()
+                .iter()
+                .filter(|s| s.started > apply_returned)
+                .count()
+                >= 20)
+                .then_some(())
+        },
+    );
+    let samples = load.finish();
+    let sum = summary(&samples);
+    eprintln!("recreate: {sum}");
+
+    let during: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.started < apply_returned)
+        .collect();
+    let failed: Vec<&&Sample> = during.iter().filter(|s| !s.ok()).collect();
+    assert!(
+        !failed.is_empty(),
+        "Recreate has downtime: some requests during the apply must fail ({sum})"
+    );
+    assert!(
+        failed.iter().all(|s| s.status == 503),
+        "the downtime shows as 503 from the endpoint ({sum}); e.g. {:?}",
+        failed.iter().find(|s| s.status != 503)
+    );
+    // v1 and v2 never answer side by side: no v1 answer after the first v2 answer.
+    let first_v2 = samples
+        .iter()
+        .position(|s| s.bento.as_deref() == Some("rec:v2"))
+        .unwrap_or_else(|| panic!("v2 never answered ({sum})"));
+    let first_failure = samples
+        .iter()
+        .position(|s| !s.ok())
+        .expect("a failure exists");
+    assert!(
+        first_failure < first_v2,
+        "the gap comes before v2 serves ({sum})"
+    );
+    let after: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.started > apply_returned)
+        .collect();
+    assert!(
+        after
+            .iter()
+            .all(|s| s.ok() && s.bento.as_deref() == Some("rec:v2")),
+        "after apply returned v2 answers everything ({})",
+        summary(&after.into_iter().cloned().collect::<Vec<_>>())
+    );
+}
+
+/// The server config of the failure scenarios: a 3 s progress deadline.
+const SHORT_DEADLINE: &str = r#"{"timing":{"progress_deadline_ms":3000}}"#;
+
+/// 3. A never-ready bento: apply fails long before `timeouts.update` (5m) with the server's
+/// reason, the old revision keeps answering on the URL, and the next plan shows the change.
+pub fn never_ready_fails_fast_old_keeps_serving(v: TfVersion) {
+    let server = Server::start_with_config(SHORT_DEADLINE);
+    server.bentos_add("nr:v1", &fast());
+    server.bentos_add("nr:v2", &never_ready());
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("nr", v);
+    let extra = "  min_replicas        = 2\n  max_replicas        = 2\n  deployment_strategy = \"RollingUpdate\"\n  timeouts {\n    update = \"5m\"\n  }\n";
+    tf.write(&app(&name, "nr:v1", extra));
+    tf.init();
+    tf.apply();
+    let url = predict_url(&tf);
+    assert_served_by(&url, "nr:v1", 5, "before the failed rollout");
+
+    tf.write(&app(&name, "nr:v2", extra));
+    let started = Instant::now();
+    let out = tf.apply_err();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(150),
+        "apply must fail well before the 5m timeout, took {took:?}:\n{}",
+        out.describe()
+    );
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("did not become ready"),
+        "the error carries the platform's reason (\"did not become ready\"):\n{}",
+        out.describe()
+    );
+    assert!(
+        !text.to_lowercase().contains("timed out"),
+        "the failure is the rollout's, not a timeout:\n{}",
+        out.describe()
+    );
+    let d = sv(&server, &name);
+    assert_eq!(d.status, "failed", "server status after the failed rollout");
+    assert_served_by(
+        &url,
+        "nr:v1",
+        10,
+        "after the failed rollout, v1 keeps serving",
+    );
+    let (code, plan) = tf.plan_detailed_exitcode();
+    assert_eq!(
+        code,
+        2,
+        "the next plan shows the bento change again:\n{}",
+        plan.describe()
+    );
+    assert!(
+        plan.stdout.contains("nr:v2"),
+        "the plan names the wanted bento:\n{}",
+        plan.describe()
+    );
+}
+
+/// 4. `rollback_on_failure = true` and a never-ready bento: apply fails, the server's latest
+/// revision runs the old bento again, and the URL serves it.
+pub fn rollback_on_failure_restores_old_bento(v: TfVersion) {
+    let server = Server::start_with_config(SHORT_DEADLINE);
+    server.bentos_add("rb:v1", &fast());
+    server.bentos_add("rb:v2", &never_ready());
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("rb", v);
+    let extra = "  rollback_on_failure = true\n  timeouts {\n    update = \"5m\"\n  }\n";
+    tf.write(&app(&name, "rb:v1", extra));
+    tf.init();
+    tf.apply();
+    let url = predict_url(&tf);
+    let first_revision = sv(&server, &name).revision;
+
+    tf.write(&app(&name, "rb:v2", extra));
+    let out = tf.apply_err();
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        text.contains("did not become ready"),
+        "the failure is still reported with its reason:\n{}",
+        out.describe()
+    );
+    let d = sv(&server, &name);
+    assert_eq!(
+        d.bento,
+        "rb:v1",
+        "after the rollback the latest revision runs the old bento: {d:?}\n{}",
+        out.describe()
+    );
+    assert_ne!(d.revision, first_revision, "the rollback is a new revision");
+    wait_server(&server, &name, "running", "rb:v1", Duration::from_secs(60));
+    assert_served_by(&url, "rb:v1", 10, "after the rollback");
+    let st = tf.resource(ADDR);
+    assert_eq!(st["bento"], "rb:v1", "state records what runs: {st}");
+    assert_plan_exit(&tf, 2, "the wanted bento is still rb:v2");
+}
+
+/// 5. Ctrl-C (SIGINT to Terraform's process group) while apply waits for a slow rollout: the
+/// apply exits while the rollout is still going on server-side, the state is readable and holds
+/// the deployment, and a second apply converges (empty plan afterwards).
+pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
+    // A long progress deadline: the slow bento must not fail the rollout.
+    let server = Server::start_with_config(r#"{"timing":{"progress_deadline_ms":300000}}"#);
+    server.bentos_add("cc:v1", &fast());
+    server.bentos_add("cc:v2", &starting_in(25.0));
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("cc", v);
+    tf.write(&app(&name, "cc:v1", ""));
+    tf.init();
+    tf.apply();
+    let old_revision = sv(&server, &name).revision;
+
+    tf.write(&app(&name, "cc:v2", ""));
+    let bg = Background::start(
+        &tf,
+        &["apply", "-input=false", "-no-color", "-auto-approve"],
+        "apply-ctrl-c",
+    );
+    poll_until(
+        "the server to roll out a new revision on cc:v2",
+        Duration::from_secs(120),
+        || {
+            let d = sv(&server, &name);
+            (d.revision != old_revision && d.bento == "cc:v2" && d.status == "deploying")
+                .then_some(())
+        },
+    );
+    // Let the provider get into its wait loop.
+    std::thread::sleep(Duration::from_secs(1));
+    bg.sigint_group();
+    let (code, text) = bg.wait(Duration::from_secs(120));
+    let code = code.unwrap_or_else(|| panic!("apply did not exit after SIGINT:\n{text}"));
+    eprintln!("apply after SIGINT exited {code}:\n{text}");
+    let d = sv(&server, &name);
+    assert_eq!(
+        d.status, "deploying",
+        "apply exited while the rollout still goes on server-side (it needs ~25 s): {d:?}\n{text}"
+    );
+    // State is consistent: readable, and it holds the deployment.
+    let state = tf.show_json();
+    let st = find_resource(&state, ADDR).unwrap_or_else(|| {
+        panic!("the deployment is still in state after Ctrl-C:\n{state}\n{text}")
+    });
+    assert_eq!(st["id"], format!("{CLUSTER}/{name}"), "state id: {st}");
+    assert!(
+        !tf.dir.path().join(".terraform.tfstate.lock.info").exists(),
+        "the state lock was released"
+    );
+
+    // "Run `terraform apply` again to converge", says the provider: the second apply must
+    // leave the deployment converged, i.e. the new revision running when it returns (not
+    // merely an empty plan while the server is still rolling out).
+    let second = tf.apply();
+    let d = sv(&server, &name);
+    assert_eq!(
+        (d.status.as_str(), d.bento.as_str()),
+        ("running", "cc:v2"),
+        "when the second apply returns the rollout has converged: {d:?}\n{}",
+        second.describe()
+    );
+    let st = tf.resource(ADDR);
+    assert_eq!(st["bento"], "cc:v2");
+    assert_eq!(
+        st["status"], "running",
+        "state after the second apply: {st}"
+    );
+    assert_plan_exit(&tf, 0, "after the second apply");
+}
+
+/// 6. `min_replicas = 0`: the deployment scales to zero when idle (`scaled-to-zero`), and a
+/// request to its URL wakes it and is answered.
+pub fn scale_to_zero_wakes_on_request(v: TfVersion) {
+    let server = Server::start();
+    server.bentos_add("stz:v1", &starting_in(1.0));
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("stz", v);
+    tf.write(&app(
+        &name,
+        "stz:v1",
+        "  min_replicas = 0\n  max_replicas = 2\n",
+    ));
+    tf.init();
+    tf.apply();
+    let st = tf.resource(ADDR);
+    let status = st["status"].as_str().unwrap_or_default().to_string();
+    assert!(
+        status == "running" || status == "scaled-to-zero",
+        "apply accepts running or scaled-to-zero with min 0: {st}"
+    );
+    let url = predict_url(&tf);
+    wait_server(
+        &server,
+        &name,
+        "scaled-to-zero",
+        "stz:v1",
+        Duration::from_secs(120),
+    );
+    let s = sample_now(&url, 1).remove(0);
+    assert!(
+        s.ok() && s.bento.as_deref() == Some("stz:v1"),
+        "a request wakes the deployment and is answered: status {} {:?} {}",
+        s.status,
+        s.bento,
+        s.detail
+    );
+    assert_eq!(
+        sv(&server, &name).status,
+        "running",
+        "the deployment is awake after the request"
+    );
+    assert_plan_exit(&tf, 0, "scale to zero and wake are not drift");
+}
+
+/// 7. kill -9 of the control plane mid-rollout (apply with `wait_for_rollout = false`), then a
+/// restart on the same data dir and address: the rollout completes with the same revision,
+/// nothing of the deployment is lost, the URL serves the new bento, and the plan is empty.
+pub fn control_plane_kill9_mid_rollout_completes(v: TfVersion) {
+    let cfg_dir = temp_dir("rollouts-cfg-");
+    let cfg = config_file(
+        cfg_dir.path(),
+        r#"{"timing":{"progress_deadline_ms":120000}}"#,
+    );
+    let mut server = Server::start_with(&["--config", &cfg]);
+    server.bentos_add("k9:v1", &fast());
+    server.bentos_add("k9:v2", &starting_in(6.0));
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("k9", v);
+    let extra = "  min_replicas        = 2\n  max_replicas        = 2\n  deployment_strategy = \"RollingUpdate\"\n  wait_for_rollout    = false\n  labels = { team = \"ml\" }\n  envs   = { MODE = \"fast\" }\n";
+    tf.write(&app(&name, "k9:v1", extra));
+    tf.init();
+    tf.apply();
+    wait_server(&server, &name, "running", "k9:v1", Duration::from_secs(60));
+    let old_revision = sv(&server, &name).revision;
+
+    tf.write(&app(&name, "k9:v2", extra));
+    tf.apply();
+    let before = sv(&server, &name);
+    assert_ne!(
+        before.revision, old_revision,
+        "apply submitted a new revision"
+    );
+    assert_eq!(before.bento, "k9:v2");
+    assert_eq!(
+        before.status, "deploying",
+        "the rollout is under way: {before:?}"
+    );
+    // Mid-rollout: the first new replica is starting (it needs 6 s).
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        sv(&server, &name).status,
+        "deploying",
+        "still mid-rollout before the kill"
+    );
+    server.kill9();
+    server.restart_same_address(&["--config", &cfg]);
+
+    wait_server(&server, &name, "running", "k9:v2", Duration::from_secs(180));
+    let after = sv(&server, &name);
+    assert_eq!(
+        after.revision, before.revision,
+        "the same revision completed"
+    );
+    let comparable = |s: &ServerView| ServerView {
+        status: String::new(),
+        ..s.clone()
+    };
+    assert_eq!(
+        comparable(&after),
+        comparable(&before),
+        "nothing of the deployment was lost across kill -9"
+    );
+    assert!(
+        server
+            .all_deployment_ids()
+            .contains(&format!("{CLUSTER}/{name}")),
+        "the deployment is listed"
+    );
+    let url = predict_url(&tf);
+    poll_until(
+        "v1 replicas drained after the rollout",
+        Duration::from_secs(60),
+        || {
+            sample_now(&url, 6)
+                .iter()
+                .all(|s| s.ok() && s.bento.as_deref() == Some("k9:v2"))
+                .then_some(())
+        },
+    );
+    assert_plan_exit(&tf, 0, "after the restart the rollout is complete");
+}
+
+/// 8. `bento_managed_externally = true`: CI changes the bento through the API; the plan shows
+/// no change, and an apply of another change (labels) keeps the CI-deployed bento.
+pub fn bento_managed_externally_keeps_ci_bento(v: TfVersion) {
+    let server = Server::start();
+    server.bentos_add("ci:v1", &fast());
+    server.bentos_add("ci:v2", &fast());
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("ci", v);
+    let cfg = |team: &str| {
+        app(
+            &name,
+            "ci:v1",
+            &format!("  bento_managed_externally = true\n  labels = {{ team = {team:?} }}\n"),
+        )
+    };
+    tf.write(&cfg("a"));
+    tf.init();
+    tf.apply();
+
+    // CI deploys v2 out of band.
+    server.update_from(CLUSTER, &name, |req| req.bento = "ci:v2".into());
+    wait_server(&server, &name, "running", "ci:v2", Duration::from_secs(60));
+    assert_plan_exit(&tf, 0, "a CI-deployed bento is not drift");
+
+    tf.write(&cfg("b"));
+    let plan = tf.plan_json();
+    let (before, after) = planned_change(&plan, ADDR);
+    assert_eq!(
+        before["bento"], after["bento"],
+        "the plan does not touch bento"
+    );
+    tf.apply();
+    let d = sv(&server, &name);
+    assert_eq!(d.bento, "ci:v2", "apply kept the CI-deployed bento: {d:?}");
+    assert_eq!(d.labels, map_of(&[("team", "b")]), "labels applied");
+    let st = tf.resource(ADDR);
+    assert_eq!(st["deployed_bento"], "ci:v2", "state: {st}");
+    let url = predict_url(&tf);
+    wait_server(&server, &name, "running", "ci:v2", Duration::from_secs(60));
+    assert_served_by(&url, "ci:v2", 5, "after the labels apply");
+    assert_plan_exit(&tf, 0, "after the labels apply");
+}
