@@ -381,7 +381,7 @@ fn assert_plan_exit(tf: &Tf, want: i32, context: &str) {
 // Scenarios
 // ------------------------------------------------------------------------------------------
 
-/// 1. A 3-replica RollingUpdate deployment moves from v1 to v2 through `terraform apply` while
+/// Scenario 1: A 3-replica RollingUpdate deployment moves from v1 to v2 through `terraform apply` while
 /// three request loops hit its URL: not one request fails, the answers switch from v1 to v2,
 /// and every request started after apply returned is answered by v2.
 pub fn zero_downtime_rolling_update(v: TfVersion) {
@@ -463,7 +463,7 @@ pub fn zero_downtime_rolling_update(v: TfVersion) {
     assert_plan_exit(&tf, 0, "after the rolling update");
 }
 
-/// 2. `Recreate` stops every old replica before starting the new ones: during the apply the
+/// Scenario 2: `Recreate` stops every old replica before starting the new ones: during the apply the
 /// endpoint has no ready replica for a while and answers 503 ("has no ready replica"). This is
 /// the documented downtime of the strategy; the test asserts it is visible to clients, and that
 /// after apply returned v2 answers everything.
@@ -544,7 +544,7 @@ pub fn recreate_shows_downtime(v: TfVersion) {
 /// The server config of the failure scenarios: a 3 s progress deadline.
 const SHORT_DEADLINE: &str = r#"{"timing":{"progress_deadline_ms":3000}}"#;
 
-/// 3. A never-ready bento: apply fails long before `timeouts.update` (5m) with the server's
+/// Scenario 3: A never-ready bento: apply fails long before `timeouts.update` (5m) with the server's
 /// reason, the old revision keeps answering on the URL, and the next plan shows the change.
 pub fn never_ready_fails_fast_old_keeps_serving(v: TfVersion) {
     let server = Server::start_with_config(SHORT_DEADLINE);
@@ -601,7 +601,7 @@ pub fn never_ready_fails_fast_old_keeps_serving(v: TfVersion) {
     );
 }
 
-/// 4. `rollback_on_failure = true` and a never-ready bento: apply fails, the server's latest
+/// Scenario 4: `rollback_on_failure = true` and a never-ready bento: apply fails, the server's latest
 /// revision runs the old bento again, and the URL serves it.
 pub fn rollback_on_failure_restores_old_bento(v: TfVersion) {
     let server = Server::start_with_config(SHORT_DEADLINE);
@@ -639,7 +639,7 @@ pub fn rollback_on_failure_restores_old_bento(v: TfVersion) {
     assert_plan_exit(&tf, 2, "the wanted bento is still rb:v2");
 }
 
-/// 5. Ctrl-C (SIGINT to Terraform's process group) while apply waits for a slow rollout: the
+/// Scenario 5: Ctrl-C (SIGINT to Terraform's process group) while apply waits for a slow rollout: the
 /// apply exits while the rollout is still going on server-side, the state is readable and holds
 /// the deployment, and a second apply converges (empty plan afterwards).
 pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
@@ -711,7 +711,7 @@ pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
     assert_plan_exit(&tf, 0, "after the second apply");
 }
 
-/// 6. `min_replicas = 0`: the deployment scales to zero when idle (`scaled-to-zero`), and a
+/// Scenario 6: `min_replicas = 0`: the deployment scales to zero when idle (`scaled-to-zero`), and a
 /// request to its URL wakes it and is answered.
 pub fn scale_to_zero_wakes_on_request(v: TfVersion) {
     let server = Server::start();
@@ -755,7 +755,7 @@ pub fn scale_to_zero_wakes_on_request(v: TfVersion) {
     assert_plan_exit(&tf, 0, "scale to zero and wake are not drift");
 }
 
-/// 7. kill -9 of the control plane mid-rollout (apply with `wait_for_rollout = false`), then a
+/// Scenario 7: kill -9 of the control plane mid-rollout (apply with `wait_for_rollout = false`), then a
 /// restart on the same data dir and address: the rollout completes with the same revision,
 /// nothing of the deployment is lost, the URL serves the new bento, and the plan is empty.
 pub fn control_plane_kill9_mid_rollout_completes(v: TfVersion) {
@@ -833,7 +833,7 @@ pub fn control_plane_kill9_mid_rollout_completes(v: TfVersion) {
     assert_plan_exit(&tf, 0, "after the restart the rollout is complete");
 }
 
-/// 8. `bento_managed_externally = true`: CI changes the bento through the API; the plan shows
+/// Scenario 8: `bento_managed_externally = true`: CI changes the bento through the API; the plan shows
 /// no change, and an apply of another change (labels) keeps the CI-deployed bento.
 pub fn bento_managed_externally_keeps_ci_bento(v: TfVersion) {
     let server = Server::start();
