@@ -1,0 +1,793 @@
+#!/usr/bin/env python3
+"""The benchmark of issue 6, run by `bash scripts/bench.sh` (which installs and builds first).
+
+Measures every figure side by side with its baseline in one run, prints a table of medians and
+ratios, and writes it with the command line and the machine to BENCHMARKS.md, plus a picture of
+one rolling update under load. Everything runs on this machine, over loopback only; every loop is
+bounded. Work files live in .work/bench (recreated on every run).
+
+Environment (set by scripts/bench.sh): BENCH_ROOT, BENCH_TF (Terraform 1.11.4), BENCH_NULL
+(the Go null provider binary), BENCH_BENTOML (the bentoml CLI), BENCH_REPEATS (default 5),
+BENCH_FLEET (default 200), BENCH_LIST (default 10000), BENCH_CMDLINE (for the report).
+"""
+
+import concurrent.futures
+import csv
+import json
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.environ.get("BENCH_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TF = os.environ.get("BENCH_TF", "terraform")
+NULL_BIN = os.environ["BENCH_NULL"]
+NULL_VERSION = "2.1.2"
+BENTOML = os.environ["BENCH_BENTOML"]
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
+FLEET = int(os.environ.get("BENCH_FLEET", "200"))
+LIST_N = int(os.environ.get("BENCH_LIST", "10000"))
+CMDLINE = os.environ.get("BENCH_CMDLINE", "bash scripts/bench.sh")
+REL = os.path.join(ROOT, "target", "release")
+PROVIDER = os.path.join(REL, "terraform-provider-bentocloud")
+LOCAL = os.path.join(REL, "bentocloud-local")
+DRIVER = os.path.join(REL, "bentocloud-bench")
+WORK = os.path.join(ROOT, ".work", "bench")
+IMAGE_REL = "docs/images/rolling-update.png"
+CLUSTER = "local-east"
+
+results = {}  # figure key -> dict
+procs = []
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+# ------------------------------------------------------------------------------------------
+# bentocloud-local servers and the API
+
+
+class Server:
+    def __init__(self, name, timing):
+        self.dir = os.path.join(WORK, "srv-" + name)
+        os.makedirs(self.dir, exist_ok=True)
+        cfg = os.path.join(self.dir, "platform.json")
+        with open(cfg, "w") as f:
+            json.dump({"timing": timing}, f)
+        self.log = open(os.path.join(self.dir, "server.log"), "w")
+        self.p = subprocess.Popen(
+            [LOCAL, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.dir, "--config", cfg],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        procs.append(self.p)
+        deadline = time.time() + 60
+        while not (os.path.exists(os.path.join(self.dir, "endpoint")) and os.path.exists(os.path.join(self.dir, "token"))):
+            if self.p.poll() is not None or time.time() > deadline:
+                raise SystemExit(f"bench: bentocloud-local {name} did not start (log {self.dir}/server.log)")
+            time.sleep(0.05)
+        time.sleep(0.1)
+        self.endpoint = open(os.path.join(self.dir, "endpoint")).read().strip().rstrip("/")
+        self.token = open(os.path.join(self.dir, "token")).read().strip()
+
+    def env(self):
+        e = dict(os.environ)
+        e["BENTO_CLOUD_API_ENDPOINT"] = self.endpoint
+        e["BENTO_CLOUD_API_KEY"] = self.token
+        return e
+
+    def call(self, method, path, body=None, timeout=30):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.endpoint + path, data=data, method=method,
+                                     headers={"X-YATAI-API-TOKEN": self.token, "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read() or b"null")
+
+    def deployment(self, name):
+        return self.call("GET", f"/api/v2/deployments/{name}?cluster={CLUSTER}")
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+
+
+def deployment_body(name, bento, replicas=1, strategy=None):
+    svc = {"scaling": {"min_replicas": replicas, "max_replicas": replicas}, "config_overrides": {}}
+    if strategy:
+        svc["deployment_strategy"] = strategy
+    return {"name": name, "bento": bento, "services": {"apiserver": svc}}
+
+
+def create_many(srv, names, bento, workers=8):
+    def one(n):
+        srv.call("POST", f"/api/v2/deployments?cluster={CLUSTER}", deployment_body(n, bento))
+    with concurrent.futures.ThreadPoolExecutor(workers) as ex:
+        list(ex.map(one, names))
+
+
+# ------------------------------------------------------------------------------------------
+# Terraform working directories
+
+
+def mirror(path, wrap_dir=None):
+    """A filesystem mirror with both providers; with wrap_dir, each binary is a shell script that
+    runs the real one under /usr/bin/time and appends its peak RSS (KiB) to wrap_dir/<name>.rss."""
+    bc = os.path.join(path, "registry.terraform.io/bentocloud/bentocloud/0.1.0/linux_amd64")
+    nl = os.path.join(path, f"registry.terraform.io/hashicorp/null/{NULL_VERSION}/linux_amd64")
+    os.makedirs(bc, exist_ok=True)
+    os.makedirs(nl, exist_ok=True)
+    for d, real, fname, short in ((bc, PROVIDER, "terraform-provider-bentocloud_v0.1.0", "bentocloud"),
+                                  (nl, NULL_BIN, f"terraform-provider-null_v{NULL_VERSION}_x4", "null")):
+        dst = os.path.join(d, fname)
+        if wrap_dir:
+            with open(dst, "w") as f:
+                f.write(f"#!/bin/sh\nexec /usr/bin/time -a -o {wrap_dir}/{short}.rss -f %M {real} \"$@\"\n")
+            os.chmod(dst, 0o755)
+        else:
+            shutil.copy(real, dst)
+    return path
+
+
+def cli_config(path, mirror_dir):
+    with open(path, "w") as f:
+        f.write(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{mirror_dir}"\n  }}\n}}\n')
+    return path
+
+
+class TfDir:
+    def __init__(self, name, main_tf, cli, env):
+        self.dir = os.path.join(WORK, "tf", name)
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, "main.tf"), "w") as f:
+            f.write(main_tf)
+        self.env = dict(env)
+        self.env["TF_CLI_CONFIG_FILE"] = cli
+        self.env["TF_IN_AUTOMATION"] = "1"
+        self.env["CHECKPOINT_DISABLE"] = "1"
+        for k in ("TF_LOG", "TF_LOG_PATH", "TF_LOG_PROVIDER"):
+            self.env.pop(k, None)
+
+    def run(self, *args, extra_env=None, check=True):
+        env = dict(self.env)
+        env.update(extra_env or {})
+        t0 = time.perf_counter()
+        p = subprocess.run([TF, *args], cwd=self.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL)
+        el = time.perf_counter() - t0
+        if check and p.returncode != 0:
+            raise SystemExit(f"bench: terraform {' '.join(args)} in {self.dir} failed:\n{p.stdout.decode()[-4000:]}")
+        return el, p
+
+    def init(self):
+        self.run("init", "-input=false", "-no-color")
+
+    def plan(self, extra_env=None):
+        el, _ = self.run("plan", "-input=false", "-no-color", extra_env=extra_env)
+        return el
+
+
+BC_HEAD = '''terraform {
+  required_providers {
+    bentocloud = {
+      source  = "bentocloud/bentocloud"
+      version = "0.1.0"
+    }
+  }
+}
+'''
+NULL_HEAD = f'''terraform {{
+  required_providers {{
+    null = {{
+      source  = "hashicorp/null"
+      version = "{NULL_VERSION}"
+    }}
+  }}
+}}
+'''
+
+
+def bc_fleet_tf(n):
+    return BC_HEAD + f'''
+resource "bentocloud_deployment" "d" {{
+  count            = {n}
+  name             = format("fleet-{n}-%04d", count.index)
+  cluster          = "{CLUSTER}"
+  bento            = "fleet:v1"
+  min_replicas     = 1
+  max_replicas     = 1
+  wait_for_rollout = false
+}}
+'''
+
+
+def null_fleet_tf(n):
+    return NULL_HEAD + f'''
+resource "null_resource" "d" {{
+  count = {n}
+}}
+'''
+
+
+# ------------------------------------------------------------------------------------------
+# Provider log parsing (TF_LOG_PROVIDER=DEBUG writes hclog JSON lines of target bentocloud::client)
+
+
+def client_requests(path):
+    reqs = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            if "bentocloud::client" not in line and '"path"' not in line:
+                continue
+            i = line.find("{")
+            if i < 0:
+                continue
+            try:
+                j = json.loads(line[i:])
+            except ValueError:
+                continue
+            if "path" in j and "method" in j:
+                reqs.append(j)
+    return reqs
+
+
+def ts(j):
+    # "@timestamp": "2026-11-23T23:30:19.004884Z" or with offset
+    s = j.get("@timestamp", "")
+    m = re.match(r"(\d+)-(\d+)-(\d+)T(\d+):(\d+):(\d+(?:\.\d+)?)", s)
+    if not m:
+        return None
+    import calendar
+    y, mo, d, h, mi = (int(x) for x in m.groups()[:5])
+    sec = float(m.group(6))
+    base = calendar.timegm((y, mo, d, h, mi, 0))
+    off = 0
+    mz = re.search(r"([+-])(\d\d):(\d\d)$", s)
+    if mz:
+        off = (int(mz.group(2)) * 3600 + int(mz.group(3)) * 60) * (1 if mz.group(1) == "+" else -1)
+    return base + sec - off
+
+
+def peak_rss_mb(wrap_dir, short):
+    p = os.path.join(wrap_dir, short + ".rss")
+    vals = []
+    if os.path.exists(p):
+        for line in open(p):
+            line = line.strip()
+            if line.isdigit():
+                vals.append(int(line) / 1024.0)
+    if os.path.exists(p):
+        os.remove(p)
+    return max(vals) if vals else float("nan"), len(vals)
+
+
+# ------------------------------------------------------------------------------------------
+# Figures
+
+
+def bench_handshake():
+    log("provider start to handshake (bentocloud vs null), 30 starts each")
+    out = {}
+    for short, binp in (("bentocloud", PROVIDER), ("null", NULL_BIN)):
+        p = subprocess.run([DRIVER, "handshake", "--bin", binp, "--runs", "30"], stdout=subprocess.PIPE, check=True)
+        j = json.loads(p.stdout)
+        out[short] = med(j["ms"])
+        out[short + "_line"] = j["handshake_line"]
+    results["handshake"] = out
+
+
+def bench_plans(srv, cli, cli_mem, wrap):
+    sizes = [1, FLEET]
+    dirs = {}
+    for n in sizes:
+        log(f"creating {n} deployments through terraform apply (bentocloud) and {n} null_resource")
+        bc = TfDir(f"bc-{n}", bc_fleet_tf(n), cli, srv.env())
+        nl = TfDir(f"null-{n}", null_fleet_tf(n), cli, srv.env())
+        for d in (bc, nl):
+            d.init()
+            d.run("apply", "-input=false", "-no-color", "-auto-approve", "-parallelism=20")
+        dirs[n] = (bc, nl)
+    # wait until the fleet is running (real replicas), so the refresh reads a settled fleet
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        lst = srv.call("GET", f"/api/v2/deployments?cluster={CLUSTER}&count=1000&start=0")
+        items = lst.get("items") or []
+        if items and all(i.get("status") == "running" for i in items):
+            break
+        time.sleep(1)
+    for bc, nl in dirs.values():  # warm-up (page cache, first start)
+        bc.plan()
+        nl.plan()
+    for n, (bc, nl) in dirs.items():
+        log(f"terraform plan over {n}: {REPEATS} runs each, alternating")
+        tb, tn = [], []
+        for _ in range(REPEATS):
+            tb.append(bc.plan())
+            tn.append(nl.plan())
+        results[f"plan_{n}"] = {"bentocloud": med(tb), "null": med(tn), "runs_bc": tb, "runs_null": tn}
+
+    # API requests of one refresh (provider DEBUG log)
+    bc, _ = dirs[FLEET]
+    lp = os.path.join(WORK, "plan-debug.log")
+    if os.path.exists(lp):
+        os.remove(lp)
+    bc.plan(extra_env={"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": lp})
+    reqs = client_requests(lp)
+    per = {}
+    for r in reqs:
+        per.setdefault((r["method"], r["path"]), 0)
+        per[(r["method"], r["path"])] += 1
+    reads = {k: v for k, v in per.items() if k[0] == "GET" and re.match(r"^/api/v2/deployments/fleet-", k[1])}
+    results["requests"] = {
+        "total": len(reqs),
+        "deployment_reads": sum(reads.values()),
+        "deployments_read": len(reads),
+        "max_reads_one": max(reads.values()) if reads else 0,
+        "other": sorted(f"{m} {p} x{c}" for (m, p), c in per.items() if (m, p) not in reads),
+    }
+
+    # peak memory: same plans through the /usr/bin/time wrappers
+    log("peak memory of the provider processes (200-deployment plan), through /usr/bin/time")
+    mem_b, mem_n = [], []
+    for name, tf_fn, short, acc in (("bc", bc_fleet_tf, "bentocloud", mem_b), ("null", null_fleet_tf, "null", mem_n)):
+        src = dirs[FLEET][0 if short == "bentocloud" else 1]
+        d = TfDir(f"{name}-{FLEET}-mem", tf_fn(FLEET), cli_mem, srv.env())
+        shutil.copy(os.path.join(src.dir, "terraform.tfstate"), os.path.join(d.dir, "terraform.tfstate"))
+        d.init()
+        peak_rss_mb(wrap, short)
+        for _ in range(3):
+            d.plan()
+            acc.append(peak_rss_mb(wrap, short)[0])
+    results["mem_plan"] = {"bentocloud": med(mem_b), "null": med(mem_n)}
+
+
+def bench_wait(srv, cli):
+    log(f"rollout completion seen by apply vs bentoml deployment create --wait: {REPEATS} each")
+    tfd = TfDir("wait", BC_HEAD + f'''
+variable "name" {{
+  type = string
+}}
+resource "bentocloud_deployment" "w" {{
+  name         = var.name
+  cluster      = "{CLUSTER}"
+  bento        = "waitbench:v1"
+  min_replicas = 1
+  max_replicas = 1
+}}
+''', cli, srv.env())
+    tfd.init()
+    bml_home = os.path.join(WORK, "bentoml-home")
+    os.makedirs(bml_home, exist_ok=True)
+
+    def watch(name, stop, out):
+        # the server's own report: the first GET that shows the deployment running
+        while not stop.is_set():
+            try:
+                d = srv.deployment(name)
+                if d.get("status") == "running":
+                    out["t"] = time.time()
+                    return
+            except urllib.error.HTTPError:
+                pass
+            except Exception:
+                pass
+            time.sleep(0.01)
+
+    tf_delay, tf_seen, tf_rate, bml_delay = [], [], [], []
+    for i in range(REPEATS):
+        # --- terraform apply (create + wait) ---
+        name = f"tfwait-{i}"
+        st = os.path.join(tfd.dir, "terraform.tfstate")
+        if os.path.exists(st):
+            os.remove(st)
+        lp = os.path.join(WORK, f"wait-{i}.log")
+        if os.path.exists(lp):
+            os.remove(lp)
+        stop, out = threading.Event(), {}
+        th = threading.Thread(target=watch, args=(name, stop, out))
+        th.start()
+        el, _ = tfd.run("apply", "-input=false", "-no-color", "-auto-approve", "-var", f"name={name}",
+                        extra_env={"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": lp})
+        t_exit = time.time()
+        stop.set()
+        th.join()
+        reqs = [r for r in client_requests(lp) if r["path"].startswith(f"/api/v2/deployments")]
+        posts = [r for r in reqs if r["method"] == "POST"]
+        gets = [r for r in reqs if r["method"] == "GET" and r["path"] == f"/api/v2/deployments/{name}"]
+        if "t" in out:
+            tf_delay.append(t_exit - out["t"])
+            if gets and ts(gets[-1]):
+                tf_seen.append(ts(gets[-1]) - out["t"])
+        if posts and gets and ts(posts[0]) and ts(gets[-1]):
+            dur = ts(gets[-1]) - ts(posts[0])
+            if dur > 0:
+                tf_rate.append(len(gets) / dur)
+        # --- bentoml deployment create --wait ---
+        name = f"bmlwait-{i}"
+        env = srv.env()
+        env["BENTOML_HOME"] = bml_home
+        env["BENTOML_DO_NOT_TRACK"] = "True"
+        stop, out = threading.Event(), {}
+        th = threading.Thread(target=watch, args=(name, stop, out))
+        th.start()
+        p = subprocess.run([BENTOML, "deployment", "create", "waitbench:v1", "--name", name, "--cluster", CLUSTER,
+                            "--scaling-min", "1", "--scaling-max", "1", "--wait"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        t_exit = time.time()
+        stop.set()
+        th.join()
+        if p.returncode != 0:
+            log("bentoml deployment create failed:\n" + p.stdout.decode()[-3000:])
+        elif "t" in out:
+            bml_delay.append(t_exit - out["t"])
+    results["wait"] = {"bentocloud": med(tf_delay), "bentocloud_seen": med(tf_seen), "bentoml": med(bml_delay),
+                       "rate": med(tf_rate), "runs_bc": tf_delay, "runs_bml": bml_delay, "rates": tf_rate}
+
+
+def bench_list(cli, cli_mem, wrap):
+    log(f"data source over {LIST_N} deployments: server with cheap deployments (no reconciler ticks)")
+    # tick_ms very long: deployments stay as created (no replica processes), so 10,000 fit.
+    srv = Server("list", {"tick_ms": 3_600_000, "probe_ms": 1000})
+    t0 = time.time()
+    create_many(srv, [f"list-{i:05d}" for i in range(LIST_N)], "listbench:v1")
+    log(f"created {LIST_N} deployments in {time.time() - t0:.1f}s")
+    main = BC_HEAD + '''
+data "bentocloud_deployments" "all" {}
+output "count" {
+  value = length(data.bentocloud_deployments.all.names)
+}
+'''
+    d = TfDir("list", main, cli, srv.env())
+    dm = TfDir("list-mem", main, cli_mem, srv.env())
+    d.init()
+    dm.init()
+    _, p = d.run("plan", "-input=false", "-no-color")
+    m = re.search(r"count\s*=\s*(\d+)", p.stdout.decode())
+    seen = int(m.group(1)) if m else -1
+    env = srv.env()
+    env["BENTOML_HOME"] = os.path.join(WORK, "bentoml-home")
+    env["BENTOML_DO_NOT_TRACK"] = "True"
+    tb, tm, mem = [], [], []
+    bml_n = -1
+    for _ in range(REPEATS):
+        tb.append(d.plan())
+        t0 = time.perf_counter()
+        p = subprocess.run([BENTOML, "deployment", "list", "-o", "json"], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        tm.append(time.perf_counter() - t0)
+        if p.returncode == 0:
+            try:
+                bml_n = len(json.loads(p.stdout))
+            except ValueError:
+                pass
+        else:
+            log("bentoml deployment list failed: " + p.stderr.decode()[-2000:])
+    peak_rss_mb(wrap, "bentocloud")
+    for _ in range(3):
+        dm.plan()
+        mem.append(peak_rss_mb(wrap, "bentocloud")[0])
+    # the data source's own read time (first to last request) from one DEBUG run
+    lp = os.path.join(WORK, "list-debug.log")
+    if os.path.exists(lp):
+        os.remove(lp)
+    d.plan(extra_env={"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": lp})
+    reqs = [r for r in client_requests(lp) if r["path"] == "/api/v2/deployments"]
+    read_s = (ts(reqs[-1]) - ts(reqs[0])) if len(reqs) >= 1 and ts(reqs[0]) else float("nan")
+    results["list"] = {"bentocloud": med(tb), "bentoml": med(tm), "mem": med(mem), "seen": seen, "bml_seen": bml_n,
+                       "pages": len(reqs), "read_span": read_s}
+    srv.stop()
+
+
+def replica_port(srv, name):
+    db = sqlite3.connect(f"file:{os.path.join(srv.dir, 'state.db')}?mode=ro", uri=True, timeout=5)
+    row = db.execute("SELECT r.port FROM replicas r JOIN deployments d ON d.id = r.deployment_id "
+                     "WHERE d.name = ? AND d.deleted_at IS NULL AND r.state = 'ready' AND r.port IS NOT NULL "
+                     "ORDER BY r.id DESC LIMIT 1", (name,)).fetchone()
+    db.close()
+    return row[0] if row else None
+
+
+def wait_running(srv, name, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        d = srv.deployment(name)
+        ro = d.get("rollout") or {}
+        if d.get("status") == "running" and ro.get("phase") == "complete":
+            return d
+        time.sleep(0.1)
+    raise SystemExit(f"bench: deployment {name} did not get running")
+
+
+def load(url, out, duration, sample_url=None, token=None, rate=400):
+    args = [DRIVER, "load", "--url", url, "--rate", str(rate), "--workers", "4", "--duration-s", str(duration),
+            "--out", out]
+    if sample_url:
+        args += ["--sample-url", sample_url, "--token", token]
+    return subprocess.Popen(args, stdout=subprocess.PIPE)
+
+
+def bench_rolling(srv):
+    rounds = max(3, REPEATS // 2 + 1)
+    log(f"endpoint during a rolling update under load (3 replicas, 400 req/s): {rounds} rounds")
+    name = "rolling"
+    srv.call("POST", f"/api/v2/deployments?cluster={CLUSTER}", deployment_body(name, "rollbench:v1", 3, "RollingUpdate"))
+    d = wait_running(srv, name)
+    url = d["urls"][0].rstrip("/") + "/"
+    sample = f"{srv.endpoint}/api/v2/deployments/{name}?cluster={CLUSTER}"
+    direct_p99, steady_p99, roll_p99, direct_p50, roll_p50, fails, reqs = [], [], [], [], [], 0, 0
+    durations, picture = [], None
+    for k in range(rounds):
+        port = replica_port(srv, name)
+        if not port:
+            raise SystemExit("bench: no ready replica port found in state.db")
+        pre = os.path.join(WORK, f"direct-{k}")
+        load(f"http://127.0.0.1:{port}/", pre, 6).communicate()
+        j = json.load(open(pre + ".json"))
+        direct_p99.append(j["p99_us"] / 1000)
+        direct_p50.append(j["p50_us"] / 1000)
+        pre = os.path.join(WORK, f"steady-{k}")
+        load(url, pre, 6).communicate()
+        steady_p99.append(json.load(open(pre + ".json"))["p99_us"] / 1000)
+        pre = os.path.join(WORK, f"rolling-{k}")
+        lp = load(url, pre, 12, sample, srv.token)
+        time.sleep(2.0)
+        t_update = time.time()
+        body = deployment_body(name, f"rollbench:v{k + 2}", 3, "RollingUpdate")
+        body.pop("name")
+        srv.call("PUT", f"/api/v2/deployments/{name}?cluster={CLUSTER}", body)
+        lp.communicate()
+        j = json.load(open(pre + ".json"))
+        roll_p99.append(j["p99_us"] / 1000)
+        roll_p50.append(j["p50_us"] / 1000)
+        fails += j["failures"]
+        reqs += j["requests"]
+        t_up = (t_update * 1000 - j["start_unix_ms"]) / 1000
+        samples = list(csv.DictReader(open(pre + ".samples.csv")))
+        done = [float(s["t_ms"]) / 1000 for s in samples if s["phase"] == "complete" and float(s["t_ms"]) / 1000 > t_up + 0.2
+                and int(s["updated"]) == int(s["desired"])]
+        if done:
+            durations.append(done[0] - t_up)
+        if picture is None:
+            picture = (pre, t_up, j)
+        wait_running(srv, name)
+    results["rolling"] = {"direct_p99": med(direct_p99), "direct_p50": med(direct_p50), "steady_p99": med(steady_p99),
+                          "rolling_p99": med(roll_p99), "rolling_p50": med(roll_p50), "failures": fails,
+                          "requests": reqs, "rollout_s": med(durations), "rounds": rounds,
+                          "added_p99": med([r - d for r, d in zip(roll_p99, direct_p99)])}
+    draw(*picture)
+
+
+def draw(pre, t_up, summary):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    s = list(csv.DictReader(open(pre + ".samples.csv")))
+    r = list(csv.DictReader(open(pre + ".requests.csv")))
+    st = [float(x["t_ms"]) / 1000 for x in s]
+    new = [int(x["updated"]) for x in s]
+    old = [max(0, int(x["ready"]) - int(x["updated"])) for x in s]
+    # before the update, every ready replica runs the revision then current ("old")
+    old = [o if t >= t_up else int(x["ready"]) for o, t, x in zip(old, st, s)]
+    new = [n if t >= t_up else 0 for n, t in zip(new, st)]
+    rt = [float(x["t_ms"]) / 1000 for x in r]
+    ok = [int(x["ok"]) * 10 for x in r]
+    bad = [int(x["failed"]) * 10 for x in r]
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, gridspec_kw={"height_ratios": [1, 1]})
+    a1.step(st, old, where="post", label="old revision (ready)", color="#888888", linewidth=2)
+    a1.step(st, new, where="post", label="new revision (ready)", color="#1f77b4", linewidth=2)
+    a1.axvline(t_up, color="#d62728", linestyle="--", linewidth=1, label="update submitted")
+    a1.set_ylabel("ready replicas")
+    a1.set_ylim(-0.2, max(old + new + [3]) + 1.2)
+    a1.legend(loc="upper right", fontsize=8)
+    a1.set_title("bentocloud-local: RollingUpdate of 3 replicas under 400 req/s through the endpoint")
+    a2.plot(rt, ok, label="successful req/s", color="#2ca02c")
+    a2.plot(rt, bad, label=f"failed req/s (total {summary['failures']})", color="#d62728")
+    a2.axvline(t_up, color="#d62728", linestyle="--", linewidth=1)
+    a2.set_ylabel("requests per second")
+    a2.set_xlabel(f"seconds (p50 {summary['p50_us'] / 1000:.2f} ms, p99 {summary['p99_us'] / 1000:.2f} ms over the run)")
+    a2.set_ylim(bottom=0)
+    a2.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    out = os.path.join(ROOT, IMAGE_REL)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    fig.savefig(out, dpi=100)
+    log(f"wrote {IMAGE_REL}")
+
+
+# ------------------------------------------------------------------------------------------
+# Report
+
+
+def fmt_s(x):
+    return f"{x:.3f} s" if x == x else "n/a"
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a == a and b == b and b else "n/a"
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+    except OSError:
+        pass
+    tfv = subprocess.run([TF, "version"], stdout=subprocess.PIPE).stdout.decode().splitlines()[0]
+    rustc = subprocess.run(["rustc", "--version"], stdout=subprocess.PIPE).stdout.decode().strip()
+    load1 = open("/proc/loadavg").read().split()[0]
+    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), {mem} memory; "
+            f"{tfv}; {rustc}; bentoml {bentoml_version()}; load average at the end {load1}")
+
+
+def bentoml_version():
+    try:
+        p = subprocess.run([BENTOML, "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        return p.stdout.decode().strip().split()[-1]
+    except Exception:
+        return "?"
+
+
+def report(started):
+    R = results
+    rows = []
+    p1, pN = R["plan_1"], R[f"plan_{FLEET}"]
+    rq = R["requests"]
+    rows.append(("`terraform plan` (refresh), 1 deployment", fmt_s(p1["bentocloud"]), f"null provider, 1 resource: {fmt_s(p1['null'])}",
+                 ratio(p1["bentocloud"], p1["null"]), "-", "-"))
+    rows.append((f"`terraform plan` (refresh), {FLEET} deployments", fmt_s(pN["bentocloud"]),
+                 f"null provider, {FLEET} resources: {fmt_s(pN['null'])}", ratio(pN["bentocloud"], pN["null"]),
+                 f"<= 0.8x, with {FLEET} reads ({rq['deployment_reads']} made)",
+                 verdict(pN["bentocloud"] <= 0.8 * pN["null"] and rq["deployment_reads"] == FLEET)))
+    h = R["handshake"]
+    rows.append(("provider start to handshake", f"{h['bentocloud']:.1f} ms", f"null provider: {h['null']:.1f} ms",
+                 ratio(h["bentocloud"], h["null"]), "<= 10 ms", verdict(h["bentocloud"] <= 10)))
+    m = R["mem_plan"]
+    rows.append((f"provider peak memory per process ({FLEET}-deployment plan)", f"{m['bentocloud']:.1f} MB",
+                 f"null provider: {m['null']:.1f} MB", ratio(m["bentocloud"], m["null"]), "<= 10 MB",
+                 verdict(m["bentocloud"] <= 10)))
+    w = R["wait"]
+    rows.append(("rollout completion seen by `apply` after the server reports it", fmt_s(w["bentocloud"]),
+                 f"`bentoml deployment create --wait`: {fmt_s(w['bentoml'])}", ratio(w["bentocloud"], w["bentoml"]),
+                 "median <= 0.5 s", verdict(w["bentocloud"] <= 0.5)))
+    rows.append(("requests per second per waiting deployment", f"{w['rate']:.2f} req/s", "-", "-", "<= 2 req/s",
+                 verdict(w["rate"] <= 2)))
+    li = R["list"]
+    rows.append((f"data source over {LIST_N} deployments (`terraform plan`)", fmt_s(li["bentocloud"]),
+                 f"`bentoml deployment list`: {fmt_s(li['bentoml'])}", ratio(li["bentocloud"], li["bentoml"]), "<= 2 s",
+                 verdict(li["bentocloud"] <= 2 and li["seen"] == LIST_N)))
+    rows.append((f"provider peak memory, data source over {LIST_N}", f"{li['mem']:.1f} MB", "-", "-", "<= 50 MB",
+                 verdict(li["mem"] <= 50)))
+    rows.append(("API requests per refresh", f"{rq['deployment_reads'] / FLEET:.2f} reads per deployment "
+                 f"({rq['deployment_reads']} reads of {rq['deployments_read']} deployments, {rq['total']} requests in all)",
+                 "-", "-", "exactly 1", verdict(rq["deployment_reads"] == FLEET and rq["max_reads_one"] == 1)))
+    ro = R["rolling"]
+    rows.append(("`bentocloud-local` endpoint during a rolling update under load: failed requests",
+                 f"{ro['failures']} of {ro['requests']}", "-", "-", "0", verdict(ro["failures"] == 0)))
+    rows.append(("... p99 latency (added over direct)", f"{ro['rolling_p99']:.2f} ms (+{ro['added_p99']:.2f} ms)",
+                 f"direct to one replica: {ro['direct_p99']:.2f} ms", ratio(ro["rolling_p99"], ro["direct_p99"]),
+                 "added <= 2 ms", verdict(ro["added_p99"] <= 2)))
+
+    head = "| Figure | bentocloud | Baseline | Ratio | Target | Verdict |\n|---|---|---|---|---|---|\n"
+    table = head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+    details = []
+    details.append(f"- plan runs (s), bentocloud {FLEET}: {', '.join(f'{x:.2f}' for x in pN['runs_bc'])}; "
+                   f"null {FLEET}: {', '.join(f'{x:.2f}' for x in pN['runs_null'])}")
+    details.append(f"- plan runs (s), bentocloud 1: {', '.join(f'{x:.2f}' for x in p1['runs_bc'])}; "
+                   f"null 1: {', '.join(f'{x:.2f}' for x in p1['runs_null'])}")
+    details.append(f"- requests of one {FLEET}-deployment refresh other than the deployment reads: "
+                   f"{'; '.join(rq['other']) or 'none'}")
+    details.append(f"- handshake lines: bentocloud `{h['bentocloud_line']}`, null `{h['null_line']}`")
+    details.append(f"- rollout wait: completion-to-exit of `terraform apply` per run (s): "
+                   f"{', '.join(f'{x:.2f}' for x in w['runs_bc'])}; the provider's last poll came "
+                   f"{w['bentocloud_seen']:.3f} s (median) after the server reported `running`; "
+                   f"`bentoml` per run: {', '.join(f'{x:.2f}' for x in w['runs_bml'])}; provider polls per second "
+                   f"while waiting: {', '.join(f'{x:.2f}' for x in w['rates'])}")
+    details.append(f"- data source: {li['seen']} deployments seen by Terraform, {li['bml_seen']} by bentoml; "
+                   f"{li['pages']} list requests, first to last {li['read_span']:.3f} s (the read itself; the rest of "
+                   f"the plan time is Terraform and provider start-up)")
+    details.append(f"- rolling update: {ro['rounds']} rounds of 12 s at 400 req/s (4 keep-alive connections), update "
+                   f"submitted at 2 s; rollout took {ro['rollout_s']:.2f} s (median); p50 direct "
+                   f"{ro['direct_p50']:.2f} ms, through the endpoint during the rollout {ro['rolling_p50']:.2f} ms; "
+                   f"p99 through the endpoint without a rollout {ro['steady_p99']:.2f} ms")
+    text = f"""# Benchmarks
+
+Produced by `{CMDLINE}` (see the README, "Benchmarks"); {started}, {REPEATS} repeats per figure unless said
+otherwise, values are medians. Absolute times are this machine's; the ratios are what should hold elsewhere.
+
+Machine: {machine()}.
+
+{table}
+Details:
+
+{chr(10).join(details)}
+
+How each figure is taken:
+
+- **plan**: `terraform plan` wall time over a state of N `bentocloud_deployment` (created by `terraform apply`, real
+  replicas running on a `bentocloud-local`) against N `null_resource` of the Go null provider {NULL_VERSION}, both
+  installed from one filesystem mirror, runs alternating.
+- **handshake**: `bentocloud-bench handshake` starts the binary with Terraform's magic cookie and times the first
+  stdout line (30 starts, median).
+- **memory**: the same plans with each provider binary wrapped in `/usr/bin/time -f %M`; the largest of all provider
+  processes in a plan, median of 3 plans.
+- **rollout wait**: a watcher polls the server every 10 ms and notes when it first reports the new deployment
+  `running`; the figure is from then to the exit of `terraform apply` (create, waiting for the rollout) or of
+  `bentoml deployment create --wait`. Polls per second come from the provider's DEBUG log (`bentocloud::client`).
+- **data source**: `terraform plan` of a configuration holding only `data "bentocloud_deployments"` against a server
+  with {LIST_N} deployments (its reconciler paused: no replica processes), against `bentoml deployment list -o json`.
+- **requests per refresh**: one `TF_LOG_PROVIDER=DEBUG` plan, requests counted per method and path.
+- **endpoint**: `bentocloud-bench load` (paced GETs, keep-alive) directly to one replica's port, then through the
+  deployment's endpoint while `PUT /api/v2/deployments/...` changes the bento (RollingUpdate, 3 replicas).
+
+![One rolling update under load]({IMAGE_REL})
+"""
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+        f.write(text)
+    print(table)
+    print("\n".join(details))
+
+
+def main():
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if os.path.exists(WORK):
+        shutil.rmtree(WORK)
+    os.makedirs(WORK)
+    wrap = os.path.join(WORK, "rss")
+    os.makedirs(wrap)
+    m1 = mirror(os.path.join(WORK, "mirror"))
+    m2 = mirror(os.path.join(WORK, "mirror-mem"), wrap)
+    cli = cli_config(os.path.join(WORK, "terraformrc"), m1)
+    cli_mem = cli_config(os.path.join(WORK, "terraformrc-mem"), m2)
+    try:
+        bench_handshake()
+        live = Server("live", {})
+        bench_wait(live, cli)
+        bench_rolling(live)
+        live.stop()
+        fleet = Server("fleet", {"tick_ms": 1000, "probe_ms": 1000})
+        bench_plans(fleet, cli, cli_mem, wrap)
+        fleet.stop()
+        bench_list(cli, cli_mem, wrap)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    with open(os.path.join(WORK, "results.json"), "w") as f:
+        json.dump(results, f, indent=1, default=str)
+    report(started)
+
+
+if __name__ == "__main__":
+    main()
