@@ -127,6 +127,37 @@ setup_bentoml() {
 setup_bentoml
 # ----------------------------------------------------------------------------------------------
 
+# --- chromium (headless browser; tests/web_ui.rs drives the bentocloud-local web page) --------
+# Debian's `chromium` package, at /usr/bin/chromium. Installed with apt-get when missing (CI
+# runs as root on Debian); any failure is fatal, the test never skips.
+CHROMIUM="/usr/bin/chromium"
+setup_chromium() {
+    if [ ! -x "$CHROMIUM" ]; then
+        command -v apt-get >/dev/null 2>&1 \
+            || die "$CHROMIUM is missing and apt-get is not available: install Debian's chromium package"
+        local sudo=""
+        if [ "$(id -u)" != 0 ]; then
+            command -v sudo >/dev/null 2>&1 \
+                || die "$CHROMIUM is missing: run as root (or with sudo) to apt-get install chromium"
+            sudo="sudo"
+        fi
+        say "installing chromium with apt-get"
+        $sudo apt-get update -q >&2 || die "apt-get update failed (needed to install chromium)"
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >&2 \
+            || die "apt-get install chromium failed"
+        [ -x "$CHROMIUM" ] || die "apt-get installed chromium but $CHROMIUM does not exist"
+    fi
+    local v
+    v="$("$CHROMIUM" --version 2>/dev/null || true)"
+    case "$v" in
+        Chromium*) ;;
+        *) die "\`$CHROMIUM --version\` does not work (says: $v)" ;;
+    esac
+    say "chromium   $CHROMIUM ($v)"
+}
+setup_chromium
+# ----------------------------------------------------------------------------------------------
+
 # Run as a script: print the exports so `eval "$(bash scripts/setup.sh)"` also works.
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     printf 'export PROTOC=%q\nexport BENTOCLOUD_TF_1_0=%q\nexport BENTOCLOUD_TF_1_11=%q\n' \

@@ -10,7 +10,7 @@
 //! rows), [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
 //! autoscaling), [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
 //! [`render`] (rows to `crate::api` documents), [`query`] (list filters), [`http`] (routes,
-//! auth, body limits), [`error`] (the `{"error": ...}` responses).
+//! auth, body limits), [`error`] (the `{"error": ...}` responses), [`ui`] (the web page at `/`).
 
 pub mod config;
 pub mod deployments;
@@ -21,6 +21,7 @@ pub mod query;
 pub mod reconcile;
 pub mod render;
 pub mod store;
+pub mod ui;
 
 use std::future::Future;
 use std::net::SocketAddr;

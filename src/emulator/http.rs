@@ -123,6 +123,8 @@ pub fn app(state: AppState) -> Router {
         .route("/endpoints/:org/:cluster/:name/", any(endpoint_root))
         .route("/endpoints/:org/:cluster/:name/*rest", any(endpoint))
         .route("/healthz", get(|| async { ok(json!({"status": "ok"})) }))
+        // The web page holds no data (it asks for the token itself), so it needs none.
+        .route("/", get(super::ui::index))
         .fallback(fallback)
         .layer(middleware::from_fn(json_errors))
         .with_state(state)
