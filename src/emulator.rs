@@ -15,6 +15,7 @@
 pub mod config;
 pub mod deployments;
 pub mod error;
+pub mod faults;
 pub mod fleet;
 pub mod http;
 pub mod query;
@@ -95,6 +96,8 @@ pub struct AppState {
     pub(crate) base_url: String,
     pub(crate) fleet: Arc<fleet::Fleet>,
     pub(crate) timing: config::Timing,
+    /// Injected faults on the API routes (off unless configured, see [`faults`]).
+    pub(crate) faults: Arc<faults::Faults>,
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
@@ -135,6 +138,7 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
         base_url: endpoint.clone(),
         fleet: Arc::new(fleet::Fleet::new(cfg.platform.timing.clone())),
         timing: cfg.platform.timing.clone(),
+        faults: Arc::new(faults::Faults::default()),
     };
     Ok((
         state,

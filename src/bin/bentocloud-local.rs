@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use bentocloud::emulator::faults::{FaultConfig, FaultKind, FaultRule, PhaseSpec};
 use bentocloud::emulator::{self, Config, PlatformConfig, RegisterBento};
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,8 @@ enum Cmd {
 }
 
 #[derive(clap::Args)]
+// A repeated flag keeps its last value (so a wrapper can override e.g. `--listen`).
+#[command(args_override_self = true)]
 struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the real address is printed and
     /// written to DIR/endpoint).
@@ -51,6 +54,21 @@ struct ServeArgs {
     /// JSON or YAML file defining clusters, instance types and timings.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Inject faults on the API routes (repeatable; the first matching rule decides), e.g.
+    /// "on=POST:/api/v2/deployments rate=0.3 kinds=500,502,503,429,latency,drop phase=both".
+    /// Keys: on (all | METHOD | PREFIX | METHOD:PREFIX), rate (0..1), kinds (5xx codes, 429,
+    /// latency, drop, abort), phase (before | after | both), latency_ms, retry_after, skip,
+    /// limit. Off by default; also settable at run time with PUT /api/local/v1/faults.
+    #[arg(long = "fault", value_name = "RULE", action = clap::ArgAction::Append)]
+    faults: Vec<String>,
+    /// Seed of the fault decisions (deterministic in request order); default random.
+    #[arg(long)]
+    fault_seed: Option<u64>,
+    /// Abort the process (like kill -9) after this many API requests were answered: the
+    /// request after them is processed and committed, then the process dies without answering
+    /// (checked before the --fault rules). The process id is in DIR/pid.
+    #[arg(long, value_name = "N")]
+    exit_after_requests: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -139,10 +157,18 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let (state, s) = emulator::prepare(&cfg, addr)?;
+    let faults = fault_config(&a.faults, a.fault_seed, a.exit_after_requests)?;
+    if !faults.is_off() {
+        println!("fault injection on: {} rule(s)", faults.rules.len());
+    }
+    state.faults().set(faults)?;
+    // For tools that kill the server (e.g. kill -9 in tests) without knowing how it started.
+    let pid_file = cfg.data_dir.join("pid");
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .map_err(|e| format!("cannot write {}: {e}", pid_file.display()))?;
     println!("bentocloud-local listening on {}", s.endpoint);
     println!("organization: {}", s.organization);
     println!("api token:    {}", s.token);
-    println!("web UI:       {}", emulator::ui::url(&s.endpoint, &s.token));
     println!(
         "(also written to {}/endpoint and {}/token)",
         cfg.data_dir.display(),
@@ -160,6 +186,30 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
     emulator::run(listener, state, shutdown_signal()).await?;
     println!("bentocloud-local stopped");
     Ok(())
+}
+
+fn fault_config(
+    rules: &[String],
+    seed: Option<u64>,
+    exit_after: Option<u64>,
+) -> Result<FaultConfig, String> {
+    let mut cfg = FaultConfig {
+        seed,
+        rules: Vec::new(),
+    };
+    if let Some(n) = exit_after {
+        cfg.rules.push(FaultRule {
+            faults: vec![FaultKind::Abort],
+            phase: PhaseSpec::After,
+            skip: n,
+            ..FaultRule::default()
+        });
+    }
+    for r in rules {
+        cfg.rules.push(FaultRule::parse(r)?);
+    }
+    cfg.validate()?;
+    Ok(cfg)
 }
 
 async fn add_bento(a: AddBentoArgs) -> Result<(), String> {

@@ -114,8 +114,19 @@ pub fn app(state: AppState) -> Router {
             get(get_secret).patch(update_secret).delete(delete_secret),
         )
         .route("/api/local/v1/bentos", post(register_bento))
+        .route(
+            super::faults::ADMIN_PATH,
+            get(super::faults::get_faults)
+                .put(super::faults::put_faults)
+                .delete(super::faults::delete_faults),
+        )
         .route("/ws/v2/deployments/:name/pods", get(deployment_pods_ws))
         .route("/ws/v1/clusters/:cluster/pods", get(builder_pods_ws))
+        // Inner layer: faults apply to authenticated requests only.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::faults::layer,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .merge(api)
