@@ -169,6 +169,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
     println!("bentocloud-local listening on {}", s.endpoint);
     println!("organization: {}", s.organization);
     println!("api token:    {}", s.token);
+    println!("web UI:       {}", emulator::ui::url(&s.endpoint, &s.token));
     println!(
         "(also written to {}/endpoint and {}/token)",
         cfg.data_dir.display(),
