@@ -565,7 +565,14 @@ impl Resource for DeploymentResource {
         if !plan::needs_api_update(&prior_state, &planned_state)
             && !plan::resubmit_failed(&prior_state)
         {
-            return Some((planned_state, planned_private_state));
+            if !plan::rollout_pending(&prior_state) {
+                return Some((planned_state, planned_private_state));
+            }
+            let configured = self.shared.configured(diags)?;
+            return Some((
+                self.resume_rollout(diags, &configured, planned_state).await,
+                planned_private_state,
+            ));
         }
         let configured = self.shared.configured(diags)?;
         self.apply_update(diags, &configured, prior_state, planned_state)
@@ -669,6 +676,51 @@ impl Resource for DeploymentResource {
 }
 
 impl DeploymentResource {
+    /// A previous apply was interrupted or timed out while the server rolled out: wait for the
+    /// server's latest revision (no new revision is submitted).
+    async fn resume_rollout(
+        &self,
+        diags: &mut Diagnostics,
+        configured: &Configured,
+        planned: DeploymentState,
+    ) -> DeploymentState {
+        let client = &configured.client;
+        let Some((cluster, name)) = locate(&planned) else {
+            return planned;
+        };
+        let id = format!("{cluster}/{name}");
+        let current = match client.get_deployment(&cluster, &name).await {
+            Ok(d) => d,
+            Err(e) => {
+                diag::api_error(diags, &format!("Cannot read deployment {id}"), &e, None);
+                return planned;
+            }
+        };
+        if planned.wait_for_rollout == Value::Value(false) {
+            return convert::state_from_server(&current, &planned, false);
+        }
+        let revision = current.revision_uid().unwrap_or_default().to_string();
+        tracing::info!("resuming the wait for deployment {id} revision {revision}");
+        match wait_for(
+            client,
+            &cluster,
+            &name,
+            &revision,
+            &planned,
+            "update",
+            self.shared.cancellation(),
+        )
+        .await
+        {
+            Ok(d) => convert::state_from_server(&d, &planned, false),
+            Err(e) => {
+                diag::wait_error(diags, "the rollout", &id, &e);
+                let seen = last_seen(&e).unwrap_or(current);
+                convert::state_from_server(&seen, &planned, false)
+            }
+        }
+    }
+
     async fn apply_update(
         &self,
         diags: &mut Diagnostics,

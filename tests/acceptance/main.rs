@@ -85,3 +85,21 @@ tf_test!(
     multi_service_blocks_tf1_11,
     multi_service_blocks_tf1_0
 );
+
+mod shipping;
+
+tf_test!(
+    shipping::every_example_applies,
+    every_example_applies_tf1_11,
+    every_example_applies_tf1_0
+);
+tf_test!(
+    shipping::release_zip_installs_from_a_filesystem_mirror,
+    release_zip_installs_from_a_filesystem_mirror_tf1_11,
+    release_zip_installs_from_a_filesystem_mirror_tf1_0
+);
+tf_test!(
+    shipping::bentoml_login_context_needs_no_provider_configuration,
+    bentoml_login_context_needs_no_provider_configuration_tf1_11,
+    bentoml_login_context_needs_no_provider_configuration_tf1_0
+);

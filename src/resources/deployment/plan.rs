@@ -309,6 +309,15 @@ pub fn resubmit_failed(prior: &DeploymentState) -> bool {
     )
 }
 
+/// Whether the last apply left a rollout in progress (interrupted or timed out): the next apply
+/// resumes waiting for it instead of reporting "no changes" while the server still rolls out.
+pub fn rollout_pending(prior: &DeploymentState) -> bool {
+    matches!(
+        prior.status.as_ref_option().map(String::as_str),
+        Some("deploying") | Some("image-building") | Some("image-build-succeeded")
+    )
+}
+
 /// Planned state of an update, and the attributes that force replacement.
 pub fn plan_update(
     prior: &DeploymentState,
@@ -360,7 +369,11 @@ pub fn plan_update(
             p.cluster = prior.cluster.clone();
         }
     }
-    if needs_api_update(prior, &p) || resubmit_failed(prior) || !replace.is_empty() {
+    if needs_api_update(prior, &p)
+        || resubmit_failed(prior)
+        || rollout_pending(prior)
+        || !replace.is_empty()
+    {
         for computed in [
             &mut p.status,
             &mut p.revision,
@@ -495,6 +508,19 @@ mod tests {
         assert!(p.status.is_unknown() && p.revision.is_unknown());
         assert!(resubmit_failed(&prior));
         assert!(!resubmit_failed(&base()));
+    }
+
+    #[test]
+    fn an_interrupted_rollout_is_waited_for_by_the_next_apply() {
+        let mut prior = base();
+        prior.status = v("deploying".into());
+        let (p, _) = plan_update(&prior, &prior, &prior);
+        assert!(p.status.is_unknown());
+        assert!(rollout_pending(&prior) && !resubmit_failed(&prior));
+        assert!(
+            !needs_api_update(&prior, &p),
+            "no new revision is submitted"
+        );
     }
 
     #[test]

@@ -1,0 +1,285 @@
+//! What users get from the Registry and the README: every example applies against
+//! `bentocloud-local`, the release zip installs from a filesystem mirror, and a user logged in
+//! with the bentoml CLI needs no provider configuration.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::harness::{Server, Spec, Tf, TfVersion};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+const PROVIDER_BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-bentocloud");
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for e in fs::read_dir(from).expect("read examples").flatten() {
+        let p = e.path();
+        let dest = to.join(e.file_name());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            fs::copy(&p, &dest).expect("copy example file");
+        }
+    }
+}
+
+const REQUIRED_PROVIDERS: &str = r#"terraform {
+  required_providers {
+    bentocloud = {
+      source = "bentocloud/bentocloud"
+    }
+  }
+}
+
+provider "bentocloud" {}
+"#;
+
+/// Copies every example into the Terraform working directory of `tf` and returns the
+/// directories that are root configurations (they get `required_providers` when the example
+/// leaves it to the reader's own configuration).
+fn example_roots(tf: &Tf) -> Vec<PathBuf> {
+    let dst = tf.dir.path().join("examples");
+    copy_dir(&Path::new(REPO).join("examples"), &dst);
+    let mut roots = vec![
+        dst.join("provider"),
+        dst.join("resources/bentocloud_deployment"),
+        dst.join("data-sources/bentocloud_deployment"),
+        dst.join("data-sources/bentocloud_deployments"),
+        dst.join("module-usage"),
+    ];
+    for r in &roots {
+        let has_block = fs::read_dir(r)
+            .expect("example dir")
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
+            .any(|e| {
+                fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .contains("required_providers")
+            });
+        if !has_block {
+            fs::write(r.join("providers_test.tf"), REQUIRED_PROVIDERS).expect("write providers");
+        }
+    }
+    roots.retain(|r| r.is_dir());
+    roots
+}
+
+/// Every example in `examples/` applies, plans empty afterwards and destroys cleanly.
+pub fn every_example_applies(version: TfVersion) {
+    let server = Server::start();
+    // What the examples refer to and do not create themselves.
+    server.create_secret("hf-token", "HF_TOKEN", "not-a-real-token");
+    server.create_deployment(
+        "local-east",
+        &Spec::new("llm-gateway", "llm_gateway:v1").create_request(),
+    );
+    let before = server.all_deployment_ids();
+    let tf = Tf::new(version, &server);
+    for root in example_roots(&tf) {
+        let dir = root.to_string_lossy().to_string();
+        let chdir = format!("-chdir={dir}");
+        tf.run_ok(&[&chdir, "init", "-input=false", "-no-color"]);
+        tf.run_ok(&[
+            &chdir,
+            "apply",
+            "-input=false",
+            "-no-color",
+            "-auto-approve",
+        ]);
+        let (code, out) = {
+            let out = tf.run(&[
+                &chdir,
+                "plan",
+                "-input=false",
+                "-no-color",
+                "-detailed-exitcode",
+            ]);
+            (out.code, out)
+        };
+        assert_eq!(
+            code,
+            0,
+            "example {dir} plans changes after apply:\n{}",
+            out.describe()
+        );
+        tf.run_ok(&[
+            &chdir,
+            "destroy",
+            "-input=false",
+            "-no-color",
+            "-auto-approve",
+        ]);
+        assert_eq!(
+            server.all_deployment_ids(),
+            before,
+            "example {dir} left deployments behind after destroy"
+        );
+    }
+}
+
+fn sha256_sums(dir: &Path) -> String {
+    fs::read_dir(dir)
+        .expect("release dir")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with("_SHA256SUMS"))
+        .map(|e| fs::read_to_string(e.path()).expect("read sums"))
+        .expect("release wrote a SHA256SUMS file")
+}
+
+fn sha256_hex(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "sha256sum {} failed", path.display());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("sha256sum output")
+        .to_string()
+}
+
+/// base64(sha256(bytes)), through coreutils (no hashing crate needed for one test).
+fn base64_of_sha256(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("sha256sum | cut -d' ' -f1 | xxd -r -p | base64 -w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(bytes)
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The release command's zip, installed from a packed filesystem mirror, inits and applies;
+/// SHA256SUMS lists the mirrored zip, and the lock file records the packaged binary.
+pub fn release_zip_installs_from_a_filesystem_mirror(version: TfVersion) {
+    let server = Server::start();
+    let tf = Tf::new(version, &server);
+    let out = tf.dir.path().join("release");
+    let status = Command::new("bash")
+        .arg(Path::new(REPO).join("scripts/release.sh"))
+        .arg(&out)
+        .env("RELEASE_BINARY", PROVIDER_BIN)
+        .status()
+        .expect("run scripts/release.sh");
+    assert!(status.success(), "scripts/release.sh failed");
+    let sums = sha256_sums(&out);
+    let zip_line = sums
+        .lines()
+        .find(|l| l.ends_with("_linux_amd64.zip"))
+        .unwrap_or_else(|| panic!("no linux_amd64 zip in SHA256SUMS:\n{sums}"));
+    assert!(
+        sums.contains("_manifest.json"),
+        "manifest missing from SHA256SUMS:\n{sums}"
+    );
+    let zip_sha = zip_line.split_whitespace().next().expect("sha").to_string();
+
+    let rc = tf.dir.path().join("release.tfrc");
+    fs::write(
+        &rc,
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"registry.terraform.io/bentocloud/bentocloud\"]\n  }}\n  direct {{\n    exclude = [\"registry.terraform.io/bentocloud/bentocloud\"]\n  }}\n}}\n",
+            out.join("mirror").display()
+        ),
+    )
+    .expect("write cli config");
+    let mut tf = tf;
+    tf.env.push((
+        "TF_CLI_CONFIG_FILE".into(),
+        rc.to_string_lossy().to_string(),
+    ));
+    tf.write(
+        r#"resource "bentocloud_deployment" "from_zip" {
+  name  = "from-zip"
+  bento = "iris:v1"
+}
+"#,
+    );
+    tf.init();
+    // The zip listed in SHA256SUMS is the one in the mirror, and Terraform installed exactly
+    // it: its lock file's h1: hash is the dirhash of the zip's single file.
+    let zip = fs::read_dir(out.join("mirror/registry.terraform.io/bentocloud/bentocloud"))
+        .expect("mirror dir")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".zip"))
+        .expect("zip in the mirror")
+        .path();
+    assert_eq!(
+        sha256_hex(&zip),
+        zip_sha,
+        "SHA256SUMS does not match the mirrored zip"
+    );
+    let entry = "terraform-provider-bentocloud_v0.1.0";
+    let summary = format!("{}  {entry}\n", sha256_hex(Path::new(PROVIDER_BIN)));
+    let h1 = format!("h1:{}", base64_of_sha256(summary.as_bytes()));
+    let lock = fs::read_to_string(tf.dir.path().join(".terraform.lock.hcl")).expect("lock file");
+    assert!(
+        lock.contains(&h1),
+        "lock file does not record the packaged binary's hash {h1}:\n{lock}"
+    );
+    tf.apply();
+    assert!(server.get_deployment("local-east", "from-zip").is_some());
+    tf.destroy();
+}
+
+/// With no provider attributes and no BENTO_CLOUD_* variables, the context saved by
+/// `bentoml cloud login` (`$BENTOML_HOME/.yatai.yaml`) is used.
+pub fn bentoml_login_context_needs_no_provider_configuration(version: TfVersion) {
+    let server = Server::start();
+    let mut tf = Tf::new(version, &server);
+    let home = tf.dir.path().join("bentoml-home");
+    fs::create_dir_all(&home).expect("mkdir");
+    fs::write(
+        home.join(".yatai.yaml"),
+        format!(
+            "contexts:\n- name: default\n  endpoint: {}\n  api_token: wrong-token\n  email: a@example.com\n- name: local\n  endpoint: {}\n  api_token: {}\n  email: a@example.com\ncurrent_context_name: local\n",
+            server.endpoint, server.endpoint, server.token
+        ),
+    )
+    .expect("write .yatai.yaml");
+    tf.env
+        .push(("BENTOML_HOME".into(), home.to_string_lossy().to_string()));
+    // Empty values count as unset, so only the context file can supply credentials.
+    tf.env.push(("BENTO_CLOUD_API_KEY".into(), String::new()));
+    tf.env
+        .push(("BENTO_CLOUD_API_ENDPOINT".into(), String::new()));
+    tf.write(
+        r#"resource "bentocloud_deployment" "ctx" {
+  name  = "from-context"
+  bento = "iris:v1"
+}
+"#,
+    );
+    tf.init();
+    tf.apply();
+    assert!(server
+        .get_deployment("local-east", "from-context")
+        .is_some());
+
+    // BENTOML_CLOUD_CONTEXT picks another context: its wrong token is rejected, by name.
+    tf.env
+        .push(("BENTOML_CLOUD_CONTEXT".into(), "default".into()));
+    let out = tf.run_err(&["plan", "-input=false", "-no-color"]);
+    // Terraform wraps diagnostics: compare with whitespace folded.
+    let text = format!("{}{}", out.stdout, out.stderr)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("rejected the API key") && text.contains("bentoml CLI context"),
+        "expected a rejected-key error naming the context:\n{text}"
+    );
+    tf.env.pop();
+    tf.destroy();
+}
