@@ -29,6 +29,7 @@ macro_rules! tf_test {
 }
 
 mod rollouts;
+mod faults;
 
 tf_test!(
     lifecycle::create_then_empty_plan,
