@@ -45,6 +45,7 @@ IMAGE_REL = "docs/images/rolling-update.png"
 CLUSTER = "local-east"
 
 results = {}  # figure key -> dict
+errors = []  # stages that failed
 procs = []
 
 
@@ -227,6 +228,12 @@ resource "null_resource" "d" {{
 # Provider log parsing (TF_LOG_PROVIDER=DEBUG writes hclog JSON lines of target bentocloud::client)
 
 
+def debug_env(lp):
+    """The provider's DEBUG events as hclog JSON lines in `lp` (PLUGIN_LOG_FILE, appended by every
+    provider process); Terraform's own log goes beside it."""
+    return {"TF_LOG_PROVIDER": "DEBUG", "PLUGIN_LOG_FILE": lp, "TF_LOG_PATH": lp + ".terraform"}
+
+
 def client_requests(path):
     reqs = []
     with open(path, errors="replace") as f:
@@ -325,7 +332,7 @@ def bench_plans(srv, cli, cli_mem, wrap):
     lp = os.path.join(WORK, "plan-debug.log")
     if os.path.exists(lp):
         os.remove(lp)
-    bc.plan(extra_env={"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": lp})
+    bc.plan(extra_env=debug_env(lp))
     reqs = client_requests(lp)
     per = {}
     for r in reqs:
@@ -401,7 +408,7 @@ resource "bentocloud_deployment" "w" {{
         th = threading.Thread(target=watch, args=(name, stop, out))
         th.start()
         el, _ = tfd.run("apply", "-input=false", "-no-color", "-auto-approve", "-var", f"name={name}",
-                        extra_env={"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": lp})
+                        extra_env=debug_env(lp))
         t_exit = time.time()
         stop.set()
         th.join()
@@ -484,7 +491,7 @@ output "count" {
     lp = os.path.join(WORK, "list-debug.log")
     if os.path.exists(lp):
         os.remove(lp)
-    d.plan(extra_env={"TF_LOG_PROVIDER": "DEBUG", "TF_LOG_PATH": lp})
+    d.plan(extra_env=debug_env(lp))
     reqs = [r for r in client_requests(lp) if r["path"] == "/api/v2/deployments"]
     read_s = (ts(reqs[-1]) - ts(reqs[0])) if len(reqs) >= 1 and ts(reqs[0]) else float("nan")
     results["list"] = {"bentocloud": med(tb), "bentoml": med(tm), "mem": med(mem), "seen": seen, "bml_seen": bml_n,
@@ -655,9 +662,24 @@ def bentoml_version():
         return "?"
 
 
+class Missing(dict):
+    """A figure of a stage that failed: numbers are nan, lists empty, texts empty."""
+
+    def __missing__(self, key):
+        if key.startswith(("runs", "rates", "other")):
+            return []
+        if key.endswith("_line"):
+            return ""
+        return float("nan")
+
+
 def report(started):
-    R = results
+    R = {k: Missing(v) for k, v in results.items()}
+    for k in ("plan_1", f"plan_{FLEET}", "requests", "handshake", "mem_plan", "wait", "list", "rolling"):
+        R.setdefault(k, Missing())
     rows = []
+    details = [f"- stage failed (its figures read nan): {e}" for e in errors]
+
     p1, pN = R["plan_1"], R[f"plan_{FLEET}"]
     rq = R["requests"]
     rows.append(("`terraform plan` (refresh), 1 deployment", fmt_s(p1["bentocloud"]), f"null provider, 1 resource: {fmt_s(p1['null'])}",
@@ -697,7 +719,6 @@ def report(started):
 
     head = "| Figure | bentocloud | Baseline | Ratio | Target | Verdict |\n|---|---|---|---|---|---|\n"
     table = head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
-    details = []
     details.append(f"- plan runs (s), bentocloud {FLEET}: {', '.join(f'{x:.2f}' for x in pN['runs_bc'])}; "
                    f"null {FLEET}: {', '.join(f'{x:.2f}' for x in pN['runs_null'])}")
     details.append(f"- plan runs (s), bentocloud 1: {', '.join(f'{x:.2f}' for x in p1['runs_bc'])}; "
@@ -766,16 +787,31 @@ def main():
     m2 = mirror(os.path.join(WORK, "mirror-mem"), wrap)
     cli = cli_config(os.path.join(WORK, "terraformrc"), m1)
     cli_mem = cli_config(os.path.join(WORK, "terraformrc-mem"), m2)
+    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+
+    def stage(name, fn, *args):
+        # A failing stage is reported and the others still run; its rows say "failed".
+        if only and name not in only:
+            return
+        try:
+            fn(*args)
+        except BaseException as e:  # noqa: BLE001 - SystemExit from helpers too
+            import traceback
+            traceback.print_exc()
+            errors.append(f"{name}: {e}")
+        with open(os.path.join(WORK, "results.json"), "w") as f:
+            json.dump(results, f, indent=1, default=str)
+
     try:
-        bench_handshake()
+        stage("handshake", bench_handshake)
         live = Server("live", {})
-        bench_wait(live, cli)
-        bench_rolling(live)
+        stage("wait", bench_wait, live, cli)
+        stage("rolling", bench_rolling, live)
         live.stop()
         fleet = Server("fleet", {"tick_ms": 1000, "probe_ms": 1000})
-        bench_plans(fleet, cli, cli_mem, wrap)
+        stage("plan", bench_plans, fleet, cli, cli_mem, wrap)
         fleet.stop()
-        bench_list(cli, cli_mem, wrap)
+        stage("list", bench_list, cli, cli_mem, wrap)
     finally:
         for p in procs:
             if p.poll() is None:

@@ -1,8 +1,8 @@
 //! `bentocloud-bench`: the measuring parts of `scripts/bench.sh` that need precise timing.
 //!
 //! - `handshake --bin PATH [--runs N]`: starts a Terraform provider binary the way Terraform
-//!   does (magic cookie, protocol 6) and times the start until its first stdout line (the
-//!   go-plugin handshake line); prints one JSON object with every run in milliseconds.
+//!   does (magic cookie, protocols "5,6" offered) and times the start until its first stdout
+//!   line (the go-plugin handshake line); prints one JSON object with every run in milliseconds.
 //! - `load --url URL --rate R --workers W --duration-s S --out PREFIX [--sample-url U --token T]`:
 //!   paced HTTP GETs at `R` requests/s over `W` keep-alive connections for `S` seconds; writes
 //!   `PREFIX.json` (counts, failures, latency percentiles in microseconds), `PREFIX.requests.csv`
@@ -95,7 +95,7 @@ fn handshake(args: &[String]) {
         let t0 = Instant::now();
         let mut child = Command::new(&bin)
             .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
-            .env("PLUGIN_PROTOCOL_VERSIONS", "6")
+            .env("PLUGIN_PROTOCOL_VERSIONS", "5,6")
             .env("PLUGIN_MIN_PORT", "10000")
             .env("PLUGIN_MAX_PORT", "25000")
             .stdin(Stdio::null())
