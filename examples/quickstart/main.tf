@@ -21,13 +21,14 @@ variable "bento_version" {
   default     = "v1"
 }
 
-provider "bentocloud" {
-  cluster = "local-east"
-}
+# No provider-level `cluster`: each deployment names its cluster, and the fleet data source
+# below (which defaults to the provider's `cluster` when one is set) lists every cluster.
+provider "bentocloud" {}
 
 resource "bentocloud_deployment" "iris" {
-  name  = "iris-classifier"
-  bento = "iris_classifier:${var.bento_version}"
+  name    = "iris-classifier"
+  cluster = "local-east"
+  bento   = "iris_classifier:${var.bento_version}"
 
   labels = {
     team = "quickstart"
