@@ -99,10 +99,14 @@ impl Store {
         f(&mut guard)
     }
 
-    /// Runs `f` inside one transaction, committed when `f` succeeds.
+    /// Runs `f` inside one transaction, committed when `f` succeeds. `BEGIN IMMEDIATE`: the
+    /// write lock is taken up front, where SQLite waits `busy_timeout` for another process
+    /// (`bentocloud-local tokens add` on a live data dir); a deferred transaction that reads
+    /// and then writes after the other process committed fails at once with "database is
+    /// locked" instead.
     pub fn tx<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)
