@@ -1,0 +1,840 @@
+//! The web page of `bentocloud-local` (`GET /`) in a real headless Chromium (Debian's
+//! `chromium` package at /usr/bin/chromium; `scripts/setup.sh` installs it). Never skipped:
+//! without Chromium the test fails and says how to install it.
+//!
+//! The server is the real binary (`bentocloud-local serve --listen 127.0.0.1:0`). The page is
+//! looked at two ways:
+//! - `--dump-dom` snapshots (a fresh page each, `--virtual-time-budget` lets it poll a few
+//!   times): the fleet table before, during and after a rollout;
+//! - one long-lived page driven over the DevTools protocol (`--remote-debugging-pipe`, file
+//!   descriptors 3 and 4, NUL-separated JSON): it is read every 250 ms of real time while the
+//!   rollouts run, so the test sees the same page move one deployment from rolling to
+//!   complete (progress bar advancing), another from rolling to failed (with the reason), and
+//!   its event log record the changes.
+//!
+//! Screenshots (`during-rollout.png` from `--screenshot`, `after-rollout.png` from the live
+//! page) are left in `$CARGO_TARGET_TMPDIR/web_ui/` for a human to look at.
+#![cfg(feature = "local")]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::Client;
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const BIN: &str = env!("CARGO_BIN_EXE_bentocloud-local");
+
+fn chromium() -> &'static str {
+    if !Path::new(CHROMIUM).exists() {
+        panic!(
+            "{CHROMIUM} is missing: the web UI test needs Debian's chromium package \
+             (run `bash scripts/setup.sh` as root, or `apt-get install -y chromium`)"
+        );
+    }
+    CHROMIUM
+}
+
+/// Flags for a quiet, isolated headless run (fresh profile per run).
+fn chromium_base(profile: &Path) -> Vec<String> {
+    [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--mute-audio",
+        "--hide-scrollbars",
+        "--window-size=1400,900",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([format!("--user-data-dir={}", profile.display())])
+    .collect()
+}
+
+// ---------------------------------------------------------------------------------- server
+
+struct Server {
+    child: Child,
+    endpoint: String,
+    token: String,
+    _dir: tempfile::TempDir,
+    http: Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .env_remove("BENTOCLOUD_LOCAL_API_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start bentocloud-local");
+        let mut child = child;
+        // The banner is printed once DIR/endpoint and DIR/token exist.
+        let stdout = child.stdout.take().expect("stdout");
+        let mut banner = String::new();
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let line = line.expect("read banner");
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.starts_with("bentoml CLI:") {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let read = |f: &str| {
+            std::fs::read_to_string(dir.path().join(f))
+                .unwrap_or_else(|e| panic!("{f} not written: {e}; banner:\n{banner}"))
+                .trim()
+                .to_string()
+        };
+        let srv = Server {
+            endpoint: read("endpoint"),
+            token: read("token"),
+            child,
+            _dir: dir,
+            http: Client::new(),
+        };
+        let ui = format!("web UI:       {}/#token={}", srv.endpoint, srv.token);
+        assert!(
+            banner.contains(&ui),
+            "the banner should print the UI URL with the token fragment ({ui}):\n{banner}"
+        );
+        srv
+    }
+
+    fn ui_url(&self) -> String {
+        format!("{}/#token={}", self.endpoint, self.token)
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.endpoint))
+            .header("X-YATAI-API-TOKEN", &self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        assert!(status.is_success(), "{method} {path}: {status}: {text}");
+        serde_json::from_str(&text).expect("json")
+    }
+
+    async fn deployment(&self, cluster: &str, name: &str) -> Value {
+        self.api(
+            reqwest::Method::GET,
+            &format!("/api/v2/deployments/{name}?cluster={cluster}"),
+            None,
+        )
+        .await
+    }
+
+    async fn wait_running(&self, cluster: &str, name: &str, bento: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let d = self.deployment(cluster, name).await;
+            let phase = d["rollout"]["phase"].as_str().unwrap_or("");
+            if d["status"] == "running" && phase == "complete" && bento_of(&d) == bento {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cluster}/{name} not running {bento} in time: {d}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn bento_of(d: &Value) -> String {
+    let b = &d["latest_revision"]["targets"][0]["bento"];
+    format!(
+        "{}:{}",
+        b["repository"]["name"].as_str().unwrap_or(""),
+        b["version"].as_str().unwrap_or("")
+    )
+}
+
+fn spec(bento: &str) -> Value {
+    json!({
+        "bento": bento,
+        "services": {"apiserver": {
+            "scaling": {"min_replicas": 3, "max_replicas": 3},
+            "deployment_strategy": "RollingUpdate",
+            "config_overrides": {}
+        }}
+    })
+}
+
+// ---------------------------------------------------------------------------------- --dump-dom
+
+fn temp_profile() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("chromium-profile-")
+        .tempdir()
+        .expect("profile dir")
+}
+
+/// Runs Chromium to completion with `extra` args (+ the URL); returns stdout.
+async fn run_chromium(extra: &[&str], url: &str) -> String {
+    let profile = temp_profile();
+    let mut cmd = tokio::process::Command::new(chromium());
+    cmd.args(chromium_base(profile.path()))
+        .args(extra)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
+        .await
+        .expect("chromium did not finish within 90 s")
+        .expect("run chromium");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "chromium failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The DOM after the page had 3 s of (virtual) time to poll.
+async fn dump_dom(url: &str) -> String {
+    let dom = run_chromium(&["--virtual-time-budget=3000", "--dump-dom"], url).await;
+    assert!(
+        dom.contains("<table id=\"fleet\""),
+        "not the UI page:\n{dom}"
+    );
+    dom
+}
+
+/// The `data-*` attributes of every `<tr class="deployment">` in a dumped DOM, by
+/// `data-deployment`.
+fn dom_rows(dom: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for (i, _) in dom.match_indices("<tr class=\"deployment\"") {
+        let tag = &dom[i..];
+        let tag = &tag[..tag.find('>').expect("end of tag")];
+        let attrs = attributes(tag);
+        let key = attrs.get("deployment").cloned().unwrap_or_default();
+        out.insert(key, attrs);
+    }
+    out
+}
+
+/// `data-KEY="VALUE"` pairs of one start tag (values as Chromium serialises them).
+fn attributes(tag: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut rest = tag;
+    while let Some(i) = rest.find(" data-") {
+        rest = &rest[i + 6..];
+        let Some(eq) = rest.find("=\"") else { break };
+        let key = rest[..eq].to_string();
+        rest = &rest[eq + 2..];
+        let Some(end) = rest.find('"') else { break };
+        out.insert(key, rest[..end].replace("&amp;", "&"));
+        rest = &rest[end + 1..];
+    }
+    out
+}
+
+/// The HTML of the `<tr>` of `key` (to check what is shown, not only the attributes).
+fn row_html<'a>(dom: &'a str, key: &str) -> &'a str {
+    let start = dom
+        .find(&format!("data-deployment=\"{key}\""))
+        .unwrap_or_else(|| panic!("no row {key} in:\n{dom}"));
+    let end = dom[start..].find("</tr>").expect("end of row") + start;
+    &dom[start..end]
+}
+
+fn num(attrs: &BTreeMap<String, String>, k: &str) -> u32 {
+    attrs
+        .get(k)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no numeric data-{k} in {attrs:?}"))
+}
+
+// ---------------------------------------------------------------------------------- DevTools
+
+/// One headless Chromium driven over `--remote-debugging-pipe` (it reads commands from fd 3
+/// and writes replies and events to fd 4, each a JSON text ended by NUL).
+struct Browser {
+    child: Child,
+    to: File,
+    from: mpsc::Receiver<Value>,
+    next_id: u64,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pipe() -> (i32, i32) {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a valid two-element array for pipe(2) to fill.
+    let rc = unsafe { libc::pipe(fds.as_mut_ptr()) };
+    assert_eq!(rc, 0, "pipe: {}", std::io::Error::last_os_error());
+    (fds[0], fds[1])
+}
+
+impl Browser {
+    fn launch(url: &str) -> Browser {
+        let profile = temp_profile();
+        let (cmd_r, cmd_w) = pipe(); // we write commands, Chromium reads fd 3
+        let (ev_r, ev_w) = pipe(); // Chromium writes fd 4, we read
+        let mut cmd = Command::new(chromium());
+        cmd.args(chromium_base(profile.path()))
+            .arg("--remote-debugging-pipe")
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Move both ends above 4 first, so dup2 onto 3 cannot clobber the other one.
+                let r = libc::fcntl(cmd_r, libc::F_DUPFD, 10);
+                let w = libc::fcntl(ev_w, libc::F_DUPFD, 10);
+                if r < 0 || w < 0 || libc::dup2(r, 3) < 0 || libc::dup2(w, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(r);
+                libc::close(w);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start chromium");
+        // SAFETY: the four descriptors come from pipe() above and are owned here; the child's
+        // ends are closed in this process once it has its copies.
+        let (to, from_file) = unsafe {
+            libc::close(cmd_r);
+            libc::close(ev_w);
+            (
+                <File as std::os::fd::FromRawFd>::from_raw_fd(cmd_w),
+                <File as std::os::fd::FromRawFd>::from_raw_fd(ev_r),
+            )
+        };
+        let (tx, from) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(from_file);
+            loop {
+                let mut buf = Vec::new();
+                match r.read_until(0, &mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        buf.pop();
+                        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
+                            if tx.send(v).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let mut b = Browser {
+            child,
+            to,
+            from,
+            next_id: 0,
+            session: String::new(),
+            _profile: profile,
+        };
+        // Attach to the page target the URL opened in.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let target = loop {
+            let t = b.call("Target.getTargets", json!({}), false);
+            let page = t["targetInfos"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["type"] == "page")
+                .and_then(|t| t["targetId"].as_str())
+                .map(str::to_string);
+            if let Some(p) = page {
+                break p;
+            }
+            assert!(Instant::now() < deadline, "no page target: {t}");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let s = b.call(
+            "Target.attachToTarget",
+            json!({"targetId": target, "flatten": true}),
+            false,
+        );
+        b.session = s["sessionId"].as_str().expect("sessionId").to_string();
+        b
+    }
+
+    /// Sends one command and waits for its reply (events in between are dropped).
+    fn call(&mut self, method: &str, params: Value, in_page: bool) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({"id": id, "method": method, "params": params});
+        if in_page {
+            msg["sessionId"] = json!(self.session);
+        }
+        let mut bytes = serde_json::to_vec(&msg).expect("json");
+        bytes.push(0);
+        self.to.write_all(&bytes).expect("write to chromium");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .from
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no reply to {method} from chromium: {e}"));
+            if v["id"] == json!(id) {
+                assert!(v.get("error").is_none(), "{method} failed: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// Evaluates `expr` in the page; returns its (JSON) value.
+    fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true}),
+            true,
+        );
+        assert!(
+            r.get("exceptionDetails").is_none(),
+            "evaluating {expr} threw: {r}"
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// What the page shows: its rows (data attributes + visible text), event log, poll count.
+    fn state(&mut self) -> Value {
+        let s = self.eval(
+            r##"(function () {
+            if (!document.body || !document.getElementById("conn")) {
+                return JSON.stringify({polls: 0, conn: "", rows: [], clusters: [], events: []});
+            }
+            return JSON.stringify({
+                polls: Number(document.body.getAttribute("data-polls") || 0),
+                conn: document.getElementById("conn").getAttribute("data-state"),
+                rows: Array.from(document.querySelectorAll("tr.deployment")).map(function (tr) {
+                    var o = Object.assign({}, tr.dataset);
+                    o.text = tr.innerText;
+                    o.rolloutState = tr.querySelector("td.rollout").getAttribute("data-state");
+                    var bar = tr.querySelector("td.rollout .bar > span");
+                    o.bar = bar ? bar.style.width : "";
+                    return o;
+                }),
+                clusters: Array.from(document.querySelectorAll("tr.cluster-row"))
+                    .map(function (g) { return g.getAttribute("data-cluster"); }),
+                events: Array.from(document.querySelectorAll("#events li.event")).map(function (li) {
+                    var o = Object.assign({}, li.dataset);
+                    o.text = li.innerText;
+                    return o;
+                })
+            });
+            })()"##,
+        );
+        serde_json::from_str(s.as_str().expect("string")).expect("state json")
+    }
+
+    fn screenshot(&mut self, path: &Path) {
+        let r = self.call("Page.captureScreenshot", json!({"format": "png"}), true);
+        let png = base64_decode(r["data"].as_str().expect("screenshot data"));
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        std::fs::write(path, png).expect("write screenshot");
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("bad base64 byte {c}"),
+        }
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=' && c != b'\n').collect();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= val(c) << (18 - 6 * i);
+        }
+        let b = n.to_be_bytes();
+        out.extend_from_slice(&b[1..chunk.len()]);
+    }
+    out
+}
+
+fn row<'a>(state: &'a Value, key: &str) -> &'a Value {
+    state["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["deployment"] == key)
+        .unwrap_or_else(|| panic!("no row {key} on the page: {state:#}"))
+}
+
+fn n(v: &Value) -> u32 {
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+// ---------------------------------------------------------------------------------- the test
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web_ui");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_renders_the_fleet_and_a_rollout_live() {
+    chromium();
+    let srv = Server::start();
+    let out = artifacts();
+
+    // The page needs no token; the API still does.
+    let page = srv
+        .http
+        .get(format!("{}/", srv.endpoint))
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(page.status(), 200);
+    let ctype = page.headers()["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    let unauth = srv
+        .http
+        .get(format!("{}/api/v2/deployments", srv.endpoint))
+        .send()
+        .await
+        .expect("GET deployments");
+    assert_eq!(unauth.status(), 401);
+
+    // A fleet over both clusters (the same name in two clusters is two rows).
+    let fleet = [
+        ("local-east", "a"),
+        ("local-east", "billing"),
+        ("local-west", "a"),
+        ("local-west", "search"),
+    ];
+    for (cluster, name) in fleet {
+        let mut body = spec("iris:v1");
+        body["name"] = json!(name);
+        srv.api(
+            reqwest::Method::POST,
+            &format!("/api/v2/deployments?cluster={cluster}"),
+            Some(body),
+        )
+        .await;
+    }
+    for (cluster, name) in fleet {
+        srv.wait_running(cluster, name, "iris:v1").await;
+    }
+
+    // 1. The fleet, in a fresh page.
+    let dom = dump_dom(&srv.ui_url()).await;
+    let rows = dom_rows(&dom);
+    assert_eq!(rows.len(), fleet.len(), "rows: {rows:#?}");
+    for (cluster, name) in fleet {
+        let key = format!("{cluster}/{name}");
+        let r = rows
+            .get(&key)
+            .unwrap_or_else(|| panic!("no row {key}: {rows:#?}"));
+        assert_eq!(r["cluster"], cluster);
+        assert_eq!(r["name"], name);
+        assert_eq!(r["status"], "running", "{r:?}");
+        assert_eq!(r["bento"], "iris:v1", "{r:?}");
+        assert_eq!(r["rolling"], "false", "{r:?}");
+        assert_eq!((num(r, "ready"), num(r, "desired")), (3, 3), "{r:?}");
+        let html = row_html(&dom, &key);
+        let url = format!("{}/endpoints/local/{cluster}/{name}/", srv.endpoint);
+        assert!(html.contains(&format!("href=\"{url}\"")), "{html}");
+        assert!(
+            html.contains(">running<") && html.contains(">iris:v1<"),
+            "{html}"
+        );
+        assert!(html.contains(">3/3<"), "{html}");
+    }
+    for cluster in ["local-east", "local-west"] {
+        assert!(
+            dom.contains(&format!("class=\"cluster-row\" data-cluster=\"{cluster}\"")),
+            "no group row for {cluster}"
+        );
+    }
+
+    // 2. A live page, watching from before the update.
+    let url = srv.ui_url();
+    let mut browser = tokio::task::spawn_blocking(move || Browser::launch(&url))
+        .await
+        .expect("launch");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut before;
+    loop {
+        before = browser.state();
+        if before["polls"].as_u64().unwrap_or(0) >= 2
+            && before["rows"].as_array().map_or(0, Vec::len) == 4
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the live page never loaded: {before:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(before["conn"], "ok");
+    assert_eq!(before["clusters"], json!(["local-east", "local-west"]));
+
+    // A slow bento: each new replica needs 6 s, so the rolling update of 3 takes ~18 s.
+    let add = Command::new(BIN)
+        .args(["bentos", "add", "iris:v2", "--startup-seconds", "6"])
+        .args(["--endpoint", &srv.endpoint, "--api-token", &srv.token])
+        .output()
+        .expect("bentos add");
+    assert!(add.status.success(), "bentos add: {add:?}");
+    // And a broken one: never ready, so its rollout fails after the progress deadline (10 s).
+    let add = Command::new(BIN)
+        .args(["bentos", "add", "iris:broken", "--unready"])
+        .args(["--endpoint", &srv.endpoint, "--api-token", &srv.token])
+        .output()
+        .expect("bentos add");
+    assert!(add.status.success(), "bentos add: {add:?}");
+    srv.api(
+        reqwest::Method::PUT,
+        "/api/v2/deployments/a?cluster=local-west",
+        Some(spec("iris:v2")),
+    )
+    .await;
+    srv.api(
+        reqwest::Method::PUT,
+        "/api/v2/deployments/billing?cluster=local-east",
+        Some(spec("iris:broken")),
+    )
+    .await;
+
+    // 3. The live page follows both rollouts to the end (sampled from now on, while fresh
+    //    pages are looked at below).
+    let watch = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut samples: Vec<(String, String, u32, u32)> = Vec::new();
+        loop {
+            let st = browser.state();
+            let r = row(&st, "local-west/a");
+            let sample = (
+                r["status"].as_str().unwrap_or("").to_string(),
+                r["phase"].as_str().unwrap_or("").to_string(),
+                n(&r["updated"]),
+                n(&r["desired"]),
+            );
+            if samples.last() != Some(&sample) {
+                samples.push(sample.clone());
+            }
+            let failed = row(&st, "local-east/billing")["phase"] == "failed";
+            if sample.0 == "running" && sample.1 == "complete" && r["bento"] == "iris:v2" && failed
+            {
+                browser.screenshot(&artifacts().join("after-rollout.png"));
+                return (st, samples);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed the rollout complete and the other failed; seen {samples:?}; now {st:#}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+
+    // 4. A fresh page during the rollout shows it in progress.
+    let during = dump_dom(&srv.ui_url()).await;
+    let rows = dom_rows(&during);
+    let r = &rows["local-west/a"];
+    assert_eq!(r["rolling"], "true", "{r:?}");
+    assert!(
+        r["phase"] == "rolling" || r["phase"] == "image-building",
+        "{r:?}"
+    );
+    assert!(num(r, "updated") < num(r, "desired"), "{r:?}");
+    assert_eq!(r["bento"], "iris:v2", "{r:?}");
+    let html = row_html(&during, "local-west/a");
+    assert!(html.contains("class=\"bar\""), "no progress bar: {html}");
+    assert!(
+        html.contains(&format!("{}/3 updated", num(r, "updated"))),
+        "{html}"
+    );
+    // The broken one is rolling too, or already failed when the machine is slow.
+    let b = &rows["local-east/billing"];
+    assert!(b["rolling"] == "true" || b["phase"] == "failed", "{b:?}");
+    assert_eq!(b["bento"], "iris:broken", "{b:?}");
+    for other in ["local-east/a", "local-west/search"] {
+        assert_eq!(
+            rows[other]["rolling"], "false",
+            "{other}: {:?}",
+            rows[other]
+        );
+        assert_eq!(rows[other]["bento"], "iris:v1");
+    }
+    let shot = out.join("during-rollout.png");
+    run_chromium(
+        &[
+            "--virtual-time-budget=3000",
+            &format!("--screenshot={}", shot.display()),
+        ],
+        &srv.ui_url(),
+    )
+    .await;
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "bad screenshot"
+    );
+
+    // (3, continued) what the live page showed.
+    let (end, samples) = watch.await.expect("watch");
+    let rolling: Vec<_> = samples
+        .iter()
+        .filter(|s| s.1 == "rolling" && s.2 < s.3)
+        .collect();
+    assert!(
+        !rolling.is_empty(),
+        "the live page never showed updated < desired while rolling: {samples:?}"
+    );
+    assert!(
+        rolling
+            .iter()
+            .map(|s| s.2)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= 2,
+        "progress should be seen moving (several updated counts while rolling): {samples:?}"
+    );
+    assert!(
+        rolling.windows(2).all(|w| w[0].2 <= w[1].2),
+        "updated replicas never go back during a rolling update: {samples:?}"
+    );
+    let r = row(&end, "local-west/a");
+    assert_eq!(r["rolling"], "false", "{r:#}");
+    assert_eq!(r["rolloutState"], "idle", "{r:#}");
+    assert!(
+        r["text"].as_str().unwrap_or("").contains("iris:v2"),
+        "{r:#}"
+    );
+    assert!(r["text"].as_str().unwrap_or("").contains("3/3"), "{r:#}");
+
+    // The event log recorded the changes of that deployment, oldest last.
+    let events: Vec<(String, String, String)> = end["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["deployment"] == "local-west/a")
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or("").to_string(),
+                e["from"].as_str().unwrap_or("").to_string(),
+                e["to"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .rev()
+        .collect();
+    let has = |kind: &str, to: &str| events.iter().any(|e| e.0 == kind && e.2 == to);
+    assert!(
+        has("bento", "iris:v2") && has("phase", "rolling") && has("phase", "complete"),
+        "event log: {events:?}"
+    );
+    assert!(has("status", "running"), "event log: {events:?}");
+    assert!(
+        end["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|e| e["deployment"] == "local-west/a" || e["deployment"] == "local-east/billing"),
+        "only the updated deployments changed: {:#}",
+        end["events"]
+    );
+
+    // The failed rollout: red state, and the reason the API gives is on the page.
+    let api = srv.deployment("local-east", "billing").await;
+    let message = api["rollout"]["message"].as_str().unwrap_or("").to_string();
+    assert!(!message.is_empty(), "{api}");
+    let b = row(&end, "local-east/billing");
+    assert_eq!(b["phase"], "failed", "{b:#}");
+    assert_eq!(b["rolloutState"], "failed", "{b:#}");
+    assert_eq!(b["status"], api["status"], "{b:#}");
+    assert!(
+        b["text"].as_str().unwrap_or("").contains(&message),
+        "the failure message {message:?} is not shown: {b:#}"
+    );
+    assert!(
+        end["events"].as_array().into_iter().flatten().any(|e| {
+            e["deployment"] == "local-east/billing" && e["kind"] == "phase" && e["to"] == "failed"
+        }),
+        "no failed event: {:#}",
+        end["events"]
+    );
+
+    // 5. A fresh page after the rollout shows the new bento, running.
+    let after = dump_dom(&srv.ui_url()).await;
+    let rows = dom_rows(&after);
+    let r = &rows["local-west/a"];
+    assert_eq!(r["status"], "running", "{r:?}");
+    assert_eq!(r["phase"], "complete", "{r:?}");
+    assert_eq!(r["bento"], "iris:v2", "{r:?}");
+    assert_eq!(r["rolling"], "false", "{r:?}");
+    assert_eq!((num(r, "updated"), num(r, "desired")), (3, 3), "{r:?}");
+    assert_eq!(r["revision"], r["serving-revision"], "{r:?}");
+    eprintln!("screenshots in {}", out.display());
+}
+
+#[test]
+fn base64_round_trip() {
+    assert_eq!(base64_decode("aGVsbG8="), b"hello");
+    assert_eq!(base64_decode("aGk="), b"hi");
+    assert_eq!(base64_decode("YWJj"), b"abc");
+}
