@@ -30,6 +30,8 @@ macro_rules! tf_test {
 
 mod rollouts;
 mod faults;
+mod bad_input;
+mod security;
 
 tf_test!(
     lifecycle::create_then_empty_plan,
