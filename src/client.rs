@@ -745,7 +745,13 @@ impl Client {
                         retry,
                         retry_after,
                     } => match retry {
-                        StatusRetry::NotProcessed => (err, true, false, retry_after),
+                        // "Not processed" is what 429/503 promise; a proxy or an overloaded
+                        // server can still have applied the request, so a later "already
+                        // exists" is resolved by a lookup (see `create_reconciled`).
+                        StatusRetry::NotProcessed => {
+                            earlier_maybe_applied |= !call.idempotent;
+                            (err, true, false, retry_after)
+                        }
                         StatusRetry::OutcomeUnknown => (err, call.idempotent, true, retry_after),
                         StatusRetry::Final => (err, false, false, None),
                     },

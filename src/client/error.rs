@@ -160,7 +160,7 @@ impl ClientError {
     pub fn is_retryable(&self) -> bool {
         match self.kind {
             ErrorKind::RateLimited | ErrorKind::Transport => true,
-            ErrorKind::Server => matches!(self.status, Some(502..=504)),
+            ErrorKind::Server => matches!(self.status, Some(500) | Some(502..=504)),
             _ => false,
         }
     }
@@ -263,7 +263,8 @@ mod tests {
         assert_eq!(t.to_string(), "get cluster \"x\": timed out");
         assert!(t.is_retryable());
         assert!(ClientError::from_response("op", 503, b"").is_retryable());
-        assert!(!ClientError::from_response("op", 500, b"").is_retryable());
+        assert!(ClientError::from_response("op", 500, b"").is_retryable());
+        assert!(!ClientError::from_response("op", 501, b"").is_retryable());
         assert!(ClientError::from_response(
             "op",
             400,

@@ -13,8 +13,10 @@ pub(crate) const BASE_DELAY: Duration = Duration::from_millis(200);
 pub(crate) enum StatusRetry {
     /// The server did not process the request (429, 503): any request may be repeated.
     NotProcessed,
-    /// A gateway failed (502, 504): the request may or may not have been applied. Idempotent
-    /// requests are repeated; a create must first look for what it may have created.
+    /// The server or a gateway failed (500, 502, 504): the request may or may not have been
+    /// applied. Idempotent requests are repeated; a create must first look for what it may have
+    /// created. (A 500 is often a transient backend fault at BentoCloud's scale; giving up on it
+    /// would fail a 500-deployment refresh for one hiccup.)
     OutcomeUnknown,
     /// A definite answer: do not repeat.
     Final,
@@ -23,7 +25,7 @@ pub(crate) enum StatusRetry {
 pub(crate) fn classify_status(status: u16) -> StatusRetry {
     match status {
         429 | 503 => StatusRetry::NotProcessed,
-        502 | 504 => StatusRetry::OutcomeUnknown,
+        500 | 502 | 504 => StatusRetry::OutcomeUnknown,
         _ => StatusRetry::Final,
     }
 }
@@ -90,7 +92,8 @@ mod tests {
         assert_eq!(classify_status(503), StatusRetry::NotProcessed);
         assert_eq!(classify_status(502), StatusRetry::OutcomeUnknown);
         assert_eq!(classify_status(504), StatusRetry::OutcomeUnknown);
-        for s in [200, 400, 401, 404, 409, 500] {
+        assert_eq!(classify_status(500), StatusRetry::OutcomeUnknown);
+        for s in [200, 400, 401, 404, 409, 501] {
             assert_eq!(classify_status(s), StatusRetry::Final, "{s}");
         }
     }

@@ -243,14 +243,14 @@ async fn unavailable_three_times_then_ok_succeeds() {
 }
 
 #[tokio::test]
-async fn retries_stop_after_max_retries_and_500_is_not_retried() {
+async fn retries_stop_after_max_retries_and_501_is_not_retried() {
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
     let stub = serve(move |req: StubRequest| {
         h.fetch_add(1, Ordering::SeqCst);
         async move {
             if req.path.ends_with("/boom") {
-                StubResponse::json(500, json!({"error": "internal"}))
+                StubResponse::json(501, json!({"error": "internal"}))
                     .with_header("x-trace-id", "t-42")
             } else {
                 StubResponse::json(502, json!({"error": "bad gateway"}))
@@ -266,7 +266,7 @@ async fn retries_stop_after_max_retries_and_500_is_not_retried() {
     assert!(e.is_retryable());
     assert_eq!(hits.load(Ordering::SeqCst), 3);
     hits.store(0, Ordering::SeqCst);
-    let e = c.get_cluster("boom").await.expect_err("500");
+    let e = c.get_cluster("boom").await.expect_err("501");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
     assert_eq!(e.kind, ErrorKind::Server);
     assert_eq!(e.message, "internal (trace ID t-42)");
