@@ -42,35 +42,69 @@ fn opt<'a>(p: &'a Params, key: &str) -> Option<&'a str> {
     p.get(key).map(String::as_str).filter(|s| !s.is_empty())
 }
 
-/// How much of a too-large body is read and discarded before answering 413. Answering while
-/// the client is still sending makes the server close a socket with unread data: the kernel
-/// then resets the connection and most clients (hyper/reqwest, Python's http.client, httpx)
-/// report a broken pipe instead of the 413. Past this much, the connection is dropped anyway.
+/// How much of a too-large body is read and discarded before answering 413 (see
+/// [`read_request_body`]). Past this much, the server answers 413 and closes the connection.
 const MAX_DRAINED_BODY: usize = 64 * 1024 * 1024;
 
-/// Reads the whole body (at most [`MAX_BODY`]) and parses it as `T`.
-async fn read_json<T: DeserializeOwned>(mut body: Body) -> Result<T> {
-    let mut bytes: Vec<u8> = Vec::new();
+/// Outermost layer: reads every API request's body before routing, keeping at most
+/// [`MAX_BODY`] + 1 bytes (so [`read_json`] still answers 413) and discarding the rest.
+///
+/// Without it, a response to a request whose body was not (fully) read (a 401 before the
+/// handler, an unknown route, a route that takes no body, a 413) closed the connection with
+/// unread data and no `Connection: close`: the kernel reset it, so clients saw a broken pipe
+/// instead of the answer, and keep-alive clients (reqwest, as the provider uses) failed their
+/// *next* request on that pooled connection. Deployment URLs (`/endpoints/...`) are streamed
+/// to the replicas untouched.
+async fn read_request_body(req: Request, next: Next) -> Response {
+    if req.uri().path().starts_with("/endpoints/") {
+        return next.run(req).await;
+    }
+    let (parts, mut body) = req.into_parts();
+    let mut kept: Vec<u8> = Vec::new();
     let mut seen: usize = 0;
     while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::bad(format!("cannot read the request body: {e}")))?;
+        let Ok(frame) = frame else {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "cannot read the request body".into(),
+            );
+        };
         let Ok(data) = frame.into_data() else {
             continue;
         };
         seen = seen.saturating_add(data.len());
         if seen > MAX_DRAINED_BODY {
-            break;
+            let mut resp = json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than {MAX_BODY} bytes (1 MiB)"),
+            );
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
         }
-        if seen <= MAX_BODY {
-            bytes.extend_from_slice(&data);
-        }
+        let room = (MAX_BODY + 1).saturating_sub(kept.len());
+        kept.extend_from_slice(&data[..data.len().min(room)]);
     }
-    if seen > MAX_BODY {
-        return Err(ApiError::TooLarge(format!(
-            "request body is larger than {MAX_BODY} bytes (1 MiB)"
-        )));
-    }
+    next.run(Request::from_parts(parts, Body::from(kept))).await
+}
+
+/// Reads the whole body (at most [`MAX_BODY`]) and parses it as `T`.
+async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T> {
+    let bytes = http_body_util::Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::TooLarge(format!(
+                    "request body is larger than {MAX_BODY} bytes (1 MiB)"
+                ))
+            } else {
+                ApiError::bad(format!("cannot read the request body: {e}"))
+            }
+        })?
+        .to_bytes();
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad(
             "the request body is empty: send a JSON object",
@@ -150,6 +184,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(super::ui::index))
         .fallback(fallback)
         .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(read_request_body))
         .with_state(state)
 }
 
