@@ -665,7 +665,9 @@ impl Client {
             let total = page.total;
             all.extend(page.items);
             start += got;
-            if got == 0 || got < PAGE_SIZE || start >= total {
+            // A server may cap the page below what we asked for: only an empty page or
+            // reaching `total` ends the walk.
+            if got == 0 || start >= total {
                 return Ok(all);
             }
         }

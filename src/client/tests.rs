@@ -494,10 +494,39 @@ async fn list_deployments_fetches_every_page_and_sends_labels_in_q_with_cluster(
 }
 
 #[tokio::test]
-async fn list_stops_on_a_short_page_even_if_total_is_wrong() {
-    let stub = serve(|_req: StubRequest| async move {
-        ok_json(json!({"start": 0, "count": 2, "total": 99999,
-            "items": [deployment("a", "c", "x:1"), deployment("b", "c", "x:1")]}))
+async fn list_follows_a_server_that_caps_the_page_size() {
+    // The server returns at most 2 items whatever `count` asks for; total is 5.
+    let stub = serve(|req: StubRequest| async move {
+        let start: usize = req.param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let names = ["a", "b", "c", "d", "e"];
+        let items: Vec<_> = names
+            .iter()
+            .skip(start)
+            .take(2)
+            .map(|n| deployment(n, "c", "x:1"))
+            .collect();
+        ok_json(json!({"start": start, "count": items.len(), "total": 5, "items": items}))
+    })
+    .await;
+    let all = client(&stub)
+        .list_deployments(&ListQuery::default())
+        .await
+        .expect("list");
+    let names: Vec<&str> = all.iter().map(|d| d.meta.name.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+    assert_eq!(stub.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn list_stops_on_an_empty_page_even_if_total_is_wrong() {
+    let stub = serve(|req: StubRequest| async move {
+        let start: usize = req.param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let items = if start == 0 {
+            vec![deployment("a", "c", "x:1"), deployment("b", "c", "x:1")]
+        } else {
+            vec![]
+        };
+        ok_json(json!({"start": start, "count": items.len(), "total": 99999, "items": items}))
     })
     .await;
     let all = client(&stub)
@@ -505,7 +534,7 @@ async fn list_stops_on_a_short_page_even_if_total_is_wrong() {
         .await
         .expect("list");
     assert_eq!(all.len(), 2);
-    assert_eq!(stub.requests().len(), 1);
+    assert_eq!(stub.requests().len(), 2);
 }
 
 #[tokio::test]

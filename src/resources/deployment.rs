@@ -37,6 +37,7 @@ use model::{DeploymentState, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT};
 pub struct DeploymentResource {
     shared: Arc<Shared>,
     instance_types: Mutex<HashMap<String, Vec<String>>>,
+    default_cluster: Mutex<Option<String>>,
 }
 
 impl DeploymentResource {
@@ -44,6 +45,7 @@ impl DeploymentResource {
         Self {
             shared,
             instance_types: Mutex::new(HashMap::new()),
+            default_cluster: Mutex::new(None),
         }
     }
 }
@@ -139,6 +141,31 @@ fn state_after_failure(server: &Deployment, serving: &DeploymentState) -> Deploy
 }
 
 impl DeploymentResource {
+    /// The organisation's default cluster (`is_first`), asked once per provider process, so a
+    /// new deployment's plan shows its real cluster and id, and its instance type is checked
+    /// against that cluster at plan time. `None` when the server does not say.
+    async fn server_default_cluster(&self, client: &Client) -> Option<String> {
+        if let Some(c) = self.default_cluster.lock().ok().and_then(|g| g.clone()) {
+            return Some(c);
+        }
+        let clusters = match client.list_clusters().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("cannot list clusters to find the default one: {e}");
+                return None;
+            }
+        };
+        let found = clusters
+            .iter()
+            .find(|c| c.is_first == Some(true))
+            .or_else(|| (clusters.len() == 1).then(|| &clusters[0]))
+            .map(|c| c.meta.name.clone())?;
+        if let Ok(mut g) = self.default_cluster.lock() {
+            *g = Some(found.clone());
+        }
+        Some(found)
+    }
+
     /// Plan-time checks that need the server: the cluster exists and the instance types are
     /// offered there. Asked only for values that changed, and cached per cluster.
     async fn check_against_server(
@@ -436,7 +463,15 @@ impl Resource for DeploymentResource {
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let configured = self.shared.configured(diags)?;
-        let planned = plan::plan_create(&proposed_state, configured.default_cluster.as_deref());
+        let mut planned = plan::plan_create(&proposed_state, configured.default_cluster.as_deref());
+        if planned.cluster.is_unknown() && proposed_state.cluster.is_null() {
+            if let Some(c) = self.server_default_cluster(&configured.client).await {
+                planned.cluster = Value::Value(c.clone());
+                if let Value::Value(n) = &planned.name {
+                    planned.id = Value::Value(format!("{c}/{n}"));
+                }
+            }
+        }
         self.check_against_server(diags, &configured.client, &planned, None)
             .await;
         Some((planned, ValueEmpty::default()))

@@ -21,17 +21,13 @@ tf_test!(
     bad_input_server_checked_tf1_11,
     bad_input_server_checked_tf1_0
 );
-// Known provider gap (reported, provider code is not ours to change here): with no cluster
-// set anywhere the plan-time instance-type check is skipped, and the apply error is the raw
-// HTTP 400 at the resource, not an `Unknown instance type` at `instance_type`. Remove the
-// `ignore`s when fixed; run with `-- --ignored bad_input_default_cluster`.
+// With no cluster set anywhere, the plan resolves the organisation's default cluster and
+// checks the instance type there, so the error is still at `instance_type`, at plan time.
 #[test]
-#[ignore = "provider gap: unknown instance type in the default cluster is not reported at `instance_type`"]
 fn bad_input_default_cluster_instance_type_tf1_11() {
     unknown_instance_type_in_the_default_cluster(harness::TfVersion::V1_11)
 }
 #[test]
-#[ignore = "provider gap: unknown instance type in the default cluster is not reported at `instance_type`"]
 fn bad_input_default_cluster_instance_type_tf1_0() {
     unknown_instance_type_in_the_default_cluster(harness::TfVersion::V1_0)
 }
