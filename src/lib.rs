@@ -15,6 +15,9 @@
 //!   only; the provider binary builds with `--no-default-features`, which proves it does not link
 //!   the control plane.
 
+// No panicking shortcuts outside tests: errors become diagnostics or HTTP errors instead.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod api;
 pub mod client;
 pub mod data_sources;
