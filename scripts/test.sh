@@ -62,6 +62,9 @@ run_step() {
 run_step fmt cargo fmt --all -- --check
 run_step clippy cargo clippy --all-targets -- -D warnings
 run_step provider-alone cargo build --no-default-features --bin terraform-provider-bentocloud
+# The acceptance tests mostly wait on Terraform and server processes, not the CPU: three at a
+# time keeps a 2-core CI machine busy without starving the timing-sensitive ones.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}"
 run_step test cargo test --no-fail-fast "$@"
 
 # --- summary -----------------------------------------------------------------------------
