@@ -73,7 +73,7 @@ impl ClientConfig {
             ),
             request_timeout: Duration::from_secs(60),
             max_concurrent_requests: 16,
-            requests_per_second: 50.0,
+            requests_per_second: 500.0,
             max_retries: 8,
             max_retry_delay: Duration::from_secs(30),
         }

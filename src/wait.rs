@@ -151,7 +151,8 @@ impl WaitOptions {
     /// The interval before the next poll, after `errors` consecutive failed fetches.
     fn interval(&self, errors: u32) -> Duration {
         let jitter = POLL_JITTER.mul_f64(rand::random::<f64>());
-        let base = POLL_INTERVAL.saturating_sub(jitter);
+        // Jitter is added, never subtracted, so the steady rate stays at or under 2 per second.
+        let base = POLL_INTERVAL + jitter;
         let backed_off = if errors == 0 {
             base
         } else {

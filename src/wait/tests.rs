@@ -409,16 +409,17 @@ async fn polls_at_about_two_per_second_and_notices_completion_within_half_a_seco
         .expect("ready");
     let noticed = t0.elapsed();
     assert!(noticed >= Duration::from_secs(10), "{noticed:?}");
-    assert!(noticed <= Duration::from_millis(10_500), "{noticed:?}");
+    assert!(noticed <= Duration::from_millis(10_525), "{noticed:?}");
     let polls = src.fetch_count();
-    assert!(polls <= 22, "{polls} polls");
-    assert!(polls >= 20, "{polls} polls");
+    // At most 2 per second over the wait (plus the immediate first check).
+    assert!(polls <= 21, "{polls} polls");
+    assert!(polls >= 19, "{polls} polls");
     let times = src.fetches.lock().expect("lock").clone();
     assert_eq!(times[0], Duration::ZERO, "checks at once");
     for w in times.windows(2) {
         let gap = w[1] - w[0];
         assert!(
-            gap >= Duration::from_millis(250) && gap <= Duration::from_millis(500),
+            gap >= Duration::from_millis(500) && gap <= Duration::from_millis(525),
             "{gap:?}"
         );
     }
