@@ -69,8 +69,11 @@ pub struct Timing {
     pub progress_deadline_ms: i64,
     /// Pause between two steps of a `RampedSlowRollout`.
     pub ramp_pause_ms: i64,
-    /// Period of the readiness (`/readyz`) and liveness (`/livez`) probes of each replica.
+    /// Period of the readiness (`/readyz`) probe of a starting replica.
     pub probe_ms: u64,
+    /// Period of the liveness (`/livez`) probe of a ready replica; two failures in a row mark
+    /// it crashed.
+    pub liveness_probe_ms: u64,
     /// A draining replica still busy after this long is stopped anyway (requests cut).
     pub drain_timeout_ms: i64,
     /// Autoscaling target: in-flight requests per replica through the endpoint.
@@ -92,6 +95,7 @@ impl Default for Timing {
             progress_deadline_ms: 10_000,
             ramp_pause_ms: 1_000,
             probe_ms: 50,
+            liveness_probe_ms: 500,
             drain_timeout_ms: 30_000,
             scale_target_in_flight: 4,
             scale_down_window_ms: 1_500,

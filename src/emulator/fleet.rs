@@ -356,6 +356,7 @@ impl Runtime for Fleet {
             self.client.clone(),
             p,
             Duration::from_millis(self.timing.probe_ms.max(5)),
+            Duration::from_millis(self.timing.liveness_probe_ms.max(5)),
         ));
         tracing::debug!(replica = %r.uid, port, "replica started");
         Some(i64::from(port))
@@ -465,10 +466,17 @@ impl Runtime for Fleet {
     }
 }
 
-/// The kubelet of one replica: `/readyz` until it passes, then `/livez`.
-async fn probe(client: HttpClient, p: Arc<Proc>, every: Duration) {
+/// The kubelet of one replica: `/readyz` every `readiness` until it passes, then `/livez`
+/// every `liveness` (slower, as Kubernetes' periodic liveness probes are: a fleet of hundreds of
+/// ready replicas must not spend a core probing itself).
+async fn probe(client: HttpClient, p: Arc<Proc>, readiness: Duration, liveness: Duration) {
     let timeout = Duration::from_secs(1);
     loop {
+        let every = if p.probe_ready.load(Ordering::Acquire) {
+            liveness
+        } else {
+            readiness
+        };
         tokio::select! {
             _ = p.stop.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
