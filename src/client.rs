@@ -495,6 +495,20 @@ impl Client {
             .await
     }
 
+    /// Every page of [`Self::list_deployments`], each deployment turned into `U` as its page
+    /// arrives (a 10,000-deployment fleet never sits in memory as full documents).
+    pub async fn list_deployments_map<U>(
+        &self,
+        q: &ListQuery,
+        map: impl FnMut(api::Deployment) -> U,
+    ) -> Result<Vec<U>, ClientError> {
+        self.collect_pages_map(
+            |start, count| self.list_deployments_page(q, start, count),
+            map,
+        )
+        .await
+    }
+
     // ----- secrets (bodies never logged) -----
 
     /// `GET /api/v1/org_secrets?all=true`, every page.
@@ -651,19 +665,33 @@ impl Client {
     }
 
     /// Fetches pages of [`PAGE_SIZE`] until `total` items were fetched or a page comes back
-    /// short.
-    async fn collect_pages<T, F, Fut>(&self, mut fetch: F) -> Result<Vec<T>, ClientError>
+    /// empty.
+    async fn collect_pages<T, F, Fut>(&self, fetch: F) -> Result<Vec<T>, ClientError>
     where
         F: FnMut(u64, u64) -> Fut,
         Fut: Future<Output = Result<api::ListResponse<T>, ClientError>>,
     {
-        let mut all: Vec<T> = Vec::new();
+        self.collect_pages_map(fetch, |t| t).await
+    }
+
+    /// [`Self::collect_pages`], turning each item into `U` as its page arrives, so only one
+    /// page of full documents is held at a time.
+    async fn collect_pages_map<T, U, F, Fut>(
+        &self,
+        mut fetch: F,
+        mut map: impl FnMut(T) -> U,
+    ) -> Result<Vec<U>, ClientError>
+    where
+        F: FnMut(u64, u64) -> Fut,
+        Fut: Future<Output = Result<api::ListResponse<T>, ClientError>>,
+    {
+        let mut all: Vec<U> = Vec::new();
         let mut start = 0u64;
         loop {
             let page = fetch(start, PAGE_SIZE).await?;
             let got = page.items.len() as u64;
             let total = page.total;
-            all.extend(page.items);
+            all.extend(page.items.into_iter().map(&mut map));
             start += got;
             // A server may cap the page below what we asked for: only an empty page or
             // reaching `total` ends the walk.

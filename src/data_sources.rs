@@ -335,15 +335,17 @@ impl DataSource for DeploymentsDataSource {
     ) -> Option<Self::State<'a>> {
         let configured = self.shared.configured(diags)?;
         let query = list_query(&config, configured.default_cluster.as_deref());
-        let found = match configured.client.list_deployments(&query).await {
+        let deployments = match configured
+            .client
+            .list_deployments_map(&query, |d| DeploymentData::from_deployment(&d))
+            .await
+        {
             Ok(list) => list,
             Err(e) => {
                 diag::api_error(diags, "Cannot list deployments", &e, None);
                 return None;
             }
         };
-        let deployments: Vec<DeploymentData> =
-            found.iter().map(DeploymentData::from_deployment).collect();
         let mut out = config;
         out.names = Value::Value(deployments.iter().map(|d| d.name.clone()).collect());
         out.ids = Value::Value(deployments.iter().map(|d| d.id.clone()).collect());
