@@ -28,9 +28,9 @@ macro_rules! tf_test {
     };
 }
 
-mod rollouts;
-mod faults;
 mod bad_input;
+mod faults;
+mod rollouts;
 mod security;
 
 tf_test!(
