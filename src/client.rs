@@ -40,6 +40,8 @@ pub const TOKEN_HEADER: &str = "X-YATAI-API-TOKEN";
 
 /// Items requested per page by the list methods that fetch every page.
 pub const PAGE_SIZE: u64 = 500;
+/// Pages of a list fetched at once once the total is known.
+const PARALLEL_PAGES: usize = 2;
 
 const LOG: &str = "bentocloud::client";
 
@@ -685,17 +687,46 @@ impl Client {
         F: FnMut(u64, u64) -> Fut,
         Fut: Future<Output = Result<api::ListResponse<T>, ClientError>>,
     {
-        let mut all: Vec<U> = Vec::new();
-        let mut start = 0u64;
+        let first = fetch(0, PAGE_SIZE).await?;
+        let got = first.items.len() as u64;
+        let mut total = first.total;
+        let mut all: Vec<U> = Vec::with_capacity(total.min(100_000) as usize);
+        all.extend(first.items.into_iter().map(&mut map));
+        let mut start = got;
+        if got == 0 || start >= total {
+            return Ok(all);
+        }
+        if got == PAGE_SIZE {
+            // The server honours our page size and told us the total: the remaining pages are
+            // known, so a few are fetched at once (the shared limiter still bounds the
+            // provider's requests). Results are consumed in order; an empty page ends the walk.
+            use futures::StreamExt;
+            let starts: Vec<u64> = (got..total).step_by(PAGE_SIZE as usize).collect();
+            let mut pages = futures::stream::iter(starts.into_iter().map(|s| fetch(s, PAGE_SIZE)))
+                .buffered(PARALLEL_PAGES);
+            while let Some(page) = pages.next().await {
+                let page = page?;
+                let n = page.items.len() as u64;
+                total = total.max(page.total);
+                all.extend(page.items.into_iter().map(&mut map));
+                start += n;
+                if n == 0 {
+                    return Ok(all);
+                }
+            }
+            if start >= total {
+                return Ok(all);
+            }
+        }
+        // A server that caps the page below what we asked for, or a fleet that grew while we
+        // read it: one page after another, until an empty page or `total`.
         loop {
             let page = fetch(start, PAGE_SIZE).await?;
-            let got = page.items.len() as u64;
+            let n = page.items.len() as u64;
             let total = page.total;
             all.extend(page.items.into_iter().map(&mut map));
-            start += got;
-            // A server may cap the page below what we asked for: only an empty page or
-            // reaching `total` ends the walk.
-            if got == 0 || start >= total {
+            start += n;
+            if n == 0 || start >= total {
                 return Ok(all);
             }
         }

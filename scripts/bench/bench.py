@@ -792,7 +792,14 @@ How each figure is taken:
 
 ![One rolling update under load]({IMAGE_REL})
 """
-    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+    # A hand-written analysis after this marker survives regeneration.
+    marker = "<!-- hand-written analysis below: kept by scripts/bench.sh -->"
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    if os.path.exists(path):
+        old = open(path).read()
+        if marker in old:
+            text = text.rstrip("\n") + "\n\n" + marker + old.split(marker, 1)[1]
+    with open(path, "w") as f:
         f.write(text)
     print(table)
     print("\n".join(details))

@@ -479,8 +479,22 @@ async fn list_deployments_fetches_every_page_and_sends_labels_in_q_with_cluster(
         );
         assert_eq!(r.param("search").as_deref(), Some("ir is"));
         assert_eq!(r.param("count").as_deref(), Some("500"));
-        assert_eq!(r.param("start"), Some((i * 500).to_string()));
+        if i == 0 {
+            assert_eq!(
+                r.param("start").as_deref(),
+                Some("0"),
+                "page 1 gives the total"
+            );
+        }
     }
+    // Pages 2.. may be fetched concurrently: each start exactly once.
+    let mut starts: Vec<String> = reqs.iter().filter_map(|r| r.param("start")).collect();
+    starts.sort();
+    assert_eq!(starts, ["0", "1000", "500"]);
+    // Items keep the server's order whatever order the pages arrived in.
+    let order: Vec<String> = all.iter().map(|d| d.meta.name.clone()).collect();
+    let want: Vec<String> = (0..TOTAL).map(|i| format!("d{i}")).collect();
+    assert_eq!(order, want);
     // All clusters: all=true and an empty cluster.
     let all = c
         .list_deployments(&ListQuery::default())
@@ -491,6 +505,37 @@ async fn list_deployments_fetches_every_page_and_sends_labels_in_q_with_cluster(
     assert_eq!(last.param("cluster").as_deref(), Some(""));
     assert_eq!(last.param("all").as_deref(), Some("true"));
     assert_eq!(last.param("q").as_deref(), Some(""));
+}
+
+#[tokio::test]
+async fn pages_after_the_first_are_fetched_concurrently_and_kept_in_order() {
+    const TOTAL: usize = 2600;
+    let stub = serve(|req: StubRequest| async move {
+        let start: usize = req.param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let count: usize = req
+            .param("count")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        // Later pages answer faster, so arrival order differs from page order.
+        tokio::time::sleep(Duration::from_millis(
+            150u64.saturating_sub(start as u64 / 20),
+        ))
+        .await;
+        let items: Vec<api::Deployment> = (start..TOTAL.min(start + count))
+            .map(|i| deployment(&format!("d{i:05}"), "c", "x:1"))
+            .collect();
+        ok_json(json!({"start": start, "count": items.len(), "total": TOTAL, "items": items}))
+    })
+    .await;
+    let all = client(&stub)
+        .list_deployments(&ListQuery::default())
+        .await
+        .expect("list");
+    let names: Vec<String> = all.iter().map(|d| d.meta.name.clone()).collect();
+    let want: Vec<String> = (0..TOTAL).map(|i| format!("d{i:05}")).collect();
+    assert_eq!(names, want);
+    assert_eq!(stub.requests().len(), 6);
+    assert!(stub.max_in_flight() >= 2, "{}", stub.max_in_flight());
 }
 
 #[tokio::test]
