@@ -42,9 +42,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn diagnostics_keep_the_attribute_path() {
+    fn api_errors_keep_the_path_and_add_the_next_step() {
         let mut diags = Diagnostics::default();
-        diags.error("x", "y", AttributePath::new("bento"));
+        let unauthorized = ClientError::from_response(
+            "get deployment \"a\"",
+            401,
+            br#"{"error":"invalid api token"}"#,
+        );
+        api_error(
+            &mut diags,
+            "Cannot read",
+            &unauthorized,
+            Some(AttributePath::new("bento")),
+        );
+        let transient = ClientError::from_response("list deployments", 503, b"");
+        api_error(&mut diags, "Cannot list", &transient, None);
         assert_eq!(diags.errors[0].attribute, AttributePath::new("bento"));
+        assert!(diags.errors[0].detail.contains("invalid api token"));
+        assert!(diags.errors[0].detail.contains("bentoml cloud login"));
+        assert!(diags.errors[1].detail.contains("transient"));
+        assert!(!diags.errors[1].detail.contains("bentoml cloud login"));
     }
 }

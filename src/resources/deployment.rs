@@ -191,7 +191,14 @@ impl DeploymentResource {
             .flatten()
             .enumerate()
         {
-            if let Value::Value(it) = &svc.instance_type {
+            let unchanged = prior
+                .and_then(|p| p.service.as_ref_option())
+                .is_some_and(|blocks| {
+                    blocks
+                        .iter()
+                        .any(|b| b.name == svc.name && b.instance_type == svc.instance_type)
+                });
+            if let (Value::Value(it), false) = (&svc.instance_type, unchanged) {
                 wanted.push((
                     AttributePath::new("service")
                         .index(i as i64)
