@@ -111,7 +111,7 @@ watch_rollout() {
     python3 - "$ENDPOINT" "$TOKEN" <<'PY'
 import json, sys, time, urllib.request
 endpoint, token = sys.argv[1].rstrip("/"), sys.argv[2]
-url = endpoint + "/api/v2/deployments/iris-classifier?cluster=local-east"
+url = endpoint + "/api/local/v1/deployments/iris-classifier?cluster=local-east"
 last = None
 while True:
     try:

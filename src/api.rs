@@ -146,6 +146,27 @@ impl DeploymentStatus {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
+
+    /// Statuses of a rollout that has not reached a verdict yet (the official client keeps
+    /// waiting on them, API doc §4).
+    pub fn is_in_progress(self) -> bool {
+        matches!(
+            self,
+            Self::Unknown
+                | Self::NonDeployed
+                | Self::Deploying
+                | Self::ImageBuilding
+                | Self::ImageBuildSucceeded
+        )
+    }
+
+    /// Statuses that say the latest rollout failed (`unhealthy` may still recover).
+    pub fn is_rollout_failure(self) -> bool {
+        matches!(
+            self,
+            Self::Failed | Self::ImageBuildFailed | Self::Unhealthy
+        )
+    }
 }
 
 impl Serialize for DeploymentStatus {
@@ -191,11 +212,6 @@ pub struct Deployment {
     pub manifest: Option<DeploymentManifest>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub urls: Option<Vec<String>>,
-    /// Extension served by `bentocloud-local` (the real API is silent on rollout progress in the
-    /// deployment document): which revision is rolling out, replicas ready/desired and a reason
-    /// on failure. Optional: the provider works without it, and the official client ignores it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<RolloutProgress>,
 }
 
 impl Deployment {
@@ -229,24 +245,6 @@ pub struct DeploymentManifest {
     pub dev: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing: Option<Json>,
-}
-
-/// Rollout progress (a `bentocloud-local` extension, see [`Deployment::rollout`]).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct RolloutProgress {
-    /// The revision being rolled out (or last rolled out).
-    pub revision_uid: String,
-    /// The revision whose replicas currently serve traffic.
-    pub serving_revision_uid: String,
-    /// Phase name, e.g. `image-building`, `rolling`, `complete`, `failed`.
-    pub phase: String,
-    pub desired_replicas: u32,
-    pub ready_replicas: u32,
-    /// Ready replicas that run `revision_uid`.
-    pub updated_replicas: u32,
-    /// Why the rollout failed or is stuck; empty otherwise.
-    pub message: String,
 }
 
 /// `DeploymentRevisionSchema`.
@@ -471,6 +469,50 @@ pub struct InstanceTypeConfig {
     pub node_selectors: Option<Json>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gpu_config: Option<Json>,
+}
+
+/// One pod of a deployment (`KubePodSchema` of the platform's ancestor, API doc §10), as the
+/// pods stream `/ws/v2/deployments/{name}/pods` sends it. Lenient: only what the provider
+/// reads is typed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KubePod {
+    pub name: String,
+    /// The operator's labels, e.g. `yatai.ai/bento-version`.
+    pub labels: BTreeMap<String, String>,
+    pub status: KubePodStatus,
+    /// Kubernetes events about the pod (`{reason, message, ...}`).
+    pub warnings: Option<Vec<KubeEvent>>,
+}
+
+/// `status` of a [`KubePod`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KubePodStatus {
+    pub phase: String,
+    pub ready: bool,
+    pub start_time: Option<String>,
+}
+
+/// A Kubernetes event attached to a pod.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KubeEvent {
+    pub reason: String,
+    pub message: String,
+}
+
+/// The pod label naming the bento version a pod runs (the operator's; API doc §10).
+pub const POD_BENTO_VERSION_LABEL: &str = "yatai.ai/bento-version";
+
+/// A frame of the pods stream: `{type, message, payload}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PodsFrame {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    pub payload: Option<Vec<KubePod>>,
 }
 
 /// `{"error": "..."}`: the error body BentoCloud (Yatai heritage) returns.

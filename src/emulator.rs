@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::PlatformConfig;
 pub use http::app;
+pub use render::{LocalDeployment, RolloutProgress};
 
 /// How to run the control plane.
 #[derive(Debug, Clone, Default)]

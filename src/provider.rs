@@ -28,6 +28,8 @@ pub struct Configured {
     pub client: Client,
     /// The provider's `cluster`, if set.
     pub default_cluster: Option<String>,
+    /// `status_sync_period`: the settle window of rollout waits (see `crate::wait`).
+    pub status_sync_period: std::time::Duration,
 }
 
 /// State shared by the provider, its resources and data sources.
@@ -93,7 +95,12 @@ pub struct ProviderConfig {
     pub max_concurrent_requests: Value<i64>,
     #[serde(default)]
     pub requests_per_second: Value<f64>,
+    #[serde(default)]
+    pub status_sync_period: Value<String>,
 }
+
+/// Environment fallback of `status_sync_period`.
+pub const STATUS_SYNC_PERIOD_ENV: &str = "BENTOCLOUD_STATUS_SYNC_PERIOD";
 
 /// Default for `max_concurrent_requests`.
 pub const DEFAULT_MAX_CONCURRENT: i64 = 16;
@@ -142,6 +149,11 @@ pub fn provider_schema() -> Schema {
             attr(AttributeType::Number, Optional, false,
                 "Most API requests per second, shared by every resource and data source of this provider (a smooth token bucket). Default `500`. 429 answers are also retried with back-off, honouring `Retry-After`."),
         ),
+        (
+            "status_sync_period",
+            attr(AttributeType::String, Optional, false,
+                "How long after a create or update BentoCloud may still report the previous revision's status (Go duration, e.g. `2m`, `90s`). BentoCloud reports one status per deployment and refreshes it after an update; a rollout wait trusts a `running` or `failed` only once the status has visibly moved to an in-progress one after the submit, or once this long has passed since the submit (what judges changes that finish between two refreshes, such as scaling-only changes). Default `2m` (the platform's periodic status sync runs every minute). Falls back to the `BENTOCLOUD_STATUS_SYNC_PERIOD` environment variable. For `bentocloud-local`, use its `timing.status_sync_ms` plus a second (`3s` by default)."),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -186,6 +198,15 @@ pub fn validate_config(config: &ProviderConfig, diags: &mut Diagnostics) {
                 "Invalid requests_per_second",
                 format!("`requests_per_second` is {r}: it must be greater than 0 (default {DEFAULT_REQUESTS_PER_SECOND})."),
                 AttributePath::new("requests_per_second"),
+            );
+        }
+    }
+    if let Value::Value(p) = &config.status_sync_period {
+        if let Err(why) = crate::duration::parse_go_duration(p) {
+            diags.error(
+                "Invalid status_sync_period",
+                format!("`status_sync_period` = {p:?} is not a duration: {why}. Use a Go duration such as \"2m\" or \"90s\"."),
+                AttributePath::new("status_sync_period"),
             );
         }
     }
@@ -306,10 +327,23 @@ impl Provider for BentoCloudProvider {
             .as_ref_option()
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty());
+        let status_sync_period = match status_sync_period(config.status_sync_period.as_ref_option())
+        {
+            Ok(d) => d,
+            Err(why) => {
+                diags.error(
+                    "Invalid status_sync_period",
+                    why,
+                    AttributePath::new("status_sync_period"),
+                );
+                return None;
+            }
+        };
         if let Ok(mut slot) = self.shared.slot.write() {
             *slot = Some(Arc::new(Configured {
                 client,
                 default_cluster,
+                status_sync_period,
             }));
         }
         Some(())
@@ -342,4 +376,19 @@ impl Provider for BentoCloudProvider {
         );
         Some(map)
     }
+}
+
+/// `status_sync_period` from the provider block, else from `BENTOCLOUD_STATUS_SYNC_PERIOD`,
+/// else the default ([`crate::wait::DEFAULT_STATUS_SYNC_PERIOD`]).
+pub fn status_sync_period(configured: Option<&String>) -> Result<std::time::Duration, String> {
+    let (text, from) = match configured {
+        Some(t) => (t.clone(), "`status_sync_period`".to_string()),
+        None => match std::env::var(STATUS_SYNC_PERIOD_ENV) {
+            Ok(t) if !t.trim().is_empty() => (t, STATUS_SYNC_PERIOD_ENV.to_string()),
+            _ => return Ok(crate::wait::DEFAULT_STATUS_SYNC_PERIOD),
+        },
+    };
+    crate::duration::parse_go_duration(text.trim()).map_err(|why| {
+        format!("{from} = {text:?} is not a duration: {why}. Use a Go duration such as \"2m\" or \"90s\".")
+    })
 }

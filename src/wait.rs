@@ -1,12 +1,43 @@
 //! Waiting for a rollout: a pure acceptor ([`classify`]: one deployment document → a
-//! [`Verdict`] about the revision we submitted) and one generic poll loop that owns the
-//! interval, jitter, deadline, tolerance of transient errors and cancellation.
+//! [`Verdict`]), the [`Evidence`] that decides when a read may speak for the revision we
+//! submitted, and one generic poll loop that owns the interval, jitter, deadline, tolerance of
+//! transient errors and cancellation.
 //!
-//! The acceptor trusts a status only when it belongs to the revision we submitted (like
-//! Kubernetes' `observedGeneration`): a `running` left over from the previous revision is not
-//! success. This module does not send requests itself (it reads through [`DeploymentSource`])
-//! and knows nothing about Terraform; it logs progress with `tracing` (target
-//! `bentocloud::wait`), never to stdout.
+//! # When a status belongs to the submitted revision
+//!
+//! BentoCloud reports `status` per deployment, not per revision, and refreshes it after the
+//! fact (API doc §10, from its open-source ancestor Yatai: the update's transaction writes the
+//! new revision and its response still carries the previous status; status is recomputed
+//! from *all* the deployment's pods by a goroutine after deploy, pod events, the operator's
+//! sync and a one-minute cron; no field ties a status to a revision). So a `running`, or a
+//! `failed` left by the previous attempt, read right after a create/update may describe the
+//! previous revision. The rule, chosen from what the real API offers:
+//!
+//! 1. The submitted revision must be the latest (`latest_revision.uid`); else nothing counts.
+//! 2. A read speaks for it only once the platform has shown that it recomputed the status
+//!    after the submit ([`Evidence`]), by one of:
+//!    - **a new deployment** (create): it has no earlier status to confuse with;
+//!    - **a move into an in-progress status** (`deploying`, `image-building`, ...) from a
+//!      submit-time status that was not in progress: nothing but a sync after the submit
+//!      can produce it, and every later status comes from a later sync;
+//!    - **the settle window**: `status_sync_period` (a provider attribute; default
+//!      [`DEFAULT_STATUS_SYNC_PERIOD`], longer than the ancestor's one-minute cron plus a
+//!      cycle) has passed since the submit, so at least one sync ran after it. This is what
+//!      judges a change whose rollout finishes between two syncs (an env-only or scaling-only
+//!      change on a fast bento shows no `deploying` at all).
+//!
+//!    A status *change* alone is not evidence: `deploying` → `running` may be the previous
+//!    rollout finishing, `running` → `unhealthy` an old replica crashing.
+//! 3. After that, [`classify`] decides: `running` (and `scaled-to-zero` when allowed) is
+//!    ready, `failed`/`image-build-failed`/`terminat*` fail at once, `unhealthy` fails after a
+//!    grace window, anything else keeps waiting.
+//!
+//! When the deadline passes first, the error says what was seen and which evidence was
+//! missing. The provider reads nothing the real API lacks: no rollout-progress extension.
+//!
+//! This module does not send requests itself (it reads through [`DeploymentSource`]) and knows
+//! nothing about Terraform; it logs progress with `tracing` (target `bentocloud::wait`), never
+//! to stdout.
 
 use std::time::Duration;
 
@@ -14,7 +45,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Deployment, DeploymentStatus};
+use crate::api::{Deployment, DeploymentStatus, KubePod, POD_BENTO_VERSION_LABEL};
 use crate::client::{Client, ClientError};
 use crate::duration::format_go_duration;
 
@@ -24,20 +55,26 @@ const LOG: &str = "bentocloud::wait";
 /// the server reporting it.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Each interval is shortened by a random amount up to this, so deployments waited on together
-/// do not poll in lockstep.
+/// Each interval is lengthened by a random amount up to this, so deployments waited on
+/// together do not poll in lockstep.
 pub const POLL_JITTER: Duration = Duration::from_millis(25);
 
 /// How long "not found" is tolerated after the wait starts (a just-created deployment may not
 /// be readable everywhere yet).
 pub const NOT_FOUND_GRACE: Duration = Duration::from_secs(30);
 
+/// Default settle window (provider attribute `status_sync_period`): how long after a submit a
+/// status read is taken to be recomputed, when nothing else showed it. The ancestor's cron
+/// re-syncs rows not synced within a minute, every minute (API doc §10), so a status can be
+/// up to about two minutes old.
+pub const DEFAULT_STATUS_SYNC_PERIOD: Duration = Duration::from_secs(120);
+
 /// What one deployment document says about the revision being waited for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// The revision is rolled out and serving.
     Ready,
-    /// Still in progress; `phase` says where.
+    /// Still in progress (or no evidence yet); `phase` says where, or what is missing.
     Pending { phase: String },
     /// The rollout of this revision failed for good.
     Failed {
@@ -52,14 +89,12 @@ fn short(rev: &str) -> &str {
     rev.get(..8).unwrap_or(rev)
 }
 
-/// Classifies `d` against the revision we submitted. Pure.
+/// Classifies `d` against the revision we submitted, trusting its status (callers check
+/// [`Evidence`] first). Pure.
 ///
-/// - The status counts only if `d.revision_uid() == Some(want_revision)` and, when the
-///   `rollout` extension is present, `rollout.revision_uid == want_revision`.
-/// - `running` is Ready once (with `rollout`) `updated_replicas >= desired_replicas`;
-///   `scaled-to-zero` is Ready when `allow_scaled_to_zero`.
-/// - `image-build-failed`, `failed`, `terminated`, `terminating` are Failed at once; the reason
-///   is `rollout.message` when present, else the status.
+/// - Nothing counts unless `d.revision_uid() == Some(want_revision)`.
+/// - `running` is Ready; `scaled-to-zero` is Ready when `allow_scaled_to_zero`.
+/// - `image-build-failed`, `failed`, `terminated`, `terminating` are Failed at once.
 /// - `unhealthy` is Unhealthy; everything else Pending.
 pub fn classify(d: &Deployment, want_revision: &str, allow_scaled_to_zero: bool) -> Verdict {
     if d.revision_uid() != Some(want_revision) {
@@ -71,54 +106,121 @@ pub fn classify(d: &Deployment, want_revision: &str, allow_scaled_to_zero: bool)
             ),
         };
     }
-    let rollout = d.rollout.as_ref();
-    if let Some(r) = rollout {
-        if r.revision_uid != want_revision {
-            return Verdict::Pending {
-                phase: format!(
-                    "waiting for revision {} to start rolling out",
-                    short(want_revision)
-                ),
-            };
-        }
-    }
-    let reason = |status: DeploymentStatus| -> String {
-        rollout
-            .map(|r| r.message.trim())
-            .filter(|m| !m.is_empty())
-            .map(str::to_string)
-            .unwrap_or_else(|| status.as_str().to_string())
-    };
-    let phase = |fallback: &str| -> String {
-        rollout
-            .map(|r| r.phase.trim())
-            .filter(|p| !p.is_empty())
-            .unwrap_or(fallback)
-            .to_string()
-    };
     match d.status {
-        DeploymentStatus::Running => match rollout {
-            Some(r) if r.desired_replicas > 0 && r.updated_replicas < r.desired_replicas => {
-                Verdict::Pending {
-                    phase: phase("rolling"),
-                }
-            }
-            _ => Verdict::Ready,
-        },
+        DeploymentStatus::Running => Verdict::Ready,
         DeploymentStatus::ScaledToZero if allow_scaled_to_zero => Verdict::Ready,
         s @ (DeploymentStatus::ImageBuildFailed
         | DeploymentStatus::Failed
         | DeploymentStatus::Terminated
         | DeploymentStatus::Terminating) => Verdict::Failed {
             status: s,
-            reason: reason(s),
+            reason: format!("BentoCloud reports {s}"),
         },
         DeploymentStatus::Unhealthy => Verdict::Unhealthy {
-            reason: reason(DeploymentStatus::Unhealthy),
+            reason: "BentoCloud reports unhealthy".into(),
         },
         s => Verdict::Pending {
-            phase: phase(s.as_str()),
+            phase: s.as_str().to_string(),
         },
+    }
+}
+
+/// What a create or update submitted, as its response showed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// The revision the submit created (`latest_revision.uid` of the response).
+    pub revision: String,
+    /// The status in the submit's response: the previous revision's (see the module doc).
+    /// `None` when the submit created the deployment.
+    pub stale_status: Option<DeploymentStatus>,
+}
+
+impl Submitted {
+    /// A submit that created the deployment.
+    pub fn created(revision: impl Into<String>) -> Submitted {
+        Submitted {
+            revision: revision.into(),
+            stale_status: None,
+        }
+    }
+
+    /// A submit (update, rollback) of an existing deployment whose response was `d`; also a
+    /// resumed wait, with `d` read when the wait resumes.
+    pub fn updated(d: &Deployment) -> Submitted {
+        Submitted {
+            revision: d.revision_uid().unwrap_or_default().to_string(),
+            stale_status: Some(d.status),
+        }
+    }
+}
+
+/// Decides when reads speak for the submitted revision (rule 2 of the module doc), then
+/// classifies them. Feed it every read in order with the time since the submit.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    submitted: Submitted,
+    settle: Duration,
+    /// Why reads count, once they do.
+    synced: Option<String>,
+}
+
+impl Evidence {
+    pub fn new(submitted: Submitted, settle: Duration) -> Evidence {
+        let synced = submitted
+            .stale_status
+            .is_none()
+            .then(|| "a new deployment has no earlier status".to_string());
+        Evidence {
+            submitted,
+            settle,
+            synced,
+        }
+    }
+
+    /// Why reads count for the submitted revision, once they do.
+    pub fn synced(&self) -> Option<&str> {
+        self.synced.as_deref()
+    }
+
+    /// The verdict on `d`, read `since_submit` after the submit.
+    pub fn observe(
+        &mut self,
+        d: &Deployment,
+        since_submit: Duration,
+        allow_scaled_to_zero: bool,
+    ) -> Verdict {
+        let want = self.submitted.revision.as_str();
+        if d.revision_uid() != Some(want) {
+            return classify(d, want, allow_scaled_to_zero);
+        }
+        if self.synced.is_none() {
+            let stale = self.submitted.stale_status.unwrap_or_default();
+            if d.status.is_in_progress() && !stale.is_in_progress() {
+                self.synced = Some(format!(
+                    "the status moved from {stale} to {} after the submit",
+                    d.status
+                ));
+            } else if since_submit >= self.settle {
+                self.synced = Some(format!(
+                    "status_sync_period ({}) has passed since the submit",
+                    format_go_duration(self.settle)
+                ));
+            }
+        }
+        if self.synced.is_none() {
+            return Verdict::Pending {
+                phase: format!(
+                    "status {} may still describe the previous revision (BentoCloud refreshes \
+                     status after an update); waiting for it to show revision {} in progress, \
+                     or for status_sync_period ({}) to pass since the submit ({} so far)",
+                    d.status,
+                    short(want),
+                    format_go_duration(self.settle),
+                    format_go_duration(since_submit)
+                ),
+            };
+        }
+        classify(d, want, allow_scaled_to_zero)
     }
 }
 
@@ -135,6 +237,8 @@ pub struct WaitOptions {
     pub max_interval: Duration,
     /// Cancelling it stops the wait at once with [`WaitError::Cancelled`].
     pub cancel: CancellationToken,
+    /// The settle window of [`Evidence`] (provider attribute `status_sync_period`).
+    pub status_sync_period: Duration,
 }
 
 impl WaitOptions {
@@ -145,6 +249,7 @@ impl WaitOptions {
             min_interval: Duration::from_millis(250),
             max_interval: Duration::from_secs(5),
             cancel,
+            status_sync_period: DEFAULT_STATUS_SYNC_PERIOD,
         }
     }
 
@@ -174,6 +279,59 @@ impl Default for WaitOptions {
 #[async_trait]
 pub trait DeploymentSource: Send + Sync {
     async fn fetch(&self) -> Result<Deployment, ClientError>;
+
+    /// The deployment's pods, for the reason of a failure (best effort: `None` when they
+    /// cannot be read).
+    async fn pods(&self) -> Option<Vec<KubePod>> {
+        None
+    }
+}
+
+/// The reason a failed rollout's pods give: the pods that are not ready, those of the latest
+/// revision's bento (`bento_version`) first, with their warnings (Kubernetes events such as a
+/// failing readiness probe). `None` when no pod says anything. Pure.
+pub fn pods_reason(pods: &[KubePod], bento_version: Option<&str>) -> Option<String> {
+    let mut unready: Vec<&KubePod> = pods.iter().filter(|p| !p.status.ready).collect();
+    if let Some(v) = bento_version {
+        let of_new: Vec<&KubePod> = unready
+            .iter()
+            .copied()
+            .filter(|p| p.labels.get(POD_BENTO_VERSION_LABEL).map(String::as_str) == Some(v))
+            .collect();
+        if !of_new.is_empty() {
+            unready = of_new;
+        }
+    }
+    let lines: Vec<String> = unready
+        .iter()
+        .take(3)
+        .map(|p| {
+            let version = p
+                .labels
+                .get(POD_BENTO_VERSION_LABEL)
+                .map(|v| format!(" (bento version {v})"))
+                .unwrap_or_default();
+            let events: Vec<String> = p
+                .warnings
+                .iter()
+                .flatten()
+                .map(|e| format!("{}: {}", e.reason, e.message))
+                .collect();
+            if events.is_empty() {
+                format!(
+                    "pod {}{version} is not ready (phase {})",
+                    p.name, p.status.phase
+                )
+            } else {
+                format!(
+                    "pod {}{version} is not ready: {}",
+                    p.name,
+                    events.join("; ")
+                )
+            }
+        })
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(". "))
 }
 
 /// `(client, cluster, name)`: the deployment `name` in `cluster`, read with
@@ -209,6 +367,16 @@ impl DeploymentSource for ClientSource {
     async fn fetch(&self) -> Result<Deployment, ClientError> {
         self.client.get_deployment(&self.cluster, &self.name).await
     }
+
+    async fn pods(&self) -> Option<Vec<KubePod>> {
+        match self.client.deployment_pods(&self.cluster, &self.name).await {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::debug!(target: LOG, "cannot read the pods for the failure's reason: {e}");
+                None
+            }
+        }
+    }
 }
 
 /// Why a wait ended without success.
@@ -224,6 +392,8 @@ pub enum WaitError {
     TimedOut {
         last: Option<Box<Deployment>>,
         waited: Duration,
+        /// What the last read was still waiting for (missing evidence, or the phase).
+        pending: String,
     },
     /// The cancellation token fired (Terraform asked the provider to stop).
     Cancelled { last: Option<Box<Deployment>> },
@@ -250,24 +420,9 @@ fn who(d: Option<&Deployment>) -> String {
     }
 }
 
-/// `deploying, 1/3 replicas ready (phase rolling)`.
+/// The status as read, e.g. `deploying`.
 fn state_of(d: &Deployment) -> String {
-    let mut s = d.status.as_str().to_string();
-    if let Some(r) = &d.rollout {
-        if r.desired_replicas > 0 || r.updated_replicas > 0 {
-            s.push_str(&format!(
-                ", {}/{} replicas ready",
-                r.updated_replicas, r.desired_replicas
-            ));
-        }
-        if !r.phase.is_empty() {
-            s.push_str(&format!(" (phase {})", r.phase));
-        }
-        if !r.message.is_empty() {
-            s.push_str(&format!(": {}", r.message));
-        }
-    }
-    s
+    d.status.as_str().to_string()
 }
 
 /// The progress line: `deployment local-east/iris revision 3f2a: deploying, 1/3 ...`.
@@ -295,7 +450,11 @@ impl std::fmt::Display for WaitError {
                 who(Some(last)),
                 last.revision_uid().map(short).unwrap_or("none"),
             ),
-            WaitError::TimedOut { last, waited } => {
+            WaitError::TimedOut {
+                last,
+                waited,
+                pending,
+            } => {
                 write!(
                     f,
                     "timed out after {} waiting for {}: ",
@@ -310,6 +469,9 @@ impl std::fmt::Display for WaitError {
                         d.revision_uid().map(short).unwrap_or("none")
                     )?,
                     None => write!(f, "no status could be read")?,
+                }
+                if !pending.is_empty() {
+                    write!(f, "; still missing: {pending}")?;
                 }
                 write!(
                     f,
@@ -343,17 +505,26 @@ impl std::error::Error for WaitError {
     }
 }
 
-/// Waits until `want_revision` is rolled out (see [`classify`]) and returns the deployment.
+/// Waits until `submitted.revision` is rolled out, judged by [`Evidence`] (see the module
+/// doc), and returns the deployment. The wait is taken to start right after the submit.
 pub async fn wait_for_revision(
     src: &impl DeploymentSource,
-    want_revision: &str,
+    submitted: &Submitted,
     allow_scaled_to_zero: bool,
     opts: &WaitOptions,
 ) -> Result<Deployment, WaitError> {
     let mut unhealthy_since: Option<Instant> = None;
-    poll(src, opts, |fetched, now| {
+    let mut evidence = Evidence::new(submitted.clone(), opts.status_sync_period);
+    let mut logged_evidence = false;
+    let started = Instant::now();
+    let result = poll(src, opts, |fetched, now, pending| {
         let d = fetched.ok()?;
-        Some(match classify(d, want_revision, allow_scaled_to_zero) {
+        let verdict = evidence.observe(d, now.duration_since(started), allow_scaled_to_zero);
+        if let (Some(why), false) = (evidence.synced(), logged_evidence) {
+            tracing::info!(target: LOG, "statuses of {} now count for revision {}: {why}", who(Some(d)), short(&submitted.revision));
+            logged_evidence = true;
+        }
+        Some(match verdict {
             Verdict::Ready => Step::Done(d.clone()),
             Verdict::Failed { status, reason } => Step::Fail(WaitError::Failed {
                 status,
@@ -372,16 +543,47 @@ pub async fn wait_for_revision(
                         last: Box::new(d.clone()),
                     })
                 } else {
+                    *pending = format!("{reason}, for less than the grace period so far");
                     Step::Continue
                 }
             }
-            Verdict::Pending { .. } => {
+            Verdict::Pending { phase } => {
                 unhealthy_since = None;
+                *pending = phase;
                 Step::Continue
             }
         })
     })
-    .await
+    .await;
+    match result {
+        Err(WaitError::Failed {
+            status,
+            reason,
+            last,
+        }) => {
+            // The status alone says little: the pods say why (probe failures, crashes).
+            let version = last
+                .main_target()
+                .and_then(|t| t.bento.as_ref())
+                .map(|b| b.version.clone());
+            let from_pods = match status {
+                DeploymentStatus::Failed | DeploymentStatus::Unhealthy => src
+                    .pods()
+                    .await
+                    .and_then(|p| pods_reason(&p, version.as_deref())),
+                _ => None,
+            };
+            Err(WaitError::Failed {
+                status,
+                reason: match from_pods {
+                    Some(p) => format!("{reason}; {p}"),
+                    None => reason,
+                },
+                last,
+            })
+        }
+        other => other,
+    }
 }
 
 /// Waits until the deployment is `terminated` or no longer exists.
@@ -389,7 +591,7 @@ pub async fn wait_for_terminated(
     src: &impl DeploymentSource,
     opts: &WaitOptions,
 ) -> Result<(), WaitError> {
-    poll(src, opts, |fetched, _| match fetched {
+    poll(src, opts, |fetched, _, _| match fetched {
         Ok(d) if d.status == DeploymentStatus::Terminated => Some(Step::Done(())),
         Ok(_) => Some(Step::Continue),
         Err(e) if e.is_not_found() => Some(Step::Done(())),
@@ -404,13 +606,15 @@ enum Step<T> {
     Fail(WaitError),
 }
 
-/// The poll loop. `accept` sees each fetch result; `None` (only for errors) applies the
-/// default policy: retryable errors and early not-found are tolerated, others end the wait.
+/// The poll loop. `accept` sees each fetch result (and may say in its third argument what it
+/// still waits for, reported on timeout); `None` (only for errors) applies the default
+/// policy: retryable errors and early not-found are tolerated, others end the wait.
 async fn poll<T>(
     src: &impl DeploymentSource,
     opts: &WaitOptions,
-    mut accept: impl FnMut(Result<&Deployment, &ClientError>, Instant) -> Option<Step<T>>,
+    mut accept: impl FnMut(Result<&Deployment, &ClientError>, Instant, &mut String) -> Option<Step<T>>,
 ) -> Result<T, WaitError> {
+    let mut pending = String::new();
     let started = Instant::now();
     let deadline = started
         .checked_add(opts.timeout)
@@ -424,12 +628,12 @@ async fn poll<T>(
             biased;
             _ = opts.cancel.cancelled() => return Err(WaitError::Cancelled { last }),
             _ = tokio::time::sleep_until(deadline) => {
-                return Err(WaitError::TimedOut { last, waited: started.elapsed() });
+                return Err(WaitError::TimedOut { last, waited: started.elapsed(), pending });
             }
             r = src.fetch() => r,
         };
         let now = Instant::now();
-        let step = match accept(fetched.as_ref(), now) {
+        let step = match accept(fetched.as_ref(), now, &mut pending) {
             Some(step) => step,
             None => match &fetched {
                 Ok(_) => Step::Continue,

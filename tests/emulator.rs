@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bentocloud::api::{Bento, Deployment, InstanceType, ListResponse};
-use bentocloud::emulator::{self, Config, PlatformConfig};
+use bentocloud::emulator::{self, Config, LocalDeployment, PlatformConfig};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -19,7 +19,17 @@ struct Server {
     http: Client,
 }
 
+/// The control plane's timings for these tests. The status sync runs on every tick: these
+/// tests check how replicas and rollouts behave; the lag of the reported status has its own
+/// test (`reported_status_lags_the_revision_like_the_platform`).
 fn platform() -> PlatformConfig {
+    let mut p = platform_with_lag();
+    p.timing.status_sync_ms = 0;
+    p
+}
+
+/// [`platform`] with the default status sync period (the real-platform default).
+fn platform_with_lag() -> PlatformConfig {
     let mut p = PlatformConfig::default();
     p.timing.progress_deadline_ms = 1_500;
     p.timing.drain_ms = 100;
@@ -29,6 +39,10 @@ fn platform() -> PlatformConfig {
 }
 
 async fn start(dir: &Path, strict: bool) -> Server {
+    start_with(dir, strict, platform()).await
+}
+
+async fn start_with(dir: &Path, strict: bool, platform: PlatformConfig) -> Server {
     // Stale files from a previous run must not be mistaken for this one.
     let _ = std::fs::remove_file(dir.join("endpoint"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -38,7 +52,7 @@ async fn start(dir: &Path, strict: bool) -> Server {
         data_dir: dir.to_path_buf(),
         api_token: None,
         strict_bentos: strict,
-        platform: platform(),
+        platform,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(emulator::serve(listener, cfg, async {
@@ -139,18 +153,29 @@ impl Server {
         .await
     }
 
-    /// Polls until the deployment's status is `want`; returns every distinct status seen.
+    /// The deployment with its rollout progress (`/api/local/v1`, not the real API).
+    async fn get_local(&self, name: &str, cluster: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::GET,
+            &format!("/api/local/v1/deployments/{name}?cluster={cluster}"),
+            None,
+        )
+        .await
+    }
+
+    /// Polls until the deployment's reported status is `want`; returns the deployment with
+    /// its rollout progress and every distinct status seen.
     async fn wait_status(
         &self,
         name: &str,
         cluster: &str,
         want: &str,
         secs: u64,
-    ) -> (Deployment, Vec<String>) {
+    ) -> (LocalDeployment, Vec<String>) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         let mut seen: Vec<String> = Vec::new();
         loop {
-            let (st, v) = self.get(name, cluster).await;
+            let (st, v) = self.get_local(name, cluster).await;
             assert_eq!(st, StatusCode::OK, "{v}");
             let s = v["status"].as_str().expect("status").to_string();
             if seen.last() != Some(&s) {
@@ -319,8 +344,12 @@ async fn create_get_update_terminate_delete() {
     );
 
     let (d, seen) = s.wait_status("demo", "", "running", 10).await;
-    assert_eq!(seen.first().map(String::as_str), Some("deploying"));
-    let ro = d.rollout.clone().expect("rollout");
+    assert!(
+        seen.iter().any(|x| x == "deploying")
+            && ["non-deployed", "deploying"].contains(&seen[0].as_str()),
+        "{seen:?}"
+    );
+    let ro = d.rollout.clone();
     assert_eq!(
         (ro.revision_uid.as_str(), ro.serving_revision_uid.as_str()),
         (rev1.as_str(), rev1.as_str())
@@ -353,9 +382,10 @@ async fn create_get_update_terminate_delete() {
     assert_eq!(d.meta.labels.len(), 1);
     let rev2 = d.revision_uid().expect("rev").to_string();
     assert_ne!(rev2, rev1);
-    let (d, _) = s.wait_status("demo", "", "running", 10).await;
-    assert_eq!(d.bento_tag().as_deref(), Some("iris:v2"));
-    assert_eq!(d.rollout.expect("ro").serving_revision_uid, rev2);
+    // `running` right after the update is the previous revision's: wait for it on rev2.
+    let v = s.wait_serving("demo", &rev2, "running", 10).await;
+    let d: LocalDeployment = serde_json::from_value(v).expect("parse");
+    assert_eq!(d.deployment.bento_tag().as_deref(), Some("iris:v2"));
 
     let (st, v) = s
         .call(
@@ -399,6 +429,123 @@ async fn create_get_update_terminate_delete() {
         .call(Method::DELETE, "/api/v2/deployments/demo?cluster=", None)
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+/// Keys of a deployment document on the real API (API doc §3.3, `api-samples/`): the
+/// emulator must not add any (the provider could otherwise come to depend on them).
+const REAL_DEPLOYMENT_KEYS: [&str; 14] = [
+    "uid",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "name",
+    "resource_type",
+    "labels",
+    "status",
+    "kube_namespace",
+    "creator",
+    "cluster",
+    "latest_revision",
+    "manifest",
+    "urls",
+];
+
+fn assert_only_real_keys(v: &Value, what: &str) {
+    let obj = v.as_object().expect("object");
+    for k in obj.keys() {
+        assert!(
+            REAL_DEPLOYMENT_KEYS.contains(&k.as_str()),
+            "{what}: key {k:?} is not in the real API's deployment document"
+        );
+    }
+    for t in v["latest_revision"]["targets"].as_array().expect("targets") {
+        for k in t.as_object().expect("target").keys() {
+            assert!(
+                [
+                    "uid",
+                    "created_at",
+                    "updated_at",
+                    "deleted_at",
+                    "name",
+                    "resource_type",
+                    "labels",
+                    "creator",
+                    "config",
+                    "bento",
+                    "kube_resource_uid",
+                    "kube_resource_version"
+                ]
+                .contains(&k.as_str()),
+                "{what}: target key {k:?} is not in the real API"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn reported_status_lags_the_revision_like_the_platform() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut p = platform_with_lag();
+    p.timing.status_sync_ms = 1_500;
+    let s = start_with(dir.path(), false, p).await;
+    let d = s.create("", dep_body("lag", "iris:v1", &[])).await;
+    assert_eq!(
+        d.status.as_str(),
+        "non-deployed",
+        "a new deployment reports non-deployed until its first sync"
+    );
+    let (running, _) = s.wait_status("lag", "", "running", 15).await;
+    let rev1 = running.deployment.revision_uid().expect("rev").to_string();
+
+    // The update's response names the new revision and still carries the previous status,
+    // and reads keep reporting it while the controller already rolls out.
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v2/deployments/lag?cluster=",
+            Some(dep_body("lag", "iris:v2", &[])),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_only_real_keys(&v, "update response");
+    let rev2 = v["latest_revision"]["uid"]
+        .as_str()
+        .expect("rev")
+        .to_string();
+    assert_ne!(rev2, rev1);
+    assert_eq!(
+        v["status"], "running",
+        "the response carries the previous status"
+    );
+    let live = s
+        .wait_for("lag", "the controller rolling out revision 2", 10, |v| {
+            v["rollout"]["live_status"] == "deploying"
+        })
+        .await;
+    assert_eq!(
+        live["latest_revision"]["uid"], rev2,
+        "the revision is written at once"
+    );
+    let (st, api) = s.get("lag", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_only_real_keys(&api, "get");
+    assert_eq!(
+        api["status"], "running",
+        "the API still reports the last synced status while the controller deploys"
+    );
+    // A later sync reports the rollout's end.
+    let done = s.wait_serving("lag", &rev2, "running", 20).await;
+    assert_eq!(done["rollout"]["live_status"], "running");
+
+    // Lists carry no private fields either.
+    let (st, list) = s
+        .call(Method::GET, "/api/v2/deployments?all=true&count=10", None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    for item in list["items"].as_array().expect("items") {
+        assert_only_real_keys(item, "list item");
+    }
     s.stop().await;
 }
 
@@ -657,7 +804,11 @@ async fn restart_on_the_same_data_dir_keeps_everything() {
 
     let s = start(dir.path(), false).await;
     assert_eq!(s.token, token, "the generated token is reused");
-    let (d2, _) = s.wait_status("keep", "local-west", "running", 10).await;
+    let d2 = s
+        .wait_status("keep", "local-west", "running", 10)
+        .await
+        .0
+        .deployment;
     assert_eq!(d2.meta.uid, d.meta.uid);
     assert_eq!(d2.revision_uid(), d.revision_uid());
     assert_eq!(d2.meta.labels, d.meta.labels);
@@ -699,8 +850,13 @@ async fn statuses_follow_bento_behaviour() {
     }
     s.create("", dep_body("tl", "app:v1", &[])).await;
     let (d, seen) = s.wait_status("tl", "", "running", 10).await;
-    assert_eq!(seen, ["image-building", "deploying", "running"]);
-    let good = d.revision_uid().expect("rev").to_string();
+    assert_eq!(
+        seen.iter()
+            .filter(|x| *x != "non-deployed")
+            .collect::<Vec<_>>(),
+        ["image-building", "deploying", "running"]
+    );
+    let good = d.deployment.revision_uid().expect("rev").to_string();
 
     // A never-ready bento: the rollout fails with a reason, the old revision keeps serving.
     let (st, v) = s
@@ -712,7 +868,7 @@ async fn statuses_follow_bento_behaviour() {
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let (d, _) = s.wait_status("tl", "", "failed", 10).await;
-    let ro = d.rollout.expect("rollout");
+    let ro = d.rollout.clone();
     assert_eq!(ro.serving_revision_uid, good);
     assert_ne!(ro.revision_uid, good);
     assert!(
@@ -720,7 +876,35 @@ async fn statuses_follow_bento_behaviour() {
         "{}",
         ro.message
     );
-    let url = d.urls.clone().expect("urls")[0].clone();
+    // The pods stream, read by the provider's client: the operator's labels, no revision
+    // label, and the failed revision's pods not ready with the reason.
+    let client = bentocloud::client::Client::new(bentocloud::client::ClientConfig::new(
+        s.endpoint.parse().expect("url"),
+        s.token.clone(),
+    ))
+    .expect("client");
+    let pods = client.deployment_pods("", "tl").await.expect("pods");
+    assert!(!pods.is_empty());
+    for p in &pods {
+        assert_eq!(p.labels["yatai.ai/bento-deployment"], "tl", "{p:?}");
+        assert!(p.labels.contains_key("yatai.ai/bento-version"), "{p:?}");
+        assert!(
+            !p.labels.keys().any(|k| k.contains("revision")),
+            "pods name no revision: {p:?}"
+        );
+        assert!(p.status.start_time.is_some(), "{p:?}");
+    }
+    assert!(
+        pods.iter()
+            .any(|p| p.labels["yatai.ai/bento-version"] == "v1" && p.status.ready),
+        "the old revision's pods serve: {pods:?}"
+    );
+    let reason = bentocloud::wait::pods_reason(&pods, Some("never")).expect("reason");
+    assert!(reason.contains("did not become ready"), "{reason}");
+    let missing = client.deployment_pods("", "ghost").await.expect_err("404");
+    assert!(missing.is_not_found(), "{missing}");
+
+    let url = d.deployment.urls.clone().expect("urls")[0].clone();
     let body: Value = reqwest::get(format!("{url}x"))
         .await
         .expect("get")
@@ -738,7 +922,7 @@ async fn statuses_follow_bento_behaviour() {
         .await;
     assert_eq!(st, StatusCode::OK);
     let (d, _) = s.wait_status("tl", "", "image-build-failed", 10).await;
-    assert!(d.rollout.expect("ro").message.contains("image build"));
+    assert!(d.rollout.message.contains("image build"));
     s.stop().await;
 }
 
@@ -778,7 +962,7 @@ impl Server {
     ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
-            let (st, v) = self.get(name, "").await;
+            let (st, v) = self.get_local(name, "").await;
             assert_eq!(st, StatusCode::OK, "{v}");
             if ok(&v) {
                 return v;
@@ -1119,8 +1303,8 @@ async fn restart_mid_rollout_resumes_and_completes() {
         .await;
     let rev2 = d2.revision_uid().expect("rev").to_string();
     // Stop while the rollout is under way (v2 takes 0.8 s to start).
-    let v = s.get("rs", "").await.1;
-    assert_eq!(v["status"], "deploying", "{v}");
+    let v = s.get_local("rs", "").await.1;
+    assert_eq!(v["rollout"]["phase"], "rolling", "{v}");
     s.stop().await;
     {
         let c = rusqlite::Connection::open(dir.path().join("state.db")).expect("db");

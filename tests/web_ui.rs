@@ -152,7 +152,7 @@ impl Server {
     async fn deployment(&self, cluster: &str, name: &str) -> Value {
         self.api(
             reqwest::Method::GET,
-            &format!("/api/v2/deployments/{name}?cluster={cluster}"),
+            &format!("/api/local/v1/deployments/{name}?cluster={cluster}"),
             None,
         )
         .await

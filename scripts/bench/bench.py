@@ -96,7 +96,8 @@ class Server:
             return json.loads(r.read() or b"null")
 
     def deployment(self, name):
-        return self.call("GET", f"/api/v2/deployments/{name}?cluster={CLUSTER}")
+        # The local route: the API document plus bentocloud-local's rollout progress.
+        return self.call("GET", f"/api/local/v1/deployments/{name}?cluster={CLUSTER}")
 
     def stop(self):
         if self.p.poll() is None:
@@ -552,7 +553,7 @@ def bench_rolling(srv):
     srv.call("POST", f"/api/v2/deployments?cluster={CLUSTER}", deployment_body(name, "rollbench:v1", 3, "RollingUpdate"))
     d = wait_running(srv, name)
     url = d["urls"][0].rstrip("/") + "/"
-    sample = f"{srv.endpoint}/api/v2/deployments/{name}?cluster={CLUSTER}"
+    sample = f"{srv.endpoint}/api/local/v1/deployments/{name}?cluster={CLUSTER}"
     direct_p99, steady_p99, roll_p99, direct_p50, roll_p50, fails, reqs = [], [], [], [], [], 0, 0
     durations, picture = [], None
     for k in range(rounds):

@@ -85,6 +85,11 @@ pub struct Timing {
     pub scale_to_zero_idle_ms: i64,
     /// How long the endpoint holds a request to a scaled-to-zero deployment while it wakes.
     pub wake_timeout_ms: i64,
+    /// Period of the status sync: the `status` the API reports is recomputed from the
+    /// replicas at most this often, so it lags a create/update/rollout by up to this long (the
+    /// platform's ancestor syncs from a goroutine, pod events and a one-minute cron; API doc
+    /// §10). Create, update and void_update responses carry the previous status.
+    pub status_sync_ms: i64,
 }
 
 impl Default for Timing {
@@ -101,6 +106,7 @@ impl Default for Timing {
             scale_down_window_ms: 1_500,
             scale_to_zero_idle_ms: 2_000,
             wake_timeout_ms: 30_000,
+            status_sync_ms: 2_000,
         }
     }
 }

@@ -271,6 +271,10 @@ pub fn create(
         serving_revision: String::new(),
         phase_since: now,
         last_request_at: now,
+        // A new deployment reports `non-deployed` until its first status sync (Yatai creates
+        // the row with that status; inferred for BentoCloud, API doc §10).
+        reported_status: "non-deployed".into(),
+        status_synced_at: now,
     };
     d.id = store::insert_deployment(c, &d)?;
     new_revision(c, p, &mut d, &bento, config, now)?;
@@ -323,6 +327,10 @@ pub fn terminate(
     if d.phase != phase::TERMINATED && d.phase != phase::TERMINATING {
         d.phase = phase::TERMINATING.into();
         d.status = "terminating".into();
+        // Terminate sets `terminating` at once (Yatai; API doc §10); `terminated` comes with
+        // a later sync, once no replica runs.
+        d.reported_status = "terminating".into();
+        d.status_synced_at = now;
         d.phase_since = now;
         d.updated_at = now;
         d.message = String::new();
@@ -348,6 +356,8 @@ pub fn delete(
     d.updated_at = now;
     d.phase = phase::TERMINATED.into();
     d.status = "terminated".into();
+    d.reported_status = "terminated".into();
+    d.status_synced_at = now;
     store::save_deployment(c, &d)?;
     Ok(d)
 }

@@ -160,6 +160,8 @@ pub fn app(state: AppState) -> Router {
             get(get_secret).patch(update_secret).delete(delete_secret),
         )
         .route("/api/local/v1/bentos", post(register_bento))
+        .route("/api/local/v1/deployments", get(list_local_deployments))
+        .route("/api/local/v1/deployments/:name", get(get_local_deployment))
         .route(
             super::faults::ADMIN_PATH,
             get(super::faults::get_faults)
@@ -404,6 +406,48 @@ async fn list_deployments(
     Extension(p): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
+    list_as(s, p, q, render_dep).await
+}
+
+/// `GET /api/local/v1/deployments`: the same list (same parameters) with each deployment's
+/// rollout progress, for the web page, the demo and tests; never used by the provider.
+async fn list_local_deployments(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    list_as(s, p, q, |c, base, p, d| {
+        render::local_deployment(c, &p.org, d, base)
+    })
+    .await
+}
+
+/// `GET /api/local/v1/deployments/{name}`: one deployment with its rollout progress.
+async fn get_local_deployment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    let cluster = opt(&params(q), "cluster").map(str::to_string);
+    let base = s.base_url.clone();
+    let doc = db(&s, move |st| {
+        st.with(|c| {
+            let d = deployments::get(c, &p, cluster.as_deref(), &name)?;
+            render::local_deployment(c, &p.org, &d, &base)
+        })
+    })
+    .await?;
+    Ok(ok(doc))
+}
+
+/// The list endpoint's filtering and paging, rendering each item of the page with `item`.
+async fn list_as<T: Serialize + Send + 'static>(
+    s: AppState,
+    p: Principal,
+    q: Option<String>,
+    item: fn(&rusqlite::Connection, &str, &Principal, &store::DeploymentRow) -> Result<T>,
+) -> Result<Response> {
     let q = params(q);
     let mut filter = Filter::parse(opt(&q, "q").unwrap_or("")).map_err(ApiError::bad)?;
     filter.search = opt(&q, "search").map(str::to_string);
@@ -436,7 +480,8 @@ async fn list_deployments(
                     name: d.name.clone(),
                     cluster: d.cluster.clone(),
                     labels: d.labels.clone(),
-                    status: d.status.clone(),
+                    // `status:` filters on what the API reports.
+                    status: d.reported_status.clone(),
                     dev: d.dev,
                     bento_repo,
                     bento_version,
@@ -446,7 +491,7 @@ async fn list_deployments(
             let (total, page) = query::select(&cands, &filter, start, count);
             let mut items = Vec::with_capacity(page.len());
             for i in page {
-                items.push(render_dep(c, &base, &p, &rows[i])?);
+                items.push(item(c, &base, &p, &rows[i])?);
             }
             Ok(ListResponse {
                 start: start as u64,
@@ -845,52 +890,108 @@ async fn delete_secret(
 
 // ---------------------------------------------------------------- websockets
 
-/// `KubePod`-ish documents, one per live replica.
+/// One `KubePod` document per live replica, in the shape of the platform's ancestor (Yatai's
+/// `schemasv1.KubePodSchema`; API doc §10): the operator's labels
+/// (`yatai.ai/bento-deployment`, `yatai.ai/bento-repository`, `yatai.ai/bento-version`,
+/// `yatai.ai/bento-deployment-component-type`) plus the deployment's own labels, start time
+/// and readiness. Old replicas still draining are listed too. There is no revision label:
+/// from pods a client can tell which bento a pod runs and when it started, not its revision.
 fn pods(
     c: &rusqlite::Connection,
     p: &Principal,
     d: &store::DeploymentRow,
 ) -> Result<Vec<serde_json::Value>> {
     let reps = store::live_replicas(c, d.id)?;
+    let target = store::revision(c, &d.target_revision)?;
+    let target_bento = store::bento_by_id(c, target.bento_id)?;
     let mut out = Vec::new();
     for r in reps {
         let rev = store::revision(c, &r.revision_uid)?;
         let b = store::bento_by_id(c, rev.bento_id)?;
         let phase = match r.state.as_str() {
             rstate::STARTING => "Pending",
-            rstate::DRAINING => "Terminating",
             _ => "Running",
         };
         let ready = r.state == rstate::READY;
+        let terminating = r.state == rstate::DRAINING;
+        let mut labels = serde_json::Map::new();
+        for l in &d.labels {
+            labels.insert(l.key.clone(), json!(l.value));
+        }
+        for (k, v) in [
+            ("yatai.ai/bento-deployment", d.name.clone()),
+            ("yatai.ai/bento-repository", b.repo.clone()),
+            ("yatai.ai/bento-version", b.version.clone()),
+            (
+                "yatai.ai/bento-deployment-component-type",
+                "api-server".to_string(),
+            ),
+            ("yatai.ai/bento-deployment-target-name", r.service.clone()),
+        ] {
+            labels.insert(k.to_string(), json!(v));
+        }
         out.push(json!({
             "name": format!("{}-{}-{}", d.name, r.service.to_lowercase(), &r.uid[..8.min(r.uid.len())]),
             "namespace": format!("bcl-{}", p.org.name),
             "node_name": "localhost",
-            "image": format!("local/{}", b.tag()),
-            "commit_id": "",
-            "labels": {
-                "yatai.ai/deployment": d.name,
-                "yatai.ai/bento-repository": b.repo,
-                "yatai.ai/bento": b.version,
-                "yatai.ai/revision": r.revision_uid,
-                "yatai.ai/service": r.service,
-                "yatai.ai/replica": r.uid,
-            },
+            "labels": labels,
             "annotations": {},
-            "status": { "phase": phase, "ready": ready },
-            "pod_status": {
+            "runner_name": null,
+            "status": {
                 "phase": phase,
                 "ready": ready,
                 "start_time": render::ts(r.started_at),
-                "is_old": r.revision_uid != d.target_revision,
+                "is_old": b.id != target_bento.id,
                 "is_canary": false,
                 "host_ip": "127.0.0.1",
-                "host_port": r.port,
+                "pod_ip": "127.0.0.1",
             },
-            "deployment_target": null,
+            "pod_status": {
+                "status": if terminating { "Terminating" } else { phase },
+                "phase": phase,
+                "container_states": [],
+            },
             "warnings": null,
-            "raw_status": {},
         }));
+    }
+    // A rollout that failed its progress deadline: Kubernetes keeps the new revision's pods,
+    // not ready, with the probe failures as events; the emulator has already stopped those
+    // replicas (so the old revision serves alone), and lists one such pod per service in their
+    // place, so a client reads the reason where the platform gives it.
+    if d.phase == store::phase::FAILED {
+        for service in render::run_services(&target.config, &target_bento) {
+            let mut labels = serde_json::Map::new();
+            for l in &d.labels {
+                labels.insert(l.key.clone(), json!(l.value));
+            }
+            labels.insert("yatai.ai/bento-deployment".into(), json!(d.name));
+            labels.insert("yatai.ai/bento-repository".into(), json!(target_bento.repo));
+            labels.insert("yatai.ai/bento-version".into(), json!(target_bento.version));
+            labels.insert(
+                "yatai.ai/bento-deployment-component-type".into(),
+                json!("api-server"),
+            );
+            out.push(json!({
+                "name": format!("{}-{}-{}", d.name, service.to_lowercase(), &target.uid[..8.min(target.uid.len())]),
+                "namespace": format!("bcl-{}", p.org.name),
+                "node_name": "localhost",
+                "labels": labels,
+                "annotations": {},
+                "runner_name": null,
+                "status": {
+                    "phase": "Running",
+                    "ready": false,
+                    "start_time": render::ts(target.created_at),
+                    "is_old": false,
+                    "is_canary": false,
+                },
+                "pod_status": { "status": "NotReady", "phase": "Running", "container_states": [] },
+                "warnings": [
+                    { "reason": "Unhealthy", "message": "Readiness probe failed: HTTP probe failed with statuscode: 503" },
+                    { "reason": "ProgressDeadlineExceeded", "message": d.message },
+                ],
+            }));
+        }
     }
     Ok(out)
 }
@@ -920,6 +1021,7 @@ async fn pods_loop(
     cluster: Option<String>,
     name: String,
 ) {
+    let mut last: Option<String> = None;
     loop {
         let (p2, n2, c2) = (p.clone(), name.clone(), cluster.clone());
         let payload = db(&s, move |st| {
@@ -932,16 +1034,21 @@ async fn pods_loop(
         let msg = match payload {
             Ok(pods) => json!({"message": "", "type": "success", "payload": pods}),
             Err(e) => json!({"message": e.message(), "type": "error", "payload": null}),
-        };
-        if sock.send(Message::Text(msg.to_string())).await.is_err() {
-            return;
+        }
+        .to_string();
+        // The full list first, then again on every change (like the ancestor's pod informer).
+        if last.as_deref() != Some(msg.as_str()) {
+            if sock.send(Message::Text(msg.clone())).await.is_err() {
+                return;
+            }
+            last = Some(msg);
         }
         tokio::select! {
             m = sock.recv() => match m {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 _ => {}
             },
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {}
         }
     }
 }

@@ -274,7 +274,15 @@ pub fn reconcile(
     now: i64,
 ) -> Result<()> {
     let mut d = store::deployment_by_id(c, id)?;
-    if d.deleted_at.is_some() || d.phase == phase::TERMINATED {
+    if d.deleted_at.is_some() {
+        return Ok(());
+    }
+    if d.phase == phase::TERMINATED {
+        let before = d.clone();
+        sync_status(&mut d, &[], timing, now);
+        if d != before {
+            store::save_deployment(c, &d)?;
+        }
         return Ok(());
     }
     let before = d.clone();
@@ -373,13 +381,51 @@ pub fn reconcile(
             }
         }
     }
+    sync_status(&mut d, &reps, timing, now);
     if d != before {
+        if d.reported_status != before.reported_status {
+            tracing::debug!(deployment = %d.name, cluster = %d.cluster, reported = %d.reported_status, "status synced");
+        }
         if d.status != before.status || d.phase != before.phase {
             tracing::info!(deployment = %d.name, cluster = %d.cluster, status = %d.status, phase = %d.phase, "status changed");
         }
         store::save_deployment(c, &d)?;
     }
     Ok(())
+}
+
+/// The status sync: once `Timing::status_sync_ms` has passed since the last one, the reported
+/// status is recomputed the way the platform's ancestor does it (Yatai `getStatusFromK8s`,
+/// API doc §10): from *all* of the deployment's pods, not from the revision being rolled
+/// out. While a rollout runs, a pending (starting) pod makes it `deploying` and otherwise any
+/// ready pod makes it `running`, so a rollout that pauses with no pod starting (a
+/// `RampedSlowRollout` between steps) reads `running` before it is complete, as it would
+/// there. Outside a rollout the reconciler's status stands (`running`, `unhealthy`,
+/// `scaled-to-zero`, `failed`, the image-build and termination states).
+pub fn sync_status(d: &mut DeploymentRow, reps: &[ReplicaRow], timing: &Timing, now: i64) {
+    if now
+        < d.status_synced_at
+            .saturating_add(timing.status_sync_ms.max(0))
+    {
+        return;
+    }
+    d.status_synced_at = now;
+    d.reported_status = synced_status(d, reps).to_string();
+}
+
+/// What a status sync computes (see [`sync_status`]).
+pub fn synced_status<'a>(d: &'a DeploymentRow, reps: &[ReplicaRow]) -> &'a str {
+    if d.phase != phase::ROLLING {
+        return &d.status;
+    }
+    let live = |state: &str| reps.iter().any(|r| r.state == state);
+    if live(rstate::STARTING) {
+        "deploying"
+    } else if live(rstate::READY) {
+        "running"
+    } else {
+        "deploying"
+    }
 }
 
 fn serving_note(d: &DeploymentRow) -> String {

@@ -9,11 +9,49 @@ use super::store::{
     self, rstate, BentoRow, ClusterRow, DeploymentRow, InstanceTypeRow, Org, ReplicaRow, Result,
     SecretRow,
 };
+use serde::{Deserialize, Serialize};
+
 use crate::api::{
     Bento, BentoManifest, BentoRepository, Cluster, Deployment, DeploymentManifest,
     DeploymentStatus, InstanceType, InstanceTypeConfig, Organization, ResourceMeta, Revision,
-    RolloutProgress, Secret, Target, User,
+    Secret, Target, User,
 };
+
+/// Rollout progress of one deployment, as `bentocloud-local` knows it. The real API has no
+/// such document, so it is served only under `/api/local/v1/...` (the web page, the demo,
+/// benchmarks and tests' own assertions), never on `/api/v1` or `/api/v2`, and it is not a
+/// type of `crate::api`: the provider cannot read it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RolloutProgress {
+    /// The revision being rolled out (or last rolled out).
+    pub revision_uid: String,
+    /// The revision whose replicas currently serve traffic.
+    pub serving_revision_uid: String,
+    /// Phase name: `image-building`, `image-build-failed`, `rolling`, `complete`, `failed`,
+    /// `terminating`, `terminated`.
+    pub phase: String,
+    pub desired_replicas: u32,
+    pub ready_replicas: u32,
+    /// Ready replicas that run `revision_uid`.
+    pub updated_replicas: u32,
+    /// Why the rollout failed or is stuck; empty otherwise.
+    pub message: String,
+    /// The status the controller computes now; the API's `status` is this as of the last
+    /// status sync (`status_synced_at`), see `Timing::status_sync_ms`.
+    pub live_status: String,
+    pub status_synced_at: String,
+}
+
+/// A deployment document of the API plus its rollout progress: what
+/// `/api/local/v1/deployments[/{name}]` serve.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LocalDeployment {
+    #[serde(flatten)]
+    pub deployment: Deployment,
+    pub rollout: RolloutProgress,
+}
 
 /// RFC 3339 with milliseconds, UTC.
 pub fn ts(ms: i64) -> String {
@@ -252,10 +290,9 @@ pub fn deployment(
         kube_resource_uid: String::new(),
         kube_resource_version: String::new(),
     };
-    let replicas = store::live_replicas(c, d.id)?;
     let doc = Deployment {
         meta: dep_meta,
-        status: DeploymentStatus::parse(&d.status).unwrap_or_default(),
+        status: DeploymentStatus::parse(&d.reported_status).unwrap_or_default(),
         kube_namespace: format!("bcl-{}", org.name),
         creator: user(&d.creator, org),
         cluster: cluster(&cl, org, &d.creator),
@@ -270,12 +307,28 @@ pub fn deployment(
             routing: None,
         }),
         urls: Some(vec![endpoint_url(base, org, d)]),
-        rollout: Some(rollout(c, d, &rev.config, &b, &replicas)?),
     };
     Ok(DeploymentView {
         doc,
         bento_repo: b.repo,
         bento_version: b.version,
+    })
+}
+
+/// [`deployment`] plus its rollout progress (the local-only view).
+pub fn local_deployment(
+    c: &Connection,
+    org: &Org,
+    d: &DeploymentRow,
+    base: &str,
+) -> Result<LocalDeployment> {
+    let view = deployment(c, org, d, base)?;
+    let rev = store::revision(c, &d.target_revision)?;
+    let b = store::bento_by_id(c, rev.bento_id)?;
+    let replicas = store::live_replicas(c, d.id)?;
+    Ok(LocalDeployment {
+        deployment: view.doc,
+        rollout: rollout(c, d, &rev.config, &b, &replicas)?,
     })
 }
 
@@ -364,6 +417,8 @@ fn rollout(
         ready_replicas: u32::try_from(ready).unwrap_or(u32::MAX),
         updated_replicas: u32::try_from(updated).unwrap_or(u32::MAX),
         message: d.message.clone(),
+        live_status: d.status.clone(),
+        status_synced_at: ts(d.status_synced_at),
     })
 }
 

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS deployments (
   name TEXT NOT NULL, uid TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
   deleted_at INTEGER, labels TEXT NOT NULL, dev INTEGER NOT NULL, creator TEXT NOT NULL,
   status TEXT NOT NULL, phase TEXT NOT NULL, message TEXT NOT NULL, target_revision TEXT NOT NULL,
-  serving_revision TEXT NOT NULL, phase_since INTEGER NOT NULL, last_request_at INTEGER NOT NULL);
+  serving_revision TEXT NOT NULL, phase_since INTEGER NOT NULL, last_request_at INTEGER NOT NULL,
+  reported_status TEXT NOT NULL DEFAULT 'unknown', status_synced_at INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS deployments_live ON deployments (org_id, cluster, name)
   WHERE deleted_at IS NULL;
 CREATE TABLE IF NOT EXISTS revisions (
@@ -128,7 +129,39 @@ pub fn open_conn(path: &Path) -> std::result::Result<Connection, String> {
         .map_err(|e| e.to_string())?;
     conn.execute_batch(SCHEMA)
         .map_err(|e| format!("cannot create schema: {e}"))?;
+    migrate(&conn)?;
     Ok(conn)
+}
+
+/// Columns added after a data dir may have been created: added in place, so an older
+/// `state.db` keeps working (its deployments report their live status until the first sync).
+fn migrate(conn: &Connection) -> std::result::Result<(), String> {
+    let has = |col: &str| -> std::result::Result<bool, String> {
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('deployments') WHERE name = ?1",
+                [col],
+                |r| r.get(0),
+            )
+            .map_err(|e| format!("cannot read the schema: {e}"))?;
+        Ok(n > 0)
+    };
+    for (col, ddl) in [
+        (
+            "reported_status",
+            "ALTER TABLE deployments ADD COLUMN reported_status TEXT NOT NULL DEFAULT 'unknown'",
+        ),
+        (
+            "status_synced_at",
+            "ALTER TABLE deployments ADD COLUMN status_synced_at INTEGER NOT NULL DEFAULT 0",
+        ),
+    ] {
+        if !has(col)? {
+            conn.execute_batch(ddl)
+                .map_err(|e| format!("cannot migrate the schema ({col}): {e}"))?;
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- meta, orgs, tokens
@@ -526,6 +559,8 @@ pub struct DeploymentRow {
     pub labels: Vec<LabelItem>,
     pub dev: bool,
     pub creator: String,
+    /// The live status, recomputed by the reconciler on every tick (what the controller
+    /// knows). The API does not show it: see `reported_status`.
     pub status: String,
     pub phase: String,
     pub message: String,
@@ -533,9 +568,14 @@ pub struct DeploymentRow {
     pub serving_revision: String,
     pub phase_since: i64,
     pub last_request_at: i64,
+    /// The status the API reports: computed from the replicas at the last status sync (every
+    /// `Timing::status_sync_ms`), so it lags the revision like the platform's (API doc §10).
+    pub reported_status: String,
+    /// When `reported_status` was last computed.
+    pub status_synced_at: i64,
 }
 
-const DEP_COLS: &str = "id, org_id, cluster, name, uid, created_at, updated_at, deleted_at, labels, dev, creator, status, phase, message, target_revision, serving_revision, phase_since, last_request_at";
+const DEP_COLS: &str = "id, org_id, cluster, name, uid, created_at, updated_at, deleted_at, labels, dev, creator, status, phase, message, target_revision, serving_revision, phase_since, last_request_at, reported_status, status_synced_at";
 
 fn dep_row(r: &Row) -> rusqlite::Result<(DeploymentRow, String)> {
     Ok((
@@ -558,6 +598,8 @@ fn dep_row(r: &Row) -> rusqlite::Result<(DeploymentRow, String)> {
             serving_revision: r.get(15)?,
             phase_since: r.get(16)?,
             last_request_at: r.get(17)?,
+            reported_status: r.get(18)?,
+            status_synced_at: r.get(19)?,
         },
         r.get(8)?,
     ))
@@ -612,18 +654,24 @@ pub fn org_deployments(c: &Connection, org_id: i64) -> Result<Vec<DeploymentRow>
     query_deps(c, "org_id = ?1 AND deleted_at IS NULL", &[&org_id])
 }
 
-/// Live deployments the reconciler has to look at (everything not deleted nor terminated).
+/// Live deployments the reconciler has to look at: everything not deleted nor terminated, and
+/// terminated ones whose reported status has not caught up yet.
 pub fn active_deployments(c: &Connection) -> Result<Vec<DeploymentRow>> {
-    query_deps(c, "deleted_at IS NULL AND phase != 'terminated'", &[])
+    query_deps(
+        c,
+        "deleted_at IS NULL AND (phase != 'terminated' OR reported_status != 'terminated')",
+        &[],
+    )
 }
 
 pub fn insert_deployment(c: &Connection, d: &DeploymentRow) -> Result<i64> {
     c.execute(
-        &format!("INSERT INTO deployments ({DEP_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+        &format!("INSERT INTO deployments ({DEP_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
         params![
             d.org_id, d.cluster, d.name, d.uid, d.created_at, d.updated_at, d.deleted_at,
             serde_json::to_string(&d.labels)?, d.dev as i64, d.creator, d.status, d.phase,
-            d.message, d.target_revision, d.serving_revision, d.phase_since, d.last_request_at
+            d.message, d.target_revision, d.serving_revision, d.phase_since, d.last_request_at,
+            d.reported_status, d.status_synced_at
         ],
     )?;
     Ok(c.last_insert_rowid())
@@ -634,11 +682,11 @@ pub fn save_deployment(c: &Connection, d: &DeploymentRow) -> Result<()> {
     c.execute(
         "UPDATE deployments SET updated_at = ?2, deleted_at = ?3, labels = ?4, status = ?5, phase = ?6,
          message = ?7, target_revision = ?8, serving_revision = ?9, phase_since = ?10,
-         last_request_at = ?11 WHERE id = ?1",
+         last_request_at = ?11, reported_status = ?12, status_synced_at = ?13 WHERE id = ?1",
         params![
             d.id, d.updated_at, d.deleted_at, serde_json::to_string(&d.labels)?, d.status,
             d.phase, d.message, d.target_revision, d.serving_revision, d.phase_since,
-            d.last_request_at
+            d.last_request_at, d.reported_status, d.status_synced_at
         ],
     )?;
     Ok(())

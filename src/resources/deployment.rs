@@ -24,12 +24,12 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, Resource};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{Deployment, DeploymentStatus};
+use crate::api::Deployment;
 use crate::client::Client;
 use crate::diag;
 use crate::provider::{Configured, Shared};
-use crate::wait::{self, WaitError, WaitOptions};
-use model::{DeploymentState, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT};
+use crate::wait::{self, Submitted, WaitError, WaitOptions};
+use model::{DeploymentState, Private, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT};
 
 /// The resource. Holds the provider's shared slot and a small plan-time cache of server facts
 /// (instance types per cluster, bentos known to exist) so a plan of many deployments does not
@@ -80,13 +80,13 @@ fn allows_scale_to_zero(state: &DeploymentState) -> bool {
     state.min_replicas == Value::Value(0)
 }
 
-/// Waits for `revision` of the deployment, with the state's timeout and the provider's
-/// cancellation token.
+/// Waits for the `submitted` revision of the deployment (judged as `crate::wait` describes),
+/// with the state's timeout, the provider's settle window and a cancellation token.
 async fn wait_for(
-    client: &Client,
+    configured: &Configured,
     cluster: &str,
     name: &str,
-    revision: &str,
+    submitted: &Submitted,
     state: &DeploymentState,
     which: &str,
     cancel: CancellationToken,
@@ -94,10 +94,20 @@ async fn wait_for(
     let opts = WaitOptions {
         timeout: timeout_of(state, which),
         cancel,
+        status_sync_period: configured.status_sync_period,
         ..WaitOptions::default()
     };
-    let src = wait::ClientSource::new(client.clone(), cluster, name);
-    wait::wait_for_revision(&src, revision, allows_scale_to_zero(state), &opts).await
+    let src = wait::ClientSource::new(configured.client.clone(), cluster, name);
+    wait::wait_for_revision(&src, submitted, allows_scale_to_zero(state), &opts).await
+}
+
+/// The private state after a wait ended with `err`: an interrupted or timed-out wait leaves
+/// its revision unconfirmed, so the next apply resumes waiting for it.
+fn private_after(err: &WaitError, revision: &str) -> Private {
+    match err {
+        WaitError::Cancelled { .. } | WaitError::TimedOut { .. } => model::unconfirmed(revision),
+        WaitError::Failed { .. } | WaitError::Api(_) => Private::Null,
+    }
 }
 
 /// The last deployment document a wait saw, if it saw one.
@@ -112,10 +122,7 @@ fn last_seen(err: &WaitError) -> Option<Deployment> {
 }
 
 fn rollout_failed(d: &Deployment) -> bool {
-    matches!(
-        d.status,
-        DeploymentStatus::Failed | DeploymentStatus::ImageBuildFailed | DeploymentStatus::Unhealthy
-    )
+    d.status.is_rollout_failure()
 }
 
 /// Honest state after a failed rollout: the managed attributes keep what `serving` had (the
@@ -342,11 +349,12 @@ impl DeploymentResource {
     async fn roll_back(
         &self,
         diags: &mut Diagnostics,
-        client: &Client,
+        configured: &Configured,
         cluster: &str,
         name: &str,
         previous: &DeploymentState,
     ) -> Option<Deployment> {
+        let client = &configured.client;
         let current = match client.get_deployment(cluster, name).await {
             Ok(d) => d,
             Err(e) => {
@@ -380,10 +388,10 @@ impl DeploymentResource {
         // The user's token may already be cancelled (Ctrl-C): the rollback wait has its own,
         // bounded by the update timeout.
         match wait_for(
-            client,
+            configured,
             cluster,
             name,
-            &revision,
+            &Submitted::updated(&submitted),
             previous,
             "update",
             CancellationToken::new(),
@@ -408,7 +416,7 @@ impl DeploymentResource {
 #[async_trait]
 impl Resource for DeploymentResource {
     type State<'a> = DeploymentState;
-    type PrivateState<'a> = ValueEmpty;
+    type PrivateState<'a> = Private;
     type ProviderMetaState<'a> = ValueEmpty;
 
     fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
@@ -442,7 +450,13 @@ impl Resource for DeploymentResource {
                 } else {
                     convert::state_from_server(&d, &state, false)
                 };
-                Some((next, private_state))
+                // An unconfirmed revision stays so while it is the latest one; a newer revision
+                // (made elsewhere) is not ours to wait for.
+                let private = match model::unconfirmed_revision(&private_state) {
+                    Some(r) if d.revision_uid() == Some(r) => private_state,
+                    _ => Private::Null,
+                };
+                Some((next, private))
             }
             Ok(None) => {
                 tracing::info!(
@@ -481,7 +495,7 @@ impl Resource for DeploymentResource {
         }
         self.check_against_server(diags, &configured.client, &planned, None)
             .await;
-        Some((planned, ValueEmpty::default()))
+        Some((planned, Private::Null))
     }
 
     async fn plan_update<'a>(
@@ -493,7 +507,12 @@ impl Resource for DeploymentResource {
         prior_private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        let (planned, replace) = plan::plan_update(&prior_state, &proposed_state, &config_state);
+        let (mut planned, replace) =
+            plan::plan_update(&prior_state, &proposed_state, &config_state);
+        if model::unconfirmed_revision(&prior_private_state).is_some() {
+            // The last apply could not confirm its rollout: this apply waits for it.
+            plan::rollout_changes_computed(&mut planned);
+        }
         if let Some(configured) = self.shared.configured(diags) {
             self.check_against_server(diags, &configured.client, &planned, Some(&prior_state))
                 .await;
@@ -571,12 +590,13 @@ impl Resource for DeploymentResource {
         tracing::info!("created deployment {cluster}/{name} (revision {revision})");
         // From here on the deployment exists: every path returns state.
         let mut state = convert::state_from_server(&created, &planned_state, false);
+        let mut private = planned_private_state;
         if planned_state.wait_for_rollout != Value::Value(false) {
             match wait_for(
-                client,
+                &configured,
                 &cluster,
                 &name,
-                &revision,
+                &Submitted::created(&revision),
                 &planned_state,
                 "create",
                 self.shared.cancellation(),
@@ -588,11 +608,12 @@ impl Resource for DeploymentResource {
                     if let Some(d) = last_seen(&e) {
                         state = convert::state_from_server(&d, &planned_state, false);
                     }
+                    private = private_after(&e, &revision);
                     diag::wait_error(diags, "the first rollout", &format!("{cluster}/{name}"), &e);
                 }
             }
         }
-        Some((state, planned_private_state))
+        Some((state, private))
     }
 
     async fn update<'a>(
@@ -607,19 +628,16 @@ impl Resource for DeploymentResource {
         if !plan::needs_api_update(&prior_state, &planned_state)
             && !plan::resubmit_failed(&prior_state)
         {
-            if !plan::rollout_pending(&prior_state) {
+            let unconfirmed = model::unconfirmed_revision(&planned_private_state).is_some();
+            if !plan::rollout_pending(&prior_state) && !unconfirmed {
                 return Some((planned_state, planned_private_state));
             }
             let configured = self.shared.configured(diags)?;
-            return Some((
-                self.resume_rollout(diags, &configured, planned_state).await,
-                planned_private_state,
-            ));
+            return Some(self.resume_rollout(diags, &configured, planned_state).await);
         }
         let configured = self.shared.configured(diags)?;
         self.apply_update(diags, &configured, prior_state, planned_state)
             .await
-            .map(|s| (s, planned_private_state))
     }
 
     async fn destroy<'a>(
@@ -692,10 +710,7 @@ impl Resource for DeploymentResource {
                     bento_managed_externally: Value::Value(false),
                     ..Default::default()
                 };
-                Some((
-                    convert::state_from_server(&d, &prior, true),
-                    ValueEmpty::default(),
-                ))
+                Some((convert::state_from_server(&d, &prior, true), Private::Null))
             }
             Ok(None) => {
                 diags.root_error(
@@ -719,46 +734,61 @@ impl Resource for DeploymentResource {
 
 impl DeploymentResource {
     /// A previous apply was interrupted or timed out while the server rolled out: wait for the
-    /// server's latest revision (no new revision is submitted).
+    /// server's latest revision (no new revision is submitted). The status read now may still
+    /// be stale, so it is judged like a fresh submit's (settle window from now).
     async fn resume_rollout(
         &self,
         diags: &mut Diagnostics,
         configured: &Configured,
         planned: DeploymentState,
-    ) -> DeploymentState {
+    ) -> (DeploymentState, Private) {
         let client = &configured.client;
         let Some((cluster, name)) = locate(&planned) else {
-            return planned;
+            diags.root_error(
+                "Deployment state has no cluster and name",
+                "Remove it with `terraform state rm` and import it again.",
+            );
+            return (planned, Private::Null);
         };
         let id = format!("{cluster}/{name}");
         let current = match client.get_deployment(&cluster, &name).await {
             Ok(d) => d,
             Err(e) => {
                 diag::api_error(diags, &format!("Cannot read deployment {id}"), &e, None);
-                return planned;
+                return (planned, Private::Null);
             }
         };
         if planned.wait_for_rollout == Value::Value(false) {
-            return convert::state_from_server(&current, &planned, false);
+            return (
+                convert::state_from_server(&current, &planned, false),
+                Private::Null,
+            );
         }
-        let revision = current.revision_uid().unwrap_or_default().to_string();
-        tracing::info!("resuming the wait for deployment {id} revision {revision}");
+        let submitted = Submitted::updated(&current);
+        tracing::info!(
+            "resuming the wait for deployment {id} revision {}",
+            submitted.revision
+        );
         match wait_for(
-            client,
+            configured,
             &cluster,
             &name,
-            &revision,
+            &submitted,
             &planned,
             "update",
             self.shared.cancellation(),
         )
         .await
         {
-            Ok(d) => convert::state_from_server(&d, &planned, false),
+            Ok(d) => (
+                convert::state_from_server(&d, &planned, false),
+                Private::Null,
+            ),
             Err(e) => {
                 diag::wait_error(diags, "the rollout", &id, &e);
+                let private = private_after(&e, &submitted.revision);
                 let seen = last_seen(&e).unwrap_or(current);
-                convert::state_from_server(&seen, &planned, false)
+                (convert::state_from_server(&seen, &planned, false), private)
             }
         }
     }
@@ -769,14 +799,14 @@ impl DeploymentResource {
         configured: &Configured,
         prior: DeploymentState,
         planned: DeploymentState,
-    ) -> Option<DeploymentState> {
+    ) -> Option<(DeploymentState, Private)> {
         let client = &configured.client;
         let Some((cluster, name)) = locate(&prior) else {
             diags.root_error(
                 "Deployment state has no cluster and name",
                 "Remove it with `terraform state rm` and import it again.",
             );
-            return Some(prior);
+            return Some((prior, Private::Null));
         };
         let id = format!("{cluster}/{name}");
         let server = match client.get_deployment_opt(&cluster, &name).await {
@@ -786,7 +816,7 @@ impl DeploymentResource {
                     format!("Deployment {id} was deleted outside Terraform"),
                     "It no longer exists, so it cannot be updated. Run `terraform apply` again: the refresh drops it from state and the plan recreates it.",
                 );
-                return Some(prior);
+                return Some((prior, Private::Null));
             }
             Err(e) => {
                 diag::api_error(
@@ -795,40 +825,50 @@ impl DeploymentResource {
                     &e,
                     None,
                 );
-                return Some(prior);
+                return Some((prior, Private::Null));
             }
         };
         if prior.bento != planned.bento && planned.bento_managed_externally != Value::Value(true) {
             self.resolve_bento(diags, client, &planned).await;
             if !diags.errors.is_empty() {
-                return Some(prior);
+                return Some((prior, Private::Null));
             }
         }
         let req = convert::update_request(&planned, &server);
-        let submitted = match client.update_deployment(&cluster, &name, &req).await {
+        let response = match client.update_deployment(&cluster, &name, &req).await {
             Ok(d) => d,
             Err(e) => {
                 diag::api_error(diags, &format!("Cannot update deployment {id}"), &e, None);
-                return Some(convert::state_from_server(&server, &prior, false));
+                return Some((
+                    convert::state_from_server(&server, &prior, false),
+                    Private::Null,
+                ));
             }
         };
-        let revision = submitted.revision_uid().unwrap_or_default().to_string();
+        let submitted = Submitted::updated(&response);
+        let revision = submitted.revision.clone();
         tracing::info!("updated deployment {id}: rolling out revision {revision}");
         if planned.wait_for_rollout == Value::Value(false) {
-            return Some(convert::state_from_server(&submitted, &planned, false));
+            return Some((
+                convert::state_from_server(&response, &planned, false),
+                Private::Null,
+            ));
         }
         match wait_for(
-            client,
+            configured,
             &cluster,
             &name,
-            &revision,
+            &submitted,
             &planned,
             "update",
             self.shared.cancellation(),
         )
         .await
         {
-            Ok(d) => Some(convert::state_from_server(&d, &planned, false)),
+            Ok(d) => Some((
+                convert::state_from_server(&d, &planned, false),
+                Private::Null,
+            )),
             Err(e) => {
                 diag::wait_error(diags, "the rollout", &id, &e);
                 let rollback = planned.rollback_on_failure == Value::Value(true)
@@ -839,18 +879,31 @@ impl DeploymentResource {
                             | WaitError::TimedOut { .. }
                     );
                 if rollback {
-                    if let Some(d) = self.roll_back(diags, client, &cluster, &name, &prior).await {
-                        return Some(convert::state_from_server(&d, &prior, false));
+                    if let Some(d) = self
+                        .roll_back(diags, configured, &cluster, &name, &prior)
+                        .await
+                    {
+                        return Some((
+                            convert::state_from_server(&d, &prior, false),
+                            Private::Null,
+                        ));
                     }
                 }
-                match (&e, last_seen(&e)) {
+                let private = private_after(&e, &revision);
+                Some(match (&e, last_seen(&e)) {
                     // The new revision failed: the previous configuration still serves.
-                    (WaitError::Failed { .. }, Some(d)) => Some(state_after_failure(&d, &prior)),
+                    (WaitError::Failed { .. }, Some(d)) => {
+                        (state_after_failure(&d, &prior), private)
+                    }
                     // Interrupted or timed out: the rollout goes on server-side; state shows
-                    // the submitted configuration with the status seen last.
-                    (_, Some(d)) => Some(convert::state_from_server(&d, &planned, false)),
-                    (_, None) => Some(convert::state_from_server(&submitted, &planned, false)),
-                }
+                    // the submitted configuration with the status seen last, and the private
+                    // state keeps the revision for the next apply to wait for.
+                    (_, Some(d)) => (convert::state_from_server(&d, &planned, false), private),
+                    (_, None) => (
+                        convert::state_from_server(&response, &planned, false),
+                        private,
+                    ),
+                })
             }
         }
     }

@@ -3,7 +3,7 @@
 use std::sync::Mutex;
 
 use super::*;
-use crate::api::{Revision, RolloutProgress};
+use crate::api::{KubePod, Revision, POD_BENTO_VERSION_LABEL};
 use crate::client::ErrorKind;
 
 fn dep(rev: &str, status: DeploymentStatus) -> Deployment {
@@ -17,23 +17,13 @@ fn dep(rev: &str, status: DeploymentStatus) -> Deployment {
     d
 }
 
-fn with_rollout(
-    mut d: Deployment,
-    rev: &str,
-    updated: u32,
-    desired: u32,
-    phase: &str,
-) -> Deployment {
-    d.rollout = Some(RolloutProgress {
-        revision_uid: rev.into(),
-        serving_revision_uid: rev.into(),
-        phase: phase.into(),
-        desired_replicas: desired,
-        ready_replicas: updated,
-        updated_replicas: updated,
-        message: String::new(),
-    });
-    d
+/// An update whose response carried `stale` (the previous revision's status).
+fn updated(rev: &str, stale: DeploymentStatus) -> Submitted {
+    Submitted::updated(&dep(rev, stale))
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
 }
 
 fn api_err(kind: ErrorKind, status: u16) -> ClientError {
@@ -92,19 +82,11 @@ fn stale_revision_never_counts() {
             matches!(&v, Verdict::Pending { phase } if phase.contains("waiting for revision new")),
             "{s}: {v:?}"
         );
+        // Not even once the settle window passed.
+        let mut ev = Evidence::new(Submitted::created("new"), secs(1));
+        let v = ev.observe(&dep("old", s), secs(100), true);
+        assert!(matches!(v, Verdict::Pending { .. }), "{s}: {v:?}");
     }
-    // The rollout extension must be about our revision too.
-    let d = with_rollout(
-        dep("new", DeploymentStatus::Running),
-        "old",
-        3,
-        3,
-        "complete",
-    );
-    assert!(matches!(
-        classify(&d, "new", false),
-        Verdict::Pending { .. }
-    ));
     let mut none = dep("x", DeploymentStatus::Running);
     none.latest_revision = None;
     assert!(matches!(
@@ -129,7 +111,7 @@ fn every_status_is_classified() {
                 v,
                 Verdict::Failed {
                     status: s,
-                    reason: s.as_str().to_string()
+                    reason: format!("BentoCloud reports {s}")
                 }
             ),
             S::Unhealthy => assert!(matches!(v, Verdict::Unhealthy { .. })),
@@ -138,6 +120,7 @@ fn every_status_is_classified() {
             | S::Deploying
             | S::ImageBuilding
             | S::ImageBuildSucceeded => {
+                assert!(s.is_in_progress());
                 assert_eq!(
                     v,
                     Verdict::Pending {
@@ -146,62 +129,166 @@ fn every_status_is_classified() {
                 )
             }
         }
+        assert_eq!(
+            s.is_rollout_failure(),
+            matches!(s, S::Failed | S::ImageBuildFailed | S::Unhealthy),
+            "{s}"
+        );
+        if !matches!(
+            s,
+            S::Unknown | S::NonDeployed | S::Deploying | S::ImageBuilding | S::ImageBuildSucceeded
+        ) {
+            assert!(!s.is_in_progress(), "{s}");
+        }
     }
 }
 
 #[test]
-fn rollout_progress_gates_ready_and_gives_reasons() {
-    let rolling = with_rollout(dep("r1", DeploymentStatus::Running), "r1", 1, 3, "rolling");
+fn a_stale_running_after_an_update_counts_only_after_the_status_moved_to_in_progress() {
+    let mut ev = Evidence::new(updated("r2", DeploymentStatus::Running), secs(120));
+    let v = ev.observe(&dep("r2", DeploymentStatus::Running), secs(1), false);
+    assert!(
+        matches!(&v, Verdict::Pending { phase } if phase.contains("may still describe the previous revision") && phase.contains("status_sync_period (2m0s)")),
+        "{v:?}"
+    );
+    assert_eq!(ev.synced(), None);
     assert_eq!(
-        classify(&rolling, "r1", false),
+        ev.observe(&dep("r2", DeploymentStatus::Deploying), secs(2), false),
         Verdict::Pending {
-            phase: "rolling".into()
+            phase: "deploying".into()
         }
     );
-    let done = with_rollout(dep("r1", DeploymentStatus::Running), "r1", 3, 3, "complete");
-    assert_eq!(classify(&done, "r1", false), Verdict::Ready);
-    let zero = with_rollout(
-        dep("r1", DeploymentStatus::ScaledToZero),
-        "r1",
-        0,
-        0,
-        "complete",
+    assert!(ev
+        .synced()
+        .is_some_and(|w| w.contains("from running to deploying")));
+    assert_eq!(
+        ev.observe(&dep("r2", DeploymentStatus::Running), secs(3), false),
+        Verdict::Ready
     );
-    assert_eq!(classify(&zero, "r1", true), Verdict::Ready);
-    let mut failed = with_rollout(
-        dep("r1", DeploymentStatus::ImageBuildFailed),
-        "r1",
-        0,
-        3,
-        "failed",
+}
+
+#[test]
+fn a_failure_left_by_the_previous_attempt_is_not_the_new_revisions_verdict() {
+    for stale in [
+        DeploymentStatus::Failed,
+        DeploymentStatus::Unhealthy,
+        DeploymentStatus::ImageBuildFailed,
+    ] {
+        let mut ev = Evidence::new(updated("fix", stale), secs(10));
+        let v = ev.observe(&dep("fix", stale), secs(1), false);
+        assert!(matches!(v, Verdict::Pending { .. }), "{stale}: {v:?}");
+        // A change to `running` alone proves nothing (it may come from a sync that started
+        // before the submit), so it waits for the settle window.
+        let v = ev.observe(&dep("fix", DeploymentStatus::Running), secs(5), false);
+        assert!(matches!(v, Verdict::Pending { .. }), "{stale}: {v:?}");
+        assert_eq!(
+            ev.observe(&dep("fix", DeploymentStatus::Running), secs(10), false),
+            Verdict::Ready
+        );
+    }
+    // A fresh failure after a visible sync is the new revision's.
+    let mut ev = Evidence::new(updated("bad", DeploymentStatus::Failed), secs(120));
+    ev.observe(&dep("bad", DeploymentStatus::Deploying), secs(1), false);
+    assert!(matches!(
+        ev.observe(&dep("bad", DeploymentStatus::Failed), secs(2), false),
+        Verdict::Failed { .. }
+    ));
+}
+
+#[test]
+fn the_settle_window_judges_changes_that_finish_between_two_syncs() {
+    let mut ev = Evidence::new(updated("r2", DeploymentStatus::Running), secs(120));
+    assert!(matches!(
+        ev.observe(
+            &dep("r2", DeploymentStatus::Running),
+            Duration::from_millis(119_999),
+            false
+        ),
+        Verdict::Pending { .. }
+    ));
+    assert_eq!(
+        ev.observe(&dep("r2", DeploymentStatus::Running), secs(120), false),
+        Verdict::Ready
     );
-    if let Some(r) = failed.rollout.as_mut() {
-        r.message = "pip install failed: no such package torchh".into();
+    assert!(ev
+        .synced()
+        .is_some_and(|w| w.contains("status_sync_period (2m0s)")));
+    let mut ev = Evidence::new(updated("r2", DeploymentStatus::Running), secs(3));
+    assert!(matches!(
+        ev.observe(&dep("r2", DeploymentStatus::Failed), secs(3), false),
+        Verdict::Failed { .. }
+    ));
+}
+
+#[test]
+fn leaving_an_in_progress_status_is_not_evidence() {
+    // The previous rollout was still running when this one was submitted: its `running` may be
+    // the old rollout finishing, and `deploying` does not show a new sync either.
+    let mut ev = Evidence::new(updated("r3", DeploymentStatus::Deploying), secs(30));
+    for (status, at) in [
+        (DeploymentStatus::Running, 5),
+        (DeploymentStatus::Deploying, 6),
+        (DeploymentStatus::Running, 29),
+    ] {
+        let v = ev.observe(&dep("r3", status), secs(at), false);
+        assert!(matches!(v, Verdict::Pending { .. }), "{status}@{at}: {v:?}");
     }
     assert_eq!(
-        classify(&failed, "r1", false),
-        Verdict::Failed {
-            status: DeploymentStatus::ImageBuildFailed,
-            reason: "pip install failed: no such package torchh".into()
-        }
+        ev.observe(&dep("r3", DeploymentStatus::Running), secs(30), false),
+        Verdict::Ready
     );
+}
+
+#[test]
+fn a_created_deployment_trusts_its_statuses_at_once() {
+    let mut ev = Evidence::new(Submitted::created("r1"), secs(120));
+    assert!(ev.synced().is_some());
+    assert_eq!(
+        ev.observe(&dep("r1", DeploymentStatus::Running), secs(0), false),
+        Verdict::Ready
+    );
+    let mut ev = Evidence::new(Submitted::created("r1"), secs(120));
+    assert!(matches!(
+        ev.observe(&dep("r1", DeploymentStatus::Failed), secs(0), false),
+        Verdict::Failed { .. }
+    ));
 }
 
 #[tokio::test(start_paused = true)]
 async fn stale_running_is_not_success_in_the_loop() {
     let src = Script::new(vec![
         (0, Ok(dep("old", DeploymentStatus::Running))),
+        (2_000, Ok(dep("new", DeploymentStatus::Running))),
         (3_000, Ok(dep("new", DeploymentStatus::Deploying))),
         (6_000, Ok(dep("new", DeploymentStatus::Running))),
     ]);
     let t0 = Instant::now();
-    let d = wait_for_revision(&src, "new", false, &opts(60))
-        .await
-        .expect("ready");
+    let d = wait_for_revision(
+        &src,
+        &updated("new", DeploymentStatus::Running),
+        false,
+        &opts(60),
+    )
+    .await
+    .expect("ready");
     assert_eq!(d.revision_uid(), Some("new"));
     let took = t0.elapsed();
     assert!(
         took >= Duration::from_secs(6) && took <= Duration::from_millis(6_500),
+        "{took:?}"
+    );
+
+    // Never a visible sync: ready only once the settle window passed.
+    let src = Script::new(vec![(0, Ok(dep("new", DeploymentStatus::Running)))]);
+    let mut o = opts(60);
+    o.status_sync_period = secs(7);
+    let t0 = Instant::now();
+    wait_for_revision(&src, &updated("new", DeploymentStatus::Running), false, &o)
+        .await
+        .expect("ready after the settle window");
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(7) && took <= Duration::from_millis(7_525),
         "{took:?}"
     );
 }
@@ -210,7 +297,7 @@ async fn stale_running_is_not_success_in_the_loop() {
 async fn unhealthy_fails_only_after_the_grace_window() {
     let src = Script::new(vec![(0, Ok(dep("r1", DeploymentStatus::Unhealthy)))]);
     let t0 = Instant::now();
-    let e = wait_for_revision(&src, "r1", false, &opts(600))
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(600))
         .await
         .expect_err("unhealthy too long");
     let took = t0.elapsed();
@@ -237,7 +324,7 @@ async fn unhealthy_fails_only_after_the_grace_window() {
         (45_000, Ok(dep("r1", DeploymentStatus::Unhealthy))),
         (90_000, Ok(dep("r1", DeploymentStatus::Running))),
     ]);
-    wait_for_revision(&src, "r1", false, &opts(600))
+    wait_for_revision(&src, &Submitted::created("r1"), false, &opts(600))
         .await
         .expect("the grace restarts after a healthy phase");
 }
@@ -249,7 +336,7 @@ async fn failure_statuses_end_the_wait_at_once() {
         (2_000, Ok(dep("r1", DeploymentStatus::ImageBuildFailed))),
     ]);
     let t0 = Instant::now();
-    let e = wait_for_revision(&src, "r1", false, &opts(600))
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(600))
         .await
         .expect_err("failed");
     assert!(t0.elapsed() <= Duration::from_millis(2_500));
@@ -262,7 +349,7 @@ async fn failure_statuses_end_the_wait_at_once() {
         panic!("{e:?}");
     };
     assert_eq!(*status, DeploymentStatus::ImageBuildFailed);
-    assert_eq!(reason, "image-build-failed");
+    assert_eq!(reason, "BentoCloud reports image-build-failed");
     assert_eq!(last.meta.name, "iris");
     let shown = e.to_string();
     assert!(
@@ -285,7 +372,7 @@ async fn transient_errors_are_tolerated_until_the_deadline() {
         (8_000, Ok(dep("r1", DeploymentStatus::Deploying))),
         (10_000, Ok(dep("r1", DeploymentStatus::Running))),
     ]);
-    wait_for_revision(&src, "r1", false, &opts(60))
+    wait_for_revision(&src, &Submitted::created("r1"), false, &opts(60))
         .await
         .expect("tolerated");
 }
@@ -293,7 +380,7 @@ async fn transient_errors_are_tolerated_until_the_deadline() {
 #[tokio::test(start_paused = true)]
 async fn permanent_errors_end_the_wait() {
     let src = Script::new(vec![(0, Err(api_err(ErrorKind::Unauthorized, 401)))]);
-    let e = wait_for_revision(&src, "r1", false, &opts(60))
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(60))
         .await
         .expect_err("401");
     assert!(
@@ -309,7 +396,7 @@ async fn permanent_errors_end_the_wait() {
         (40_000, Err(api_err(ErrorKind::NotFound, 404))),
     ]);
     let t0 = Instant::now();
-    let e = wait_for_revision(&src, "r1", false, &opts(600))
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(600))
         .await
         .expect_err("gone");
     assert!(matches!(&e, WaitError::Api(c) if c.is_not_found()), "{e:?}");
@@ -320,33 +407,55 @@ async fn permanent_errors_end_the_wait() {
 async fn timeout_says_the_rollout_continues_and_how_to_resume() {
     let src = Script::new(vec![(
         0,
-        Ok(with_rollout(
-            dep("r1abcdef99", DeploymentStatus::Deploying),
-            "r1abcdef99",
-            1,
-            3,
-            "rolling",
-        )),
+        Ok(dep("r1abcdef99", DeploymentStatus::Deploying)),
     )]);
     let t0 = Instant::now();
-    let e = wait_for_revision(&src, "r1abcdef99", false, &opts(10))
+    let e = wait_for_revision(&src, &Submitted::created("r1abcdef99"), false, &opts(10))
         .await
         .expect_err("timeout");
     assert_eq!(t0.elapsed(), Duration::from_secs(10));
-    let WaitError::TimedOut { last, waited } = &e else {
+    let WaitError::TimedOut {
+        last,
+        waited,
+        pending,
+    } = &e
+    else {
         panic!("{e:?}");
     };
     assert_eq!(*waited, Duration::from_secs(10));
     assert!(last.is_some());
+    assert_eq!(pending, "deploying");
     let shown = e.to_string();
     for part in [
         "timed out after 10s",
         "local-east/iris",
-        "deploying, 1/3 replicas ready (phase rolling)",
+        "last status deploying",
         "revision r1abcdef",
         "server-side",
         "terraform apply",
         "timeouts.update",
+    ] {
+        assert!(shown.contains(part), "missing {part:?} in {shown}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_without_evidence_says_what_was_seen_and_what_was_missing() {
+    let src = Script::new(vec![(0, Ok(dep("r2", DeploymentStatus::Running)))]);
+    let e = wait_for_revision(
+        &src,
+        &updated("r2", DeploymentStatus::Running),
+        false,
+        &opts(10),
+    )
+    .await
+    .expect_err("no evidence within the deadline");
+    let shown = e.to_string();
+    for part in [
+        "last status running (revision r2)",
+        "still missing",
+        "may still describe the previous revision",
+        "status_sync_period (2m0s)",
     ] {
         assert!(shown.contains(part), "missing {part:?} in {shown}");
     }
@@ -364,7 +473,7 @@ async fn cancellation_stops_the_wait_promptly_with_the_last_deployment() {
         c.cancel();
     });
     let t0 = Instant::now();
-    let e = wait_for_revision(&src, "r1", false, &o)
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &o)
         .await
         .expect_err("cancelled");
     let took = t0.elapsed();
@@ -390,7 +499,7 @@ async fn cancellation_stops_the_wait_promptly_with_the_last_deployment() {
         c.cancel();
     });
     let t0 = Instant::now();
-    let e = wait_for_revision(&slow, "r1", false, &o)
+    let e = wait_for_revision(&slow, &Submitted::created("r1"), false, &o)
         .await
         .expect_err("cancelled");
     assert!(t0.elapsed() <= Duration::from_millis(1_100));
@@ -404,7 +513,7 @@ async fn polls_at_about_two_per_second_and_notices_completion_within_half_a_seco
         (10_000, Ok(dep("r1", DeploymentStatus::Running))),
     ]);
     let t0 = Instant::now();
-    wait_for_revision(&src, "r1", false, &opts(60))
+    wait_for_revision(&src, &Submitted::created("r1"), false, &opts(60))
         .await
         .expect("ready");
     let noticed = t0.elapsed();
@@ -430,7 +539,7 @@ async fn min_interval_is_a_floor() {
     let mut o = opts(5);
     o.min_interval = Duration::from_secs(1);
     let src = Script::new(vec![(0, Ok(dep("r1", DeploymentStatus::Deploying)))]);
-    let _ = wait_for_revision(&src, "r1", false, &o).await;
+    let _ = wait_for_revision(&src, &Submitted::created("r1"), false, &o).await;
     assert!(src.fetch_count() <= 6, "{}", src.fetch_count());
 }
 
@@ -453,4 +562,82 @@ async fn terminated_or_gone_ends_the_termination_wait() {
         .await
         .expect_err("timeout");
     assert!(matches!(e, WaitError::TimedOut { .. }));
+}
+
+fn pod(name: &str, version: &str, ready: bool, warnings: &[(&str, &str)]) -> KubePod {
+    let mut p = KubePod {
+        name: name.into(),
+        ..Default::default()
+    };
+    p.labels
+        .insert(POD_BENTO_VERSION_LABEL.to_string(), version.to_string());
+    p.status.ready = ready;
+    p.status.phase = "Running".into();
+    p.warnings = (!warnings.is_empty()).then(|| {
+        warnings
+            .iter()
+            .map(|(r, m)| crate::api::KubeEvent {
+                reason: r.to_string(),
+                message: m.to_string(),
+            })
+            .collect()
+    });
+    p
+}
+
+#[test]
+fn pods_give_the_reason_of_a_failure_new_bento_first() {
+    let pods = vec![
+        pod("old-1", "v1", true, &[]),
+        pod("old-2", "v1", false, &[("BackOff", "old crash")]),
+        pod(
+            "new-1",
+            "v2",
+            false,
+            &[("Unhealthy", "Readiness probe failed: 503")],
+        ),
+    ];
+    let r = pods_reason(&pods, Some("v2")).expect("a reason");
+    assert_eq!(
+        r,
+        "pod new-1 (bento version v2) is not ready: Unhealthy: Readiness probe failed: 503"
+    );
+    // Without the new bento's pods, any unready pod speaks.
+    let r = pods_reason(&pods, Some("v9")).expect("a reason");
+    assert!(r.contains("old-2") && r.contains("new-1"), "{r}");
+    assert!(!r.contains("old-1"), "ready pods say nothing: {r}");
+    // A pod without events still says it is not ready.
+    let r = pods_reason(&[pod("p", "v2", false, &[])], None).expect("a reason");
+    assert_eq!(r, "pod p (bento version v2) is not ready (phase Running)");
+    assert_eq!(pods_reason(&[pod("ok", "v2", true, &[])], Some("v2")), None);
+    assert_eq!(pods_reason(&[], None), None);
+}
+
+/// A scripted source whose pods say why.
+struct WithPods(Script, Vec<KubePod>);
+
+#[async_trait]
+impl DeploymentSource for WithPods {
+    async fn fetch(&self) -> Result<Deployment, ClientError> {
+        self.0.fetch().await
+    }
+    async fn pods(&self) -> Option<Vec<KubePod>> {
+        Some(self.1.clone())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_carries_the_pods_reason() {
+    let src = WithPods(
+        Script::new(vec![(0, Ok(dep("r1", DeploymentStatus::Failed)))]),
+        vec![pod("p1", "v2", false, &[("Unhealthy", "probe failed")])],
+    );
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(60))
+        .await
+        .expect_err("failed");
+    let shown = e.to_string();
+    assert!(
+        shown.contains("BentoCloud reports failed; pod p1") && shown.contains("probe failed"),
+        "{shown}"
+    );
 }

@@ -97,6 +97,34 @@ pub struct Timeouts {
 }
 
 /// Default `timeouts.create` / `timeouts.update`.
+/// The resource's private state: a revision that an apply submitted but could not confirm
+/// (the wait was interrupted or timed out). Kept by refresh while it is still the server's
+/// latest revision, so the next apply resumes waiting for it even when the refreshed status is
+/// a stale `running` (BentoCloud refreshes status after the fact, see `crate::wait`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Unconfirmed {
+    #[serde(default)]
+    pub revision: Value<String>,
+}
+
+/// `Null` (the empty private state of every resource before this one existed) or a marker.
+pub type Private = Value<Unconfirmed>;
+
+/// The unconfirmed revision a private state names, if any.
+pub fn unconfirmed_revision(p: &Private) -> Option<&str> {
+    p.as_ref_option()
+        .and_then(|u| u.revision.as_ref_option())
+        .map(String::as_str)
+        .filter(|r| !r.is_empty())
+}
+
+/// A private state naming `revision` as unconfirmed.
+pub fn unconfirmed(revision: &str) -> Private {
+    Value::Value(Unconfirmed {
+        revision: Value::Value(revision.to_string()),
+    })
+}
+
 pub const DEFAULT_ROLLOUT_TIMEOUT: &str = "30m";
 /// Default `timeouts.delete`.
 pub const DEFAULT_DELETE_TIMEOUT: &str = "10m";

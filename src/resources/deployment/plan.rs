@@ -9,6 +9,7 @@ use tf_provider::value::Value;
 use tf_provider::AttributePath;
 
 use super::model::{DeploymentState, ServiceBlock, StringMap, DEFAULT_STRATEGY};
+use crate::api::DeploymentStatus;
 use crate::rules;
 
 /// A check of one string: `Err` carries what is wrong and the fix.
@@ -303,19 +304,35 @@ pub fn needs_api_update(prior: &DeploymentState, planned: &DeploymentState) -> b
 /// Whether the latest rollout failed (per the refreshed status): the next apply re-submits the
 /// configuration even when no attribute changed, so reverting a bad change converges too.
 pub fn resubmit_failed(prior: &DeploymentState) -> bool {
-    matches!(
-        prior.status.as_ref_option().map(String::as_str),
-        Some("failed") | Some("image-build-failed") | Some("unhealthy")
-    )
+    prior
+        .status
+        .as_ref_option()
+        .and_then(|s| DeploymentStatus::parse(s))
+        .is_some_and(DeploymentStatus::is_rollout_failure)
 }
 
 /// Whether the last apply left a rollout in progress (interrupted or timed out): the next apply
 /// resumes waiting for it instead of reporting "no changes" while the server still rolls out.
 pub fn rollout_pending(prior: &DeploymentState) -> bool {
-    matches!(
-        prior.status.as_ref_option().map(String::as_str),
-        Some("deploying") | Some("image-building") | Some("image-build-succeeded")
-    )
+    prior
+        .status
+        .as_ref_option()
+        .and_then(|s| DeploymentStatus::parse(s))
+        // `unknown` is left out: a server that cannot tell would otherwise show a diff on
+        // every plan.
+        .is_some_and(|s| s.is_in_progress() && s != DeploymentStatus::Unknown)
+}
+
+/// Marks the computed attributes an apply that rolls out (or waits for a rollout) changes.
+pub fn rollout_changes_computed(p: &mut DeploymentState) {
+    for computed in [
+        &mut p.status,
+        &mut p.revision,
+        &mut p.updated_at,
+        &mut p.deployed_bento,
+    ] {
+        *computed = Value::Unknown;
+    }
 }
 
 /// Planned state of an update, and the attributes that force replacement.
@@ -374,14 +391,7 @@ pub fn plan_update(
         || rollout_pending(prior)
         || !replace.is_empty()
     {
-        for computed in [
-            &mut p.status,
-            &mut p.revision,
-            &mut p.updated_at,
-            &mut p.deployed_bento,
-        ] {
-            *computed = Value::Unknown;
-        }
+        rollout_changes_computed(&mut p);
         if !replace.is_empty() {
             for computed in [&mut p.url, &mut p.created_at, &mut p.creator] {
                 *computed = Value::Unknown;
