@@ -252,6 +252,58 @@ pub struct Server {
     log: PathBuf,
     rt: tokio::runtime::Runtime,
     http: reqwest::Client,
+    /// The server's status sync period (`timing.status_sync_ms`): Terraform runs get a
+    /// provider `status_sync_period` a second longer (see [`Tf::new`]).
+    pub status_sync_ms: i64,
+    /// Holds the merged `--config` file while the server runs.
+    _config_dir: Option<tempfile::TempDir>,
+}
+
+/// `timing.status_sync_ms` of bentocloud-local's default config (the real-platform default).
+pub const DEFAULT_STATUS_SYNC_MS: i64 = 2_000;
+
+thread_local! {
+    static STATUS_SYNC_OVERRIDE: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every server it starts (and restarts) reporting status with a sync period
+/// of `ms` (merged into its `--config`): the lagged variants of the rollout scenarios.
+pub fn with_status_sync<T>(ms: i64, f: impl FnOnce() -> T) -> T {
+    STATUS_SYNC_OVERRIDE.with(|c| c.set(Some(ms)));
+    let out = f();
+    STATUS_SYNC_OVERRIDE.with(|c| c.set(None));
+    out
+}
+
+/// `extra_args` with the thread's status-sync override merged into its `--config` (a new file
+/// in the returned folder), and the status sync period the server will use.
+fn server_args(extra_args: &[&str]) -> (Vec<String>, i64, Option<tempfile::TempDir>) {
+    let mut args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+    let pos = args.iter().position(|a| a == "--config");
+    let mut config: Json = match pos.and_then(|i| args.get(i + 1)) {
+        Some(path) => serde_json::from_str(&fs::read_to_string(path).expect("read server config"))
+            .expect("server config is JSON"),
+        None => serde_json::json!({}),
+    };
+    let Some(ms) = STATUS_SYNC_OVERRIDE.with(|c| c.get()) else {
+        let ms = config["timing"]["status_sync_ms"]
+            .as_i64()
+            .unwrap_or(DEFAULT_STATUS_SYNC_MS);
+        return (args, ms, None);
+    };
+    if !config["timing"].is_object() {
+        config["timing"] = serde_json::json!({});
+    }
+    config["timing"]["status_sync_ms"] = serde_json::json!(ms);
+    let dir = temp_dir("server-lag-");
+    let path = dir.path().join("platform.json");
+    fs::write(&path, config.to_string()).expect("write merged server config");
+    let path = path.to_string_lossy().to_string();
+    match pos {
+        Some(i) => args[i + 1] = path,
+        None => args.extend(["--config".to_string(), path]),
+    }
+    (args, ms, Some(dir))
 }
 
 /// Options for `bentocloud-local bentos add`.
@@ -284,6 +336,7 @@ impl Server {
     }
 
     pub fn start_with(extra_args: &[&str]) -> Server {
+        let (extra_args, status_sync_ms, config_dir) = server_args(extra_args);
         let data_dir = temp_dir("server-");
         let log = data_dir.path().join("server.log");
         let logfile = fs::File::create(&log).expect("create server log");
@@ -339,6 +392,8 @@ impl Server {
             log,
             rt,
             http,
+            status_sync_ms,
+            _config_dir: config_dir,
         }
     }
 
@@ -417,6 +472,17 @@ impl Server {
 
     /// The server's view of one deployment; `None` when it does not exist (404, or 400 with
     /// "record not found").
+    /// The deployment with bentocloud-local's rollout progress (`/api/local/v1`: the live
+    /// status, phase, serving revision), for the tests' own assertions; the provider never
+    /// reads it.
+    pub fn local(&self, cluster: &str, name: &str) -> Json {
+        self.request_ok(
+            reqwest::Method::GET,
+            &format!("/api/local/v1/deployments/{name}?cluster={cluster}"),
+            None,
+        )
+    }
+
     pub fn get_deployment(&self, cluster: &str, name: &str) -> Option<Deployment> {
         let path = format!("/api/v2/deployments/{name}?cluster={cluster}");
         let (status, text) = self.request(reqwest::Method::GET, &path, None);
@@ -784,7 +850,12 @@ impl Tf {
             endpoint: server.endpoint.clone(),
             token: server.token.clone(),
             provider_cluster: None,
-            env: vec![],
+            // The settle window of rollout waits: the server's status sync period plus a
+            // second (what the provider docs tell bentocloud-local users to set).
+            env: vec![(
+                "BENTOCLOUD_STATUS_SYNC_PERIOD".to_string(),
+                format!("{}ms", server.status_sync_ms + 1_000),
+            )],
             counter: std::cell::Cell::new(0),
         }
     }
@@ -1348,6 +1419,9 @@ impl Server {
     /// endpoint, the token and every deployment URL stay valid. `extra_args` as for
     /// [`Server::start_with`] (e.g. the same `--config`).
     pub fn restart_same_address(&mut self, extra_args: &[&str]) {
+        let (extra_args, status_sync_ms, config_dir) = server_args(extra_args);
+        self.status_sync_ms = status_sync_ms;
+        self._config_dir = config_dir;
         let listen = self
             .endpoint
             .trim_start_matches("http://")

@@ -28,6 +28,23 @@ macro_rules! tf_test {
     };
 }
 
+/// Like `tf_test!`, plus two variants against a control plane whose reported status lags by
+/// 10 s (`timing.status_sync_ms`; the provider's `status_sync_period` follows, see
+/// `harness::Tf::new`): the rollout verdicts must hold however stale the status is.
+macro_rules! tf_test_lagged {
+    ($scenario:path, $v111:ident, $v10:ident, $lag111:ident, $lag10:ident) => {
+        tf_test!($scenario, $v111, $v10);
+        #[test]
+        fn $lag111() {
+            harness::with_status_sync(10_000, || $scenario(harness::TfVersion::V1_11))
+        }
+        #[test]
+        fn $lag10() {
+            harness::with_status_sync(10_000, || $scenario(harness::TfVersion::V1_0))
+        }
+    };
+}
+
 mod bad_input;
 mod faults;
 mod rollouts;

@@ -23,40 +23,64 @@ use crate::harness::*;
 
 const CLUSTER: &str = "local-east";
 
-tf_test!(
+tf_test_lagged!(
     zero_downtime_rolling_update,
     zero_downtime_rolling_update_tf1_11,
-    zero_downtime_rolling_update_tf1_0
+    zero_downtime_rolling_update_tf1_0,
+    zero_downtime_rolling_update_lag10s_tf1_11,
+    zero_downtime_rolling_update_lag10s_tf1_0
 );
 tf_test!(
     recreate_shows_downtime,
     recreate_shows_downtime_tf1_11,
     recreate_shows_downtime_tf1_0
 );
-tf_test!(
+tf_test_lagged!(
     never_ready_fails_fast_old_keeps_serving,
     never_ready_fails_fast_old_keeps_serving_tf1_11,
-    never_ready_fails_fast_old_keeps_serving_tf1_0
+    never_ready_fails_fast_old_keeps_serving_tf1_0,
+    never_ready_fails_fast_old_keeps_serving_lag10s_tf1_11,
+    never_ready_fails_fast_old_keeps_serving_lag10s_tf1_0
 );
-tf_test!(
+tf_test_lagged!(
     rollback_on_failure_restores_old_bento,
     rollback_on_failure_restores_old_bento_tf1_11,
-    rollback_on_failure_restores_old_bento_tf1_0
+    rollback_on_failure_restores_old_bento_tf1_0,
+    rollback_on_failure_restores_old_bento_lag10s_tf1_11,
+    rollback_on_failure_restores_old_bento_lag10s_tf1_0
 );
-tf_test!(
+tf_test_lagged!(
     ctrl_c_mid_wait_then_second_apply_converges,
     ctrl_c_mid_wait_then_second_apply_converges_tf1_11,
-    ctrl_c_mid_wait_then_second_apply_converges_tf1_0
+    ctrl_c_mid_wait_then_second_apply_converges_tf1_0,
+    ctrl_c_mid_wait_then_second_apply_converges_lag10s_tf1_11,
+    ctrl_c_mid_wait_then_second_apply_converges_lag10s_tf1_0
 );
 tf_test!(
     scale_to_zero_wakes_on_request,
     scale_to_zero_wakes_on_request_tf1_11,
     scale_to_zero_wakes_on_request_tf1_0
 );
-tf_test!(
+tf_test_lagged!(
     control_plane_kill9_mid_rollout_completes,
     control_plane_kill9_mid_rollout_completes_tf1_11,
-    control_plane_kill9_mid_rollout_completes_tf1_0
+    control_plane_kill9_mid_rollout_completes_tf1_0,
+    control_plane_kill9_mid_rollout_completes_lag10s_tf1_11,
+    control_plane_kill9_mid_rollout_completes_lag10s_tf1_0
+);
+tf_test_lagged!(
+    env_only_change_waits_for_the_new_revision,
+    env_only_change_waits_for_the_new_revision_tf1_11,
+    env_only_change_waits_for_the_new_revision_tf1_0,
+    env_only_change_waits_for_the_new_revision_lag10s_tf1_11,
+    env_only_change_waits_for_the_new_revision_lag10s_tf1_0
+);
+tf_test_lagged!(
+    scaling_only_change_waits_for_the_new_scale,
+    scaling_only_change_waits_for_the_new_scale_tf1_11,
+    scaling_only_change_waits_for_the_new_scale_tf1_0,
+    scaling_only_change_waits_for_the_new_scale_lag10s_tf1_11,
+    scaling_only_change_waits_for_the_new_scale_lag10s_tf1_0
 );
 tf_test!(
     bento_managed_externally_keeps_ci_bento,
@@ -100,13 +124,28 @@ fn sv(server: &Server, name: &str) -> ServerView {
     view(&server.must_get(CLUSTER, name))
 }
 
-/// Polls until the server reports `status` for a latest revision running `bento`.
+/// The control plane's own view of the rollout (`/api/local/v1`): live status, phase, and
+/// whether the latest revision is the one serving. The tests' assertions only: the API's
+/// `status` lags (a `running` right after an update may be the previous revision's).
+fn live(server: &Server, name: &str) -> (String, String, bool) {
+    let v = server.local(CLUSTER, name);
+    let ro = &v["rollout"];
+    (
+        ro["live_status"].as_str().unwrap_or_default().to_string(),
+        ro["phase"].as_str().unwrap_or_default().to_string(),
+        ro["serving_revision_uid"] == v["latest_revision"]["uid"],
+    )
+}
+
+/// Polls until the API reports `status` for a latest revision running `bento` and, for
+/// `running`/`scaled-to-zero`, that revision is the one serving (not a stale status).
 fn wait_server(server: &Server, name: &str, status: &str, bento: &str, deadline: Duration) {
     let what = format!("{CLUSTER}/{name} to be {status} on {bento}");
     let end = Instant::now() + deadline;
     loop {
         let last = sv(server, name);
-        if last.status == status && last.bento == bento {
+        let serving = !matches!(status, "running" | "scaled-to-zero") || live(server, name).2;
+        if last.status == status && last.bento == bento && serving {
             return;
         }
         if Instant::now() >= end {
@@ -133,6 +172,8 @@ struct Sample {
     started: Instant,
     status: u16,
     bento: Option<String>,
+    /// The revision of the replica that answered.
+    revision: Option<String>,
     detail: String,
 }
 
@@ -148,13 +189,13 @@ async fn one_request(client: &reqwest::Client, url: &str) -> Sample {
         Ok(resp) => {
             let status = resp.status().as_u16();
             let text = resp.text().await.unwrap_or_default();
-            let bento = serde_json::from_str::<Json>(&text)
-                .ok()
-                .and_then(|j| j["bento"].as_str().map(String::from));
+            let body = serde_json::from_str::<Json>(&text).ok();
+            let field = |k: &str| body.as_ref().and_then(|j| j[k].as_str().map(String::from));
             Sample {
                 started,
                 status,
-                bento,
+                bento: field("bento"),
+                revision: field("revision"),
                 detail: text.chars().take(300).collect(),
             }
         }
@@ -162,6 +203,7 @@ async fn one_request(client: &reqwest::Client, url: &str) -> Sample {
             started,
             status: 0,
             bento: None,
+            revision: None,
             detail: e.to_string(),
         },
     }
@@ -599,6 +641,30 @@ pub fn never_ready_fails_fast_old_keeps_serving(v: TfVersion) {
         "the plan names the wanted bento:\n{}",
         plan.describe()
     );
+
+    // A fix applied right after the failure succeeds (the `failed` still reported for the
+    // previous attempt is not taken as its verdict), and when apply returns the fix serves
+    // every request.
+    server.bentos_add("nr:v3", &starting_in(1.0));
+    tf.write(&app(&name, "nr:v3", extra));
+    let fixed = tf.apply();
+    let d = sv(&server, &name);
+    assert_eq!(
+        (d.status.as_str(), d.bento.as_str()),
+        ("running", "nr:v3"),
+        "the fix is running when apply returns:\n{}",
+        fixed.describe()
+    );
+    let st = tf.resource(ADDR);
+    let answers = sample_now(&url, 10);
+    assert!(
+        answers.iter().all(|s| s.ok()
+            && s.bento.as_deref() == Some("nr:v3")
+            && s.revision.as_ref() == st["revision"].as_str().map(String::from).as_ref()),
+        "every answer after the fix's apply comes from its revision: {}",
+        summary(&answers)
+    );
+    assert_plan_exit(&tf, 0, "after the fix");
 }
 
 /// Scenario 4: `rollback_on_failure = true` and a never-ready bento: apply fails, the server's latest
@@ -665,7 +731,9 @@ pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
         Duration::from_secs(120),
         || {
             let d = sv(&server, &name);
-            (d.revision != old_revision && d.bento == "cc:v2" && d.status == "deploying")
+            (d.revision != old_revision
+                && d.bento == "cc:v2"
+                && live(&server, &name).0 == "deploying")
                 .then_some(())
         },
     );
@@ -677,7 +745,8 @@ pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
     eprintln!("apply after SIGINT exited {code}:\n{text}");
     let d = sv(&server, &name);
     assert_eq!(
-        d.status, "deploying",
+        live(&server, &name).0,
+        "deploying",
         "apply exited while the rollout still goes on server-side (it needs ~25 s): {d:?}\n{text}"
     );
     // State is consistent: readable, and it holds the deployment.
@@ -748,9 +817,9 @@ pub fn scale_to_zero_wakes_on_request(v: TfVersion) {
         s.detail
     );
     assert_eq!(
-        sv(&server, &name).status,
+        live(&server, &name).0,
         "running",
-        "the deployment is awake after the request"
+        "the deployment is awake after the request (the control plane's view; the API reports it at its next status sync)"
     );
     assert_plan_exit(&tf, 0, "scale to zero and wake are not drift");
 }
@@ -785,13 +854,14 @@ pub fn control_plane_kill9_mid_rollout_completes(v: TfVersion) {
     );
     assert_eq!(before.bento, "k9:v2");
     assert_eq!(
-        before.status, "deploying",
+        live(&server, &name).1,
+        "rolling",
         "the rollout is under way: {before:?}"
     );
     // Mid-rollout: the first new replica is starting (it needs 6 s).
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
-        sv(&server, &name).status,
+        live(&server, &name).0,
         "deploying",
         "still mid-rollout before the kill"
     );
@@ -874,4 +944,86 @@ pub fn bento_managed_externally_keeps_ci_bento(v: TfVersion) {
     wait_server(&server, &name, "running", "ci:v2", Duration::from_secs(60));
     assert_served_by(&url, "ci:v2", 5, "after the labels apply");
     assert_plan_exit(&tf, 0, "after the labels apply");
+}
+
+/// Asserts that when an apply returned, the revision in state is the one the control plane
+/// serves (its own view) and that every request is answered by it.
+fn assert_new_revision_serves_everything(server: &Server, tf: &Tf, name: &str, context: &str) {
+    let st = tf.resource(ADDR);
+    let revision = st["revision"].as_str().unwrap_or_default().to_string();
+    let local = server.local(CLUSTER, name);
+    assert_eq!(
+        local["latest_revision"]["uid"], revision,
+        "{context}: state names the latest revision"
+    );
+    assert_eq!(
+        local["rollout"]["serving_revision_uid"], revision,
+        "{context}: the control plane serves that revision when apply returned: {}",
+        local["rollout"]
+    );
+    let answers = sample_now(&predict_url(tf), 10);
+    assert!(
+        answers
+            .iter()
+            .all(|s| s.ok() && s.revision.as_deref() == Some(revision.as_str())),
+        "{context}: every answer comes from revision {revision}: {:?}",
+        answers
+            .iter()
+            .map(|s| (s.status, s.revision.clone()))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Scenario 9: an env-only change (same bento): the bento version cannot tell the new replicas
+/// from the old, yet apply returns only once the new revision serves every request.
+pub fn env_only_change_waits_for_the_new_revision(v: TfVersion) {
+    let server = Server::start();
+    server.bentos_add("env:v1", &starting_in(1.0));
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("env", v);
+    let cfg = |mode: &str| {
+        app(
+            &name,
+            "env:v1",
+            &format!("  min_replicas        = 2\n  max_replicas        = 2\n  deployment_strategy = \"RollingUpdate\"\n  envs = {{ MODE = {mode:?} }}\n"),
+        )
+    };
+    tf.write(&cfg("a"));
+    tf.init();
+    tf.apply();
+    let first = tf.resource(ADDR)["revision"].clone();
+    tf.write(&cfg("b"));
+    tf.apply();
+    assert_ne!(tf.resource(ADDR)["revision"], first, "a new revision");
+    assert_eq!(sv(&server, &name).envs, map_of(&[("MODE", "b")]));
+    assert_new_revision_serves_everything(&server, &tf, &name, "after the env-only change");
+    assert_plan_exit(&tf, 0, "after the env-only change");
+}
+
+/// Scenario 10: a scaling-only change: apply returns once the new scale serves.
+pub fn scaling_only_change_waits_for_the_new_scale(v: TfVersion) {
+    let server = Server::start();
+    server.bentos_add("sc:v1", &starting_in(1.0));
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("sc", v);
+    let cfg = |n: i64| {
+        app(
+            &name,
+            "sc:v1",
+            &format!("  min_replicas = {n}\n  max_replicas = {n}\n  deployment_strategy = \"RollingUpdate\"\n"),
+        )
+    };
+    tf.write(&cfg(1));
+    tf.init();
+    tf.apply();
+    tf.write(&cfg(3));
+    tf.apply();
+    let local = server.local(CLUSTER, &name);
+    assert!(
+        local["rollout"]["ready_replicas"].as_u64().unwrap_or(0) >= 3,
+        "three replicas ready when apply returned: {}",
+        local["rollout"]
+    );
+    assert_new_revision_serves_everything(&server, &tf, &name, "after the scaling-only change");
+    assert_plan_exit(&tf, 0, "after the scaling-only change");
 }
