@@ -244,6 +244,14 @@ impl Client {
         if cfg.request_timeout.is_zero() {
             return Err(config_error("request_timeout must be greater than zero"));
         }
+        // TLS trust, like Go providers (crypto/x509): reqwest's `rustls-tls-native-roots`
+        // feature loads the operating system's store through rustls-native-certs 0.8, which
+        // reads SSL_CERT_FILE (a PEM bundle) and SSL_CERT_DIR (`:`-separated directories)
+        // instead of the platform store when either is set (checked in rustls-native-certs
+        // 0.8.5 `load_native_certs` / `CertPaths::from_env`); `rustls-tls-webpki-roots` adds
+        // the public roots on top, so a bundle holding only a corporate CA does not break
+        // public endpoints. Proxies: reqwest reads HTTPS_PROXY / HTTP_PROXY / ALL_PROXY /
+        // NO_PROXY from the environment unless `.no_proxy()` is called, so it is not.
         let http = reqwest::Client::builder()
             .user_agent(cfg.user_agent)
             .timeout(cfg.request_timeout)
