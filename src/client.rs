@@ -13,12 +13,14 @@ mod limit;
 mod retry;
 #[cfg(test)]
 mod stub;
+mod transport;
 
 pub use error::{ClientError, ErrorKind};
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -142,6 +144,12 @@ struct Inner {
     limiter: Limiter,
     policy: RetryPolicy,
     request_timeout: Duration,
+    /// Some response (any status) came back from the endpoint: from then on a refused
+    /// connection or a failed DNS lookup is a restart or a hiccup, retried like any transport
+    /// error; before, it is a wrong endpoint and fails at once.
+    answered: AtomicBool,
+    /// Attempts started (each try of each request), for the retry tests.
+    attempts: AtomicU64,
 }
 
 impl fmt::Debug for Client {
@@ -244,6 +252,14 @@ impl Client {
         if cfg.request_timeout.is_zero() {
             return Err(config_error("request_timeout must be greater than zero"));
         }
+        // TLS trust, like Go providers (crypto/x509): reqwest's `rustls-tls-native-roots`
+        // feature loads the operating system's store through rustls-native-certs 0.8, which
+        // reads SSL_CERT_FILE (a PEM bundle) and SSL_CERT_DIR (`:`-separated directories)
+        // instead of the platform store when either is set (checked in rustls-native-certs
+        // 0.8.5 `load_native_certs` / `CertPaths::from_env`); `rustls-tls-webpki-roots` adds
+        // the public roots on top, so a bundle holding only a corporate CA does not break
+        // public endpoints. Proxies: reqwest reads HTTPS_PROXY / HTTP_PROXY / ALL_PROXY /
+        // NO_PROXY from the environment unless `.no_proxy()` is called, so it is not.
         let http = reqwest::Client::builder()
             .user_agent(cfg.user_agent)
             .timeout(cfg.request_timeout)
@@ -262,12 +278,20 @@ impl Client {
                     max_delay: cfg.max_retry_delay,
                 },
                 request_timeout: cfg.request_timeout,
+                answered: AtomicBool::new(false),
+                attempts: AtomicU64::new(0),
             }),
         })
     }
 
     pub fn endpoint(&self) -> &Url {
         &self.inner.endpoint
+    }
+
+    /// Attempts sent so far by this client and its clones (retries included).
+    #[cfg(test)]
+    pub(crate) fn attempts(&self) -> u64 {
+        self.inner.attempts.load(Ordering::Relaxed)
     }
 
     // ----- auth and organisation -----
@@ -892,7 +916,11 @@ impl Client {
                         StatusRetry::OutcomeUnknown => (err, call.idempotent, true, retry_after),
                         StatusRetry::Final => (err, false, false, None),
                     },
-                    Attempt::Transport { err, sent } => (err, call.idempotent || !sent, sent, None),
+                    Attempt::Transport { err, sent } => {
+                        // A rejected certificate or an endpoint that never answered: final.
+                        let repeatable = err.is_retryable() && (call.idempotent || !sent);
+                        (err, repeatable, sent, None)
+                    }
                 };
             if !repeatable || attempt >= policy.max_retries {
                 return Err(Failure {
@@ -925,6 +953,7 @@ impl Client {
             );
             return Attempt::Transport { err, sent: false };
         };
+        self.inner.attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let mut rb = self
             .inner
@@ -965,6 +994,7 @@ impl Client {
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok((status, retry_after, trace_id, bytes)) => {
+                self.inner.answered.store(true, Ordering::Relaxed);
                 tracing::debug!(target: LOG, method = %call.method, path = %path, status,
                     elapsed_ms, attempt, "request");
                 if status == 200 {
@@ -985,23 +1015,40 @@ impl Client {
                 tracing::debug!(target: LOG, method = %call.method, path = %path,
                     status = "none", elapsed_ms, attempt, error = %describe(&e, self.inner.request_timeout), "request failed");
                 let sent = !e.is_connect();
-                let message = if e.is_connect() {
-                    format!(
-                        "cannot connect to {}: {}",
-                        self.inner.endpoint,
-                        describe(&e, self.inner.request_timeout)
-                    )
-                } else {
-                    describe(&e, self.inner.request_timeout)
-                };
-                let err = self.scrub(ClientError::new(
-                    call.op.clone(),
-                    ErrorKind::Transport,
-                    None,
-                    message,
-                ));
+                let (kind, message) = self.transport_failure(&e);
+                let err = self.scrub(ClientError::new(call.op.clone(), kind, None, message));
                 Attempt::Transport { err, sent }
             }
+        }
+    }
+
+    /// The kind and message of a failed attempt without a response. A rejected certificate,
+    /// and a DNS failure or refused connection before the endpoint ever answered, are final
+    /// ([`ErrorKind::Certificate`], [`ErrorKind::Unreachable`]) with the fix in the message;
+    /// the rest is a retryable [`ErrorKind::Transport`].
+    fn transport_failure(&self, e: &reqwest::Error) -> (ErrorKind, String) {
+        let endpoint = &self.inner.endpoint;
+        let cause_text = describe(e, self.inner.request_timeout);
+        let env = |k: &str| std::env::var(k).ok();
+        let cause = transport::cause_of(e);
+        match cause {
+            transport::Cause::Certificate(c) => (
+                ErrorKind::Certificate,
+                transport::certificate_message(&c, endpoint, &cause_text, &env),
+            ),
+            transport::Cause::Dns | transport::Cause::Refused
+                if !self.inner.answered.load(Ordering::Relaxed) =>
+            {
+                (
+                    ErrorKind::Unreachable,
+                    transport::unreachable_message(&cause, endpoint, &cause_text, &env),
+                )
+            }
+            _ if e.is_connect() => (
+                ErrorKind::Transport,
+                format!("cannot connect to {endpoint}: {cause_text}"),
+            ),
+            _ => (ErrorKind::Transport, cause_text),
         }
     }
 

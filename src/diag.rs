@@ -63,4 +63,20 @@ mod tests {
         assert!(diags.errors[1].detail.contains("transient"));
         assert!(!diags.errors[1].detail.contains("bentoml cloud login"));
     }
+
+    #[test]
+    fn certificate_and_unreachable_errors_get_no_retry_advice() {
+        use crate::client::ErrorKind;
+        for kind in [ErrorKind::Certificate, ErrorKind::Unreachable] {
+            let mut diags = Diagnostics::default();
+            let e = ClientError::new("get the current user", kind, None, "set SSL_CERT_FILE");
+            api_error(&mut diags, "Cannot read", &e, None);
+            let detail = &diags.errors[0].detail;
+            assert!(detail.contains("SSL_CERT_FILE"), "{detail}");
+            assert!(
+                !detail.contains("This looks transient") && !detail.contains("run the command"),
+                "{detail}"
+            );
+        }
+    }
 }

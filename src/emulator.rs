@@ -5,6 +5,8 @@
 //! Entry points: [`serve`] (bind-and-run, for tests and the CLI), or [`prepare`] then
 //! [`run`] when the caller wants to print the endpoint first; [`app`] builds the router.
 //! On start the endpoint URL is written to `DIR/endpoint` and the token to `DIR/token`.
+//! Plain HTTP by default; with [`Config::tls`] the API, the websockets and the deployment
+//! endpoints are served over TLS (rustls) and every URL it hands out is `https://`.
 //!
 //! Module map: [`config`] (clusters, instance types, timings), [`store`] (SQLite schema and
 //! rows), [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
@@ -22,6 +24,7 @@ pub mod query;
 pub mod reconcile;
 pub mod render;
 pub mod store;
+pub mod tls;
 pub mod ui;
 
 use std::future::Future;
@@ -45,6 +48,17 @@ pub struct Config {
     /// Unknown bento tags are a 404 (like the real API) instead of being auto-registered.
     pub strict_bentos: bool,
     pub platform: PlatformConfig,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files of the server's TLS identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server certificate, optionally followed by intermediate CA certificates.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// Request body of the admin endpoint `POST /api/local/v1/bentos` (registers a bento and how
@@ -83,7 +97,7 @@ impl Default for RegisterBento {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Started {
     pub addr: SocketAddr,
-    /// `http://ADDR` (no trailing slash).
+    /// `http://ADDR`, or `https://ADDR` with TLS (no trailing slash).
     pub endpoint: String,
     pub token: String,
     pub organization: String,
@@ -99,6 +113,8 @@ pub struct AppState {
     pub(crate) timing: config::Timing,
     /// Injected faults on the API routes (off unless configured, see [`faults`]).
     pub(crate) faults: Arc<faults::Faults>,
+    /// Set when serving HTTPS (see [`Config::tls`]); [`run`] terminates TLS with it.
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
@@ -111,6 +127,8 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
 /// `DIR/endpoint` and `DIR/token`. `addr` is the address the listener is bound to.
 pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), String> {
     cfg.platform.validate()?;
+    // Before touching the data dir: a bad certificate must not leave a stale endpoint file.
+    let tls = cfg.tls.as_ref().map(tls::acceptor).transpose()?;
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", cfg.data_dir.display()))?;
     let st = store::Store::open(&cfg.data_dir.join("state.db"))?;
@@ -130,7 +148,8 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
             Ok(token)
         })
         .map_err(|e| e.message())?;
-    let endpoint = format!("http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{addr}");
     write_atomic(&cfg.data_dir.join("token"), &token)?;
     write_atomic(&cfg.data_dir.join("endpoint"), &endpoint)?;
     let state = AppState {
@@ -140,6 +159,7 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
         fleet: Arc::new(fleet::Fleet::new(cfg.platform.timing.clone())),
         timing: cfg.platform.timing.clone(),
         faults: Arc::new(faults::Faults::default()),
+        tls,
     };
     Ok((
         state,
@@ -166,14 +186,22 @@ pub async fn run(
         state.timing.clone(),
         rx.clone(),
     ));
+    let acceptor = state.tls.clone();
     let router = app(state);
-    let res = axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = tx.send(true);
-        })
-        .await
-        .map_err(|e| format!("server error: {e}"));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    };
+    let res = match acceptor {
+        None => axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(|e| format!("server error: {e}")),
+        Some(acceptor) => {
+            tls::serve(listener, acceptor, router, shutdown).await;
+            Ok(())
+        }
+    };
     let _ = reconciler.await;
     // Replicas are tasks of this process: they stop with it (a restart starts them again).
     fleet.shutdown();

@@ -19,7 +19,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{Client, ClientConfig};
+use crate::client::{Client, ClientConfig, ErrorKind};
 use crate::data_sources::{DeploymentDataSource, DeploymentsDataSource};
 use crate::resources::DeploymentResource;
 
@@ -221,6 +221,23 @@ pub fn validate_config(config: &ProviderConfig, diags: &mut Diagnostics) {
     }
 }
 
+/// The setting an endpoint from `source` was read from, for "check the endpoint" errors.
+fn endpoint_setting(source: credentials::Source) -> String {
+    match source {
+        credentials::Source::Attribute => "`endpoint` in the provider block".into(),
+        credentials::Source::Env => format!(
+            "the {} environment variable",
+            credentials::ENV_ENDPOINT
+        ),
+        credentials::Source::Context => {
+            "the context saved by `bentoml cloud login` (no `endpoint` or BENTO_CLOUD_API_ENDPOINT is set)".into()
+        }
+        credentials::Source::Default => {
+            "the default (neither `endpoint` nor BENTO_CLOUD_API_ENDPOINT is set)".into()
+        }
+    }
+}
+
 #[async_trait]
 impl Provider for BentoCloudProvider {
     type Config<'a> = ProviderConfig;
@@ -317,6 +334,25 @@ impl Provider for BentoCloudProvider {
                         resolved.api_key_source, resolved.endpoint
                     ),
                     AttributePath::new("api_key"),
+                );
+                return None;
+            }
+            // A rejected certificate or an endpoint that does not resolve / refuses: every
+            // call would fail the same way, so say it once, here, with where the endpoint
+            // came from.
+            if matches!(e.kind(), ErrorKind::Certificate | ErrorKind::Unreachable) {
+                let summary = match e.kind() {
+                    ErrorKind::Certificate => "Cannot verify the BentoCloud server's certificate",
+                    _ => "Cannot reach the BentoCloud endpoint",
+                };
+                diags.error(
+                    summary,
+                    format!(
+                        "{e}\n\nThe endpoint {} came from {}.",
+                        resolved.endpoint,
+                        endpoint_setting(resolved.endpoint_source)
+                    ),
+                    AttributePath::new("endpoint"),
                 );
                 return None;
             }

@@ -39,10 +39,16 @@ fn platform_with_lag() -> PlatformConfig {
 }
 
 async fn start(dir: &Path, strict: bool) -> Server {
-    start_with(dir, strict, platform()).await
+    start_with(dir, strict, None, Client::new(), platform()).await
 }
 
-async fn start_with(dir: &Path, strict: bool, platform: PlatformConfig) -> Server {
+async fn start_with(
+    dir: &Path,
+    strict: bool,
+    tls: Option<emulator::TlsFiles>,
+    http: Client,
+    platform: PlatformConfig,
+) -> Server {
     // Stale files from a previous run must not be mistaken for this one.
     let _ = std::fs::remove_file(dir.join("endpoint"));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -53,6 +59,7 @@ async fn start_with(dir: &Path, strict: bool, platform: PlatformConfig) -> Serve
         api_token: None,
         strict_bentos: strict,
         platform,
+        tls,
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(emulator::serve(listener, cfg, async {
@@ -76,7 +83,7 @@ async fn start_with(dir: &Path, strict: bool, platform: PlatformConfig) -> Serve
         dir: dir.to_path_buf(),
         stop: Some(tx),
         task: Some(task),
-        http: Client::new(),
+        http,
     }
 }
 
@@ -488,7 +495,7 @@ async fn reported_status_lags_the_revision_like_the_platform() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut p = platform_with_lag();
     p.timing.status_sync_ms = 1_500;
-    let s = start_with(dir.path(), false, p).await;
+    let s = start_with(dir.path(), false, None, Client::new(), p).await;
     let d = s.create("", dep_body("lag", "iris:v1", &[])).await;
     assert_eq!(
         d.status.as_str(),
@@ -1385,5 +1392,77 @@ async fn proxy_latency() {
     let direct = measure(format!("http://127.0.0.1:{port}/predict")).await;
     let proxied = measure(format!("{url}predict")).await;
     println!("direct p50/p99 {direct:?}, proxied p50/p99 {proxied:?}");
+    s.stop().await;
+}
+
+// ---------------------------------------------------------------- HTTPS (`serve --tls-cert/--tls-key`)
+
+/// With `Config::tls` the API and the deployment endpoints are served over TLS, every URL the
+/// server hands out is `https://`, plain HTTP is not answered, and graceful shutdown returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_https_with_the_given_certificate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pki = tempfile::tempdir().expect("tmp");
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("cert");
+    let files = emulator::TlsFiles {
+        cert: pki.path().join("server.pem"),
+        key: pki.path().join("server-key.pem"),
+    };
+    std::fs::write(&files.cert, cert.pem()).expect("write cert");
+    std::fs::write(&files.key, key.serialize_pem()).expect("write key");
+    let http = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("ca"))
+        .build()
+        .expect("client");
+    let s = start_with(dir.path(), true, Some(files), http, platform()).await;
+    assert!(
+        s.endpoint.starts_with("https://127.0.0.1:"),
+        "{}",
+        s.endpoint
+    );
+
+    let (st, _) = s.call(Method::GET, "/api/v1/auth/current", None).await;
+    assert_eq!(st, StatusCode::OK);
+    s.register("tls:v1", json!({})).await;
+    let d = s
+        .create("", svc_body("secure", "tls:v1", "RollingUpdate", 1, 1))
+        .await;
+    let url = d.urls.clone().expect("urls")[0].clone();
+    assert!(
+        url.starts_with(&format!("{}/endpoints/", s.endpoint)),
+        "{url}"
+    );
+    let rev = d.revision_uid().expect("rev").to_string();
+    s.wait_serving("secure", &rev, "running", 30).await;
+    let resp = s
+        .http
+        .get(format!("{url}predict"))
+        .send()
+        .await
+        .expect("endpoint over TLS");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let v: Value = resp.json().await.expect("json");
+    assert_eq!(v["bento"], "tls:v1", "{v}");
+
+    // Plain HTTP on the TLS port gets no answer; a client without the CA is refused.
+    let plain = s.endpoint.replacen("https://", "http://", 1);
+    let r = Client::new().get(format!("{plain}/healthz")).send().await;
+    assert!(r.is_err() || r.is_ok_and(|r| !r.status().is_success()));
+    let untrusted = Client::builder()
+        .tls_built_in_root_certs(false)
+        .build()
+        .expect("client")
+        .get(format!("{}/healthz", s.endpoint))
+        .send()
+        .await;
+    assert!(untrusted.is_err(), "{untrusted:?}");
     s.stop().await;
 }

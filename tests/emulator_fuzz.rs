@@ -52,6 +52,7 @@ fn fixture() -> &'static Fixture {
             api_token: Some("fuzz-main-token".into()),
             strict_bentos: false,
             platform,
+            tls: None,
         };
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use bentocloud::emulator::faults::{FaultConfig, FaultKind, FaultRule, PhaseSpec};
-use bentocloud::emulator::{self, Config, PlatformConfig, RegisterBento};
+use bentocloud::emulator::{self, Config, PlatformConfig, RegisterBento, TlsFiles};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -69,6 +69,14 @@ struct ServeArgs {
     /// (checked before the --fault rules). The process id is in DIR/pid.
     #[arg(long, value_name = "N")]
     exit_after_requests: Option<u64>,
+    /// Serve HTTPS with this PEM certificate (chain) instead of plain HTTP; needs --tls-key.
+    /// DIR/endpoint and every deployment URL are then https://. Clients must trust its CA
+    /// (for the provider: SSL_CERT_FILE=ca.pem).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -151,6 +159,10 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         api_token: a.api_token,
         strict_bentos: a.strict_bentos,
         platform,
+        tls: match (a.tls_cert, a.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            _ => None,
+        },
     };
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
@@ -179,6 +191,9 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
     println!("Terraform provider:");
     println!("  export BENTO_CLOUD_API_ENDPOINT={}", s.endpoint);
     println!("  export BENTO_CLOUD_API_KEY={}", s.token);
+    if cfg.tls.is_some() {
+        println!("  export SSL_CERT_FILE=<the PEM file of the CA that signed --tls-cert>");
+    }
     println!("bentoml CLI:");
     println!(
         "  bentoml cloud login --endpoint {} --api-token {}",

@@ -26,8 +26,15 @@ pub enum ErrorKind {
     Server,
     /// Any other non-200 status (including other 2xx: only 200 is success).
     Unexpected,
-    /// Connect error, timeout, connection reset: no HTTP status was received.
+    /// Connect error, timeout, connection reset: no HTTP status was received. Retryable.
     Transport,
+    /// The server's TLS certificate was rejected (unknown issuer, wrong host name, expired):
+    /// repeating the request cannot help; the message names the fix (`SSL_CERT_FILE`, ...).
+    Certificate,
+    /// The endpoint cannot be reached: its host name does not resolve, or nothing listens
+    /// there (connection refused) while it has never answered this client. Not retryable; the
+    /// message says to check the endpoint setting.
+    Unreachable,
     /// A 200 whose body is not the expected JSON.
     Decode,
     /// The client configuration is invalid (endpoint, token, limits).
@@ -61,6 +68,8 @@ impl ErrorKind {
             ErrorKind::Server => "server error",
             ErrorKind::Unexpected => "unexpected response",
             ErrorKind::Transport => "transport error",
+            ErrorKind::Certificate => "certificate error",
+            ErrorKind::Unreachable => "endpoint unreachable",
             ErrorKind::Decode => "decode error",
             ErrorKind::Config => "configuration error",
         }
@@ -155,8 +164,10 @@ impl ClientError {
         self.kind == ErrorKind::Conflict
     }
 
-    /// Whether trying the same request again later may succeed: rate limiting, 502/503/504 and
-    /// transport failures. Other 5xx (500) are treated as a server bug and not retried.
+    /// Whether trying the same request again later may succeed: rate limiting, 500/502/503/504
+    /// and transport failures. A rejected certificate or an unreachable endpoint
+    /// ([`ErrorKind::Certificate`], [`ErrorKind::Unreachable`]) is a configuration problem,
+    /// not transient.
     pub fn is_retryable(&self) -> bool {
         match self.kind {
             ErrorKind::RateLimited | ErrorKind::Transport => true,
@@ -265,6 +276,12 @@ mod tests {
         assert!(ClientError::from_response("op", 503, b"").is_retryable());
         assert!(ClientError::from_response("op", 500, b"").is_retryable());
         assert!(!ClientError::from_response("op", 501, b"").is_retryable());
+        for kind in [ErrorKind::Certificate, ErrorKind::Unreachable] {
+            assert!(
+                !ClientError::new("op", kind, None, "x").is_retryable(),
+                "{kind}"
+            );
+        }
         assert!(ClientError::from_response(
             "op",
             400,

@@ -749,28 +749,170 @@ async fn bentos_secrets_and_clusters_use_their_paths() {
     assert_eq!(latest.query, "count=1");
 }
 
-#[tokio::test]
-async fn connection_refused_is_a_retryable_transport_error() {
+/// A loopback address where nothing listens.
+fn closed_port() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
+    addr
+}
+
+#[tokio::test]
+async fn connection_refused_before_any_answer_fails_at_once() {
+    let addr = closed_port();
     let mut cfg = ClientConfig::new(Url::parse(&format!("http://{addr}")).expect("url"), TOKEN);
-    cfg.max_retries = 1;
+    cfg.max_retries = 8;
     cfg.max_retry_delay = Duration::from_millis(1);
-    let e = Client::new(cfg)
-        .expect("client")
-        .get_deployment("east", "iris")
-        .await
-        .expect_err("refused");
-    assert_eq!(e.kind, ErrorKind::Transport);
-    assert!(e.is_retryable());
+    let c = Client::new(cfg).expect("client");
+    let e = c.get_deployment("east", "iris").await.expect_err("refused");
+    assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+    assert!(!e.is_retryable());
+    assert_eq!(c.attempts(), 1, "not retried: {e}");
     assert_eq!(e.status(), None);
     let shown = e.to_string();
     assert!(
         shown.starts_with("get deployment \"iris\" in cluster \"east\": cannot connect to"),
         "{shown}"
     );
+    assert!(shown.contains(&format!("{addr} was refused")), "{shown}");
+    assert!(shown.contains("BENTO_CLOUD_API_ENDPOINT"), "{shown}");
+    assert!(!shown.contains("again"), "{shown}");
     assert!(!shown.contains(TOKEN));
+}
+
+#[tokio::test]
+async fn connection_refused_after_an_answer_is_retried() {
+    let stub = serve(|_req: StubRequest| async move { ok_json(json!({"name": "u"})) }).await;
+    let mut cfg = config(&stub);
+    cfg.max_retries = 2;
+    let c = Client::new(cfg).expect("client");
+    c.current_user().await.expect("the endpoint answers");
+    let addr = format!(
+        "{}:{}",
+        stub.url.host_str().unwrap_or_default(),
+        stub.url.port().unwrap_or_default()
+    );
+    drop(stub);
+    // The stub's listener closes when its accept task is dropped.
+    let end = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(Instant::now() < end, "the stub still listens");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let e = c.current_user().await.expect_err("the server is gone");
+    assert_eq!(e.kind, ErrorKind::Transport, "{e}");
+    assert!(e.is_retryable());
+    assert_eq!(
+        c.attempts(),
+        1 + 3,
+        "a restart of a known endpoint is retried: {e}"
+    );
+    assert!(e.to_string().contains("cannot connect to"), "{e}");
+}
+
+#[tokio::test]
+async fn unresolvable_host_fails_at_once() {
+    let mut cfg = ClientConfig::new(
+        Url::parse("https://bentocloud-test.invalid").expect("url"),
+        TOKEN,
+    );
+    cfg.max_retries = 8;
+    cfg.max_retry_delay = Duration::from_millis(1);
+    cfg.request_timeout = Duration::from_secs(20);
+    let c = Client::new(cfg).expect("client");
+    let e = c.current_user().await.expect_err("no such host");
+    assert_eq!(e.kind, ErrorKind::Unreachable, "{e}");
+    assert_eq!(c.attempts(), 1, "not retried: {e}");
+    let shown = e.to_string();
+    assert!(
+        shown.contains("\"bentocloud-test.invalid\" does not resolve"),
+        "{shown}"
+    );
+    assert!(shown.contains("BENTO_CLOUD_API_ENDPOINT"), "{shown}");
+}
+
+/// A TLS server whose certificate is signed by a CA the client does not trust: the handshake
+/// fails with `UnknownIssuer`, once, and the message names the CA problem and SSL_CERT_FILE.
+#[cfg(feature = "local")]
+#[tokio::test]
+async fn untrusted_certificate_fails_at_once_and_names_ssl_cert_file() {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let ca_key = rcgen::KeyPair::generate().expect("ca key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("ca cert");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    let cert = params.signed_by(&key, &ca, &ca_key).expect("cert");
+    let server_cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from(cert.der().to_vec())],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let handshake_errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (conns, errs) = (connections.clone(), handshake_errors.clone());
+    let server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            conns.fetch_add(1, Ordering::SeqCst);
+            if let Err(e) = acceptor.accept(tcp).await {
+                if let Ok(mut v) = errs.lock() {
+                    v.push(e.to_string());
+                }
+            }
+        }
+    });
+
+    let mut cfg = ClientConfig::new(Url::parse(&format!("https://{addr}")).expect("url"), TOKEN);
+    cfg.max_retries = 8;
+    cfg.max_retry_delay = Duration::from_millis(1);
+    let c = Client::new(cfg).expect("client");
+    let e = c.current_user().await.expect_err("untrusted");
+    // The server sees the client's alert.
+    let end = Instant::now() + Duration::from_secs(5);
+    while handshake_errors
+        .lock()
+        .map(|v| v.is_empty())
+        .unwrap_or(true)
+        && Instant::now() < end
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.abort();
+    assert_eq!(e.kind, ErrorKind::Certificate, "{e}");
+    assert!(!e.is_retryable());
+    assert_eq!(c.attempts(), 1, "not retried: {e}");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one TLS handshake: {e}"
+    );
+    let shown = e.to_string();
+    assert!(shown.contains("UnknownIssuer"), "{shown}");
+    assert!(shown.contains("certificate authority (CA)"), "{shown}");
+    assert!(shown.contains("SSL_CERT_FILE"), "{shown}");
+    assert!(!shown.contains("again"), "{shown}");
+    let errs = handshake_errors
+        .lock()
+        .map(|v| v.clone())
+        .unwrap_or_default();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("UnknownCA"),
+        "the client refused the CA: {errs:?}"
+    );
 }
 
 #[test]

@@ -75,7 +75,7 @@ mod tests {
                 "the page must not load {external}"
             );
         }
-        assert!(PAGE.contains("/api/v2/deployments?all=true&count=1000"));
+        assert!(PAGE.contains("/api/local/v1/deployments?all=true&count=1000"));
         assert!(PAGE.contains("X-YATAI-API-TOKEN"));
     }
 }

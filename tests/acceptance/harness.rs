@@ -257,6 +257,9 @@ pub struct Server {
     pub status_sync_ms: i64,
     /// Holds the merged `--config` file while the server runs.
     _config_dir: Option<tempfile::TempDir>,
+    /// With TLS: the CA that signed the server's certificate (trusted by [`Server::request`]
+    /// and passed as SSL_CERT_FILE to `bentos add`).
+    ca_file: Option<PathBuf>,
 }
 
 /// `timing.status_sync_ms` of bentocloud-local's default config (the real-platform default).
@@ -306,6 +309,16 @@ fn server_args(extra_args: &[&str]) -> (Vec<String>, i64, Option<tempfile::TempD
     (args, ms, Some(dir))
 }
 
+/// A reqwest client for the test's own requests, trusting `ca` when the server uses TLS.
+fn http_client(ca: Option<&Path>) -> reqwest::Client {
+    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if let Some(ca) = ca {
+        let pem = fs::read(ca).unwrap_or_else(|e| panic!("read CA {}: {e}", ca.display()));
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA PEM"));
+    }
+    b.build().expect("reqwest client")
+}
+
 /// Options for `bentocloud-local bentos add`.
 #[derive(Debug, Clone, Default)]
 pub struct BentoBehaviour {
@@ -336,6 +349,16 @@ impl Server {
     }
 
     pub fn start_with(extra_args: &[&str]) -> Server {
+        Self::start_inner(extra_args, None)
+    }
+
+    /// Starts over HTTPS (`serve --tls-cert --tls-key`); `ca` signed the certificate.
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> Server {
+        let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
+        Self::start_inner(&["--tls-cert", &cert, "--tls-key", &key], Some(ca))
+    }
+
+    fn start_inner(extra_args: &[&str], ca: Option<&Path>) -> Server {
         let (extra_args, status_sync_ms, config_dir) = server_args(extra_args);
         let data_dir = temp_dir("server-");
         let log = data_dir.path().join("server.log");
@@ -380,10 +403,6 @@ impl Server {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client");
         Server {
             child,
             endpoint: endpoint.trim_end_matches('/').to_string(),
@@ -391,7 +410,8 @@ impl Server {
             data_dir,
             log,
             rt,
-            http,
+            http: http_client(ca),
+            ca_file: ca.map(Path::to_path_buf),
             status_sync_ms,
             _config_dir: config_dir,
         }
@@ -406,6 +426,9 @@ impl Server {
         let mut cmd = Command::new(SERVER_BIN);
         cmd.args(["bentos", "add", tag, "--endpoint", &self.endpoint])
             .args(["--api-token", &self.token]);
+        if let Some(ca) = &self.ca_file {
+            cmd.env("SSL_CERT_FILE", ca);
+        }
         if let Some(s) = b.startup_seconds {
             cmd.args(["--startup-seconds", &s.to_string()]);
         }
@@ -901,10 +924,16 @@ impl Tf {
         let err_path = self.dir.path().join(format!(".cmd{n}.stderr"));
         let mut cmd = Command::new(self.version.binary());
         cmd.args(args).current_dir(self.dir.path());
-        // A clean environment for Terraform: nothing from the caller's TF_* or BENTO_CLOUD_*.
+        // A clean environment for Terraform: nothing from the caller's TF_* or BENTO_CLOUD_*,
+        // and no inherited SSL_CERT_FILE / SSL_CERT_DIR (the TLS tests set their own in `env`).
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().to_string();
-            if k.starts_with("TF_") || k.starts_with("BENTO_CLOUD_") || k == "RUST_BACKTRACE" {
+            if k.starts_with("TF_")
+                || k.starts_with("BENTO_CLOUD_")
+                || k == "RUST_BACKTRACE"
+                || k == "SSL_CERT_FILE"
+                || k == "SSL_CERT_DIR"
+            {
                 cmd.env_remove(&k);
             }
         }
@@ -1389,7 +1418,12 @@ impl Tf {
         cmd.args(args).current_dir(self.dir.path());
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().to_string();
-            if k.starts_with("TF_") || k.starts_with("BENTO_CLOUD_") || k == "RUST_BACKTRACE" {
+            if k.starts_with("TF_")
+                || k.starts_with("BENTO_CLOUD_")
+                || k == "RUST_BACKTRACE"
+                || k == "SSL_CERT_FILE"
+                || k == "SSL_CERT_DIR"
+            {
                 cmd.env_remove(&k);
             }
         }
@@ -1425,6 +1459,7 @@ impl Server {
         let listen = self
             .endpoint
             .trim_start_matches("http://")
+            .trim_start_matches("https://")
             .trim_end_matches('/')
             .to_string();
         let endpoint_file = self.data_dir.path().join("endpoint");
@@ -1446,10 +1481,7 @@ impl Server {
             .spawn()
             .unwrap_or_else(|e| panic!("restart {SERVER_BIN}: {e}"));
         // A fresh client: the old one's pooled keep-alive connections died with the process.
-        self.http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("reqwest client");
+        self.http = http_client(self.ca_file.as_deref());
         let end = Instant::now() + SERVER_START_DEADLINE;
         loop {
             let ep = fs::read_to_string(&endpoint_file).unwrap_or_default();

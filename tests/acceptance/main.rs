@@ -47,6 +47,7 @@ macro_rules! tf_test_lagged {
 
 mod bad_input;
 mod faults;
+mod https;
 mod rollouts;
 mod security;
 
@@ -122,4 +123,14 @@ tf_test!(
     shipping::bentoml_login_context_needs_no_provider_configuration,
     bentoml_login_context_needs_no_provider_configuration_tf1_11,
     bentoml_login_context_needs_no_provider_configuration_tf1_0
+);
+tf_test!(
+    https::private_ca_trusted_through_ssl_cert_file,
+    private_ca_trusted_through_ssl_cert_file_tf1_11,
+    private_ca_trusted_through_ssl_cert_file_tf1_0
+);
+tf_test!(
+    https::untrusted_ca_fails_at_once_naming_ssl_cert_file,
+    untrusted_ca_fails_at_once_naming_ssl_cert_file_tf1_11,
+    untrusted_ca_fails_at_once_naming_ssl_cert_file_tf1_0
 );
