@@ -651,7 +651,8 @@ impl Server {
             labels: Some(d.meta.labels.clone()),
             secrets: cfg.secrets.clone(),
             services: cfg.services.clone(),
-            canary: cfg.canary.clone(),
+            // As the official client does: rebuilt from the extra targets and the routing.
+            canary: d.canary(),
         };
         f(&mut req);
         self.update_deployment(cluster, name, &req)

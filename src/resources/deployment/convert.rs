@@ -350,7 +350,7 @@ pub fn update_request(planned: &DeploymentState, server: &Deployment) -> UpdateD
         labels: Some(labels_from_map(&planned.labels)),
         secrets: Some(secrets_from_set(&planned.secrets)),
         services: services_for(planned, &entry, &config.services),
-        canary: config.canary.clone(),
+        canary: server.canary(),
     }
 }
 
