@@ -12,7 +12,7 @@ mod error;
 mod limit;
 mod retry;
 #[cfg(test)]
-mod stub;
+pub(crate) mod stub;
 
 pub use error::{ClientError, ErrorKind};
 
