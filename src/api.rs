@@ -11,8 +11,10 @@
 //! - Serialisation is complete: the official client (cattrs) requires every key of a
 //!   `ResourceSchema`, and turns a `null` string into the literal `"None"`, so strings are never
 //!   serialised as null.
-//! - Fields the provider does not model (`canary`, `extras`, `config_overrides`, scaling `policy`)
-//!   are kept as raw JSON so a read-modify-write PUT sends them back untouched.
+//! - Fields the provider does not model (`extras`, `config_overrides`, scaling `policy`) are kept
+//!   as raw JSON so a read-modify-write PUT sends them back untouched. `canary` is typed: a
+//!   response never carries it as such (it is rebuilt from the targets and `manifest.routing`,
+//!   see [`Deployment::canary`]), so it has to be rebuilt field by field anyway.
 
 use std::collections::BTreeMap;
 
@@ -236,6 +238,60 @@ impl Deployment {
         let bento = self.main_target()?.bento.as_ref()?;
         Some(format!("{}:{}", bento.repository.meta.name, bento.version))
     }
+
+    /// The canary as an update body must carry it back, rebuilt the way the official client
+    /// does (`cdep.py:1258-1290`, `_convert_schema_to_update_schema`; API doc §3.2, §3.3, §10):
+    /// `route_type`/`route_by` from `manifest.routing`, and one version per target other than
+    /// the main one, named after the target, with that target's bento, config (envs, secrets,
+    /// services) and its weight from `manifest.routing.weights`. The real API never returns
+    /// `canary` inside `targets[].config`, so this is the only place a canary can be read from.
+    /// With a single target there are no versions (the client does not look at it as a canary
+    /// version either). `None` when there is neither routing nor a second target.
+    pub fn canary(&self) -> Option<Canary> {
+        let routing = self.manifest.as_ref().and_then(|m| m.routing.as_ref());
+        let mut canary = routing.map(|r| Canary {
+            route_type: r.route_type.clone(),
+            route_by: r.route_by.clone(),
+            versions: None,
+        });
+        let targets: Vec<&Target> = self
+            .latest_revision
+            .iter()
+            .flat_map(|r| r.targets.iter().flatten())
+            .collect();
+        if targets.len() < 2 {
+            return canary;
+        }
+        let main = self.main_target();
+        for t in targets {
+            if main.is_some_and(|m| std::ptr::eq(m, t)) {
+                continue;
+            }
+            let cfg = t.config.clone().unwrap_or_default();
+            let weight = routing
+                .and_then(|r| r.weights.as_ref())
+                .and_then(|w| w.get(&t.meta.name))
+                .copied();
+            canary
+                .get_or_insert_with(Canary::default)
+                .versions
+                .get_or_insert_with(BTreeMap::new)
+                .insert(
+                    t.meta.name.clone(),
+                    CanaryVersion {
+                        bento: t
+                            .bento
+                            .as_ref()
+                            .map(|b| format!("{}:{}", b.repository.meta.name, b.version)),
+                        weight,
+                        envs: cfg.envs,
+                        secrets: cfg.secrets,
+                        services: cfg.services,
+                    },
+                );
+        }
+        canary
+    }
 }
 
 /// `manifest` of a deployment: `{dev, routing}`.
@@ -244,7 +300,44 @@ impl Deployment {
 pub struct DeploymentManifest {
     pub dev: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub routing: Option<Json>,
+    pub routing: Option<Routing>,
+}
+
+/// `manifest.routing` (`DeploymentRoutingManifestSchema`, v2.py:114-118): how traffic is split
+/// between the main target and the canary versions. The official client raises when `weights`
+/// lacks a version that has a target (cdep.py:1282-1289).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Routing {
+    /// `random`, `header` or `query`.
+    pub route_type: Option<String>,
+    /// The header or query parameter that picks a version (`header`/`query` routing).
+    pub route_by: Option<String>,
+    /// Percent of the traffic per canary version (`random` routing); the main target gets the
+    /// rest.
+    pub weights: Option<BTreeMap<String, i64>>,
+}
+
+/// `canary` of a create/update body (`DeploymentCanarySchema`, v2.py:62-95; API doc §3.2).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Canary {
+    /// `random`, `header` or `query` (the client's type is that `Literal`, or null).
+    pub route_type: Option<String>,
+    pub route_by: Option<String>,
+    /// Canary versions by name; each becomes a target named after its key.
+    pub versions: Option<BTreeMap<String, CanaryVersion>>,
+}
+
+/// One canary version (`DeploymentVersionSchema`): its own bento, weight and configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CanaryVersion {
+    pub bento: Option<String>,
+    pub weight: Option<i64>,
+    pub envs: Option<Vec<EnvItem>>,
+    pub secrets: Option<Vec<String>>,
+    pub services: BTreeMap<String, ServiceConfig>,
 }
 
 /// `DeploymentRevisionSchema`.
@@ -273,7 +366,12 @@ pub struct Target {
 }
 
 /// The effective configuration of a target (same shape as the request body, minus
-/// `name`/`bento`/`dev`).
+/// `name`/`bento`/`dev`/`canary`).
+///
+/// There is deliberately no `canary` field: the official client never reads `canary` from
+/// `targets[].config` (API doc §3.3, corrected; cdep.py:505-554 and 1258-1290 rebuild it from
+/// the extra targets and `manifest.routing`), so the real API need not send it there, and
+/// neither the provider nor the emulator may depend on it. Use [`Deployment::canary`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DeploymentConfig {
@@ -282,7 +380,6 @@ pub struct DeploymentConfig {
     pub labels: Option<Vec<LabelItem>>,
     pub secrets: Option<Vec<String>>,
     pub services: BTreeMap<String, ServiceConfig>,
-    pub canary: Option<Json>,
 }
 
 /// `DeploymentServiceConfig`: per-service settings.
@@ -329,7 +426,8 @@ pub struct UpdateDeploymentRequest {
     pub labels: Option<Vec<LabelItem>>,
     pub secrets: Option<Vec<String>>,
     pub services: BTreeMap<String, ServiceConfig>,
-    pub canary: Option<Json>,
+    /// `null` removes the canary (the whole configuration is replaced, §5.1).
+    pub canary: Option<Canary>,
 }
 
 /// `BentoWithRepositorySchema` / `BentoSchema`. `name` equals `version` (the official client's
@@ -584,13 +682,96 @@ mod tests {
     }
 
     #[test]
-    fn multiservice_request_sample_parses_with_canary_kept_raw() {
+    fn multiservice_request_sample_parses_with_its_canary() {
         let body = include_str!("../tests/fixtures/create-multiservice-canary.json");
         let req: CreateDeploymentRequest = serde_json::from_str(body).expect("parse");
         assert_eq!(req.name.as_deref(), Some("multi"));
         assert_eq!(req.spec.services.len(), 2);
-        assert!(req.spec.canary.is_some());
+        let canary = req.spec.canary.as_ref().expect("canary");
+        assert_eq!(canary.route_type.as_deref(), Some("header"));
+        let v2 = &canary.versions.as_ref().expect("versions")["v2"];
+        assert_eq!(v2.bento.as_deref(), Some("my_bento:def456"));
+        assert_eq!(
+            v2.services["Model"].instance_type.as_deref(),
+            Some("gpu.a100.1")
+        );
         let back = serde_json::to_value(&req).expect("ser");
         assert_eq!(back["canary"]["versions"]["v2"]["weight"], 20);
+    }
+
+    fn target(name: &str, repo: &str, version: &str, max: i64) -> Target {
+        let mut t = Target::default();
+        t.meta.name = name.into();
+        let mut b = Bento {
+            version: version.into(),
+            ..Default::default()
+        };
+        b.meta.name = version.into();
+        b.repository.meta.name = repo.into();
+        t.bento = Some(b);
+        let mut services = BTreeMap::new();
+        services.insert(
+            "apiserver".to_string(),
+            ServiceConfig {
+                scaling: Some(Scaling {
+                    min_replicas: Some(1),
+                    max_replicas: Some(max),
+                    policy: None,
+                }),
+                ..Default::default()
+            },
+        );
+        t.config = Some(DeploymentConfig {
+            envs: Some(vec![EnvItem {
+                name: "T".into(),
+                value: name.into(),
+            }]),
+            services,
+            ..Default::default()
+        });
+        t
+    }
+
+    #[test]
+    fn canary_is_rebuilt_from_the_extra_targets_and_the_routing_like_the_official_client() {
+        let mut d: Deployment = serde_json::from_str(FULL).expect("parse");
+        assert_eq!(d.canary(), None, "one target and no routing: no canary");
+        let rev = d.latest_revision.as_mut().expect("rev");
+        rev.targets = vec![
+            Some(target("main", "iris", "v1", 2)),
+            Some(target("v2", "iris", "v2", 3)),
+        ];
+        d.manifest = Some(DeploymentManifest {
+            dev: false,
+            routing: Some(Routing {
+                route_type: Some("random".into()),
+                route_by: None,
+                weights: Some([("v2".to_string(), 20)].into_iter().collect()),
+            }),
+        });
+        assert_eq!(d.bento_tag().as_deref(), Some("iris:v1"));
+        let c = d.canary().expect("canary");
+        assert_eq!(c.route_type.as_deref(), Some("random"));
+        let versions = c.versions.expect("versions");
+        assert_eq!(versions.keys().collect::<Vec<_>>(), ["v2"]);
+        let v2 = &versions["v2"];
+        assert_eq!(v2.bento.as_deref(), Some("iris:v2"));
+        assert_eq!(v2.weight, Some(20));
+        assert_eq!(v2.envs.as_ref().map(|e| e[0].value.as_str()), Some("v2"));
+        assert_eq!(
+            v2.services["apiserver"]
+                .scaling
+                .as_ref()
+                .and_then(|s| s.max_replicas),
+            Some(3)
+        );
+        // Routing without a second target: route settings only (as the client builds it).
+        let rev = d.latest_revision.as_mut().expect("rev");
+        rev.targets.truncate(1);
+        let c = d.canary().expect("routing alone");
+        assert_eq!(
+            (c.route_type.as_deref(), c.versions),
+            (Some("random"), None)
+        );
     }
 }

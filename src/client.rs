@@ -12,16 +12,16 @@ mod error;
 mod limit;
 mod retry;
 #[cfg(test)]
-mod stub;
+pub(crate) mod stub;
 mod transport;
 
 pub use error::{ClientError, ErrorKind};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
@@ -150,6 +150,8 @@ struct Inner {
     answered: AtomicBool,
     /// Attempts started (each try of each request), for the retry tests.
     attempts: AtomicU64,
+    /// Bento manifests by `repo:version`, see [`Client::with_bento_manifest`].
+    manifests: Mutex<HashMap<String, Option<api::BentoManifest>>>,
 }
 
 impl fmt::Debug for Client {
@@ -193,6 +195,16 @@ enum Attempt {
         err: ClientError,
         sent: bool,
     },
+}
+
+/// The main target of `d`, as [`api::Deployment::main_target`] picks it: `main`, else the first.
+fn main_target_mut(d: &mut api::Deployment) -> Option<&mut api::Target> {
+    let targets = &mut d.latest_revision.as_mut()?.targets;
+    let i = targets
+        .iter()
+        .position(|t| t.as_ref().is_some_and(|t| t.meta.name == "main"))
+        .or_else(|| targets.iter().position(Option::is_some))?;
+    targets.get_mut(i)?.as_mut()
 }
 
 fn in_cluster(cluster: &str) -> String {
@@ -280,6 +292,7 @@ impl Client {
                 request_timeout: cfg.request_timeout,
                 answered: AtomicBool::new(false),
                 attempts: AtomicU64::new(0),
+                manifests: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -392,10 +405,11 @@ impl Client {
         let call = self.with_body(Method::POST, op.clone(), url, req, false, false)?;
         let Some(name) = name else {
             // Without a name there is nothing to look up: never repeat an unknown outcome.
-            return self.run(call).await;
+            let d = self.run(call).await?;
+            return Ok(self.with_bento_manifest(d).await);
         };
         let want_bento = req.spec.bento.clone();
-        self.create_reconciled(call, || {
+        let d = self.create_reconciled(call, || {
             let (name, op, want_bento) = (name.clone(), op.clone(), want_bento.clone());
             async move {
                 let found = self.get_deployment_opt(cluster, &name).await?;
@@ -415,7 +429,8 @@ impl Client {
                 }
             }
         })
-        .await
+        .await?;
+        Ok(self.with_bento_manifest(d).await)
     }
 
     /// `GET /api/v2/deployments/{name}?cluster=X`.
@@ -426,7 +441,8 @@ impl Client {
     ) -> Result<api::Deployment, ClientError> {
         let url = self.url(&["api", "v2", "deployments", name], &[("cluster", cluster)])?;
         let op = format!("get deployment {name:?} {}", in_cluster(cluster));
-        self.run(self.get(op, url)).await
+        let d = self.run(self.get(op, url)).await?;
+        Ok(self.with_bento_manifest(d).await)
     }
 
     /// Like [`Client::get_deployment`], with not-found (404, or 400 "record not found") as
@@ -453,7 +469,8 @@ impl Client {
         let url = self.url(&["api", "v2", "deployments", name], &[("cluster", cluster)])?;
         let op = format!("update deployment {name:?} {}", in_cluster(cluster));
         let call = self.with_body(Method::PUT, op, url, req, true, false)?;
-        self.run(call).await
+        let d = self.run(call).await?;
+        Ok(self.with_bento_manifest(d).await)
     }
 
     /// `POST /api/v2/deployments/{name}/terminate?cluster=X` (no body). Idempotent.
@@ -509,7 +526,60 @@ impl Client {
             Some(c) => format!("list deployments {}", in_cluster(c)),
             None => "list deployments in all clusters".to_string(),
         };
-        self.run(self.get(op, url)).await
+        let mut page: api::ListResponse<api::Deployment> = self.run(self.get(op, url)).await?;
+        for d in page.items.iter_mut() {
+            *d = self.with_bento_manifest(std::mem::take(d)).await;
+        }
+        Ok(page)
+    }
+
+    /// `d` with the main target's `bento.manifest` replaced by the bento's own manifest, from
+    /// `GET /api/v1/bento_repositories/{repo}/bentos/{version}`, when the main target configures
+    /// more than one service.
+    ///
+    /// Why: the entry service of a multi-service bento decides which service the top-level
+    /// settings (instance type, scaling, strategy) belong to. The official client reads it from
+    /// the bento endpoint (`ensure_bento(...).entry_service`, cdep.py:267-278; API doc §5.2
+    /// step 4), never from the deployment document, whose `bento.manifest` is optional in the
+    /// client's schema (§3.3) and may be absent. With a single service there is nothing to
+    /// choose, so no request is made. A bento version does not change once pushed, so each is
+    /// asked once per client. If the lookup fails, `d` is returned as it came (the caller falls
+    /// back to the document's manifest, then to the official client's `apiserver` default).
+    async fn with_bento_manifest(&self, mut d: api::Deployment) -> api::Deployment {
+        let Some(target) = main_target_mut(&mut d) else {
+            return d;
+        };
+        let multi = target.config.as_ref().is_some_and(|c| c.services.len() > 1);
+        let Some(bento) = target.bento.as_mut().filter(|_| multi) else {
+            return d;
+        };
+        let (repo, version) = (bento.repository.meta.name.clone(), bento.version.clone());
+        let tag = format!("{repo}:{version}");
+        let cached = self
+            .inner
+            .manifests
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&tag).cloned());
+        let manifest = match cached {
+            Some(m) => m,
+            None => match self.get_bento(&repo, &version).await {
+                Ok(b) => {
+                    if let Ok(mut cache) = self.inner.manifests.lock() {
+                        cache.insert(tag, b.manifest.clone());
+                    }
+                    b.manifest
+                }
+                Err(e) => {
+                    tracing::debug!(target: LOG, "cannot read the manifest of bento {tag:?}: {e}");
+                    return d;
+                }
+            },
+        };
+        if manifest.is_some() {
+            bento.manifest = manifest;
+        }
+        d
     }
 
     /// Every deployment matching `q`, page by page ([`PAGE_SIZE`] per page).

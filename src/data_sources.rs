@@ -17,7 +17,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use crate::api::Deployment;
-use crate::client::ListQuery;
+use crate::client::{Client, ClientError, ListQuery};
 use crate::diag;
 use crate::provider::Shared;
 use crate::resources::deployment::convert::state_from_server;
@@ -294,6 +294,70 @@ pub fn list_query(config: &DeploymentsData, default_cluster: Option<&str>) -> Li
     }
 }
 
+/// Whether `d` meets every filter of `query` that can be checked from the document itself: the
+/// cluster, the labels, and the `label:`, `status:`, `cluster:`, `is:dev`/`not:dev` tokens of
+/// `q` (labels must all match, the other keys any of their values, as in Yatai's grammar).
+/// Other tokens (bare words, `creator:`, `bento:`, `sort:`, ...) and `search` are left to the
+/// server: their exact server-side meaning is not documented, and a guess could drop
+/// deployments the server rightly returned.
+///
+/// Why check at all: the official client never sends `q` together with `cluster`
+/// (cdep.py:1368-1374, API doc §2.3 and §9.2), so whether BentoCloud applies `q` (which also
+/// carries the labels, as `label:k=v` tokens) when `cluster` is set is unknown (§10, "What a
+/// client must not assume"). A server that ignores it would return the whole cluster, and
+/// `bentocloud_deployments` would hand every deployment to a configuration that asked for one
+/// team's. Filtering what comes back makes the result exact either way.
+pub fn matches_client_side(query: &ListQuery, d: &Deployment) -> bool {
+    if let Some(c) = query.cluster.as_deref().filter(|c| !c.is_empty()) {
+        if d.cluster.meta.name != c {
+            return false;
+        }
+    }
+    let has_label = |k: &str, v: &str| d.meta.labels.iter().any(|l| l.key == k && l.value == v);
+    if !query.labels.iter().all(|(k, v)| has_label(k, v)) {
+        return false;
+    }
+    let (mut statuses, mut clusters) = (Vec::new(), Vec::new());
+    for token in query.q.as_deref().unwrap_or("").split_whitespace() {
+        let Some((key, value)) = token.split_once(':') else {
+            continue;
+        };
+        match key {
+            "label" => {
+                let (k, v) = value.split_once('=').unwrap_or((value, ""));
+                if !has_label(k, v) {
+                    return false;
+                }
+            }
+            "is" | "not" if value == "dev" => {
+                let dev = d.manifest.as_ref().is_some_and(|m| m.dev);
+                if dev != (key == "is") {
+                    return false;
+                }
+            }
+            "status" => statuses.push(value),
+            "cluster" => clusters.push(value),
+            _ => {}
+        }
+    }
+    (statuses.is_empty() || statuses.contains(&d.status.as_str()))
+        && (clusters.is_empty() || clusters.contains(&d.cluster.meta.name.as_str()))
+}
+
+/// Every deployment matching `query`, as data: the server's answer, page by page, with
+/// [`matches_client_side`] applied to each item as its page arrives.
+pub async fn list_matching(
+    client: &Client,
+    query: &ListQuery,
+) -> Result<Vec<DeploymentData>, ClientError> {
+    let items = client
+        .list_deployments_map(query, |d| {
+            matches_client_side(query, &d).then(|| DeploymentData::from_deployment(&d))
+        })
+        .await?;
+    Ok(items.into_iter().flatten().collect())
+}
+
 #[async_trait]
 impl DataSource for DeploymentsDataSource {
     type State<'a> = DeploymentsData;
@@ -335,11 +399,7 @@ impl DataSource for DeploymentsDataSource {
     ) -> Option<Self::State<'a>> {
         let configured = self.shared.configured(diags)?;
         let query = list_query(&config, configured.default_cluster.as_deref());
-        let deployments = match configured
-            .client
-            .list_deployments_map(&query, |d| DeploymentData::from_deployment(&d))
-            .await
-        {
+        let deployments = match list_matching(&configured.client, &query).await {
             Ok(list) => list,
             Err(e) => {
                 diag::api_error(diags, "Cannot list deployments", &e, None);
@@ -390,5 +450,109 @@ mod tests {
         assert_eq!(q.labels.get("team").map(String::as_str), Some("ml"));
         let q = list_query(&DeploymentsData::default(), None);
         assert!(q.cluster.is_none() && q.labels.is_empty());
+    }
+
+    /// A server that ignores `q` when `cluster` is given (the official client never sends them
+    /// together, API doc §2.3) returns the whole cluster: the data source still returns exactly
+    /// the deployments with the labels and query terms it asked for.
+    #[tokio::test]
+    async fn fleet_is_exact_even_when_the_server_ignores_q_with_cluster() {
+        use crate::client::stub::{serve, StubRequest, StubResponse};
+        use crate::client::ClientConfig;
+
+        let stub = serve(|req: StubRequest| async move {
+            let fleet: Vec<Deployment> = [
+                ("a", "team=ml", "running", false),
+                ("b", "team=ml", "deploying", false),
+                ("c", "team=ops", "running", false),
+                ("d", "", "running", false),
+                ("e", "team=ml", "running", true),
+            ]
+            .into_iter()
+            .map(|(name, label, status, dev)| {
+                let mut d = Deployment::default();
+                d.meta.name = name.into();
+                d.cluster.meta.name = "local-east".into();
+                if let Some((k, v)) = label.split_once('=') {
+                    d.meta.labels.push(crate::api::LabelItem {
+                        key: k.into(),
+                        value: v.into(),
+                    });
+                }
+                d.status = crate::api::DeploymentStatus::parse(status).unwrap_or_default();
+                d.manifest = Some(crate::api::DeploymentManifest { dev, routing: None });
+                d
+            })
+            .collect();
+            // Ignores q (and search): every deployment of the cluster, one page.
+            let start: usize = req.param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+            let page: Vec<&Deployment> = fleet.iter().skip(start).collect();
+            StubResponse::json(
+                200,
+                serde_json::json!({"start": start, "count": page.len(), "total": fleet.len(), "items": page}),
+            )
+        })
+        .await;
+        let mut cfg = ClientConfig::new(stub.url.clone(), "tok");
+        cfg.requests_per_second = 0.0;
+        let client = Client::new(cfg).expect("client");
+        let names = |data: Vec<DeploymentData>| -> Vec<String> {
+            data.into_iter()
+                .filter_map(|d| d.name.as_ref_option().cloned())
+                .collect()
+        };
+        let mut labels = BTreeMap::new();
+        labels.insert("team".to_string(), "ml".to_string());
+        let by_label = ListQuery {
+            cluster: Some("local-east".into()),
+            labels,
+            ..Default::default()
+        };
+        let got = list_matching(&client, &by_label).await.expect("list");
+        assert_eq!(names(got), ["a", "b", "e"]);
+        let reqs = stub.requests();
+        let sent = reqs.last().expect("a request");
+        assert_eq!(
+            sent.param("q").as_deref(),
+            Some("label:team=ml"),
+            "still asked"
+        );
+        assert_eq!(sent.param("cluster").as_deref(), Some("local-east"));
+
+        let by_query = ListQuery {
+            cluster: Some("local-east".into()),
+            q: Some("status:running not:dev label:team=ml".into()),
+            ..Default::default()
+        };
+        let got = list_matching(&client, &by_query).await.expect("list");
+        assert_eq!(names(got), ["a"]);
+        let dev = ListQuery {
+            cluster: Some("local-east".into()),
+            q: Some("is:dev".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            names(list_matching(&client, &dev).await.expect("list")),
+            ["e"]
+        );
+        // Terms it cannot check are the server's: nothing is dropped for them.
+        let unknown = ListQuery {
+            cluster: Some("local-east".into()),
+            q: Some("iris creator:someone".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            list_matching(&client, &unknown).await.expect("list").len(),
+            5
+        );
+        // Another cluster's deployments never pass a cluster filter.
+        let west = ListQuery {
+            cluster: Some("local-west".into()),
+            ..Default::default()
+        };
+        assert!(list_matching(&client, &west)
+            .await
+            .expect("list")
+            .is_empty());
     }
 }

@@ -809,3 +809,109 @@ async fn cli_bad_token_and_strict_bentos() {
 
     s.stop().await;
 }
+
+/// A canary set with the official client (`deployment update --config-dict`) is stored in the
+/// real shape (a target named `main`, one target per version, `manifest.routing`; never inside
+/// `targets[].config`, API doc §3.3, §10), `deployment get -o json` shows it, a flag update
+/// carries it over (the client rebuilds it from the targets), and `apply` without it (the
+/// whole configuration, §5.4) removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_canary_round_trips() {
+    let s = start(false).await;
+    s.login().await;
+    s.bentoml(&[
+        "deployment",
+        "create",
+        "iris:v1",
+        "-n",
+        "dep-canary",
+        "--no-wait",
+    ])
+    .await
+    .ok();
+    let canary = r#"{"name": "dep-canary", "canary": {"route_type": "header", "route_by": "X-Canary", "versions": {"v2": {"bento": "iris:v2", "weight": 20, "envs": [{"name": "C", "value": "1"}], "services": {"apiserver": {"instance_type": "cpu.2", "scaling": {"min_replicas": 1, "max_replicas": 2}}}}}}}"#;
+    s.bentoml(&[
+        "deployment",
+        "update",
+        "dep-canary",
+        "--config-dict",
+        canary,
+    ])
+    .await
+    .ok();
+
+    // On the wire: two targets and the routing; no canary inside any config.
+    let (_, raw) = s.get_raw("/api/v2/deployments/dep-canary?cluster=").await;
+    let raw: Value = serde_json::from_str(&raw).expect("json");
+    let targets = raw["latest_revision"]["targets"]
+        .as_array()
+        .expect("targets");
+    let names: Vec<&str> = targets
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["main", "v2"]);
+    assert!(
+        targets.iter().all(|t| t["config"].get("canary").is_none()),
+        "canary inside targets[].config: {raw}"
+    );
+    assert_eq!(targets[0]["bento"]["version"], "v1");
+    assert_eq!(targets[1]["bento"]["version"], "v2");
+    assert_eq!(
+        raw["manifest"]["routing"],
+        serde_json::json!({"route_type": "header", "route_by": "X-Canary", "weights": {"v2": 20}})
+    );
+
+    // The official client shows it.
+    async fn get(s: &Server) -> Value {
+        s.bentoml(&["deployment", "get", "dep-canary", "-o", "json"])
+            .await
+            .ok()
+            .json()
+    }
+    let v = get(&s).await;
+    assert_eq!(v["bento"], "iris:v1");
+    let c = &v["config"]["canary"];
+    assert_eq!(c["route_type"], "header", "{v}");
+    assert_eq!(c["route_by"], "X-Canary");
+    assert_eq!(c["versions"]["v2"]["bento"], "iris:v2");
+    assert_eq!(c["versions"]["v2"]["weight"], 20);
+    assert_eq!(c["versions"]["v2"]["envs"][0]["name"], "C");
+    assert_eq!(
+        c["versions"]["v2"]["services"]["apiserver"]["instance_type"],
+        "cpu.2"
+    );
+
+    // A flag update keeps it (read-modify-write through the targets).
+    s.bentoml(&["deployment", "update", "dep-canary", "--scaling-max", "3"])
+        .await
+        .ok();
+    let v = get(&s).await;
+    assert_eq!(
+        v["config"]["services"]["apiserver"]["scaling"]["max_replicas"],
+        3
+    );
+    assert_eq!(v["config"]["canary"]["versions"]["v2"]["weight"], 20, "{v}");
+
+    // `apply` sends the whole configuration: without a canary, it is gone.
+    let file = s.home.path().join("apply.yaml");
+    std::fs::write(
+        &file,
+        "name: dep-canary\nbento: iris:v1\ncluster: local-east\nservices:\n  apiserver:\n    scaling:\n      min_replicas: 1\n      max_replicas: 1\n",
+    )
+    .unwrap();
+    s.bentoml(&["deployment", "apply", "-f", file.to_str().unwrap()])
+        .await
+        .ok();
+    let v = get(&s).await;
+    assert!(v["config"].get("canary").is_none(), "{v}");
+    let d = s.deployment("dep-canary", "").await;
+    assert_eq!(d.canary(), None);
+    assert_eq!(
+        d.latest_revision.map(|r| r.targets.len()),
+        Some(1),
+        "the canary target is gone"
+    );
+
+    s.stop().await;
+}

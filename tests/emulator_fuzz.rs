@@ -174,6 +174,19 @@ fn create_body() -> Value {
                 "config_overrides": {}
             },
             "Model": {"config_overrides": {}}
+        },
+        "canary": {
+            "route_type": "header",
+            "route_by": "X-Canary",
+            "versions": {
+                "v2": {
+                    "bento": "multi:v1",
+                    "weight": 10,
+                    "envs": [{"name": "C", "value": "1"}],
+                    "secrets": null,
+                    "services": {"Model": {"instance_type": "cpu.2", "config_overrides": {}}}
+                }
+            }
         }
     })
 }
@@ -207,6 +220,15 @@ const FIELDS: &[&str] = &[
     "/services/Model",
     "/dev",
     "/canary",
+    "/canary/route_type",
+    "/canary/route_by",
+    "/canary/versions",
+    "/canary/versions/v2",
+    "/canary/versions/v2/bento",
+    "/canary/versions/v2/weight",
+    "/canary/versions/v2/envs",
+    "/canary/versions/v2/services",
+    "/canary/versions/v2/services/Model/scaling",
     "/content",
     "/content/type",
     "/content/items",

@@ -944,3 +944,65 @@ fn q_param_joins_tokens_and_labels() {
     q.q = Some(" is:dev ".into());
     assert_eq!(q.q_param(), "is:dev label:team=ml");
 }
+
+/// The deployment document may carry no `bento.manifest` (optional in the official client's
+/// schema, API doc §3.3): for a multi-service main target the client reads the bento's own
+/// manifest from the bento endpoint (where the official client reads the entry service, §5.2),
+/// once per bento version; a single service needs no lookup.
+#[tokio::test]
+async fn multi_service_deployments_get_the_entry_service_from_the_bento_endpoint_once() {
+    let stub = serve(|req: StubRequest| async move {
+        let services = |names: &[&str]| -> serde_json::Map<String, serde_json::Value> {
+            names.iter().map(|n| (n.to_string(), json!({}))).collect()
+        };
+        let with_services = |name: &str, names: &[&str]| {
+            let mut d = deployment(name, "c1", "shop:v1");
+            if let Some(t) = d
+                .latest_revision
+                .as_mut()
+                .and_then(|r| r.targets[0].as_mut())
+            {
+                t.config = serde_json::from_value(json!({ "services": services(names) })).ok();
+            }
+            d
+        };
+        match req.path.as_str() {
+            "/api/v2/deployments/multi" => ok_json(with_services("multi", &["Web", "Model"])),
+            "/api/v2/deployments/single" => ok_json(with_services("single", &["Web"])),
+            "/api/v1/bento_repositories/shop/bentos/v1" => {
+                let mut b = api::Bento {
+                    version: "v1".into(),
+                    manifest: Some(api::BentoManifest {
+                        entry_service: "Web".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                b.meta.name = "v1".into();
+                b.repository.meta.name = "shop".into();
+                ok_json(b)
+            }
+            _ => StubResponse::json(404, json!({"error": "record not found"})),
+        }
+    })
+    .await;
+    let c = client(&stub);
+    let entry = |d: &api::Deployment| {
+        d.main_target()
+            .and_then(|t| t.bento.as_ref())
+            .and_then(|b| b.manifest.as_ref())
+            .map(|m| m.entry_service.clone())
+    };
+    for _ in 0..2 {
+        let d = c.get_deployment("c1", "multi").await.expect("get");
+        assert_eq!(entry(&d).as_deref(), Some("Web"));
+    }
+    let d = c.get_deployment("c1", "single").await.expect("get");
+    assert_eq!(entry(&d), None, "one service: nothing to choose, no lookup");
+    let bento_gets = stub
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v1/bento_repositories/"))
+        .count();
+    assert_eq!(bento_gets, 1, "one lookup per bento version");
+}

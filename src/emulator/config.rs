@@ -120,6 +120,13 @@ pub struct PlatformConfig {
     pub timing: Timing,
     /// Name of the organisation owning the server's main token.
     pub organization: String,
+    /// Leave `bento.manifest` out of the targets of deployment documents (get, list, create,
+    /// update, ...). The official client types it as optional (`BentoManifestSchema | null`,
+    /// API doc §3.3), so the real API may well not embed it; a client must then read the entry
+    /// service of a multi-service bento from `GET /api/v1/bento_repositories/{repo}/bentos/
+    /// {version}`, as the official client does (§5.2 step 4). The bento endpoints keep their
+    /// manifest. Default `false` (embedded, like the samples of §3.3).
+    pub omit_bento_manifest: bool,
 }
 
 impl Default for PlatformConfig {
@@ -140,6 +147,7 @@ impl Default for PlatformConfig {
             ],
             timing: Timing::default(),
             organization: "local".into(),
+            omit_bento_manifest: false,
         }
     }
 }

@@ -2,15 +2,19 @@
 //! instance types and the bento's services, then write the deployment and a new revision.
 //! Synchronous functions over one SQLite transaction; the HTTP layer only parses and renders.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::Connection;
 
 use super::error::ApiError;
 use super::store::{
-    self, phase, Behaviour, BentoRow, DeploymentRow, Principal, Result, RevisionRow,
+    self, phase, Behaviour, BentoRow, CanaryRow, CanaryVersionRow, DeploymentRow, InstanceTypeRow,
+    Principal, Result, RevisionRow,
 };
-use crate::api::{CreateDeploymentRequest, DeploymentConfig, Scaling, UpdateDeploymentRequest};
+use crate::api::{
+    Canary, CreateDeploymentRequest, DeploymentConfig, Scaling, ServiceConfig,
+    UpdateDeploymentRequest,
+};
 use crate::rules;
 
 /// Who is asking, and how unknown bentos are treated.
@@ -67,34 +71,16 @@ pub fn resolve_bento(
     store::put_bento(c, org, &repo, &version, &beh)
 }
 
-/// Checks a spec and returns its bento and the config stored in the revision.
-fn validate(
-    c: &Connection,
-    caller: &Caller,
+/// Checks per-service settings against `crate::rules` and the cluster's instance types.
+fn check_services(
+    services: &BTreeMap<String, ServiceConfig>,
     cluster: &str,
-    spec: &UpdateDeploymentRequest,
-) -> Result<(BentoRow, DeploymentConfig)> {
-    rules::bento_tag(&spec.bento).map_err(ApiError::bad)?;
-    for l in spec.labels.iter().flatten() {
-        rules::label_key(&l.key).map_err(ApiError::bad)?;
-        rules::label_value(&l.value).map_err(ApiError::bad)?;
-    }
-    let mut seen = BTreeSet::new();
-    for l in spec.labels.iter().flatten() {
-        if !seen.insert(&l.key) {
-            return Err(ApiError::bad(format!(
-                "label key {:?} is given twice",
-                l.key
-            )));
-        }
-    }
-    for e in spec.envs.iter().flatten() {
-        rules::env_name(&e.name).map_err(ApiError::bad)?;
-    }
-    let types = store::instance_types(c, cluster)?;
+    types: &[InstanceTypeRow],
+    what: &str,
+) -> Result<()> {
     let type_names: Vec<&str> = types.iter().map(|t| t.spec.name.as_str()).collect();
-    for (svc, cfg) in &spec.services {
-        let ctx = |m: String| ApiError::bad(format!("service {svc:?}: {m}"));
+    for (svc, cfg) in services {
+        let ctx = |m: String| ApiError::bad(format!("{what}service {svc:?}: {m}"));
         for e in cfg.envs.iter().flatten() {
             rules::env_name(&e.name).map_err(ctx)?;
         }
@@ -120,33 +106,55 @@ fn validate(
             }
         }
     }
-    for s in spec.secrets.iter().flatten() {
+    Ok(())
+}
+
+fn check_secrets(c: &Connection, caller: &Caller, secrets: &Option<Vec<String>>) -> Result<()> {
+    for s in secrets.iter().flatten() {
         if store::find_secret(c, caller.principal.org.id, s)?.is_none() {
             return Err(ApiError::bad(format!(
                 "secret {s:?} does not exist in this organization: create it first"
             )));
         }
     }
-    let names: Vec<String> = spec.services.keys().cloned().collect();
-    let bento = resolve_bento(c, caller, &spec.bento, &names)?;
+    Ok(())
+}
+
+/// Resolves `tag` and checks the services the body names are the bento's.
+fn bento_with_services(
+    c: &Connection,
+    caller: &Caller,
+    tag: &str,
+    services: &BTreeMap<String, ServiceConfig>,
+    what: &str,
+) -> Result<BentoRow> {
+    let names: Vec<String> = services.keys().cloned().collect();
+    let bento = resolve_bento(c, caller, tag, &names)?;
     if !bento.behaviour.auto {
         let valid = &bento.behaviour.services;
         if let Some(bad) = names.iter().find(|n| !valid.contains(n)) {
             return Err(ApiError::bad(format!(
-                "service {bad:?} is not defined by bento {:?}; valid services: {}",
+                "{what}service {bad:?} is not defined by bento {:?}; valid services: {}",
                 bento.tag(),
                 valid.join(", ")
             )));
         }
     }
-    // Server-side defaults, as the official client fills them: the cluster's default instance
-    // type, scaling {1, 1}, and max = max(min, 1).
+    Ok(bento)
+}
+
+/// Server-side defaults, as the official client fills them: the cluster's default instance
+/// type, scaling {1, 1}, and max = max(min, 1).
+fn with_defaults(
+    services: &BTreeMap<String, ServiceConfig>,
+    types: &[InstanceTypeRow],
+) -> BTreeMap<String, ServiceConfig> {
     let default_type = types
         .iter()
         .find(|t| t.spec.default)
         .or_else(|| types.first())
         .map(|t| t.spec.name.clone());
-    let mut services = spec.services.clone();
+    let mut services = services.clone();
     for cfg in services.values_mut() {
         if cfg.instance_type.is_none() {
             cfg.instance_type = default_type.clone();
@@ -166,15 +174,150 @@ fn validate(
             }
         }
     }
+    services
+}
+
+/// Route types of a canary: the official client's type for `route_type` is
+/// `Literal["random", "header", "query"]` or null (v2.py:80-87).
+const ROUTE_TYPES: [&str; 3] = ["random", "header", "query"];
+
+/// Checks a canary and resolves each version's bento. The shape is the official client's
+/// `DeploymentCanarySchema` (API doc §3.2); what the server stores is what §3.3/§10 say a
+/// response shows: one target per version (named after its key, with its own bento and config)
+/// and `manifest.routing` with the weights. The limits below are inferred (the real server's
+/// are not documented): a version cannot be called `main` (the main target's name, which the
+/// client tells apart by name), needs a bento (a target without one breaks the client's
+/// update, §8), and weights are percentages in 0..=100 that add up to at most 100.
+fn canary_row(
+    c: &Connection,
+    caller: &Caller,
+    cluster: &str,
+    types: &[InstanceTypeRow],
+    canary: &Canary,
+    access_authorization: bool,
+) -> Result<CanaryRow> {
+    if let Some(rt) = &canary.route_type {
+        if !ROUTE_TYPES.contains(&rt.as_str()) {
+            return Err(ApiError::bad(format!(
+                "canary.route_type is {rt:?}: use one of {}",
+                ROUTE_TYPES.join(", ")
+            )));
+        }
+        let by = canary.route_by.as_deref().unwrap_or("").trim();
+        if rt != "random" && by.is_empty() {
+            return Err(ApiError::bad(format!(
+                "canary.route_by is empty: route_type {rt:?} needs the name of the {} that picks the version",
+                if rt == "header" { "header" } else { "query parameter" }
+            )));
+        }
+    }
+    let mut row = CanaryRow {
+        route_type: canary.route_type.clone(),
+        route_by: canary.route_by.clone(),
+        versions: BTreeMap::new(),
+    };
+    let mut total: i64 = 0;
+    for (name, v) in canary.versions.iter().flatten() {
+        let what = format!("canary version {name:?}: ");
+        let valid_name = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+        if !valid_name || name == "main" {
+            return Err(ApiError::bad(format!(
+                "{what}a version name is 1 to 63 letters, digits, '-', '_' or '.', and not \"main\" (the main target's name)"
+            )));
+        }
+        let tag = v.bento.as_deref().unwrap_or("").trim();
+        if tag.is_empty() {
+            return Err(ApiError::bad(format!(
+                "{what}bento is required (repo:version)"
+            )));
+        }
+        let weight = v.weight.unwrap_or(0);
+        if !(0..=100).contains(&weight) {
+            return Err(ApiError::bad(format!(
+                "{what}weight is {weight}: it is a percentage, 0 to 100"
+            )));
+        }
+        total += weight;
+        for e in v.envs.iter().flatten() {
+            rules::env_name(&e.name).map_err(|m| ApiError::bad(format!("{what}{m}")))?;
+        }
+        check_services(&v.services, cluster, types, &what)?;
+        check_secrets(c, caller, &v.secrets)?;
+        let bento = bento_with_services(c, caller, tag, &v.services, &what)?;
+        row.versions.insert(
+            name.clone(),
+            CanaryVersionRow {
+                bento_id: bento.id,
+                weight,
+                config: DeploymentConfig {
+                    access_authorization,
+                    envs: v.envs.clone(),
+                    labels: None,
+                    secrets: v.secrets.clone(),
+                    services: with_defaults(&v.services, types),
+                },
+            },
+        );
+    }
+    if total > 100 {
+        return Err(ApiError::bad(format!(
+            "canary weights add up to {total}: at most 100 (percent of the traffic)"
+        )));
+    }
+    Ok(row)
+}
+
+/// Checks a spec and returns its bento, the config stored in the revision and its canary.
+fn validate(
+    c: &Connection,
+    caller: &Caller,
+    cluster: &str,
+    spec: &UpdateDeploymentRequest,
+) -> Result<(BentoRow, DeploymentConfig, Option<CanaryRow>)> {
+    rules::bento_tag(&spec.bento).map_err(ApiError::bad)?;
+    for l in spec.labels.iter().flatten() {
+        rules::label_key(&l.key).map_err(ApiError::bad)?;
+        rules::label_value(&l.value).map_err(ApiError::bad)?;
+    }
+    let mut seen = BTreeSet::new();
+    for l in spec.labels.iter().flatten() {
+        if !seen.insert(&l.key) {
+            return Err(ApiError::bad(format!(
+                "label key {:?} is given twice",
+                l.key
+            )));
+        }
+    }
+    for e in spec.envs.iter().flatten() {
+        rules::env_name(&e.name).map_err(ApiError::bad)?;
+    }
+    let types = store::instance_types(c, cluster)?;
+    check_services(&spec.services, cluster, &types, "")?;
+    check_secrets(c, caller, &spec.secrets)?;
+    let bento = bento_with_services(c, caller, &spec.bento, &spec.services, "")?;
     let config = DeploymentConfig {
         access_authorization: spec.access_authorization,
         envs: spec.envs.clone(),
         labels: None,
         secrets: spec.secrets.clone(),
-        services,
-        canary: spec.canary.clone(),
+        services: with_defaults(&spec.services, &types),
     };
-    Ok((bento, config))
+    let canary = match &spec.canary {
+        Some(canary) => Some(canary_row(
+            c,
+            caller,
+            cluster,
+            &types,
+            canary,
+            spec.access_authorization,
+        )?),
+        None => None,
+    };
+    Ok((bento, config, canary))
 }
 
 /// Starts a new revision of `d` (the deployment row must exist) and resets its rollout.
@@ -183,7 +326,7 @@ fn new_revision(
     p: &Principal,
     d: &mut DeploymentRow,
     bento: &BentoRow,
-    config: DeploymentConfig,
+    (config, canary): (DeploymentConfig, Option<CanaryRow>),
     now: i64,
 ) -> Result<()> {
     let rev = RevisionRow {
@@ -193,6 +336,7 @@ fn new_revision(
         created_at: now,
         bento_id: bento.id,
         config,
+        canary,
         creator: p.user_name.clone(),
     };
     store::insert_revision(c, &rev)?;
@@ -251,7 +395,7 @@ pub fn create(
             cl.name
         )));
     }
-    let (bento, config) = validate(c, caller, &cl.name, &req.spec)?;
+    let (bento, config, canary) = validate(c, caller, &cl.name, &req.spec)?;
     let mut d = DeploymentRow {
         id: 0,
         org_id: p.org.id,
@@ -277,11 +421,14 @@ pub fn create(
         status_synced_at: now,
     };
     d.id = store::insert_deployment(c, &d)?;
-    new_revision(c, p, &mut d, &bento, config, now)?;
+    new_revision(c, p, &mut d, &bento, (config, canary), now)?;
     Ok(d)
 }
 
-/// Full PUT: the body replaces the configuration; `labels: null` keeps the labels.
+/// Full PUT: the body replaces the configuration; `labels: null` keeps the labels, while
+/// `canary: null` removes the canary (like every other field, it is part of the whole desired
+/// configuration the official client sends, §5.1; labels are the one documented exception,
+/// §9.3).
 pub fn update(
     c: &Connection,
     caller: &Caller,
@@ -291,11 +438,11 @@ pub fn update(
     now: i64,
 ) -> Result<DeploymentRow> {
     let mut d = get(c, caller.principal, cluster, name)?;
-    let (bento, config) = validate(c, caller, &d.cluster, &spec)?;
+    let (bento, config, canary) = validate(c, caller, &d.cluster, &spec)?;
     if let Some(labels) = spec.labels {
         d.labels = labels;
     }
-    new_revision(c, caller.principal, &mut d, &bento, config, now)?;
+    new_revision(c, caller.principal, &mut d, &bento, (config, canary), now)?;
     Ok(d)
 }
 
@@ -310,7 +457,7 @@ pub fn void_update(
     let mut d = get(c, p, cluster, name)?;
     let rev = store::revision(c, &d.target_revision)?;
     let bento = store::bento_by_id(c, rev.bento_id)?;
-    new_revision(c, p, &mut d, &bento, rev.config, now)?;
+    new_revision(c, p, &mut d, &bento, (rev.config, rev.canary), now)?;
     Ok(d)
 }
 
@@ -551,6 +698,192 @@ mod tests {
             assert!(del.deleted_at.is_some());
             assert!(get(c, &p, None, "a").is_err());
             assert!(create(c, &caller, None, req("a", "iris:v1"), 6).is_ok());
+            Ok(())
+        })
+        .expect("tx");
+    }
+
+    fn canary(route_type: &str, versions: &[(&str, &str, i64)]) -> Canary {
+        Canary {
+            route_type: Some(route_type.into()),
+            route_by: (route_type != "random").then(|| "X-Canary".to_string()),
+            versions: Some(
+                versions
+                    .iter()
+                    .map(|(name, bento, weight)| {
+                        let mut services = BTreeMap::new();
+                        services.insert(
+                            "apiserver".to_string(),
+                            ServiceConfig {
+                                instance_type: Some("cpu.2".into()),
+                                ..Default::default()
+                            },
+                        );
+                        (
+                            name.to_string(),
+                            crate::api::CanaryVersion {
+                                bento: Some(bento.to_string()),
+                                weight: Some(*weight),
+                                envs: None,
+                                secrets: None,
+                                services,
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    #[test]
+    fn canary_is_stored_per_version_and_served_as_targets_and_routing() {
+        let (_d, s, p) = setup();
+        let caller = Caller {
+            principal: &p,
+            strict_bentos: false,
+        };
+        s.tx(|c| {
+            store::put_bento(c, p.org.id, "iris", "v1", &Behaviour::default())?;
+            let mut r = req("a", "iris:v1");
+            r.spec.canary = Some(canary("random", &[("v2", "iris:v2", 20)]));
+            let d = create(c, &caller, None, r, 1)?;
+            let rev = store::revision(c, &d.target_revision)?;
+            let row = rev.canary.clone().expect("canary stored");
+            let v2 = &row.versions["v2"];
+            assert_eq!(store::bento_by_id(c, v2.bento_id)?.tag(), "iris:v2");
+            assert_eq!(v2.weight, 20);
+            let sc = v2.config.services["apiserver"].scaling.clone();
+            assert_eq!(
+                sc.and_then(|s| s.max_replicas),
+                Some(1),
+                "server defaults apply to canary services too"
+            );
+
+            let doc = super::super::render::deployment(c, &p.org, &d, "http://x")?.doc;
+            let targets: Vec<&str> = doc
+                .latest_revision
+                .as_ref()
+                .expect("rev")
+                .targets
+                .iter()
+                .flatten()
+                .map(|t| t.meta.name.as_str())
+                .collect();
+            assert_eq!(targets, ["main", "v2"]);
+            assert_eq!(doc.bento_tag().as_deref(), Some("iris:v1"));
+            let json = serde_json::to_value(&doc)?;
+            for t in json["latest_revision"]["targets"]
+                .as_array()
+                .expect("targets")
+            {
+                assert!(t["config"].get("canary").is_none(), "canary in config: {t}");
+            }
+            assert_eq!(
+                json["latest_revision"]["targets"][1]["bento"]["version"],
+                "v2"
+            );
+            assert_eq!(json["manifest"]["routing"]["route_type"], "random");
+            assert_eq!(json["manifest"]["routing"]["weights"]["v2"], 20);
+            let back = doc.canary().expect("canary read back");
+            assert_eq!(back.versions.expect("versions")["v2"].weight, Some(20));
+
+            // A void update keeps it; an update whose canary is null removes it.
+            let d = void_update(c, &p, None, "a", 2)?;
+            assert!(store::revision(c, &d.target_revision)?.canary.is_some());
+            let spec = UpdateDeploymentRequest {
+                bento: "iris:v1".into(),
+                ..Default::default()
+            };
+            let d = update(c, &caller, None, "a", spec, 3)?;
+            assert_eq!(store::revision(c, &d.target_revision)?.canary, None);
+            let doc = super::super::render::deployment(c, &p.org, &d, "http://x")?.doc;
+            assert_eq!(doc.canary(), None);
+            assert_eq!(doc.manifest.and_then(|m| m.routing), None);
+            Ok(())
+        })
+        .expect("tx");
+    }
+
+    #[test]
+    fn invalid_canaries_are_rejected() {
+        let (_d, s, p) = setup();
+        let caller = Caller {
+            principal: &p,
+            strict_bentos: false,
+        };
+        s.tx(|c| {
+            let cases: Vec<(Canary, &str)> = vec![
+                (canary("roundrobin", &[]), "route_type"),
+                (
+                    Canary {
+                        route_by: None,
+                        ..canary("header", &[])
+                    },
+                    "route_by",
+                ),
+                (canary("random", &[("main", "iris:v2", 10)]), "main"),
+                (canary("random", &[("v2", "", 10)]), "bento is required"),
+                (canary("random", &[("v2", "iris:v2", 101)]), "0 to 100"),
+                (
+                    canary("random", &[("v2", "iris:v2", 60), ("v3", "iris:v3", 50)]),
+                    "add up to 110",
+                ),
+            ];
+            for (cn, want) in cases {
+                let mut r = req("a", "iris:v1");
+                r.spec.canary = Some(cn.clone());
+                let e = create(c, &caller, None, r, 1).expect_err(want);
+                assert!(e.message().contains(want), "{want}: {e} for {cn:?}");
+            }
+            let mut r = req("a", "iris:v1");
+            let mut cn = canary("query", &[("v2", "iris:v2", 10)]);
+            if let Some(v) = cn.versions.as_mut().and_then(|v| v.get_mut("v2")) {
+                if let Some(svc) = v.services.get_mut("apiserver") {
+                    svc.instance_type = Some("cpu.99".into());
+                }
+            }
+            r.spec.canary = Some(cn);
+            let e = create(c, &caller, None, r, 1).expect_err("instance type");
+            assert!(
+                e.message()
+                    .contains("canary version \"v2\": service \"apiserver\""),
+                "{e}"
+            );
+            Ok(())
+        })
+        .expect("tx");
+    }
+
+    #[test]
+    fn omit_bento_manifest_leaves_it_out_of_deployment_documents_only() {
+        let (_d, s, p) = setup();
+        let caller = Caller {
+            principal: &p,
+            strict_bentos: false,
+        };
+        let render = super::super::render::deployment;
+        s.tx(|c| {
+            let beh = Behaviour {
+                services: vec!["Web".into(), "Model".into()],
+                ..Default::default()
+            };
+            let b = store::put_bento(c, p.org.id, "multi", "v1", &beh)?;
+            let d = create(c, &caller, None, req("a", "multi:v1"), 1)?;
+            let manifest_of = |doc: crate::api::Deployment| {
+                doc.main_target()
+                    .and_then(|t| t.bento.clone())
+                    .and_then(|b| b.manifest)
+            };
+            let embedded = manifest_of(render(c, &p.org, &d, "http://x")?.doc);
+            assert_eq!(embedded.map(|m| m.entry_service).as_deref(), Some("Web"));
+            let omit = PlatformConfig {
+                omit_bento_manifest: true,
+                ..Default::default()
+            };
+            store::sync_platform(c, &omit)?;
+            assert_eq!(manifest_of(render(c, &p.org, &d, "http://x")?.doc), None);
+            let from_bento = super::super::render::bento(&b).manifest;
+            assert_eq!(from_bento.map(|m| m.entry_service).as_deref(), Some("Web"));
             Ok(())
         })
         .expect("tx");

@@ -2,19 +2,21 @@
 //! nested resource with its 7 base keys, labels never null, strings never null,
 //! `bento.name == bento.version`, exactly one URL).
 
+use std::collections::BTreeMap;
+
 use rusqlite::Connection;
 use serde_json::json;
 
 use super::store::{
     self, rstate, BentoRow, ClusterRow, DeploymentRow, InstanceTypeRow, Org, ReplicaRow, Result,
-    SecretRow,
+    RevisionRow, SecretRow,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
-    Bento, BentoManifest, BentoRepository, Cluster, Deployment, DeploymentManifest,
-    DeploymentStatus, InstanceType, InstanceTypeConfig, Organization, ResourceMeta, Revision,
-    Secret, Target, User,
+    Bento, BentoManifest, BentoRepository, Cluster, Deployment, DeploymentConfig,
+    DeploymentManifest, DeploymentStatus, InstanceType, InstanceTypeConfig, Organization,
+    ResourceMeta, Revision, Routing, Secret, Target, User,
 };
 
 /// Rollout progress of one deployment, as `bentocloud-local` knows it. The real API has no
@@ -276,20 +278,7 @@ pub fn deployment(
         rev.created_at,
     );
     rev_meta.labels = Vec::new();
-    let target = Target {
-        meta: meta(
-            &name_uid(&format!("{}/main", rev.uid)),
-            "main",
-            "deployment_target",
-            rev.created_at,
-            rev.created_at,
-        ),
-        creator: Some(user(&rev.creator, org)),
-        config: Some(rev.config.clone()),
-        bento: Some(bento(&b)),
-        kube_resource_uid: String::new(),
-        kube_resource_version: String::new(),
-    };
+    let (targets, routing) = targets(c, org, &rev, &b)?;
     let doc = Deployment {
         meta: dep_meta,
         status: DeploymentStatus::parse(&d.reported_status).unwrap_or_default(),
@@ -300,11 +289,11 @@ pub fn deployment(
             meta: rev_meta,
             creator: Some(user(&rev.creator, org)),
             status: "active".into(),
-            targets: vec![Some(target)],
+            targets,
         }),
         manifest: Some(DeploymentManifest {
             dev: d.dev,
-            routing: None,
+            routing,
         }),
         urls: Some(vec![endpoint_url(base, org, d)]),
     };
@@ -330,6 +319,72 @@ pub fn local_deployment(
         deployment: view.doc,
         rollout: rollout(c, d, &rev.config, &b, &replicas)?,
     })
+}
+
+fn target(
+    rev: &RevisionRow,
+    name: &str,
+    config: &DeploymentConfig,
+    b: &BentoRow,
+    org: &Org,
+    omit_manifest: bool,
+) -> Target {
+    let mut bento = bento(b);
+    if omit_manifest {
+        bento.manifest = None;
+    }
+    Target {
+        meta: meta(
+            &name_uid(&format!("{}/{name}", rev.uid)),
+            name,
+            "deployment_target",
+            rev.created_at,
+            rev.created_at,
+        ),
+        creator: Some(user(&rev.creator, org)),
+        config: Some(config.clone()),
+        bento: Some(bento),
+        kube_resource_uid: String::new(),
+        kube_resource_version: String::new(),
+    }
+}
+
+/// The targets of a revision and its routing, in the real API's shape (API doc §3.2, §3.3,
+/// §10): the main target first, named `main` (the official client's `get_bento` reads
+/// `targets[0]`, cdep.py:591-597), then one target per canary version, named after the version,
+/// with its own bento and config; `manifest.routing` carries the route settings and the weight
+/// of every version (the client raises when one is missing, cdep.py:1282-1289). The canary is
+/// never put inside a target's `config`.
+fn targets(
+    c: &Connection,
+    org: &Org,
+    rev: &RevisionRow,
+    main_bento: &BentoRow,
+) -> Result<(Vec<Option<Target>>, Option<Routing>)> {
+    let omit = store::meta_get(c, store::OMIT_BENTO_MANIFEST)?.as_deref() == Some("true");
+    let mut out = vec![Some(target(
+        rev,
+        "main",
+        &rev.config,
+        main_bento,
+        org,
+        omit,
+    ))];
+    let Some(canary) = &rev.canary else {
+        return Ok((out, None));
+    };
+    let mut weights = BTreeMap::new();
+    for (name, v) in &canary.versions {
+        let b = store::bento_by_id(c, v.bento_id)?;
+        out.push(Some(target(rev, name, &v.config, &b, org, omit)));
+        weights.insert(name.clone(), v.weight);
+    }
+    let routing = Routing {
+        route_type: canary.route_type.clone(),
+        route_by: canary.route_by.clone(),
+        weights: Some(weights),
+    };
+    Ok((out, Some(routing)))
 }
 
 /// `(min, max)` replicas of one service: min defaults to 1, max to `max(min, 1)` (the

@@ -270,9 +270,14 @@ pub struct InstanceTypeRow {
     pub spec: InstanceTypeSpec,
 }
 
-/// Makes the stored clusters and instance types equal to the config (uids stay stable).
+/// `meta` key of [`PlatformConfig::omit_bento_manifest`] (`"true"`/`"false"`).
+pub const OMIT_BENTO_MANIFEST: &str = "omit_bento_manifest";
+
+/// Makes the stored clusters and instance types equal to the config (uids stay stable), and
+/// stores the platform switches the renderer reads.
 pub fn sync_platform(c: &Connection, cfg: &PlatformConfig) -> Result<()> {
     let now = now_ms();
+    meta_set(c, OMIT_BENTO_MANIFEST, &cfg.omit_bento_manifest.to_string())?;
     let names: Vec<String> = cfg.clusters.iter().map(|c| c.name.clone()).collect();
     let existing: Vec<String> = {
         let mut st = c.prepare("SELECT name FROM clusters")?;
@@ -702,7 +707,49 @@ pub struct RevisionRow {
     pub created_at: i64,
     pub bento_id: i64,
     pub config: DeploymentConfig,
+    /// The canary of this revision, if any: served as one target per version plus
+    /// `manifest.routing` (API doc §3.2, §10), never inside `config`.
+    pub canary: Option<CanaryRow>,
     pub creator: String,
+}
+
+/// A revision's canary as stored: route settings and the versions by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CanaryRow {
+    pub route_type: Option<String>,
+    pub route_by: Option<String>,
+    pub versions: std::collections::BTreeMap<String, CanaryVersionRow>,
+}
+
+/// One canary version: its bento resolved to a row when the revision was written (so a
+/// version given as `repo` keeps the bento it resolved to), its weight and its own config.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CanaryVersionRow {
+    pub bento_id: i64,
+    pub weight: i64,
+    pub config: DeploymentConfig,
+}
+
+/// The `config` column: the revision's config with its canary under the key `canary` (the
+/// column predates canary rows; an older row's raw request canary is not a [`CanaryRow`] and
+/// reads as none).
+fn revision_config_text(config: &DeploymentConfig, canary: &Option<CanaryRow>) -> Result<String> {
+    let mut v = serde_json::to_value(config)?;
+    if let (Some(obj), Some(canary)) = (v.as_object_mut(), canary) {
+        obj.insert("canary".into(), serde_json::to_value(canary)?);
+    }
+    Ok(serde_json::to_string(&v)?)
+}
+
+fn revision_config_parse(text: &str) -> Result<(DeploymentConfig, Option<CanaryRow>)> {
+    let mut v: serde_json::Value = serde_json::from_str(text)?;
+    let canary = v
+        .as_object_mut()
+        .and_then(|o| o.remove("canary"))
+        .and_then(|c| serde_json::from_value::<CanaryRow>(c).ok());
+    Ok((serde_json::from_value(v)?, canary))
 }
 
 pub fn insert_revision(c: &Connection, r: &RevisionRow) -> Result<()> {
@@ -715,7 +762,7 @@ pub fn insert_revision(c: &Connection, r: &RevisionRow) -> Result<()> {
             r.seq,
             r.created_at,
             r.bento_id,
-            serde_json::to_string(&r.config)?,
+            revision_config_text(&r.config, &r.canary)?,
             r.creator
         ],
     )?;
@@ -744,6 +791,7 @@ pub fn revision(c: &Connection, uid: &str) -> Result<RevisionRow> {
                         created_at: r.get(3)?,
                         bento_id: r.get(4)?,
                         config: DeploymentConfig::default(),
+                        canary: None,
                         creator: r.get(6)?,
                     },
                     r.get::<_, String>(5)?,
@@ -752,7 +800,7 @@ pub fn revision(c: &Connection, uid: &str) -> Result<RevisionRow> {
         )
         .optional()?;
     let (mut rev, cfg) = x.ok_or_else(|| ApiError::internal(format!("revision {uid} vanished")))?;
-    rev.config = serde_json::from_str(&cfg)?;
+    (rev.config, rev.canary) = revision_config_parse(&cfg)?;
     Ok(rev)
 }
 

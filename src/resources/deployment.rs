@@ -261,14 +261,17 @@ impl DeploymentResource {
         }
     }
 
-    /// The entry service of `bento`, from its manifest; also checks `service` blocks name
+    /// The bento `planned` names, as `(entry service, repo:version)`: the entry service from
+    /// the bento's manifest (`GET /api/v1/bento_repositories/{repo}/bentos/{version}`, or the
+    /// newest of the repository when no version is given, as the official client resolves it,
+    /// API doc §2.2), and the version that resolved to. Also checks `service` blocks name
     /// services the bento has. `None` (with diagnostics) when the bento does not exist.
     async fn resolve_bento(
         &self,
         diags: &mut Diagnostics,
         client: &Client,
         planned: &DeploymentState,
-    ) -> Option<String> {
+    ) -> Option<(String, String)> {
         let tag = planned.bento.as_ref_option().cloned().unwrap_or_default();
         let (repo, version) = match crate::rules::bento_tag(&tag) {
             Ok(x) => x,
@@ -301,6 +304,7 @@ impl DeploymentResource {
                 return None;
             }
         };
+        let resolved = format!("{}:{}", bento.repository.meta.name, bento.version);
         let manifest = bento.manifest.unwrap_or_default();
         let entry = if manifest.entry_service.is_empty() {
             "apiserver".to_string()
@@ -339,7 +343,7 @@ impl DeploymentResource {
             }
         }
         if diags.errors.is_empty() {
-            Some(entry)
+            Some((entry, resolved))
         } else {
             None
         }
@@ -367,7 +371,11 @@ impl DeploymentResource {
                 return None;
             }
         };
-        let req = convert::update_request(previous, &current);
+        // The version that served before (`deployed_bento`), not `bento`: a `repo` without a
+        // version would resolve to the newest push, which may be the one that just failed.
+        let entry = convert::entry_service(&current).unwrap_or_else(|| "apiserver".into());
+        let served = previous.deployed_bento.as_ref_option().map(String::as_str);
+        let req = convert::update_request(previous, &current, &entry, served);
         let submitted = match client.update_deployment(cluster, name, &req).await {
             Ok(d) => d,
             Err(e) => {
@@ -558,7 +566,7 @@ impl Resource for DeploymentResource {
             .as_ref_option()
             .cloned()
             .unwrap_or_default();
-        let entry = self.resolve_bento(diags, client, &planned_state).await?;
+        let (entry, _) = self.resolve_bento(diags, client, &planned_state).await?;
         let req = convert::create_request(&planned_state, &entry);
         let created = match client.create_deployment(&cluster_param, &req).await {
             Ok(d) => d,
@@ -828,13 +836,21 @@ impl DeploymentResource {
                 return Some((prior, Private::Null));
             }
         };
+        // A changed bento is resolved now (`repo` alone: its newest version, which the PUT then
+        // names), and its entry service takes the top-level settings; an unchanged one keeps
+        // the running version and entry service (see `convert::update_bento`).
+        let mut entry = convert::entry_service(&server).unwrap_or_else(|| "apiserver".into());
+        let mut resolved = None;
         if prior.bento != planned.bento && planned.bento_managed_externally != Value::Value(true) {
-            self.resolve_bento(diags, client, &planned).await;
-            if !diags.errors.is_empty() {
-                return Some((prior, Private::Null));
+            match self.resolve_bento(diags, client, &planned).await {
+                Some((e, tag)) if diags.errors.is_empty() => {
+                    entry = e;
+                    resolved = Some(tag);
+                }
+                _ => return Some((prior, Private::Null)),
             }
         }
-        let req = convert::update_request(&planned, &server);
+        let req = convert::update_request(&planned, &server, &entry, resolved.as_deref());
         let response = match client.update_deployment(&cluster, &name, &req).await {
             Ok(d) => d,
             Err(e) => {

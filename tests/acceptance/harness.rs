@@ -597,6 +597,51 @@ impl Server {
         );
     }
 
+    /// The official client, `python3 -m bentoml ARGS` (bentoml 1.4.39, installed by
+    /// `scripts/setup.sh` into `.tools/py`, or `$BENTOCLOUD_BENTOML_PYTHONPATH`), pointed at
+    /// this server with `BENTO_CLOUD_API_KEY`/`BENTO_CLOUD_API_ENDPOINT` (no login needed, API
+    /// doc §1.1). Asserts exit 0 and returns stdout. A missing client fails, never skips.
+    pub fn bentoml(&self, args: &[&str]) -> String {
+        let pythonpath = match std::env::var_os("BENTOCLOUD_BENTOML_PYTHONPATH") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/py"),
+        };
+        let home = temp_dir("bentoml-home-");
+        let out = Command::new("python3")
+            .args(["-m", "bentoml"])
+            .args(args)
+            .current_dir(home.path())
+            .env("PYTHONPATH", &pythonpath)
+            .env("BENTOML_HOME", home.path())
+            .env("BENTOML_DO_NOT_TRACK", "True")
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "200")
+            .env("BENTO_CLOUD_API_KEY", &self.token)
+            .env("BENTO_CLOUD_API_ENDPOINT", &self.endpoint)
+            .env_remove("BENTOML_CLOUD_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run python3 for the bentoml client: {e}"));
+        assert!(
+            out.status.success(),
+            "`bentoml {}` exited {} (PYTHONPATH={}; run `bash scripts/setup.sh` or set \
+             BENTOCLOUD_BENTOML_PYTHONPATH if bentoml is missing)\n--- stdout\n{}\n--- stderr\n{}",
+            args.join(" "),
+            out.status,
+            pythonpath.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `POST /api/local/v1/bentos` (the admin endpoint): registers `tag` with default
+    /// behaviour and `services` (empty: one service, `apiserver`).
+    pub fn register_bento(&self, tag: &str, services: &[&str]) {
+        let body = serde_json::json!({ "tag": tag, "services": services });
+        self.request_ok(reqwest::Method::POST, "/api/local/v1/bentos", Some(&body));
+    }
+
     /// `POST /api/v1/org_secrets`: an env secret with one key.
     pub fn create_secret(&self, name: &str, key: &str, value: &str) {
         let req = CreateSecretRequest {
@@ -740,7 +785,8 @@ impl Server {
             labels: Some(d.meta.labels.clone()),
             secrets: cfg.secrets.clone(),
             services: cfg.services.clone(),
-            canary: cfg.canary.clone(),
+            // As the official client does: rebuilt from the extra targets and the routing.
+            canary: d.canary(),
         };
         f(&mut req);
         self.update_deployment(cluster, name, &req)

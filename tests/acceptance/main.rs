@@ -134,3 +134,21 @@ tf_test!(
     untrusted_ca_fails_at_once_naming_ssl_cert_file_tf1_11,
     untrusted_ca_fails_at_once_naming_ssl_cert_file_tf1_0
 );
+
+mod real_api;
+
+tf_test!(
+    real_api::canary_set_with_the_official_client_survives_an_envs_update,
+    canary_set_with_the_official_client_survives_an_envs_update_tf1_11,
+    canary_set_with_the_official_client_survives_an_envs_update_tf1_0
+);
+tf_test!(
+    real_api::entry_service_from_the_bento_when_documents_omit_its_manifest,
+    entry_service_from_the_bento_when_documents_omit_its_manifest_tf1_11,
+    entry_service_from_the_bento_when_documents_omit_its_manifest_tf1_0
+);
+tf_test!(
+    real_api::bento_without_version_keeps_the_running_version,
+    bento_without_version_keeps_the_running_version_tf1_11,
+    bento_without_version_keeps_the_running_version_tf1_0
+);

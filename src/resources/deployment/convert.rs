@@ -5,8 +5,9 @@
 //!   map, `repo` vs. the `repo:version` it resolved to), so drift shows and nothing else does.
 //! - state → server: [`create_request`] and [`update_request`]. Update is read-modify-write:
 //!   start from the server's current configuration and overlay only what Terraform manages, so
-//!   fields Terraform does not model (extras, config overrides, scaling policies, canary) are
-//!   kept.
+//!   fields Terraform does not model (extras, config overrides, cold start timeouts, scaling
+//!   policies, services without a `service` block, canary) are kept. The PUT replaces the whole
+//!   configuration (API doc §5.1): whatever it does not carry back is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,6 +22,12 @@ use crate::api::{
 
 /// The entry service of a deployment: the bento manifest's `entry_service` when the config has
 /// it, else the only service, else `apiserver` (the official client's fallback), else the first.
+///
+/// The manifest read here is the bento's own: for a multi-service config the client replaces
+/// the main target's `bento.manifest` with the one `GET /api/v1/bento_repositories/{repo}/
+/// bentos/{version}` returns (`Client::with_bento_manifest`), as the official client reads the
+/// entry service from the bento (API doc §5.2 step 4), since the deployment document may carry
+/// no manifest at all (§3.3: optional).
 pub fn entry_service(d: &Deployment) -> Option<String> {
     let target = d.main_target()?;
     let services = &target.config.as_ref()?.services;
@@ -323,34 +330,77 @@ pub fn create_request(planned: &DeploymentState, entry: &str) -> CreateDeploymen
     }
 }
 
-/// The PUT body: the server's current configuration with Terraform's attributes overlaid.
-/// With `bento_managed_externally`, the server's bento is kept.
-pub fn update_request(planned: &DeploymentState, server: &Deployment) -> UpdateDeploymentRequest {
+/// Whether a `bento` value names no version: `repo` or `repo:latest` ("the newest").
+fn names_no_version(tag: &str) -> bool {
+    !tag.contains(':') || tag.ends_with(":latest")
+}
+
+/// The bento a PUT names.
+///
+/// - `bento_managed_externally`: the server's bento (CI owns it).
+/// - `resolved`: the caller resolved a changed `bento` at apply (`repo` → its newest version),
+///   and that version is what is deployed.
+/// - `bento` names no version and the server runs a version of that repository: that running
+///   version, so a change of anything else (envs, scaling) never moves the deployment to a
+///   newer push. A PUT naming `repo` alone makes the server resolve it again (API doc §3.2:
+///   `bento` may be `"repo"`; §7 `deploy my_bento` resolves the newest), so sending the
+///   configured `repo` back would silently upgrade.
+/// - otherwise the configured tag.
+pub fn update_bento(
+    planned: &DeploymentState,
+    server: &Deployment,
+    resolved: Option<&str>,
+) -> String {
+    let server_bento = server.bento_tag().unwrap_or_default();
+    if planned.bento_managed_externally == Value::Value(true) && !server_bento.is_empty() {
+        return server_bento;
+    }
+    if let Some(r) = resolved.filter(|r| !r.is_empty()) {
+        return r.to_string();
+    }
+    let Some(configured) = planned.bento.as_ref_option() else {
+        return server_bento;
+    };
+    let repo_of = |t: &str| t.split(':').next().unwrap_or("").to_string();
+    if names_no_version(configured)
+        && !server_bento.is_empty()
+        && repo_of(configured) == repo_of(&server_bento)
+    {
+        return server_bento;
+    }
+    configured.clone()
+}
+
+/// The PUT body: the server's current configuration with Terraform's attributes overlaid, the
+/// top-level settings on `entry` (the bento's entry service), and the bento of
+/// [`update_bento`].
+///
+/// Everything Terraform does not manage is carried back, because the PUT replaces the whole
+/// configuration (API doc §5.1): per-service settings of services without a `service` block,
+/// scaling policies, `config_overrides`, `extras` and `cold_start_timeout` (from the main
+/// target's config, §3.3), and the canary, rebuilt from the extra targets and
+/// `manifest.routing` as the official client does (`Deployment::canary`; §3.2, §10). The real
+/// API does not return `canary` inside `targets[].config`, so copying it from there would drop
+/// it.
+pub fn update_request(
+    planned: &DeploymentState,
+    server: &Deployment,
+    entry: &str,
+    resolved_bento: Option<&str>,
+) -> UpdateDeploymentRequest {
     let config: DeploymentConfig = server
         .main_target()
         .and_then(|t| t.config.clone())
         .unwrap_or_default();
-    let entry = entry_service(server).unwrap_or_else(|| "apiserver".to_string());
-    let server_bento = server.bento_tag().unwrap_or_default();
-    let bento =
-        if planned.bento_managed_externally == Value::Value(true) && !server_bento.is_empty() {
-            server_bento
-        } else {
-            planned
-                .bento
-                .as_ref_option()
-                .cloned()
-                .unwrap_or(server_bento)
-        };
     UpdateDeploymentRequest {
-        bento,
+        bento: update_bento(planned, server, resolved_bento),
         access_authorization: planned.access_authorization == Value::Value(true),
         envs: Some(envs_from_map(&planned.envs)),
         // Unlike the official client (which sends null = keep), Terraform owns the labels.
         labels: Some(labels_from_map(&planned.labels)),
         secrets: Some(secrets_from_set(&planned.secrets)),
-        services: services_for(planned, &entry, &config.services),
-        canary: config.canary.clone(),
+        services: services_for(planned, entry, &config.services),
+        canary: server.canary(),
     }
 }
 
@@ -420,7 +470,7 @@ mod tests {
         let s = state_from_server(&d, &prior, false);
         assert_eq!(s.bento, Value::Value("my_bento:v0".into()));
         assert_eq!(s.deployed_bento, Value::Value("my_bento:abc123".into()));
-        let req = update_request(&s, &d);
+        let req = update_request(&s, &d, "MyService", None);
         assert_eq!(
             req.bento, "my_bento:abc123",
             "update never reverts the CI-deployed bento"
@@ -433,7 +483,7 @@ mod tests {
         let mut s = state_from_server(&d, &DeploymentState::default(), true);
         s.max_replicas = Value::Value(5);
         s.bento = Value::Value("my_bento:v2".into());
-        let req = update_request(&s, &d);
+        let req = update_request(&s, &d, "MyService", None);
         let svc = &req.services["MyService"];
         assert_eq!(svc.scaling.as_ref().and_then(|x| x.max_replicas), Some(5));
         assert_eq!(svc.config_overrides["traffic"]["timeout"], 10);
@@ -469,6 +519,232 @@ mod tests {
         assert_eq!(
             req.spec.services["Model"].instance_type.as_deref(),
             Some("gpu.l4.1")
+        );
+    }
+
+    /// The multi-service + canary sample body (`api-samples/create-multiservice-canary.json`,
+    /// the official client's create body) as BentoCloud shows it once deployed (API doc §3.3,
+    /// §10): a target `main` with the body's config, a target per canary version, and
+    /// `manifest.routing`. No `canary` anywhere in a config. `with_manifest` says whether the
+    /// main target's bento embeds its manifest (entry service `Gateway`).
+    fn multi_service_with_canary(with_manifest: bool) -> Deployment {
+        use crate::api::{Bento, DeploymentManifest, Routing, Target};
+        let body: CreateDeploymentRequest = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/create-multiservice-canary.json"
+        ))
+        .expect("fixture");
+        let mut d = sample();
+        let bento = |tag: &str| {
+            let (repo, version) = tag.split_once(':').expect("tag");
+            let mut b = Bento {
+                version: version.into(),
+                ..Default::default()
+            };
+            b.meta.name = version.into();
+            b.repository.meta.name = repo.into();
+            b
+        };
+        let mut main_bento = bento(&body.spec.bento);
+        if with_manifest {
+            main_bento.manifest = Some(crate::api::BentoManifest {
+                entry_service: "Gateway".into(),
+                ..Default::default()
+            });
+        }
+        let mut main = Target {
+            bento: Some(main_bento),
+            config: Some(DeploymentConfig {
+                access_authorization: body.spec.access_authorization,
+                envs: body.spec.envs.clone(),
+                labels: None,
+                secrets: body.spec.secrets.clone(),
+                services: body.spec.services.clone(),
+            }),
+            ..Default::default()
+        };
+        main.meta.name = "main".into();
+        let canary = body.spec.canary.clone().expect("canary");
+        let mut targets = vec![Some(main)];
+        let mut weights = BTreeMap::new();
+        for (name, v) in canary.versions.clone().unwrap_or_default() {
+            let mut t = Target {
+                bento: Some(bento(v.bento.as_deref().expect("bento"))),
+                config: Some(DeploymentConfig {
+                    access_authorization: body.spec.access_authorization,
+                    envs: v.envs.clone(),
+                    labels: None,
+                    secrets: v.secrets.clone(),
+                    services: v.services.clone(),
+                }),
+                ..Default::default()
+            };
+            t.meta.name = name.clone();
+            targets.push(Some(t));
+            weights.insert(name, v.weight.unwrap_or(0));
+        }
+        d.latest_revision.as_mut().expect("rev").targets = targets;
+        d.manifest = Some(DeploymentManifest {
+            dev: false,
+            routing: Some(Routing {
+                route_type: canary.route_type.clone(),
+                route_by: canary.route_by.clone(),
+                weights: Some(weights),
+            }),
+        });
+        d
+    }
+
+    /// Terraform manages the top level (the entry service `Gateway`) and `envs` only, and
+    /// changes `envs` and `max_replicas`.
+    fn envs_change_on(d: &Deployment) -> UpdateDeploymentRequest {
+        let mut s = state_from_server(d, &DeploymentState::default(), false);
+        s.service = Value::Value(vec![]);
+        s.max_replicas = Value::Value(6);
+        s.envs = Value::Value(
+            [("G".to_string(), Value::Value("2".to_string()))]
+                .into_iter()
+                .collect(),
+        );
+        update_request(&s, d, "Gateway", None)
+    }
+
+    #[test]
+    fn update_keeps_the_settings_of_services_without_a_service_block() {
+        let d = multi_service_with_canary(true);
+        let before = d.main_target().and_then(|t| t.config.clone()).expect("cfg");
+        let req = envs_change_on(&d);
+        assert_eq!(
+            req.services["Model"], before.services["Model"],
+            "a service Terraform does not name is sent back unchanged"
+        );
+        assert_eq!(req.envs.as_ref().map(|e| e[0].value.as_str()), Some("2"));
+    }
+
+    #[test]
+    fn update_keeps_scaling_policies() {
+        let d = multi_service_with_canary(true);
+        let req = envs_change_on(&d);
+        let sc = req.services["Gateway"].scaling.clone().expect("scaling");
+        assert_eq!(sc.max_replicas, Some(6));
+        let policy = sc.policy.expect("the policy survives");
+        assert_eq!(policy["metrics"][0]["type"], "cpu");
+        assert_eq!(policy["scale_down_stabilization_window"], 600);
+    }
+
+    #[test]
+    fn update_keeps_config_overrides() {
+        let d = multi_service_with_canary(true);
+        let req = envs_change_on(&d);
+        let o = &req.services["Gateway"].config_overrides;
+        assert_eq!(o["traffic"]["timeout"], 60);
+        assert_eq!(o["resources"]["gpu"], 1);
+    }
+
+    #[test]
+    fn update_keeps_extras() {
+        let d = multi_service_with_canary(true);
+        let req = envs_change_on(&d);
+        let extras = req.services["Gateway"].extras.clone().expect("extras");
+        assert_eq!(extras["bento_request_overrides"]["imageBuildTimeout"], 1800);
+    }
+
+    #[test]
+    fn update_keeps_cold_start_timeout() {
+        let d = multi_service_with_canary(true);
+        let req = envs_change_on(&d);
+        assert_eq!(req.services["Gateway"].cold_start_timeout, Some(900));
+    }
+
+    #[test]
+    fn update_sends_back_the_canary_read_from_the_targets_and_the_routing() {
+        let d = multi_service_with_canary(true);
+        let body: CreateDeploymentRequest = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/create-multiservice-canary.json"
+        ))
+        .expect("fixture");
+        let req = envs_change_on(&d);
+        assert_eq!(
+            req.canary, body.spec.canary,
+            "the canary the official client set is sent back whole"
+        );
+        assert_eq!(req.bento, "my_bento:abc123", "the main target's bento");
+        // Without routing and extra targets there is no canary to send.
+        let req = update_request(&DeploymentState::default(), &sample(), "MyService", None);
+        assert_eq!(req.canary, None);
+    }
+
+    #[test]
+    fn entry_service_comes_from_the_bento_manifest_not_the_service_order() {
+        // With the bento's manifest (which the client puts there, see `entry_service`), the
+        // entry service is `Gateway`; the top-level attributes read and write it.
+        let d = multi_service_with_canary(true);
+        assert_eq!(entry_service(&d).as_deref(), Some("Gateway"));
+        let s = state_from_server(&d, &DeploymentState::default(), true);
+        assert_eq!(s.instance_type, Value::Value("cpu.2".into()));
+        let names: Vec<String> = s
+            .service
+            .as_ref_option()
+            .into_iter()
+            .flatten()
+            .filter_map(|b| b.name.as_ref_option().cloned())
+            .collect();
+        assert_eq!(names, ["Model"]);
+        let mut planned = s.clone();
+        planned.instance_type = Value::Value("cpu.4".into());
+        let req = update_request(&planned, &d, "Gateway", None);
+        assert_eq!(
+            req.services["Gateway"].instance_type.as_deref(),
+            Some("cpu.4")
+        );
+        assert_eq!(
+            req.services["Model"].instance_type.as_deref(),
+            Some("gpu.l4.1")
+        );
+    }
+
+    #[test]
+    fn repo_only_bento_keeps_the_running_version_when_bento_is_unchanged() {
+        let d = sample(); // runs my_bento:abc123
+        for configured in ["my_bento", "my_bento:latest"] {
+            let planned = DeploymentState {
+                bento: Value::Value(configured.into()),
+                ..Default::default()
+            };
+            assert_eq!(
+                update_request(&planned, &d, "MyService", None).bento,
+                "my_bento:abc123",
+                "{configured}: a PUT naming the repository alone would move to its newest push"
+            );
+        }
+        // A pinned version is sent as configured; another repository too.
+        for configured in ["my_bento:v9", "other"] {
+            let planned = DeploymentState {
+                bento: Value::Value(configured.into()),
+                ..Default::default()
+            };
+            assert_eq!(update_bento(&planned, &d, None), configured);
+        }
+    }
+
+    #[test]
+    fn changed_bento_sends_the_version_resolved_at_apply() {
+        let d = sample();
+        let planned = DeploymentState {
+            bento: Value::Value("my_bento".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            update_bento(&planned, &d, Some("my_bento:def456")),
+            "my_bento:def456"
+        );
+        // ... unless CI owns the bento.
+        let planned = DeploymentState {
+            bento_managed_externally: Value::Value(true),
+            ..planned
+        };
+        assert_eq!(
+            update_bento(&planned, &d, Some("my_bento:def456")),
+            "my_bento:abc123"
         );
     }
 }
