@@ -92,6 +92,9 @@ export TF_CLI_CONFIG_FILE="$WORK/terraformrc"
 export TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 TF_INPUT=0
 export BENTO_CLOUD_API_ENDPOINT="$ENDPOINT"
 export BENTO_CLOUD_API_KEY="$TOKEN"
+# bentocloud-local syncs the reported status every 2 s (like the real platform, it lags): the
+# provider's settle window is that plus a second.
+export BENTOCLOUD_STATUS_SYNC_PERIOD=3s
 
 cp -r "$ROOT/examples/quickstart" "$WORK/quickstart"
 cd "$WORK/quickstart"

@@ -774,4 +774,180 @@ mod tests {
             (Some("random"), None)
         );
     }
+
+    /// The fields of the document types the provider reads, as written in this file. Pure text
+    /// scan: `pub NAME:` lines between `pub struct TYPE` and its closing brace.
+    fn fields_of(src: &str, ty: &str) -> Vec<String> {
+        let start = src
+            .find(&format!("pub struct {ty} {{"))
+            .or_else(|| src.find(&format!("pub struct {ty}<")))
+            .unwrap_or_else(|| panic!("no struct {ty}"));
+        let body = &src[start..];
+        let end = body.find("\n}\n").expect("closing brace");
+        body[..end]
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.trim().strip_prefix("pub "))
+            .filter_map(|l| l.split(':').next())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Fields of the wire types that the real API's documents do not have, and local-only
+    /// types among them.
+    fn foreign_fields(src: &str) -> Vec<String> {
+        // Each list is the real API's schema for that document (API doc §3.1-§3.4, the
+        // official samples in shared/docs/api-samples, and §10 for pods); `meta` is the
+        // flattened ResourceSchema. A field that is not here (a bentocloud-local extension,
+        // say) fails this test: the provider must read nothing the real API lacks.
+        let allowed: &[(&str, &[&str])] = &[
+            (
+                "ResourceMeta",
+                &[
+                    "uid",
+                    "created_at",
+                    "updated_at",
+                    "deleted_at",
+                    "name",
+                    "resource_type",
+                    "labels",
+                ],
+            ),
+            (
+                "User",
+                &[
+                    "meta",
+                    "email",
+                    "first_name",
+                    "last_name",
+                    "avatar_url",
+                    "is_super_admin",
+                ],
+            ),
+            (
+                "Cluster",
+                &[
+                    "meta",
+                    "description",
+                    "organization_name",
+                    "creator",
+                    "is_first",
+                ],
+            ),
+            (
+                "Deployment",
+                &[
+                    "meta",
+                    "status",
+                    "kube_namespace",
+                    "creator",
+                    "cluster",
+                    "latest_revision",
+                    "manifest",
+                    "urls",
+                ],
+            ),
+            ("DeploymentManifest", &["dev", "routing"]),
+            ("Routing", &["route_type", "route_by", "weights"]),
+            ("Revision", &["meta", "creator", "status", "targets"]),
+            (
+                "Target",
+                &[
+                    "meta",
+                    "creator",
+                    "config",
+                    "bento",
+                    "kube_resource_uid",
+                    "kube_resource_version",
+                ],
+            ),
+            (
+                "DeploymentConfig",
+                &[
+                    "access_authorization",
+                    "envs",
+                    "labels",
+                    "secrets",
+                    "services",
+                ],
+            ),
+            (
+                "ServiceConfig",
+                &[
+                    "instance_type",
+                    "scaling",
+                    "envs",
+                    "deployment_strategy",
+                    "extras",
+                    "cold_start_timeout",
+                    "config_overrides",
+                ],
+            ),
+            ("Scaling", &["min_replicas", "max_replicas", "policy"]),
+            (
+                "Bento",
+                &[
+                    "meta",
+                    "description",
+                    "version",
+                    "image_build_status",
+                    "upload_status",
+                    "upload_finished_reason",
+                    "presigned_upload_url",
+                    "presigned_download_url",
+                    "manifest",
+                    "build_at",
+                    "repository",
+                ],
+            ),
+            ("BentoRepository", &["meta", "description", "latest_bento"]),
+            ("ListResponse", &["start", "count", "total", "items"]),
+            ("KubePod", &["name", "labels", "status", "warnings"]),
+            ("KubePodStatus", &["phase", "ready", "start_time"]),
+            ("KubeEvent", &["reason", "message"]),
+            ("PodsFrame", &["kind", "message", "payload"]),
+        ];
+        let mut out = Vec::new();
+        for (ty, fields) in allowed {
+            for f in fields_of(src, ty) {
+                if !fields.contains(&f.as_str()) {
+                    out.push(format!("api::{ty}.{f}"));
+                }
+            }
+        }
+        for l in src.lines().filter(|l| l.starts_with("pub struct")) {
+            if l.contains("Rollout") || l.contains("Local") {
+                out.push(l.to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn wire_types_hold_only_fields_the_real_api_has() {
+        let src = include_str!("api.rs");
+        assert_eq!(
+            foreign_fields(src),
+            Vec::<String>::new(),
+            "fields the real API's documents do not have: keep local-only data out of the \
+             wire types (bentocloud-local serves it on /api/local)"
+        );
+        // The check can fail: an extension field or a local type is caught.
+        let doctored = src.replacen(
+            "    pub kube_namespace: String,\n",
+            "    pub kube_namespace: String,\n    pub rollout: Option<Json>,\n",
+            1,
+        );
+        assert_eq!(
+            foreign_fields(&doctored),
+            vec!["api::Deployment.rollout".to_string()]
+        );
+        let doctored = format!("{src}\npub struct RolloutProgress {{\n}}\n");
+        assert_eq!(
+            foreign_fields(&doctored),
+            vec!["pub struct RolloutProgress {".to_string()]
+        );
+        // The scan itself works: a field that is there is found.
+        assert!(fields_of(src, "Deployment").contains(&"kube_namespace".to_string()));
+    }
 }
