@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::PlatformConfig;
 pub use http::app;
-pub use render::{LocalDeployment, RolloutProgress};
+pub use render::{CanaryProgress, LocalDeployment, RolloutProgress};
 
 /// How to run the control plane.
 #[derive(Debug, Clone, Default)]

@@ -4,7 +4,8 @@
 //! stored in the replica row), running as tasks of this process: it answers BentoML's
 //! `/readyz` (200 once the bento's startup time has passed, never for an `unready` bento),
 //! `/livez`, `/healthz`, `/metrics` (Prometheus text: requests served, in flight) and any
-//! other route with JSON naming the deployment, bento tag, revision, replica and service.
+//! other route with JSON naming the deployment, bento tag, revision, replica, target (`main` or
+//! the canary version) and service.
 //! `?sleep_ms=N` (at most 10 000) makes an API route answer after N ms, to create load.
 //! A bento with `crash_after` closes its listener and every connection that long after it
 //! became ready.
@@ -66,6 +67,8 @@ struct Spec {
     tag: String,
     revision: String,
     replica: String,
+    /// `main` or the canary version.
+    target: String,
     service: String,
     startup: Duration,
     unready: bool,
@@ -333,6 +336,7 @@ impl Runtime for Fleet {
                 tag: b.tag(),
                 revision: r.revision_uid.clone(),
                 replica: r.uid.clone(),
+                target: r.target.clone(),
                 service: r.service.clone(),
                 startup: ms(beh.startup_ms),
                 unready: beh.unready,
@@ -619,6 +623,7 @@ async fn handle(p: Arc<Proc>, req: Request<Incoming>) -> Result<Response<Full<By
                 "bento": p.spec.tag,
                 "revision": p.spec.revision,
                 "replica": p.spec.replica,
+                "target": p.spec.target,
                 "service": p.spec.service,
                 "method": req.method().as_str(),
                 "path": path,
