@@ -41,7 +41,7 @@
 //! Every replica row names its target ([`ReplicaRow::target`]: `main` or the version's name);
 //! a canary replica runs its version's bento and config. What is above concerns `main` only,
 //! unchanged by a canary. The canary versions of the revision whose routing the endpoint applies
-//! (the one being rolled out, else the serving one) are kept by `canary`: each
+//! (`routing`: the one being rolled out, else the serving one) are kept by `canary`: each
 //! service of each version runs `max(min_replicas, 1)` of its version's scaling (no
 //! autoscaling), started at once; replicas of the same version from the previous revision keep
 //! serving its traffic until the new ones are all ready; a version the revision no longer has
@@ -59,6 +59,7 @@ use rusqlite::Connection;
 use super::config::Timing;
 use super::fleet::RouteUpdate;
 use super::render::{desired, desired_for, run_services, scaling_bounds};
+use super::split::Split;
 use super::store::{
     self, phase, rstate, BentoRow, DeploymentRow, ReplicaRow, Result, Store, MAIN_TARGET,
 };
@@ -170,11 +171,13 @@ pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()
             let reps = store::live_replicas(c, id)?;
             let org = store::org_name(c, d.org_id)?;
             let wake = wakeable(c, &d)?;
+            let split = routing(c, &d)?;
             rt.publish(RouteUpdate {
                 deployment: &d,
                 org: &org,
                 replicas: &reps,
                 wake,
+                split,
             });
             deps.insert(id);
             live.extend(reps.into_iter().map(|r| r.uid));
@@ -199,6 +202,25 @@ fn wakeable(c: &Connection, d: &DeploymentRow) -> Result<bool> {
     Ok(run_services(&rev.config, &b)
         .iter()
         .any(|s| scaling_bounds(&rev.config, s).0 == 0))
+}
+
+/// The traffic split the endpoint applies: the canary of the revision being rolled out while
+/// a rollout runs (its versions get traffic as soon as they have a ready replica, and a removed
+/// canary stops getting any at once), else the canary of the serving revision (while a new
+/// revision's image builds, and after a failed rollout).
+fn routing(c: &Connection, d: &DeploymentRow) -> Result<Option<Split>> {
+    let uid = if d.phase == phase::ROLLING {
+        &d.target_revision
+    } else {
+        &d.serving_revision
+    };
+    if uid.is_empty() {
+        return Ok(None);
+    }
+    Ok(store::revision(c, uid)?
+        .canary
+        .as_ref()
+        .and_then(Split::from_canary))
 }
 
 /// Revision data the rollout needs, cached per tick.
@@ -681,7 +703,7 @@ fn canary_ready(cx: &mut Ctx, rev: &str, reps: &[ReplicaRow]) -> Result<bool> {
 }
 
 /// Canary replicas, for the revision `rev` whose routing the endpoint applies (the target of a
-/// rollout, else the serving revision). Each service of each version runs its
+/// rollout, else the serving revision; see [`routing`]). Each service of each version runs its
 /// version's base count, `max(min_replicas, 1)` of the version's own scaling (canary versions do
 /// not autoscale); all are started at once, surplus ones drained (starting first, newest
 /// first). Replicas of the same version from other revisions keep serving its traffic until
