@@ -11,8 +11,9 @@
 //! Module map: [`config`] (clusters, instance types, timings), [`store`] (SQLite schema and
 //! rows), [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
 //! autoscaling), [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
-//! [`render`] (rows to `crate::api` documents), [`query`] (list filters), [`http`] (routes,
-//! auth, body limits), [`error`] (the `{"error": ...}` responses), [`ui`] (the web page at `/`).
+//! [`split`] (which target, `main` or a canary version, a request goes to), [`render`] (rows
+//! to `crate::api` documents), [`query`] (list filters), [`http`] (routes, auth, body limits),
+//! [`error`] (the `{"error": ...}` responses), [`ui`] (the web page at `/`).
 
 pub mod config;
 pub mod deployments;
@@ -23,6 +24,7 @@ pub mod http;
 pub mod query;
 pub mod reconcile;
 pub mod render;
+pub mod split;
 pub mod store;
 pub mod tls;
 pub mod ui;
@@ -36,7 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use config::PlatformConfig;
 pub use http::app;
-pub use render::{LocalDeployment, RolloutProgress};
+pub use render::{CanaryProgress, LocalDeployment, RolloutProgress};
 
 /// How to run the control plane.
 #[derive(Debug, Clone, Default)]

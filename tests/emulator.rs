@@ -1466,3 +1466,293 @@ async fn serves_https_with_the_given_certificate() {
     assert!(untrusted.is_err(), "{untrusted:?}");
     s.stop().await;
 }
+
+// ---------------------------------------------------------------- canary: replicas and traffic split
+
+/// A RollingUpdate deployment of `bento` (1 replica) with a canary: version `v2` of `canary_bento`
+/// (1 replica) at `weight`, routed by `route_type`/`route_by`.
+fn canary_body(
+    name: &str,
+    bento: &str,
+    canary_bento: &str,
+    weight: i64,
+    route_type: &str,
+    route_by: Option<&str>,
+) -> Value {
+    let mut b = svc_body(name, bento, "RollingUpdate", 1, 1);
+    b["canary"] = json!({
+        "route_type": route_type,
+        "route_by": route_by,
+        "versions": {"v2": {
+            "bento": canary_bento, "weight": weight,
+            "services": {"apiserver": {"scaling": {"min_replicas": 1, "max_replicas": 1}}},
+        }},
+    });
+    b
+}
+
+impl Server {
+    /// The first frame of the pods stream, as JSON (the typed `KubePod` leaves `is_canary` out).
+    async fn raw_pods(&self, name: &str) -> Vec<Value> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::{protocol::Role, Message};
+        let resp = self
+            .http
+            .get(format!(
+                "{}/ws/v2/deployments/{name}/pods?cluster=",
+                self.endpoint
+            ))
+            .header("X-YATAI-API-TOKEN", &self.token)
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header(
+                "sec-websocket-key",
+                tokio_tungstenite::tungstenite::handshake::client::generate_key(),
+            )
+            .send()
+            .await
+            .expect("pods handshake");
+        assert_eq!(resp.status().as_u16(), 101);
+        let upgraded = resp.upgrade().await.expect("upgrade");
+        let mut ws =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(upgraded, Role::Client, None).await;
+        let text = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) => return t,
+                    Some(Ok(_)) => continue,
+                    other => panic!("pods stream ended: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("a pods frame");
+        let frame: Value = serde_json::from_str(&text).expect("frame");
+        assert_eq!(frame["type"], "success", "{frame}");
+        frame["payload"].as_array().expect("payload").clone()
+    }
+}
+
+/// Sends `n` GETs through an endpoint (`headers` on each); returns `(status, bento, target)`.
+async fn hits(url: &str, n: usize, headers: &[(&str, &str)]) -> Vec<(u16, String, String)> {
+    let http = Client::new();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut req = http.get(format!("{url}predict"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.expect("json");
+        out.push((
+            status,
+            v["bento"].as_str().unwrap_or("").to_string(),
+            v["target"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    out
+}
+
+/// Counts answers by `(status, bento, target)`.
+fn tally(hits: &[(u16, String, String)]) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for (status, bento, target) in hits {
+        *m.entry(format!("{status} {bento} {target}")).or_insert(0) += 1;
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_random_split_follows_the_weight() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    s.register("app:v1", json!({})).await;
+    s.register("app:v2", json!({})).await;
+    let d = s
+        .create(
+            "",
+            canary_body("split", "app:v1", "app:v2", 30, "random", None),
+        )
+        .await;
+    let url = d.urls.clone().expect("urls")[0].clone();
+    let rev = d.revision_uid().expect("rev").to_string();
+    // The rollout completes once main and the canary version are both ready.
+    let v = s.wait_serving("split", &rev, "running", 30).await;
+    let ro = &v["rollout"];
+    assert_eq!(
+        (&ro["desired_replicas"], &ro["ready_replicas"]),
+        (&json!(2), &json!(2)),
+        "{ro}"
+    );
+    assert_eq!(ro["canary"]["v2"]["bento"], "app:v2", "{ro}");
+    assert_eq!(ro["canary"]["v2"]["ready_replicas"], 1, "{ro}");
+
+    // The pods stream lists the canary pod with its own bento.
+    let pods = s.raw_pods("split").await;
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    let canary: Vec<&Value> = pods
+        .iter()
+        .filter(|p| p["status"]["is_canary"] == true)
+        .collect();
+    assert_eq!(canary.len(), 1, "{pods:?}");
+    assert_eq!(canary[0]["labels"]["yatai.ai/bento-version"], "v2");
+    assert_eq!(canary[0]["labels"]["yatai.ai/bento-repository"], "app");
+    assert_eq!(canary[0]["status"]["is_old"], false);
+    let main: Vec<&Value> = pods
+        .iter()
+        .filter(|p| p["status"]["is_canary"] == false)
+        .collect();
+    assert_eq!(main.len(), 1, "{pods:?}");
+    assert_eq!(main[0]["labels"]["yatai.ai/bento-version"], "v1");
+
+    // N = 400 requests; the count sent to v2 is Binomial(400, 0.3): mean 120, standard
+    // deviation sqrt(400 * 0.3 * 0.7) = 9.17. Accepting 120 ± 36 (about 4 sigma) fails a correct
+    // split with probability ~6e-5, while a split off by 10 points (80 or 160) fails it.
+    let n = 400;
+    let got = hits(&url, n, &[]).await;
+    let t = tally(&got);
+    let to_v2 = t.get("200 app:v2 v2").copied().unwrap_or(0);
+    let to_main = t.get("200 app:v1 main").copied().unwrap_or(0);
+    assert_eq!(to_v2 + to_main, n, "an answer from elsewhere: {t:?}");
+    assert!((84..=156).contains(&to_v2), "v2 got {to_v2} of {n}: {t:?}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_header_and_query_routing_pick_the_version_by_name() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    s.register("app:v1", json!({})).await;
+    s.register("app:v2", json!({})).await;
+    // Weight 50: header and query routing ignore it.
+    let h = s
+        .create(
+            "",
+            canary_body(
+                "byheader",
+                "app:v1",
+                "app:v2",
+                50,
+                "header",
+                Some("X-Canary"),
+            ),
+        )
+        .await;
+    let q = s
+        .create(
+            "",
+            canary_body("byquery", "app:v1", "app:v2", 50, "query", Some("canary")),
+        )
+        .await;
+    for d in [&h, &q] {
+        s.wait_serving(&d.meta.name, d.revision_uid().expect("rev"), "running", 30)
+            .await;
+    }
+    let all = |hits: &[(u16, String, String)], want: &str| {
+        let t = tally(hits);
+        assert_eq!(t.len(), 1, "want only {want}: {t:?}");
+        assert!(t.contains_key(want), "want only {want}: {t:?}");
+    };
+    let url = h.urls.clone().expect("urls")[0].clone();
+    all(
+        &hits(&url, 50, &[("X-Canary", "v2")]).await,
+        "200 app:v2 v2",
+    );
+    all(
+        &hits(&url, 50, &[("x-canary", "v2")]).await,
+        "200 app:v2 v2",
+    );
+    all(&hits(&url, 50, &[]).await, "200 app:v1 main");
+    all(
+        &hits(&url, 20, &[("X-Canary", "v3")]).await,
+        "200 app:v1 main",
+    );
+
+    let url = q.urls.clone().expect("urls")[0].clone();
+    let http = Client::new();
+    for (query, want) in [
+        ("?canary=v2", "200 app:v2 v2"),
+        ("?a=1&canary=v2", "200 app:v2 v2"),
+        ("", "200 app:v1 main"),
+        ("?canary=main", "200 app:v1 main"),
+    ] {
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            let r = http
+                .get(format!("{url}predict{query}"))
+                .header("X-Canary", "v2")
+                .send()
+                .await
+                .expect("request");
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.expect("json");
+            got.push((
+                status,
+                v["bento"].as_str().unwrap_or("").to_string(),
+                v["target"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+        all(&got, want);
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_null_drains_the_canary_and_only_main_answers() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path(), true).await;
+    s.register("app:v1", json!({})).await;
+    s.register("app:v2", json!({})).await;
+    let d = s
+        .create(
+            "",
+            canary_body("drop", "app:v1", "app:v2", 50, "random", None),
+        )
+        .await;
+    let url = d.urls.clone().expect("urls")[0].clone();
+    s.wait_serving("drop", d.revision_uid().expect("rev"), "running", 30)
+        .await;
+    // Both answer (each of 100 requests goes to v2 with probability 1/2).
+    let t = tally(&hits(&url, 100, &[]).await);
+    assert!(
+        t.contains_key("200 app:v2 v2") && t.contains_key("200 app:v1 main"),
+        "{t:?}"
+    );
+
+    // The same body with `canary: null`, under load: no request fails while the canary goes.
+    let gen = load(&url, 2, "");
+    let mut body = canary_body("drop", "app:v1", "app:v2", 50, "random", None);
+    body["canary"] = Value::Null;
+    let d2 = s.put("drop", body).await;
+    let rev2 = d2.revision_uid().expect("rev").to_string();
+    let v = s
+        .wait_for("drop", "the canary drained", 30, |v| {
+            v["status"] == "running"
+                && v["rollout"]["serving_revision_uid"] == rev2.as_str()
+                && v["rollout"]["ready_replicas"] == 1
+        })
+        .await;
+    let hits_during = gen.finish().await;
+    assert!(
+        hits_during.iter().all(|h| h.status == 200),
+        "{:?}",
+        hits_during.iter().find(|h| h.status != 200)
+    );
+    assert_eq!(v["rollout"]["canary"], json!({}), "{}", v["rollout"]);
+    assert_eq!(v["rollout"]["desired_replicas"], 1);
+    let t = tally(&hits(&url, 100, &[]).await);
+    assert_eq!(t.keys().collect::<Vec<_>>(), ["200 app:v1 main"], "{t:?}");
+    // The pods stream lists draining pods too: the canary pod goes once its drain ends.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pods = s.raw_pods("drop").await;
+        if pods.iter().all(|p| p["status"]["is_canary"] == false) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a canary pod stays: {pods:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.stop().await;
+}

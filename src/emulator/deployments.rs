@@ -224,7 +224,7 @@ fn canary_row(
             && name
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
-        if !valid_name || name == "main" {
+        if !valid_name || name == store::MAIN_TARGET {
             return Err(ApiError::bad(format!(
                 "{what}a version name is 1 to 63 letters, digits, '-', '_' or '.', and not \"main\" (the main target's name)"
             )));

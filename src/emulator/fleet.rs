@@ -4,7 +4,8 @@
 //! stored in the replica row), running as tasks of this process: it answers BentoML's
 //! `/readyz` (200 once the bento's startup time has passed, never for an `unready` bento),
 //! `/livez`, `/healthz`, `/metrics` (Prometheus text: requests served, in flight) and any
-//! other route with JSON naming the deployment, bento tag, revision, replica and service.
+//! other route with JSON naming the deployment, bento tag, revision, replica, target (`main` or
+//! the canary version) and service.
 //! `?sleep_ms=N` (at most 10 000) makes an API route answer after N ms, to create load.
 //! A bento with `crash_after` closes its listener and every connection that long after it
 //! became ready.
@@ -16,17 +17,23 @@
 //!
 //! Endpoint design: the deployment URL keeps its shape `{endpoint}/endpoints/{org}/{cluster}/
 //! {name}/`, served by the main server as a reverse proxy. After every reconcile the route
-//! table is replaced with the deployment's READY replicas (any revision); the proxy balances
-//! round robin over them with a keep-alive connection pool (hyper-util legacy client), never
-//! touching the database. A request that fails to reach a replica (it stopped or crashed
-//! between the routing decision and the connection) is retried on another ready replica; the
-//! body is buffered (at most 16 MiB) so it can be replayed. A deployment that may scale to
-//! zero (`min_replicas = 0`) holds requests while it has no ready replica (at most
+//! table is replaced with the deployment's READY replicas (any revision), in one pool per
+//! target: `main`, and each canary version (by name) with the canary's split
+//! ([`super::split`]). Each request picks its target once ([`super::split::pick`]: by weight,
+//! header or query parameter; a version with no ready replica falls back to `main`); the proxy
+//! balances round robin over that target's pool with a keep-alive connection pool (hyper-util
+//! legacy client), never touching the database. A request that fails to reach a replica (it
+//! stopped or crashed between the routing decision and the connection) is retried on another
+//! ready replica of its target, then of `main` when none is left; the body is buffered (at most
+//! 16 MiB) so it can be replayed. Answers carry `x-bentocloud-replica` and
+//! `x-bentocloud-target` (`main` or the version). A deployment that may scale to
+//! zero (`min_replicas = 0`) holds requests while it has no ready `main` replica (at most
 //! `Timing::wake_timeout_ms`) and the held requests count as load, which wakes it. Other
 //! deployments without a ready replica answer 503 (e.g. during a `Recreate`).
 //!
-//! Load: the proxy counts in-flight requests per deployment; each reconcile samples the peak
-//! since the previous sample ([`Runtime::load`]), which drives the autoscaler.
+//! Load: the proxy counts in-flight requests per deployment (every target: the endpoint's
+//! load); each reconcile samples the peak since the previous sample ([`Runtime::load`]), which
+//! drives the autoscaler of `main`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
@@ -47,6 +54,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::Timing;
 use super::error::json_error;
 use super::reconcile::{Load, Runtime};
+use super::split::{self, Split};
 use super::store::{self, BentoRow, DeploymentRow, ReplicaRow};
 
 /// Largest request body the endpoint proxies.
@@ -66,6 +74,8 @@ struct Spec {
     tag: String,
     revision: String,
     replica: String,
+    /// `main` or the canary version.
+    target: String,
     service: String,
     startup: Duration,
     unready: bool,
@@ -105,10 +115,25 @@ struct DepStats {
 /// Where a deployment's endpoint sends requests.
 struct Route {
     deployment_id: i64,
+    /// Ready replicas of the `main` target.
     ready: Vec<Arc<Proc>>,
+    /// Ready replicas of each canary version, by name.
+    canary: HashMap<String, Vec<Arc<Proc>>>,
+    /// The canary's split; `None`: everything to `main`.
+    split: Option<Split>,
     /// `min_replicas = 0`: hold requests while nothing is ready.
     wake: bool,
     stats: Arc<DepStats>,
+}
+
+impl Route {
+    /// Ready replicas of `target` (`None`: `main`).
+    fn pool(&self, target: Option<&str>) -> &[Arc<Proc>] {
+        match target {
+            None => &self.ready,
+            Some(v) => self.canary.get(v).map(Vec::as_slice).unwrap_or(&[]),
+        }
+    }
 }
 
 /// What the reconciler publishes after each reconcile of a deployment.
@@ -117,6 +142,8 @@ pub struct RouteUpdate<'a> {
     pub org: &'a str,
     pub replicas: &'a [ReplicaRow],
     pub wake: bool,
+    /// The canary split the endpoint applies (see `reconcile::routing`).
+    pub split: Option<Split>,
 }
 
 type RouteKey = (String, String, String);
@@ -212,17 +239,27 @@ impl Fleet {
             Some(q) => format!("/{rest}?{q}"),
             None => format!("/{rest}"),
         };
+        // The target is chosen once; retries stay on it while it has untried ready replicas.
+        let roll = rand::random::<u32>() % 100;
+        let target: Option<String> = split::pick(
+            route.split.as_ref(),
+            &parts.headers,
+            parts.uri.query(),
+            roll,
+            |v| !route.pool(Some(v)).is_empty(),
+        )
+        .map(str::to_string);
         let start = Instant::now();
         let wake_limit = Duration::from_millis(self.timing.wake_timeout_ms.max(0) as u64);
         let mut tried: Vec<u16> = Vec::new();
         let mut last_err = String::new();
         let mut route = route;
         loop {
-            let cands: Vec<&Arc<Proc>> = route
-                .ready
-                .iter()
-                .filter(|p| !tried.contains(&p.port) && !p.stop.is_cancelled())
-                .collect();
+            let mut cands = untried(route.pool(target.as_deref()), &tried);
+            if cands.is_empty() && target.is_some() {
+                // The version has no ready replica left: fall back to `main`.
+                cands = untried(&route.ready, &tried);
+            }
             if cands.is_empty() {
                 let holding = route.wake && route.ready.is_empty() && start.elapsed() < wake_limit;
                 if !holding {
@@ -278,6 +315,9 @@ impl Fleet {
                     if let Ok(v) = HeaderValue::from_str(&p.spec.replica) {
                         resp.headers_mut().insert("x-bentocloud-replica", v);
                     }
+                    if let Ok(v) = HeaderValue::from_str(&p.spec.target) {
+                        resp.headers_mut().insert("x-bentocloud-target", v);
+                    }
                     return Some(resp);
                 }
                 Err(e) => {
@@ -289,6 +329,13 @@ impl Fleet {
             }
         }
     }
+}
+
+/// The replicas of `pool` not tried yet by this request and not stopping.
+fn untried<'a>(pool: &'a [Arc<Proc>], tried: &[u16]) -> Vec<&'a Arc<Proc>> {
+    pool.iter()
+        .filter(|p| !tried.contains(&p.port) && !p.stop.is_cancelled())
+        .collect()
 }
 
 /// Counts one proxied request of a deployment while alive.
@@ -333,6 +380,7 @@ impl Runtime for Fleet {
                 tag: b.tag(),
                 revision: r.revision_uid.clone(),
                 replica: r.uid.clone(),
+                target: r.target.clone(),
                 service: r.service.clone(),
                 startup: ms(beh.startup_ms),
                 unready: beh.unready,
@@ -397,22 +445,36 @@ impl Runtime for Fleet {
         }
     }
 
-    /// Replaces the route of one deployment with its READY replicas.
+    /// Replaces the route of one deployment with its READY replicas, one pool per target.
     fn publish(&self, u: RouteUpdate) {
         let d = u.deployment;
         let key = (u.org.to_string(), d.cluster.clone(), d.name.clone());
         let procs = lock(&self.procs);
-        let ready: Vec<Arc<Proc>> = u
+        let mut ready: Vec<Arc<Proc>> = Vec::new();
+        let mut canary: HashMap<String, Vec<Arc<Proc>>> = HashMap::new();
+        for r in u
             .replicas
             .iter()
             .filter(|r| r.state == store::rstate::READY)
-            .filter_map(|r| procs.get(&r.uid).cloned())
-            .filter(|p| !p.crashed.load(Ordering::Relaxed))
-            .collect();
+        {
+            let Some(p) = procs
+                .get(&r.uid)
+                .filter(|p| !p.crashed.load(Ordering::Relaxed))
+            else {
+                continue;
+            };
+            if r.is_main() {
+                ready.push(p.clone());
+            } else {
+                canary.entry(r.target.clone()).or_default().push(p.clone());
+            }
+        }
         drop(procs);
         let route = Arc::new(Route {
             deployment_id: d.id,
             ready,
+            canary,
+            split: u.split,
             wake: u.wake,
             stats: self.dep_stats(d.id),
         });
@@ -619,6 +681,7 @@ async fn handle(p: Arc<Proc>, req: Request<Incoming>) -> Result<Response<Full<By
                 "bento": p.spec.tag,
                 "revision": p.spec.revision,
                 "replica": p.spec.replica,
+                "target": p.spec.target,
                 "service": p.spec.service,
                 "method": req.method().as_str(),
                 "path": path,

@@ -896,6 +896,9 @@ async fn delete_secret(
 /// `yatai.ai/bento-deployment-component-type`) plus the deployment's own labels, start time
 /// and readiness. Old replicas still draining are listed too. There is no revision label:
 /// from pods a client can tell which bento a pod runs and when it started, not its revision.
+/// A canary version's pod has `status.is_canary: true` and its version's bento in
+/// `yatai.ai/bento-version`; it `is_old` when the revision being rolled out runs another bento
+/// for that version, or no such version.
 fn pods(
     c: &rusqlite::Connection,
     p: &Principal,
@@ -905,9 +908,32 @@ fn pods(
     let target = store::revision(c, &d.target_revision)?;
     let target_bento = store::bento_by_id(c, target.bento_id)?;
     let mut out = Vec::new();
+    // The bento of a target (`main` or a canary version) of a revision.
+    let bento_id = |rev: &store::RevisionRow, target: &str| {
+        if target == store::MAIN_TARGET {
+            Some(rev.bento_id)
+        } else {
+            rev.canary
+                .as_ref()
+                .and_then(|c| c.versions.get(target))
+                .map(|v| v.bento_id)
+        }
+    };
     for r in reps {
         let rev = store::revision(c, &r.revision_uid)?;
-        let b = store::bento_by_id(c, rev.bento_id)?;
+        let id = bento_id(&rev, &r.target).ok_or_else(|| {
+            ApiError::internal(format!(
+                "replica {} runs canary version {:?}, which its revision does not have",
+                r.uid, r.target
+            ))
+        })?;
+        let b = store::bento_by_id(c, id)?;
+        let is_old = bento_id(&target, &r.target) != Some(b.id);
+        let canary_part = if r.is_main() {
+            String::new()
+        } else {
+            format!("{}-", r.target.to_lowercase())
+        };
         let phase = match r.state.as_str() {
             rstate::STARTING => "Pending",
             _ => "Running",
@@ -931,7 +957,7 @@ fn pods(
             labels.insert(k.to_string(), json!(v));
         }
         out.push(json!({
-            "name": format!("{}-{}-{}", d.name, r.service.to_lowercase(), &r.uid[..8.min(r.uid.len())]),
+            "name": format!("{}-{canary_part}{}-{}", d.name, r.service.to_lowercase(), &r.uid[..8.min(r.uid.len())]),
             "namespace": format!("bcl-{}", p.org.name),
             "node_name": "localhost",
             "labels": labels,
@@ -941,8 +967,8 @@ fn pods(
                 "phase": phase,
                 "ready": ready,
                 "start_time": render::ts(r.started_at),
-                "is_old": b.id != target_bento.id,
-                "is_canary": false,
+                "is_old": is_old,
+                "is_canary": !r.is_main(),
                 "host_ip": "127.0.0.1",
                 "pod_ip": "127.0.0.1",
             },

@@ -36,6 +36,20 @@
 //! A new replica not ready within `Timing::progress_deadline_ms` fails the rollout: the new
 //! replicas are drained, the previously serving revision keeps serving, and the deployment
 //! reports `failed` with the reason in `rollout.message`.
+//!
+//! Canary (API doc §3.2, §10): a revision runs one *target* per canary version besides `main`.
+//! Every replica row names its target ([`ReplicaRow::target`]: `main` or the version's name);
+//! a canary replica runs its version's bento and config. What is above concerns `main` only,
+//! unchanged by a canary. The canary versions of the revision whose routing the endpoint applies
+//! (`routing`: the one being rolled out, else the serving one) are kept by `canary`: each
+//! service of each version runs `max(min_replicas, 1)` of its version's scaling (no
+//! autoscaling), started at once; replicas of the same version from the previous revision keep
+//! serving its traffic until the new ones are all ready; a version the revision no longer has
+//! (an update with `canary: null`) is drained at once. A rollout completes when `main` has
+//! (per its strategy) and every canary version is ready; a canary replica not ready within
+//! the progress deadline fails it like a `main` one. Outside a rollout, a canary version short
+//! of ready replicas makes the deployment `unhealthy` (`serving_status`); the status sync
+//! ([`sync_status`]) looks at every pod, canary ones included, as the platform's does.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -44,8 +58,11 @@ use rusqlite::Connection;
 
 use super::config::Timing;
 use super::fleet::RouteUpdate;
-use super::render::{desired, run_services, scaling_bounds};
-use super::store::{self, phase, rstate, BentoRow, DeploymentRow, ReplicaRow, Result, Store};
+use super::render::{desired, desired_for, run_services, scaling_bounds};
+use super::split::Split;
+use super::store::{
+    self, phase, rstate, BentoRow, DeploymentRow, ReplicaRow, Result, Store, MAIN_TARGET,
+};
 use crate::api::DeploymentConfig;
 
 /// Load of a deployment's endpoint, sampled once per reconcile.
@@ -154,11 +171,13 @@ pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()
             let reps = store::live_replicas(c, id)?;
             let org = store::org_name(c, d.org_id)?;
             let wake = wakeable(c, &d)?;
+            let split = routing(c, &d)?;
             rt.publish(RouteUpdate {
                 deployment: &d,
                 org: &org,
                 replicas: &reps,
                 wake,
+                split,
             });
             deps.insert(id);
             live.extend(reps.into_iter().map(|r| r.uid));
@@ -185,8 +204,36 @@ fn wakeable(c: &Connection, d: &DeploymentRow) -> Result<bool> {
         .any(|s| scaling_bounds(&rev.config, s).0 == 0))
 }
 
+/// The traffic split the endpoint applies: the canary of the revision being rolled out while
+/// a rollout runs (its versions get traffic as soon as they have a ready replica, and a removed
+/// canary stops getting any at once), else the canary of the serving revision (while a new
+/// revision's image builds, and after a failed rollout).
+fn routing(c: &Connection, d: &DeploymentRow) -> Result<Option<Split>> {
+    let uid = if d.phase == phase::ROLLING {
+        &d.target_revision
+    } else {
+        &d.serving_revision
+    };
+    if uid.is_empty() {
+        return Ok(None);
+    }
+    Ok(store::revision(c, uid)?
+        .canary
+        .as_ref()
+        .and_then(Split::from_canary))
+}
+
 /// Revision data the rollout needs, cached per tick.
 struct Rev {
+    config: DeploymentConfig,
+    bento: BentoRow,
+    /// The canary versions, by name (empty without a canary).
+    versions: Vec<(String, Version)>,
+}
+
+/// What a canary version runs: its own bento and config.
+#[derive(Clone)]
+struct Version {
     config: DeploymentConfig,
     bento: BentoRow,
 }
@@ -204,11 +251,22 @@ impl Ctx<'_> {
         if !self.revs.contains_key(uid) {
             let r = store::revision(self.c, uid)?;
             let bento = store::bento_by_id(self.c, r.bento_id)?;
+            let mut versions = Vec::new();
+            for (name, v) in r.canary.iter().flat_map(|c| c.versions.iter()) {
+                versions.push((
+                    name.clone(),
+                    Version {
+                        config: v.config.clone(),
+                        bento: store::bento_by_id(self.c, v.bento_id)?,
+                    },
+                ));
+            }
             self.revs.insert(
                 uid.to_string(),
                 Rev {
                     config: r.config,
                     bento,
+                    versions,
                 },
             );
         }
@@ -217,12 +275,32 @@ impl Ctx<'_> {
             .ok_or_else(|| super::error::ApiError::internal("revision cache"))
     }
 
-    fn start(&mut self, d: &DeploymentRow, rev: &str, service: &str) -> Result<()> {
+    /// The bento a replica runs: its revision's, or its canary version's.
+    fn bento_of(&mut self, r: &ReplicaRow) -> Result<BentoRow> {
+        let rev = self.rev(&r.revision_uid)?;
+        if r.is_main() {
+            return Ok(rev.bento.clone());
+        }
+        rev.versions
+            .iter()
+            .find(|(name, _)| *name == r.target)
+            .map(|(_, v)| v.bento.clone())
+            .ok_or_else(|| {
+                super::error::ApiError::internal(format!(
+                    "replica {} runs canary version {:?}, which revision {} does not have",
+                    r.uid, r.target, r.revision_uid
+                ))
+            })
+    }
+
+    /// Starts a replica of `service` of `target` (`main` or a canary version) of `rev`.
+    fn start(&mut self, d: &DeploymentRow, rev: &str, target: &str, service: &str) -> Result<()> {
         let mut r = ReplicaRow {
             id: 0,
             uid: store::new_uid(),
             deployment_id: d.id,
             revision_uid: rev.to_string(),
+            target: target.to_string(),
             service: service.to_string(),
             state: rstate::STARTING.into(),
             started_at: self.now,
@@ -231,7 +309,7 @@ impl Ctx<'_> {
             stopped_at: None,
             port: None,
         };
-        let bento = self.rev(rev)?.bento.clone();
+        let bento = self.bento_of(&r)?;
         r.port = self.rt.start(d, &r, &bento);
         store::insert_replica(self.c, &r)?;
         Ok(())
@@ -297,7 +375,7 @@ pub fn reconcile(
     // 1. Replica lifecycle.
     let mut reps = store::live_replicas(c, d.id)?;
     for r in reps.iter_mut() {
-        let bento = cx.rev(&r.revision_uid)?.bento.clone();
+        let bento = cx.bento_of(r)?;
         if !rt.exists(r) {
             // The process died with a previous server: start it again (or finish its drain).
             if r.state == rstate::DRAINING {
@@ -436,7 +514,7 @@ fn serving_note(d: &DeploymentRow) -> String {
     }
 }
 
-/// Every service of `rev` has its desired count of ready replicas.
+/// Every service of `rev`'s main target has its desired count of ready replicas.
 fn serving_healthy(
     cx: &mut Ctx,
     d: &DeploymentRow,
@@ -453,7 +531,9 @@ fn serving_healthy(
     for s in run_services(&cfg, &bento) {
         let ready = reps
             .iter()
-            .filter(|x| x.revision_uid == rev && x.service == s && x.state == rstate::READY)
+            .filter(|x| {
+                x.is_main() && x.revision_uid == rev && x.service == s && x.state == rstate::READY
+            })
             .count();
         if ready < cx.desired(d, &cfg, &s, false)? {
             return Ok(false);
@@ -466,7 +546,9 @@ fn serving_healthy(
 /// base count (`max(min, 1)`, or all it wants when fewer) of ready replicas — replicas added
 /// by a scale-up that are still starting do not make it unhealthy; `scaled-to-zero` when it
 /// wants no replica (and while it wakes from zero); `unhealthy` otherwise (a replica crashed
-/// and its replacement is not ready yet).
+/// and its replacement is not ready yet). Canary versions count like `main` for `running` and
+/// `unhealthy` (each service of each version needs its desired count ready); scaling to zero
+/// concerns `main` only (canary versions do not autoscale, see [`canary`]).
 fn serving_status(
     cx: &mut Ctx,
     d: &DeploymentRow,
@@ -486,15 +568,18 @@ fn serving_status(
         let base = (scaling_bounds(&cfg, &s).0.max(1) as usize).min(want);
         let ready = reps
             .iter()
-            .filter(|x| x.revision_uid == rev && x.service == s && x.state == rstate::READY)
+            .filter(|x| {
+                x.is_main() && x.revision_uid == rev && x.service == s && x.state == rstate::READY
+            })
             .count();
         all_zero &= want == 0;
         any_ready |= ready > 0;
         healthy &= ready >= base;
     }
+    healthy &= canary_ready(cx, &rev, reps)?;
     let live = reps
         .iter()
-        .any(|x| x.revision_uid == rev && x.state != rstate::DRAINING);
+        .any(|x| x.is_main() && x.revision_uid == rev && x.state != rstate::DRAINING);
     Ok(if all_zero && !live {
         "scaled-to-zero"
     } else if healthy && !all_zero {
@@ -543,7 +628,8 @@ fn autoscale(cx: &mut Ctx, d: &DeploymentRow, load: Load) -> Result<()> {
 }
 
 /// Keeps the serving revision at its desired count (replaces crashed replicas) and, once it
-/// is healthy, drains replicas of any other revision.
+/// is healthy, drains `main` replicas of any other revision; its canary versions are kept by
+/// [`canary`].
 fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<()> {
     let rev = d.serving_revision.clone();
     if rev.is_empty() {
@@ -560,13 +646,14 @@ fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         let desired = cx.desired(d, &cfg, &s, false)?;
         let live: Vec<usize> = (0..reps.len())
             .filter(|&i| {
-                reps[i].revision_uid == rev
+                reps[i].is_main()
+                    && reps[i].revision_uid == rev
                     && reps[i].service == s
                     && reps[i].state != rstate::DRAINING
             })
             .collect();
         for _ in live.len()..desired {
-            cx.start(d, &rev, &s)?;
+            cx.start(d, &rev, MAIN_TARGET, &s)?;
         }
         // Surplus: drain starting replicas first, then the newest.
         let mut live = live;
@@ -582,14 +669,135 @@ fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         }
     }
     if serving_healthy(cx, d, &rev, reps)? {
-        for r in reps.iter_mut().filter(|r| r.revision_uid != rev) {
+        for r in reps
+            .iter_mut()
+            .filter(|r| r.is_main() && r.revision_uid != rev)
+        {
             cx.drain(r)?;
         }
     }
+    canary(cx, d, &rev, reps, false)?;
     Ok(())
 }
 
-/// One step of the rollout of `d.target_revision`.
+/// Is every service of every canary version of `rev` at its desired count of ready replicas?
+fn canary_ready(cx: &mut Ctx, rev: &str, reps: &[ReplicaRow]) -> Result<bool> {
+    let versions = cx.rev(rev)?.versions.clone();
+    for (name, v) in &versions {
+        for s in run_services(&v.config, &v.bento) {
+            let ready = reps
+                .iter()
+                .filter(|r| {
+                    r.revision_uid == rev
+                        && r.target == *name
+                        && r.service == s
+                        && r.state == rstate::READY
+                })
+                .count();
+            if ready < desired_for(&v.config, &s) as usize {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Canary replicas, for the revision `rev` whose routing the endpoint applies (the target of a
+/// rollout, else the serving revision; see [`routing`]). Each service of each version runs its
+/// version's base count, `max(min_replicas, 1)` of the version's own scaling (canary versions do
+/// not autoscale); all are started at once, surplus ones drained (starting first, newest
+/// first). Replicas of the same version from other revisions keep serving its traffic until
+/// every service of the version has its count ready in `rev`, then drain; replicas of a version
+/// `rev` does not have (removed with `canary: null`, or renamed) drain at once, as the endpoint
+/// stops sending them traffic. With `rolling`, a canary replica not ready within the progress
+/// deadline fails the rollout, like a `main` one: returns the reason.
+fn canary(
+    cx: &mut Ctx,
+    d: &DeploymentRow,
+    rev: &str,
+    reps: &mut [ReplicaRow],
+    rolling: bool,
+) -> Result<Option<String>> {
+    let versions = cx.rev(rev)?.versions.clone();
+    for r in reps
+        .iter_mut()
+        .filter(|r| !r.is_main() && !versions.iter().any(|(name, _)| *name == r.target))
+    {
+        cx.drain(r)?;
+    }
+    let now = cx.now;
+    for (name, v) in &versions {
+        let mut all_ready = true;
+        for s in run_services(&v.config, &v.bento) {
+            let want = desired_for(&v.config, &s) as usize;
+            let of = |r: &ReplicaRow| r.revision_uid == rev && r.target == *name && r.service == s;
+            if rolling {
+                if let Some(stuck) = reps.iter().find(|r| {
+                    of(r)
+                        && r.state == rstate::STARTING
+                        && now - r.started_at > cx.timing.progress_deadline_ms
+                }) {
+                    return Ok(Some(format!(
+                        "rollout of revision {rev} failed: replica {} of canary version {name:?}, service {s:?} (bento {}) did not become ready within {}s (readiness probe /readyz kept failing){}",
+                        stuck.uid,
+                        v.bento.tag(),
+                        cx.timing.progress_deadline_ms as f64 / 1000.0,
+                        serving_note(d)
+                    )));
+                }
+            }
+            let mut live: Vec<usize> = (0..reps.len())
+                .filter(|&i| of(&reps[i]) && reps[i].state != rstate::DRAINING)
+                .collect();
+            for _ in live.len()..want {
+                cx.start(d, rev, name, &s)?;
+            }
+            live.sort_by_key(|&i| {
+                (
+                    reps[i].state == rstate::READY,
+                    std::cmp::Reverse(reps[i].id),
+                )
+            });
+            let extra = live.len().saturating_sub(want);
+            for &i in live.iter().take(extra) {
+                cx.drain(&mut reps[i])?;
+            }
+            let ready = reps
+                .iter()
+                .filter(|r| of(r) && r.state == rstate::READY)
+                .count();
+            all_ready &= ready >= want;
+        }
+        if all_ready {
+            for r in reps
+                .iter_mut()
+                .filter(|r| r.target == *name && r.revision_uid != rev)
+            {
+                cx.drain(r)?;
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A rollout that failed: the new revision's starting replicas (every target) are drained, the
+/// serving revision keeps serving.
+fn fail(cx: &Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow], msg: String) -> Result<()> {
+    for r in reps
+        .iter_mut()
+        .filter(|r| r.revision_uid == d.target_revision && r.state == rstate::STARTING)
+    {
+        cx.drain(r)?;
+    }
+    d.phase = phase::FAILED.into();
+    d.status = "failed".into();
+    d.message = msg;
+    d.phase_since = cx.now;
+    Ok(())
+}
+
+/// One step of the rollout of `d.target_revision`: its `main` target per strategy, its canary
+/// versions by [`canary`]; complete once both are.
 fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<()> {
     let target = d.target_revision.clone();
     let (cfg, bento) = {
@@ -603,7 +811,8 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         let desired = cx.desired(d, &cfg, s, true)?;
         let strat = strategy(&cfg, s);
         let is = |r: &ReplicaRow, new: bool, states: &[&str]| {
-            (r.revision_uid == target) == new
+            r.is_main()
+                && (r.revision_uid == target) == new
                 && &r.service == s
                 && states.contains(&r.state.as_str())
         };
@@ -627,17 +836,7 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
                 cx.timing.progress_deadline_ms as f64 / 1000.0,
                 serving_note(d)
             );
-            for r in reps
-                .iter_mut()
-                .filter(|r| r.revision_uid == target && r.state == rstate::STARTING)
-            {
-                cx.drain(r)?;
-            }
-            d.phase = phase::FAILED.into();
-            d.status = "failed".into();
-            d.message = msg;
-            d.phase_since = now;
-            return Ok(());
+            return fail(cx, d, reps, msg);
         }
         let old_live = reps
             .iter()
@@ -681,7 +880,7 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
             _ => usize::from(new_starting == 0 && new_count < desired),
         };
         for _ in 0..to_start {
-            cx.start(d, &target, s)?;
+            cx.start(d, &target, MAIN_TARGET, s)?;
         }
         // Drain old replicas still starting, unless they belong to the serving revision and
         // are needed (restarted after a control-plane restart), then one old ready replica
@@ -718,10 +917,13 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
             all_done = false;
         }
     }
-    if all_done {
+    if let Some(msg) = canary(cx, d, &target, reps, true)? {
+        return fail(cx, d, reps, msg);
+    }
+    if all_done && canary_ready(cx, &target, reps)? {
         for r in reps
             .iter_mut()
-            .filter(|r| r.revision_uid != target || !services.contains(&r.service))
+            .filter(|r| r.revision_uid != target || r.is_main() && !services.contains(&r.service))
         {
             cx.drain(r)?;
         }
@@ -749,6 +951,39 @@ mod tests {
         s: Store,
         p: store::Principal,
         t: Timing,
+        rt: Recording,
+    }
+
+    /// [`Simulated`], recording the target and bento of every replica it starts.
+    #[derive(Default)]
+    struct Recording(std::sync::Mutex<Vec<(String, String)>>);
+
+    impl Recording {
+        fn started(&self) -> Vec<(String, String)> {
+            self.0.lock().expect("lock").clone()
+        }
+    }
+
+    impl Runtime for Recording {
+        fn start(&self, d: &DeploymentRow, r: &ReplicaRow, b: &BentoRow) -> Option<i64> {
+            self.0
+                .lock()
+                .expect("lock")
+                .push((r.target.clone(), b.tag()));
+            Simulated.start(d, r, b)
+        }
+        fn ready(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+            Simulated.ready(r, b, now)
+        }
+        fn crashed(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+            Simulated.crashed(r, b, now)
+        }
+        fn drained(&self, r: &ReplicaRow, now: i64, drain_ms: i64) -> bool {
+            Simulated.drained(r, now, drain_ms)
+        }
+        fn stop(&self, r: &ReplicaRow) {
+            Simulated.stop(r)
+        }
     }
 
     fn world() -> World {
@@ -766,6 +1001,7 @@ mod tests {
             s,
             p,
             t: Timing::default(),
+            rt: Recording::default(),
         }
     }
 
@@ -832,7 +1068,7 @@ mod tests {
             let mut now = from;
             while now <= to {
                 self.s
-                    .tx(|c| reconcile(c, &Simulated, &self.t, id, now))
+                    .tx(|c| reconcile(c, &self.rt, &self.t, id, now))
                     .expect("reconcile");
                 let (d, reps) = self
                     .s
@@ -850,6 +1086,49 @@ mod tests {
                 .with(|c| store::deployment_by_id(c, id))
                 .expect("read")
         }
+    }
+
+    /// `spec` plus a canary: one version `name` of `bento`, weight 30, `replicas` replicas.
+    fn with_canary(
+        mut u: UpdateDeploymentRequest,
+        name: &str,
+        bento: &str,
+        replicas: i64,
+    ) -> UpdateDeploymentRequest {
+        let mut services = std::collections::BTreeMap::new();
+        services.insert(
+            "apiserver".to_string(),
+            ServiceConfig {
+                scaling: Some(Scaling {
+                    min_replicas: Some(replicas),
+                    max_replicas: Some(replicas),
+                    policy: None,
+                }),
+                ..Default::default()
+            },
+        );
+        let mut versions = std::collections::BTreeMap::new();
+        versions.insert(
+            name.to_string(),
+            crate::api::CanaryVersion {
+                bento: Some(bento.into()),
+                weight: Some(30),
+                services,
+                ..Default::default()
+            },
+        );
+        u.canary = Some(crate::api::Canary {
+            route_type: Some("random".into()),
+            route_by: None,
+            versions: Some(versions),
+        });
+        u
+    }
+
+    fn of_target<'a>(reps: &'a [ReplicaRow], target: &str, state: &str) -> Vec<&'a ReplicaRow> {
+        reps.iter()
+            .filter(|r| r.target == target && r.state == state)
+            .collect()
     }
 
     fn ready_of<'a>(reps: &'a [ReplicaRow], rev: &'a str) -> usize {
@@ -965,6 +1244,149 @@ mod tests {
         let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
         let mut seen = Vec::new();
         w.run(id, 0, 4_000, |d, _| {
+            if seen.last() != Some(&d.status) {
+                seen.push(d.status.clone());
+            }
+        });
+        assert!(
+            seen.starts_with(&[
+                "deploying".to_string(),
+                "running".into(),
+                "unhealthy".into(),
+                "running".into()
+            ]),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn canary_versions_run_their_own_bento_and_gate_the_rollout() {
+        let w = world();
+        w.bento("iris:v1", Behaviour::default());
+        w.bento(
+            "iris:v2",
+            Behaviour {
+                startup_ms: 2_000,
+                ..Default::default()
+            },
+        );
+        let id = w.create(
+            "a",
+            with_canary(spec("iris:v1", "RollingUpdate", 2), "v2", "iris:v2", 2),
+            0,
+        );
+        // `main` is ready long before the canary: the rollout waits for both.
+        let d = w.run(id, 0, 1_500, |_, _| {});
+        assert_eq!(
+            (d.phase.as_str(), d.status.as_str()),
+            ("rolling", "deploying")
+        );
+        let d = w.run(id, 1_550, 4_000, |_, _| {});
+        assert_eq!(d.status, "running");
+        let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
+        assert_eq!(of_target(&reps, "main", rstate::READY).len(), 2);
+        assert_eq!(of_target(&reps, "v2", rstate::READY).len(), 2);
+        let mut started = w.rt.started();
+        started.sort();
+        assert_eq!(
+            started,
+            [
+                ("main".to_string(), "iris:v1".to_string()),
+                ("main".into(), "iris:v1".into()),
+                ("v2".into(), "iris:v2".into()),
+                ("v2".into(), "iris:v2".into()),
+            ]
+        );
+        let view =
+            w.s.with(|c| {
+                let org = store::ensure_org(c, "org")?;
+                super::super::render::local_deployment(c, &org, &d, "http://x")
+            })
+            .expect("view");
+        assert_eq!(
+            (
+                view.rollout.desired_replicas,
+                view.rollout.ready_replicas,
+                view.rollout.updated_replicas
+            ),
+            (4, 4, 4)
+        );
+        let v2 = &view.rollout.canary["v2"];
+        assert_eq!(
+            (v2.bento.as_str(), v2.desired_replicas, v2.ready_replicas),
+            ("iris:v2", 2, 2)
+        );
+
+        // `canary: null`: the canary replicas drain at once, `main` rolls as usual.
+        w.update("a", spec("iris:v1", "RollingUpdate", 2), 5_000);
+        let mut main_ready_min = usize::MAX;
+        let d = w.run(id, 5_000, 5_050, |_, reps| {
+            assert!(of_target(reps, "v2", rstate::READY).is_empty(), "{reps:?}");
+        });
+        assert_eq!(d.phase, "rolling");
+        let d = w.run(id, 5_100, 9_000, |_, reps| {
+            main_ready_min = main_ready_min.min(of_target(reps, "main", rstate::READY).len());
+        });
+        assert_eq!(d.status, "running");
+        assert!(main_ready_min >= 2, "main dropped to {main_ready_min}");
+        let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
+        assert!(reps.iter().all(ReplicaRow::is_main), "{reps:?}");
+    }
+
+    #[test]
+    fn a_never_ready_canary_fails_the_rollout_and_a_crashed_one_is_unhealthy() {
+        let w = world();
+        w.bento("iris:v1", Behaviour::default());
+        w.bento(
+            "iris:never",
+            Behaviour {
+                unready: true,
+                ..Default::default()
+            },
+        );
+        w.bento(
+            "iris:crashy",
+            Behaviour {
+                crash_after_ms: Some(1_000),
+                ..Default::default()
+            },
+        );
+        let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
+        let d = w.run(id, 0, 2_000, |_, _| {});
+        assert_eq!(d.status, "running");
+        let v1 = d.serving_revision.clone();
+        w.update(
+            "a",
+            with_canary(spec("iris:v1", "RollingUpdate", 1), "v2", "iris:never", 1),
+            2_000,
+        );
+        let d = w.run(id, 2_000, 14_000, |_, reps| {
+            assert!(!of_target(reps, "main", rstate::READY).is_empty());
+        });
+        assert_eq!(d.status, "failed");
+        assert_eq!(d.serving_revision, v1);
+        assert!(
+            d.message.contains("canary version \"v2\"") && d.message.contains("keeps serving"),
+            "{}",
+            d.message
+        );
+        // The failed revision's replicas go; the serving one (no canary) runs alone.
+        let d = w.run(id, 14_050, 16_000, |_, _| {});
+        let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
+        assert!(
+            reps.iter().all(|r| r.revision_uid == v1 && r.is_main()),
+            "{reps:?}"
+        );
+        assert_eq!(d.status, "failed");
+
+        // A canary replica that crashes makes a complete deployment unhealthy until replaced.
+        w.update(
+            "a",
+            with_canary(spec("iris:v1", "RollingUpdate", 1), "v2", "iris:crashy", 1),
+            16_000,
+        );
+        let mut seen = Vec::new();
+        w.run(id, 16_000, 20_000, |d, _| {
             if seen.last() != Some(&d.status) {
                 seen.push(d.status.clone());
             }

@@ -33,16 +33,37 @@ pub struct RolloutProgress {
     /// Phase name: `image-building`, `image-build-failed`, `rolling`, `complete`, `failed`,
     /// `terminating`, `terminated`.
     pub phase: String,
+    /// Every target's replicas count (`main` and each canary version of `revision_uid`):
+    /// `desired_replicas` is what `revision_uid` wants in all, `ready_replicas` the ready
+    /// replicas of any revision and target, `updated_replicas` those of `revision_uid`.
+    /// [`Self::canary`] breaks the canary versions down.
     pub desired_replicas: u32,
     pub ready_replicas: u32,
     /// Ready replicas that run `revision_uid`.
     pub updated_replicas: u32,
+    /// The canary versions of `revision_uid`, by name (empty without a canary).
+    pub canary: BTreeMap<String, CanaryProgress>,
     /// Why the rollout failed or is stuck; empty otherwise.
     pub message: String,
     /// The status the controller computes now; the API's `status` is this as of the last
     /// status sync (`status_synced_at`), see `Timing::status_sync_ms`.
     pub live_status: String,
     pub status_synced_at: String,
+}
+
+/// Replicas of one canary version (local view only, like [`RolloutProgress`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CanaryProgress {
+    /// The version's bento, `repo:version`.
+    pub bento: String,
+    /// Its percentage of the traffic (random routing).
+    pub weight: i64,
+    pub desired_replicas: u32,
+    /// Ready replicas of this version, any revision: the ones its traffic goes to.
+    pub ready_replicas: u32,
+    /// Ready replicas of this version that run `revision_uid`.
+    pub updated_replicas: u32,
 }
 
 /// A deployment document of the API plus its rollout progress: what
@@ -317,7 +338,7 @@ pub fn local_deployment(
     let replicas = store::live_replicas(c, d.id)?;
     Ok(LocalDeployment {
         deployment: view.doc,
-        rollout: rollout(c, d, &rev.config, &b, &replicas)?,
+        rollout: rollout(c, d, &rev, &b, &replicas)?,
     })
 }
 
@@ -364,7 +385,7 @@ fn targets(
     let omit = store::meta_get(c, store::OMIT_BENTO_MANIFEST)?.as_deref() == Some("true");
     let mut out = vec![Some(target(
         rev,
-        "main",
+        store::MAIN_TARGET,
         &rev.config,
         main_bento,
         org,
@@ -444,33 +465,52 @@ pub fn run_services(cfg: &crate::api::DeploymentConfig, b: &BentoRow) -> Vec<Str
 fn rollout(
     c: &Connection,
     d: &DeploymentRow,
-    cfg: &crate::api::DeploymentConfig,
+    rev: &RevisionRow,
     b: &BentoRow,
     reps: &[ReplicaRow],
 ) -> Result<RolloutProgress> {
+    let cfg = &rev.config;
     let rolling = d.phase == store::phase::ROLLING || d.phase == store::phase::IMAGE_BUILDING;
+    let stopping = d.phase == store::phase::TERMINATING || d.phase == store::phase::TERMINATED;
+    let count = |f: &dyn Fn(&ReplicaRow) -> bool| {
+        u32::try_from(
+            reps.iter()
+                .filter(|r| r.state == rstate::READY && f(r))
+                .count(),
+        )
+        .unwrap_or(u32::MAX)
+    };
     let mut desired: u32 = 0;
     for s in run_services(cfg, b) {
         desired = desired.saturating_add(self::desired(c, d.id, cfg, &s, rolling)?);
     }
-    let ready = reps.iter().filter(|r| r.state == rstate::READY).count();
-    let updated = reps
-        .iter()
-        .filter(|r| r.state == rstate::READY && r.revision_uid == d.target_revision)
-        .count();
+    let mut canary = BTreeMap::new();
+    for (name, v) in rev.canary.iter().flat_map(|c| c.versions.iter()) {
+        let vb = store::bento_by_id(c, v.bento_id)?;
+        let want = run_services(&v.config, &vb)
+            .iter()
+            .map(|s| desired_for(&v.config, s))
+            .fold(0u32, u32::saturating_add);
+        desired = desired.saturating_add(want);
+        canary.insert(
+            name.clone(),
+            CanaryProgress {
+                bento: vb.tag(),
+                weight: v.weight,
+                desired_replicas: if stopping { 0 } else { want },
+                ready_replicas: count(&|r| r.target == *name),
+                updated_replicas: count(&|r| r.target == *name && r.revision_uid == rev.uid),
+            },
+        );
+    }
     Ok(RolloutProgress {
         revision_uid: d.target_revision.clone(),
         serving_revision_uid: d.serving_revision.clone(),
         phase: d.phase.clone(),
-        desired_replicas: if d.phase == store::phase::TERMINATING
-            || d.phase == store::phase::TERMINATED
-        {
-            0
-        } else {
-            desired
-        },
-        ready_replicas: u32::try_from(ready).unwrap_or(u32::MAX),
-        updated_replicas: u32::try_from(updated).unwrap_or(u32::MAX),
+        desired_replicas: if stopping { 0 } else { desired },
+        ready_replicas: count(&|_| true),
+        updated_replicas: count(&|r| r.revision_uid == d.target_revision),
+        canary,
         message: d.message.clone(),
         live_status: d.status.clone(),
         status_synced_at: ts(d.status_synced_at),

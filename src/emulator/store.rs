@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS replicas (
   id INTEGER PRIMARY KEY, deployment_id INTEGER NOT NULL REFERENCES deployments(id),
   revision_uid TEXT NOT NULL, service TEXT NOT NULL, state TEXT NOT NULL,
   started_at INTEGER NOT NULL, ready_at INTEGER, drain_started_at INTEGER, stopped_at INTEGER,
-  port INTEGER, uid TEXT NOT NULL);
+  port INTEGER, uid TEXT NOT NULL, target TEXT NOT NULL DEFAULT 'main');
 CREATE INDEX IF NOT EXISTS replicas_live ON replicas (deployment_id, state);
 CREATE TABLE IF NOT EXISTS scale (
   deployment_id INTEGER NOT NULL REFERENCES deployments(id), service TEXT NOT NULL,
@@ -134,31 +134,39 @@ pub fn open_conn(path: &Path) -> std::result::Result<Connection, String> {
 }
 
 /// Columns added after a data dir may have been created: added in place, so an older
-/// `state.db` keeps working (its deployments report their live status until the first sync).
+/// `state.db` keeps working (its deployments report their live status until the first sync;
+/// its replicas all run the `main` target, as every replica did before canary versions ran).
 fn migrate(conn: &Connection) -> std::result::Result<(), String> {
-    let has = |col: &str| -> std::result::Result<bool, String> {
+    let has = |table: &str, col: &str| -> std::result::Result<bool, String> {
         let n: i64 = conn
             .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('deployments') WHERE name = ?1",
-                [col],
+                "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                [table, col],
                 |r| r.get(0),
             )
             .map_err(|e| format!("cannot read the schema: {e}"))?;
         Ok(n > 0)
     };
-    for (col, ddl) in [
+    for (table, col, ddl) in [
         (
+            "deployments",
             "reported_status",
             "ALTER TABLE deployments ADD COLUMN reported_status TEXT NOT NULL DEFAULT 'unknown'",
         ),
         (
+            "deployments",
             "status_synced_at",
             "ALTER TABLE deployments ADD COLUMN status_synced_at INTEGER NOT NULL DEFAULT 0",
         ),
+        (
+            "replicas",
+            "target",
+            "ALTER TABLE replicas ADD COLUMN target TEXT NOT NULL DEFAULT 'main'",
+        ),
     ] {
-        if !has(col)? {
+        if !has(table, col)? {
             conn.execute_batch(ddl)
-                .map_err(|e| format!("cannot migrate the schema ({col}): {e}"))?;
+                .map_err(|e| format!("cannot migrate the schema ({table}.{col}): {e}"))?;
         }
     }
     Ok(())
@@ -823,12 +831,21 @@ pub mod rstate {
     pub const CRASHED: &str = "crashed";
 }
 
+/// Name of a revision's main target (API doc §3.2: the target named `main`; canary versions
+/// cannot take this name, see `deployments`).
+pub const MAIN_TARGET: &str = "main";
+
+/// One replica: a process running one service of one target of one revision. `target` is
+/// [`MAIN_TARGET`] or the name of one of the revision's canary versions; a canary replica runs
+/// its version's bento with its version's config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplicaRow {
     pub id: i64,
     pub uid: String,
     pub deployment_id: i64,
     pub revision_uid: String,
+    /// `main` or a canary version's name.
+    pub target: String,
     pub service: String,
     pub state: String,
     pub started_at: i64,
@@ -846,13 +863,18 @@ impl ReplicaRow {
             rstate::STARTING | rstate::READY | rstate::DRAINING
         )
     }
+
+    /// Runs the main target (not a canary version).
+    pub fn is_main(&self) -> bool {
+        self.target == MAIN_TARGET
+    }
 }
 
 /// Replicas of a deployment that are not stopped/crashed, oldest first.
 pub fn live_replicas(c: &Connection, deployment_id: i64) -> Result<Vec<ReplicaRow>> {
     let mut st = c.prepare(
         "SELECT id, uid, deployment_id, revision_uid, service, state, started_at, ready_at,
-                drain_started_at, stopped_at, port
+                drain_started_at, stopped_at, port, target
          FROM replicas WHERE deployment_id = ?1 AND state IN ('starting', 'ready', 'draining')
          ORDER BY id",
     )?;
@@ -862,6 +884,7 @@ pub fn live_replicas(c: &Connection, deployment_id: i64) -> Result<Vec<ReplicaRo
             uid: r.get(1)?,
             deployment_id: r.get(2)?,
             revision_uid: r.get(3)?,
+            target: r.get(11)?,
             service: r.get(4)?,
             state: r.get(5)?,
             started_at: r.get(6)?,
@@ -877,10 +900,11 @@ pub fn live_replicas(c: &Connection, deployment_id: i64) -> Result<Vec<ReplicaRo
 pub fn insert_replica(c: &Connection, r: &ReplicaRow) -> Result<i64> {
     c.execute(
         "INSERT INTO replicas (uid, deployment_id, revision_uid, service, state, started_at, ready_at,
-            drain_started_at, stopped_at, port) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            drain_started_at, stopped_at, port, target)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             r.uid, r.deployment_id, r.revision_uid, r.service, r.state, r.started_at, r.ready_at,
-            r.drain_started_at, r.stopped_at, r.port
+            r.drain_started_at, r.stopped_at, r.port, r.target
         ],
     )?;
     Ok(c.last_insert_rowid())
@@ -1074,5 +1098,34 @@ mod tests {
             .tx(|c| sync_platform(c, &PlatformConfig::default()))
             .expect("resync");
         assert_eq!(store.with(|c| clusters(c)).expect("c"), before);
+    }
+
+    /// A `state.db` from before canary replicas: its replicas table has no `target` column;
+    /// opening it adds one, and its replicas run `main`.
+    #[test]
+    fn replicas_of_an_older_data_dir_run_main() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("state.db");
+        {
+            let c = Connection::open(&path).expect("raw");
+            c.execute_batch(
+                "CREATE TABLE replicas (
+                   id INTEGER PRIMARY KEY, deployment_id INTEGER NOT NULL, revision_uid TEXT NOT NULL,
+                   service TEXT NOT NULL, state TEXT NOT NULL, started_at INTEGER NOT NULL,
+                   ready_at INTEGER, drain_started_at INTEGER, stopped_at INTEGER, port INTEGER,
+                   uid TEXT NOT NULL);
+                 INSERT INTO replicas (deployment_id, revision_uid, service, state, started_at, uid)
+                   VALUES (7, 'rev', 'apiserver', 'ready', 1, 'r1');",
+            )
+            .expect("old schema");
+        }
+        let store = Store::open(&path).expect("open migrates");
+        let reps = store.with(|c| live_replicas(c, 7)).expect("read");
+        assert_eq!(reps.len(), 1);
+        assert_eq!(reps[0].target, MAIN_TARGET);
+        assert!(reps[0].is_main());
+        // Opening again is a no-op.
+        drop(store);
+        Store::open(&path).expect("reopen");
     }
 }
