@@ -579,8 +579,27 @@ pub struct KubePod {
     /// The operator's labels, e.g. `yatai.ai/bento-version`.
     pub labels: BTreeMap<String, String>,
     pub status: KubePodStatus,
+    /// kubectl's view: `status` is e.g. `Running`, `Terminating`, `CrashLoopBackOff`.
+    pub pod_status: Option<KubePodRuntime>,
     /// Kubernetes events about the pod (`{reason, message, ...}`).
     pub warnings: Option<Vec<KubeEvent>>,
+}
+
+impl KubePod {
+    /// Being deleted (no longer receives traffic).
+    pub fn is_terminating(&self) -> bool {
+        self.pod_status
+            .as_ref()
+            .is_some_and(|p| p.status == "Terminating")
+    }
+}
+
+/// `pod_status` of a [`KubePod`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KubePodRuntime {
+    pub status: String,
+    pub phase: String,
 }
 
 /// `status` of a [`KubePod`].
@@ -590,6 +609,8 @@ pub struct KubePodStatus {
     pub phase: String,
     pub ready: bool,
     pub start_time: Option<String>,
+    /// A pod of a canary version (it runs another bento by design).
+    pub is_canary: bool,
 }
 
 /// A Kubernetes event attached to a pod.
@@ -902,8 +923,15 @@ mod tests {
             ),
             ("BentoRepository", &["meta", "description", "latest_bento"]),
             ("ListResponse", &["start", "count", "total", "items"]),
-            ("KubePod", &["name", "labels", "status", "warnings"]),
-            ("KubePodStatus", &["phase", "ready", "start_time"]),
+            (
+                "KubePod",
+                &["name", "labels", "status", "pod_status", "warnings"],
+            ),
+            (
+                "KubePodStatus",
+                &["phase", "ready", "start_time", "is_canary"],
+            ),
+            ("KubePodRuntime", &["status", "phase"]),
             ("KubeEvent", &["reason", "message"]),
             ("PodsFrame", &["kind", "message", "payload"]),
         ];

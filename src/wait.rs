@@ -287,6 +287,33 @@ pub trait DeploymentSource: Send + Sync {
     }
 }
 
+/// Why the pods contradict a `running` for the revision whose main bento is `bento_version`:
+/// a pod that still serves another bento (ready, not a canary's, not terminating). `None`
+/// when they agree, or say nothing (no version label). Pure.
+///
+/// The status is computed from all pods by a periodic sync; a sync that falls between two
+/// steps of a rolling update, when no pod is pending, reports `running` while old pods still
+/// serve (API doc §10). The pods stream is the evidence that settles it for a bento change.
+/// An env-only change keeps the bento version, so pods cannot tell old from new there (they
+/// carry no revision label): the status alone judges it.
+pub fn pods_serving_another_bento(pods: &[KubePod], bento_version: &str) -> Option<String> {
+    let stale: Vec<String> = pods
+        .iter()
+        .filter(|p| p.status.ready && !p.status.is_canary && !p.is_terminating())
+        .filter_map(|p| {
+            let v = p.labels.get(POD_BENTO_VERSION_LABEL)?;
+            (v != bento_version).then(|| format!("{} (bento version {v})", p.name))
+        })
+        .collect();
+    (!stale.is_empty()).then(|| {
+        format!(
+            "BentoCloud reports running, but pods of another bento still serve: {}; waiting \
+             for them to be replaced by bento version {bento_version}",
+            stale.join(", ")
+        )
+    })
+}
+
 /// The reason a failed rollout's pods give: the pods that are not ready, those of the latest
 /// revision's bento (`bento_version`) first, with their warnings (Kubernetes events such as a
 /// failing readiness probe). `None` when no pod says anything. Pure.
@@ -525,7 +552,7 @@ pub async fn wait_for_revision(
             logged_evidence = true;
         }
         Some(match verdict {
-            Verdict::Ready => Step::Done(d.clone()),
+            Verdict::Ready => Step::Confirm(d.clone()),
             Verdict::Failed { status, reason } => Step::Fail(WaitError::Failed {
                 status,
                 reason,
@@ -553,7 +580,9 @@ pub async fn wait_for_revision(
                 Step::Continue
             }
         })
-    })
+    },
+    |d, pods| pods_serving_another_bento(pods, main_bento_version(d)?),
+    )
     .await;
     match result {
         Err(WaitError::Failed {
@@ -586,22 +615,34 @@ pub async fn wait_for_revision(
     }
 }
 
+/// The version of the main target's bento of `d`.
+fn main_bento_version(d: &Deployment) -> Option<&str> {
+    Some(d.main_target()?.bento.as_ref()?.version.as_str())
+}
+
 /// Waits until the deployment is `terminated` or no longer exists.
 pub async fn wait_for_terminated(
     src: &impl DeploymentSource,
     opts: &WaitOptions,
 ) -> Result<(), WaitError> {
-    poll(src, opts, |fetched, _, _| match fetched {
-        Ok(d) if d.status == DeploymentStatus::Terminated => Some(Step::Done(())),
-        Ok(_) => Some(Step::Continue),
-        Err(e) if e.is_not_found() => Some(Step::Done(())),
-        Err(_) => None,
-    })
+    poll(
+        src,
+        opts,
+        |fetched, _, _| match fetched {
+            Ok(d) if d.status == DeploymentStatus::Terminated => Some(Step::Done(())),
+            Ok(_) => Some(Step::Continue),
+            Err(e) if e.is_not_found() => Some(Step::Done(())),
+            Err(_) => None,
+        },
+        |_, _| None,
+    )
     .await
 }
 
 enum Step<T> {
     Done(T),
+    /// Done by the status: confirm with the pods first (see [`pods_serving_another_bento`]).
+    Confirm(T),
     Continue,
     Fail(WaitError),
 }
@@ -613,6 +654,7 @@ async fn poll<T>(
     src: &impl DeploymentSource,
     opts: &WaitOptions,
     mut accept: impl FnMut(Result<&Deployment, &ClientError>, Instant, &mut String) -> Option<Step<T>>,
+    mut confirm: impl FnMut(&T, &[KubePod]) -> Option<String>,
 ) -> Result<T, WaitError> {
     let mut pending = String::new();
     let started = Instant::now();
@@ -662,6 +704,23 @@ async fn poll<T>(
         }
         match step {
             Step::Done(t) => return Ok(t),
+            Step::Confirm(t) => {
+                let pods = tokio::select! {
+                    biased;
+                    _ = opts.cancel.cancelled() => return Err(WaitError::Cancelled { last }),
+                    p = src.pods() => p,
+                };
+                // Pods that cannot be read leave the status to judge alone.
+                match pods.as_deref().and_then(|p| confirm(&t, p)) {
+                    None => return Ok(t),
+                    Some(why) => {
+                        if why != pending {
+                            tracing::info!(target: LOG, "{why}");
+                        }
+                        pending = why;
+                    }
+                }
+            }
             Step::Fail(e) => return Err(e),
             Step::Continue => {}
         }

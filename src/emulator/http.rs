@@ -314,12 +314,23 @@ async fn get_deployment(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
+    get_as(s, p, name, q, render_dep).await
+}
+
+/// One deployment of `p`'s org (by name, in `cluster` or the default one), rendered by `item`.
+async fn get_as<T: Serialize + Send + 'static>(
+    s: AppState,
+    p: Principal,
+    name: String,
+    q: Option<String>,
+    item: fn(&rusqlite::Connection, &str, &Principal, &store::DeploymentRow) -> Result<T>,
+) -> Result<Response> {
     let cluster = opt(&params(q), "cluster").map(str::to_string);
     let base = s.base_url.clone();
     let doc = db(&s, move |st| {
         st.with(|c| {
             let d = deployments::get(c, &p, cluster.as_deref(), &name)?;
-            render_dep(c, &base, &p, &d)
+            item(c, &base, &p, &d)
         })
     })
     .await?;
@@ -416,10 +427,7 @@ async fn list_local_deployments(
     Extension(p): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
-    list_as(s, p, q, |c, base, p, d| {
-        render::local_deployment(c, &p.org, d, base)
-    })
-    .await
+    list_as(s, p, q, local_dep).await
 }
 
 /// `GET /api/local/v1/deployments/{name}`: one deployment with its rollout progress.
@@ -429,16 +437,17 @@ async fn get_local_deployment(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
-    let cluster = opt(&params(q), "cluster").map(str::to_string);
-    let base = s.base_url.clone();
-    let doc = db(&s, move |st| {
-        st.with(|c| {
-            let d = deployments::get(c, &p, cluster.as_deref(), &name)?;
-            render::local_deployment(c, &p.org, &d, &base)
-        })
-    })
-    .await?;
-    Ok(ok(doc))
+    get_as(s, p, name, q, local_dep).await
+}
+
+/// Renders a deployment row of `p`'s org with its rollout progress (the local-only view).
+fn local_dep(
+    c: &rusqlite::Connection,
+    base: &str,
+    p: &Principal,
+    d: &store::DeploymentRow,
+) -> Result<render::LocalDeployment> {
+    render::local_deployment(c, &p.org, d, base)
 }
 
 /// The list endpoint's filtering and paging, rendering each item of the page with `item`.

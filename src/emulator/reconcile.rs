@@ -459,7 +459,13 @@ pub fn reconcile(
             }
         }
     }
-    sync_status(&mut d, &reps, timing, now);
+    // The sync looks at the pods as they are now: the replicas this pass started are rows
+    // already, not yet in `reps` (a sync from `reps` saw no pending pod in the pass that starts
+    // the next new replica, and reported `running` mid-rollout).
+    if sync_due(&d, timing, now) {
+        let pods_now = store::live_replicas(c, d.id)?;
+        sync_status(&mut d, &pods_now, timing, now);
+    }
     if d != before {
         if d.reported_status != before.reported_status {
             tracing::debug!(deployment = %d.name, cluster = %d.cluster, reported = %d.reported_status, "status synced");
@@ -481,14 +487,18 @@ pub fn reconcile(
 /// there. Outside a rollout the reconciler's status stands (`running`, `unhealthy`,
 /// `scaled-to-zero`, `failed`, the image-build and termination states).
 pub fn sync_status(d: &mut DeploymentRow, reps: &[ReplicaRow], timing: &Timing, now: i64) {
-    if now
-        < d.status_synced_at
-            .saturating_add(timing.status_sync_ms.max(0))
-    {
+    if !sync_due(d, timing, now) {
         return;
     }
     d.status_synced_at = now;
     d.reported_status = synced_status(d, reps).to_string();
+}
+
+/// Whether the status sync period has passed since `d`'s last sync.
+pub fn sync_due(d: &DeploymentRow, timing: &Timing, now: i64) -> bool {
+    now >= d
+        .status_synced_at
+        .saturating_add(timing.status_sync_ms.max(0))
 }
 
 /// What a status sync computes (see [`sync_status`]).
@@ -1086,6 +1096,42 @@ mod tests {
                 .with(|c| store::deployment_by_id(c, id))
                 .expect("read")
         }
+    }
+
+    #[test]
+    fn a_status_synced_mid_rollout_never_reports_running_with_old_replicas_left() {
+        // A sync on every tick: each one sees the pods as the tick left them. A sync that ran
+        // before the tick's new replica was counted reported `running` while old replicas
+        // still served (the provider then returned early).
+        let mut w = world();
+        w.t.status_sync_ms = 0;
+        w.bento("app:v1", Behaviour::default());
+        w.bento("app:v2", Behaviour::default());
+        let id = w.create("roll", spec("app:v1", "RollingUpdate", 3), 0);
+        let d = w.run(id, 0, 5_000, |_, _| {});
+        assert_eq!(
+            (d.phase.as_str(), d.reported_status.as_str()),
+            ("complete", "running")
+        );
+        w.update("roll", spec("app:v2", "RollingUpdate", 3), 5_000);
+        let mut saw_deploying = false;
+        let d = w.run(id, 5_000, 12_000, |d, reps| {
+            let old_serving = reps
+                .iter()
+                .any(|r| r.revision_uid != d.target_revision && r.state == rstate::READY);
+            if d.phase == phase::ROLLING {
+                saw_deploying |= d.reported_status == "deploying";
+                assert!(
+                    !(d.reported_status == "running" && old_serving && d.status_synced_at > 5_000),
+                    "reported running mid-rollout with old replicas ready: {d:?} {reps:?}"
+                );
+            }
+        });
+        assert!(saw_deploying);
+        assert_eq!(
+            (d.phase.as_str(), d.reported_status.as_str()),
+            ("complete", "running")
+        );
     }
 
     /// `spec` plus a canary: one version `name` of `bento`, weight 30, `replicas` replicas.

@@ -641,3 +641,99 @@ async fn a_failure_carries_the_pods_reason() {
         "{shown}"
     );
 }
+
+#[test]
+fn pods_of_another_bento_contradict_running_unless_canary_or_terminating() {
+    let mut canary = pod("c1", "v9", true, &[]);
+    canary.status.is_canary = true;
+    let mut leaving = pod("old-2", "v1", true, &[]);
+    leaving.pod_status = Some(crate::api::KubePodRuntime {
+        status: "Terminating".into(),
+        phase: "Running".into(),
+    });
+    let settled = vec![pod("new-1", "v2", true, &[]), canary, leaving];
+    assert_eq!(pods_serving_another_bento(&settled, "v2"), None);
+    let mut mixed = settled.clone();
+    mixed.push(pod("old-1", "v1", true, &[]));
+    let why = pods_serving_another_bento(&mixed, "v2").expect("old pod serves");
+    assert!(
+        why.contains("old-1 (bento version v1)") && !why.contains("old-2"),
+        "{why}"
+    );
+    // An unready old pod serves nothing; a pod without the label says nothing.
+    let mut quiet = pod("x", "v1", false, &[]);
+    quiet.labels.clear();
+    assert_eq!(
+        pods_serving_another_bento(&[pod("old-3", "v1", false, &[]), quiet], "v2"),
+        None
+    );
+}
+
+/// A scripted source whose pods change over time too.
+struct PodsOverTime(Script, Vec<(u64, Vec<KubePod>)>);
+
+#[async_trait]
+impl DeploymentSource for PodsOverTime {
+    async fn fetch(&self) -> Result<Deployment, ClientError> {
+        self.0.fetch().await
+    }
+    async fn pods(&self) -> Option<Vec<KubePod>> {
+        let now = self.0.t0.elapsed();
+        self.1
+            .iter()
+            .rev()
+            .find(|(at, _)| Duration::from_millis(*at) <= now)
+            .map(|(_, p)| p.clone())
+    }
+}
+
+fn with_bento(mut d: Deployment, version: &str) -> Deployment {
+    let mut t = crate::api::Target::default();
+    t.meta.name = "main".into();
+    t.bento = Some(crate::api::Bento {
+        version: version.into(),
+        ..Default::default()
+    });
+    if let Some(r) = d.latest_revision.as_mut() {
+        r.targets = vec![Some(t)];
+    }
+    d
+}
+
+#[tokio::test(start_paused = true)]
+async fn running_waits_until_no_pod_of_the_old_bento_serves() {
+    let running = with_bento(dep("r2", DeploymentStatus::Running), "v2");
+    let src = PodsOverTime(
+        Script::new(vec![(0, Ok(running))]),
+        vec![
+            (
+                0,
+                vec![pod("new-1", "v2", true, &[]), pod("old-1", "v1", true, &[])],
+            ),
+            (
+                4_000,
+                vec![pod("new-1", "v2", true, &[]), pod("new-2", "v2", true, &[])],
+            ),
+        ],
+    );
+    let t0 = Instant::now();
+    let d = wait_for_revision(&src, &Submitted::created("r2"), false, &opts(60))
+        .await
+        .expect("ready once the old pod is gone");
+    assert_eq!(d.revision_uid(), Some("r2"));
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(4) && took <= Duration::from_millis(4_525),
+        "{took:?}"
+    );
+    // Timing out meanwhile says which pod still serves.
+    let running = with_bento(dep("r2", DeploymentStatus::Running), "v2");
+    let src = PodsOverTime(
+        Script::new(vec![(0, Ok(running))]),
+        vec![(0, vec![pod("old-1", "v1", true, &[])])],
+    );
+    let e = wait_for_revision(&src, &Submitted::created("r2"), false, &opts(5))
+        .await
+        .expect_err("old pod serves past the deadline");
+    assert!(e.to_string().contains("old-1 (bento version v1)"), "{e}");
+}
