@@ -375,6 +375,25 @@ async fn transient_errors_are_tolerated_until_the_deadline() {
     wait_for_revision(&src, &Submitted::created("r1"), false, &opts(60))
         .await
         .expect("tolerated");
+
+    // Tolerated until the deadline, not beyond: errors that never stop end in a timeout that
+    // says nothing could be read, at the deadline, after backing off (not a poll per 500 ms).
+    let src = Script::new(vec![(0, Err(api_err(ErrorKind::Server, 503)))]);
+    let t0 = Instant::now();
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(30))
+        .await
+        .expect_err("errors past the deadline");
+    assert_eq!(t0.elapsed(), Duration::from_secs(30));
+    assert!(
+        matches!(&e, WaitError::TimedOut { last: None, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("no status could be read"), "{e}");
+    let polls = src.fetch_count();
+    assert!(
+        (6..=20).contains(&polls),
+        "backs off to at most one poll per 5 s: {polls} polls in 30 s"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -400,7 +419,8 @@ async fn permanent_errors_end_the_wait() {
         .await
         .expect_err("gone");
     assert!(matches!(&e, WaitError::Api(c) if c.is_not_found()), "{e:?}");
-    assert!(t0.elapsed() <= Duration::from_millis(40_500));
+    // The 404 comes at 40 s; the poll that sees it is at most one interval plus jitter later.
+    assert!(t0.elapsed() <= Duration::from_millis(40_000) + POLL_INTERVAL + POLL_JITTER);
 }
 
 #[tokio::test(start_paused = true)]

@@ -584,20 +584,20 @@ mod tests {
             ..Default::default()
         });
         let problems = validate(&c);
-        let paths: Vec<String> = problems.iter().map(|p| format!("{:?}", p.path)).collect();
-        let all = paths.join("\n");
-        for needle in [
-            "name",
-            "bento",
-            "labels",
-            "envs",
-            "min_replicas",
-            "deployment_strategy",
-            "service",
-            "timeouts",
-        ] {
-            assert!(all.contains(needle), "no problem at {needle}: {all}");
-        }
+        // Exact paths: one problem per bad input, on its own attribute (a substring match let
+        // the top-level `name` check go missing behind the service block's `name`).
+        let want = [
+            AttributePath::new("name"),
+            AttributePath::new("bento"),
+            AttributePath::new("labels").key("bad key!"),
+            AttributePath::new("envs").key("1BAD"),
+            AttributePath::new("min_replicas"),
+            AttributePath::new("deployment_strategy"),
+            AttributePath::new("service").index(1).attribute("name"),
+            AttributePath::new("timeouts").index(0).attribute("create"),
+        ];
+        let got: Vec<&AttributePath> = problems.iter().map(|p| &p.path).collect();
+        assert_eq!(got, want.iter().collect::<Vec<_>>(), "{problems:#?}");
         assert!(problems.iter().any(|p| p.summary == "Duplicate service"));
         assert!(validate(&base()).is_empty());
     }
