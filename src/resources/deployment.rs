@@ -60,16 +60,29 @@ fn locate(state: &DeploymentState) -> Option<(String, String)> {
     Some((c.to_string(), n.to_string()))
 }
 
-fn timeout_of(state: &DeploymentState, which: &str) -> Duration {
-    let text = state.timeouts.as_ref_option().and_then(|t| match which {
-        "create" => t.create.as_ref_option().cloned(),
-        "update" => t.update.as_ref_option().cloned(),
-        _ => t.delete.as_ref_option().cloned(),
+/// The operations with a `timeouts` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+/// The timeout of `op`: its `timeouts` entry, else its default ([`DEFAULT_ROLLOUT_TIMEOUT`]
+/// for create and update, [`DEFAULT_DELETE_TIMEOUT`] for delete).
+fn timeout_of(state: &DeploymentState, op: Operation) -> Duration {
+    let text = state.timeouts.as_ref_option().and_then(|t| {
+        match op {
+            Operation::Create => &t.create,
+            Operation::Update => &t.update,
+            Operation::Delete => &t.delete,
+        }
+        .as_ref_option()
+        .cloned()
     });
-    let default = if which == "delete" {
-        DEFAULT_DELETE_TIMEOUT
-    } else {
-        DEFAULT_ROLLOUT_TIMEOUT
+    let default = match op {
+        Operation::Create | Operation::Update => DEFAULT_ROLLOUT_TIMEOUT,
+        Operation::Delete => DEFAULT_DELETE_TIMEOUT,
     };
     text.and_then(|t| crate::duration::parse_go_duration(&t).ok())
         .or_else(|| crate::duration::parse_go_duration(default).ok())
@@ -88,11 +101,11 @@ async fn wait_for(
     name: &str,
     submitted: &Submitted,
     state: &DeploymentState,
-    which: &str,
+    op: Operation,
     cancel: CancellationToken,
 ) -> Result<Deployment, WaitError> {
     let opts = WaitOptions {
-        timeout: timeout_of(state, which),
+        timeout: timeout_of(state, op),
         cancel,
         status_sync_period: configured.status_sync_period,
         ..WaitOptions::default()
@@ -401,7 +414,7 @@ impl DeploymentResource {
             name,
             &Submitted::updated(&submitted),
             previous,
-            "update",
+            Operation::Update,
             CancellationToken::new(),
         )
         .await
@@ -606,7 +619,7 @@ impl Resource for DeploymentResource {
                 &name,
                 &Submitted::created(&revision),
                 &planned_state,
-                "create",
+                Operation::Create,
                 self.shared.cancellation(),
             )
             .await
@@ -673,7 +686,7 @@ impl Resource for DeploymentResource {
             }
         }
         let opts = WaitOptions {
-            timeout: timeout_of(&prior_state, "delete"),
+            timeout: timeout_of(&prior_state, Operation::Delete),
             cancel: self.shared.cancellation(),
             ..WaitOptions::default()
         };
@@ -783,7 +796,7 @@ impl DeploymentResource {
             &name,
             &submitted,
             &planned,
-            "update",
+            Operation::Update,
             self.shared.cancellation(),
         )
         .await
@@ -876,7 +889,7 @@ impl DeploymentResource {
             &name,
             &submitted,
             &planned,
-            "update",
+            Operation::Update,
             self.shared.cancellation(),
         )
         .await
@@ -969,12 +982,12 @@ mod tests {
     #[test]
     fn timeouts_default_and_parse() {
         let mut s = DeploymentState::default();
-        assert_eq!(timeout_of(&s, "create"), Duration::from_secs(1800));
-        assert_eq!(timeout_of(&s, "delete"), Duration::from_secs(600));
+        assert_eq!(timeout_of(&s, Operation::Create), Duration::from_secs(1800));
+        assert_eq!(timeout_of(&s, Operation::Delete), Duration::from_secs(600));
         s.timeouts = Value::Value(model::Timeouts {
             update: Value::Value("90s".into()),
             ..Default::default()
         });
-        assert_eq!(timeout_of(&s, "update"), Duration::from_secs(90));
+        assert_eq!(timeout_of(&s, Operation::Update), Duration::from_secs(90));
     }
 }
