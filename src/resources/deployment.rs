@@ -29,6 +29,7 @@ use crate::client::Client;
 use crate::diag;
 use crate::provider::{Configured, Shared};
 use crate::wait::{self, Submitted, WaitError, WaitOptions};
+use convert::DEFAULT_ENTRY_SERVICE;
 use model::{DeploymentState, Private, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT};
 
 /// The resource. Holds the provider's shared slot and a small plan-time cache of server facts
@@ -320,7 +321,7 @@ impl DeploymentResource {
         let resolved = format!("{}:{}", bento.repository.meta.name, bento.version);
         let manifest = bento.manifest.unwrap_or_default();
         let entry = if manifest.entry_service.is_empty() {
-            "apiserver".to_string()
+            DEFAULT_ENTRY_SERVICE.to_string()
         } else {
             manifest.entry_service.clone()
         };
@@ -386,7 +387,8 @@ impl DeploymentResource {
         };
         // The version that served before (`deployed_bento`), not `bento`: a `repo` without a
         // version would resolve to the newest push, which may be the one that just failed.
-        let entry = convert::entry_service(&current).unwrap_or_else(|| "apiserver".into());
+        let entry =
+            convert::entry_service(&current).unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.into());
         let served = previous.deployed_bento.as_ref_option().map(String::as_str);
         let req = convert::update_request(previous, &current, &entry, served);
         let submitted = match client.update_deployment(cluster, name, &req).await {
@@ -852,7 +854,8 @@ impl DeploymentResource {
         // A changed bento is resolved now (`repo` alone: its newest version, which the PUT then
         // names), and its entry service takes the top-level settings; an unchanged one keeps
         // the running version and entry service (see `convert::update_bento`).
-        let mut entry = convert::entry_service(&server).unwrap_or_else(|| "apiserver".into());
+        let mut entry =
+            convert::entry_service(&server).unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.into());
         let mut resolved = None;
         if prior.bento != planned.bento && planned.bento_managed_externally != Value::Value(true) {
             match self.resolve_bento(diags, client, &planned).await {
