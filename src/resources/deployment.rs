@@ -135,10 +135,6 @@ fn last_seen(err: &WaitError) -> Option<Deployment> {
     }
 }
 
-fn rollout_failed(d: &Deployment) -> bool {
-    d.status.is_rollout_failure()
-}
-
 /// Honest state after a failed rollout: the managed attributes keep what `serving` had (the
 /// previous revision keeps serving), the computed ones show the server's status and revision,
 /// so the next plan shows the change again.
@@ -467,7 +463,7 @@ impl Resource for DeploymentResource {
         };
         match configured.client.get_deployment_opt(&cluster, &name).await {
             Ok(Some(d)) => {
-                let next = if rollout_failed(&d) && state.bento.is_value() {
+                let next = if d.status.is_rollout_failure() && state.bento.is_value() {
                     // The latest revision failed; the previous one still serves what state says.
                     state_after_failure(&d, &state)
                 } else {
