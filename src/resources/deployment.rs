@@ -124,17 +124,6 @@ fn private_after(err: &WaitError, revision: &str) -> Private {
     }
 }
 
-/// The last deployment document a wait saw, if it saw one.
-fn last_seen(err: &WaitError) -> Option<Deployment> {
-    match err {
-        WaitError::Failed { last, .. } => Some((**last).clone()),
-        WaitError::TimedOut { last, .. } | WaitError::Cancelled { last } => {
-            last.as_ref().map(|d| (**d).clone())
-        }
-        WaitError::Api(_) => None,
-    }
-}
-
 /// Honest state after a failed rollout: the managed attributes keep what `serving` had (the
 /// previous revision keeps serving), the computed ones show the server's status and revision,
 /// so the next plan shows the change again.
@@ -426,7 +415,7 @@ impl DeploymentResource {
             }
             Err(e) => {
                 diag::wait_error(diags, "the rollback", &format!("{cluster}/{name}"), &e);
-                last_seen(&e)
+                e.last().cloned()
             }
         }
     }
@@ -624,8 +613,8 @@ impl Resource for DeploymentResource {
             {
                 Ok(d) => state = convert::state_from_server(&d, &planned_state, false),
                 Err(e) => {
-                    if let Some(d) = last_seen(&e) {
-                        state = convert::state_from_server(&d, &planned_state, false);
+                    if let Some(d) = e.last() {
+                        state = convert::state_from_server(d, &planned_state, false);
                     }
                     private = private_after(&e, &revision);
                     diag::wait_error(diags, "the first rollout", &format!("{cluster}/{name}"), &e);
@@ -806,8 +795,8 @@ impl DeploymentResource {
             Err(e) => {
                 diag::wait_error(diags, "the rollout", &id, &e);
                 let private = private_after(&e, &submitted.revision);
-                let seen = last_seen(&e).unwrap_or(current);
-                (convert::state_from_server(&seen, &planned, false), private)
+                let seen = e.last().unwrap_or(&current);
+                (convert::state_from_server(seen, &planned, false), private)
             }
         }
     }
@@ -918,15 +907,15 @@ impl DeploymentResource {
                     }
                 }
                 let private = private_after(&e, &revision);
-                Some(match (&e, last_seen(&e)) {
+                Some(match (&e, e.last()) {
                     // The new revision failed: the previous configuration still serves.
                     (WaitError::Failed { .. }, Some(d)) => {
-                        (state_after_failure(&d, &prior), private)
+                        (state_after_failure(d, &prior), private)
                     }
                     // Interrupted or timed out: the rollout goes on server-side; state shows
                     // the submitted configuration with the status seen last, and the private
                     // state keeps the revision for the next apply to wait for.
-                    (_, Some(d)) => (convert::state_from_server(&d, &planned, false), private),
+                    (_, Some(d)) => (convert::state_from_server(d, &planned, false), private),
                     (_, None) => (
                         convert::state_from_server(&response, &planned, false),
                         private,
