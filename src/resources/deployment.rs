@@ -576,7 +576,7 @@ impl Resource for DeploymentResource {
                 } else {
                     format!("cluster {cluster_param:?}")
                 };
-                if e.is_conflict() || e.message().contains("already exists") {
+                if e.is_conflict() || e.is_already_exists() {
                     diags.error(
                         "Deployment already exists",
                         format!("{e}\n\nA deployment named {name:?} already exists in {where_}. Import it to manage it with Terraform: terraform import <address> {}{name}", if cluster_param.is_empty() { String::new() } else { format!("{cluster_param}/") }),
