@@ -233,11 +233,7 @@ impl DeploymentResource {
                     names
                 }
                 Err(e) if e.is_not_found() => {
-                    diags.error(
-                        "Unknown cluster",
-                        format!("BentoCloud has no cluster {cluster:?} ({e}). Use a cluster of your organisation (`bentoml cloud` / the console lists them), or remove `cluster` to use the default."),
-                        AttributePath::new("cluster"),
-                    );
+                    diag::unknown_cluster(diags, cluster, &e);
                     return;
                 }
                 Err(e) => {
@@ -248,14 +244,7 @@ impl DeploymentResource {
         };
         for (path, it) in wanted {
             if !offered.iter().any(|o| o == &it) {
-                diags.error(
-                    "Unknown instance type",
-                    format!(
-                        "Cluster {cluster:?} offers no instance type {it:?}. Use one of: {}.",
-                        offered.join(", ")
-                    ),
-                    path,
-                );
+                diag::unknown_instance_type(diags, cluster, &it, &offered, path);
             }
         }
     }
@@ -275,7 +264,7 @@ impl DeploymentResource {
         let (repo, version) = match crate::rules::bento_tag(&tag) {
             Ok(x) => x,
             Err(why) => {
-                diags.error("Invalid bento", why, AttributePath::new("bento"));
+                diag::invalid_bento(diags, why);
                 return None;
             }
         };
@@ -285,21 +274,8 @@ impl DeploymentResource {
         };
         let bento = match got {
             Ok(b) => b,
-            Err(e) if e.is_not_found() => {
-                diags.error(
-                    "Bento not found",
-                    format!("BentoCloud has no bento {tag:?} ({e}). Push it first (`bentoml push {tag}`, or `bentoml build` then push), or fix `bento`."),
-                    AttributePath::new("bento"),
-                );
-                return None;
-            }
             Err(e) => {
-                diag::api_error(
-                    diags,
-                    "Cannot look up the bento",
-                    &e,
-                    Some(AttributePath::new("bento")),
-                );
+                diag::bento_lookup_failed(diags, &tag, &e);
                 return None;
             }
         };
@@ -325,20 +301,9 @@ impl DeploymentResource {
                 .index(i as i64)
                 .attribute("name");
             if name == &entry {
-                diags.error(
-                    "Entry service configured in a service block",
-                    format!("{name:?} is the bento's entry service: set its settings with the top-level `instance_type`, `min_replicas`, `max_replicas` and `deployment_strategy`, and remove this block."),
-                    path,
-                );
+                diag::entry_service_in_service_block(diags, name, path);
             } else if !known.is_empty() && !known.contains(name) {
-                diags.error(
-                    "Unknown service",
-                    format!(
-                        "Bento {tag:?} has no service {name:?}. Its services are: {}.",
-                        known.join(", ")
-                    ),
-                    path,
-                );
+                diag::unknown_service(diags, &tag, name, &known, path);
             }
         }
         if diags.errors.is_empty() {
@@ -407,10 +372,8 @@ impl DeploymentResource {
         .await
         {
             Ok(d) => {
-                diags.root_warning(
-                    format!("Rolled back {cluster}/{name}"),
-                    format!("The previous configuration (bento {}) is serving again, as revision {revision}.", previous.bento.as_ref_option().cloned().unwrap_or_default()),
-                );
+                let bento = previous.bento.as_ref_option().cloned().unwrap_or_default();
+                diag::rolled_back(diags, &format!("{cluster}/{name}"), &bento, &revision);
                 Some(d)
             }
             Err(e) => {
@@ -447,7 +410,7 @@ impl Resource for DeploymentResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let configured = self.shared.configured(diags)?;
         let Some((cluster, name)) = locate(&state) else {
-            diags.root_error("Deployment state has no cluster and name", "The state of this bentocloud_deployment lacks `cluster`/`name` and a `cluster/name` id. Remove it with `terraform state rm` and import it again.");
+            diag::state_without_location(diags, true);
             return None;
         };
         match configured.client.get_deployment_opt(&cluster, &name).await {
@@ -528,10 +491,7 @@ impl Resource for DeploymentResource {
         if planned.bento_managed_externally == Value::Value(true)
             && prior_state.bento != planned.bento
         {
-            diags.root_warning(
-                "bento is managed externally",
-                "`bento_managed_externally` is set, so the changed `bento` is recorded but not deployed: the running bento stays what CI deployed (see `deployed_bento`).",
-            );
+            diag::bento_managed_externally(diags);
         }
         Some((planned, prior_private_state, replace))
     }
@@ -571,25 +531,7 @@ impl Resource for DeploymentResource {
         let created = match client.create_deployment(&cluster_param, &req).await {
             Ok(d) => d,
             Err(e) => {
-                let where_ = if cluster_param.is_empty() {
-                    "the default cluster".to_string()
-                } else {
-                    format!("cluster {cluster_param:?}")
-                };
-                if e.is_conflict() || e.is_already_exists() {
-                    diags.error(
-                        "Deployment already exists",
-                        format!("{e}\n\nA deployment named {name:?} already exists in {where_}. Import it to manage it with Terraform: terraform import <address> {}{name}", if cluster_param.is_empty() { String::new() } else { format!("{cluster_param}/") }),
-                        AttributePath::new("name"),
-                    );
-                } else {
-                    diag::api_error(
-                        diags,
-                        &format!("Cannot create deployment {name:?} in {where_}"),
-                        &e,
-                        None,
-                    );
-                }
+                diag::create_failed(diags, &name, &cluster_param, &e);
                 return None;
             }
         };
@@ -701,7 +643,7 @@ impl Resource for DeploymentResource {
         let (cluster, name) = match parse_import_id(&id, configured.default_cluster.as_deref()) {
             Ok(x) => x,
             Err(why) => {
-                diags.root_error("Invalid import ID", why);
+                diag::invalid_import_id(diags, why);
                 return None;
             }
         };
@@ -721,10 +663,7 @@ impl Resource for DeploymentResource {
                 Some((convert::state_from_server(&d, &prior, true), Private::Null))
             }
             Ok(None) => {
-                diags.root_error(
-                    "Cannot import a deployment that does not exist",
-                    format!("BentoCloud has no deployment {shown}. Check the name and cluster (`bentoml deployment list`)."),
-                );
+                diag::import_not_found(diags, &shown);
                 None
             }
             Err(e) => {
@@ -752,10 +691,7 @@ impl DeploymentResource {
     ) -> (DeploymentState, Private) {
         let client = &configured.client;
         let Some((cluster, name)) = locate(&planned) else {
-            diags.root_error(
-                "Deployment state has no cluster and name",
-                "Remove it with `terraform state rm` and import it again.",
-            );
+            diag::state_without_location(diags, false);
             return (planned, Private::Null);
         };
         let id = format!("{cluster}/{name}");
@@ -810,20 +746,14 @@ impl DeploymentResource {
     ) -> Option<(DeploymentState, Private)> {
         let client = &configured.client;
         let Some((cluster, name)) = locate(&prior) else {
-            diags.root_error(
-                "Deployment state has no cluster and name",
-                "Remove it with `terraform state rm` and import it again.",
-            );
+            diag::state_without_location(diags, false);
             return Some((prior, Private::Null));
         };
         let id = format!("{cluster}/{name}");
         let server = match client.get_deployment_opt(&cluster, &name).await {
             Ok(Some(d)) => d,
             Ok(None) => {
-                diags.root_error(
-                    format!("Deployment {id} was deleted outside Terraform"),
-                    "It no longer exists, so it cannot be updated. Run `terraform apply` again: the refresh drops it from state and the plan recreates it.",
-                );
+                diag::deleted_outside_terraform(diags, &id);
                 return Some((prior, Private::Null));
             }
             Err(e) => {
