@@ -19,9 +19,9 @@ use tf_provider::{DataSource, Diagnostics};
 use crate::api::Deployment;
 use crate::client::{Client, ClientError, ListQuery};
 use crate::diag;
-use crate::provider::Shared;
 use crate::resources::deployment::convert::state_from_server;
 use crate::resources::deployment::model::{deployment_attributes, DeploymentState, StringMap};
+use crate::shared::Shared;
 
 /// A deployment as data: every attribute the resource has except its Terraform-only settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

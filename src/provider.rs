@@ -2,13 +2,13 @@
 //! resources and data sources.
 //!
 //! tf-provider constructs resources before `configure` runs and `configure` takes `&self`, so
-//! the configured API client reaches resources through [`Shared`], a slot `configure` fills.
-//! The slot also holds the cancellation token SIGINT triggers (see the binary's main).
+//! the configured API client reaches resources and data sources through [`Shared`], a slot
+//! `configure` fills (see `crate::shared`).
 
 pub mod credentials;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -23,38 +23,7 @@ use crate::client::{Client, ClientConfig, ErrorKind};
 use crate::data_sources::{DeploymentDataSource, DeploymentsDataSource};
 use crate::diag;
 use crate::resources::DeploymentResource;
-
-/// What `configure` produced: the client and the provider-level defaults.
-pub struct Configured {
-    pub client: Client,
-    /// The provider's `cluster`, if set.
-    pub default_cluster: Option<String>,
-    /// `status_sync_period`: the settle window of rollout waits (see `crate::wait`).
-    pub status_sync_period: std::time::Duration,
-}
-
-/// State shared by the provider, its resources and data sources.
-#[derive(Default)]
-pub struct Shared {
-    slot: RwLock<Option<Arc<Configured>>>,
-    cancel: CancellationToken,
-}
-
-impl Shared {
-    /// The configured client, or an error diagnostic when `configure` has not succeeded.
-    pub fn configured(&self, diags: &mut Diagnostics) -> Option<Arc<Configured>> {
-        let got = self.slot.read().ok().and_then(|g| g.clone());
-        if got.is_none() {
-            diag::not_configured(diags);
-        }
-        got
-    }
-
-    /// Cancelled when the provider receives SIGINT (Ctrl-C): long waits stop and save state.
-    pub fn cancellation(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
-}
+use crate::shared::{Configured, Shared};
 
 /// The provider.
 pub struct BentoCloudProvider {
@@ -330,13 +299,11 @@ impl Provider for BentoCloudProvider {
                 return None;
             }
         };
-        if let Ok(mut slot) = self.shared.slot.write() {
-            *slot = Some(Arc::new(Configured {
-                client,
-                default_cluster,
-                status_sync_period,
-            }));
-        }
+        self.shared.fill(Configured {
+            client,
+            default_cluster,
+            status_sync_period,
+        });
         Some(())
     }
 

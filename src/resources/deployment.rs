@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::Deployment;
 use crate::client::Client;
 use crate::diag;
-use crate::provider::{Configured, Shared};
+use crate::shared::{Configured, Shared};
 use crate::wait::{self, Submitted, WaitError, WaitOptions};
 use convert::DEFAULT_ENTRY_SERVICE;
 use model::{DeploymentState, Private, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT};
