@@ -71,7 +71,6 @@ pub const STATUS_SYNC_PERIOD_ENV: &str = "BENTOCLOUD_STATUS_SYNC_PERIOD";
 
 /// Default for `max_concurrent_requests`.
 pub const DEFAULT_MAX_CONCURRENT: i64 = 16;
-/// Default for `requests_per_second`.
 /// Default for `requests_per_second`: high enough that a refresh is bound by Terraform's own
 /// parallelism and `max_concurrent_requests`, not by the bucket (at 50/s a 200-deployment plan
 /// spent 4 s waiting on it); lower it for an API that throttles.

@@ -253,7 +253,8 @@ impl DeploymentResource {
     /// the bento's manifest (`GET /api/v1/bento_repositories/{repo}/bentos/{version}`, or the
     /// newest of the repository when no version is given, as the official client resolves it,
     /// API doc §2.2), and the version that resolved to. Also checks `service` blocks name
-    /// services the bento has. `None` (with diagnostics) when the bento does not exist.
+    /// services the bento has, other than its entry service. `None` (with diagnostics) when the
+    /// tag is invalid, the bento cannot be found or read, or a `service` block is wrong.
     async fn resolve_bento(
         &self,
         diags: &mut Diagnostics,
