@@ -58,7 +58,7 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Requests in flight at once, across every clone of the client. Default 16.
     pub max_concurrent_requests: usize,
-    /// Requests started per second, across every clone (0 or infinity: no limit). Default 50.
+    /// Requests started per second, across every clone (0 or infinity: no limit). Default 500.
     pub requests_per_second: f64,
     /// Retries after the first attempt. Default 8.
     pub max_retries: u32,
@@ -177,7 +177,8 @@ struct Call {
 /// A failed [`Call`] after the retry loop.
 struct Failure {
     err: ClientError,
-    /// The last attempt may have been applied by the server (sent, then timeout, reset, 502/504).
+    /// The last attempt may have been applied by the server (sent, then timeout, reset,
+    /// 500/502/504).
     maybe_applied: bool,
     /// Some earlier attempt may have been applied (so a 404 on a retried delete means done).
     earlier_maybe_applied: bool,
@@ -388,7 +389,7 @@ impl Client {
     /// `POST /api/v2/deployments?cluster=X`.
     ///
     /// If the outcome of an attempt is unknown (timeout or connection error after sending,
-    /// 502/504), the create is not blindly repeated: the deployment is looked up by name and
+    /// 500/502/504), the create is not blindly repeated: the deployment is looked up by name and
     /// returned if it exists (its bento must match the request), else the POST is repeated. A
     /// repeated POST answered "already exists" also returns the existing deployment.
     pub async fn create_deployment(

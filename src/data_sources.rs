@@ -14,14 +14,14 @@ use tf_provider::schema::{
     Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
 };
 use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, DataSource, Diagnostics};
+use tf_provider::{DataSource, Diagnostics};
 
 use crate::api::Deployment;
 use crate::client::{Client, ClientError, ListQuery};
 use crate::diag;
-use crate::provider::Shared;
 use crate::resources::deployment::convert::state_from_server;
 use crate::resources::deployment::model::{deployment_attributes, DeploymentState, StringMap};
+use crate::shared::Shared;
 
 /// A deployment as data: every attribute the resource has except its Terraform-only settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -169,7 +169,7 @@ impl DataSource for DeploymentDataSource {
         let configured = self.shared.configured(diags)?;
         let name = config.name.as_ref_option().cloned().unwrap_or_default();
         if let Err(why) = crate::rules::deployment_name(&name) {
-            diags.error("Invalid deployment name", why, AttributePath::new("name"));
+            diag::invalid_deployment_name(diags, why);
             return None;
         }
         let cluster = config
@@ -181,16 +181,7 @@ impl DataSource for DeploymentDataSource {
         match configured.client.get_deployment_opt(&cluster, &name).await {
             Ok(Some(d)) => Some(DeploymentData::from_deployment(&d)),
             Ok(None) => {
-                let shown = if cluster.is_empty() {
-                    "the default cluster".to_string()
-                } else {
-                    format!("cluster {cluster:?}")
-                };
-                diags.error(
-                    "Deployment not found",
-                    format!("BentoCloud has no deployment {name:?} in {shown}. Check `name` and `cluster` (`bentoml deployment list` lists them)."),
-                    AttributePath::new("name"),
-                );
+                diag::deployment_not_found(diags, &name, &cluster);
                 None
             }
             Err(e) => {
@@ -371,19 +362,11 @@ impl DataSource for DeploymentsDataSource {
         if let Value::Value(labels) = &config.labels {
             for (k, v) in labels {
                 if let Err(why) = crate::rules::label_key(k) {
-                    diags.error(
-                        "Invalid label key",
-                        why,
-                        AttributePath::new("labels").key(k.clone()),
-                    );
+                    diag::invalid_label_key(diags, k, why);
                 }
                 if let Value::Value(v) = v {
                     if let Err(why) = crate::rules::label_value(v) {
-                        diags.error(
-                            "Invalid label value",
-                            why,
-                            AttributePath::new("labels").key(k.clone()),
-                        );
+                        diag::invalid_label_value(diags, k, why);
                     }
                 }
             }

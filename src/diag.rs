@@ -2,10 +2,15 @@
 //!
 //! Client and wait errors already name the operation, the deployment, the HTTP status and the
 //! server's message (and never the API key); this module adds what the user should do next.
+//! The provider, the resources and the data sources call one function per kind of problem, so
+//! every message they show is written here. Problems that are computed as values with their own
+//! texts (`plan::validate`, `credentials::resolve`) are reported as they come.
+
+use std::fmt::Display;
 
 use tf_provider::{AttributePath, Diagnostics};
 
-use crate::client::ClientError;
+use crate::client::{ClientError, ErrorKind};
 use crate::wait::WaitError;
 
 /// Adds an error for a failed API call, at `path` (root when `None`).
@@ -37,6 +42,324 @@ pub fn wait_error(diags: &mut Diagnostics, what: &str, id: &str, err: &WaitError
     diags.root_error(summary, err.to_string());
 }
 
+/// `cluster {name:?}`, or `the default cluster` for `""` (the organisation's default).
+fn cluster_phrase(cluster: &str) -> String {
+    if cluster.is_empty() {
+        "the default cluster".to_string()
+    } else {
+        format!("cluster {cluster:?}")
+    }
+}
+
+// ----- the provider block -----
+
+/// A resource or data source needs the API, but `configure` did not succeed.
+pub fn not_configured(diags: &mut Diagnostics) {
+    diags.root_error(
+        "The bentocloud provider is not configured",
+        "The provider block could not be configured (see the errors above), so no BentoCloud API call can be made.",
+    );
+}
+
+/// `endpoint` is not a usable URL.
+pub fn invalid_endpoint(diags: &mut Diagnostics, endpoint: &str, why: &str) {
+    diags.error(
+        "Invalid BentoCloud endpoint",
+        format!("`endpoint` = {endpoint:?} is not a usable URL: {why}. Use the full origin, e.g. \"https://my-org.cloud.bentoml.com\" or \"http://127.0.0.1:4780\"."),
+        AttributePath::new("endpoint"),
+    );
+}
+
+/// `max_concurrent_requests` is below 1.
+pub fn invalid_max_concurrent_requests(diags: &mut Diagnostics, n: i64, default: i64) {
+    diags.error(
+        "Invalid max_concurrent_requests",
+        format!("`max_concurrent_requests` is {n}: it must be at least 1 (default {default})."),
+        AttributePath::new("max_concurrent_requests"),
+    );
+}
+
+/// `requests_per_second` is not greater than 0.
+pub fn invalid_requests_per_second(diags: &mut Diagnostics, r: f64, default: f64) {
+    diags.error(
+        "Invalid requests_per_second",
+        format!("`requests_per_second` is {r}: it must be greater than 0 (default {default})."),
+        AttributePath::new("requests_per_second"),
+    );
+}
+
+/// The detail of a duration `setting` whose `text` does not parse (`why`).
+pub fn not_a_duration(setting: &str, text: &str, why: &str) -> String {
+    format!("{setting} = {text:?} is not a duration: {why}. Use a Go duration such as \"2m\" or \"90s\".")
+}
+
+/// `status_sync_period` (or its environment variable) is not a duration; `detail` from
+/// [`not_a_duration`].
+pub fn invalid_status_sync_period(diags: &mut Diagnostics, detail: String) {
+    diags.error(
+        "Invalid status_sync_period",
+        detail,
+        AttributePath::new("status_sync_period"),
+    );
+}
+
+/// The provider's `cluster` is empty.
+pub fn empty_provider_cluster(diags: &mut Diagnostics) {
+    diags.error(
+        "Empty cluster",
+        "`cluster` is empty: remove it to use the organisation's default cluster, or name a cluster.",
+        AttributePath::new("cluster"),
+    );
+}
+
+/// `endpoint` or `api_key` is unknown at `configure`.
+pub fn configuration_unknown(diags: &mut Diagnostics) {
+    diags.root_error(
+        "Provider configuration depends on values not known yet",
+        "`endpoint` or `api_key` is computed from a resource that does not exist yet. Apply that resource first (terraform apply -target=...), or pass the value through a variable.",
+    );
+}
+
+/// The API client cannot be built from the configuration.
+pub fn client_not_created(diags: &mut Diagnostics, err: &ClientError) {
+    diags.error(
+        "Cannot create the BentoCloud API client",
+        err.to_string(),
+        AttributePath::new("endpoint"),
+    );
+}
+
+/// `configure`'s check of the API key was refused (`err`); the key came from `key_source` and
+/// was sent to `endpoint`.
+pub fn api_key_rejected(
+    diags: &mut Diagnostics,
+    err: &ClientError,
+    key_source: impl Display,
+    endpoint: impl Display,
+) {
+    diags.error(
+        "BentoCloud rejected the API key",
+        format!(
+            "{err}. The key from {key_source} was refused by {endpoint}. Check `api_key` or the BENTO_CLOUD_API_KEY \
+             environment variable, or run `bentoml cloud login` again."
+        ),
+        AttributePath::new("api_key"),
+    );
+}
+
+/// `configure`'s first call found a rejected certificate or an unreachable endpoint
+/// ([`ErrorKind::Certificate`], [`ErrorKind::Unreachable`]): every call would fail alike, so it
+/// is said once, with the setting the endpoint came from (`came_from`).
+pub fn endpoint_unusable(
+    diags: &mut Diagnostics,
+    err: &ClientError,
+    endpoint: impl Display,
+    came_from: &str,
+) {
+    let summary = match err.kind() {
+        ErrorKind::Certificate => "Cannot verify the BentoCloud server's certificate",
+        _ => "Cannot reach the BentoCloud endpoint",
+    };
+    diags.error(
+        summary,
+        format!("{err}\n\nThe endpoint {endpoint} came from {came_from}."),
+        AttributePath::new("endpoint"),
+    );
+}
+
+// ----- bentocloud_deployment -----
+
+/// A deployment's state names neither `cluster`/`name` nor a `cluster/name` id, so it cannot
+/// be found. A read (`on_read`) says what is missing; the apply paths only say what to do.
+pub fn state_without_location(diags: &mut Diagnostics, on_read: bool) {
+    let fix = "Remove it with `terraform state rm` and import it again.";
+    let detail = if on_read {
+        format!("The state of this bentocloud_deployment lacks `cluster`/`name` and a `cluster/name` id. {fix}")
+    } else {
+        fix.to_string()
+    };
+    diags.root_error("Deployment state has no cluster and name", detail);
+}
+
+/// The cluster a plan names does not exist (`err`: the not-found answer).
+pub fn unknown_cluster(diags: &mut Diagnostics, cluster: &str, err: &ClientError) {
+    diags.error(
+        "Unknown cluster",
+        format!("BentoCloud has no cluster {cluster:?} ({err}). Use a cluster of your organisation (`bentoml cloud` / the console lists them), or remove `cluster` to use the default."),
+        AttributePath::new("cluster"),
+    );
+}
+
+/// `cluster` offers no instance type `wanted` (set at `path`); it offers `offered`.
+pub fn unknown_instance_type(
+    diags: &mut Diagnostics,
+    cluster: &str,
+    wanted: &str,
+    offered: &[String],
+    path: AttributePath,
+) {
+    diags.error(
+        "Unknown instance type",
+        format!(
+            "Cluster {cluster:?} offers no instance type {wanted:?}. Use one of: {}.",
+            offered.join(", ")
+        ),
+        path,
+    );
+}
+
+/// `bento` is not a bento tag.
+pub fn invalid_bento(diags: &mut Diagnostics, why: String) {
+    diags.error("Invalid bento", why, AttributePath::new("bento"));
+}
+
+/// Looking up the bento `tag` failed: it does not exist, or the API failed.
+pub fn bento_lookup_failed(diags: &mut Diagnostics, tag: &str, err: &ClientError) {
+    if err.is_not_found() {
+        diags.error(
+            "Bento not found",
+            format!("BentoCloud has no bento {tag:?} ({err}). Push it first (`bentoml push {tag}`, or `bentoml build` then push), or fix `bento`."),
+            AttributePath::new("bento"),
+        );
+    } else {
+        api_error(
+            diags,
+            "Cannot look up the bento",
+            err,
+            Some(AttributePath::new("bento")),
+        );
+    }
+}
+
+/// A `service` block (at `path`) configures `service`, the bento's entry service.
+pub fn entry_service_in_service_block(diags: &mut Diagnostics, service: &str, path: AttributePath) {
+    diags.error(
+        "Entry service configured in a service block",
+        format!("{service:?} is the bento's entry service: set its settings with the top-level `instance_type`, `min_replicas`, `max_replicas` and `deployment_strategy`, and remove this block."),
+        path,
+    );
+}
+
+/// A `service` block (at `path`) names `service`, which bento `tag` does not have (`known`).
+pub fn unknown_service(
+    diags: &mut Diagnostics,
+    tag: &str,
+    service: &str,
+    known: &[String],
+    path: AttributePath,
+) {
+    diags.error(
+        "Unknown service",
+        format!(
+            "Bento {tag:?} has no service {service:?}. Its services are: {}.",
+            known.join(", ")
+        ),
+        path,
+    );
+}
+
+/// The plan changes `bento`, which `bento_managed_externally` leaves to CI (a warning).
+pub fn bento_managed_externally(diags: &mut Diagnostics) {
+    diags.root_warning(
+        "bento is managed externally",
+        "`bento_managed_externally` is set, so the changed `bento` is recorded but not deployed: the running bento stays what CI deployed (see `deployed_bento`).",
+    );
+}
+
+/// Creating deployment `name` in `cluster` (`""`: the default one) failed. A name taken
+/// already (409, or "already exists") gets the import command.
+pub fn create_failed(diags: &mut Diagnostics, name: &str, cluster: &str, err: &ClientError) {
+    let where_ = cluster_phrase(cluster);
+    if err.is_conflict() || err.is_already_exists() {
+        let prefix = if cluster.is_empty() {
+            String::new()
+        } else {
+            format!("{cluster}/")
+        };
+        diags.error(
+            "Deployment already exists",
+            format!("{err}\n\nA deployment named {name:?} already exists in {where_}. Import it to manage it with Terraform: terraform import <address> {prefix}{name}"),
+            AttributePath::new("name"),
+        );
+    } else {
+        api_error(
+            diags,
+            &format!("Cannot create deployment {name:?} in {where_}"),
+            err,
+            None,
+        );
+    }
+}
+
+/// The deployment `id` an update is for no longer exists.
+pub fn deleted_outside_terraform(diags: &mut Diagnostics, id: &str) {
+    diags.root_error(
+        format!("Deployment {id} was deleted outside Terraform"),
+        "It no longer exists, so it cannot be updated. Run `terraform apply` again: the refresh drops it from state and the plan recreates it.",
+    );
+}
+
+/// A rollback put the previous configuration (bento `bento`) of `id` back, as `revision` (a
+/// warning).
+pub fn rolled_back(diags: &mut Diagnostics, id: &str, bento: &str, revision: &str) {
+    diags.root_warning(
+        format!("Rolled back {id}"),
+        format!(
+            "The previous configuration (bento {bento}) is serving again, as revision {revision}."
+        ),
+    );
+}
+
+/// `terraform import` was given an ID that is not one (`why` says how).
+pub fn invalid_import_id(diags: &mut Diagnostics, why: String) {
+    diags.root_error("Invalid import ID", why);
+}
+
+/// `terraform import` names a deployment (`shown`) that does not exist.
+pub fn import_not_found(diags: &mut Diagnostics, shown: &str) {
+    diags.root_error(
+        "Cannot import a deployment that does not exist",
+        format!("BentoCloud has no deployment {shown}. Check the name and cluster (`bentoml deployment list`)."),
+    );
+}
+
+// ----- data sources -----
+
+/// `name` is not a deployment name.
+pub fn invalid_deployment_name(diags: &mut Diagnostics, why: String) {
+    diags.error("Invalid deployment name", why, AttributePath::new("name"));
+}
+
+/// The data source's deployment `name` does not exist in `cluster` (`""`: the default one).
+pub fn deployment_not_found(diags: &mut Diagnostics, name: &str, cluster: &str) {
+    diags.error(
+        "Deployment not found",
+        format!(
+            "BentoCloud has no deployment {name:?} in {}. Check `name` and `cluster` (`bentoml deployment list` lists them).",
+            cluster_phrase(cluster)
+        ),
+        AttributePath::new("name"),
+    );
+}
+
+/// The label `key` of a `labels` filter is not a label key.
+pub fn invalid_label_key(diags: &mut Diagnostics, key: &str, why: String) {
+    diags.error(
+        "Invalid label key",
+        why,
+        AttributePath::new("labels").key(key.to_string()),
+    );
+}
+
+/// The value of label `key` of a `labels` filter is not a label value.
+pub fn invalid_label_value(diags: &mut Diagnostics, key: &str, why: String) {
+    diags.error(
+        "Invalid label value",
+        why,
+        AttributePath::new("labels").key(key.to_string()),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +385,45 @@ mod tests {
         assert!(diags.errors[0].detail.contains("bentoml cloud login"));
         assert!(diags.errors[1].detail.contains("transient"));
         assert!(!diags.errors[1].detail.contains("bentoml cloud login"));
+    }
+
+    #[test]
+    fn a_taken_name_gets_the_import_command_other_create_errors_do_not() {
+        let taken = ClientError::from_response(
+            "create deployment \"iris\"",
+            400,
+            br#"{"error":"deployment \"iris\" already exists in cluster \"local-east\""}"#,
+        );
+        let mut diags = Diagnostics::default();
+        create_failed(&mut diags, "iris", "local-east", &taken);
+        create_failed(&mut diags, "iris", "", &taken);
+        let bad = ClientError::from_response("create deployment \"iris\"", 400, b"bad bento");
+        create_failed(&mut diags, "iris", "", &bad);
+        let [first, second, third] = &diags.errors[..] else {
+            panic!("three errors expected: {:?}", diags.errors)
+        };
+        assert_eq!(first.summary, "Deployment already exists");
+        assert_eq!(first.attribute, AttributePath::new("name"));
+        // (Details may carry a backtrace after the text when RUST_BACKTRACE is set.)
+        assert!(first.detail.contains("already exists in cluster \"local-east\". Import it to manage it with Terraform: terraform import <address> local-east/iris"), "{}", first.detail);
+        assert!(second.detail.contains("in the default cluster. Import it to manage it with Terraform: terraform import <address> iris"), "{}", second.detail);
+        assert_eq!(
+            third.summary,
+            "Cannot create deployment \"iris\" in the default cluster"
+        );
+    }
+
+    #[test]
+    fn a_state_without_location_says_what_is_missing_on_read_only() {
+        let mut diags = Diagnostics::default();
+        state_without_location(&mut diags, true);
+        state_without_location(&mut diags, false);
+        let fix = "Remove it with `terraform state rm` and import it again.";
+        assert!(diags.errors[0]
+            .detail
+            .starts_with("The state of this bentocloud_deployment lacks"));
+        assert!(diags.errors[0].detail.contains(&format!("id. {fix}")));
+        assert!(diags.errors[1].detail.starts_with(fix));
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //!   value rules both sides enforce.
 //! - [`client`]: the HTTP client, one method per endpoint, typed errors, retries, pagination.
 //! - [`wait`]: the rollout acceptor and the poll loop that waits for a submitted revision.
-//! - [`provider`], [`resources`], [`data_sources`], [`diag`]: the Terraform glue built on
-//!   `tf-provider`; [`diag`] is the one place errors become Terraform diagnostics.
+//! - [`provider`], [`resources`], [`data_sources`], [`shared`], [`diag`]: the Terraform glue
+//!   built on `tf-provider`; [`shared`] is the slot `configure` fills for the resources and data
+//!   sources (so they do not import the provider that registers them), and [`diag`] is the one
+//!   place errors become Terraform diagnostics.
 //! - `emulator` (feature `local`): the local control plane. It depends on [`api`] and [`rules`]
 //!   only; the provider binary builds with `--no-default-features`, which proves it does not link
 //!   the control plane.
@@ -29,6 +31,7 @@ pub mod logging;
 pub mod provider;
 pub mod resources;
 pub mod rules;
+pub mod shared;
 pub mod wait;
 
 #[cfg(feature = "local")]

@@ -2,13 +2,13 @@
 //! resources and data sources.
 //!
 //! tf-provider constructs resources before `configure` runs and `configure` takes `&self`, so
-//! the configured API client reaches resources through [`Shared`], a slot `configure` fills.
-//! The slot also holds the cancellation token SIGINT triggers (see the binary's main).
+//! the configured API client reaches resources and data sources through [`Shared`], a slot
+//! `configure` fills (see `crate::shared`).
 
 pub mod credentials;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -21,42 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, ClientConfig, ErrorKind};
 use crate::data_sources::{DeploymentDataSource, DeploymentsDataSource};
+use crate::diag;
 use crate::resources::DeploymentResource;
-
-/// What `configure` produced: the client and the provider-level defaults.
-pub struct Configured {
-    pub client: Client,
-    /// The provider's `cluster`, if set.
-    pub default_cluster: Option<String>,
-    /// `status_sync_period`: the settle window of rollout waits (see `crate::wait`).
-    pub status_sync_period: std::time::Duration,
-}
-
-/// State shared by the provider, its resources and data sources.
-#[derive(Default)]
-pub struct Shared {
-    slot: RwLock<Option<Arc<Configured>>>,
-    cancel: CancellationToken,
-}
-
-impl Shared {
-    /// The configured client, or an error diagnostic when `configure` has not succeeded.
-    pub fn configured(&self, diags: &mut Diagnostics) -> Option<Arc<Configured>> {
-        let got = self.slot.read().ok().and_then(|g| g.clone());
-        if got.is_none() {
-            diags.root_error(
-                "The bentocloud provider is not configured",
-                "The provider block could not be configured (see the errors above), so no BentoCloud API call can be made.",
-            );
-        }
-        got
-    }
-
-    /// Cancelled when the provider receives SIGINT (Ctrl-C): long waits stop and save state.
-    pub fn cancellation(&self) -> CancellationToken {
-        self.cancel.clone()
-    }
-}
+use crate::shared::{Configured, Shared};
 
 /// The provider.
 pub struct BentoCloudProvider {
@@ -104,7 +71,6 @@ pub const STATUS_SYNC_PERIOD_ENV: &str = "BENTOCLOUD_STATUS_SYNC_PERIOD";
 
 /// Default for `max_concurrent_requests`.
 pub const DEFAULT_MAX_CONCURRENT: i64 = 16;
-/// Default for `requests_per_second`.
 /// Default for `requests_per_second`: high enough that a refresh is bound by Terraform's own
 /// parallelism and `max_concurrent_requests`, not by the bucket (at 50/s a 200-deployment plan
 /// spent 4 s waiting on it); lower it for an API that throttles.
@@ -176,47 +142,30 @@ pub fn provider_schema() -> Schema {
 pub fn validate_config(config: &ProviderConfig, diags: &mut Diagnostics) {
     if let Value::Value(ep) = &config.endpoint {
         if let Err(why) = credentials::parse_endpoint(ep) {
-            diags.error(
-                "Invalid BentoCloud endpoint",
-                format!("`endpoint` = {ep:?} is not a usable URL: {why}. Use the full origin, e.g. \"https://my-org.cloud.bentoml.com\" or \"http://127.0.0.1:4780\"."),
-                AttributePath::new("endpoint"),
-            );
+            diag::invalid_endpoint(diags, ep, &why);
         }
     }
     if let Value::Value(n) = config.max_concurrent_requests {
         if n < 1 {
-            diags.error(
-                "Invalid max_concurrent_requests",
-                format!("`max_concurrent_requests` is {n}: it must be at least 1 (default {DEFAULT_MAX_CONCURRENT})."),
-                AttributePath::new("max_concurrent_requests"),
-            );
+            diag::invalid_max_concurrent_requests(diags, n, DEFAULT_MAX_CONCURRENT);
         }
     }
     if let Value::Value(r) = config.requests_per_second {
         if r.is_nan() || r <= 0.0 {
-            diags.error(
-                "Invalid requests_per_second",
-                format!("`requests_per_second` is {r}: it must be greater than 0 (default {DEFAULT_REQUESTS_PER_SECOND})."),
-                AttributePath::new("requests_per_second"),
-            );
+            diag::invalid_requests_per_second(diags, r, DEFAULT_REQUESTS_PER_SECOND);
         }
     }
     if let Value::Value(p) = &config.status_sync_period {
         if let Err(why) = crate::duration::parse_go_duration(p) {
-            diags.error(
-                "Invalid status_sync_period",
-                format!("`status_sync_period` = {p:?} is not a duration: {why}. Use a Go duration such as \"2m\" or \"90s\"."),
-                AttributePath::new("status_sync_period"),
+            diag::invalid_status_sync_period(
+                diags,
+                diag::not_a_duration("`status_sync_period`", p, &why),
             );
         }
     }
     if let Value::Value(c) = &config.cluster {
         if c.trim().is_empty() {
-            diags.error(
-                "Empty cluster",
-                "`cluster` is empty: remove it to use the organisation's default cluster, or name a cluster.",
-                AttributePath::new("cluster"),
-            );
+            diag::empty_provider_cluster(diags);
         }
     }
 }
@@ -263,10 +212,7 @@ impl Provider for BentoCloudProvider {
             return None;
         }
         if config.endpoint.is_unknown() || config.api_key.is_unknown() {
-            diags.root_error(
-                "Provider configuration depends on values not known yet",
-                "`endpoint` or `api_key` is computed from a resource that does not exist yet. Apply that resource first (terraform apply -target=...), or pass the value through a variable.",
-            );
+            diag::configuration_unknown(diags);
             return None;
         }
         let env = |k: &str| std::env::var(k).ok();
@@ -314,11 +260,7 @@ impl Provider for BentoCloudProvider {
         let client = match Client::new(cfg) {
             Ok(c) => c,
             Err(e) => {
-                diags.error(
-                    "Cannot create the BentoCloud API client",
-                    e.to_string(),
-                    AttributePath::new("endpoint"),
-                );
+                diag::client_not_created(diags, &e);
                 return None;
             }
         };
@@ -326,33 +268,18 @@ impl Provider for BentoCloudProvider {
         // Only a rejection fails here; other errors surface on the first real call.
         if let Err(e) = client.current_user().await {
             if e.is_unauthorized() {
-                diags.error(
-                    "BentoCloud rejected the API key",
-                    format!(
-                        "{e}. The key from {} was refused by {}. Check `api_key` or the BENTO_CLOUD_API_KEY \
-                         environment variable, or run `bentoml cloud login` again.",
-                        resolved.api_key_source, resolved.endpoint
-                    ),
-                    AttributePath::new("api_key"),
-                );
+                diag::api_key_rejected(diags, &e, resolved.api_key_source, &resolved.endpoint);
                 return None;
             }
             // A rejected certificate or an endpoint that does not resolve / refuses: every
             // call would fail the same way, so say it once, here, with where the endpoint
             // came from.
             if matches!(e.kind(), ErrorKind::Certificate | ErrorKind::Unreachable) {
-                let summary = match e.kind() {
-                    ErrorKind::Certificate => "Cannot verify the BentoCloud server's certificate",
-                    _ => "Cannot reach the BentoCloud endpoint",
-                };
-                diags.error(
-                    summary,
-                    format!(
-                        "{e}\n\nThe endpoint {} came from {}.",
-                        resolved.endpoint,
-                        endpoint_setting(resolved.endpoint_source)
-                    ),
-                    AttributePath::new("endpoint"),
+                diag::endpoint_unusable(
+                    diags,
+                    &e,
+                    &resolved.endpoint,
+                    &endpoint_setting(resolved.endpoint_source),
                 );
                 return None;
             }
@@ -366,22 +293,16 @@ impl Provider for BentoCloudProvider {
         let status_sync_period = match status_sync_period(config.status_sync_period.as_ref_option())
         {
             Ok(d) => d,
-            Err(why) => {
-                diags.error(
-                    "Invalid status_sync_period",
-                    why,
-                    AttributePath::new("status_sync_period"),
-                );
+            Err(detail) => {
+                diag::invalid_status_sync_period(diags, detail);
                 return None;
             }
         };
-        if let Ok(mut slot) = self.shared.slot.write() {
-            *slot = Some(Arc::new(Configured {
-                client,
-                default_cluster,
-                status_sync_period,
-            }));
-        }
+        self.shared.fill(Configured {
+            client,
+            default_cluster,
+            status_sync_period,
+        });
         Some(())
     }
 
@@ -424,7 +345,6 @@ pub fn status_sync_period(configured: Option<&String>) -> Result<std::time::Dura
             _ => return Ok(crate::wait::DEFAULT_STATUS_SYNC_PERIOD),
         },
     };
-    crate::duration::parse_go_duration(text.trim()).map_err(|why| {
-        format!("{from} = {text:?} is not a duration: {why}. Use a Go duration such as \"2m\" or \"90s\".")
-    })
+    crate::duration::parse_go_duration(text.trim())
+        .map_err(|why| diag::not_a_duration(&from, &text, &why))
 }

@@ -94,8 +94,10 @@ fn short(rev: &str) -> &str {
 ///
 /// - Nothing counts unless `d.revision_uid() == Some(want_revision)`.
 /// - `running` is Ready; `scaled-to-zero` is Ready when `allow_scaled_to_zero`.
-/// - `image-build-failed`, `failed`, `terminated`, `terminating` are Failed at once.
-/// - `unhealthy` is Unhealthy; everything else Pending.
+/// - `unhealthy` is Unhealthy (a rollout failure that may still recover).
+/// - Every other rollout failure ([`DeploymentStatus::is_rollout_failure`]: `failed`,
+///   `image-build-failed`), and `terminated`, `terminating`, are Failed at once.
+/// - Everything else is Pending.
 pub fn classify(d: &Deployment, want_revision: &str, allow_scaled_to_zero: bool) -> Verdict {
     if d.revision_uid() != Some(want_revision) {
         return Verdict::Pending {
@@ -109,16 +111,20 @@ pub fn classify(d: &Deployment, want_revision: &str, allow_scaled_to_zero: bool)
     match d.status {
         DeploymentStatus::Running => Verdict::Ready,
         DeploymentStatus::ScaledToZero if allow_scaled_to_zero => Verdict::Ready,
-        s @ (DeploymentStatus::ImageBuildFailed
-        | DeploymentStatus::Failed
-        | DeploymentStatus::Terminated
-        | DeploymentStatus::Terminating) => Verdict::Failed {
-            status: s,
-            reason: format!("BentoCloud reports {s}"),
-        },
         DeploymentStatus::Unhealthy => Verdict::Unhealthy {
             reason: "BentoCloud reports unhealthy".into(),
         },
+        s if s.is_rollout_failure()
+            || matches!(
+                s,
+                DeploymentStatus::Terminated | DeploymentStatus::Terminating
+            ) =>
+        {
+            Verdict::Failed {
+                status: s,
+                reason: format!("BentoCloud reports {s}"),
+            }
+        }
         s => Verdict::Pending {
             phase: s.as_str().to_string(),
         },

@@ -7,6 +7,8 @@
 
 use std::fmt;
 
+use super::retry::{self, StatusRetry};
+
 /// The broad class of a failure, for callers that branch on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
@@ -164,14 +166,16 @@ impl ClientError {
         self.kind == ErrorKind::Conflict
     }
 
-    /// Whether trying the same request again later may succeed: rate limiting, 500/502/503/504
-    /// and transport failures. A rejected certificate or an unreachable endpoint
-    /// ([`ErrorKind::Certificate`], [`ErrorKind::Unreachable`]) is a configuration problem,
-    /// not transient.
+    /// Whether trying the same request again later may succeed: transport failures, and the
+    /// statuses the retry policy repeats (`retry::classify_status`: 429, 500, 502, 503, 504).
+    /// A rejected certificate or an unreachable endpoint ([`ErrorKind::Certificate`],
+    /// [`ErrorKind::Unreachable`]) is a configuration problem, not transient.
     pub fn is_retryable(&self) -> bool {
         match self.kind {
-            ErrorKind::RateLimited | ErrorKind::Transport => true,
-            ErrorKind::Server => matches!(self.status, Some(500) | Some(502..=504)),
+            ErrorKind::Transport => true,
+            ErrorKind::RateLimited | ErrorKind::Server => self
+                .status
+                .is_some_and(|s| retry::classify_status(s) != StatusRetry::Final),
             _ => false,
         }
     }

@@ -11,8 +11,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-/// The BentoCloud endpoint the official client uses when none is given.
-pub const DEFAULT_ENDPOINT: &str = "https://cloud.bentoml.com";
+/// The BentoCloud endpoint the official client uses when none is given (defined with the
+/// client).
+pub use crate::client::DEFAULT_ENDPOINT;
 pub const ENV_API_KEY: &str = "BENTO_CLOUD_API_KEY";
 pub const ENV_ENDPOINT: &str = "BENTO_CLOUD_API_ENDPOINT";
 pub const ENV_CONTEXT: &str = "BENTOML_CLOUD_CONTEXT";

@@ -27,8 +27,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::Deployment;
 use crate::client::Client;
 use crate::diag;
-use crate::provider::{Configured, Shared};
+use crate::shared::{Configured, Shared};
 use crate::wait::{self, Submitted, WaitError, WaitOptions};
+use convert::DEFAULT_ENTRY_SERVICE;
 use model::{DeploymentState, Private, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT};
 
 /// The resource. Holds the provider's shared slot and a small plan-time cache of server facts
@@ -60,16 +61,29 @@ fn locate(state: &DeploymentState) -> Option<(String, String)> {
     Some((c.to_string(), n.to_string()))
 }
 
-fn timeout_of(state: &DeploymentState, which: &str) -> Duration {
-    let text = state.timeouts.as_ref_option().and_then(|t| match which {
-        "create" => t.create.as_ref_option().cloned(),
-        "update" => t.update.as_ref_option().cloned(),
-        _ => t.delete.as_ref_option().cloned(),
+/// The operations with a `timeouts` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    Create,
+    Update,
+    Delete,
+}
+
+/// The timeout of `op`: its `timeouts` entry, else its default ([`DEFAULT_ROLLOUT_TIMEOUT`]
+/// for create and update, [`DEFAULT_DELETE_TIMEOUT`] for delete).
+fn timeout_of(state: &DeploymentState, op: Operation) -> Duration {
+    let text = state.timeouts.as_ref_option().and_then(|t| {
+        match op {
+            Operation::Create => &t.create,
+            Operation::Update => &t.update,
+            Operation::Delete => &t.delete,
+        }
+        .as_ref_option()
+        .cloned()
     });
-    let default = if which == "delete" {
-        DEFAULT_DELETE_TIMEOUT
-    } else {
-        DEFAULT_ROLLOUT_TIMEOUT
+    let default = match op {
+        Operation::Create | Operation::Update => DEFAULT_ROLLOUT_TIMEOUT,
+        Operation::Delete => DEFAULT_DELETE_TIMEOUT,
     };
     text.and_then(|t| crate::duration::parse_go_duration(&t).ok())
         .or_else(|| crate::duration::parse_go_duration(default).ok())
@@ -88,11 +102,11 @@ async fn wait_for(
     name: &str,
     submitted: &Submitted,
     state: &DeploymentState,
-    which: &str,
+    op: Operation,
     cancel: CancellationToken,
 ) -> Result<Deployment, WaitError> {
     let opts = WaitOptions {
-        timeout: timeout_of(state, which),
+        timeout: timeout_of(state, op),
         cancel,
         status_sync_period: configured.status_sync_period,
         ..WaitOptions::default()
@@ -108,21 +122,6 @@ fn private_after(err: &WaitError, revision: &str) -> Private {
         WaitError::Cancelled { .. } | WaitError::TimedOut { .. } => model::unconfirmed(revision),
         WaitError::Failed { .. } | WaitError::Api(_) => Private::Null,
     }
-}
-
-/// The last deployment document a wait saw, if it saw one.
-fn last_seen(err: &WaitError) -> Option<Deployment> {
-    match err {
-        WaitError::Failed { last, .. } => Some((**last).clone()),
-        WaitError::TimedOut { last, .. } | WaitError::Cancelled { last } => {
-            last.as_ref().map(|d| (**d).clone())
-        }
-        WaitError::Api(_) => None,
-    }
-}
-
-fn rollout_failed(d: &Deployment) -> bool {
-    d.status.is_rollout_failure()
 }
 
 /// Honest state after a failed rollout: the managed attributes keep what `serving` had (the
@@ -234,11 +233,7 @@ impl DeploymentResource {
                     names
                 }
                 Err(e) if e.is_not_found() => {
-                    diags.error(
-                        "Unknown cluster",
-                        format!("BentoCloud has no cluster {cluster:?} ({e}). Use a cluster of your organisation (`bentoml cloud` / the console lists them), or remove `cluster` to use the default."),
-                        AttributePath::new("cluster"),
-                    );
+                    diag::unknown_cluster(diags, cluster, &e);
                     return;
                 }
                 Err(e) => {
@@ -249,14 +244,7 @@ impl DeploymentResource {
         };
         for (path, it) in wanted {
             if !offered.iter().any(|o| o == &it) {
-                diags.error(
-                    "Unknown instance type",
-                    format!(
-                        "Cluster {cluster:?} offers no instance type {it:?}. Use one of: {}.",
-                        offered.join(", ")
-                    ),
-                    path,
-                );
+                diag::unknown_instance_type(diags, cluster, &it, &offered, path);
             }
         }
     }
@@ -265,7 +253,8 @@ impl DeploymentResource {
     /// the bento's manifest (`GET /api/v1/bento_repositories/{repo}/bentos/{version}`, or the
     /// newest of the repository when no version is given, as the official client resolves it,
     /// API doc §2.2), and the version that resolved to. Also checks `service` blocks name
-    /// services the bento has. `None` (with diagnostics) when the bento does not exist.
+    /// services the bento has, other than its entry service. `None` (with diagnostics) when the
+    /// tag is invalid, the bento cannot be found or read, or a `service` block is wrong.
     async fn resolve_bento(
         &self,
         diags: &mut Diagnostics,
@@ -276,7 +265,7 @@ impl DeploymentResource {
         let (repo, version) = match crate::rules::bento_tag(&tag) {
             Ok(x) => x,
             Err(why) => {
-                diags.error("Invalid bento", why, AttributePath::new("bento"));
+                diag::invalid_bento(diags, why);
                 return None;
             }
         };
@@ -286,28 +275,15 @@ impl DeploymentResource {
         };
         let bento = match got {
             Ok(b) => b,
-            Err(e) if e.is_not_found() => {
-                diags.error(
-                    "Bento not found",
-                    format!("BentoCloud has no bento {tag:?} ({e}). Push it first (`bentoml push {tag}`, or `bentoml build` then push), or fix `bento`."),
-                    AttributePath::new("bento"),
-                );
-                return None;
-            }
             Err(e) => {
-                diag::api_error(
-                    diags,
-                    "Cannot look up the bento",
-                    &e,
-                    Some(AttributePath::new("bento")),
-                );
+                diag::bento_lookup_failed(diags, &tag, &e);
                 return None;
             }
         };
         let resolved = format!("{}:{}", bento.repository.meta.name, bento.version);
         let manifest = bento.manifest.unwrap_or_default();
         let entry = if manifest.entry_service.is_empty() {
-            "apiserver".to_string()
+            DEFAULT_ENTRY_SERVICE.to_string()
         } else {
             manifest.entry_service.clone()
         };
@@ -326,20 +302,9 @@ impl DeploymentResource {
                 .index(i as i64)
                 .attribute("name");
             if name == &entry {
-                diags.error(
-                    "Entry service configured in a service block",
-                    format!("{name:?} is the bento's entry service: set its settings with the top-level `instance_type`, `min_replicas`, `max_replicas` and `deployment_strategy`, and remove this block."),
-                    path,
-                );
+                diag::entry_service_in_service_block(diags, name, path);
             } else if !known.is_empty() && !known.contains(name) {
-                diags.error(
-                    "Unknown service",
-                    format!(
-                        "Bento {tag:?} has no service {name:?}. Its services are: {}.",
-                        known.join(", ")
-                    ),
-                    path,
-                );
+                diag::unknown_service(diags, &tag, name, &known, path);
             }
         }
         if diags.errors.is_empty() {
@@ -373,7 +338,8 @@ impl DeploymentResource {
         };
         // The version that served before (`deployed_bento`), not `bento`: a `repo` without a
         // version would resolve to the newest push, which may be the one that just failed.
-        let entry = convert::entry_service(&current).unwrap_or_else(|| "apiserver".into());
+        let entry =
+            convert::entry_service(&current).unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.into());
         let served = previous.deployed_bento.as_ref_option().map(String::as_str);
         let req = convert::update_request(previous, &current, &entry, served);
         let submitted = match client.update_deployment(cluster, name, &req).await {
@@ -401,21 +367,19 @@ impl DeploymentResource {
             name,
             &Submitted::updated(&submitted),
             previous,
-            "update",
+            Operation::Update,
             CancellationToken::new(),
         )
         .await
         {
             Ok(d) => {
-                diags.root_warning(
-                    format!("Rolled back {cluster}/{name}"),
-                    format!("The previous configuration (bento {}) is serving again, as revision {revision}.", previous.bento.as_ref_option().cloned().unwrap_or_default()),
-                );
+                let bento = previous.bento.as_ref_option().cloned().unwrap_or_default();
+                diag::rolled_back(diags, &format!("{cluster}/{name}"), &bento, &revision);
                 Some(d)
             }
             Err(e) => {
                 diag::wait_error(diags, "the rollback", &format!("{cluster}/{name}"), &e);
-                last_seen(&e)
+                e.last().cloned()
             }
         }
     }
@@ -447,12 +411,12 @@ impl Resource for DeploymentResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let configured = self.shared.configured(diags)?;
         let Some((cluster, name)) = locate(&state) else {
-            diags.root_error("Deployment state has no cluster and name", "The state of this bentocloud_deployment lacks `cluster`/`name` and a `cluster/name` id. Remove it with `terraform state rm` and import it again.");
+            diag::state_without_location(diags, true);
             return None;
         };
         match configured.client.get_deployment_opt(&cluster, &name).await {
             Ok(Some(d)) => {
-                let next = if rollout_failed(&d) && state.bento.is_value() {
+                let next = if d.status.is_rollout_failure() && state.bento.is_value() {
                     // The latest revision failed; the previous one still serves what state says.
                     state_after_failure(&d, &state)
                 } else {
@@ -528,10 +492,7 @@ impl Resource for DeploymentResource {
         if planned.bento_managed_externally == Value::Value(true)
             && prior_state.bento != planned.bento
         {
-            diags.root_warning(
-                "bento is managed externally",
-                "`bento_managed_externally` is set, so the changed `bento` is recorded but not deployed: the running bento stays what CI deployed (see `deployed_bento`).",
-            );
+            diag::bento_managed_externally(diags);
         }
         Some((planned, prior_private_state, replace))
     }
@@ -571,25 +532,7 @@ impl Resource for DeploymentResource {
         let created = match client.create_deployment(&cluster_param, &req).await {
             Ok(d) => d,
             Err(e) => {
-                let where_ = if cluster_param.is_empty() {
-                    "the default cluster".to_string()
-                } else {
-                    format!("cluster {cluster_param:?}")
-                };
-                if e.is_conflict() || e.message().contains("already exists") {
-                    diags.error(
-                        "Deployment already exists",
-                        format!("{e}\n\nA deployment named {name:?} already exists in {where_}. Import it to manage it with Terraform: terraform import <address> {}{name}", if cluster_param.is_empty() { String::new() } else { format!("{cluster_param}/") }),
-                        AttributePath::new("name"),
-                    );
-                } else {
-                    diag::api_error(
-                        diags,
-                        &format!("Cannot create deployment {name:?} in {where_}"),
-                        &e,
-                        None,
-                    );
-                }
+                diag::create_failed(diags, &name, &cluster_param, &e);
                 return None;
             }
         };
@@ -606,15 +549,15 @@ impl Resource for DeploymentResource {
                 &name,
                 &Submitted::created(&revision),
                 &planned_state,
-                "create",
+                Operation::Create,
                 self.shared.cancellation(),
             )
             .await
             {
                 Ok(d) => state = convert::state_from_server(&d, &planned_state, false),
                 Err(e) => {
-                    if let Some(d) = last_seen(&e) {
-                        state = convert::state_from_server(&d, &planned_state, false);
+                    if let Some(d) = e.last() {
+                        state = convert::state_from_server(d, &planned_state, false);
                     }
                     private = private_after(&e, &revision);
                     diag::wait_error(diags, "the first rollout", &format!("{cluster}/{name}"), &e);
@@ -673,7 +616,7 @@ impl Resource for DeploymentResource {
             }
         }
         let opts = WaitOptions {
-            timeout: timeout_of(&prior_state, "delete"),
+            timeout: timeout_of(&prior_state, Operation::Delete),
             cancel: self.shared.cancellation(),
             ..WaitOptions::default()
         };
@@ -701,7 +644,7 @@ impl Resource for DeploymentResource {
         let (cluster, name) = match parse_import_id(&id, configured.default_cluster.as_deref()) {
             Ok(x) => x,
             Err(why) => {
-                diags.root_error("Invalid import ID", why);
+                diag::invalid_import_id(diags, why);
                 return None;
             }
         };
@@ -721,10 +664,7 @@ impl Resource for DeploymentResource {
                 Some((convert::state_from_server(&d, &prior, true), Private::Null))
             }
             Ok(None) => {
-                diags.root_error(
-                    "Cannot import a deployment that does not exist",
-                    format!("BentoCloud has no deployment {shown}. Check the name and cluster (`bentoml deployment list`)."),
-                );
+                diag::import_not_found(diags, &shown);
                 None
             }
             Err(e) => {
@@ -752,10 +692,7 @@ impl DeploymentResource {
     ) -> (DeploymentState, Private) {
         let client = &configured.client;
         let Some((cluster, name)) = locate(&planned) else {
-            diags.root_error(
-                "Deployment state has no cluster and name",
-                "Remove it with `terraform state rm` and import it again.",
-            );
+            diag::state_without_location(diags, false);
             return (planned, Private::Null);
         };
         let id = format!("{cluster}/{name}");
@@ -783,7 +720,7 @@ impl DeploymentResource {
             &name,
             &submitted,
             &planned,
-            "update",
+            Operation::Update,
             self.shared.cancellation(),
         )
         .await
@@ -795,8 +732,8 @@ impl DeploymentResource {
             Err(e) => {
                 diag::wait_error(diags, "the rollout", &id, &e);
                 let private = private_after(&e, &submitted.revision);
-                let seen = last_seen(&e).unwrap_or(current);
-                (convert::state_from_server(&seen, &planned, false), private)
+                let seen = e.last().unwrap_or(&current);
+                (convert::state_from_server(seen, &planned, false), private)
             }
         }
     }
@@ -810,20 +747,14 @@ impl DeploymentResource {
     ) -> Option<(DeploymentState, Private)> {
         let client = &configured.client;
         let Some((cluster, name)) = locate(&prior) else {
-            diags.root_error(
-                "Deployment state has no cluster and name",
-                "Remove it with `terraform state rm` and import it again.",
-            );
+            diag::state_without_location(diags, false);
             return Some((prior, Private::Null));
         };
         let id = format!("{cluster}/{name}");
         let server = match client.get_deployment_opt(&cluster, &name).await {
             Ok(Some(d)) => d,
             Ok(None) => {
-                diags.root_error(
-                    format!("Deployment {id} was deleted outside Terraform"),
-                    "It no longer exists, so it cannot be updated. Run `terraform apply` again: the refresh drops it from state and the plan recreates it.",
-                );
+                diag::deleted_outside_terraform(diags, &id);
                 return Some((prior, Private::Null));
             }
             Err(e) => {
@@ -839,7 +770,8 @@ impl DeploymentResource {
         // A changed bento is resolved now (`repo` alone: its newest version, which the PUT then
         // names), and its entry service takes the top-level settings; an unchanged one keeps
         // the running version and entry service (see `convert::update_bento`).
-        let mut entry = convert::entry_service(&server).unwrap_or_else(|| "apiserver".into());
+        let mut entry =
+            convert::entry_service(&server).unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.into());
         let mut resolved = None;
         if prior.bento != planned.bento && planned.bento_managed_externally != Value::Value(true) {
             match self.resolve_bento(diags, client, &planned).await {
@@ -876,7 +808,7 @@ impl DeploymentResource {
             &name,
             &submitted,
             &planned,
-            "update",
+            Operation::Update,
             self.shared.cancellation(),
         )
         .await
@@ -906,15 +838,15 @@ impl DeploymentResource {
                     }
                 }
                 let private = private_after(&e, &revision);
-                Some(match (&e, last_seen(&e)) {
+                Some(match (&e, e.last()) {
                     // The new revision failed: the previous configuration still serves.
                     (WaitError::Failed { .. }, Some(d)) => {
-                        (state_after_failure(&d, &prior), private)
+                        (state_after_failure(d, &prior), private)
                     }
                     // Interrupted or timed out: the rollout goes on server-side; state shows
                     // the submitted configuration with the status seen last, and the private
                     // state keeps the revision for the next apply to wait for.
-                    (_, Some(d)) => (convert::state_from_server(&d, &planned, false), private),
+                    (_, Some(d)) => (convert::state_from_server(d, &planned, false), private),
                     (_, None) => (
                         convert::state_from_server(&response, &planned, false),
                         private,
@@ -969,12 +901,12 @@ mod tests {
     #[test]
     fn timeouts_default_and_parse() {
         let mut s = DeploymentState::default();
-        assert_eq!(timeout_of(&s, "create"), Duration::from_secs(1800));
-        assert_eq!(timeout_of(&s, "delete"), Duration::from_secs(600));
+        assert_eq!(timeout_of(&s, Operation::Create), Duration::from_secs(1800));
+        assert_eq!(timeout_of(&s, Operation::Delete), Duration::from_secs(600));
         s.timeouts = Value::Value(model::Timeouts {
             update: Value::Value("90s".into()),
             ..Default::default()
         });
-        assert_eq!(timeout_of(&s, "update"), Duration::from_secs(90));
+        assert_eq!(timeout_of(&s, Operation::Update), Duration::from_secs(90));
     }
 }

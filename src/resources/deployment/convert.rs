@@ -20,8 +20,12 @@ use crate::api::{
     ServiceConfig, UpdateDeploymentRequest,
 };
 
+/// The entry service's name when nothing names it: the official client's fallback.
+pub const DEFAULT_ENTRY_SERVICE: &str = "apiserver";
+
 /// The entry service of a deployment: the bento manifest's `entry_service` when the config has
-/// it, else the only service, else `apiserver` (the official client's fallback), else the first.
+/// it, else the only service, else [`DEFAULT_ENTRY_SERVICE`] when the config has it, else the
+/// first.
 ///
 /// The manifest read here is the bento's own: for a multi-service config the client replaces
 /// the main target's `bento.manifest` with the one `GET /api/v1/bento_repositories/{repo}/
@@ -45,8 +49,8 @@ pub fn entry_service(d: &Deployment) -> Option<String> {
         })
         .or_else(|| {
             services
-                .contains_key("apiserver")
-                .then(|| "apiserver".to_string())
+                .contains_key(DEFAULT_ENTRY_SERVICE)
+                .then(|| DEFAULT_ENTRY_SERVICE.to_string())
         })
         .or_else(|| services.keys().next().cloned())
 }

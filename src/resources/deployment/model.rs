@@ -96,7 +96,6 @@ pub struct Timeouts {
     pub delete: Value<String>,
 }
 
-/// Default `timeouts.create` / `timeouts.update`.
 /// The resource's private state: a revision that an apply submitted but could not confirm
 /// (the wait was interrupted or timed out). Kept by refresh while it is still the server's
 /// latest revision, so the next apply resumes waiting for it even when the refreshed status is
@@ -125,6 +124,7 @@ pub fn unconfirmed(revision: &str) -> Private {
     })
 }
 
+/// Default `timeouts.create` / `timeouts.update`.
 pub const DEFAULT_ROLLOUT_TIMEOUT: &str = "30m";
 /// Default `timeouts.delete`.
 pub const DEFAULT_DELETE_TIMEOUT: &str = "10m";
