@@ -10,7 +10,8 @@
 //!
 //! Module map: [`config`] (clusters, instance types, timings), [`store`] (SQLite schema and
 //! rows), [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
-//! autoscaling), [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
+//! autoscaling), [`runtime`] (what the reconciler needs from whatever runs replicas),
+//! [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
 //! [`split`] (which target, `main` or a canary version, a request goes to), [`render`] (rows
 //! to `crate::api` documents), [`query`] (list filters), [`http`] (routes, auth, body limits),
 //! [`error`] (the `{"error": ...}` responses), [`ui`] (the web page at `/`).
@@ -24,6 +25,7 @@ pub mod http;
 pub mod query;
 pub mod reconcile;
 pub mod render;
+pub mod runtime;
 pub mod split;
 pub mod store;
 pub mod tls;

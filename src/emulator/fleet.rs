@@ -53,7 +53,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::Timing;
 use super::error::json_error;
-use super::reconcile::{Load, Runtime};
+use super::runtime::{Load, RouteUpdate, Runtime};
 use super::split::{self, Split};
 use super::store::{self, BentoRow, DeploymentRow, ReplicaRow};
 
@@ -134,16 +134,6 @@ impl Route {
             Some(v) => self.canary.get(v).map(Vec::as_slice).unwrap_or(&[]),
         }
     }
-}
-
-/// What the reconciler publishes after each reconcile of a deployment.
-pub struct RouteUpdate<'a> {
-    pub deployment: &'a DeploymentRow,
-    pub org: &'a str,
-    pub replicas: &'a [ReplicaRow],
-    pub wake: bool,
-    /// The canary split the endpoint applies (see `reconcile::routing`).
-    pub split: Option<Split>,
 }
 
 type RouteKey = (String, String, String);
