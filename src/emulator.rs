@@ -139,7 +139,8 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
     let org = cfg.platform.organization.clone();
     let token = st
         .tx(|c| {
-            store::sync_platform(c, &cfg.platform)?;
+            let now = store::now_ms();
+            store::sync_platform(c, &cfg.platform, now)?;
             let token = match &cfg.api_token {
                 Some(t) => t.clone(),
                 None => match store::meta_get(c, "main_token")? {
@@ -148,7 +149,7 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
                 },
             };
             store::meta_set(c, "main_token", &token)?;
-            store::add_token(c, &org, &token, "local-admin")?;
+            store::add_token(c, &org, &token, "local-admin", now)?;
             Ok(token)
         })
         .map_err(|e| e.message())?;
@@ -238,6 +239,6 @@ pub fn add_org_token(data_dir: &Path, org: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let st = store::Store::open(&data_dir.join("state.db"))?;
     let token = store::new_token();
-    st.tx(|c| store::add_token(c, org, &token, &format!("{org}-admin")))
+    st.tx(|c| store::add_token(c, org, &token, &format!("{org}-admin"), store::now_ms()))
         .map_err(|e| e.message())
 }

@@ -41,13 +41,14 @@ pub fn get(
     store::find_deployment(c, p.org.id, &cl.name, name)?.ok_or_else(|| not_found(name, &cl.name))
 }
 
-/// Resolves a tag to a bento: registered, newest of the repo, or auto-registered (non-strict).
-/// `services` are the names an auto-registered bento declares.
+/// Resolves a tag to a bento: registered, newest of the repo, or auto-registered (non-strict,
+/// at `now`). `services` are the names an auto-registered bento declares.
 pub fn resolve_bento(
     c: &Connection,
     caller: &Caller,
     tag: &str,
     services: &[String],
+    now: i64,
 ) -> Result<BentoRow> {
     let (repo, version) = rules::bento_tag(tag).map_err(ApiError::bad)?;
     let org = caller.principal.org.id;
@@ -68,7 +69,7 @@ pub fn resolve_bento(
     if !services.is_empty() {
         beh.services = services.to_vec();
     }
-    store::put_bento(c, org, &repo, &version, &beh)
+    store::put_bento(c, org, &repo, &version, &beh, now)
 }
 
 /// Checks per-service settings against `crate::rules` and the cluster's instance types.
@@ -127,9 +128,10 @@ fn bento_with_services(
     tag: &str,
     services: &BTreeMap<String, ServiceConfig>,
     what: &str,
+    now: i64,
 ) -> Result<BentoRow> {
     let names: Vec<String> = services.keys().cloned().collect();
-    let bento = resolve_bento(c, caller, tag, &names)?;
+    let bento = resolve_bento(c, caller, tag, &names, now)?;
     if !bento.behaviour.auto {
         let valid = &bento.behaviour.services;
         if let Some(bad) = names.iter().find(|n| !valid.contains(n)) {
@@ -195,6 +197,7 @@ fn canary_row(
     types: &[InstanceTypeRow],
     canary: &Canary,
     access_authorization: bool,
+    now: i64,
 ) -> Result<CanaryRow> {
     if let Some(rt) = &canary.route_type {
         if !ROUTE_TYPES.contains(&rt.as_str()) {
@@ -247,7 +250,7 @@ fn canary_row(
         }
         check_services(&v.services, cluster, types, &what)?;
         check_secrets(c, caller, &v.secrets)?;
-        let bento = bento_with_services(c, caller, tag, &v.services, &what)?;
+        let bento = bento_with_services(c, caller, tag, &v.services, &what, now)?;
         row.versions.insert(
             name.clone(),
             CanaryVersionRow {
@@ -277,6 +280,7 @@ fn validate(
     caller: &Caller,
     cluster: &str,
     spec: &UpdateDeploymentRequest,
+    now: i64,
 ) -> Result<(BentoRow, DeploymentConfig, Option<CanaryRow>)> {
     rules::bento_tag(&spec.bento).map_err(ApiError::bad)?;
     for l in spec.labels.iter().flatten() {
@@ -298,7 +302,7 @@ fn validate(
     let types = store::instance_types(c, cluster)?;
     check_services(&spec.services, cluster, &types, "")?;
     check_secrets(c, caller, &spec.secrets)?;
-    let bento = bento_with_services(c, caller, &spec.bento, &spec.services, "")?;
+    let bento = bento_with_services(c, caller, &spec.bento, &spec.services, "", now)?;
     let config = DeploymentConfig {
         access_authorization: spec.access_authorization,
         envs: spec.envs.clone(),
@@ -314,6 +318,7 @@ fn validate(
             &types,
             canary,
             spec.access_authorization,
+            now,
         )?),
         None => None,
     };
@@ -395,7 +400,7 @@ pub fn create(
             cl.name
         )));
     }
-    let (bento, config, canary) = validate(c, caller, &cl.name, &req.spec)?;
+    let (bento, config, canary) = validate(c, caller, &cl.name, &req.spec, now)?;
     let mut d = DeploymentRow {
         id: 0,
         org_id: p.org.id,
@@ -438,7 +443,7 @@ pub fn update(
     now: i64,
 ) -> Result<DeploymentRow> {
     let mut d = get(c, caller.principal, cluster, name)?;
-    let (bento, config, canary) = validate(c, caller, &d.cluster, &spec)?;
+    let (bento, config, canary) = validate(c, caller, &d.cluster, &spec, now)?;
     if let Some(labels) = spec.labels {
         d.labels = labels;
     }
@@ -520,8 +525,8 @@ mod tests {
         let s = store::Store::open(&dir.path().join("state.db")).expect("open");
         let p = s
             .tx(|c| {
-                store::sync_platform(c, &PlatformConfig::default())?;
-                store::add_token(c, "org", "tok", "me")?;
+                store::sync_platform(c, &PlatformConfig::default(), 0)?;
+                store::add_token(c, "org", "tok", "me", 0)?;
                 Ok(store::principal(c, "tok")?.expect("p"))
             })
             .expect("seed");
@@ -649,7 +654,7 @@ mod tests {
                 services: vec!["Front".into(), "Back".into()],
                 ..Default::default()
             };
-            store::put_bento(c, p.org.id, "multi", "v1", &beh)?;
+            store::put_bento(c, p.org.id, "multi", "v1", &beh, 0)?;
             let mut r = req("a", "multi");
             r.spec
                 .services
@@ -743,7 +748,7 @@ mod tests {
             strict_bentos: false,
         };
         s.tx(|c| {
-            store::put_bento(c, p.org.id, "iris", "v1", &Behaviour::default())?;
+            store::put_bento(c, p.org.id, "iris", "v1", &Behaviour::default(), 0)?;
             let mut r = req("a", "iris:v1");
             r.spec.canary = Some(canary("random", &[("v2", "iris:v2", 20)]));
             let d = create(c, &caller, None, r, 1)?;
@@ -867,7 +872,7 @@ mod tests {
                 services: vec!["Web".into(), "Model".into()],
                 ..Default::default()
             };
-            let b = store::put_bento(c, p.org.id, "multi", "v1", &beh)?;
+            let b = store::put_bento(c, p.org.id, "multi", "v1", &beh, 0)?;
             let d = create(c, &caller, None, req("a", "multi:v1"), 1)?;
             let manifest_of = |doc: crate::api::Deployment| {
                 doc.main_target()
@@ -880,7 +885,7 @@ mod tests {
                 omit_bento_manifest: true,
                 ..Default::default()
             };
-            store::sync_platform(c, &omit)?;
+            store::sync_platform(c, &omit, 1)?;
             assert_eq!(manifest_of(render(c, &p.org, &d, "http://x")?.doc), None);
             let from_bento = super::super::render::bento(&b).manifest;
             assert_eq!(from_bento.map(|m| m.entry_service).as_deref(), Some("Web"));

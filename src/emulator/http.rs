@@ -631,7 +631,8 @@ async fn get_bento(
                 principal: &p,
                 strict_bentos: strict,
             };
-            deployments::resolve_bento(c, &caller, &format!("{repo}:{version}"), &[])
+            let tag = format!("{repo}:{version}");
+            deployments::resolve_bento(c, &caller, &tag, &[], store::now_ms())
         })
     })
     .await?;
@@ -684,7 +685,7 @@ async fn register_bento(
         auto: false,
     };
     let b = db(&s, move |st| {
-        st.tx(|c| store::put_bento(c, p.org.id, &repo, &version, &beh))
+        st.tx(|c| store::put_bento(c, p.org.id, &repo, &version, &beh, store::now_ms()))
     })
     .await?;
     Ok(ok(render::bento(&b)))

@@ -939,8 +939,8 @@ mod tests {
         let s = Store::open(&dir.path().join("state.db")).expect("open");
         let p = s
             .tx(|c| {
-                store::sync_platform(c, &PlatformConfig::default())?;
-                store::add_token(c, "org", "tok", "me")?;
+                store::sync_platform(c, &PlatformConfig::default(), 0)?;
+                store::add_token(c, "org", "tok", "me", 0)?;
                 Ok(store::principal(c, "tok")?.expect("p"))
             })
             .expect("seed");
@@ -977,7 +977,7 @@ mod tests {
         fn bento(&self, tag: &str, beh: Behaviour) {
             let (repo, ver) = tag.split_once(':').expect("tag");
             self.s
-                .tx(|c| store::put_bento(c, self.p.org.id, repo, ver, &beh).map(|_| ()))
+                .tx(|c| store::put_bento(c, self.p.org.id, repo, ver, &beh, 0).map(|_| ()))
                 .expect("bento");
         }
         fn create(&self, name: &str, spec: UpdateDeploymentRequest, now: i64) -> i64 {
@@ -1283,7 +1283,7 @@ mod tests {
         );
         let view =
             w.s.with(|c| {
-                let org = store::ensure_org(c, "org")?;
+                let org = store::ensure_org(c, "org", 0)?;
                 super::super::render::local_deployment(c, &org, &d, "http://x")
             })
             .expect("view");

@@ -3,7 +3,8 @@
 //! before the HTTP response is sent, so a `kill -9` loses nothing acknowledged.
 //!
 //! Times are milliseconds since the Unix epoch (wall clock), so the reconciler resumes from
-//! the same timeline after a restart.
+//! the same timeline after a restart. Nothing here reads the clock: callers pass `now` (the
+//! server from [`now_ms`], tests from a clock they drive by hand).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -214,8 +215,8 @@ fn org_row(r: &Row) -> rusqlite::Result<Org> {
     })
 }
 
-/// The organisation named `name`, created when missing.
-pub fn ensure_org(c: &Connection, name: &str) -> Result<Org> {
+/// The organisation named `name`, created (at `now`) when missing.
+pub fn ensure_org(c: &Connection, name: &str, now: i64) -> Result<Org> {
     if let Some(o) = c
         .query_row(
             "SELECT id, uid, name, created_at FROM orgs WHERE name = ?1",
@@ -226,20 +227,19 @@ pub fn ensure_org(c: &Connection, name: &str) -> Result<Org> {
     {
         return Ok(o);
     }
-    let now = now_ms();
     c.execute(
         "INSERT INTO orgs (uid, name, created_at) VALUES (?1, ?2, ?3)",
         params![new_uid(), name, now],
     )?;
-    ensure_org(c, name)
+    ensure_org(c, name, now)
 }
 
-/// Adds `token` for `org` (creating the org); returns the token.
-pub fn add_token(c: &Connection, org: &str, token: &str, user: &str) -> Result<String> {
-    let o = ensure_org(c, org)?;
+/// Adds `token` for `org` (creating the org), both created at `now`; returns the token.
+pub fn add_token(c: &Connection, org: &str, token: &str, user: &str, now: i64) -> Result<String> {
+    let o = ensure_org(c, org, now)?;
     c.execute(
         "INSERT OR IGNORE INTO tokens (token, org_id, user_name, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![token, o.id, user, now_ms()],
+        params![token, o.id, user, now],
     )?;
     Ok(token.to_string())
 }
@@ -282,9 +282,8 @@ pub struct InstanceTypeRow {
 pub const OMIT_BENTO_MANIFEST: &str = "omit_bento_manifest";
 
 /// Makes the stored clusters and instance types equal to the config (uids stay stable), and
-/// stores the platform switches the renderer reads.
-pub fn sync_platform(c: &Connection, cfg: &PlatformConfig) -> Result<()> {
-    let now = now_ms();
+/// stores the platform switches the renderer reads. New clusters are created at `now`.
+pub fn sync_platform(c: &Connection, cfg: &PlatformConfig, now: i64) -> Result<()> {
     meta_set(c, OMIT_BENTO_MANIFEST, &cfg.omit_bento_manifest.to_string())?;
     let names: Vec<String> = cfg.clusters.iter().map(|c| c.name.clone()).collect();
     let existing: Vec<String> = {
@@ -518,15 +517,16 @@ pub fn find_repo(c: &Connection, org_id: i64, repo: &str) -> Result<Option<(Stri
     .optional()?)
 }
 
-/// Registers (or re-registers, replacing the behaviour of) `repo:version`.
+/// Registers (or re-registers, replacing the behaviour of) `repo:version`; a new repository
+/// or bento is created at `now`.
 pub fn put_bento(
     c: &Connection,
     org_id: i64,
     repo: &str,
     version: &str,
     behaviour: &Behaviour,
+    now: i64,
 ) -> Result<BentoRow> {
-    let now = now_ms();
     c.execute(
         "INSERT OR IGNORE INTO bento_repos (org_id, name, uid, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![org_id, repo, new_uid(), now],
@@ -1067,8 +1067,8 @@ mod tests {
         let store = Store::open(&dir.path().join("state.db")).expect("open");
         store
             .tx(|c| {
-                sync_platform(c, &PlatformConfig::default())?;
-                add_token(c, "acme", "t1", "alice")?;
+                sync_platform(c, &PlatformConfig::default(), 1)?;
+                add_token(c, "acme", "t1", "alice", 1)?;
                 Ok(())
             })
             .expect("seed");
@@ -1083,9 +1083,8 @@ mod tests {
                 assert!(!cluster(c, Some("local-west"))?.is_first);
                 assert!(matches!(cluster(c, Some("x")), Err(ApiError::NotFound(_))));
                 assert_eq!(instance_types(c, "local-west")?.len(), 5);
-                put_bento(c, p.org.id, "iris", "v1", &Behaviour::default())?;
-                std::thread::sleep(std::time::Duration::from_millis(3));
-                put_bento(c, p.org.id, "iris", "v2", &Behaviour::default())?;
+                put_bento(c, p.org.id, "iris", "v1", &Behaviour::default(), 10)?;
+                put_bento(c, p.org.id, "iris", "v2", &Behaviour::default(), 13)?;
                 let latest = find_bento(c, p.org.id, "iris", None)?.expect("latest");
                 assert_eq!(latest.version, "v2");
                 assert_eq!(repo_bentos(c, p.org.id, "iris")?.len(), 2);
@@ -1095,7 +1094,7 @@ mod tests {
         // Re-syncing keeps uids stable.
         let before = store.with(|c| clusters(c)).expect("c");
         store
-            .tx(|c| sync_platform(c, &PlatformConfig::default()))
+            .tx(|c| sync_platform(c, &PlatformConfig::default(), 2))
             .expect("resync");
         assert_eq!(store.with(|c| clusters(c)).expect("c"), before);
     }
