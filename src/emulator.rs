@@ -9,7 +9,8 @@
 //! endpoints are served over TLS (rustls) and every URL it hands out is `https://`.
 //!
 //! Module map: [`config`] (clusters, instance types, timings), [`store`] (SQLite schema and
-//! rows), [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
+//! rows), [`vocab`] (phases, replica states, statuses: typed, stored as text),
+//! [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
 //! autoscaling), [`runtime`] (what the reconciler needs from whatever runs replicas),
 //! [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
 //! [`split`] (which target, `main` or a canary version, a request goes to), [`render`] (rows
@@ -30,6 +31,7 @@ pub mod split;
 pub mod store;
 pub mod tls;
 pub mod ui;
+pub mod vocab;
 
 use std::future::Future;
 use std::net::SocketAddr;

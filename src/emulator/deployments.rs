@@ -8,11 +8,12 @@ use rusqlite::Connection;
 
 use super::error::ApiError;
 use super::store::{
-    self, phase, Behaviour, BentoRow, CanaryRow, CanaryVersionRow, DeploymentRow, InstanceTypeRow,
+    self, Behaviour, BentoRow, CanaryRow, CanaryVersionRow, DeploymentRow, InstanceTypeRow,
     Principal, Result, RevisionRow,
 };
+use super::vocab::Phase;
 use crate::api::{
-    Canary, CreateDeploymentRequest, DeploymentConfig, Scaling, ServiceConfig,
+    Canary, CreateDeploymentRequest, DeploymentConfig, DeploymentStatus, Scaling, ServiceConfig,
     UpdateDeploymentRequest,
 };
 use crate::rules;
@@ -351,11 +352,11 @@ fn new_revision(
     d.message = String::new();
     let building = bento.behaviour.image_build_ms > 0 || bento.behaviour.image_build_fails;
     if building {
-        d.phase = phase::IMAGE_BUILDING.into();
-        d.status = "image-building".into();
+        d.phase = Phase::ImageBuilding;
+        d.status = DeploymentStatus::ImageBuilding;
     } else {
-        d.phase = phase::ROLLING.into();
-        d.status = "deploying".into();
+        d.phase = Phase::Rolling;
+        d.status = DeploymentStatus::Deploying;
     }
     store::save_deployment(c, d)
 }
@@ -413,8 +414,8 @@ pub fn create(
         labels: req.spec.labels.clone().unwrap_or_default(),
         dev: req.dev,
         creator: p.user_name.clone(),
-        status: "deploying".into(),
-        phase: phase::ROLLING.into(),
+        status: DeploymentStatus::Deploying,
+        phase: Phase::Rolling,
         message: String::new(),
         target_revision: String::new(),
         serving_revision: String::new(),
@@ -422,7 +423,7 @@ pub fn create(
         last_request_at: now,
         // A new deployment reports `non-deployed` until its first status sync (Yatai creates
         // the row with that status; inferred for BentoCloud, API doc §10).
-        reported_status: "non-deployed".into(),
+        reported_status: DeploymentStatus::NonDeployed,
         status_synced_at: now,
     };
     d.id = store::insert_deployment(c, &d)?;
@@ -476,12 +477,12 @@ pub fn terminate(
     now: i64,
 ) -> Result<DeploymentRow> {
     let mut d = get(c, p, cluster, name)?;
-    if d.phase != phase::TERMINATED && d.phase != phase::TERMINATING {
-        d.phase = phase::TERMINATING.into();
-        d.status = "terminating".into();
+    if d.phase != Phase::Terminated && d.phase != Phase::Terminating {
+        d.phase = Phase::Terminating;
+        d.status = DeploymentStatus::Terminating;
         // Terminate sets `terminating` at once (Yatai; API doc §10); `terminated` comes with
         // a later sync, once no replica runs.
-        d.reported_status = "terminating".into();
+        d.reported_status = DeploymentStatus::Terminating;
         d.status_synced_at = now;
         d.phase_since = now;
         d.updated_at = now;
@@ -506,9 +507,9 @@ pub fn delete(
     store::stop_all_replicas(c, d.id, now)?;
     d.deleted_at = Some(now);
     d.updated_at = now;
-    d.phase = phase::TERMINATED.into();
-    d.status = "terminated".into();
-    d.reported_status = "terminated".into();
+    d.phase = Phase::Terminated;
+    d.status = DeploymentStatus::Terminated;
+    d.reported_status = DeploymentStatus::Terminated;
     d.status_synced_at = now;
     store::save_deployment(c, &d)?;
     Ok(d)
@@ -698,7 +699,7 @@ mod tests {
             assert_ne!(d2.target_revision, d1.target_revision);
             assert_eq!(store::revision_count(c, d2.id)?, 3);
             let t = terminate(c, &p, None, "a", 4)?;
-            assert_eq!(t.status, "terminating");
+            assert_eq!(t.status, DeploymentStatus::Terminating);
             let del = delete(c, &p, None, "a", 5)?;
             assert!(del.deleted_at.is_some());
             assert!(get(c, &p, None, "a").is_err());

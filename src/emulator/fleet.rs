@@ -56,6 +56,7 @@ use super::error::json_error;
 use super::runtime::{Load, RouteUpdate, Runtime};
 use super::split::{self, Split};
 use super::store::{self, BentoRow, DeploymentRow, ReplicaRow};
+use super::vocab::ReplicaState;
 
 /// Largest request body the endpoint proxies.
 pub const MAX_PROXY_BODY: usize = 16 * 1024 * 1024;
@@ -442,11 +443,7 @@ impl Runtime for Fleet {
         let procs = lock(&self.procs);
         let mut ready: Vec<Arc<Proc>> = Vec::new();
         let mut canary: HashMap<String, Vec<Arc<Proc>>> = HashMap::new();
-        for r in u
-            .replicas
-            .iter()
-            .filter(|r| r.state == store::rstate::READY)
-        {
+        for r in u.replicas.iter().filter(|r| r.state == ReplicaState::Ready) {
             let Some(p) = procs
                 .get(&r.uid)
                 .filter(|p| !p.crashed.load(Ordering::Relaxed))

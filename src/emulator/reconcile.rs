@@ -59,10 +59,9 @@ use super::config::Timing;
 use super::render::{desired, desired_for, run_services, scaling_bounds};
 use super::runtime::{Load, RouteUpdate, Runtime};
 use super::split::Split;
-use super::store::{
-    self, phase, rstate, BentoRow, DeploymentRow, ReplicaRow, Result, Store, MAIN_TARGET,
-};
-use crate::api::DeploymentConfig;
+use super::store::{self, BentoRow, DeploymentRow, ReplicaRow, Result, Store, MAIN_TARGET};
+use super::vocab::{Phase, ReplicaState};
+use crate::api::{DeploymentConfig, DeploymentStatus};
 
 /// Runs the reconciler until `shutdown` resolves.
 pub async fn run(
@@ -102,7 +101,7 @@ pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()
         let res = s.tx(|c| {
             reconcile(c, rt, timing, id, now)?;
             let d = store::deployment_by_id(c, id)?;
-            if d.deleted_at.is_some() || d.phase == phase::TERMINATED {
+            if d.deleted_at.is_some() || d.phase == Phase::Terminated {
                 return Ok(());
             }
             let reps = store::live_replicas(c, id)?;
@@ -131,7 +130,7 @@ pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()
 /// The endpoint holds requests while nothing is ready: the serving revision may scale to zero
 /// and no rollout is under way.
 fn wakeable(c: &Connection, d: &DeploymentRow) -> Result<bool> {
-    if d.phase != phase::COMPLETE && d.phase != phase::FAILED || d.serving_revision.is_empty() {
+    if d.phase != Phase::Complete && d.phase != Phase::Failed || d.serving_revision.is_empty() {
         return Ok(false);
     }
     let rev = store::revision(c, &d.serving_revision)?;
@@ -146,7 +145,7 @@ fn wakeable(c: &Connection, d: &DeploymentRow) -> Result<bool> {
 /// canary stops getting any at once), else the canary of the serving revision (while a new
 /// revision's image builds, and after a failed rollout).
 fn routing(c: &Connection, d: &DeploymentRow) -> Result<Option<Split>> {
-    let uid = if d.phase == phase::ROLLING {
+    let uid = if d.phase == Phase::Rolling {
         &d.target_revision
     } else {
         &d.serving_revision
@@ -239,7 +238,7 @@ impl Ctx<'_> {
             revision_uid: rev.to_string(),
             target: target.to_string(),
             service: service.to_string(),
-            state: rstate::STARTING.into(),
+            state: ReplicaState::Starting,
             started_at: self.now,
             ready_at: None,
             drain_started_at: None,
@@ -264,8 +263,8 @@ impl Ctx<'_> {
     }
 
     fn drain(&self, r: &mut ReplicaRow) -> Result<()> {
-        if r.state == rstate::STARTING || r.state == rstate::READY {
-            r.state = rstate::DRAINING.into();
+        if r.state == ReplicaState::Starting || r.state == ReplicaState::Ready {
+            r.state = ReplicaState::Draining;
             r.drain_started_at = Some(self.now);
             store::save_replica(self.c, r)?;
         }
@@ -292,7 +291,7 @@ pub fn reconcile(
     if d.deleted_at.is_some() {
         return Ok(());
     }
-    if d.phase == phase::TERMINATED {
+    if d.phase == Phase::Terminated {
         let before = d.clone();
         sync_status(&mut d, &[], timing, now);
         if d != before {
@@ -315,12 +314,12 @@ pub fn reconcile(
         let bento = cx.bento_of(r)?;
         if !rt.exists(r) {
             // The process died with a previous server: start it again (or finish its drain).
-            if r.state == rstate::DRAINING {
-                r.state = rstate::STOPPED.into();
+            if r.state == ReplicaState::Draining {
+                r.state = ReplicaState::Stopped;
                 r.stopped_at = Some(now);
             } else {
                 tracing::info!(deployment = %d.name, replica = %r.uid, "replica process missing (control plane restarted): starting it again");
-                r.state = rstate::STARTING.into();
+                r.state = ReplicaState::Starting;
                 r.started_at = now;
                 r.ready_at = None;
                 r.port = rt.start(&d, r, &bento);
@@ -328,20 +327,20 @@ pub fn reconcile(
             store::save_replica(c, r)?;
             continue;
         }
-        let old_state = r.state.clone();
-        match r.state.as_str() {
-            rstate::STARTING if rt.ready(r, &bento, now) => {
-                r.state = rstate::READY.into();
+        let old_state = r.state;
+        match r.state {
+            ReplicaState::Starting if rt.ready(r, &bento, now) => {
+                r.state = ReplicaState::Ready;
                 r.ready_at = Some(now);
             }
-            rstate::READY if rt.crashed(r, &bento, now) => {
+            ReplicaState::Ready if rt.crashed(r, &bento, now) => {
                 rt.stop(r);
-                r.state = rstate::CRASHED.into();
+                r.state = ReplicaState::Crashed;
                 r.stopped_at = Some(now);
             }
-            rstate::DRAINING if rt.drained(r, now, timing.drain_ms) => {
+            ReplicaState::Draining if rt.drained(r, now, timing.drain_ms) => {
                 rt.stop(r);
-                r.state = rstate::STOPPED.into();
+                r.state = ReplicaState::Stopped;
                 r.stopped_at = Some(now);
             }
             _ => {}
@@ -353,46 +352,46 @@ pub fn reconcile(
     reps.retain(ReplicaRow::is_live);
 
     // 2. Phase.
-    match d.phase.as_str() {
-        phase::TERMINATING => {
+    match d.phase {
+        Phase::Terminating => {
             for r in reps.iter_mut() {
                 cx.drain(r)?;
             }
             if reps.is_empty() {
-                d.phase = phase::TERMINATED.into();
-                d.status = "terminated".into();
+                d.phase = Phase::Terminated;
+                d.status = DeploymentStatus::Terminated;
                 d.phase_since = now;
             }
         }
-        phase::IMAGE_BUILDING => {
+        Phase::ImageBuilding => {
             let beh = cx.rev(&d.target_revision)?.bento.behaviour.clone();
             if now >= d.phase_since + beh.image_build_ms {
                 if beh.image_build_fails {
                     let tag = cx.rev(&d.target_revision)?.bento.tag();
-                    d.phase = phase::IMAGE_BUILD_FAILED.into();
-                    d.status = "image-build-failed".into();
+                    d.phase = Phase::ImageBuildFailed;
+                    d.status = DeploymentStatus::ImageBuildFailed;
                     d.message = format!(
                         "image build of bento {tag} for revision {} failed: the image builder exited with an error{}",
                         d.target_revision,
                         serving_note(&d)
                     );
                 } else {
-                    d.phase = phase::ROLLING.into();
-                    d.status = "deploying".into();
+                    d.phase = Phase::Rolling;
+                    d.status = DeploymentStatus::Deploying;
                 }
                 d.phase_since = now;
             } else {
                 maintain(&mut cx, &d, &mut reps)?;
             }
         }
-        phase::ROLLING => roll(&mut cx, &mut d, &mut reps)?,
+        Phase::Rolling => roll(&mut cx, &mut d, &mut reps)?,
         _ => {
             if let Some(load) = rt.load(d.id, now) {
                 autoscale(&mut cx, &d, load)?;
             }
             maintain(&mut cx, &d, &mut reps)?;
-            if d.phase == phase::COMPLETE {
-                d.status = serving_status(&mut cx, &d, &reps, &before.status)?.into();
+            if d.phase == Phase::Complete {
+                d.status = serving_status(&mut cx, &d, &reps, before.status)?;
             }
         }
     }
@@ -428,7 +427,7 @@ pub fn sync_status(d: &mut DeploymentRow, reps: &[ReplicaRow], timing: &Timing, 
         return;
     }
     d.status_synced_at = now;
-    d.reported_status = synced_status(d, reps).to_string();
+    d.reported_status = synced_status(d, reps);
 }
 
 /// Whether the status sync period has passed since `d`'s last sync.
@@ -439,17 +438,17 @@ pub fn sync_due(d: &DeploymentRow, timing: &Timing, now: i64) -> bool {
 }
 
 /// What a status sync computes (see [`sync_status`]).
-pub fn synced_status<'a>(d: &'a DeploymentRow, reps: &[ReplicaRow]) -> &'a str {
-    if d.phase != phase::ROLLING {
-        return &d.status;
+pub fn synced_status(d: &DeploymentRow, reps: &[ReplicaRow]) -> DeploymentStatus {
+    if d.phase != Phase::Rolling {
+        return d.status;
     }
-    let live = |state: &str| reps.iter().any(|r| r.state == state);
-    if live(rstate::STARTING) {
-        "deploying"
-    } else if live(rstate::READY) {
-        "running"
+    let live = |state: ReplicaState| reps.iter().any(|r| r.state == state);
+    if live(ReplicaState::Starting) {
+        DeploymentStatus::Deploying
+    } else if live(ReplicaState::Ready) {
+        DeploymentStatus::Running
     } else {
-        "deploying"
+        DeploymentStatus::Deploying
     }
 }
 
@@ -479,7 +478,10 @@ fn serving_healthy(
         let ready = reps
             .iter()
             .filter(|x| {
-                x.is_main() && x.revision_uid == rev && x.service == s && x.state == rstate::READY
+                x.is_main()
+                    && x.revision_uid == rev
+                    && x.service == s
+                    && x.state == ReplicaState::Ready
             })
             .count();
         if ready < cx.desired(d, &cfg, &s, false)? {
@@ -500,8 +502,8 @@ fn serving_status(
     cx: &mut Ctx,
     d: &DeploymentRow,
     reps: &[ReplicaRow],
-    previous: &str,
-) -> Result<&'static str> {
+    previous: DeploymentStatus,
+) -> Result<DeploymentStatus> {
     let rev = d.serving_revision.clone();
     let (cfg, bento) = {
         let r = cx.rev(&rev)?;
@@ -516,7 +518,10 @@ fn serving_status(
         let ready = reps
             .iter()
             .filter(|x| {
-                x.is_main() && x.revision_uid == rev && x.service == s && x.state == rstate::READY
+                x.is_main()
+                    && x.revision_uid == rev
+                    && x.service == s
+                    && x.state == ReplicaState::Ready
             })
             .count();
         all_zero &= want == 0;
@@ -526,18 +531,18 @@ fn serving_status(
     healthy &= canary_ready(cx, &rev, reps)?;
     let live = reps
         .iter()
-        .any(|x| x.is_main() && x.revision_uid == rev && x.state != rstate::DRAINING);
+        .any(|x| x.is_main() && x.revision_uid == rev && x.state != ReplicaState::Draining);
     Ok(if all_zero && !live {
-        "scaled-to-zero"
+        DeploymentStatus::ScaledToZero
     } else if healthy && !all_zero {
-        "running"
-    } else if previous == "scaled-to-zero" && !any_ready {
-        "scaled-to-zero"
+        DeploymentStatus::Running
+    } else if previous == DeploymentStatus::ScaledToZero && !any_ready {
+        DeploymentStatus::ScaledToZero
     } else if healthy {
         // Scaling down to zero: replicas still draining.
-        "running"
+        DeploymentStatus::Running
     } else {
-        "unhealthy"
+        DeploymentStatus::Unhealthy
     })
 }
 
@@ -596,7 +601,7 @@ fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
                 reps[i].is_main()
                     && reps[i].revision_uid == rev
                     && reps[i].service == s
-                    && reps[i].state != rstate::DRAINING
+                    && reps[i].state != ReplicaState::Draining
             })
             .collect();
         for _ in live.len()..desired {
@@ -606,7 +611,7 @@ fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         let mut live = live;
         live.sort_by_key(|&i| {
             (
-                reps[i].state == rstate::READY,
+                reps[i].state == ReplicaState::Ready,
                 std::cmp::Reverse(reps[i].id),
             )
         });
@@ -638,7 +643,7 @@ fn canary_ready(cx: &mut Ctx, rev: &str, reps: &[ReplicaRow]) -> Result<bool> {
                     r.revision_uid == rev
                         && r.target == *name
                         && r.service == s
-                        && r.state == rstate::READY
+                        && r.state == ReplicaState::Ready
                 })
                 .count();
             if ready < desired_for(&v.config, &s) as usize {
@@ -681,7 +686,7 @@ fn canary(
             if rolling {
                 if let Some(stuck) = reps.iter().find(|r| {
                     of(r)
-                        && r.state == rstate::STARTING
+                        && r.state == ReplicaState::Starting
                         && now - r.started_at > cx.timing.progress_deadline_ms
                 }) {
                     return Ok(Some(format!(
@@ -694,14 +699,14 @@ fn canary(
                 }
             }
             let mut live: Vec<usize> = (0..reps.len())
-                .filter(|&i| of(&reps[i]) && reps[i].state != rstate::DRAINING)
+                .filter(|&i| of(&reps[i]) && reps[i].state != ReplicaState::Draining)
                 .collect();
             for _ in live.len()..want {
                 cx.start(d, rev, name, &s)?;
             }
             live.sort_by_key(|&i| {
                 (
-                    reps[i].state == rstate::READY,
+                    reps[i].state == ReplicaState::Ready,
                     std::cmp::Reverse(reps[i].id),
                 )
             });
@@ -711,7 +716,7 @@ fn canary(
             }
             let ready = reps
                 .iter()
-                .filter(|r| of(r) && r.state == rstate::READY)
+                .filter(|r| of(r) && r.state == ReplicaState::Ready)
                 .count();
             all_ready &= ready >= want;
         }
@@ -732,12 +737,12 @@ fn canary(
 fn fail(cx: &Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow], msg: String) -> Result<()> {
     for r in reps
         .iter_mut()
-        .filter(|r| r.revision_uid == d.target_revision && r.state == rstate::STARTING)
+        .filter(|r| r.revision_uid == d.target_revision && r.state == ReplicaState::Starting)
     {
         cx.drain(r)?;
     }
-    d.phase = phase::FAILED.into();
-    d.status = "failed".into();
+    d.phase = Phase::Failed;
+    d.status = DeploymentStatus::Failed;
     d.message = msg;
     d.phase_since = cx.now;
     Ok(())
@@ -757,24 +762,25 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
     for s in &services {
         let desired = cx.desired(d, &cfg, s, true)?;
         let strat = strategy(&cfg, s);
-        let is = |r: &ReplicaRow, new: bool, states: &[&str]| {
+        let is = |r: &ReplicaRow, new: bool, states: &[ReplicaState]| {
             r.is_main()
                 && (r.revision_uid == target) == new
                 && &r.service == s
-                && states.contains(&r.state.as_str())
+                && states.contains(&r.state)
         };
         let new_count = reps
             .iter()
-            .filter(|r| is(r, true, &[rstate::STARTING, rstate::READY]))
+            .filter(|r| is(r, true, &[ReplicaState::Starting, ReplicaState::Ready]))
             .count();
         let new_ready = reps
             .iter()
-            .filter(|r| is(r, true, &[rstate::READY]))
+            .filter(|r| is(r, true, &[ReplicaState::Ready]))
             .count();
         let new_starting = new_count - new_ready;
         // Progress deadline.
         if let Some(stuck) = reps.iter().find(|r| {
-            is(r, true, &[rstate::STARTING]) && now - r.started_at > cx.timing.progress_deadline_ms
+            is(r, true, &[ReplicaState::Starting])
+                && now - r.started_at > cx.timing.progress_deadline_ms
         }) {
             let msg = format!(
                 "rollout of revision {target} failed: replica {} of service {s:?} (bento {}) did not become ready within {}s (readiness probe /readyz kept failing){}",
@@ -787,17 +793,17 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         }
         let old_live = reps
             .iter()
-            .filter(|r| is(r, false, &[rstate::STARTING, rstate::READY]))
+            .filter(|r| is(r, false, &[ReplicaState::Starting, ReplicaState::Ready]))
             .count();
         let old_draining = reps
             .iter()
-            .filter(|r| is(r, false, &[rstate::DRAINING]))
+            .filter(|r| is(r, false, &[ReplicaState::Draining]))
             .count();
         let to_start = match strat.as_str() {
             "Recreate" => {
                 for r in reps
                     .iter_mut()
-                    .filter(|r| is(r, false, &[rstate::STARTING, rstate::READY]))
+                    .filter(|r| is(r, false, &[ReplicaState::Starting, ReplicaState::Ready]))
                 {
                     cx.drain(r)?;
                 }
@@ -811,7 +817,7 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
             "RampedSlowRollout" => {
                 let last_ready = reps
                     .iter()
-                    .filter(|r| is(r, true, &[rstate::READY]))
+                    .filter(|r| is(r, true, &[ReplicaState::Ready]))
                     .filter_map(|r| r.ready_at)
                     .max()
                     .unwrap_or(i64::MIN / 2);
@@ -835,13 +841,13 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         let serving = d.serving_revision.clone();
         for r in reps
             .iter_mut()
-            .filter(|r| is(r, false, &[rstate::STARTING]))
+            .filter(|r| is(r, false, &[ReplicaState::Starting]))
             .filter(|r| r.revision_uid != serving || new_ready >= desired)
         {
             cx.drain(r)?;
         }
         let mut old_ready: Vec<usize> = (0..reps.len())
-            .filter(|&i| is(&reps[i], false, &[rstate::READY]))
+            .filter(|&i| is(&reps[i], false, &[ReplicaState::Ready]))
             .collect();
         while !old_ready.is_empty() && old_ready.len() + new_ready > desired {
             let i = old_ready.remove(0);
@@ -849,16 +855,22 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         }
         // Surplus new replicas (fewer desired than running).
         let mut surplus: Vec<usize> = (0..reps.len())
-            .filter(|&i| is(&reps[i], true, &[rstate::STARTING, rstate::READY]))
+            .filter(|&i| {
+                is(
+                    &reps[i],
+                    true,
+                    &[ReplicaState::Starting, ReplicaState::Ready],
+                )
+            })
             .collect();
-        surplus.sort_by_key(|&i| (reps[i].state == rstate::READY, reps[i].id));
+        surplus.sort_by_key(|&i| (reps[i].state == ReplicaState::Ready, reps[i].id));
         let extra = surplus.len().saturating_sub(desired);
         for &i in surplus.iter().take(extra) {
             cx.drain(&mut reps[i])?;
         }
         let old_left = reps
             .iter()
-            .filter(|r| is(r, false, &[rstate::STARTING, rstate::READY]))
+            .filter(|r| is(r, false, &[ReplicaState::Starting, ReplicaState::Ready]))
             .count();
         if new_ready < desired || old_left > 0 {
             all_done = false;
@@ -874,13 +886,13 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         {
             cx.drain(r)?;
         }
-        d.phase = phase::COMPLETE.into();
-        d.status = "running".into();
+        d.phase = Phase::Complete;
+        d.status = DeploymentStatus::Running;
         d.serving_revision = target;
         d.message = String::new();
         d.phase_since = now;
     } else {
-        d.status = "deploying".into();
+        d.status = DeploymentStatus::Deploying;
     }
     Ok(())
 }
@@ -893,6 +905,7 @@ mod tests {
     use crate::emulator::deployments::{self, Caller};
     use crate::emulator::runtime::Simulated;
     use crate::emulator::store::Behaviour;
+    use DeploymentStatus as S;
 
     struct World {
         _dir: tempfile::TempDir,
@@ -1047,29 +1060,23 @@ mod tests {
         w.bento("app:v2", Behaviour::default());
         let id = w.create("roll", spec("app:v1", "RollingUpdate", 3), 0);
         let d = w.run(id, 0, 5_000, |_, _| {});
-        assert_eq!(
-            (d.phase.as_str(), d.reported_status.as_str()),
-            ("complete", "running")
-        );
+        assert_eq!((d.phase, d.reported_status), (Phase::Complete, S::Running));
         w.update("roll", spec("app:v2", "RollingUpdate", 3), 5_000);
         let mut saw_deploying = false;
         let d = w.run(id, 5_000, 12_000, |d, reps| {
             let old_serving = reps
                 .iter()
-                .any(|r| r.revision_uid != d.target_revision && r.state == rstate::READY);
-            if d.phase == phase::ROLLING {
-                saw_deploying |= d.reported_status == "deploying";
+                .any(|r| r.revision_uid != d.target_revision && r.state == ReplicaState::Ready);
+            if d.phase == Phase::Rolling {
+                saw_deploying |= d.reported_status == S::Deploying;
                 assert!(
-                    !(d.reported_status == "running" && old_serving && d.status_synced_at > 5_000),
+                    !(d.reported_status == S::Running && old_serving && d.status_synced_at > 5_000),
                     "reported running mid-rollout with old replicas ready: {d:?} {reps:?}"
                 );
             }
         });
         assert!(saw_deploying);
-        assert_eq!(
-            (d.phase.as_str(), d.reported_status.as_str()),
-            ("complete", "running")
-        );
+        assert_eq!((d.phase, d.reported_status), (Phase::Complete, S::Running));
     }
 
     /// `spec` plus a canary: one version `name` of `bento`, weight 30, `replicas` replicas.
@@ -1109,7 +1116,11 @@ mod tests {
         u
     }
 
-    fn of_target<'a>(reps: &'a [ReplicaRow], target: &str, state: &str) -> Vec<&'a ReplicaRow> {
+    fn of_target<'a>(
+        reps: &'a [ReplicaRow],
+        target: &str,
+        state: ReplicaState,
+    ) -> Vec<&'a ReplicaRow> {
         reps.iter()
             .filter(|r| r.target == target && r.state == state)
             .collect()
@@ -1117,7 +1128,7 @@ mod tests {
 
     fn ready_of<'a>(reps: &'a [ReplicaRow], rev: &'a str) -> usize {
         reps.iter()
-            .filter(|r| r.state == rstate::READY && r.revision_uid == rev)
+            .filter(|r| r.state == ReplicaState::Ready && r.revision_uid == rev)
             .count()
     }
 
@@ -1128,15 +1139,18 @@ mod tests {
         w.bento("iris:v2", Behaviour::default());
         let id = w.create("a", spec("iris:v1", "RollingUpdate", 3), 0);
         let d = w.run(id, 0, 5_000, |_, _| {});
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         let v1 = d.serving_revision.clone();
         w.update("a", spec("iris:v2", "RollingUpdate", 3), 5_000);
         let mut min_ready = usize::MAX;
         let d = w.run(id, 5_000, 15_000, |_, reps| {
-            let ready = reps.iter().filter(|r| r.state == rstate::READY).count();
+            let ready = reps
+                .iter()
+                .filter(|r| r.state == ReplicaState::Ready)
+                .count();
             min_ready = min_ready.min(ready);
         });
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         assert_ne!(d.serving_revision, v1);
         assert!(min_ready >= 3, "ready dropped to {min_ready}");
     }
@@ -1155,20 +1169,20 @@ mod tests {
         );
         let id = w.create("a", spec("iris:v1", "Recreate", 2), 0);
         let d = w.run(id, 0, 3_000, |_, _| {});
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         w.update("a", spec("iris:v2", "Recreate", 2), 3_000);
         let mut saw_zero = false;
         let d = w.run(id, 3_000, 6_000, |_, reps| {
-            saw_zero |= reps.iter().all(|r| r.state != rstate::READY);
+            saw_zero |= reps.iter().all(|r| r.state != ReplicaState::Ready);
         });
         assert!(saw_zero);
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         let v2 = d.serving_revision.clone();
         w.update("a", spec("iris:bad", "RollingUpdate", 2), 6_000);
         let d = w.run(id, 6_000, 18_000, |_, reps| {
             assert!(ready_of(reps, &v2) >= 2);
         });
-        assert_eq!(d.status, "failed");
+        assert_eq!(d.status, S::Failed);
         assert_eq!(d.serving_revision, v2);
         assert!(d.message.contains("did not become ready"), "{}", d.message);
         assert!(d.message.contains("keeps serving"), "{}", d.message);
@@ -1196,18 +1210,18 @@ mod tests {
         let mut seen = Vec::new();
         let d = w.run(id, 0, 2_000, |d, _| {
             if seen.last() != Some(&d.status) {
-                seen.push(d.status.clone());
+                seen.push(d.status);
             }
         });
-        assert_eq!(seen, ["image-building", "deploying", "running"]);
-        assert_eq!(d.status, "running");
+        assert_eq!(seen, [S::ImageBuilding, S::Deploying, S::Running]);
+        assert_eq!(d.status, S::Running);
         w.update("a", spec("iris:broken", "RollingUpdate", 1), 2_000);
         let d = w.run(id, 2_000, 3_000, |_, _| {});
-        assert_eq!(d.status, "image-build-failed");
+        assert_eq!(d.status, S::ImageBuildFailed);
         w.s.tx(|c| deployments::terminate(c, &w.p, None, "a", 3_000))
             .expect("term");
         let d = w.run(id, 3_000, 4_000, |_, _| {});
-        assert_eq!(d.status, "terminated");
+        assert_eq!(d.status, S::Terminated);
         assert!(w
             .s
             .with(|c| store::live_replicas(c, id))
@@ -1229,16 +1243,11 @@ mod tests {
         let mut seen = Vec::new();
         w.run(id, 0, 4_000, |d, _| {
             if seen.last() != Some(&d.status) {
-                seen.push(d.status.clone());
+                seen.push(d.status);
             }
         });
         assert!(
-            seen.starts_with(&[
-                "deploying".to_string(),
-                "running".into(),
-                "unhealthy".into(),
-                "running".into()
-            ]),
+            seen.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
             "{seen:?}"
         );
     }
@@ -1261,15 +1270,12 @@ mod tests {
         );
         // `main` is ready long before the canary: the rollout waits for both.
         let d = w.run(id, 0, 1_500, |_, _| {});
-        assert_eq!(
-            (d.phase.as_str(), d.status.as_str()),
-            ("rolling", "deploying")
-        );
+        assert_eq!((d.phase, d.status), (Phase::Rolling, S::Deploying));
         let d = w.run(id, 1_550, 4_000, |_, _| {});
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
-        assert_eq!(of_target(&reps, "main", rstate::READY).len(), 2);
-        assert_eq!(of_target(&reps, "v2", rstate::READY).len(), 2);
+        assert_eq!(of_target(&reps, "main", ReplicaState::Ready).len(), 2);
+        assert_eq!(of_target(&reps, "v2", ReplicaState::Ready).len(), 2);
         let mut started = w.rt.started();
         started.sort();
         assert_eq!(
@@ -1305,13 +1311,16 @@ mod tests {
         w.update("a", spec("iris:v1", "RollingUpdate", 2), 5_000);
         let mut main_ready_min = usize::MAX;
         let d = w.run(id, 5_000, 5_050, |_, reps| {
-            assert!(of_target(reps, "v2", rstate::READY).is_empty(), "{reps:?}");
+            assert!(
+                of_target(reps, "v2", ReplicaState::Ready).is_empty(),
+                "{reps:?}"
+            );
         });
-        assert_eq!(d.phase, "rolling");
+        assert_eq!(d.phase, Phase::Rolling);
         let d = w.run(id, 5_100, 9_000, |_, reps| {
-            main_ready_min = main_ready_min.min(of_target(reps, "main", rstate::READY).len());
+            main_ready_min = main_ready_min.min(of_target(reps, "main", ReplicaState::Ready).len());
         });
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         assert!(main_ready_min >= 2, "main dropped to {main_ready_min}");
         let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
         assert!(reps.iter().all(ReplicaRow::is_main), "{reps:?}");
@@ -1337,7 +1346,7 @@ mod tests {
         );
         let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
         let d = w.run(id, 0, 2_000, |_, _| {});
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         let v1 = d.serving_revision.clone();
         w.update(
             "a",
@@ -1345,9 +1354,9 @@ mod tests {
             2_000,
         );
         let d = w.run(id, 2_000, 14_000, |_, reps| {
-            assert!(!of_target(reps, "main", rstate::READY).is_empty());
+            assert!(!of_target(reps, "main", ReplicaState::Ready).is_empty());
         });
-        assert_eq!(d.status, "failed");
+        assert_eq!(d.status, S::Failed);
         assert_eq!(d.serving_revision, v1);
         assert!(
             d.message.contains("canary version \"v2\"") && d.message.contains("keeps serving"),
@@ -1361,7 +1370,7 @@ mod tests {
             reps.iter().all(|r| r.revision_uid == v1 && r.is_main()),
             "{reps:?}"
         );
-        assert_eq!(d.status, "failed");
+        assert_eq!(d.status, S::Failed);
 
         // A canary replica that crashes makes a complete deployment unhealthy until replaced.
         w.update(
@@ -1372,16 +1381,11 @@ mod tests {
         let mut seen = Vec::new();
         w.run(id, 16_000, 20_000, |d, _| {
             if seen.last() != Some(&d.status) {
-                seen.push(d.status.clone());
+                seen.push(d.status);
             }
         });
         assert!(
-            seen.starts_with(&[
-                "deploying".to_string(),
-                "running".into(),
-                "unhealthy".into(),
-                "running".into()
-            ]),
+            seen.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
             "{seen:?}"
         );
     }
