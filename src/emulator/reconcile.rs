@@ -61,7 +61,7 @@ use super::runtime::{Load, RouteUpdate, Runtime};
 use super::split::Split;
 use super::store::{self, BentoRow, DeploymentRow, ReplicaRow, Result, Store, MAIN_TARGET};
 use super::vocab::{Phase, ReplicaState};
-use crate::api::{DeploymentConfig, DeploymentStatus};
+use crate::api::{DeploymentConfig, DeploymentStatus, Strategy};
 
 /// Runs the reconciler until `shutdown` resolves.
 pub async fn run(
@@ -272,11 +272,18 @@ impl Ctx<'_> {
     }
 }
 
-fn strategy(cfg: &DeploymentConfig, service: &str) -> String {
-    cfg.services
+/// The rollout strategy of `service`: `Recreate` when none is set (as documented upstream). The
+/// API rejects a name it does not know, so only a database edited by hand can hold one; such a
+/// service rolls like `RollingUpdate`, as it always has.
+fn strategy(cfg: &DeploymentConfig, service: &str) -> Strategy {
+    match cfg
+        .services
         .get(service)
-        .and_then(|s| s.deployment_strategy.clone())
-        .unwrap_or_else(|| "Recreate".into())
+        .and_then(|s| s.deployment_strategy.as_deref())
+    {
+        None => Strategy::Recreate,
+        Some(name) => Strategy::parse(name).unwrap_or(Strategy::RollingUpdate),
+    }
 }
 
 /// Moves one deployment forward. Public for tests that drive time by hand.
@@ -799,8 +806,8 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
             .iter()
             .filter(|r| is(r, false, &[ReplicaState::Draining]))
             .count();
-        let to_start = match strat.as_str() {
-            "Recreate" => {
+        let to_start = match strat {
+            Strategy::Recreate => {
                 for r in reps
                     .iter_mut()
                     .filter(|r| is(r, false, &[ReplicaState::Starting, ReplicaState::Ready]))
@@ -813,8 +820,8 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
                     0
                 }
             }
-            "BestEffortControlledRollout" => desired.saturating_sub(new_count),
-            "RampedSlowRollout" => {
+            Strategy::BestEffortControlledRollout => desired.saturating_sub(new_count),
+            Strategy::RampedSlowRollout => {
                 let last_ready = reps
                     .iter()
                     .filter(|r| is(r, true, &[ReplicaState::Ready]))
@@ -830,7 +837,7 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
                     0
                 }
             }
-            _ => usize::from(new_starting == 0 && new_count < desired),
+            Strategy::RollingUpdate => usize::from(new_starting == 0 && new_count < desired),
         };
         for _ in 0..to_start {
             cx.start(d, &target, MAIN_TARGET, s)?;
@@ -1130,6 +1137,28 @@ mod tests {
         reps.iter()
             .filter(|r| r.state == ReplicaState::Ready && r.revision_uid == rev)
             .count()
+    }
+
+    #[test]
+    fn a_service_without_a_strategy_recreates() {
+        let mut cfg = DeploymentConfig::default();
+        for (name, set) in [
+            ("none", None),
+            ("ramped", Some("RampedSlowRollout")),
+            ("bogus", Some("Bogus")),
+        ] {
+            cfg.services.insert(
+                name.into(),
+                ServiceConfig {
+                    deployment_strategy: set.map(str::to_string),
+                    ..Default::default()
+                },
+            );
+        }
+        assert_eq!(strategy(&cfg, "none"), Strategy::Recreate);
+        assert_eq!(strategy(&cfg, "not-configured"), Strategy::Recreate);
+        assert_eq!(strategy(&cfg, "ramped"), Strategy::RampedSlowRollout);
+        assert_eq!(strategy(&cfg, "bogus"), Strategy::RollingUpdate);
     }
 
     #[test]
