@@ -11,7 +11,7 @@
 //! Module map: [`config`] (clusters, instance types, timings), [`store`] (SQLite schema and
 //! rows), [`vocab`] (phases, replica states, statuses: typed, stored as text),
 //! [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
-//! autoscaling), [`runtime`] (what the reconciler needs from whatever runs replicas),
+//! autoscaling), [`strategy`] (each rollout strategy's decision, a pure function), [`runtime`] (what the reconciler needs from whatever runs replicas),
 //! [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
 //! [`split`] (which target, `main` or a canary version, a request goes to), [`render`] (rows
 //! to `crate::api` documents), [`query`] (list filters), [`http`] (routes, auth, body limits),
@@ -29,6 +29,7 @@ pub mod render;
 pub mod runtime;
 pub mod split;
 pub mod store;
+pub mod strategy;
 pub mod tls;
 pub mod ui;
 pub mod vocab;

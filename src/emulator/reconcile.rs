@@ -22,7 +22,9 @@
 //! `scale_to_zero_idle_ms` without requests (status `scaled-to-zero`). A rollout never targets
 //! zero replicas.
 //!
-//! Strategies (per service, `deployment_strategy`, default `Recreate` as documented upstream):
+//! Strategies (per service, `deployment_strategy`, default `Recreate` as documented upstream);
+//! each pass's decision is a pure function of the service's replica counts,
+//! [`super::strategy::step`], whose module details them:
 //! - `RollingUpdate`: start one new replica (surge 1), wait until ready, drain one old, repeat;
 //!   ready replicas never drop below the desired count.
 //! - `Recreate`: drain every old replica, wait until they stopped, then start all new ones
@@ -30,7 +32,9 @@
 //! - `RampedSlowRollout`: like `RollingUpdate`, with a pause (`Timing::ramp_pause_ms`) after
 //!   each new replica becomes ready.
 //! - `BestEffortControlledRollout`: start every new replica at once (surge 100%) and drain an
-//!   old replica for each new one that becomes ready; fastest, still no capacity dip.
+//!   old replica for each new one that becomes ready; fastest, still no capacity dip. (The
+//!   platform's is a rolling update that may go below the desired count instead, as the
+//!   provider's attribute doc says; see [`super::strategy`].)
 //!
 //! A new replica not ready within `Timing::progress_deadline_ms` fails the rollout: the new
 //! replicas are drained, the previously serving revision keeps serving, and the deployment
@@ -60,6 +64,7 @@ use super::render::{desired, desired_for, run_services, scaling_bounds};
 use super::runtime::{Load, RouteUpdate, Runtime};
 use super::split::Split;
 use super::store::{self, BentoRow, DeploymentRow, ReplicaRow, Result, Store, MAIN_TARGET};
+use super::strategy::{self, Counts, Drain};
 use super::vocab::{Phase, ReplicaState};
 use crate::api::{DeploymentConfig, DeploymentStatus, Strategy};
 
@@ -755,8 +760,8 @@ fn fail(cx: &Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow], msg: String) -
     Ok(())
 }
 
-/// One step of the rollout of `d.target_revision`: its `main` target per strategy, its canary
-/// versions by [`canary`]; complete once both are.
+/// One step of the rollout of `d.target_revision`: its `main` target service by service per
+/// strategy ([`roll_service`]), its canary versions by [`canary`]; complete once both are.
 fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<()> {
     let target = d.target_revision.clone();
     let (cfg, bento) = {
@@ -764,123 +769,12 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         (r.config.clone(), r.bento.clone())
     };
     let services = run_services(&cfg, &bento);
-    let now = cx.now;
     let mut all_done = true;
     for s in &services {
-        let desired = cx.desired(d, &cfg, s, true)?;
-        let strat = strategy(&cfg, s);
-        let is = |r: &ReplicaRow, new: bool, states: &[ReplicaState]| {
-            r.is_main()
-                && (r.revision_uid == target) == new
-                && &r.service == s
-                && states.contains(&r.state)
-        };
-        let new_count = reps
-            .iter()
-            .filter(|r| is(r, true, &[ReplicaState::Starting, ReplicaState::Ready]))
-            .count();
-        let new_ready = reps
-            .iter()
-            .filter(|r| is(r, true, &[ReplicaState::Ready]))
-            .count();
-        let new_starting = new_count - new_ready;
-        // Progress deadline.
-        if let Some(stuck) = reps.iter().find(|r| {
-            is(r, true, &[ReplicaState::Starting])
-                && now - r.started_at > cx.timing.progress_deadline_ms
-        }) {
-            let msg = format!(
-                "rollout of revision {target} failed: replica {} of service {s:?} (bento {}) did not become ready within {}s (readiness probe /readyz kept failing){}",
-                stuck.uid,
-                bento.tag(),
-                cx.timing.progress_deadline_ms as f64 / 1000.0,
-                serving_note(d)
-            );
-            return fail(cx, d, reps, msg);
-        }
-        let old_live = reps
-            .iter()
-            .filter(|r| is(r, false, &[ReplicaState::Starting, ReplicaState::Ready]))
-            .count();
-        let old_draining = reps
-            .iter()
-            .filter(|r| is(r, false, &[ReplicaState::Draining]))
-            .count();
-        let to_start = match strat {
-            Strategy::Recreate => {
-                for r in reps
-                    .iter_mut()
-                    .filter(|r| is(r, false, &[ReplicaState::Starting, ReplicaState::Ready]))
-                {
-                    cx.drain(r)?;
-                }
-                if old_live == 0 && old_draining == 0 {
-                    desired.saturating_sub(new_count)
-                } else {
-                    0
-                }
-            }
-            Strategy::BestEffortControlledRollout => desired.saturating_sub(new_count),
-            Strategy::RampedSlowRollout => {
-                let last_ready = reps
-                    .iter()
-                    .filter(|r| is(r, true, &[ReplicaState::Ready]))
-                    .filter_map(|r| r.ready_at)
-                    .max()
-                    .unwrap_or(i64::MIN / 2);
-                if new_starting == 0
-                    && new_count < desired
-                    && now >= last_ready + cx.timing.ramp_pause_ms
-                {
-                    1
-                } else {
-                    0
-                }
-            }
-            Strategy::RollingUpdate => usize::from(new_starting == 0 && new_count < desired),
-        };
-        for _ in 0..to_start {
-            cx.start(d, &target, MAIN_TARGET, s)?;
-        }
-        // Drain old replicas still starting, unless they belong to the serving revision and
-        // are needed (restarted after a control-plane restart), then one old ready replica
-        // per surplus.
-        let serving = d.serving_revision.clone();
-        for r in reps
-            .iter_mut()
-            .filter(|r| is(r, false, &[ReplicaState::Starting]))
-            .filter(|r| r.revision_uid != serving || new_ready >= desired)
-        {
-            cx.drain(r)?;
-        }
-        let mut old_ready: Vec<usize> = (0..reps.len())
-            .filter(|&i| is(&reps[i], false, &[ReplicaState::Ready]))
-            .collect();
-        while !old_ready.is_empty() && old_ready.len() + new_ready > desired {
-            let i = old_ready.remove(0);
-            cx.drain(&mut reps[i])?;
-        }
-        // Surplus new replicas (fewer desired than running).
-        let mut surplus: Vec<usize> = (0..reps.len())
-            .filter(|&i| {
-                is(
-                    &reps[i],
-                    true,
-                    &[ReplicaState::Starting, ReplicaState::Ready],
-                )
-            })
-            .collect();
-        surplus.sort_by_key(|&i| (reps[i].state == ReplicaState::Ready, reps[i].id));
-        let extra = surplus.len().saturating_sub(desired);
-        for &i in surplus.iter().take(extra) {
-            cx.drain(&mut reps[i])?;
-        }
-        let old_left = reps
-            .iter()
-            .filter(|r| is(r, false, &[ReplicaState::Starting, ReplicaState::Ready]))
-            .count();
-        if new_ready < desired || old_left > 0 {
-            all_done = false;
+        match roll_service(cx, d, &cfg, &bento, s, reps)? {
+            ServiceRoll::Done => {}
+            ServiceRoll::Rolling => all_done = false,
+            ServiceRoll::Stuck(msg) => return fail(cx, d, reps, msg),
         }
     }
     if let Some(msg) = canary(cx, d, &target, reps, true)? {
@@ -897,11 +791,113 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         d.status = DeploymentStatus::Running;
         d.serving_revision = target;
         d.message = String::new();
-        d.phase_since = now;
+        d.phase_since = cx.now;
     } else {
         d.status = DeploymentStatus::Deploying;
     }
     Ok(())
+}
+
+/// Where one service of a rollout's `main` target stands after a pass.
+enum ServiceRoll {
+    /// Every new replica is ready and no old one is left serving.
+    Done,
+    Rolling,
+    /// A new replica missed the progress deadline: the rollout fails with this reason.
+    Stuck(String),
+}
+
+/// One pass of the rollout of `service`'s `main` replicas: the progress deadline, then what the
+/// strategy decides from the counts ([`strategy::step`]), then what every strategy shares:
+/// old replicas still starting are drained (unless the serving revision still needs them), and
+/// so are new ones beyond the desired count.
+fn roll_service(
+    cx: &mut Ctx,
+    d: &DeploymentRow,
+    cfg: &DeploymentConfig,
+    bento: &BentoRow,
+    service: &str,
+    reps: &mut [ReplicaRow],
+) -> Result<ServiceRoll> {
+    let target = d.target_revision.as_str();
+    let now = cx.now;
+    let desired = cx.desired(d, cfg, service, true)?;
+    let is = |r: &ReplicaRow, new: bool, states: &[ReplicaState]| {
+        r.is_main()
+            && (r.revision_uid == target) == new
+            && r.service == service
+            && states.contains(&r.state)
+    };
+    if let Some(stuck) = reps.iter().find(|r| {
+        is(r, true, &[ReplicaState::Starting])
+            && now - r.started_at > cx.timing.progress_deadline_ms
+    }) {
+        return Ok(ServiceRoll::Stuck(format!(
+            "rollout of revision {target} failed: replica {} of service {service:?} (bento {}) did not become ready within {}s (readiness probe /readyz kept failing){}",
+            stuck.uid,
+            bento.tag(),
+            cx.timing.progress_deadline_ms as f64 / 1000.0,
+            serving_note(d)
+        )));
+    }
+    let n = |new: bool, state: ReplicaState| reps.iter().filter(|r| is(r, new, &[state])).count();
+    let counts = Counts {
+        desired,
+        new_ready: n(true, ReplicaState::Ready),
+        new_starting: n(true, ReplicaState::Starting),
+        old_ready: n(false, ReplicaState::Ready),
+        old_starting: n(false, ReplicaState::Starting),
+        old_draining: n(false, ReplicaState::Draining),
+        since_new_ready_ms: reps
+            .iter()
+            .filter(|r| is(r, true, &[ReplicaState::Ready]))
+            .filter_map(|r| r.ready_at)
+            .max()
+            .map(|t| now - t),
+    };
+    let step = strategy::step(strategy(cfg, service), &counts, cx.timing.ramp_pause_ms);
+    let old_live = [ReplicaState::Starting, ReplicaState::Ready];
+    if step.drain == Drain::All {
+        for r in reps.iter_mut().filter(|r| is(r, false, &old_live)) {
+            cx.drain(r)?;
+        }
+    }
+    for _ in 0..step.start {
+        cx.start(d, target, MAIN_TARGET, service)?;
+    }
+    // Old replicas still starting go, unless they belong to the serving revision and are
+    // needed (restarted after a control-plane restart).
+    for r in reps
+        .iter_mut()
+        .filter(|r| is(r, false, &[ReplicaState::Starting]))
+        .filter(|r| r.revision_uid != d.serving_revision || counts.new_ready >= desired)
+    {
+        cx.drain(r)?;
+    }
+    if let Drain::Ready(oldest) = step.drain {
+        for r in reps
+            .iter_mut()
+            .filter(|r| is(r, false, &[ReplicaState::Ready]))
+            .take(oldest)
+        {
+            cx.drain(r)?;
+        }
+    }
+    // Surplus new replicas (fewer desired than running): starting ones first, oldest first.
+    let mut surplus: Vec<usize> = (0..reps.len())
+        .filter(|&i| is(&reps[i], true, &old_live))
+        .collect();
+    surplus.sort_by_key(|&i| (reps[i].state == ReplicaState::Ready, reps[i].id));
+    let extra = surplus.len().saturating_sub(desired);
+    for &i in surplus.iter().take(extra) {
+        cx.drain(&mut reps[i])?;
+    }
+    let old_left = reps.iter().filter(|r| is(r, false, &old_live)).count();
+    Ok(if counts.new_ready < desired || old_left > 0 {
+        ServiceRoll::Rolling
+    } else {
+        ServiceRoll::Done
+    })
 }
 
 #[cfg(test)]
