@@ -6,8 +6,9 @@
 //! phases: `image-building` → `image-build-failed` | `rolling` → `complete` | `failed`, and
 //! `terminating` → `terminated`. The statuses the API shows are derived from them.
 //!
-//! What a replica *is* lives behind [`Runtime`] (see [`super::runtime`]): the reconciler only
-//! reads probe results through it and publishes each deployment's routes to it.
+//! What a replica *is* lives behind [`Runtime`] (see [`super::runtime`]): through it the
+//! reconciler starts and stops replicas, reads their probes and the endpoint load, and
+//! publishes each deployment's routes.
 //!
 //! Restart: replica processes die with the server. A live replica row whose process does not
 //! exist ([`Runtime::exists`]) is started again (state `starting`, fresh `started_at`); a
