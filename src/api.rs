@@ -190,13 +190,44 @@ impl std::fmt::Display for DeploymentStatus {
     }
 }
 
-/// Rollout strategies accepted in `services.<name>.deployment_strategy`.
-pub const DEPLOYMENT_STRATEGIES: [&str; 4] = [
-    "RollingUpdate",
-    "Recreate",
-    "RampedSlowRollout",
-    "BestEffortControlledRollout",
-];
+/// Rollout strategies accepted in `services.<name>.deployment_strategy` (the wire keeps the
+/// string, so a value this provider does not know still reads and is sent back untouched).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    RollingUpdate,
+    Recreate,
+    RampedSlowRollout,
+    BestEffortControlledRollout,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 4] = [
+        Self::RollingUpdate,
+        Self::Recreate,
+        Self::RampedSlowRollout,
+        Self::BestEffortControlledRollout,
+    ];
+
+    /// The wire spelling, e.g. `RollingUpdate`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::RollingUpdate => "RollingUpdate",
+            Self::Recreate => "Recreate",
+            Self::RampedSlowRollout => "RampedSlowRollout",
+            Self::BestEffortControlledRollout => "BestEffortControlledRollout",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// `DeploymentFullSchema` (get/create/update/terminate/delete) and `DeploymentSchema` (list
 /// items, which have no `urls`).
@@ -677,6 +708,25 @@ mod tests {
         }
         let odd: DeploymentStatus = serde_json::from_str("\"warming-up\"").expect("de");
         assert_eq!(odd, DeploymentStatus::Unknown);
+    }
+
+    #[test]
+    fn strategies_parse_their_wire_spelling_only() {
+        for s in Strategy::ALL {
+            assert_eq!(Strategy::parse(s.as_str()), Some(s));
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        assert_eq!(
+            Strategy::ALL.map(Strategy::as_str),
+            [
+                "RollingUpdate",
+                "Recreate",
+                "RampedSlowRollout",
+                "BestEffortControlledRollout"
+            ]
+        );
+        assert_eq!(Strategy::parse("Rolling"), None);
+        assert_eq!(Strategy::parse("rollingupdate"), None);
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! endpoints are served over TLS (rustls) and every URL it hands out is `https://`.
 //!
 //! Module map: [`config`] (clusters, instance types, timings), [`store`] (SQLite schema and
-//! rows), [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
-//! autoscaling), [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
+//! rows), [`vocab`] (phases, replica states, statuses: typed, stored as text),
+//! [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
+//! autoscaling), [`strategy`] (each rollout strategy's decision, a pure function), [`runtime`] (what the reconciler needs from whatever runs replicas),
+//! [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
 //! [`split`] (which target, `main` or a canary version, a request goes to), [`render`] (rows
 //! to `crate::api` documents), [`query`] (list filters), [`http`] (routes, auth, body limits),
 //! [`error`] (the `{"error": ...}` responses), [`ui`] (the web page at `/`).
@@ -24,10 +26,13 @@ pub mod http;
 pub mod query;
 pub mod reconcile;
 pub mod render;
+pub mod runtime;
 pub mod split;
 pub mod store;
+pub mod strategy;
 pub mod tls;
 pub mod ui;
+pub mod vocab;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -137,7 +142,8 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
     let org = cfg.platform.organization.clone();
     let token = st
         .tx(|c| {
-            store::sync_platform(c, &cfg.platform)?;
+            let now = store::now_ms();
+            store::sync_platform(c, &cfg.platform, now)?;
             let token = match &cfg.api_token {
                 Some(t) => t.clone(),
                 None => match store::meta_get(c, "main_token")? {
@@ -146,7 +152,7 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
                 },
             };
             store::meta_set(c, "main_token", &token)?;
-            store::add_token(c, &org, &token, "local-admin")?;
+            store::add_token(c, &org, &token, "local-admin", now)?;
             Ok(token)
         })
         .map_err(|e| e.message())?;
@@ -236,6 +242,6 @@ pub fn add_org_token(data_dir: &Path, org: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let st = store::Store::open(&data_dir.join("state.db"))?;
     let token = store::new_token();
-    st.tx(|c| store::add_token(c, org, &token, &format!("{org}-admin")))
+    st.tx(|c| store::add_token(c, org, &token, &format!("{org}-admin"), store::now_ms()))
         .map_err(|e| e.message())
 }

@@ -122,13 +122,13 @@ pub fn scaling(min: Option<i64>, max: Option<i64>) -> Result<(), String> {
 
 /// Rollout strategy names.
 pub fn deployment_strategy(s: &str) -> Result<(), String> {
-    if crate::api::DEPLOYMENT_STRATEGIES.contains(&s) {
-        Ok(())
-    } else {
-        Err(format!(
+    use crate::api::Strategy;
+    match Strategy::parse(s) {
+        Some(_) => Ok(()),
+        None => Err(format!(
             "unknown deployment strategy {s:?}: use one of {}",
-            crate::api::DEPLOYMENT_STRATEGIES.join(", ")
-        ))
+            Strategy::ALL.map(Strategy::as_str).join(", ")
+        )),
     }
 }
 
@@ -203,9 +203,10 @@ mod tests {
     #[test]
     fn strategies_and_bento_tags() {
         assert!(deployment_strategy("RollingUpdate").is_ok());
-        assert!(deployment_strategy("rolling")
-            .unwrap_err()
-            .contains("RollingUpdate"));
+        assert_eq!(
+            deployment_strategy("rolling").unwrap_err(),
+            "unknown deployment strategy \"rolling\": use one of RollingUpdate, Recreate, RampedSlowRollout, BestEffortControlledRollout"
+        );
         assert_eq!(
             bento_tag("iris:v1").expect("ok"),
             ("iris".into(), Some("v1".into()))

@@ -8,11 +8,12 @@ use rusqlite::Connection;
 
 use super::error::ApiError;
 use super::store::{
-    self, phase, Behaviour, BentoRow, CanaryRow, CanaryVersionRow, DeploymentRow, InstanceTypeRow,
+    self, Behaviour, BentoRow, CanaryRow, CanaryVersionRow, DeploymentRow, InstanceTypeRow,
     Principal, Result, RevisionRow,
 };
+use super::vocab::Phase;
 use crate::api::{
-    Canary, CreateDeploymentRequest, DeploymentConfig, Scaling, ServiceConfig,
+    Canary, CreateDeploymentRequest, DeploymentConfig, DeploymentStatus, Scaling, ServiceConfig,
     UpdateDeploymentRequest,
 };
 use crate::rules;
@@ -41,13 +42,14 @@ pub fn get(
     store::find_deployment(c, p.org.id, &cl.name, name)?.ok_or_else(|| not_found(name, &cl.name))
 }
 
-/// Resolves a tag to a bento: registered, newest of the repo, or auto-registered (non-strict).
-/// `services` are the names an auto-registered bento declares.
+/// Resolves a tag to a bento: registered, newest of the repo, or auto-registered (non-strict,
+/// at `now`). `services` are the names an auto-registered bento declares.
 pub fn resolve_bento(
     c: &Connection,
     caller: &Caller,
     tag: &str,
     services: &[String],
+    now: i64,
 ) -> Result<BentoRow> {
     let (repo, version) = rules::bento_tag(tag).map_err(ApiError::bad)?;
     let org = caller.principal.org.id;
@@ -68,7 +70,7 @@ pub fn resolve_bento(
     if !services.is_empty() {
         beh.services = services.to_vec();
     }
-    store::put_bento(c, org, &repo, &version, &beh)
+    store::put_bento(c, org, &repo, &version, &beh, now)
 }
 
 /// Checks per-service settings against `crate::rules` and the cluster's instance types.
@@ -127,9 +129,10 @@ fn bento_with_services(
     tag: &str,
     services: &BTreeMap<String, ServiceConfig>,
     what: &str,
+    now: i64,
 ) -> Result<BentoRow> {
     let names: Vec<String> = services.keys().cloned().collect();
-    let bento = resolve_bento(c, caller, tag, &names)?;
+    let bento = resolve_bento(c, caller, tag, &names, now)?;
     if !bento.behaviour.auto {
         let valid = &bento.behaviour.services;
         if let Some(bad) = names.iter().find(|n| !valid.contains(n)) {
@@ -195,6 +198,7 @@ fn canary_row(
     types: &[InstanceTypeRow],
     canary: &Canary,
     access_authorization: bool,
+    now: i64,
 ) -> Result<CanaryRow> {
     if let Some(rt) = &canary.route_type {
         if !ROUTE_TYPES.contains(&rt.as_str()) {
@@ -247,7 +251,7 @@ fn canary_row(
         }
         check_services(&v.services, cluster, types, &what)?;
         check_secrets(c, caller, &v.secrets)?;
-        let bento = bento_with_services(c, caller, tag, &v.services, &what)?;
+        let bento = bento_with_services(c, caller, tag, &v.services, &what, now)?;
         row.versions.insert(
             name.clone(),
             CanaryVersionRow {
@@ -277,6 +281,7 @@ fn validate(
     caller: &Caller,
     cluster: &str,
     spec: &UpdateDeploymentRequest,
+    now: i64,
 ) -> Result<(BentoRow, DeploymentConfig, Option<CanaryRow>)> {
     rules::bento_tag(&spec.bento).map_err(ApiError::bad)?;
     for l in spec.labels.iter().flatten() {
@@ -298,7 +303,7 @@ fn validate(
     let types = store::instance_types(c, cluster)?;
     check_services(&spec.services, cluster, &types, "")?;
     check_secrets(c, caller, &spec.secrets)?;
-    let bento = bento_with_services(c, caller, &spec.bento, &spec.services, "")?;
+    let bento = bento_with_services(c, caller, &spec.bento, &spec.services, "", now)?;
     let config = DeploymentConfig {
         access_authorization: spec.access_authorization,
         envs: spec.envs.clone(),
@@ -314,6 +319,7 @@ fn validate(
             &types,
             canary,
             spec.access_authorization,
+            now,
         )?),
         None => None,
     };
@@ -346,11 +352,11 @@ fn new_revision(
     d.message = String::new();
     let building = bento.behaviour.image_build_ms > 0 || bento.behaviour.image_build_fails;
     if building {
-        d.phase = phase::IMAGE_BUILDING.into();
-        d.status = "image-building".into();
+        d.phase = Phase::ImageBuilding;
+        d.status = DeploymentStatus::ImageBuilding;
     } else {
-        d.phase = phase::ROLLING.into();
-        d.status = "deploying".into();
+        d.phase = Phase::Rolling;
+        d.status = DeploymentStatus::Deploying;
     }
     store::save_deployment(c, d)
 }
@@ -395,7 +401,7 @@ pub fn create(
             cl.name
         )));
     }
-    let (bento, config, canary) = validate(c, caller, &cl.name, &req.spec)?;
+    let (bento, config, canary) = validate(c, caller, &cl.name, &req.spec, now)?;
     let mut d = DeploymentRow {
         id: 0,
         org_id: p.org.id,
@@ -408,8 +414,8 @@ pub fn create(
         labels: req.spec.labels.clone().unwrap_or_default(),
         dev: req.dev,
         creator: p.user_name.clone(),
-        status: "deploying".into(),
-        phase: phase::ROLLING.into(),
+        status: DeploymentStatus::Deploying,
+        phase: Phase::Rolling,
         message: String::new(),
         target_revision: String::new(),
         serving_revision: String::new(),
@@ -417,7 +423,7 @@ pub fn create(
         last_request_at: now,
         // A new deployment reports `non-deployed` until its first status sync (Yatai creates
         // the row with that status; inferred for BentoCloud, API doc §10).
-        reported_status: "non-deployed".into(),
+        reported_status: DeploymentStatus::NonDeployed,
         status_synced_at: now,
     };
     d.id = store::insert_deployment(c, &d)?;
@@ -438,7 +444,7 @@ pub fn update(
     now: i64,
 ) -> Result<DeploymentRow> {
     let mut d = get(c, caller.principal, cluster, name)?;
-    let (bento, config, canary) = validate(c, caller, &d.cluster, &spec)?;
+    let (bento, config, canary) = validate(c, caller, &d.cluster, &spec, now)?;
     if let Some(labels) = spec.labels {
         d.labels = labels;
     }
@@ -471,12 +477,12 @@ pub fn terminate(
     now: i64,
 ) -> Result<DeploymentRow> {
     let mut d = get(c, p, cluster, name)?;
-    if d.phase != phase::TERMINATED && d.phase != phase::TERMINATING {
-        d.phase = phase::TERMINATING.into();
-        d.status = "terminating".into();
+    if d.phase != Phase::Terminated && d.phase != Phase::Terminating {
+        d.phase = Phase::Terminating;
+        d.status = DeploymentStatus::Terminating;
         // Terminate sets `terminating` at once (Yatai; API doc §10); `terminated` comes with
         // a later sync, once no replica runs.
-        d.reported_status = "terminating".into();
+        d.reported_status = DeploymentStatus::Terminating;
         d.status_synced_at = now;
         d.phase_since = now;
         d.updated_at = now;
@@ -501,9 +507,9 @@ pub fn delete(
     store::stop_all_replicas(c, d.id, now)?;
     d.deleted_at = Some(now);
     d.updated_at = now;
-    d.phase = phase::TERMINATED.into();
-    d.status = "terminated".into();
-    d.reported_status = "terminated".into();
+    d.phase = Phase::Terminated;
+    d.status = DeploymentStatus::Terminated;
+    d.reported_status = DeploymentStatus::Terminated;
     d.status_synced_at = now;
     store::save_deployment(c, &d)?;
     Ok(d)
@@ -520,8 +526,8 @@ mod tests {
         let s = store::Store::open(&dir.path().join("state.db")).expect("open");
         let p = s
             .tx(|c| {
-                store::sync_platform(c, &PlatformConfig::default())?;
-                store::add_token(c, "org", "tok", "me")?;
+                store::sync_platform(c, &PlatformConfig::default(), 0)?;
+                store::add_token(c, "org", "tok", "me", 0)?;
                 Ok(store::principal(c, "tok")?.expect("p"))
             })
             .expect("seed");
@@ -649,7 +655,7 @@ mod tests {
                 services: vec!["Front".into(), "Back".into()],
                 ..Default::default()
             };
-            store::put_bento(c, p.org.id, "multi", "v1", &beh)?;
+            store::put_bento(c, p.org.id, "multi", "v1", &beh, 0)?;
             let mut r = req("a", "multi");
             r.spec
                 .services
@@ -693,7 +699,7 @@ mod tests {
             assert_ne!(d2.target_revision, d1.target_revision);
             assert_eq!(store::revision_count(c, d2.id)?, 3);
             let t = terminate(c, &p, None, "a", 4)?;
-            assert_eq!(t.status, "terminating");
+            assert_eq!(t.status, DeploymentStatus::Terminating);
             let del = delete(c, &p, None, "a", 5)?;
             assert!(del.deleted_at.is_some());
             assert!(get(c, &p, None, "a").is_err());
@@ -743,7 +749,7 @@ mod tests {
             strict_bentos: false,
         };
         s.tx(|c| {
-            store::put_bento(c, p.org.id, "iris", "v1", &Behaviour::default())?;
+            store::put_bento(c, p.org.id, "iris", "v1", &Behaviour::default(), 0)?;
             let mut r = req("a", "iris:v1");
             r.spec.canary = Some(canary("random", &[("v2", "iris:v2", 20)]));
             let d = create(c, &caller, None, r, 1)?;
@@ -867,7 +873,7 @@ mod tests {
                 services: vec!["Web".into(), "Model".into()],
                 ..Default::default()
             };
-            let b = store::put_bento(c, p.org.id, "multi", "v1", &beh)?;
+            let b = store::put_bento(c, p.org.id, "multi", "v1", &beh, 0)?;
             let d = create(c, &caller, None, req("a", "multi:v1"), 1)?;
             let manifest_of = |doc: crate::api::Deployment| {
                 doc.main_target()
@@ -880,7 +886,7 @@ mod tests {
                 omit_bento_manifest: true,
                 ..Default::default()
             };
-            store::sync_platform(c, &omit)?;
+            store::sync_platform(c, &omit, 1)?;
             assert_eq!(manifest_of(render(c, &p.org, &d, "http://x")?.doc), None);
             let from_bento = super::super::render::bento(&b).manifest;
             assert_eq!(from_bento.map(|m| m.entry_service).as_deref(), Some("Web"));

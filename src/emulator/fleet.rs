@@ -53,9 +53,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::config::Timing;
 use super::error::json_error;
-use super::reconcile::{Load, Runtime};
+use super::runtime::{Load, RouteUpdate, Runtime};
 use super::split::{self, Split};
 use super::store::{self, BentoRow, DeploymentRow, ReplicaRow};
+use super::vocab::ReplicaState;
 
 /// Largest request body the endpoint proxies.
 pub const MAX_PROXY_BODY: usize = 16 * 1024 * 1024;
@@ -134,16 +135,6 @@ impl Route {
             Some(v) => self.canary.get(v).map(Vec::as_slice).unwrap_or(&[]),
         }
     }
-}
-
-/// What the reconciler publishes after each reconcile of a deployment.
-pub struct RouteUpdate<'a> {
-    pub deployment: &'a DeploymentRow,
-    pub org: &'a str,
-    pub replicas: &'a [ReplicaRow],
-    pub wake: bool,
-    /// The canary split the endpoint applies (see `reconcile::routing`).
-    pub split: Option<Split>,
 }
 
 type RouteKey = (String, String, String);
@@ -452,11 +443,7 @@ impl Runtime for Fleet {
         let procs = lock(&self.procs);
         let mut ready: Vec<Arc<Proc>> = Vec::new();
         let mut canary: HashMap<String, Vec<Arc<Proc>>> = HashMap::new();
-        for r in u
-            .replicas
-            .iter()
-            .filter(|r| r.state == store::rstate::READY)
-        {
+        for r in u.replicas.iter().filter(|r| r.state == ReplicaState::Ready) {
             let Some(p) = procs
                 .get(&r.uid)
                 .filter(|p| !p.crashed.load(Ordering::Relaxed))

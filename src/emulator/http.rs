@@ -20,7 +20,8 @@ use serde_json::json;
 use super::deployments::{self, Caller};
 use super::error::{json_error, trace_id, ApiError};
 use super::query::{self, Candidate, Filter};
-use super::store::{self, rstate, Behaviour, Principal, Result, SecretRow};
+use super::store::{self, Behaviour, Principal, Result, SecretRow};
+use super::vocab::{Phase, ReplicaState};
 use super::{render, AppState, RegisterBento};
 use crate::api::{
     CreateDeploymentRequest, CreateSecretRequest, ListResponse, UpdateDeploymentRequest,
@@ -490,7 +491,7 @@ async fn list_as<T: Serialize + Send + 'static>(
                     cluster: d.cluster.clone(),
                     labels: d.labels.clone(),
                     // `status:` filters on what the API reports.
-                    status: d.reported_status.clone(),
+                    status: d.reported_status.as_str().to_string(),
                     dev: d.dev,
                     bento_repo,
                     bento_version,
@@ -631,7 +632,8 @@ async fn get_bento(
                 principal: &p,
                 strict_bentos: strict,
             };
-            deployments::resolve_bento(c, &caller, &format!("{repo}:{version}"), &[])
+            let tag = format!("{repo}:{version}");
+            deployments::resolve_bento(c, &caller, &tag, &[], store::now_ms())
         })
     })
     .await?;
@@ -684,7 +686,7 @@ async fn register_bento(
         auto: false,
     };
     let b = db(&s, move |st| {
-        st.tx(|c| store::put_bento(c, p.org.id, &repo, &version, &beh))
+        st.tx(|c| store::put_bento(c, p.org.id, &repo, &version, &beh, store::now_ms()))
     })
     .await?;
     Ok(ok(render::bento(&b)))
@@ -943,12 +945,12 @@ fn pods(
         } else {
             format!("{}-", r.target.to_lowercase())
         };
-        let phase = match r.state.as_str() {
-            rstate::STARTING => "Pending",
+        let phase = match r.state {
+            ReplicaState::Starting => "Pending",
             _ => "Running",
         };
-        let ready = r.state == rstate::READY;
-        let terminating = r.state == rstate::DRAINING;
+        let ready = r.state == ReplicaState::Ready;
+        let terminating = r.state == ReplicaState::Draining;
         let mut labels = serde_json::Map::new();
         for l in &d.labels {
             labels.insert(l.key.clone(), json!(l.value));
@@ -993,7 +995,7 @@ fn pods(
     // not ready, with the probe failures as events; the emulator has already stopped those
     // replicas (so the old revision serves alone), and lists one such pod per service in their
     // place, so a client reads the reason where the platform gives it.
-    if d.phase == store::phase::FAILED {
+    if d.phase == Phase::Failed {
         for service in render::run_services(&target.config, &target_bento) {
             let mut labels = serde_json::Map::new();
             for l in &d.labels {

@@ -6,9 +6,9 @@
 //! phases: `image-building` → `image-build-failed` | `rolling` → `complete` | `failed`, and
 //! `terminating` → `terminated`. The statuses the API shows are derived from them.
 //!
-//! What a replica *is* lives behind [`Runtime`]: the server runs [`super::fleet::Fleet`]
-//! (real HTTP servers on loopback ports, really probed); [`Simulated`] answers from the
-//! bento's behaviour and the clock, for unit tests that drive time by hand.
+//! What a replica *is* lives behind [`Runtime`] (see [`super::runtime`]): through it the
+//! reconciler starts and stops replicas, reads their probes and the endpoint load, and
+//! publishes each deployment's routes.
 //!
 //! Restart: replica processes die with the server. A live replica row whose process does not
 //! exist ([`Runtime::exists`]) is started again (state `starting`, fresh `started_at`); a
@@ -23,7 +23,9 @@
 //! `scale_to_zero_idle_ms` without requests (status `scaled-to-zero`). A rollout never targets
 //! zero replicas.
 //!
-//! Strategies (per service, `deployment_strategy`, default `Recreate` as documented upstream):
+//! Strategies (per service, `deployment_strategy`, default `Recreate` as documented upstream);
+//! each pass's decision is a pure function of the service's replica counts,
+//! [`super::strategy::step`], whose module details them:
 //! - `RollingUpdate`: start one new replica (surge 1), wait until ready, drain one old, repeat;
 //!   ready replicas never drop below the desired count.
 //! - `Recreate`: drain every old replica, wait until they stopped, then start all new ones
@@ -31,7 +33,9 @@
 //! - `RampedSlowRollout`: like `RollingUpdate`, with a pause (`Timing::ramp_pause_ms`) after
 //!   each new replica becomes ready.
 //! - `BestEffortControlledRollout`: start every new replica at once (surge 100%) and drain an
-//!   old replica for each new one that becomes ready; fastest, still no capacity dip.
+//!   old replica for each new one that becomes ready; fastest, still no capacity dip. (The
+//!   platform's is a rolling update that may go below the desired count instead, as the
+//!   provider's attribute doc says; see [`super::strategy`].)
 //!
 //! A new replica not ready within `Timing::progress_deadline_ms` fails the rollout: the new
 //! replicas are drained, the previously serving revision keeps serving, and the deployment
@@ -57,75 +61,13 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 use super::config::Timing;
-use super::fleet::RouteUpdate;
 use super::render::{desired, desired_for, run_services, scaling_bounds};
+use super::runtime::{Load, RouteUpdate, Runtime};
 use super::split::Split;
-use super::store::{
-    self, phase, rstate, BentoRow, DeploymentRow, ReplicaRow, Result, Store, MAIN_TARGET,
-};
-use crate::api::DeploymentConfig;
-
-/// Load of a deployment's endpoint, sampled once per reconcile.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Load {
-    /// Requests in flight through the endpoint now.
-    pub in_flight: usize,
-    /// Most requests in flight at once since the previous sample.
-    pub peak: usize,
-    /// Most requests in flight at once during `scale_down_window_ms`.
-    pub window_peak: usize,
-    /// Milliseconds since the last request (0 while one is in flight).
-    pub idle_ms: i64,
-}
-
-/// Where replicas run. Implementations must be cheap: they are called under the DB lock.
-pub trait Runtime: Send + Sync + 'static {
-    /// Starts the replica's process; returns the port it listens on, if any.
-    fn start(&self, d: &DeploymentRow, replica: &ReplicaRow, bento: &BentoRow) -> Option<i64>;
-    /// Does the replica's process exist? (`false` after a restart of the control plane.)
-    fn exists(&self, _replica: &ReplicaRow) -> bool {
-        true
-    }
-    /// Readiness probe (`/readyz`).
-    fn ready(&self, replica: &ReplicaRow, bento: &BentoRow, now: i64) -> bool;
-    /// Liveness: has a ready replica died?
-    fn crashed(&self, replica: &ReplicaRow, bento: &BentoRow, now: i64) -> bool;
-    /// Draining replica: have its in-flight requests finished?
-    fn drained(&self, replica: &ReplicaRow, now: i64, drain_ms: i64) -> bool;
-    /// Stops the process.
-    fn stop(&self, replica: &ReplicaRow);
-    /// Endpoint load of a deployment; `None` disables autoscaling.
-    fn load(&self, _deployment_id: i64, _now: i64) -> Option<Load> {
-        None
-    }
-    /// The committed state of a deployment after a reconcile (routes its endpoint).
-    fn publish(&self, _update: RouteUpdate) {}
-    /// Forgets every deployment and replica not listed (deleted, terminated, stopped).
-    fn retain(&self, _deployments: &HashSet<i64>, _replicas: &HashSet<String>) {}
-}
-
-/// Replicas as rows and timing only: ready `startup_ms` after start (never when `unready`),
-/// crash `crash_after_ms` after ready, drained `drain_ms` after draining began.
-pub struct Simulated;
-
-impl Runtime for Simulated {
-    fn start(&self, _: &DeploymentRow, _: &ReplicaRow, _: &BentoRow) -> Option<i64> {
-        None
-    }
-    fn ready(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
-        !b.behaviour.unready && now >= r.started_at + b.behaviour.startup_ms
-    }
-    fn crashed(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
-        match (b.behaviour.crash_after_ms, r.ready_at) {
-            (Some(after), Some(ready)) => now >= ready + after,
-            _ => false,
-        }
-    }
-    fn drained(&self, r: &ReplicaRow, now: i64, drain_ms: i64) -> bool {
-        now >= r.drain_started_at.unwrap_or(now) + drain_ms
-    }
-    fn stop(&self, _: &ReplicaRow) {}
-}
+use super::store::{self, BentoRow, DeploymentRow, ReplicaRow, Result, Store, MAIN_TARGET};
+use super::strategy::{self, Counts, Drain};
+use super::vocab::{Phase, ReplicaState};
+use crate::api::{DeploymentConfig, DeploymentStatus, Strategy};
 
 /// Runs the reconciler until `shutdown` resolves.
 pub async fn run(
@@ -165,7 +107,7 @@ pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()
         let res = s.tx(|c| {
             reconcile(c, rt, timing, id, now)?;
             let d = store::deployment_by_id(c, id)?;
-            if d.deleted_at.is_some() || d.phase == phase::TERMINATED {
+            if d.deleted_at.is_some() || d.phase == Phase::Terminated {
                 return Ok(());
             }
             let reps = store::live_replicas(c, id)?;
@@ -194,7 +136,7 @@ pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()
 /// The endpoint holds requests while nothing is ready: the serving revision may scale to zero
 /// and no rollout is under way.
 fn wakeable(c: &Connection, d: &DeploymentRow) -> Result<bool> {
-    if d.phase != phase::COMPLETE && d.phase != phase::FAILED || d.serving_revision.is_empty() {
+    if d.phase != Phase::Complete && d.phase != Phase::Failed || d.serving_revision.is_empty() {
         return Ok(false);
     }
     let rev = store::revision(c, &d.serving_revision)?;
@@ -209,7 +151,7 @@ fn wakeable(c: &Connection, d: &DeploymentRow) -> Result<bool> {
 /// canary stops getting any at once), else the canary of the serving revision (while a new
 /// revision's image builds, and after a failed rollout).
 fn routing(c: &Connection, d: &DeploymentRow) -> Result<Option<Split>> {
-    let uid = if d.phase == phase::ROLLING {
+    let uid = if d.phase == Phase::Rolling {
         &d.target_revision
     } else {
         &d.serving_revision
@@ -302,7 +244,7 @@ impl Ctx<'_> {
             revision_uid: rev.to_string(),
             target: target.to_string(),
             service: service.to_string(),
-            state: rstate::STARTING.into(),
+            state: ReplicaState::Starting,
             started_at: self.now,
             ready_at: None,
             drain_started_at: None,
@@ -327,8 +269,8 @@ impl Ctx<'_> {
     }
 
     fn drain(&self, r: &mut ReplicaRow) -> Result<()> {
-        if r.state == rstate::STARTING || r.state == rstate::READY {
-            r.state = rstate::DRAINING.into();
+        if r.state == ReplicaState::Starting || r.state == ReplicaState::Ready {
+            r.state = ReplicaState::Draining;
             r.drain_started_at = Some(self.now);
             store::save_replica(self.c, r)?;
         }
@@ -336,11 +278,18 @@ impl Ctx<'_> {
     }
 }
 
-fn strategy(cfg: &DeploymentConfig, service: &str) -> String {
-    cfg.services
+/// The rollout strategy of `service`: `Recreate` when none is set (as documented upstream). The
+/// API rejects a name it does not know, so only a database edited by hand can hold one; such a
+/// service rolls like `RollingUpdate`, as it always has.
+fn strategy(cfg: &DeploymentConfig, service: &str) -> Strategy {
+    match cfg
+        .services
         .get(service)
-        .and_then(|s| s.deployment_strategy.clone())
-        .unwrap_or_else(|| "Recreate".into())
+        .and_then(|s| s.deployment_strategy.as_deref())
+    {
+        None => Strategy::Recreate,
+        Some(name) => Strategy::parse(name).unwrap_or(Strategy::RollingUpdate),
+    }
 }
 
 /// Moves one deployment forward. Public for tests that drive time by hand.
@@ -355,7 +304,7 @@ pub fn reconcile(
     if d.deleted_at.is_some() {
         return Ok(());
     }
-    if d.phase == phase::TERMINATED {
+    if d.phase == Phase::Terminated {
         let before = d.clone();
         sync_status(&mut d, &[], timing, now);
         if d != before {
@@ -378,12 +327,12 @@ pub fn reconcile(
         let bento = cx.bento_of(r)?;
         if !rt.exists(r) {
             // The process died with a previous server: start it again (or finish its drain).
-            if r.state == rstate::DRAINING {
-                r.state = rstate::STOPPED.into();
+            if r.state == ReplicaState::Draining {
+                r.state = ReplicaState::Stopped;
                 r.stopped_at = Some(now);
             } else {
                 tracing::info!(deployment = %d.name, replica = %r.uid, "replica process missing (control plane restarted): starting it again");
-                r.state = rstate::STARTING.into();
+                r.state = ReplicaState::Starting;
                 r.started_at = now;
                 r.ready_at = None;
                 r.port = rt.start(&d, r, &bento);
@@ -391,20 +340,20 @@ pub fn reconcile(
             store::save_replica(c, r)?;
             continue;
         }
-        let old_state = r.state.clone();
-        match r.state.as_str() {
-            rstate::STARTING if rt.ready(r, &bento, now) => {
-                r.state = rstate::READY.into();
+        let old_state = r.state;
+        match r.state {
+            ReplicaState::Starting if rt.ready(r, &bento, now) => {
+                r.state = ReplicaState::Ready;
                 r.ready_at = Some(now);
             }
-            rstate::READY if rt.crashed(r, &bento, now) => {
+            ReplicaState::Ready if rt.crashed(r, &bento, now) => {
                 rt.stop(r);
-                r.state = rstate::CRASHED.into();
+                r.state = ReplicaState::Crashed;
                 r.stopped_at = Some(now);
             }
-            rstate::DRAINING if rt.drained(r, now, timing.drain_ms) => {
+            ReplicaState::Draining if rt.drained(r, now, timing.drain_ms) => {
                 rt.stop(r);
-                r.state = rstate::STOPPED.into();
+                r.state = ReplicaState::Stopped;
                 r.stopped_at = Some(now);
             }
             _ => {}
@@ -416,46 +365,46 @@ pub fn reconcile(
     reps.retain(ReplicaRow::is_live);
 
     // 2. Phase.
-    match d.phase.as_str() {
-        phase::TERMINATING => {
+    match d.phase {
+        Phase::Terminating => {
             for r in reps.iter_mut() {
                 cx.drain(r)?;
             }
             if reps.is_empty() {
-                d.phase = phase::TERMINATED.into();
-                d.status = "terminated".into();
+                d.phase = Phase::Terminated;
+                d.status = DeploymentStatus::Terminated;
                 d.phase_since = now;
             }
         }
-        phase::IMAGE_BUILDING => {
+        Phase::ImageBuilding => {
             let beh = cx.rev(&d.target_revision)?.bento.behaviour.clone();
             if now >= d.phase_since + beh.image_build_ms {
                 if beh.image_build_fails {
                     let tag = cx.rev(&d.target_revision)?.bento.tag();
-                    d.phase = phase::IMAGE_BUILD_FAILED.into();
-                    d.status = "image-build-failed".into();
+                    d.phase = Phase::ImageBuildFailed;
+                    d.status = DeploymentStatus::ImageBuildFailed;
                     d.message = format!(
                         "image build of bento {tag} for revision {} failed: the image builder exited with an error{}",
                         d.target_revision,
                         serving_note(&d)
                     );
                 } else {
-                    d.phase = phase::ROLLING.into();
-                    d.status = "deploying".into();
+                    d.phase = Phase::Rolling;
+                    d.status = DeploymentStatus::Deploying;
                 }
                 d.phase_since = now;
             } else {
                 maintain(&mut cx, &d, &mut reps)?;
             }
         }
-        phase::ROLLING => roll(&mut cx, &mut d, &mut reps)?,
+        Phase::Rolling => roll(&mut cx, &mut d, &mut reps)?,
         _ => {
             if let Some(load) = rt.load(d.id, now) {
                 autoscale(&mut cx, &d, load)?;
             }
             maintain(&mut cx, &d, &mut reps)?;
-            if d.phase == phase::COMPLETE {
-                d.status = serving_status(&mut cx, &d, &reps, &before.status)?.into();
+            if d.phase == Phase::Complete {
+                d.status = serving_status(&mut cx, &d, &reps, before.status)?;
             }
         }
     }
@@ -491,7 +440,7 @@ pub fn sync_status(d: &mut DeploymentRow, reps: &[ReplicaRow], timing: &Timing, 
         return;
     }
     d.status_synced_at = now;
-    d.reported_status = synced_status(d, reps).to_string();
+    d.reported_status = synced_status(d, reps);
 }
 
 /// Whether the status sync period has passed since `d`'s last sync.
@@ -502,17 +451,17 @@ pub fn sync_due(d: &DeploymentRow, timing: &Timing, now: i64) -> bool {
 }
 
 /// What a status sync computes (see [`sync_status`]).
-pub fn synced_status<'a>(d: &'a DeploymentRow, reps: &[ReplicaRow]) -> &'a str {
-    if d.phase != phase::ROLLING {
-        return &d.status;
+pub fn synced_status(d: &DeploymentRow, reps: &[ReplicaRow]) -> DeploymentStatus {
+    if d.phase != Phase::Rolling {
+        return d.status;
     }
-    let live = |state: &str| reps.iter().any(|r| r.state == state);
-    if live(rstate::STARTING) {
-        "deploying"
-    } else if live(rstate::READY) {
-        "running"
+    let live = |state: ReplicaState| reps.iter().any(|r| r.state == state);
+    if live(ReplicaState::Starting) {
+        DeploymentStatus::Deploying
+    } else if live(ReplicaState::Ready) {
+        DeploymentStatus::Running
     } else {
-        "deploying"
+        DeploymentStatus::Deploying
     }
 }
 
@@ -542,7 +491,10 @@ fn serving_healthy(
         let ready = reps
             .iter()
             .filter(|x| {
-                x.is_main() && x.revision_uid == rev && x.service == s && x.state == rstate::READY
+                x.is_main()
+                    && x.revision_uid == rev
+                    && x.service == s
+                    && x.state == ReplicaState::Ready
             })
             .count();
         if ready < cx.desired(d, &cfg, &s, false)? {
@@ -563,8 +515,8 @@ fn serving_status(
     cx: &mut Ctx,
     d: &DeploymentRow,
     reps: &[ReplicaRow],
-    previous: &str,
-) -> Result<&'static str> {
+    previous: DeploymentStatus,
+) -> Result<DeploymentStatus> {
     let rev = d.serving_revision.clone();
     let (cfg, bento) = {
         let r = cx.rev(&rev)?;
@@ -579,7 +531,10 @@ fn serving_status(
         let ready = reps
             .iter()
             .filter(|x| {
-                x.is_main() && x.revision_uid == rev && x.service == s && x.state == rstate::READY
+                x.is_main()
+                    && x.revision_uid == rev
+                    && x.service == s
+                    && x.state == ReplicaState::Ready
             })
             .count();
         all_zero &= want == 0;
@@ -589,18 +544,18 @@ fn serving_status(
     healthy &= canary_ready(cx, &rev, reps)?;
     let live = reps
         .iter()
-        .any(|x| x.is_main() && x.revision_uid == rev && x.state != rstate::DRAINING);
+        .any(|x| x.is_main() && x.revision_uid == rev && x.state != ReplicaState::Draining);
     Ok(if all_zero && !live {
-        "scaled-to-zero"
+        DeploymentStatus::ScaledToZero
     } else if healthy && !all_zero {
-        "running"
-    } else if previous == "scaled-to-zero" && !any_ready {
-        "scaled-to-zero"
+        DeploymentStatus::Running
+    } else if previous == DeploymentStatus::ScaledToZero && !any_ready {
+        DeploymentStatus::ScaledToZero
     } else if healthy {
         // Scaling down to zero: replicas still draining.
-        "running"
+        DeploymentStatus::Running
     } else {
-        "unhealthy"
+        DeploymentStatus::Unhealthy
     })
 }
 
@@ -659,7 +614,7 @@ fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
                 reps[i].is_main()
                     && reps[i].revision_uid == rev
                     && reps[i].service == s
-                    && reps[i].state != rstate::DRAINING
+                    && reps[i].state != ReplicaState::Draining
             })
             .collect();
         for _ in live.len()..desired {
@@ -669,7 +624,7 @@ fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         let mut live = live;
         live.sort_by_key(|&i| {
             (
-                reps[i].state == rstate::READY,
+                reps[i].state == ReplicaState::Ready,
                 std::cmp::Reverse(reps[i].id),
             )
         });
@@ -701,7 +656,7 @@ fn canary_ready(cx: &mut Ctx, rev: &str, reps: &[ReplicaRow]) -> Result<bool> {
                     r.revision_uid == rev
                         && r.target == *name
                         && r.service == s
-                        && r.state == rstate::READY
+                        && r.state == ReplicaState::Ready
                 })
                 .count();
             if ready < desired_for(&v.config, &s) as usize {
@@ -744,7 +699,7 @@ fn canary(
             if rolling {
                 if let Some(stuck) = reps.iter().find(|r| {
                     of(r)
-                        && r.state == rstate::STARTING
+                        && r.state == ReplicaState::Starting
                         && now - r.started_at > cx.timing.progress_deadline_ms
                 }) {
                     return Ok(Some(format!(
@@ -757,14 +712,14 @@ fn canary(
                 }
             }
             let mut live: Vec<usize> = (0..reps.len())
-                .filter(|&i| of(&reps[i]) && reps[i].state != rstate::DRAINING)
+                .filter(|&i| of(&reps[i]) && reps[i].state != ReplicaState::Draining)
                 .collect();
             for _ in live.len()..want {
                 cx.start(d, rev, name, &s)?;
             }
             live.sort_by_key(|&i| {
                 (
-                    reps[i].state == rstate::READY,
+                    reps[i].state == ReplicaState::Ready,
                     std::cmp::Reverse(reps[i].id),
                 )
             });
@@ -774,7 +729,7 @@ fn canary(
             }
             let ready = reps
                 .iter()
-                .filter(|r| of(r) && r.state == rstate::READY)
+                .filter(|r| of(r) && r.state == ReplicaState::Ready)
                 .count();
             all_ready &= ready >= want;
         }
@@ -795,19 +750,19 @@ fn canary(
 fn fail(cx: &Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow], msg: String) -> Result<()> {
     for r in reps
         .iter_mut()
-        .filter(|r| r.revision_uid == d.target_revision && r.state == rstate::STARTING)
+        .filter(|r| r.revision_uid == d.target_revision && r.state == ReplicaState::Starting)
     {
         cx.drain(r)?;
     }
-    d.phase = phase::FAILED.into();
-    d.status = "failed".into();
+    d.phase = Phase::Failed;
+    d.status = DeploymentStatus::Failed;
     d.message = msg;
     d.phase_since = cx.now;
     Ok(())
 }
 
-/// One step of the rollout of `d.target_revision`: its `main` target per strategy, its canary
-/// versions by [`canary`]; complete once both are.
+/// One step of the rollout of `d.target_revision`: its `main` target service by service per
+/// strategy ([`roll_service`]), its canary versions by [`canary`]; complete once both are.
 fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<()> {
     let target = d.target_revision.clone();
     let (cfg, bento) = {
@@ -815,116 +770,12 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         (r.config.clone(), r.bento.clone())
     };
     let services = run_services(&cfg, &bento);
-    let now = cx.now;
     let mut all_done = true;
     for s in &services {
-        let desired = cx.desired(d, &cfg, s, true)?;
-        let strat = strategy(&cfg, s);
-        let is = |r: &ReplicaRow, new: bool, states: &[&str]| {
-            r.is_main()
-                && (r.revision_uid == target) == new
-                && &r.service == s
-                && states.contains(&r.state.as_str())
-        };
-        let new_count = reps
-            .iter()
-            .filter(|r| is(r, true, &[rstate::STARTING, rstate::READY]))
-            .count();
-        let new_ready = reps
-            .iter()
-            .filter(|r| is(r, true, &[rstate::READY]))
-            .count();
-        let new_starting = new_count - new_ready;
-        // Progress deadline.
-        if let Some(stuck) = reps.iter().find(|r| {
-            is(r, true, &[rstate::STARTING]) && now - r.started_at > cx.timing.progress_deadline_ms
-        }) {
-            let msg = format!(
-                "rollout of revision {target} failed: replica {} of service {s:?} (bento {}) did not become ready within {}s (readiness probe /readyz kept failing){}",
-                stuck.uid,
-                bento.tag(),
-                cx.timing.progress_deadline_ms as f64 / 1000.0,
-                serving_note(d)
-            );
-            return fail(cx, d, reps, msg);
-        }
-        let old_live = reps
-            .iter()
-            .filter(|r| is(r, false, &[rstate::STARTING, rstate::READY]))
-            .count();
-        let old_draining = reps
-            .iter()
-            .filter(|r| is(r, false, &[rstate::DRAINING]))
-            .count();
-        let to_start = match strat.as_str() {
-            "Recreate" => {
-                for r in reps
-                    .iter_mut()
-                    .filter(|r| is(r, false, &[rstate::STARTING, rstate::READY]))
-                {
-                    cx.drain(r)?;
-                }
-                if old_live == 0 && old_draining == 0 {
-                    desired.saturating_sub(new_count)
-                } else {
-                    0
-                }
-            }
-            "BestEffortControlledRollout" => desired.saturating_sub(new_count),
-            "RampedSlowRollout" => {
-                let last_ready = reps
-                    .iter()
-                    .filter(|r| is(r, true, &[rstate::READY]))
-                    .filter_map(|r| r.ready_at)
-                    .max()
-                    .unwrap_or(i64::MIN / 2);
-                if new_starting == 0
-                    && new_count < desired
-                    && now >= last_ready + cx.timing.ramp_pause_ms
-                {
-                    1
-                } else {
-                    0
-                }
-            }
-            _ => usize::from(new_starting == 0 && new_count < desired),
-        };
-        for _ in 0..to_start {
-            cx.start(d, &target, MAIN_TARGET, s)?;
-        }
-        // Drain old replicas still starting, unless they belong to the serving revision and
-        // are needed (restarted after a control-plane restart), then one old ready replica
-        // per surplus.
-        let serving = d.serving_revision.clone();
-        for r in reps
-            .iter_mut()
-            .filter(|r| is(r, false, &[rstate::STARTING]))
-            .filter(|r| r.revision_uid != serving || new_ready >= desired)
-        {
-            cx.drain(r)?;
-        }
-        let mut old_ready: Vec<usize> = (0..reps.len())
-            .filter(|&i| is(&reps[i], false, &[rstate::READY]))
-            .collect();
-        while !old_ready.is_empty() && old_ready.len() + new_ready > desired {
-            let i = old_ready.remove(0);
-            cx.drain(&mut reps[i])?;
-        }
-        // Surplus new replicas (fewer desired than running).
-        let mut surplus: Vec<usize> = (0..reps.len())
-            .filter(|&i| is(&reps[i], true, &[rstate::STARTING, rstate::READY]))
-            .collect();
-        surplus.sort_by_key(|&i| (reps[i].state == rstate::READY, reps[i].id));
-        let extra = surplus.len().saturating_sub(desired);
-        for &i in surplus.iter().take(extra) {
-            cx.drain(&mut reps[i])?;
-        }
-        let old_left = reps
-            .iter()
-            .filter(|r| is(r, false, &[rstate::STARTING, rstate::READY]))
-            .count();
-        if new_ready < desired || old_left > 0 {
-            all_done = false;
+        match roll_service(cx, d, &cfg, &bento, s, reps)? {
+            ServiceRoll::Done => {}
+            ServiceRoll::Rolling => all_done = false,
+            ServiceRoll::Stuck(msg) => return fail(cx, d, reps, msg),
         }
     }
     if let Some(msg) = canary(cx, d, &target, reps, true)? {
@@ -937,15 +788,117 @@ fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<
         {
             cx.drain(r)?;
         }
-        d.phase = phase::COMPLETE.into();
-        d.status = "running".into();
+        d.phase = Phase::Complete;
+        d.status = DeploymentStatus::Running;
         d.serving_revision = target;
         d.message = String::new();
-        d.phase_since = now;
+        d.phase_since = cx.now;
     } else {
-        d.status = "deploying".into();
+        d.status = DeploymentStatus::Deploying;
     }
     Ok(())
+}
+
+/// Where one service of a rollout's `main` target stands after a pass.
+enum ServiceRoll {
+    /// Every new replica is ready and no old one is left serving.
+    Done,
+    Rolling,
+    /// A new replica missed the progress deadline: the rollout fails with this reason.
+    Stuck(String),
+}
+
+/// One pass of the rollout of `service`'s `main` replicas: the progress deadline, then what the
+/// strategy decides from the counts ([`strategy::step`]), then what every strategy shares:
+/// old replicas still starting are drained (unless the serving revision still needs them), and
+/// so are new ones beyond the desired count.
+fn roll_service(
+    cx: &mut Ctx,
+    d: &DeploymentRow,
+    cfg: &DeploymentConfig,
+    bento: &BentoRow,
+    service: &str,
+    reps: &mut [ReplicaRow],
+) -> Result<ServiceRoll> {
+    let target = d.target_revision.as_str();
+    let now = cx.now;
+    let desired = cx.desired(d, cfg, service, true)?;
+    let is = |r: &ReplicaRow, new: bool, states: &[ReplicaState]| {
+        r.is_main()
+            && (r.revision_uid == target) == new
+            && r.service == service
+            && states.contains(&r.state)
+    };
+    if let Some(stuck) = reps.iter().find(|r| {
+        is(r, true, &[ReplicaState::Starting])
+            && now - r.started_at > cx.timing.progress_deadline_ms
+    }) {
+        return Ok(ServiceRoll::Stuck(format!(
+            "rollout of revision {target} failed: replica {} of service {service:?} (bento {}) did not become ready within {}s (readiness probe /readyz kept failing){}",
+            stuck.uid,
+            bento.tag(),
+            cx.timing.progress_deadline_ms as f64 / 1000.0,
+            serving_note(d)
+        )));
+    }
+    let n = |new: bool, state: ReplicaState| reps.iter().filter(|r| is(r, new, &[state])).count();
+    let counts = Counts {
+        desired,
+        new_ready: n(true, ReplicaState::Ready),
+        new_starting: n(true, ReplicaState::Starting),
+        old_ready: n(false, ReplicaState::Ready),
+        old_starting: n(false, ReplicaState::Starting),
+        old_draining: n(false, ReplicaState::Draining),
+        since_new_ready_ms: reps
+            .iter()
+            .filter(|r| is(r, true, &[ReplicaState::Ready]))
+            .filter_map(|r| r.ready_at)
+            .max()
+            .map(|t| now - t),
+    };
+    let step = strategy::step(strategy(cfg, service), &counts, cx.timing.ramp_pause_ms);
+    let old_live = [ReplicaState::Starting, ReplicaState::Ready];
+    if step.drain == Drain::All {
+        for r in reps.iter_mut().filter(|r| is(r, false, &old_live)) {
+            cx.drain(r)?;
+        }
+    }
+    for _ in 0..step.start {
+        cx.start(d, target, MAIN_TARGET, service)?;
+    }
+    // Old replicas still starting go, unless they belong to the serving revision and are
+    // needed (restarted after a control-plane restart).
+    for r in reps
+        .iter_mut()
+        .filter(|r| is(r, false, &[ReplicaState::Starting]))
+        .filter(|r| r.revision_uid != d.serving_revision || counts.new_ready >= desired)
+    {
+        cx.drain(r)?;
+    }
+    if let Drain::Ready(oldest) = step.drain {
+        for r in reps
+            .iter_mut()
+            .filter(|r| is(r, false, &[ReplicaState::Ready]))
+            .take(oldest)
+        {
+            cx.drain(r)?;
+        }
+    }
+    // Surplus new replicas (fewer desired than running): starting ones first, oldest first.
+    let mut surplus: Vec<usize> = (0..reps.len())
+        .filter(|&i| is(&reps[i], true, &old_live))
+        .collect();
+    surplus.sort_by_key(|&i| (reps[i].state == ReplicaState::Ready, reps[i].id));
+    let extra = surplus.len().saturating_sub(desired);
+    for &i in surplus.iter().take(extra) {
+        cx.drain(&mut reps[i])?;
+    }
+    let old_left = reps.iter().filter(|r| is(r, false, &old_live)).count();
+    Ok(if counts.new_ready < desired || old_left > 0 {
+        ServiceRoll::Rolling
+    } else {
+        ServiceRoll::Done
+    })
 }
 
 #[cfg(test)]
@@ -954,7 +907,9 @@ mod tests {
     use crate::api::{CreateDeploymentRequest, Scaling, ServiceConfig, UpdateDeploymentRequest};
     use crate::emulator::config::PlatformConfig;
     use crate::emulator::deployments::{self, Caller};
+    use crate::emulator::runtime::Simulated;
     use crate::emulator::store::Behaviour;
+    use DeploymentStatus as S;
 
     struct World {
         _dir: tempfile::TempDir,
@@ -1001,8 +956,8 @@ mod tests {
         let s = Store::open(&dir.path().join("state.db")).expect("open");
         let p = s
             .tx(|c| {
-                store::sync_platform(c, &PlatformConfig::default())?;
-                store::add_token(c, "org", "tok", "me")?;
+                store::sync_platform(c, &PlatformConfig::default(), 0)?;
+                store::add_token(c, "org", "tok", "me", 0)?;
                 Ok(store::principal(c, "tok")?.expect("p"))
             })
             .expect("seed");
@@ -1039,7 +994,7 @@ mod tests {
         fn bento(&self, tag: &str, beh: Behaviour) {
             let (repo, ver) = tag.split_once(':').expect("tag");
             self.s
-                .tx(|c| store::put_bento(c, self.p.org.id, repo, ver, &beh).map(|_| ()))
+                .tx(|c| store::put_bento(c, self.p.org.id, repo, ver, &beh, 0).map(|_| ()))
                 .expect("bento");
         }
         fn create(&self, name: &str, spec: UpdateDeploymentRequest, now: i64) -> i64 {
@@ -1109,29 +1064,23 @@ mod tests {
         w.bento("app:v2", Behaviour::default());
         let id = w.create("roll", spec("app:v1", "RollingUpdate", 3), 0);
         let d = w.run(id, 0, 5_000, |_, _| {});
-        assert_eq!(
-            (d.phase.as_str(), d.reported_status.as_str()),
-            ("complete", "running")
-        );
+        assert_eq!((d.phase, d.reported_status), (Phase::Complete, S::Running));
         w.update("roll", spec("app:v2", "RollingUpdate", 3), 5_000);
         let mut saw_deploying = false;
         let d = w.run(id, 5_000, 12_000, |d, reps| {
             let old_serving = reps
                 .iter()
-                .any(|r| r.revision_uid != d.target_revision && r.state == rstate::READY);
-            if d.phase == phase::ROLLING {
-                saw_deploying |= d.reported_status == "deploying";
+                .any(|r| r.revision_uid != d.target_revision && r.state == ReplicaState::Ready);
+            if d.phase == Phase::Rolling {
+                saw_deploying |= d.reported_status == S::Deploying;
                 assert!(
-                    !(d.reported_status == "running" && old_serving && d.status_synced_at > 5_000),
+                    !(d.reported_status == S::Running && old_serving && d.status_synced_at > 5_000),
                     "reported running mid-rollout with old replicas ready: {d:?} {reps:?}"
                 );
             }
         });
         assert!(saw_deploying);
-        assert_eq!(
-            (d.phase.as_str(), d.reported_status.as_str()),
-            ("complete", "running")
-        );
+        assert_eq!((d.phase, d.reported_status), (Phase::Complete, S::Running));
     }
 
     /// `spec` plus a canary: one version `name` of `bento`, weight 30, `replicas` replicas.
@@ -1171,7 +1120,11 @@ mod tests {
         u
     }
 
-    fn of_target<'a>(reps: &'a [ReplicaRow], target: &str, state: &str) -> Vec<&'a ReplicaRow> {
+    fn of_target<'a>(
+        reps: &'a [ReplicaRow],
+        target: &str,
+        state: ReplicaState,
+    ) -> Vec<&'a ReplicaRow> {
         reps.iter()
             .filter(|r| r.target == target && r.state == state)
             .collect()
@@ -1179,8 +1132,30 @@ mod tests {
 
     fn ready_of<'a>(reps: &'a [ReplicaRow], rev: &'a str) -> usize {
         reps.iter()
-            .filter(|r| r.state == rstate::READY && r.revision_uid == rev)
+            .filter(|r| r.state == ReplicaState::Ready && r.revision_uid == rev)
             .count()
+    }
+
+    #[test]
+    fn a_service_without_a_strategy_recreates() {
+        let mut cfg = DeploymentConfig::default();
+        for (name, set) in [
+            ("none", None),
+            ("ramped", Some("RampedSlowRollout")),
+            ("bogus", Some("Bogus")),
+        ] {
+            cfg.services.insert(
+                name.into(),
+                ServiceConfig {
+                    deployment_strategy: set.map(str::to_string),
+                    ..Default::default()
+                },
+            );
+        }
+        assert_eq!(strategy(&cfg, "none"), Strategy::Recreate);
+        assert_eq!(strategy(&cfg, "not-configured"), Strategy::Recreate);
+        assert_eq!(strategy(&cfg, "ramped"), Strategy::RampedSlowRollout);
+        assert_eq!(strategy(&cfg, "bogus"), Strategy::RollingUpdate);
     }
 
     #[test]
@@ -1190,15 +1165,18 @@ mod tests {
         w.bento("iris:v2", Behaviour::default());
         let id = w.create("a", spec("iris:v1", "RollingUpdate", 3), 0);
         let d = w.run(id, 0, 5_000, |_, _| {});
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         let v1 = d.serving_revision.clone();
         w.update("a", spec("iris:v2", "RollingUpdate", 3), 5_000);
         let mut min_ready = usize::MAX;
         let d = w.run(id, 5_000, 15_000, |_, reps| {
-            let ready = reps.iter().filter(|r| r.state == rstate::READY).count();
+            let ready = reps
+                .iter()
+                .filter(|r| r.state == ReplicaState::Ready)
+                .count();
             min_ready = min_ready.min(ready);
         });
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         assert_ne!(d.serving_revision, v1);
         assert!(min_ready >= 3, "ready dropped to {min_ready}");
     }
@@ -1217,20 +1195,20 @@ mod tests {
         );
         let id = w.create("a", spec("iris:v1", "Recreate", 2), 0);
         let d = w.run(id, 0, 3_000, |_, _| {});
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         w.update("a", spec("iris:v2", "Recreate", 2), 3_000);
         let mut saw_zero = false;
         let d = w.run(id, 3_000, 6_000, |_, reps| {
-            saw_zero |= reps.iter().all(|r| r.state != rstate::READY);
+            saw_zero |= reps.iter().all(|r| r.state != ReplicaState::Ready);
         });
         assert!(saw_zero);
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         let v2 = d.serving_revision.clone();
         w.update("a", spec("iris:bad", "RollingUpdate", 2), 6_000);
         let d = w.run(id, 6_000, 18_000, |_, reps| {
             assert!(ready_of(reps, &v2) >= 2);
         });
-        assert_eq!(d.status, "failed");
+        assert_eq!(d.status, S::Failed);
         assert_eq!(d.serving_revision, v2);
         assert!(d.message.contains("did not become ready"), "{}", d.message);
         assert!(d.message.contains("keeps serving"), "{}", d.message);
@@ -1258,18 +1236,18 @@ mod tests {
         let mut seen = Vec::new();
         let d = w.run(id, 0, 2_000, |d, _| {
             if seen.last() != Some(&d.status) {
-                seen.push(d.status.clone());
+                seen.push(d.status);
             }
         });
-        assert_eq!(seen, ["image-building", "deploying", "running"]);
-        assert_eq!(d.status, "running");
+        assert_eq!(seen, [S::ImageBuilding, S::Deploying, S::Running]);
+        assert_eq!(d.status, S::Running);
         w.update("a", spec("iris:broken", "RollingUpdate", 1), 2_000);
         let d = w.run(id, 2_000, 3_000, |_, _| {});
-        assert_eq!(d.status, "image-build-failed");
+        assert_eq!(d.status, S::ImageBuildFailed);
         w.s.tx(|c| deployments::terminate(c, &w.p, None, "a", 3_000))
             .expect("term");
         let d = w.run(id, 3_000, 4_000, |_, _| {});
-        assert_eq!(d.status, "terminated");
+        assert_eq!(d.status, S::Terminated);
         assert!(w
             .s
             .with(|c| store::live_replicas(c, id))
@@ -1291,16 +1269,11 @@ mod tests {
         let mut seen = Vec::new();
         w.run(id, 0, 4_000, |d, _| {
             if seen.last() != Some(&d.status) {
-                seen.push(d.status.clone());
+                seen.push(d.status);
             }
         });
         assert!(
-            seen.starts_with(&[
-                "deploying".to_string(),
-                "running".into(),
-                "unhealthy".into(),
-                "running".into()
-            ]),
+            seen.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
             "{seen:?}"
         );
     }
@@ -1323,15 +1296,12 @@ mod tests {
         );
         // `main` is ready long before the canary: the rollout waits for both.
         let d = w.run(id, 0, 1_500, |_, _| {});
-        assert_eq!(
-            (d.phase.as_str(), d.status.as_str()),
-            ("rolling", "deploying")
-        );
+        assert_eq!((d.phase, d.status), (Phase::Rolling, S::Deploying));
         let d = w.run(id, 1_550, 4_000, |_, _| {});
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
-        assert_eq!(of_target(&reps, "main", rstate::READY).len(), 2);
-        assert_eq!(of_target(&reps, "v2", rstate::READY).len(), 2);
+        assert_eq!(of_target(&reps, "main", ReplicaState::Ready).len(), 2);
+        assert_eq!(of_target(&reps, "v2", ReplicaState::Ready).len(), 2);
         let mut started = w.rt.started();
         started.sort();
         assert_eq!(
@@ -1345,7 +1315,7 @@ mod tests {
         );
         let view =
             w.s.with(|c| {
-                let org = store::ensure_org(c, "org")?;
+                let org = store::ensure_org(c, "org", 0)?;
                 super::super::render::local_deployment(c, &org, &d, "http://x")
             })
             .expect("view");
@@ -1367,13 +1337,16 @@ mod tests {
         w.update("a", spec("iris:v1", "RollingUpdate", 2), 5_000);
         let mut main_ready_min = usize::MAX;
         let d = w.run(id, 5_000, 5_050, |_, reps| {
-            assert!(of_target(reps, "v2", rstate::READY).is_empty(), "{reps:?}");
+            assert!(
+                of_target(reps, "v2", ReplicaState::Ready).is_empty(),
+                "{reps:?}"
+            );
         });
-        assert_eq!(d.phase, "rolling");
+        assert_eq!(d.phase, Phase::Rolling);
         let d = w.run(id, 5_100, 9_000, |_, reps| {
-            main_ready_min = main_ready_min.min(of_target(reps, "main", rstate::READY).len());
+            main_ready_min = main_ready_min.min(of_target(reps, "main", ReplicaState::Ready).len());
         });
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         assert!(main_ready_min >= 2, "main dropped to {main_ready_min}");
         let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
         assert!(reps.iter().all(ReplicaRow::is_main), "{reps:?}");
@@ -1399,7 +1372,7 @@ mod tests {
         );
         let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
         let d = w.run(id, 0, 2_000, |_, _| {});
-        assert_eq!(d.status, "running");
+        assert_eq!(d.status, S::Running);
         let v1 = d.serving_revision.clone();
         w.update(
             "a",
@@ -1407,9 +1380,9 @@ mod tests {
             2_000,
         );
         let d = w.run(id, 2_000, 14_000, |_, reps| {
-            assert!(!of_target(reps, "main", rstate::READY).is_empty());
+            assert!(!of_target(reps, "main", ReplicaState::Ready).is_empty());
         });
-        assert_eq!(d.status, "failed");
+        assert_eq!(d.status, S::Failed);
         assert_eq!(d.serving_revision, v1);
         assert!(
             d.message.contains("canary version \"v2\"") && d.message.contains("keeps serving"),
@@ -1423,7 +1396,7 @@ mod tests {
             reps.iter().all(|r| r.revision_uid == v1 && r.is_main()),
             "{reps:?}"
         );
-        assert_eq!(d.status, "failed");
+        assert_eq!(d.status, S::Failed);
 
         // A canary replica that crashes makes a complete deployment unhealthy until replaced.
         w.update(
@@ -1434,16 +1407,11 @@ mod tests {
         let mut seen = Vec::new();
         w.run(id, 16_000, 20_000, |d, _| {
             if seen.last() != Some(&d.status) {
-                seen.push(d.status.clone());
+                seen.push(d.status);
             }
         });
         assert!(
-            seen.starts_with(&[
-                "deploying".to_string(),
-                "running".into(),
-                "unhealthy".into(),
-                "running".into()
-            ]),
+            seen.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
             "{seen:?}"
         );
     }

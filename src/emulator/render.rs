@@ -8,15 +8,16 @@ use rusqlite::Connection;
 use serde_json::json;
 
 use super::store::{
-    self, rstate, BentoRow, ClusterRow, DeploymentRow, InstanceTypeRow, Org, ReplicaRow, Result,
+    self, BentoRow, ClusterRow, DeploymentRow, InstanceTypeRow, Org, ReplicaRow, Result,
     RevisionRow, SecretRow,
 };
+use super::vocab::{Phase, ReplicaState};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
     Bento, BentoManifest, BentoRepository, Cluster, Deployment, DeploymentConfig,
-    DeploymentManifest, DeploymentStatus, InstanceType, InstanceTypeConfig, Organization,
-    ResourceMeta, Revision, Routing, Secret, Target, User,
+    DeploymentManifest, InstanceType, InstanceTypeConfig, Organization, ResourceMeta, Revision,
+    Routing, Secret, Target, User,
 };
 
 /// Rollout progress of one deployment, as `bentocloud-local` knows it. The real API has no
@@ -302,7 +303,7 @@ pub fn deployment(
     let (targets, routing) = targets(c, org, &rev, &b)?;
     let doc = Deployment {
         meta: dep_meta,
-        status: DeploymentStatus::parse(&d.reported_status).unwrap_or_default(),
+        status: d.reported_status,
         kube_namespace: format!("bcl-{}", org.name),
         creator: user(&d.creator, org),
         cluster: cluster(&cl, org, &d.creator),
@@ -470,12 +471,12 @@ fn rollout(
     reps: &[ReplicaRow],
 ) -> Result<RolloutProgress> {
     let cfg = &rev.config;
-    let rolling = d.phase == store::phase::ROLLING || d.phase == store::phase::IMAGE_BUILDING;
-    let stopping = d.phase == store::phase::TERMINATING || d.phase == store::phase::TERMINATED;
+    let rolling = d.phase == Phase::Rolling || d.phase == Phase::ImageBuilding;
+    let stopping = d.phase == Phase::Terminating || d.phase == Phase::Terminated;
     let count = |f: &dyn Fn(&ReplicaRow) -> bool| {
         u32::try_from(
             reps.iter()
-                .filter(|r| r.state == rstate::READY && f(r))
+                .filter(|r| r.state == ReplicaState::Ready && f(r))
                 .count(),
         )
         .unwrap_or(u32::MAX)
@@ -506,13 +507,13 @@ fn rollout(
     Ok(RolloutProgress {
         revision_uid: d.target_revision.clone(),
         serving_revision_uid: d.serving_revision.clone(),
-        phase: d.phase.clone(),
+        phase: d.phase.as_str().to_string(),
         desired_replicas: if stopping { 0 } else { desired },
         ready_replicas: count(&|_| true),
         updated_replicas: count(&|r| r.revision_uid == d.target_revision),
         canary,
         message: d.message.clone(),
-        live_status: d.status.clone(),
+        live_status: d.status.as_str().to_string(),
         status_synced_at: ts(d.status_synced_at),
     })
 }

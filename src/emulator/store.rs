@@ -3,7 +3,8 @@
 //! before the HTTP response is sent, so a `kill -9` loses nothing acknowledged.
 //!
 //! Times are milliseconds since the Unix epoch (wall clock), so the reconciler resumes from
-//! the same timeline after a restart.
+//! the same timeline after a restart. Nothing here reads the clock: callers pass `now` (the
+//! server from [`now_ms`], tests from a clock they drive by hand).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -13,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{InstanceTypeSpec, PlatformConfig};
 use super::error::ApiError;
-use crate::api::{DeploymentConfig, LabelItem, SecretContent};
+use super::vocab::{Phase, ReplicaState};
+use crate::api::{DeploymentConfig, DeploymentStatus, LabelItem, SecretContent};
 
 pub type Result<T> = std::result::Result<T, ApiError>;
 
@@ -214,8 +216,8 @@ fn org_row(r: &Row) -> rusqlite::Result<Org> {
     })
 }
 
-/// The organisation named `name`, created when missing.
-pub fn ensure_org(c: &Connection, name: &str) -> Result<Org> {
+/// The organisation named `name`, created (at `now`) when missing.
+pub fn ensure_org(c: &Connection, name: &str, now: i64) -> Result<Org> {
     if let Some(o) = c
         .query_row(
             "SELECT id, uid, name, created_at FROM orgs WHERE name = ?1",
@@ -226,20 +228,19 @@ pub fn ensure_org(c: &Connection, name: &str) -> Result<Org> {
     {
         return Ok(o);
     }
-    let now = now_ms();
     c.execute(
         "INSERT INTO orgs (uid, name, created_at) VALUES (?1, ?2, ?3)",
         params![new_uid(), name, now],
     )?;
-    ensure_org(c, name)
+    ensure_org(c, name, now)
 }
 
-/// Adds `token` for `org` (creating the org); returns the token.
-pub fn add_token(c: &Connection, org: &str, token: &str, user: &str) -> Result<String> {
-    let o = ensure_org(c, org)?;
+/// Adds `token` for `org` (creating the org), both created at `now`; returns the token.
+pub fn add_token(c: &Connection, org: &str, token: &str, user: &str, now: i64) -> Result<String> {
+    let o = ensure_org(c, org, now)?;
     c.execute(
         "INSERT OR IGNORE INTO tokens (token, org_id, user_name, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![token, o.id, user, now_ms()],
+        params![token, o.id, user, now],
     )?;
     Ok(token.to_string())
 }
@@ -282,9 +283,8 @@ pub struct InstanceTypeRow {
 pub const OMIT_BENTO_MANIFEST: &str = "omit_bento_manifest";
 
 /// Makes the stored clusters and instance types equal to the config (uids stay stable), and
-/// stores the platform switches the renderer reads.
-pub fn sync_platform(c: &Connection, cfg: &PlatformConfig) -> Result<()> {
-    let now = now_ms();
+/// stores the platform switches the renderer reads. New clusters are created at `now`.
+pub fn sync_platform(c: &Connection, cfg: &PlatformConfig, now: i64) -> Result<()> {
     meta_set(c, OMIT_BENTO_MANIFEST, &cfg.omit_bento_manifest.to_string())?;
     let names: Vec<String> = cfg.clusters.iter().map(|c| c.name.clone()).collect();
     let existing: Vec<String> = {
@@ -518,15 +518,16 @@ pub fn find_repo(c: &Connection, org_id: i64, repo: &str) -> Result<Option<(Stri
     .optional()?)
 }
 
-/// Registers (or re-registers, replacing the behaviour of) `repo:version`.
+/// Registers (or re-registers, replacing the behaviour of) `repo:version`; a new repository
+/// or bento is created at `now`.
 pub fn put_bento(
     c: &Connection,
     org_id: i64,
     repo: &str,
     version: &str,
     behaviour: &Behaviour,
+    now: i64,
 ) -> Result<BentoRow> {
-    let now = now_ms();
     c.execute(
         "INSERT OR IGNORE INTO bento_repos (org_id, name, uid, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![org_id, repo, new_uid(), now],
@@ -548,17 +549,6 @@ pub fn put_bento(
 
 // ---------------------------------------------------------------- deployments
 
-/// Rollout phases of a deployment (stored as text).
-pub mod phase {
-    pub const IMAGE_BUILDING: &str = "image-building";
-    pub const IMAGE_BUILD_FAILED: &str = "image-build-failed";
-    pub const ROLLING: &str = "rolling";
-    pub const COMPLETE: &str = "complete";
-    pub const FAILED: &str = "failed";
-    pub const TERMINATING: &str = "terminating";
-    pub const TERMINATED: &str = "terminated";
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentRow {
     pub id: i64,
@@ -574,8 +564,8 @@ pub struct DeploymentRow {
     pub creator: String,
     /// The live status, recomputed by the reconciler on every tick (what the controller
     /// knows). The API does not show it: see `reported_status`.
-    pub status: String,
-    pub phase: String,
+    pub status: DeploymentStatus,
+    pub phase: Phase,
     pub message: String,
     pub target_revision: String,
     pub serving_revision: String,
@@ -583,7 +573,7 @@ pub struct DeploymentRow {
     pub last_request_at: i64,
     /// The status the API reports: computed from the replicas at the last status sync (every
     /// `Timing::status_sync_ms`), so it lags the revision like the platform's (API doc §10).
-    pub reported_status: String,
+    pub reported_status: DeploymentStatus,
     /// When `reported_status` was last computed.
     pub status_synced_at: i64,
 }
@@ -672,8 +662,8 @@ pub fn org_deployments(c: &Connection, org_id: i64) -> Result<Vec<DeploymentRow>
 pub fn active_deployments(c: &Connection) -> Result<Vec<DeploymentRow>> {
     query_deps(
         c,
-        "deleted_at IS NULL AND (phase != 'terminated' OR reported_status != 'terminated')",
-        &[],
+        "deleted_at IS NULL AND (phase != ?1 OR reported_status != ?2)",
+        &[&Phase::Terminated, &DeploymentStatus::Terminated],
     )
 }
 
@@ -822,15 +812,6 @@ pub fn revision_count(c: &Connection, deployment_id: i64) -> Result<i64> {
 
 // ---------------------------------------------------------------- replicas
 
-/// Replica lifecycle states (stored as text).
-pub mod rstate {
-    pub const STARTING: &str = "starting";
-    pub const READY: &str = "ready";
-    pub const DRAINING: &str = "draining";
-    pub const STOPPED: &str = "stopped";
-    pub const CRASHED: &str = "crashed";
-}
-
 /// Name of a revision's main target (API doc §3.2: the target named `main`; canary versions
 /// cannot take this name, see `deployments`).
 pub const MAIN_TARGET: &str = "main";
@@ -847,7 +828,7 @@ pub struct ReplicaRow {
     /// `main` or a canary version's name.
     pub target: String,
     pub service: String,
-    pub state: String,
+    pub state: ReplicaState,
     pub started_at: i64,
     pub ready_at: Option<i64>,
     pub drain_started_at: Option<i64>,
@@ -858,10 +839,7 @@ pub struct ReplicaRow {
 impl ReplicaRow {
     /// Starting, ready or draining: the replica process exists.
     pub fn is_live(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            rstate::STARTING | rstate::READY | rstate::DRAINING
-        )
+        self.state.is_live()
     }
 
     /// Runs the main target (not a canary version).
@@ -875,10 +853,11 @@ pub fn live_replicas(c: &Connection, deployment_id: i64) -> Result<Vec<ReplicaRo
     let mut st = c.prepare(
         "SELECT id, uid, deployment_id, revision_uid, service, state, started_at, ready_at,
                 drain_started_at, stopped_at, port, target
-         FROM replicas WHERE deployment_id = ?1 AND state IN ('starting', 'ready', 'draining')
+         FROM replicas WHERE deployment_id = ?1 AND state IN (?2, ?3, ?4)
          ORDER BY id",
     )?;
-    let rows = st.query_map([deployment_id], |r| {
+    let [starting, ready, draining] = ReplicaState::LIVE;
+    let rows = st.query_map(params![deployment_id, starting, ready, draining], |r| {
         Ok(ReplicaRow {
             id: r.get(0)?,
             uid: r.get(1)?,
@@ -921,10 +900,18 @@ pub fn save_replica(c: &Connection, r: &ReplicaRow) -> Result<()> {
 
 /// Stops every live replica of a deployment at once (delete).
 pub fn stop_all_replicas(c: &Connection, deployment_id: i64, now: i64) -> Result<()> {
+    let [starting, ready, draining] = ReplicaState::LIVE;
     c.execute(
-        "UPDATE replicas SET state = 'stopped', stopped_at = ?2
-         WHERE deployment_id = ?1 AND state IN ('starting', 'ready', 'draining')",
-        params![deployment_id, now],
+        "UPDATE replicas SET state = ?3, stopped_at = ?2
+         WHERE deployment_id = ?1 AND state IN (?4, ?5, ?6)",
+        params![
+            deployment_id,
+            now,
+            ReplicaState::Stopped,
+            starting,
+            ready,
+            draining
+        ],
     )?;
     Ok(())
 }
@@ -1067,8 +1054,8 @@ mod tests {
         let store = Store::open(&dir.path().join("state.db")).expect("open");
         store
             .tx(|c| {
-                sync_platform(c, &PlatformConfig::default())?;
-                add_token(c, "acme", "t1", "alice")?;
+                sync_platform(c, &PlatformConfig::default(), 1)?;
+                add_token(c, "acme", "t1", "alice", 1)?;
                 Ok(())
             })
             .expect("seed");
@@ -1083,9 +1070,8 @@ mod tests {
                 assert!(!cluster(c, Some("local-west"))?.is_first);
                 assert!(matches!(cluster(c, Some("x")), Err(ApiError::NotFound(_))));
                 assert_eq!(instance_types(c, "local-west")?.len(), 5);
-                put_bento(c, p.org.id, "iris", "v1", &Behaviour::default())?;
-                std::thread::sleep(std::time::Duration::from_millis(3));
-                put_bento(c, p.org.id, "iris", "v2", &Behaviour::default())?;
+                put_bento(c, p.org.id, "iris", "v1", &Behaviour::default(), 10)?;
+                put_bento(c, p.org.id, "iris", "v2", &Behaviour::default(), 13)?;
                 let latest = find_bento(c, p.org.id, "iris", None)?.expect("latest");
                 assert_eq!(latest.version, "v2");
                 assert_eq!(repo_bentos(c, p.org.id, "iris")?.len(), 2);
@@ -1095,9 +1081,78 @@ mod tests {
         // Re-syncing keeps uids stable.
         let before = store.with(|c| clusters(c)).expect("c");
         store
-            .tx(|c| sync_platform(c, &PlatformConfig::default()))
+            .tx(|c| sync_platform(c, &PlatformConfig::default(), 2))
             .expect("resync");
         assert_eq!(store.with(|c| clusters(c)).expect("c"), before);
+    }
+
+    /// A phase or status the store does not know (a typo, or a newer data dir) is an error
+    /// naming the value, not a deployment silently reported `unknown`.
+    #[test]
+    fn an_unknown_stored_phase_or_status_is_an_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let store = Store::open(&dir.path().join("state.db")).expect("open");
+        let id = store
+            .tx(|c| {
+                let org = ensure_org(c, "acme", 1)?;
+                insert_deployment(
+                    c,
+                    &DeploymentRow {
+                        id: 0,
+                        org_id: org.id,
+                        cluster: "local-east".into(),
+                        name: "a".into(),
+                        uid: "u".into(),
+                        created_at: 1,
+                        updated_at: 1,
+                        deleted_at: None,
+                        labels: Vec::new(),
+                        dev: false,
+                        creator: "me".into(),
+                        status: DeploymentStatus::Deploying,
+                        phase: Phase::Rolling,
+                        message: String::new(),
+                        target_revision: String::new(),
+                        serving_revision: String::new(),
+                        phase_since: 1,
+                        last_request_at: 1,
+                        reported_status: DeploymentStatus::NonDeployed,
+                        status_synced_at: 1,
+                    },
+                )
+            })
+            .expect("insert");
+        let d = store.with(|c| deployment_by_id(c, id)).expect("read");
+        assert_eq!(
+            (d.phase, d.status, d.reported_status),
+            (
+                Phase::Rolling,
+                DeploymentStatus::Deploying,
+                DeploymentStatus::NonDeployed
+            )
+        );
+        for (col, bad, what) in [
+            ("phase", "rollin", "deployment phase"),
+            ("reported_status", "warming-up", "deployment status"),
+        ] {
+            let e = store
+                .with(|c| {
+                    c.execute(&format!("UPDATE deployments SET {col} = ?1"), [bad])?;
+                    deployment_by_id(c, id)
+                })
+                .expect_err(col);
+            let msg = e.message();
+            assert!(msg.contains(&format!("unknown {what} {bad:?}")), "{msg}");
+            store
+                .with(|c| {
+                    c.execute(
+                        "UPDATE deployments SET phase = 'rolling', reported_status = 'unknown'",
+                        [],
+                    )?;
+                    Ok(())
+                })
+                .expect("restore");
+        }
     }
 
     /// A `state.db` from before canary replicas: its replicas table has no `target` column;

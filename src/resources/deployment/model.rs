@@ -129,7 +129,7 @@ pub const DEFAULT_ROLLOUT_TIMEOUT: &str = "30m";
 /// Default `timeouts.delete`.
 pub const DEFAULT_DELETE_TIMEOUT: &str = "10m";
 /// Default rollout strategy of a new deployment.
-pub const DEFAULT_STRATEGY: &str = "RollingUpdate";
+pub const DEFAULT_STRATEGY: &str = crate::api::Strategy::RollingUpdate.as_str();
 
 fn a(t: AttributeType, c: AttributeConstraint, d: &str) -> Attribute {
     Attribute {
