@@ -32,10 +32,9 @@
 //!   (downtime: the endpoint answers 503 between the two).
 //! - `RampedSlowRollout`: like `RollingUpdate`, with a pause (`Timing::ramp_pause_ms`) after
 //!   each new replica becomes ready.
-//! - `BestEffortControlledRollout`: start every new replica at once (surge 100%) and drain an
-//!   old replica for each new one that becomes ready; fastest, still no capacity dip. (The
-//!   platform's is a rolling update that may go below the desired count instead, as the
-//!   provider's attribute doc says; see [`super::strategy`].)
+//! - `BestEffortControlledRollout`: the platform's maxSurge 0 / maxUnavailable 20% (at least
+//!   one): old replicas drain within that budget and new ones start in their places, so
+//!   capacity dips by up to the budget (see [`super::strategy`]).
 //!
 //! A new replica not ready within `Timing::progress_deadline_ms` fails the rollout: the new
 //! replicas are drained, the previously serving revision keeps serving, and the deployment

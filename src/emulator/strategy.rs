@@ -11,15 +11,17 @@
 //!   every new one at once. Nothing is ready in between: the endpoint answers 503.
 //! - `RampedSlowRollout`: like `RollingUpdate`, and the next new replica starts only
 //!   `ramp_pause_ms` after the last new one became ready.
-//! - `BestEffortControlledRollout`: start every missing new replica at once (surge 100%), and
-//!   drain one old ready replica for each new one that is ready: fastest, no capacity dip, up
-//!   to twice the desired replicas at the peak.
+//! - `BestEffortControlledRollout`: no surge, up to 20% unavailable (at least one): drain old
+//!   ready replicas while the ready count stays within that budget of the desired count, and
+//!   start a new replica in each freed place. Never more than the desired replicas; capacity
+//!   dips by up to the budget.
 //!
-//! On the platform these are Kubernetes rolling-update settings (Yatai maps
-//! `RampedSlowRollout` to maxSurge 1 / maxUnavailable 0 and `BestEffortControlledRollout` to
-//! maxSurge 0 / maxUnavailable 20%, which is what the provider's `deployment_strategy`
-//! attribute describes). The emulator's `BestEffortControlledRollout` is not that: it surges
-//! instead of going below the desired count.
+//! On the platform these are Kubernetes rolling-update settings: Yatai maps `RampedSlowRollout`
+//! to maxSurge 1 / maxUnavailable 0 and `BestEffortControlledRollout` to maxSurge 0 /
+//! maxUnavailable 20% (what the provider's `deployment_strategy` attribute describes).
+//! The emulator follows that dip rather than surging, so it is never more agreeable than
+//! the platform (Kubernetes rounds the percentage down and takes at least one when maxSurge is
+//! 0).
 
 use crate::api::Strategy;
 
@@ -85,10 +87,25 @@ pub fn step(strategy: Strategy, c: &Counts, ramp_pause_ms: i64) -> Step {
                 drain: replaced,
             }
         }
-        Strategy::BestEffortControlledRollout => Step {
-            start: missing,
-            drain: replaced,
-        },
+        Strategy::BestEffortControlledRollout => {
+            // maxUnavailable 20%, at least one (maxSurge is 0).
+            let budget = (c.desired / 5).max(1);
+            let unavailable = c.desired.saturating_sub(c.old_ready + c.new_ready);
+            let freed = budget.saturating_sub(unavailable).min(c.old_ready);
+            let Drain::Ready(surplus) = replaced else {
+                return Step {
+                    start: 0,
+                    drain: replaced,
+                };
+            };
+            let drain = freed.max(surplus);
+            // No surge: new replicas only in places the old ones left.
+            let old_after = c.old_ready - drain + c.old_starting;
+            Step {
+                start: c.desired.saturating_sub(new + old_after),
+                drain: Drain::Ready(drain),
+            }
+        }
     }
 }
 
@@ -265,28 +282,47 @@ mod tests {
     }
 
     #[test]
-    fn best_effort_starts_all_at_once_and_drains_one_old_per_new_ready() {
+    fn best_effort_replaces_within_a_20_percent_unavailability_budget_without_surge() {
         let s = Strategy::BestEffortControlledRollout;
+        // 5 desired: budget 1 (20%); 10 desired: budget 2; 3 desired: at least 1.
+        for (desired, budget) in [(5, 1), (10, 2), (3, 1)] {
+            assert_eq!(
+                step(s, &counts(desired, (0, 0), (desired, 0, 0)), 0),
+                Step {
+                    start: budget,
+                    drain: Drain::Ready(budget)
+                },
+                "{desired}"
+            );
+        }
+        // The budget is spent while a new replica starts: nothing more drains or starts.
         assert_eq!(
-            step(s, &counts(3, (0, 0), (3, 0, 0)), 0),
+            step(s, &counts(5, (0, 1), (4, 0, 1)), 0),
             Step {
-                start: 3,
+                start: 0,
                 drain: Drain::Ready(0)
             }
         );
-        for ready in 0..=3 {
-            assert_eq!(
-                step(s, &counts(3, (ready, 3 - ready), (3, 0, 0)), 0),
-                Step {
-                    start: 0,
-                    drain: Drain::Ready(ready)
-                }
-            );
-        }
-        let passes = rollout(s, 3, 300, 0);
-        assert_eq!(passes[0].step.start, 3);
-        for p in &passes {
-            assert!(p.ready_after >= 3, "capacity dip: {p:?}");
+        // Once it is ready, the next old replica goes and a new one takes its place.
+        assert_eq!(
+            step(s, &counts(5, (1, 0), (4, 0, 0)), 0),
+            Step {
+                start: 1,
+                drain: Drain::Ready(1)
+            }
+        );
+        for desired in [3, 5, 10] {
+            let budget = (desired / 5).max(1);
+            for p in rollout(s, desired, 300, 0) {
+                assert!(
+                    p.ready_after + p.starting_after <= desired,
+                    "surge at {desired}: {p:?}"
+                );
+                assert!(
+                    p.ready_after + budget >= desired,
+                    "more than the budget unavailable at {desired}: {p:?}"
+                );
+            }
         }
     }
 
