@@ -303,6 +303,15 @@ mod tests {
                 drain: Drain::Ready(0)
             }
         );
+        // An old replica still starting (restarted after a control-plane restart) holds its
+        // place: nothing new starts beyond the desired count.
+        assert_eq!(
+            step(s, &counts(5, (0, 0), (4, 1, 0)), 0),
+            Step {
+                start: 0,
+                drain: Drain::Ready(0)
+            }
+        );
         // Once it is ready, the next old replica goes and a new one takes its place.
         assert_eq!(
             step(s, &counts(5, (1, 0), (4, 0, 0)), 0),

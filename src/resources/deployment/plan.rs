@@ -613,4 +613,132 @@ mod tests {
         };
         assert!(validate(&c).is_empty());
     }
+
+    #[test]
+    fn each_managed_attribute_alone_needs_an_api_update_and_provider_settings_do_not() {
+        let prior = base();
+        assert!(!needs_api_update(&prior, &prior));
+        let mut changes: Vec<(&str, DeploymentState)> = Vec::new();
+        let mut s = base();
+        s.bento = v("iris:v2".into());
+        changes.push(("bento", s));
+        let mut s = base();
+        s.access_authorization = v(true);
+        changes.push(("access_authorization", s));
+        let mut s = base();
+        s.labels = v([("team".to_string(), v("ml".to_string()))].into());
+        changes.push(("labels", s));
+        let mut s = base();
+        s.envs = v([("A".to_string(), v("1".to_string()))].into());
+        changes.push(("envs", s));
+        let mut s = base();
+        s.secrets = v([v("db".to_string())].into());
+        changes.push(("secrets", s));
+        let mut s = base();
+        s.instance_type = v("cpu.2".into());
+        changes.push(("instance_type", s));
+        let mut s = base();
+        s.min_replicas = v(2);
+        s.max_replicas = v(1);
+        changes.push(("min_replicas", s));
+        let mut s = base();
+        s.max_replicas = v(3);
+        changes.push(("max_replicas", s));
+        let mut s = base();
+        s.deployment_strategy = v("Recreate".into());
+        changes.push(("deployment_strategy", s));
+        let mut s = base();
+        s.service = v(vec![ServiceBlock {
+            name: v("Model".into()),
+            ..Default::default()
+        }]);
+        changes.push(("service", s));
+        for (attr, planned) in &changes {
+            assert!(needs_api_update(&prior, planned), "{attr} alone");
+        }
+        let mut settings = base();
+        settings.wait_for_rollout = v(false);
+        settings.rollback_on_failure = v(true);
+        assert!(!needs_api_update(&prior, &settings));
+        // An externally managed bento's change is recorded, not deployed.
+        let mut ext = base();
+        ext.bento_managed_externally = v(true);
+        let mut ext_planned = ext.clone();
+        ext_planned.bento = v("iris:v9".into());
+        assert!(!needs_api_update(&ext, &ext_planned));
+    }
+
+    #[test]
+    fn invalid_scaling_blames_the_attribute_to_fix() {
+        for (min, max, blamed) in [
+            (None, Some(0), "max_replicas"),
+            (Some(0), Some(0), "max_replicas"),
+            (Some(-1), Some(0), "min_replicas"),
+            (Some(3), Some(2), "min_replicas"),
+            (Some(3), Some(1), "min_replicas"),
+            (Some(-1), Some(2), "min_replicas"),
+        ] {
+            let mut out = Vec::new();
+            let opt = |x: Option<i64>| x.map(Value::Value).unwrap_or(Value::Null);
+            check_scaling(&opt(min), &opt(max), AttributePath::new, &mut out);
+            assert_eq!(
+                out.iter().map(|p| &p.path).collect::<Vec<_>>(),
+                vec![&AttributePath::new(blamed)],
+                "min {min:?} max {max:?}"
+            );
+        }
+        let mut out = Vec::new();
+        check_scaling(&v(1), &v(1), AttributePath::new, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn scaling_defaults_follow_the_given_bound() {
+        for (max, min_default) in [(0, 0), (5, 1)] {
+            let (mut min, mut mx) = (Value::Null, v(max));
+            default_scaling(&mut min, &mut mx);
+            assert_eq!((min, mx), (v(min_default), v(max)), "max {max}");
+        }
+        let (mut min, mut max) = (v(3), Value::Null);
+        default_scaling(&mut min, &mut max);
+        assert_eq!((min, max), (v(3), v(3)));
+    }
+
+    #[test]
+    fn a_new_service_block_gets_defaults_and_a_known_one_keeps_its_scaling() {
+        let mut prior = base();
+        prior.service = v(vec![ServiceBlock {
+            name: v("Model".into()),
+            instance_type: v("gpu.l4.1".into()),
+            min_replicas: v(2),
+            max_replicas: v(3),
+            deployment_strategy: v("Recreate".into()),
+            envs: Value::Null,
+        }]);
+        let mut proposed = prior.clone();
+        proposed.service = v(vec![
+            ServiceBlock {
+                name: v("Model".into()),
+                ..Default::default()
+            },
+            ServiceBlock {
+                name: v("Worker".into()),
+                ..Default::default()
+            },
+        ]);
+        let (p, _) = plan_update(&prior, &proposed, &proposed);
+        let blocks = p.service.as_ref_option().expect("blocks");
+        let model = &blocks[0];
+        assert_eq!(
+            (model.min_replicas, model.max_replicas),
+            (v(2), v(3)),
+            "the known block keeps its scaling"
+        );
+        assert_eq!(model.instance_type, v("gpu.l4.1".to_string()));
+        assert_eq!(model.deployment_strategy, v("Recreate".to_string()));
+        let worker = &blocks[1];
+        assert_eq!((worker.min_replicas, worker.max_replicas), (v(1), v(1)));
+        assert_eq!(worker.deployment_strategy, v(DEFAULT_STRATEGY.to_string()));
+        assert_eq!(worker.instance_type, Value::Unknown, "chosen by the server");
+    }
 }
