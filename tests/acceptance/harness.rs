@@ -506,6 +506,27 @@ impl Server {
         )
     }
 
+    /// Waits until the latest revision of `cluster/name` has rolled out and the API reports it
+    /// `running`. The API's `status` alone is not enough after an update: it keeps the previous
+    /// revision's `running` until the next status sync (API doc §10), so a change made outside
+    /// Terraform looks settled before it has even started. The control plane's own view
+    /// (`/api/local/v1`) says when the latest revision serves.
+    pub fn wait_rolled_out(&self, cluster: &str, name: &str) {
+        poll_until(
+            &format!("{cluster}/{name} to roll out its latest revision"),
+            Duration::from_secs(120),
+            || {
+                let v = self.local(cluster, name);
+                let ro = &v["rollout"];
+                let settled = ro["phase"] == "complete"
+                    && ro["live_status"] == "running"
+                    && ro["serving_revision_uid"] == v["latest_revision"]["uid"]
+                    && v["status"] == "running";
+                settled.then_some(())
+            },
+        );
+    }
+
     pub fn get_deployment(&self, cluster: &str, name: &str) -> Option<Deployment> {
         let path = format!("/api/v2/deployments/{name}?cluster={cluster}");
         let (status, text) = self.request(reqwest::Method::GET, &path, None);

@@ -3,24 +3,9 @@
 //! client), the entry service of a multi-service bento when deployment documents embed no bento
 //! manifest, and a `bento` without a version that must not move on an unrelated change.
 
-use std::time::Duration;
-
 use serde_json::Value as Json;
 
 use crate::harness::*;
-
-/// Waits until the server reports `running` for `cluster/name` (a change made outside
-/// Terraform rolls out first; a plan during the rollout would resume waiting for it).
-fn wait_running(server: &Server, cluster: &str, name: &str) {
-    poll_until(
-        &format!("{cluster}/{name} to be running"),
-        Duration::from_secs(120),
-        || {
-            let d = server.get_deployment(cluster, name)?;
-            (d.status == bentocloud::api::DeploymentStatus::Running).then_some(())
-        },
-    );
-}
 
 /// `bentoml deployment get NAME -o json`, parsed.
 fn client_get(server: &Server, cluster: &str, name: &str) -> Json {
@@ -62,7 +47,7 @@ pub fn canary_set_with_the_official_client_survives_an_envs_update(v: TfVersion)
         "--config-dict",
         &canary,
     ]);
-    wait_running(&server, "local-east", &name);
+    server.wait_rolled_out("local-east", &name);
     let shown = client_get(&server, "local-east", &name);
     assert_eq!(
         shown["config"]["canary"]["versions"]["v2"]["weight"], 25,
