@@ -19,93 +19,96 @@ use tf_provider::{DataSource, Diagnostics};
 use crate::api::Deployment;
 use crate::client::{Client, ClientError, ListQuery};
 use crate::diag;
-use crate::resources::deployment::convert::state_from_server;
-use crate::resources::deployment::model::{deployment_attributes, DeploymentState, StringMap};
+use crate::resources::deployment::convert::{entry_service, state_from_server};
+use crate::resources::deployment::model::{
+    deployment_attributes, service_block_schema, DeploymentState, Location, Reported, Spec,
+    StringMap,
+};
 use crate::shared::Shared;
 
-/// A deployment as data: every attribute the resource has except its Terraform-only settings.
+/// A deployment as data: the resource's model without its Terraform-only
+/// [`Settings`](crate::resources::deployment::model::Settings), every service shown (the
+/// entry service's settings at the top level as in the resource, each other service in
+/// `service`), and which service is the entry one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentData {
+    #[serde(flatten)]
+    pub location: Location,
+    #[serde(flatten)]
+    pub spec: Spec,
+    #[serde(flatten)]
+    pub reported: Reported,
     #[serde(default)]
-    pub id: Value<String>,
-    #[serde(default)]
-    pub name: Value<String>,
-    #[serde(default)]
-    pub cluster: Value<String>,
-    #[serde(default)]
-    pub bento: Value<String>,
-    #[serde(default)]
-    pub deployed_bento: Value<String>,
-    #[serde(default)]
-    pub access_authorization: Value<bool>,
-    #[serde(default)]
-    pub labels: Value<StringMap>,
-    #[serde(default)]
-    pub envs: Value<StringMap>,
-    #[serde(default)]
-    pub secrets: Value<std::collections::BTreeSet<Value<String>>>,
-    #[serde(default)]
-    pub instance_type: Value<String>,
-    #[serde(default)]
-    pub min_replicas: Value<i64>,
-    #[serde(default)]
-    pub max_replicas: Value<i64>,
-    #[serde(default)]
-    pub deployment_strategy: Value<String>,
-    #[serde(default)]
-    pub status: Value<String>,
-    #[serde(default)]
-    pub url: Value<String>,
-    #[serde(default)]
-    pub revision: Value<String>,
-    #[serde(default)]
-    pub created_at: Value<String>,
-    #[serde(default)]
-    pub updated_at: Value<String>,
-    #[serde(default)]
-    pub creator: Value<String>,
+    pub entry_service: Value<String>,
 }
 
-fn or_empty_map(v: Value<StringMap>) -> Value<StringMap> {
+fn or_empty<T: Default>(v: Value<T>) -> Value<T> {
     match v {
         Value::Value(m) => Value::Value(m),
-        _ => Value::Value(StringMap::new()),
+        _ => Value::Value(T::default()),
     }
 }
 
 impl DeploymentData {
+    /// The resource's server-to-state translation, as an import reads it (every non-entry
+    /// service becomes a `service` entry); collections read as empty rather than null.
     fn from_deployment(d: &Deployment) -> Self {
-        let s: DeploymentState = state_from_server(d, &DeploymentState::default(), true);
+        let DeploymentState {
+            location,
+            mut spec,
+            settings: _,
+            reported,
+        } = state_from_server(d, &DeploymentState::default(), true);
+        spec.labels = or_empty(spec.labels);
+        spec.envs = or_empty(spec.envs);
+        spec.secrets = or_empty(spec.secrets);
+        if let Value::Value(services) = &mut spec.service {
+            for s in services {
+                s.envs = or_empty(std::mem::take(&mut s.envs));
+            }
+        }
         Self {
-            id: s.id,
-            name: s.name,
-            cluster: s.cluster,
-            bento: s.bento,
-            deployed_bento: s.deployed_bento,
-            access_authorization: s.access_authorization,
-            labels: or_empty_map(s.labels),
-            envs: or_empty_map(s.envs),
-            secrets: match s.secrets {
-                Value::Value(x) => Value::Value(x),
-                _ => Value::Value(Default::default()),
-            },
-            instance_type: s.instance_type,
-            min_replicas: s.min_replicas,
-            max_replicas: s.max_replicas,
-            deployment_strategy: s.deployment_strategy,
-            status: s.status,
-            url: s.url,
-            revision: s.revision,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-            creator: s.creator,
+            location,
+            spec,
+            reported,
+            entry_service: entry_service(d).map(Value::Value).unwrap_or(Value::Null),
         }
     }
 }
 
+/// The data sources' attributes: the resource's shared ones, `service` as a computed list of
+/// objects (a data source has no computed blocks), and `entry_service`. `c` picks the
+/// constraint of the shared ones.
+fn data_attributes(c: impl Fn(&str) -> AttributeConstraint) -> HashMap<String, Attribute> {
+    let mut attrs = deployment_attributes(c);
+    let service = service_block_schema();
+    let object = service
+        .attributes
+        .into_iter()
+        .map(|(k, a)| (k, a.attr_type))
+        .collect();
+    attrs.insert(
+        "service".into(),
+        attr(
+            AttributeType::List(Box::new(AttributeType::Object(object))),
+            AttributeConstraint::Computed,
+            "Every service other than the entry one, by name, with its instance type, scaling, strategy and own environment variables (the entry service's are the top-level attributes).",
+        ),
+    );
+    attrs.insert(
+        "entry_service".into(),
+        attr(
+            AttributeType::String,
+            AttributeConstraint::Computed,
+            "The entry service: the one the top-level `instance_type`, scaling and `deployment_strategy` describe, and the one behind `url`.",
+        ),
+    );
+    attrs
+}
+
 /// The object type of one element of `bentocloud_deployments.deployments`.
 fn deployment_object_type() -> AttributeType {
-    let attrs = deployment_attributes(|_| AttributeConstraint::Computed);
+    let attrs = data_attributes(|_| AttributeConstraint::Computed);
     AttributeType::Object(attrs.into_iter().map(|(k, a)| (k, a.attr_type)).collect())
 }
 
@@ -121,7 +124,7 @@ fn attr(t: AttributeType, c: AttributeConstraint, d: &str) -> Attribute {
 
 /// Schema of `bentocloud_deployment` (data source).
 pub fn deployment_schema() -> Schema {
-    let attributes = deployment_attributes(|name| match name {
+    let attributes = data_attributes(|name| match name {
         "name" => AttributeConstraint::Required,
         "cluster" => AttributeConstraint::OptionalComputed,
         _ => AttributeConstraint::Computed,
@@ -167,12 +170,18 @@ impl DataSource for DeploymentDataSource {
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<Self::State<'a>> {
         let configured = self.shared.configured(diags)?;
-        let name = config.name.as_ref_option().cloned().unwrap_or_default();
+        let name = config
+            .location
+            .name
+            .as_ref_option()
+            .cloned()
+            .unwrap_or_default();
         if let Err(why) = crate::rules::deployment_name(&name) {
             diag::invalid_deployment_name(diags, why);
             return None;
         }
         let cluster = config
+            .location
             .cluster
             .as_ref_option()
             .cloned()
@@ -390,8 +399,13 @@ impl DataSource for DeploymentsDataSource {
             }
         };
         let mut out = config;
-        out.names = Value::Value(deployments.iter().map(|d| d.name.clone()).collect());
-        out.ids = Value::Value(deployments.iter().map(|d| d.id.clone()).collect());
+        out.names = Value::Value(
+            deployments
+                .iter()
+                .map(|d| d.location.name.clone())
+                .collect(),
+        );
+        out.ids = Value::Value(deployments.iter().map(|d| d.location.id.clone()).collect());
         out.deployments = Value::Value(deployments);
         Some(out)
     }
@@ -399,6 +413,8 @@ impl DataSource for DeploymentsDataSource {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]
@@ -413,6 +429,80 @@ mod tests {
         let mut want: Vec<&String> = fields.keys().collect();
         want.sort();
         assert_eq!(keys, want);
+    }
+
+    fn keys(v: impl Serialize) -> BTreeSet<String> {
+        let v = serde_json::to_value(v).expect("ser");
+        v.as_object().expect("object").keys().cloned().collect()
+    }
+
+    /// The data view is derived from the resource's model: every attribute of the resource
+    /// but its Terraform-only settings, plus `entry_service`; and the schema says the same.
+    #[test]
+    fn the_data_view_is_the_model_without_terraform_only_settings() {
+        use crate::resources::deployment::model::Settings;
+        let mut want = keys(DeploymentState::default());
+        for k in keys(Settings::default()) {
+            want.remove(&k);
+        }
+        want.insert("entry_service".into());
+        assert_eq!(keys(DeploymentData::default()), want);
+        let schema: BTreeSet<String> = deployment_schema()
+            .block
+            .attributes
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(schema, want);
+    }
+
+    /// Every service shows, the entry one at the top level and the others in `service`.
+    #[test]
+    fn every_service_shows_and_the_entry_one_is_named() {
+        let mut doc: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/deployment-full.json"))
+                .expect("fixture");
+        let services = &mut doc["latest_revision"]["targets"][0]["config"]["services"];
+        services["Model"] = serde_json::json!({
+            "instance_type": "gpu.l4.1",
+            "scaling": {"min_replicas": 0, "max_replicas": 4},
+            "envs": [{"name": "BATCH", "value": "8"}],
+            "config_overrides": {}
+        });
+        let d: Deployment = serde_json::from_value(doc).expect("deployment");
+        let data = DeploymentData::from_deployment(&d);
+        assert_eq!(data.entry_service, Value::Value("MyService".to_string()));
+        let Value::Value(others) = &data.spec.service else {
+            panic!("service is set: {data:?}")
+        };
+        assert_eq!(others.len(), 1, "{others:?}");
+        let model = &others[0];
+        assert_eq!(model.name, Value::Value("Model".to_string()));
+        assert_eq!(
+            model.settings.instance_type,
+            Value::Value("gpu.l4.1".to_string())
+        );
+        assert_eq!(
+            (model.settings.min_replicas, model.settings.max_replicas),
+            (Value::Value(0), Value::Value(4))
+        );
+        assert_eq!(
+            model.envs,
+            Value::Value(StringMap::from([(
+                "BATCH".to_string(),
+                Value::Value("8".to_string())
+            )]))
+        );
+        // A single-service deployment: an empty list, and empty collections, never null.
+        let single: Deployment =
+            serde_json::from_str(include_str!("../tests/fixtures/deployment-minimal.json"))
+                .expect("fixture");
+        let data = DeploymentData::from_deployment(&single);
+        assert_eq!(data.spec.service, Value::Value(vec![]));
+        for m in [&data.spec.labels, &data.spec.envs] {
+            assert!(m.is_value(), "{data:?}");
+        }
+        assert!(data.spec.secrets.is_value());
     }
 
     #[test]
@@ -481,7 +571,7 @@ mod tests {
         let client = Client::new(cfg).expect("client");
         let names = |data: Vec<DeploymentData>| -> Vec<String> {
             data.into_iter()
-                .filter_map(|d| d.name.as_ref_option().cloned())
+                .filter_map(|d| d.location.name.as_ref_option().cloned())
                 .collect()
         };
         let mut labels = BTreeMap::new();

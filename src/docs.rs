@@ -143,18 +143,51 @@ fn render_block(out: &mut String, block: &Block) {
     }
     for (name, a) in &attrs {
         if let Some(fields) = object_fields(&a.attr_type) {
-            out.push_str(&format!("<a id=\"nestedatt--{name}\"></a>\n### Nested Schema for `{name}`\n\nRead-Only:\n\n"));
-            let sorted: BTreeMap<&String, &AttributeType> = fields.iter().collect();
-            for (f, t) in sorted {
-                let desc = resource_schema()
-                    .block
-                    .attributes
-                    .get(f)
-                    .map(|x| x.description.content.trim().to_string())
-                    .unwrap_or_default();
-                out.push_str(&format!("- `{f}` ({}) {desc}\n", type_name(t)));
-            }
-            out.push('\n');
+            render_object(out, name, name, fields);
+        }
+    }
+}
+
+/// The descriptions of the fields of an object attribute named `name`: a deployment's in
+/// `deployments`, a service's in `service`.
+fn field_descriptions(name: &str) -> std::collections::HashMap<String, Attribute> {
+    match name {
+        "service" => crate::resources::deployment::model::service_block_schema().attributes,
+        "deployments" => deployment_schema().block.attributes,
+        _ => resource_schema().block.attributes,
+    }
+}
+
+/// The nested schema of object attribute `name` (anchor `nestedatt--{anchor}`), and of the
+/// object attributes inside it.
+fn render_object(
+    out: &mut String,
+    anchor: &str,
+    name: &str,
+    fields: &std::collections::HashMap<String, AttributeType>,
+) {
+    out.push_str(&format!(
+        "<a id=\"nestedatt--{anchor}\"></a>\n### Nested Schema for `{}`\n\nRead-Only:\n\n",
+        anchor.replace("--", ".")
+    ));
+    let descriptions = field_descriptions(name);
+    let sorted: BTreeMap<&String, &AttributeType> = fields.iter().collect();
+    for (f, t) in &sorted {
+        let desc = descriptions
+            .get(*f)
+            .map(|x| x.description.content.trim().to_string())
+            .unwrap_or_default();
+        let link = if object_fields(t).is_some() {
+            format!(" (see [below for nested schema](#nestedatt--{anchor}--{f}))")
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("- `{f}` ({}) {desc}{link}\n", type_name(t)));
+    }
+    out.push('\n');
+    for (f, t) in sorted {
+        if let Some(inner) = object_fields(t) {
+            render_object(out, &format!("{anchor}--{f}"), f, inner);
         }
     }
 }

@@ -30,7 +30,7 @@ use crate::diag;
 use crate::shared::{Configured, Shared};
 use crate::wait::{self, Submitted, WaitError, WaitOptions};
 use convert::DEFAULT_ENTRY_SERVICE;
-use model::{DeploymentState, Private, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT};
+use model::{DeploymentState, Private, Settings, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT};
 
 /// The resource. Holds the provider's shared slot and a small plan-time cache of server facts
 /// (instance types per cluster, bentos known to exist) so a plan of many deployments does not
@@ -53,10 +53,10 @@ impl DeploymentResource {
 
 /// (cluster, name) of a state: from `cluster`/`name`, else parsed from `id`.
 fn locate(state: &DeploymentState) -> Option<(String, String)> {
-    if let (Value::Value(c), Value::Value(n)) = (&state.cluster, &state.name) {
+    if let (Value::Value(c), Value::Value(n)) = (&state.location.cluster, &state.location.name) {
         return Some((c.clone(), n.clone()));
     }
-    let id = state.id.as_ref_option()?;
+    let id = state.location.id.as_ref_option()?;
     let (c, n) = id.split_once('/')?;
     Some((c.to_string(), n.to_string()))
 }
@@ -72,7 +72,7 @@ enum Operation {
 /// The timeout of `op`: its `timeouts` entry, else its default ([`DEFAULT_ROLLOUT_TIMEOUT`]
 /// for create and update, [`DEFAULT_DELETE_TIMEOUT`] for delete).
 fn timeout_of(state: &DeploymentState, op: Operation) -> Duration {
-    let text = state.timeouts.as_ref_option().and_then(|t| {
+    let text = state.settings.timeouts.as_ref_option().and_then(|t| {
         match op {
             Operation::Create => &t.create,
             Operation::Update => &t.update,
@@ -91,7 +91,7 @@ fn timeout_of(state: &DeploymentState, op: Operation) -> Duration {
 }
 
 fn allows_scale_to_zero(state: &DeploymentState) -> bool {
-    state.min_replicas == Value::Value(0)
+    state.spec.entry.min_replicas == Value::Value(0)
 }
 
 /// Waits for the `submitted` revision of the deployment (judged as `crate::wait` describes),
@@ -124,25 +124,13 @@ fn private_after(err: &WaitError, revision: &str) -> Private {
     }
 }
 
-/// Honest state after a failed rollout: the managed attributes keep what `serving` had (the
+/// Honest state after a failed rollout: the managed attributes (the whole [`model::Spec`]) keep
+/// what `serving` had (the
 /// previous revision keeps serving), the computed ones show the server's status and revision,
 /// so the next plan shows the change again.
 fn state_after_failure(server: &Deployment, serving: &DeploymentState) -> DeploymentState {
     let mut s = convert::state_from_server(server, serving, false);
-    for (field, old) in [
-        (&mut s.bento, &serving.bento),
-        (&mut s.instance_type, &serving.instance_type),
-        (&mut s.deployment_strategy, &serving.deployment_strategy),
-    ] {
-        *field = old.clone();
-    }
-    s.min_replicas = serving.min_replicas;
-    s.max_replicas = serving.max_replicas;
-    s.envs = serving.envs.clone();
-    s.labels = serving.labels.clone();
-    s.secrets = serving.secrets.clone();
-    s.access_authorization = serving.access_authorization;
-    s.service = serving.service.clone();
+    s.spec = serving.spec.clone();
     s
 }
 
@@ -181,16 +169,18 @@ impl DeploymentResource {
         planned: &DeploymentState,
         prior: Option<&DeploymentState>,
     ) {
-        let Value::Value(cluster) = &planned.cluster else {
+        let Value::Value(cluster) = &planned.location.cluster else {
             return;
         };
         let mut wanted: Vec<(AttributePath, String)> = Vec::new();
-        if let Value::Value(it) = &planned.instance_type {
-            if prior.map(|p| &p.instance_type) != Some(&planned.instance_type) {
+        if let Value::Value(it) = &planned.spec.entry.instance_type {
+            if prior.map(|p| &p.spec.entry.instance_type) != Some(&planned.spec.entry.instance_type)
+            {
                 wanted.push((AttributePath::new("instance_type"), it.clone()));
             }
         }
         for (i, svc) in planned
+            .spec
             .service
             .as_ref_option()
             .into_iter()
@@ -198,13 +188,13 @@ impl DeploymentResource {
             .enumerate()
         {
             let unchanged = prior
-                .and_then(|p| p.service.as_ref_option())
+                .and_then(|p| p.spec.service.as_ref_option())
                 .is_some_and(|blocks| {
-                    blocks
-                        .iter()
-                        .any(|b| b.name == svc.name && b.instance_type == svc.instance_type)
+                    blocks.iter().any(|b| {
+                        b.name == svc.name && b.settings.instance_type == svc.settings.instance_type
+                    })
                 });
-            if let (Value::Value(it), false) = (&svc.instance_type, unchanged) {
+            if let (Value::Value(it), false) = (&svc.settings.instance_type, unchanged) {
                 wanted.push((
                     AttributePath::new("service")
                         .index(i as i64)
@@ -213,7 +203,7 @@ impl DeploymentResource {
                 ));
             }
         }
-        let cluster_changed = prior.map(|p| &p.cluster) != Some(&planned.cluster);
+        let cluster_changed = prior.map(|p| &p.location.cluster) != Some(&planned.location.cluster);
         if wanted.is_empty() && !cluster_changed {
             return;
         }
@@ -261,7 +251,12 @@ impl DeploymentResource {
         client: &Client,
         planned: &DeploymentState,
     ) -> Option<(String, String)> {
-        let tag = planned.bento.as_ref_option().cloned().unwrap_or_default();
+        let tag = planned
+            .spec
+            .bento
+            .as_ref_option()
+            .cloned()
+            .unwrap_or_default();
         let (repo, version) = match crate::rules::bento_tag(&tag) {
             Ok(x) => x,
             Err(why) => {
@@ -289,6 +284,7 @@ impl DeploymentResource {
         };
         let known = manifest.service_names();
         for (i, svc) in planned
+            .spec
             .service
             .as_ref_option()
             .into_iter()
@@ -340,7 +336,11 @@ impl DeploymentResource {
         // version would resolve to the newest push, which may be the one that just failed.
         let entry =
             convert::entry_service(&current).unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.into());
-        let served = previous.deployed_bento.as_ref_option().map(String::as_str);
+        let served = previous
+            .reported
+            .deployed_bento
+            .as_ref_option()
+            .map(String::as_str);
         let req = convert::update_request(previous, &current, &entry, served);
         let submitted = match client.update_deployment(cluster, name, &req).await {
             Ok(d) => d,
@@ -373,7 +373,12 @@ impl DeploymentResource {
         .await
         {
             Ok(d) => {
-                let bento = previous.bento.as_ref_option().cloned().unwrap_or_default();
+                let bento = previous
+                    .spec
+                    .bento
+                    .as_ref_option()
+                    .cloned()
+                    .unwrap_or_default();
                 diag::rolled_back(diags, &format!("{cluster}/{name}"), &bento, &revision);
                 Some(d)
             }
@@ -416,7 +421,7 @@ impl Resource for DeploymentResource {
         };
         match configured.client.get_deployment_opt(&cluster, &name).await {
             Ok(Some(d)) => {
-                let next = if d.status.is_rollout_failure() && state.bento.is_value() {
+                let next = if d.status.is_rollout_failure() && state.spec.bento.is_value() {
                     // The latest revision failed; the previous one still serves what state says.
                     state_after_failure(&d, &state)
                 } else {
@@ -457,11 +462,11 @@ impl Resource for DeploymentResource {
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
         let configured = self.shared.configured(diags)?;
         let mut planned = plan::plan_create(&proposed_state, configured.default_cluster.as_deref());
-        if planned.cluster.is_unknown() && proposed_state.cluster.is_null() {
+        if planned.location.cluster.is_unknown() && proposed_state.location.cluster.is_null() {
             if let Some(c) = self.server_default_cluster(&configured.client).await {
-                planned.cluster = Value::Value(c.clone());
-                if let Value::Value(n) = &planned.name {
-                    planned.id = Value::Value(format!("{c}/{n}"));
+                planned.location.cluster = Value::Value(c.clone());
+                if let Value::Value(n) = &planned.location.name {
+                    planned.location.id = Value::Value(format!("{c}/{n}"));
                 }
             }
         }
@@ -483,14 +488,14 @@ impl Resource for DeploymentResource {
             plan::plan_update(&prior_state, &proposed_state, &config_state);
         if model::unconfirmed_revision(&prior_private_state).is_some() {
             // The last apply could not confirm its rollout: this apply waits for it.
-            plan::rollout_changes_computed(&mut planned);
+            planned.reported = planned.reported.after_rollout();
         }
         if let Some(configured) = self.shared.configured(diags) {
             self.check_against_server(diags, &configured.client, &planned, Some(&prior_state))
                 .await;
         }
-        if planned.bento_managed_externally == Value::Value(true)
-            && prior_state.bento != planned.bento
+        if planned.settings.bento_managed_externally == Value::Value(true)
+            && prior_state.spec.bento != planned.spec.bento
         {
             diag::bento_managed_externally(diags);
         }
@@ -518,11 +523,13 @@ impl Resource for DeploymentResource {
         let configured = self.shared.configured(diags)?;
         let client = &configured.client;
         let name = planned_state
+            .location
             .name
             .as_ref_option()
             .cloned()
             .unwrap_or_default();
         let cluster_param = planned_state
+            .location
             .cluster
             .as_ref_option()
             .cloned()
@@ -542,7 +549,7 @@ impl Resource for DeploymentResource {
         // From here on the deployment exists: every path returns state.
         let mut state = convert::state_from_server(&created, &planned_state, false);
         let mut private = planned_private_state;
-        if planned_state.wait_for_rollout != Value::Value(false) {
+        if planned_state.settings.wait_for_rollout != Value::Value(false) {
             match wait_for(
                 &configured,
                 &cluster,
@@ -656,9 +663,12 @@ impl Resource for DeploymentResource {
         match configured.client.get_deployment_opt(&cluster, &name).await {
             Ok(Some(d)) => {
                 let prior = DeploymentState {
-                    wait_for_rollout: Value::Value(true),
-                    rollback_on_failure: Value::Value(false),
-                    bento_managed_externally: Value::Value(false),
+                    settings: Settings {
+                        wait_for_rollout: Value::Value(true),
+                        rollback_on_failure: Value::Value(false),
+                        bento_managed_externally: Value::Value(false),
+                        timeouts: Value::Null,
+                    },
                     ..Default::default()
                 };
                 Some((convert::state_from_server(&d, &prior, true), Private::Null))
@@ -703,7 +713,7 @@ impl DeploymentResource {
                 return (planned, Private::Null);
             }
         };
-        if planned.wait_for_rollout == Value::Value(false) {
+        if planned.settings.wait_for_rollout == Value::Value(false) {
             return (
                 convert::state_from_server(&current, &planned, false),
                 Private::Null,
@@ -773,7 +783,9 @@ impl DeploymentResource {
         let mut entry =
             convert::entry_service(&server).unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.into());
         let mut resolved = None;
-        if prior.bento != planned.bento && planned.bento_managed_externally != Value::Value(true) {
+        if prior.spec.bento != planned.spec.bento
+            && planned.settings.bento_managed_externally != Value::Value(true)
+        {
             match self.resolve_bento(diags, client, &planned).await {
                 Some((e, tag)) if diags.errors.is_empty() => {
                     entry = e;
@@ -796,7 +808,7 @@ impl DeploymentResource {
         let submitted = Submitted::updated(&response);
         let revision = submitted.revision.clone();
         tracing::info!("updated deployment {id}: rolling out revision {revision}");
-        if planned.wait_for_rollout == Value::Value(false) {
+        if planned.settings.wait_for_rollout == Value::Value(false) {
             return Some((
                 convert::state_from_server(&response, &planned, false),
                 Private::Null,
@@ -819,7 +831,7 @@ impl DeploymentResource {
             )),
             Err(e) => {
                 diag::wait_error(diags, "the rollout", &id, &e);
-                let rollback = planned.rollback_on_failure == Value::Value(true)
+                let rollback = planned.settings.rollback_on_failure == Value::Value(true)
                     && matches!(
                         e,
                         WaitError::Failed { .. }
@@ -903,7 +915,7 @@ mod tests {
         let mut s = DeploymentState::default();
         assert_eq!(timeout_of(&s, Operation::Create), Duration::from_secs(1800));
         assert_eq!(timeout_of(&s, Operation::Delete), Duration::from_secs(600));
-        s.timeouts = Value::Value(model::Timeouts {
+        s.settings.timeouts = Value::Value(model::Timeouts {
             update: Value::Value("90s".into()),
             ..Default::default()
         });

@@ -165,6 +165,43 @@ pub fn entry_service_from_the_bento_when_documents_omit_its_manifest(v: TfVersio
     tf.apply();
     check(4, "cpu.4", "after update");
     tf.assert_no_changes("after update");
+
+    // Both data sources show every service: the entry one named and at the top level, the
+    // other in `service` (issue 10).
+    tf.write(&format!(
+        r#"{}
+data "bentocloud_deployment" "shown" {{
+  name       = bentocloud_deployment.app.name
+}}
+data "bentocloud_deployments" "fleet" {{
+  search     = bentocloud_deployment.app.name
+  depends_on = [bentocloud_deployment.app]
+}}
+output "one" {{ value = data.bentocloud_deployment.shown }}
+output "fleet" {{ value = data.bentocloud_deployments.fleet.deployments }}
+"#,
+        config(4, "cpu.4")
+    ));
+    tf.apply();
+    let outputs = tf.outputs();
+    let fleet = outputs["fleet"].as_array().cloned().unwrap_or_default();
+    assert_eq!(fleet.len(), 1, "{fleet:?}");
+    for (what, d) in [
+        ("bentocloud_deployment", &outputs["one"]),
+        ("bentocloud_deployments", &fleet[0]),
+    ] {
+        assert_eq!(d["entry_service"], "Web", "{what}: {d}");
+        assert_eq!(
+            d["instance_type"], "cpu.4",
+            "{what}: the entry service's settings"
+        );
+        assert_eq!(d["max_replicas"], 4, "{what}");
+        let others = d["service"].as_array().cloned().unwrap_or_default();
+        assert_eq!(others.len(), 1, "{what}: every other service: {d}");
+        assert_eq!(others[0]["name"], "Model", "{what}");
+        assert_eq!(others[0]["instance_type"], "cpu.1", "{what}");
+        assert_eq!(others[0]["max_replicas"], 1, "{what}");
+    }
 }
 
 /// `bento = "iris"` (no version): a newer version registered between applies is not picked up

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 use tf_provider::value::Value;
 
-use super::model::{DeploymentState, ServiceBlock, StringMap};
+use super::model::{DeploymentState, ServiceBlock, ServiceSettings, StringMap};
 use crate::api::{
     CreateDeploymentRequest, Deployment, DeploymentConfig, EnvItem, LabelItem, Scaling,
     ServiceConfig, UpdateDeploymentRequest,
@@ -132,11 +132,18 @@ fn bento_for_state(server_tag: Option<String>, prior: &Value<String>) -> Value<S
     Value::Value(server_tag)
 }
 
-fn scaling_of(svc: &ServiceConfig) -> (Option<i64>, Option<i64>) {
+/// One service's settings as the server has them; unset scaling reads as the platform's
+/// defaults (min 1, max = max(min, 1)).
+fn settings_of(svc: &ServiceConfig) -> ServiceSettings {
     let s = svc.scaling.clone().unwrap_or_default();
     let min = s.min_replicas.unwrap_or(1);
     let max = s.max_replicas.unwrap_or(min.max(1));
-    (Some(min), Some(max))
+    ServiceSettings {
+        instance_type: opt_value(svc.instance_type.clone()),
+        min_replicas: Value::Value(min),
+        max_replicas: Value::Value(max),
+        deployment_strategy: opt_value(svc.deployment_strategy.clone()),
+    }
 }
 
 fn opt_value<T>(o: Option<T>) -> Value<T> {
@@ -148,14 +155,10 @@ fn service_block_from(
     svc: &ServiceConfig,
     prior: Option<&ServiceBlock>,
 ) -> ServiceBlock {
-    let (min, max) = scaling_of(svc);
     let prior_envs = prior.map(|p| p.envs.clone()).unwrap_or(Value::Null);
     ServiceBlock {
         name: Value::Value(name.to_string()),
-        instance_type: opt_value(svc.instance_type.clone()),
-        min_replicas: opt_value(min),
-        max_replicas: opt_value(max),
-        deployment_strategy: opt_value(svc.deployment_strategy.clone()),
+        settings: settings_of(svc),
         envs: normalise_map(map_from_envs(&svc.envs), &prior_envs),
     }
 }
@@ -170,57 +173,58 @@ pub fn state_from_server(
 ) -> DeploymentState {
     let mut s = prior.clone();
     let cluster = d.cluster.meta.name.clone();
-    s.name = Value::Value(d.meta.name.clone());
-    s.cluster = Value::Value(cluster.clone());
-    s.id = Value::Value(format!("{cluster}/{}", d.meta.name));
-    s.status = Value::Value(d.status.as_str().to_string());
-    s.url = Value::Value(
+    s.location.name = Value::Value(d.meta.name.clone());
+    s.location.cluster = Value::Value(cluster.clone());
+    s.location.id = Value::Value(format!("{cluster}/{}", d.meta.name));
+    s.reported.status = Value::Value(d.status.as_str().to_string());
+    s.reported.url = Value::Value(
         d.urls
             .as_ref()
             .and_then(|u| u.first().cloned())
             .unwrap_or_default(),
     );
-    s.revision = Value::Value(d.revision_uid().unwrap_or_default().to_string());
-    s.created_at = Value::Value(d.meta.created_at.clone());
-    s.updated_at = Value::Value(d.meta.updated_at.clone());
-    s.creator = Value::Value(d.creator.meta.name.clone());
-    s.labels = normalise_map(map_from_labels(&d.meta.labels), &prior.labels);
+    s.reported.revision = Value::Value(d.revision_uid().unwrap_or_default().to_string());
+    s.reported.created_at = Value::Value(d.meta.created_at.clone());
+    s.reported.updated_at = Value::Value(d.meta.updated_at.clone());
+    s.reported.creator = Value::Value(d.creator.meta.name.clone());
+    s.spec.labels = normalise_map(map_from_labels(&d.meta.labels), &prior.spec.labels);
 
     let server_tag = d.bento_tag();
-    s.deployed_bento = Value::Value(server_tag.clone().unwrap_or_default());
-    if prior.bento_managed_externally != Value::Value(true) || prior.bento.is_null() {
-        s.bento = bento_for_state(server_tag, &prior.bento);
+    s.reported.deployed_bento = Value::Value(server_tag.clone().unwrap_or_default());
+    if prior.settings.bento_managed_externally != Value::Value(true) || prior.spec.bento.is_null() {
+        s.spec.bento = bento_for_state(server_tag, &prior.spec.bento);
     }
 
     let config = d
         .main_target()
         .and_then(|t| t.config.clone())
         .unwrap_or_default();
-    s.access_authorization = Value::Value(config.access_authorization);
-    s.envs = normalise_map(map_from_envs(&config.envs), &prior.envs);
+    s.spec.access_authorization = Value::Value(config.access_authorization);
+    s.spec.envs = normalise_map(map_from_envs(&config.envs), &prior.spec.envs);
     let secrets: BTreeSet<Value<String>> = config
         .secrets
         .iter()
         .flatten()
         .map(|x| Value::Value(x.clone()))
         .collect();
-    s.secrets = if secrets.is_empty() && !matches!(&prior.secrets, Value::Value(p) if p.is_empty())
-    {
-        Value::Null
-    } else {
-        Value::Value(secrets)
-    };
+    s.spec.secrets =
+        if secrets.is_empty() && !matches!(&prior.spec.secrets, Value::Value(p) if p.is_empty()) {
+            Value::Null
+        } else {
+            Value::Value(secrets)
+        };
 
     let entry = entry_service(d);
     if let Some(svc) = entry.as_ref().and_then(|e| config.services.get(e)) {
-        let (min, max) = scaling_of(svc);
-        s.instance_type = opt_value(svc.instance_type.clone());
-        s.min_replicas = opt_value(min);
-        s.max_replicas = opt_value(max);
-        s.deployment_strategy = opt_value(svc.deployment_strategy.clone());
+        s.spec.entry = settings_of(svc);
     }
 
-    let prior_blocks = prior.service.as_ref_option().cloned().unwrap_or_default();
+    let prior_blocks = prior
+        .spec
+        .service
+        .as_ref_option()
+        .cloned()
+        .unwrap_or_default();
     let blocks: Vec<ServiceBlock> = if importing {
         config
             .services
@@ -240,7 +244,7 @@ pub fn state_from_server(
             })
             .collect()
     };
-    s.service = Value::Value(blocks);
+    s.spec.service = Value::Value(blocks);
     s
 }
 
@@ -249,25 +253,14 @@ fn service_config_from_block(base: Option<&ServiceConfig>, b: &ServiceBlock) -> 
         config_overrides: Json::Object(Default::default()),
         ..Default::default()
     });
-    apply_service_settings(
-        &mut svc,
-        &b.instance_type,
-        &b.min_replicas,
-        &b.max_replicas,
-        &b.deployment_strategy,
-    );
+    apply_service_settings(&mut svc, &b.settings);
     svc.envs = Some(envs_from_map(&b.envs));
     svc
 }
 
-fn apply_service_settings(
-    svc: &mut ServiceConfig,
-    instance_type: &Value<String>,
-    min: &Value<i64>,
-    max: &Value<i64>,
-    strategy: &Value<String>,
-) {
-    if let Value::Value(it) = instance_type {
+/// Overlays one service's known settings onto its server configuration.
+fn apply_service_settings(svc: &mut ServiceConfig, settings: &ServiceSettings) {
+    if let Value::Value(it) = &settings.instance_type {
         svc.instance_type = Some(it.clone());
     }
     let mut scaling = svc.scaling.clone().unwrap_or(Scaling {
@@ -275,14 +268,14 @@ fn apply_service_settings(
         max_replicas: Some(1),
         policy: None,
     });
-    if let Value::Value(m) = min {
-        scaling.min_replicas = Some(*m);
+    if let Value::Value(m) = settings.min_replicas {
+        scaling.min_replicas = Some(m);
     }
-    if let Value::Value(m) = max {
-        scaling.max_replicas = Some(*m);
+    if let Value::Value(m) = settings.max_replicas {
+        scaling.max_replicas = Some(m);
     }
     svc.scaling = Some(scaling);
-    if let Value::Value(st) = strategy {
+    if let Value::Value(st) = &settings.deployment_strategy {
         svc.deployment_strategy = Some(st.clone());
     }
     if svc.config_overrides.is_null() {
@@ -300,15 +293,9 @@ fn services_for(
         config_overrides: Json::Object(Default::default()),
         ..Default::default()
     });
-    apply_service_settings(
-        &mut entry_svc,
-        &planned.instance_type,
-        &planned.min_replicas,
-        &planned.max_replicas,
-        &planned.deployment_strategy,
-    );
+    apply_service_settings(&mut entry_svc, &planned.spec.entry);
     services.insert(entry.to_string(), entry_svc);
-    for b in planned.service.as_ref_option().into_iter().flatten() {
+    for b in planned.spec.service.as_ref_option().into_iter().flatten() {
         if let Value::Value(name) = &b.name {
             let svc = service_config_from_block(base.get(name), b);
             services.insert(name.clone(), svc);
@@ -320,14 +307,19 @@ fn services_for(
 /// The POST body for a new deployment whose bento's entry service is `entry`.
 pub fn create_request(planned: &DeploymentState, entry: &str) -> CreateDeploymentRequest {
     CreateDeploymentRequest {
-        name: planned.name.as_ref_option().cloned(),
+        name: planned.location.name.as_ref_option().cloned(),
         dev: false,
         spec: UpdateDeploymentRequest {
-            bento: planned.bento.as_ref_option().cloned().unwrap_or_default(),
-            access_authorization: planned.access_authorization == Value::Value(true),
-            envs: Some(envs_from_map(&planned.envs)),
-            labels: Some(labels_from_map(&planned.labels)),
-            secrets: Some(secrets_from_set(&planned.secrets)),
+            bento: planned
+                .spec
+                .bento
+                .as_ref_option()
+                .cloned()
+                .unwrap_or_default(),
+            access_authorization: planned.spec.access_authorization == Value::Value(true),
+            envs: Some(envs_from_map(&planned.spec.envs)),
+            labels: Some(labels_from_map(&planned.spec.labels)),
+            secrets: Some(secrets_from_set(&planned.spec.secrets)),
             services: services_for(planned, entry, &BTreeMap::new()),
             canary: None,
         },
@@ -356,13 +348,13 @@ pub fn update_bento(
     resolved: Option<&str>,
 ) -> String {
     let server_bento = server.bento_tag().unwrap_or_default();
-    if planned.bento_managed_externally == Value::Value(true) && !server_bento.is_empty() {
+    if planned.settings.bento_managed_externally == Value::Value(true) && !server_bento.is_empty() {
         return server_bento;
     }
     if let Some(r) = resolved.filter(|r| !r.is_empty()) {
         return r.to_string();
     }
-    let Some(configured) = planned.bento.as_ref_option() else {
+    let Some(configured) = planned.spec.bento.as_ref_option() else {
         return server_bento;
     };
     let repo_of = |t: &str| t.split(':').next().unwrap_or("").to_string();
@@ -398,11 +390,11 @@ pub fn update_request(
         .unwrap_or_default();
     UpdateDeploymentRequest {
         bento: update_bento(planned, server, resolved_bento),
-        access_authorization: planned.access_authorization == Value::Value(true),
-        envs: Some(envs_from_map(&planned.envs)),
+        access_authorization: planned.spec.access_authorization == Value::Value(true),
+        envs: Some(envs_from_map(&planned.spec.envs)),
         // Unlike the official client (which sends null = keep), Terraform owns the labels.
-        labels: Some(labels_from_map(&planned.labels)),
-        secrets: Some(secrets_from_set(&planned.secrets)),
+        labels: Some(labels_from_map(&planned.spec.labels)),
+        secrets: Some(secrets_from_set(&planned.spec.secrets)),
         services: services_for(planned, entry, &config.services),
         canary: server.canary(),
     }
@@ -411,54 +403,119 @@ pub fn update_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::deployment::model::{
+        Location, ServiceBlock, ServiceSettings, Settings, Spec,
+    };
 
     fn sample() -> Deployment {
         serde_json::from_str(include_str!("../../../tests/fixtures/deployment-full.json"))
             .expect("fixture")
     }
 
+    /// Every managed attribute, changed alone, changes what is sent (create and update bodies)
+    /// and reads back from a server that took it: adding an attribute to
+    /// [`Spec`](super::super::model::Spec) without its conversion fails here.
+    #[test]
+    fn every_managed_attribute_is_sent_and_read_back() {
+        let server = sample();
+        let mut planned = state_from_server(&server, &DeploymentState::default(), false);
+        planned.settings.bento_managed_externally = Value::Value(false);
+        let entry = entry_service(&server).expect("entry");
+        let body = |p: &DeploymentState| {
+            (
+                serde_json::to_value(update_request(p, &server, &entry, None)).expect("ser"),
+                serde_json::to_value(create_request(p, &entry)).expect("ser"),
+            )
+        };
+        let (update_before, create_before) = body(&planned);
+        for (k, spec) in crate::resources::deployment::model::one_attribute_changes(&planned.spec) {
+            let changed = DeploymentState {
+                spec,
+                ..planned.clone()
+            };
+            let (update_after, create_after) = body(&changed);
+            assert_ne!(update_after, update_before, "{k} is not in the PUT body");
+            assert_ne!(create_after, create_before, "{k} is not in the POST body");
+
+            // A server that took the PUT reads back as what was planned.
+            let mut took = server.clone();
+            let req = update_request(&changed, &server, &entry, None);
+            let target = took
+                .latest_revision
+                .as_mut()
+                .and_then(|r| r.targets.first_mut())
+                .and_then(Option::as_mut)
+                .expect("main target");
+            if let Some(b) = target.bento.as_mut() {
+                b.version = req.bento.split(':').nth(1).unwrap_or_default().to_string();
+                b.repository.meta.name =
+                    req.bento.split(':').next().unwrap_or_default().to_string();
+            }
+            let config = target.config.as_mut().expect("config");
+            config.access_authorization = req.access_authorization;
+            config.envs = req.envs.clone();
+            config.secrets = req.secrets.clone();
+            config.services = req.services.clone();
+            took.meta.labels = req.labels.clone().unwrap_or_default();
+            let back = state_from_server(&took, &changed, false);
+            assert_eq!(back.spec, changed.spec, "{k} does not read back");
+        }
+    }
+
     #[test]
     fn reads_every_managed_attribute_from_the_server() {
         let d = sample();
         let s = state_from_server(&d, &DeploymentState::default(), true);
-        assert_eq!(s.id, Value::Value("default-cluster/demo".into()));
-        assert_eq!(s.bento, Value::Value("my_bento:abc123".into()));
-        assert_eq!(s.instance_type, Value::Value("cpu.2".into()));
+        assert_eq!(s.location.id, Value::Value("default-cluster/demo".into()));
+        assert_eq!(s.spec.bento, Value::Value("my_bento:abc123".into()));
+        assert_eq!(s.spec.entry.instance_type, Value::Value("cpu.2".into()));
         assert_eq!(
-            (s.min_replicas, s.max_replicas),
+            (s.spec.entry.min_replicas, s.spec.entry.max_replicas),
             (Value::Value(1), Value::Value(2))
         );
-        assert_eq!(s.deployment_strategy, Value::Value("RollingUpdate".into()));
-        assert_eq!(s.status, Value::Value("running".into()));
-        assert_eq!(s.url, Value::Value("https://demo.stub.local".into()));
-        assert_eq!(s.revision, Value::Value("ae47940179e85336".into()));
-        let envs = s.envs.as_ref_option().expect("envs");
+        assert_eq!(
+            s.spec.entry.deployment_strategy,
+            Value::Value("RollingUpdate".into())
+        );
+        assert_eq!(s.reported.status, Value::Value("running".into()));
+        assert_eq!(
+            s.reported.url,
+            Value::Value("https://demo.stub.local".into())
+        );
+        assert_eq!(s.reported.revision, Value::Value("ae47940179e85336".into()));
+        let envs = s.spec.envs.as_ref_option().expect("envs");
         assert_eq!(envs["GLOBAL"], Value::Value("1".into()));
         assert_eq!(
-            s.labels,
+            s.spec.labels,
             Value::Null,
             "no labels on the server and none before"
         );
-        assert_eq!(s.service, Value::Value(vec![]));
+        assert_eq!(s.spec.service, Value::Value(vec![]));
     }
 
     #[test]
     fn repo_only_bento_does_not_drift_against_the_resolved_version() {
         let d = sample();
         let prior = DeploymentState {
-            bento: Value::Value("my_bento".into()),
+            spec: Spec {
+                bento: Value::Value("my_bento".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(
-            state_from_server(&d, &prior, false).bento,
+            state_from_server(&d, &prior, false).spec.bento,
             Value::Value("my_bento".into())
         );
         let prior = DeploymentState {
-            bento: Value::Value("other:v1".into()),
+            spec: Spec {
+                bento: Value::Value("other:v1".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(
-            state_from_server(&d, &prior, false).bento,
+            state_from_server(&d, &prior, false).spec.bento,
             Value::Value("my_bento:abc123".into())
         );
     }
@@ -467,13 +524,22 @@ mod tests {
     fn externally_managed_bento_keeps_the_configured_value_and_reports_the_deployed_one() {
         let d = sample();
         let prior = DeploymentState {
-            bento: Value::Value("my_bento:v0".into()),
-            bento_managed_externally: Value::Value(true),
+            spec: Spec {
+                bento: Value::Value("my_bento:v0".into()),
+                ..Default::default()
+            },
+            settings: Settings {
+                bento_managed_externally: Value::Value(true),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let s = state_from_server(&d, &prior, false);
-        assert_eq!(s.bento, Value::Value("my_bento:v0".into()));
-        assert_eq!(s.deployed_bento, Value::Value("my_bento:abc123".into()));
+        assert_eq!(s.spec.bento, Value::Value("my_bento:v0".into()));
+        assert_eq!(
+            s.reported.deployed_bento,
+            Value::Value("my_bento:abc123".into())
+        );
         let req = update_request(&s, &d, "MyService", None);
         assert_eq!(
             req.bento, "my_bento:abc123",
@@ -485,8 +551,8 @@ mod tests {
     fn update_keeps_fields_terraform_does_not_manage() {
         let d = sample();
         let mut s = state_from_server(&d, &DeploymentState::default(), true);
-        s.max_replicas = Value::Value(5);
-        s.bento = Value::Value("my_bento:v2".into());
+        s.spec.entry.max_replicas = Value::Value(5);
+        s.spec.bento = Value::Value("my_bento:v2".into());
         let req = update_request(&s, &d, "MyService", None);
         let svc = &req.services["MyService"];
         assert_eq!(svc.scaling.as_ref().and_then(|x| x.max_replicas), Some(5));
@@ -498,20 +564,30 @@ mod tests {
     #[test]
     fn create_puts_entry_settings_under_the_entry_service_and_blocks_under_theirs() {
         let mut planned = DeploymentState {
-            name: Value::Value("x".into()),
-            bento: Value::Value("b:1".into()),
-            instance_type: Value::Value("cpu.2".into()),
-            min_replicas: Value::Value(2),
-            max_replicas: Value::Value(3),
-            deployment_strategy: Value::Value("Recreate".into()),
+            location: Location {
+                name: Value::Value("x".into()),
+                ..Default::default()
+            },
+            spec: Spec {
+                bento: Value::Value("b:1".into()),
+                entry: ServiceSettings {
+                    instance_type: Value::Value("cpu.2".into()),
+                    min_replicas: Value::Value(2),
+                    max_replicas: Value::Value(3),
+                    deployment_strategy: Value::Value("Recreate".into()),
+                },
+                ..Default::default()
+            },
             ..Default::default()
         };
-        planned.service = Value::Value(vec![ServiceBlock {
+        planned.spec.service = Value::Value(vec![ServiceBlock {
+            settings: ServiceSettings {
+                instance_type: Value::Value("gpu.l4.1".into()),
+                min_replicas: Value::Value(1),
+                max_replicas: Value::Value(1),
+                deployment_strategy: Value::Value("RollingUpdate".into()),
+            },
             name: Value::Value("Model".into()),
-            instance_type: Value::Value("gpu.l4.1".into()),
-            min_replicas: Value::Value(1),
-            max_replicas: Value::Value(1),
-            deployment_strategy: Value::Value("RollingUpdate".into()),
             envs: Value::Null,
         }]);
         let req = create_request(&planned, "Gateway");
@@ -602,9 +678,9 @@ mod tests {
     /// changes `envs` and `max_replicas`.
     fn envs_change_on(d: &Deployment) -> UpdateDeploymentRequest {
         let mut s = state_from_server(d, &DeploymentState::default(), false);
-        s.service = Value::Value(vec![]);
-        s.max_replicas = Value::Value(6);
-        s.envs = Value::Value(
+        s.spec.service = Value::Value(vec![]);
+        s.spec.entry.max_replicas = Value::Value(6);
+        s.spec.envs = Value::Value(
             [("G".to_string(), Value::Value("2".to_string()))]
                 .into_iter()
                 .collect(),
@@ -684,8 +760,9 @@ mod tests {
         let d = multi_service_with_canary(true);
         assert_eq!(entry_service(&d).as_deref(), Some("Gateway"));
         let s = state_from_server(&d, &DeploymentState::default(), true);
-        assert_eq!(s.instance_type, Value::Value("cpu.2".into()));
+        assert_eq!(s.spec.entry.instance_type, Value::Value("cpu.2".into()));
         let names: Vec<String> = s
+            .spec
             .service
             .as_ref_option()
             .into_iter()
@@ -694,7 +771,7 @@ mod tests {
             .collect();
         assert_eq!(names, ["Model"]);
         let mut planned = s.clone();
-        planned.instance_type = Value::Value("cpu.4".into());
+        planned.spec.entry.instance_type = Value::Value("cpu.4".into());
         let req = update_request(&planned, &d, "Gateway", None);
         assert_eq!(
             req.services["Gateway"].instance_type.as_deref(),
@@ -711,7 +788,10 @@ mod tests {
         let d = sample(); // runs my_bento:abc123
         for configured in ["my_bento", "my_bento:latest"] {
             let planned = DeploymentState {
-                bento: Value::Value(configured.into()),
+                spec: Spec {
+                    bento: Value::Value(configured.into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             assert_eq!(
@@ -723,7 +803,10 @@ mod tests {
         // A pinned version is sent as configured; another repository too.
         for configured in ["my_bento:v9", "other"] {
             let planned = DeploymentState {
-                bento: Value::Value(configured.into()),
+                spec: Spec {
+                    bento: Value::Value(configured.into()),
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             assert_eq!(update_bento(&planned, &d, None), configured);
@@ -734,7 +817,10 @@ mod tests {
     fn changed_bento_sends_the_version_resolved_at_apply() {
         let d = sample();
         let planned = DeploymentState {
-            bento: Value::Value("my_bento".into()),
+            spec: Spec {
+                bento: Value::Value("my_bento".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(
@@ -743,7 +829,10 @@ mod tests {
         );
         // ... unless CI owns the bento.
         let planned = DeploymentState {
-            bento_managed_externally: Value::Value(true),
+            settings: Settings {
+                bento_managed_externally: Value::Value(true),
+                ..Default::default()
+            },
             ..planned
         };
         assert_eq!(

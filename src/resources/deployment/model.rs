@@ -15,15 +15,44 @@ use tf_provider::value::Value;
 /// A `map(string)` value whose entries may be unknown during plan.
 pub type StringMap = BTreeMap<String, Value<String>>;
 
-/// State of one `bentocloud_deployment`.
+/// State of one `bentocloud_deployment`, in parts named by role. The rules that treat the
+/// attributes by role are derived from these parts, not listed again:
+///
+/// - "did the spec change" (an API call is needed) compares [`Spec`]s ([`Spec::differs`]);
+/// - "keep the serving spec after a failure" puts the serving [`Spec`] back whole;
+/// - "what becomes unknown" is decided field by field in [`Reported`]'s own constructors, whose
+///   struct literals the compiler checks for completeness;
+/// - the data sources show [`Location`], [`Spec`] and [`Reported`], never [`Settings`].
+///
+/// The parts are flattened into one Terraform object: `every_part_round_trips_unknown_values`
+/// pins that tf-provider's untagged `Value` survives the flattening in MessagePack and JSON.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentState {
+    #[serde(flatten)]
+    pub location: Location,
+    #[serde(flatten)]
+    pub spec: Spec,
+    #[serde(flatten)]
+    pub settings: Settings,
+    #[serde(flatten)]
+    pub reported: Reported,
+}
+
+/// Where the deployment is: changing `name` or `cluster` replaces it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Location {
     #[serde(default)]
     pub id: Value<String>,
     #[serde(default)]
     pub name: Value<String>,
     #[serde(default)]
     pub cluster: Value<String>,
+}
+
+/// What Terraform manages on the server: sent in the create and update bodies, read back by
+/// refresh, and compared to decide whether an apply calls the API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
     #[serde(default)]
     pub bento: Value<String>,
     #[serde(default)]
@@ -34,6 +63,34 @@ pub struct DeploymentState {
     pub envs: Value<StringMap>,
     #[serde(default)]
     pub secrets: Value<BTreeSet<Value<String>>>,
+    /// The entry service's settings (top-level attributes).
+    #[serde(flatten)]
+    pub entry: ServiceSettings,
+    /// Settings of the other services (`service` blocks).
+    #[serde(default)]
+    pub service: Value<Vec<ServiceBlock>>,
+}
+
+impl Spec {
+    /// Whether `planned` asks the server for something `self` (the prior) does not have. With
+    /// `bento_managed_externally`, the bento is CI's: a difference in it alone is not a change.
+    pub fn differs(&self, planned: &Spec, bento_managed_externally: bool) -> bool {
+        if bento_managed_externally {
+            let prior = Spec {
+                bento: planned.bento.clone(),
+                ..self.clone()
+            };
+            prior != *planned
+        } else {
+            self != planned
+        }
+    }
+}
+
+/// One service's settings: the entry service's (top-level attributes) and each `service`
+/// block's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSettings {
     #[serde(default)]
     pub instance_type: Value<String>,
     #[serde(default)]
@@ -42,8 +99,45 @@ pub struct DeploymentState {
     pub max_replicas: Value<i64>,
     #[serde(default)]
     pub deployment_strategy: Value<String>,
+}
+
+impl ServiceSettings {
+    /// Each setting left out (null) takes `prior`'s: optional+computed settings a
+    /// configuration omits keep what the server has.
+    pub fn fill_from(&mut self, prior: &ServiceSettings) {
+        fn keep<T: Clone>(v: &mut Value<T>, prior: &Value<T>) {
+            if v.is_null() {
+                *v = prior.clone();
+            }
+        }
+        // Destructured without `..`: a new setting must be decided here.
+        let ServiceSettings {
+            instance_type,
+            min_replicas,
+            max_replicas,
+            deployment_strategy,
+        } = self;
+        keep(instance_type, &prior.instance_type);
+        keep(min_replicas, &prior.min_replicas);
+        keep(max_replicas, &prior.max_replicas);
+        keep(deployment_strategy, &prior.deployment_strategy);
+    }
+}
+
+/// One `service` block: settings of a named service of a multi-service bento.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceBlock {
     #[serde(default)]
-    pub service: Value<Vec<ServiceBlock>>,
+    pub name: Value<String>,
+    #[serde(flatten)]
+    pub settings: ServiceSettings,
+    #[serde(default)]
+    pub envs: Value<StringMap>,
+}
+
+/// Terraform-only settings: how apply behaves. Never sent to the server, never in data sources.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
     #[serde(default)]
     pub wait_for_rollout: Value<bool>,
     #[serde(default)]
@@ -52,6 +146,11 @@ pub struct DeploymentState {
     pub bento_managed_externally: Value<bool>,
     #[serde(default, with = "tf_provider::value::serde_as_vec")]
     pub timeouts: Value<Timeouts>,
+}
+
+/// What the server reports about the deployment (computed attributes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Reported {
     #[serde(default)]
     pub status: Value<String>,
     #[serde(default)]
@@ -68,21 +167,32 @@ pub struct DeploymentState {
     pub creator: Value<String>,
 }
 
-/// One `service` block: settings of a named service of a multi-service bento.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServiceBlock {
-    #[serde(default)]
-    pub name: Value<String>,
-    #[serde(default)]
-    pub instance_type: Value<String>,
-    #[serde(default)]
-    pub min_replicas: Value<i64>,
-    #[serde(default)]
-    pub max_replicas: Value<i64>,
-    #[serde(default)]
-    pub deployment_strategy: Value<String>,
-    #[serde(default)]
-    pub envs: Value<StringMap>,
+impl Reported {
+    /// Nothing is known yet: a deployment to be created (or replaced).
+    pub fn unknown() -> Self {
+        Self {
+            status: Value::Unknown,
+            url: Value::Unknown,
+            revision: Value::Unknown,
+            deployed_bento: Value::Unknown,
+            created_at: Value::Unknown,
+            updated_at: Value::Unknown,
+            creator: Value::Unknown,
+        }
+    }
+
+    /// What an apply that rolls out (or waits for a rollout) changes; the rest stays.
+    pub fn after_rollout(&self) -> Self {
+        Self {
+            status: Value::Unknown,
+            url: self.url.clone(),
+            revision: Value::Unknown,
+            deployed_bento: Value::Unknown,
+            created_at: self.created_at.clone(),
+            updated_at: Value::Unknown,
+            creator: self.creator.clone(),
+        }
+    }
 }
 
 /// The `timeouts` block (Go durations).
@@ -178,7 +288,8 @@ pub fn deployment_attributes(
     ])
 }
 
-fn service_block_schema() -> Block {
+/// The `service` block (the data sources show it as a list of objects of the same attributes).
+pub fn service_block_schema() -> Block {
     use AttributeConstraint::{Optional, OptionalComputed, Required};
     use AttributeType::{Number, String as Str};
     Block {
@@ -251,6 +362,49 @@ pub fn resource_schema() -> Schema {
     }
 }
 
+/// `spec` with one managed attribute changed to another known value, for each attribute
+/// [`Spec`] has (found by serialising it, so a new attribute is covered without a list):
+/// the rules derived from the model are checked against every one of them.
+#[cfg(test)]
+pub(crate) fn one_attribute_changes(spec: &Spec) -> Vec<(String, Spec)> {
+    let s = |x: &str| Value::Value(x.to_string());
+    let other = Spec {
+        bento: s("other:v9"),
+        access_authorization: Value::Value(spec.access_authorization != Value::Value(true)),
+        labels: Value::Value(BTreeMap::from([("changed".to_string(), s("yes"))])),
+        envs: Value::Value(BTreeMap::from([("CHANGED".to_string(), s("yes"))])),
+        secrets: Value::Value(BTreeSet::from([s("changed-secret")])),
+        entry: ServiceSettings {
+            instance_type: s("gpu.changed"),
+            min_replicas: Value::Value(7),
+            max_replicas: Value::Value(9),
+            deployment_strategy: s("RampedSlowRollout"),
+        },
+        service: Value::Value(vec![ServiceBlock {
+            name: s("Changed"),
+            settings: ServiceSettings {
+                instance_type: s("gpu.changed"),
+                min_replicas: Value::Value(7),
+                max_replicas: Value::Value(9),
+                deployment_strategy: s("RampedSlowRollout"),
+            },
+            envs: Value::Null,
+        }]),
+    };
+    let base = serde_json::to_value(spec).unwrap_or_default();
+    let alt = serde_json::to_value(&other).unwrap_or_default();
+    let mut out = Vec::new();
+    for (k, v) in alt.as_object().into_iter().flatten() {
+        let mut changed = base.clone();
+        changed[k] = v.clone();
+        if let Ok(changed) = serde_json::from_value::<Spec>(changed) {
+            out.push((k.clone(), changed));
+        }
+    }
+    assert_eq!(out.len(), alt.as_object().map_or(0, |o| o.len()));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,6 +417,189 @@ mod tests {
         let mut in_schema: BTreeSet<String> = schema.block.attributes.keys().cloned().collect();
         in_schema.extend(schema.block.blocks.keys().cloned());
         assert_eq!(fields, in_schema);
+    }
+
+    fn unknown_settings() -> ServiceSettings {
+        ServiceSettings {
+            instance_type: Value::Unknown,
+            min_replicas: Value::Unknown,
+            max_replicas: Value::Unknown,
+            deployment_strategy: Value::Unknown,
+        }
+    }
+
+    /// Every leaf unknown (nested ones too), or every leaf set: the two states a plan carries.
+    fn states() -> Vec<DeploymentState> {
+        let unknown = DeploymentState {
+            location: Location {
+                id: Value::Unknown,
+                name: Value::Unknown,
+                cluster: Value::Unknown,
+            },
+            spec: Spec {
+                bento: Value::Unknown,
+                access_authorization: Value::Unknown,
+                labels: Value::Unknown,
+                envs: Value::Value(BTreeMap::from([("A".to_string(), Value::Unknown)])),
+                secrets: Value::Value(BTreeSet::from([Value::Unknown])),
+                entry: unknown_settings(),
+                service: Value::Value(vec![ServiceBlock {
+                    name: Value::Unknown,
+                    settings: unknown_settings(),
+                    envs: Value::Unknown,
+                }]),
+            },
+            settings: Settings {
+                wait_for_rollout: Value::Unknown,
+                rollback_on_failure: Value::Unknown,
+                bento_managed_externally: Value::Unknown,
+                timeouts: Value::Value(Timeouts {
+                    create: Value::Unknown,
+                    update: Value::Unknown,
+                    delete: Value::Unknown,
+                }),
+            },
+            reported: Reported::unknown(),
+        };
+        let s = |x: &str| Value::Value(x.to_string());
+        let settings = ServiceSettings {
+            instance_type: s("cpu.2"),
+            min_replicas: Value::Value(0),
+            max_replicas: Value::Value(3),
+            deployment_strategy: s("Recreate"),
+        };
+        let known = DeploymentState {
+            location: Location {
+                id: s("c/n"),
+                name: s("n"),
+                cluster: s("c"),
+            },
+            spec: Spec {
+                bento: s("iris:v1"),
+                access_authorization: Value::Value(true),
+                labels: Value::Value(BTreeMap::from([("team".to_string(), s("ml"))])),
+                envs: Value::Value(BTreeMap::new()),
+                secrets: Value::Value(BTreeSet::from([s("token")])),
+                entry: settings.clone(),
+                service: Value::Value(vec![ServiceBlock {
+                    name: s("Model"),
+                    settings,
+                    envs: Value::Value(BTreeMap::from([("B".to_string(), s("2"))])),
+                }]),
+            },
+            settings: Settings {
+                wait_for_rollout: Value::Value(false),
+                rollback_on_failure: Value::Value(true),
+                bento_managed_externally: Value::Value(true),
+                timeouts: Value::Value(Timeouts {
+                    create: s("1m"),
+                    update: Value::Null,
+                    delete: s("2m"),
+                }),
+            },
+            reported: Reported {
+                status: s("running"),
+                url: s("http://x"),
+                revision: s("r1"),
+                deployed_bento: s("iris:v1"),
+                created_at: s("t0"),
+                updated_at: s("t1"),
+                creator: s("me"),
+            },
+        };
+        vec![unknown, known, DeploymentState::default()]
+    }
+
+    /// The parts are flattened into one object; tf-provider decodes states from MessagePack
+    /// (`rmp_serde`, named) and sometimes JSON, and `Value` is an untagged enum whose unknown
+    /// is a MessagePack extension: every leaf must come back as it went, unknowns included.
+    #[test]
+    fn every_part_round_trips_unknown_values() {
+        for state in states() {
+            let bytes = rmp_serde::to_vec_named(&state).expect("encode");
+            let back: DeploymentState = rmp_serde::from_slice(&bytes).expect("decode");
+            assert_eq!(back, state, "MessagePack");
+            if state.reported.status.is_unknown() {
+                continue; // JSON has no unknown; tf-provider uses it for known values only.
+            }
+            let text = serde_json::to_string(&state).expect("json");
+            let back: DeploymentState = serde_json::from_str(&text).expect("json back");
+            assert_eq!(back, state, "JSON");
+        }
+    }
+
+    /// The parts do not share an attribute name: flattening would otherwise fill both from one
+    /// key.
+    #[test]
+    fn parts_have_disjoint_attributes() {
+        fn keys<T: Serialize + Default>() -> BTreeSet<String> {
+            let v = serde_json::to_value(T::default()).expect("ser");
+            v.as_object().expect("object").keys().cloned().collect()
+        }
+        let parts = [
+            keys::<Location>(),
+            keys::<Spec>(),
+            keys::<Settings>(),
+            keys::<Reported>(),
+        ];
+        let total: usize = parts.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<&String> = parts.iter().flatten().collect();
+        assert_eq!(union.len(), total, "{parts:?}");
+        assert_eq!(union.len(), keys::<DeploymentState>().len());
+    }
+
+    #[test]
+    fn reported_parts_are_computed_and_the_others_configurable() {
+        let schema = resource_schema();
+        let attr = |k: &str| schema.block.attributes.get(k).map(|a| a.constraint.clone());
+        let v = serde_json::to_value(Reported::default()).expect("ser");
+        for k in v.as_object().expect("object").keys() {
+            assert_eq!(attr(k), Some(AttributeConstraint::Computed), "{k}");
+        }
+        for part in [
+            serde_json::to_value(Spec::default()).expect("ser"),
+            serde_json::to_value(Settings::default()).expect("ser"),
+        ] {
+            for k in part.as_object().expect("object").keys() {
+                if schema.block.blocks.contains_key(k) {
+                    continue;
+                }
+                assert_ne!(attr(k), Some(AttributeConstraint::Computed), "{k}");
+                assert!(attr(k).is_some(), "{k} is not in the schema");
+            }
+        }
+    }
+
+    #[test]
+    fn a_rollout_leaves_where_and_who_alone() {
+        let known = states().swap_remove(1).reported;
+        let after = known.after_rollout();
+        assert_eq!(
+            (&after.url, &after.created_at, &after.creator),
+            (&known.url, &known.created_at, &known.creator)
+        );
+        for changed in [
+            &after.status,
+            &after.revision,
+            &after.deployed_bento,
+            &after.updated_at,
+        ] {
+            assert!(changed.is_unknown());
+        }
+    }
+
+    #[test]
+    fn spec_differs_on_every_attribute_and_ignores_an_external_bento() {
+        let known = states().swap_remove(1).spec;
+        for (k, changed) in one_attribute_changes(&known) {
+            assert!(known.differs(&changed, false), "a change of {k} alone");
+            assert_eq!(
+                known.differs(&changed, true),
+                k != "bento",
+                "{k} with an external bento"
+            );
+        }
+        assert!(!known.differs(&known.clone(), false));
     }
 
     #[test]

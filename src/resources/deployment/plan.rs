@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use tf_provider::value::Value;
 use tf_provider::AttributePath;
 
-use super::model::{DeploymentState, ServiceBlock, StringMap, DEFAULT_STRATEGY};
+use super::model::{DeploymentState, Reported, ServiceSettings, StringMap, DEFAULT_STRATEGY};
 use crate::api::DeploymentStatus;
 use crate::rules;
 
@@ -89,7 +89,7 @@ fn check_strategy(v: &Value<String>, path: AttributePath, out: &mut Vec<Problem>
 /// Checks everything that can be known locally. Unknown values are skipped (checked at apply).
 pub fn validate(config: &DeploymentState) -> Vec<Problem> {
     let mut out = Vec::new();
-    if let Value::Value(name) = &config.name {
+    if let Value::Value(name) = &config.location.name {
         if let Err(why) = rules::deployment_name(name) {
             out.push(problem(
                 AttributePath::new("name"),
@@ -98,7 +98,7 @@ pub fn validate(config: &DeploymentState) -> Vec<Problem> {
             ));
         }
     }
-    if let Value::Value(cluster) = &config.cluster {
+    if let Value::Value(cluster) = &config.location.cluster {
         if cluster.trim().is_empty() {
             out.push(problem(
                 AttributePath::new("cluster"),
@@ -107,13 +107,13 @@ pub fn validate(config: &DeploymentState) -> Vec<Problem> {
             ));
         }
     }
-    if let Value::Value(bento) = &config.bento {
+    if let Value::Value(bento) = &config.spec.bento {
         if let Err(why) = rules::bento_tag(bento) {
             out.push(problem(AttributePath::new("bento"), "Invalid bento", why));
         }
     }
     check_map_keys(
-        &config.labels,
+        &config.spec.labels,
         AttributePath::new("labels"),
         "label",
         rules::label_key,
@@ -121,14 +121,14 @@ pub fn validate(config: &DeploymentState) -> Vec<Problem> {
         &mut out,
     );
     check_map_keys(
-        &config.envs,
+        &config.spec.envs,
         AttributePath::new("envs"),
         "environment variable",
         rules::env_name,
         None,
         &mut out,
     );
-    if let Value::Value(secrets) = &config.secrets {
+    if let Value::Value(secrets) = &config.spec.secrets {
         for s in secrets.iter().filter_map(Value::as_ref_option) {
             if s.trim().is_empty() {
                 out.push(problem(AttributePath::new("secrets"), "Empty secret name", "`secrets` contains an empty name: list the names of existing BentoCloud secrets.".into()));
@@ -136,17 +136,17 @@ pub fn validate(config: &DeploymentState) -> Vec<Problem> {
         }
     }
     check_scaling(
-        &config.min_replicas,
-        &config.max_replicas,
+        &config.spec.entry.min_replicas,
+        &config.spec.entry.max_replicas,
         AttributePath::new,
         &mut out,
     );
     check_strategy(
-        &config.deployment_strategy,
+        &config.spec.entry.deployment_strategy,
         AttributePath::new("deployment_strategy"),
         &mut out,
     );
-    if let Value::Value(services) = &config.service {
+    if let Value::Value(services) = &config.spec.service {
         let mut seen = BTreeSet::new();
         for (i, svc) in services.iter().enumerate() {
             let base = || AttributePath::new("service").index(i as i64);
@@ -168,13 +168,13 @@ pub fn validate(config: &DeploymentState) -> Vec<Problem> {
                 }
             }
             check_scaling(
-                &svc.min_replicas,
-                &svc.max_replicas,
+                &svc.settings.min_replicas,
+                &svc.settings.max_replicas,
                 |a| base().attribute(a),
                 &mut out,
             );
             check_strategy(
-                &svc.deployment_strategy,
+                &svc.settings.deployment_strategy,
                 base().attribute("deployment_strategy"),
                 &mut out,
             );
@@ -188,7 +188,7 @@ pub fn validate(config: &DeploymentState) -> Vec<Problem> {
             );
         }
     }
-    if let Value::Value(t) = &config.timeouts {
+    if let Value::Value(t) = &config.settings.timeouts {
         for (field, v) in [
             ("create", &t.create),
             ("update", &t.update),
@@ -224,7 +224,9 @@ fn default_scaling(min: &mut Value<i64>, max: &mut Value<i64>) {
     }
 }
 
-fn default_service(svc: &mut ServiceBlock) {
+/// Defaults of one service's settings (the entry service's and each `service` block's): the
+/// scaling of [`default_scaling`], `RollingUpdate`, and the instance type the server picks.
+fn default_settings(svc: &mut ServiceSettings) {
     default_scaling(&mut svc.min_replicas, &mut svc.max_replicas);
     if svc.deployment_strategy.is_null() {
         svc.deployment_strategy = Value::Value(DEFAULT_STRATEGY.into());
@@ -236,10 +238,10 @@ fn default_service(svc: &mut ServiceBlock) {
 
 fn default_flags(s: &mut DeploymentState) {
     for (flag, default) in [
-        (&mut s.wait_for_rollout, true),
-        (&mut s.rollback_on_failure, false),
-        (&mut s.bento_managed_externally, false),
-        (&mut s.access_authorization, false),
+        (&mut s.settings.wait_for_rollout, true),
+        (&mut s.settings.rollback_on_failure, false),
+        (&mut s.settings.bento_managed_externally, false),
+        (&mut s.spec.access_authorization, false),
     ] {
         if flag.is_null() {
             *flag = Value::Value(default);
@@ -250,61 +252,38 @@ fn default_flags(s: &mut DeploymentState) {
 /// Planned state of a new deployment.
 pub fn plan_create(proposed: &DeploymentState, default_cluster: Option<&str>) -> DeploymentState {
     let mut p = proposed.clone();
-    if p.cluster.is_null() {
-        p.cluster = default_cluster
+    if p.location.cluster.is_null() {
+        p.location.cluster = default_cluster
             .map(|c| Value::Value(c.to_string()))
             .unwrap_or(Value::Unknown);
     }
     default_flags(&mut p);
-    default_scaling(&mut p.min_replicas, &mut p.max_replicas);
-    if p.deployment_strategy.is_null() {
-        p.deployment_strategy = Value::Value(DEFAULT_STRATEGY.into());
+    default_settings(&mut p.spec.entry);
+    if let Value::Value(services) = &mut p.spec.service {
+        services
+            .iter_mut()
+            .for_each(|b| default_settings(&mut b.settings));
     }
-    if p.instance_type.is_null() {
-        p.instance_type = Value::Unknown;
-    }
-    if let Value::Value(services) = &mut p.service {
-        services.iter_mut().for_each(default_service);
-    }
-    p.id = match (&p.cluster, &p.name) {
+    p.location.id = match (&p.location.cluster, &p.location.name) {
         (Value::Value(c), Value::Value(n)) => Value::Value(format!("{c}/{n}")),
         _ => Value::Unknown,
     };
-    for computed in [
-        &mut p.status,
-        &mut p.url,
-        &mut p.revision,
-        &mut p.deployed_bento,
-        &mut p.created_at,
-        &mut p.updated_at,
-        &mut p.creator,
-    ] {
-        *computed = Value::Unknown;
-    }
+    p.reported = Reported::unknown();
     p
 }
 
-/// Whether the change between `prior` and `planned` needs an API call (anything but the
-/// provider-only settings: waits, rollback, timeouts).
+/// Whether the change between `prior` and `planned` needs an API call: any change of the
+/// [`Spec`](super::model::Spec) (not of the Terraform-only settings: waits, rollback, timeouts).
 pub fn needs_api_update(prior: &DeploymentState, planned: &DeploymentState) -> bool {
-    let bento_changed =
-        prior.bento != planned.bento && planned.bento_managed_externally != Value::Value(true);
-    bento_changed
-        || prior.access_authorization != planned.access_authorization
-        || prior.labels != planned.labels
-        || prior.envs != planned.envs
-        || prior.secrets != planned.secrets
-        || prior.instance_type != planned.instance_type
-        || prior.min_replicas != planned.min_replicas
-        || prior.max_replicas != planned.max_replicas
-        || prior.deployment_strategy != planned.deployment_strategy
-        || prior.service != planned.service
+    let external = planned.settings.bento_managed_externally == Value::Value(true);
+    prior.spec.differs(&planned.spec, external)
 }
 
 /// Whether the latest rollout failed (per the refreshed status): the next apply re-submits the
 /// configuration even when no attribute changed, so reverting a bad change converges too.
 pub fn resubmit_failed(prior: &DeploymentState) -> bool {
     prior
+        .reported
         .status
         .as_ref_option()
         .and_then(|s| DeploymentStatus::parse(s))
@@ -315,24 +294,13 @@ pub fn resubmit_failed(prior: &DeploymentState) -> bool {
 /// resumes waiting for it instead of reporting "no changes" while the server still rolls out.
 pub fn rollout_pending(prior: &DeploymentState) -> bool {
     prior
+        .reported
         .status
         .as_ref_option()
         .and_then(|s| DeploymentStatus::parse(s))
         // `unknown` is left out: a server that cannot tell would otherwise show a diff on
         // every plan.
         .is_some_and(|s| s.is_in_progress() && s != DeploymentStatus::Unknown)
-}
-
-/// Marks the computed attributes an apply that rolls out (or waits for a rollout) changes.
-pub fn rollout_changes_computed(p: &mut DeploymentState) {
-    for computed in [
-        &mut p.status,
-        &mut p.revision,
-        &mut p.updated_at,
-        &mut p.deployed_bento,
-    ] {
-        *computed = Value::Unknown;
-    }
 }
 
 /// Planned state of an update, and the attributes that force replacement.
@@ -345,45 +313,32 @@ pub fn plan_update(
     default_flags(&mut p);
     // Optional+computed attributes left out of the configuration keep the prior (server) value;
     // Terraform's proposed state already carries it. Only a new deployment gets defaults.
-    if let Value::Value(services) = &mut p.service {
-        let prior_services = prior.service.as_ref_option().cloned().unwrap_or_default();
+    if let Value::Value(services) = &mut p.spec.service {
+        let prior_services = prior
+            .spec
+            .service
+            .as_ref_option()
+            .cloned()
+            .unwrap_or_default();
         for svc in services.iter_mut() {
             let before = prior_services.iter().find(|s| s.name == svc.name);
-            match before {
-                Some(b) => {
-                    for (field, old) in [
-                        (&mut svc.min_replicas, &b.min_replicas),
-                        (&mut svc.max_replicas, &b.max_replicas),
-                    ] {
-                        if field.is_null() {
-                            *field = *old;
-                        }
-                    }
-                    for (field, old) in [
-                        (&mut svc.instance_type, &b.instance_type),
-                        (&mut svc.deployment_strategy, &b.deployment_strategy),
-                    ] {
-                        if field.is_null() {
-                            *field = old.clone();
-                        }
-                    }
-                    default_service(svc);
-                }
-                None => default_service(svc),
+            if let Some(b) = before {
+                svc.settings.fill_from(&b.settings);
             }
+            default_settings(&mut svc.settings);
         }
     }
     let mut replace = Vec::new();
-    if prior.name != p.name {
+    if prior.location.name != p.location.name {
         replace.push(AttributePath::new("name"));
     }
-    if config.cluster.is_value() && prior.cluster != p.cluster {
+    if config.location.cluster.is_value() && prior.location.cluster != p.location.cluster {
         replace.push(AttributePath::new("cluster"));
     }
     if !replace.is_empty() {
-        p.id = Value::Unknown;
-        if config.cluster.is_null() {
-            p.cluster = prior.cluster.clone();
+        p.location.id = Value::Unknown;
+        if config.location.cluster.is_null() {
+            p.location.cluster = prior.location.cluster.clone();
         }
     }
     if needs_api_update(prior, &p)
@@ -391,12 +346,11 @@ pub fn plan_update(
         || rollout_pending(prior)
         || !replace.is_empty()
     {
-        rollout_changes_computed(&mut p);
-        if !replace.is_empty() {
-            for computed in [&mut p.url, &mut p.created_at, &mut p.creator] {
-                *computed = Value::Unknown;
-            }
-        }
+        p.reported = if replace.is_empty() {
+            p.reported.after_rollout()
+        } else {
+            Reported::unknown()
+        };
     }
     (p, replace)
 }
@@ -404,6 +358,9 @@ pub fn plan_update(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::deployment::model::{
+        Location, Reported, ServiceBlock, ServiceSettings, Settings, Spec,
+    };
 
     fn v<T>(x: T) -> Value<T> {
         Value::Value(x)
@@ -411,91 +368,137 @@ mod tests {
 
     fn base() -> DeploymentState {
         DeploymentState {
-            id: v("local-east/iris".into()),
-            name: v("iris".into()),
-            cluster: v("local-east".into()),
-            bento: v("iris:v1".into()),
-            access_authorization: v(false),
-            instance_type: v("cpu.1".into()),
-            min_replicas: v(1),
-            max_replicas: v(1),
-            deployment_strategy: v("RollingUpdate".into()),
-            service: v(vec![]),
-            wait_for_rollout: v(true),
-            rollback_on_failure: v(false),
-            bento_managed_externally: v(false),
-            status: v("running".into()),
-            url: v("http://x".into()),
-            revision: v("r1".into()),
-            deployed_bento: v("iris:v1".into()),
-            created_at: v("t0".into()),
-            updated_at: v("t0".into()),
-            creator: v("me".into()),
-            ..Default::default()
+            location: Location {
+                id: v("local-east/iris".into()),
+                name: v("iris".into()),
+                cluster: v("local-east".into()),
+            },
+            spec: Spec {
+                bento: v("iris:v1".into()),
+                access_authorization: v(false),
+                service: v(vec![]),
+                entry: ServiceSettings {
+                    instance_type: v("cpu.1".into()),
+                    min_replicas: v(1),
+                    max_replicas: v(1),
+                    deployment_strategy: v("RollingUpdate".into()),
+                },
+                ..Default::default()
+            },
+            settings: Settings {
+                wait_for_rollout: v(true),
+                rollback_on_failure: v(false),
+                bento_managed_externally: v(false),
+                ..Default::default()
+            },
+            reported: Reported {
+                status: v("running".into()),
+                url: v("http://x".into()),
+                revision: v("r1".into()),
+                deployed_bento: v("iris:v1".into()),
+                created_at: v("t0".into()),
+                updated_at: v("t0".into()),
+                creator: v("me".into()),
+            },
         }
     }
 
     #[test]
     fn create_fills_defaults_and_leaves_server_values_unknown() {
         let proposed = DeploymentState {
-            name: v("iris".into()),
-            bento: v("iris:v1".into()),
+            location: Location {
+                name: v("iris".into()),
+                ..Default::default()
+            },
+            spec: Spec {
+                bento: v("iris:v1".into()),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let p = plan_create(&proposed, Some("local-west"));
-        assert_eq!(p.cluster, v("local-west".into()));
-        assert_eq!(p.id, v("local-west/iris".into()));
-        assert_eq!((p.min_replicas, p.max_replicas), (v(1), v(1)));
-        assert_eq!(p.deployment_strategy, v("RollingUpdate".into()));
-        assert_eq!(p.wait_for_rollout, v(true));
-        assert!(p.instance_type.is_unknown() && p.status.is_unknown() && p.revision.is_unknown());
+        assert_eq!(p.location.cluster, v("local-west".into()));
+        assert_eq!(p.location.id, v("local-west/iris".into()));
+        assert_eq!(
+            (p.spec.entry.min_replicas, p.spec.entry.max_replicas),
+            (v(1), v(1))
+        );
+        assert_eq!(p.spec.entry.deployment_strategy, v("RollingUpdate".into()));
+        assert_eq!(p.settings.wait_for_rollout, v(true));
+        assert!(
+            p.spec.entry.instance_type.is_unknown()
+                && p.reported.status.is_unknown()
+                && p.reported.revision.is_unknown()
+        );
         let p = plan_create(&proposed, None);
-        assert!(p.cluster.is_unknown() && p.id.is_unknown());
+        assert!(p.location.cluster.is_unknown() && p.location.id.is_unknown());
     }
 
     #[test]
     fn create_derives_max_from_min_and_min_from_max() {
         let mut proposed = DeploymentState {
-            min_replicas: v(3),
+            spec: Spec {
+                entry: ServiceSettings {
+                    min_replicas: v(3),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             ..Default::default()
         };
         let p = plan_create(&proposed, None);
-        assert_eq!(p.max_replicas, v(3));
+        assert_eq!(p.spec.entry.max_replicas, v(3));
         proposed = DeploymentState {
-            min_replicas: v(0),
+            spec: Spec {
+                entry: ServiceSettings {
+                    min_replicas: v(0),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             ..Default::default()
         };
-        assert_eq!(plan_create(&proposed, None).max_replicas, v(1));
+        assert_eq!(plan_create(&proposed, None).spec.entry.max_replicas, v(1));
         proposed = DeploymentState {
-            max_replicas: v(4),
+            spec: Spec {
+                entry: ServiceSettings {
+                    max_replicas: v(4),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             ..Default::default()
         };
-        assert_eq!(plan_create(&proposed, None).min_replicas, v(1));
+        assert_eq!(plan_create(&proposed, None).spec.entry.min_replicas, v(1));
     }
 
     #[test]
     fn update_of_bento_marks_status_revision_updated_at_unknown_and_keeps_id() {
         let prior = base();
         let mut proposed = prior.clone();
-        proposed.bento = v("iris:v2".into());
+        proposed.spec.bento = v("iris:v2".into());
         let (p, replace) = plan_update(&prior, &proposed, &proposed);
         assert!(replace.is_empty());
-        assert_eq!(p.id, prior.id);
-        assert!(p.status.is_unknown() && p.revision.is_unknown() && p.updated_at.is_unknown());
-        assert_eq!(p.url, prior.url);
-        assert_eq!(p.created_at, prior.created_at);
+        assert_eq!(p.location.id, prior.location.id);
+        assert!(
+            p.reported.status.is_unknown()
+                && p.reported.revision.is_unknown()
+                && p.reported.updated_at.is_unknown()
+        );
+        assert_eq!(p.reported.url, prior.reported.url);
+        assert_eq!(p.reported.created_at, prior.reported.created_at);
     }
 
     #[test]
     fn update_of_cluster_forces_replacement_but_default_cluster_does_not() {
         let prior = base();
         let mut proposed = prior.clone();
-        proposed.cluster = v("local-west".into());
+        proposed.location.cluster = v("local-west".into());
         let (p, replace) = plan_update(&prior, &proposed, &proposed);
         assert_eq!(replace, vec![AttributePath::new("cluster")]);
-        assert!(p.id.is_unknown());
+        assert!(p.location.id.is_unknown());
         let mut config = prior.clone();
-        config.cluster = Value::Null;
+        config.location.cluster = Value::Null;
         let (_, replace) = plan_update(&prior, &prior, &config);
         assert!(replace.is_empty());
     }
@@ -504,7 +507,7 @@ mod tests {
     fn update_of_name_forces_replacement() {
         let prior = base();
         let mut proposed = prior.clone();
-        proposed.name = v("iris2".into());
+        proposed.location.name = v("iris2".into());
         let (_, replace) = plan_update(&prior, &proposed, &proposed);
         assert_eq!(replace, vec![AttributePath::new("name")]);
     }
@@ -512,10 +515,10 @@ mod tests {
     #[test]
     fn a_failed_rollout_is_resubmitted_even_without_changes() {
         let mut prior = base();
-        prior.status = v("failed".into());
+        prior.reported.status = v("failed".into());
         let (p, replace) = plan_update(&prior, &prior, &prior);
         assert!(replace.is_empty());
-        assert!(p.status.is_unknown() && p.revision.is_unknown());
+        assert!(p.reported.status.is_unknown() && p.reported.revision.is_unknown());
         assert!(resubmit_failed(&prior));
         assert!(!resubmit_failed(&base()));
     }
@@ -523,9 +526,9 @@ mod tests {
     #[test]
     fn an_interrupted_rollout_is_waited_for_by_the_next_apply() {
         let mut prior = base();
-        prior.status = v("deploying".into());
+        prior.reported.status = v("deploying".into());
         let (p, _) = plan_update(&prior, &prior, &prior);
-        assert!(p.status.is_unknown());
+        assert!(p.reported.status.is_unknown());
         assert!(rollout_pending(&prior) && !resubmit_failed(&prior));
         assert!(
             !needs_api_update(&prior, &p),
@@ -537,39 +540,48 @@ mod tests {
     fn provider_only_settings_change_no_computed_value() {
         let prior = base();
         let mut proposed = prior.clone();
-        proposed.wait_for_rollout = v(false);
+        proposed.settings.wait_for_rollout = v(false);
         let (p, _) = plan_update(&prior, &proposed, &proposed);
         assert!(!needs_api_update(&prior, &p));
-        assert_eq!(p.revision, prior.revision);
-        assert_eq!(p.status, prior.status);
+        assert_eq!(p.reported.revision, prior.reported.revision);
+        assert_eq!(p.reported.status, prior.reported.status);
     }
 
     #[test]
     fn externally_managed_bento_is_never_an_api_change() {
         let mut prior = base();
-        prior.bento_managed_externally = v(true);
+        prior.settings.bento_managed_externally = v(true);
         let mut proposed = prior.clone();
-        proposed.bento = v("iris:v9".into());
+        proposed.spec.bento = v("iris:v9".into());
         assert!(!needs_api_update(&prior, &proposed));
     }
 
     #[test]
     fn validation_names_the_attribute_for_each_bad_input() {
         let mut c = DeploymentState {
-            name: v("Bad_Name".into()),
-            bento: v("".into()),
-            min_replicas: v(3),
-            max_replicas: v(2),
-            deployment_strategy: v("Rolling".into()),
+            location: Location {
+                name: v("Bad_Name".into()),
+                ..Default::default()
+            },
+            spec: Spec {
+                bento: v("".into()),
+                entry: ServiceSettings {
+                    min_replicas: v(3),
+                    max_replicas: v(2),
+                    deployment_strategy: v("Rolling".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut labels = StringMap::new();
         labels.insert("bad key!".into(), v("x".into()));
-        c.labels = v(labels);
+        c.spec.labels = v(labels);
         let mut envs = StringMap::new();
         envs.insert("1BAD".into(), v("x".into()));
-        c.envs = v(envs);
-        c.service = v(vec![
+        c.spec.envs = v(envs);
+        c.spec.service = v(vec![
             ServiceBlock {
                 name: v("Model".into()),
                 ..Default::default()
@@ -579,7 +591,7 @@ mod tests {
                 ..Default::default()
             },
         ]);
-        c.timeouts = v(super::super::model::Timeouts {
+        c.settings.timeouts = v(super::super::model::Timeouts {
             create: v("ten minutes".into()),
             ..Default::default()
         });
@@ -605,10 +617,19 @@ mod tests {
     #[test]
     fn unknown_values_are_not_validated_at_plan_time() {
         let c = DeploymentState {
-            name: Value::Unknown,
-            bento: Value::Unknown,
-            min_replicas: Value::Unknown,
-            max_replicas: v(1),
+            location: Location {
+                name: Value::Unknown,
+                ..Default::default()
+            },
+            spec: Spec {
+                bento: Value::Unknown,
+                entry: ServiceSettings {
+                    min_replicas: Value::Unknown,
+                    max_replicas: v(1),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert!(validate(&c).is_empty());
@@ -620,35 +641,35 @@ mod tests {
         assert!(!needs_api_update(&prior, &prior));
         let mut changes: Vec<(&str, DeploymentState)> = Vec::new();
         let mut s = base();
-        s.bento = v("iris:v2".into());
+        s.spec.bento = v("iris:v2".into());
         changes.push(("bento", s));
         let mut s = base();
-        s.access_authorization = v(true);
+        s.spec.access_authorization = v(true);
         changes.push(("access_authorization", s));
         let mut s = base();
-        s.labels = v([("team".to_string(), v("ml".to_string()))].into());
+        s.spec.labels = v([("team".to_string(), v("ml".to_string()))].into());
         changes.push(("labels", s));
         let mut s = base();
-        s.envs = v([("A".to_string(), v("1".to_string()))].into());
+        s.spec.envs = v([("A".to_string(), v("1".to_string()))].into());
         changes.push(("envs", s));
         let mut s = base();
-        s.secrets = v([v("db".to_string())].into());
+        s.spec.secrets = v([v("db".to_string())].into());
         changes.push(("secrets", s));
         let mut s = base();
-        s.instance_type = v("cpu.2".into());
+        s.spec.entry.instance_type = v("cpu.2".into());
         changes.push(("instance_type", s));
         let mut s = base();
-        s.min_replicas = v(2);
-        s.max_replicas = v(1);
+        s.spec.entry.min_replicas = v(2);
+        s.spec.entry.max_replicas = v(1);
         changes.push(("min_replicas", s));
         let mut s = base();
-        s.max_replicas = v(3);
+        s.spec.entry.max_replicas = v(3);
         changes.push(("max_replicas", s));
         let mut s = base();
-        s.deployment_strategy = v("Recreate".into());
+        s.spec.entry.deployment_strategy = v("Recreate".into());
         changes.push(("deployment_strategy", s));
         let mut s = base();
-        s.service = v(vec![ServiceBlock {
+        s.spec.service = v(vec![ServiceBlock {
             name: v("Model".into()),
             ..Default::default()
         }]);
@@ -657,14 +678,14 @@ mod tests {
             assert!(needs_api_update(&prior, planned), "{attr} alone");
         }
         let mut settings = base();
-        settings.wait_for_rollout = v(false);
-        settings.rollback_on_failure = v(true);
+        settings.settings.wait_for_rollout = v(false);
+        settings.settings.rollback_on_failure = v(true);
         assert!(!needs_api_update(&prior, &settings));
         // An externally managed bento's change is recorded, not deployed.
         let mut ext = base();
-        ext.bento_managed_externally = v(true);
+        ext.settings.bento_managed_externally = v(true);
         let mut ext_planned = ext.clone();
-        ext_planned.bento = v("iris:v9".into());
+        ext_planned.spec.bento = v("iris:v9".into());
         assert!(!needs_api_update(&ext, &ext_planned));
     }
 
@@ -707,16 +728,18 @@ mod tests {
     #[test]
     fn a_new_service_block_gets_defaults_and_a_known_one_keeps_its_scaling() {
         let mut prior = base();
-        prior.service = v(vec![ServiceBlock {
+        prior.spec.service = v(vec![ServiceBlock {
+            settings: ServiceSettings {
+                instance_type: v("gpu.l4.1".into()),
+                min_replicas: v(2),
+                max_replicas: v(3),
+                deployment_strategy: v("Recreate".into()),
+            },
             name: v("Model".into()),
-            instance_type: v("gpu.l4.1".into()),
-            min_replicas: v(2),
-            max_replicas: v(3),
-            deployment_strategy: v("Recreate".into()),
             envs: Value::Null,
         }]);
         let mut proposed = prior.clone();
-        proposed.service = v(vec![
+        proposed.spec.service = v(vec![
             ServiceBlock {
                 name: v("Model".into()),
                 ..Default::default()
@@ -727,18 +750,31 @@ mod tests {
             },
         ]);
         let (p, _) = plan_update(&prior, &proposed, &proposed);
-        let blocks = p.service.as_ref_option().expect("blocks");
+        let blocks = p.spec.service.as_ref_option().expect("blocks");
         let model = &blocks[0];
         assert_eq!(
-            (model.min_replicas, model.max_replicas),
+            (model.settings.min_replicas, model.settings.max_replicas),
             (v(2), v(3)),
             "the known block keeps its scaling"
         );
-        assert_eq!(model.instance_type, v("gpu.l4.1".to_string()));
-        assert_eq!(model.deployment_strategy, v("Recreate".to_string()));
+        assert_eq!(model.settings.instance_type, v("gpu.l4.1".to_string()));
+        assert_eq!(
+            model.settings.deployment_strategy,
+            v("Recreate".to_string())
+        );
         let worker = &blocks[1];
-        assert_eq!((worker.min_replicas, worker.max_replicas), (v(1), v(1)));
-        assert_eq!(worker.deployment_strategy, v(DEFAULT_STRATEGY.to_string()));
-        assert_eq!(worker.instance_type, Value::Unknown, "chosen by the server");
+        assert_eq!(
+            (worker.settings.min_replicas, worker.settings.max_replicas),
+            (v(1), v(1))
+        );
+        assert_eq!(
+            worker.settings.deployment_strategy,
+            v(DEFAULT_STRATEGY.to_string())
+        );
+        assert_eq!(
+            worker.settings.instance_type,
+            Value::Unknown,
+            "chosen by the server"
+        );
     }
 }
