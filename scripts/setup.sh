@@ -101,7 +101,7 @@ Put terraform $TF_NEW_VERSION on PATH, or set BENTOCLOUD_TF_1_11=/path/to/terraf
 
 setup_main
 
-# --- bentoml (official BentoCloud client; tests/bentoml_client.rs runs it) -------------------
+# --- bentoml (official BentoCloud client; tests/integration/bentoml_client.rs runs it) -------------------
 # Pinned to the release shared/docs/bentocloud-api.md was checked against. Installed into
 # .tools/py like the rest; run it as `PYTHONPATH=.tools/py python3 -m bentoml ...` (the console
 # script .tools/py/bin/bentoml also needs that PYTHONPATH).
@@ -127,7 +127,7 @@ setup_bentoml() {
 setup_bentoml
 # ----------------------------------------------------------------------------------------------
 
-# --- chromium (headless browser; tests/web_ui.rs drives the bentocloud-local web page) --------
+# --- chromium (headless browser; tests/integration/web_ui.rs drives the bentocloud-local web page) --------
 # Debian's `chromium` package, at /usr/bin/chromium. Installed with apt-get when missing (CI
 # runs as root on Debian); any failure is fatal, the test never skips.
 CHROMIUM="/usr/bin/chromium"

@@ -9,7 +9,7 @@
 # 3. cargo clippy --all-targets -- -D warnings
 # 4. cargo build --no-default-features --bin terraform-provider-bentocloud
 #    (proves the provider binary does not link the control plane)
-# 5. cargo test: unit tests, tests/emulator.rs, and tests/acceptance (the real Terraform CLI,
+# 5. cargo test: the unit tests, and tests/integration (the real Terraform CLI,
 #    1.11.4 and 1.0.3, against a real bentocloud-local)
 #
 # Every step runs even when an earlier one failed, so one run shows every problem; the script

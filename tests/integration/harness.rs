@@ -243,13 +243,229 @@ fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatu
 // bentocloud-local
 // ------------------------------------------------------------------------------------------
 
-/// A running `bentocloud-local`, killed on drop.
-pub struct Server {
-    child: Child,
+/// Where the control plane runs.
+enum Host {
+    /// In this process: the `emulator::serve` (prepare, then the `run(listener, shutdown)`)
+    /// the `bentocloud-local` binary's main uses, on a runtime of its own whose log goes to
+    /// the server log. The default.
+    InProcess {
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    },
+    /// The `bentocloud-local` binary: for the tests that kill it (`kill -9`, an injected
+    /// abort) or read a panic from its output.
+    Process(Child),
+}
+
+impl Host {
+    /// Stops the control plane: a graceful shutdown in-process, SIGKILL for a process.
+    fn stop(&mut self) {
+        match self {
+            Host::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Host::InProcess { stop, thread } => {
+                if let Some(tx) = stop.take() {
+                    let _ = tx.send(());
+                }
+                if let Some(t) = thread.take() {
+                    // Bounded: a server that does not stop must not hang the suite.
+                    let end = Instant::now() + Duration::from_secs(15);
+                    while !t.is_finished() && Instant::now() < end {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    if t.is_finished() {
+                        let _ = t.join();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The `serve` options the harness passes, as the in-process server's configuration.
+fn config_from_args(args: &[String], data_dir: &Path) -> bentocloud::emulator::Config {
+    use bentocloud::emulator::{Config, PlatformConfig, TlsFiles};
+    let mut cfg = Config {
+        data_dir: data_dir.to_path_buf(),
+        api_token: None,
+        strict_bentos: false,
+        platform: PlatformConfig::default(),
+        tls: None,
+    };
+    let (mut cert, mut key) = (None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .unwrap_or_else(|| panic!("{a} needs a value"))
+        };
+        match a.as_str() {
+            "--config" => {
+                cfg.platform = PlatformConfig::from_file(Path::new(&value()))
+                    .unwrap_or_else(|e| panic!("server config: {e}"))
+            }
+            "--api-token" => cfg.api_token = Some(value()),
+            "--strict-bentos" => cfg.strict_bentos = true,
+            "--tls-cert" => cert = Some(PathBuf::from(value())),
+            "--tls-key" => key = Some(PathBuf::from(value())),
+            other => {
+                panic!("the in-process server does not take {other:?}: use Server::start_process")
+            }
+        }
+    }
+    if let (Some(cert), Some(key)) = (cert, key) {
+        cfg.tls = Some(TlsFiles { cert, key });
+    }
+    cfg
+}
+
+/// Starts the control plane in this process on 127.0.0.1:0, logging to `log`.
+fn start_in_process(cfg: bentocloud::emulator::Config, log: &Path) -> Host {
+    let logfile = fs::File::create(log).expect("create server log");
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::sync::Mutex::new(logfile))
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .finish();
+    let dispatch = tracing::Dispatch::new(subscriber);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("bentocloud-local".into())
+        .spawn(move || {
+            let on_start = dispatch.clone();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                // Every thread of this server's runtime logs to its log, and only there.
+                .on_thread_start(move || {
+                    std::mem::forget(tracing::dispatcher::set_default(&on_start));
+                })
+                .build()
+                .expect("server runtime");
+            let _log = tracing::dispatcher::set_default(&dispatch);
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind 127.0.0.1:0");
+                let shutdown = async {
+                    let _ = rx.await;
+                };
+                if let Err(e) = bentocloud::emulator::serve(listener, cfg, shutdown).await {
+                    tracing::error!("bentocloud-local stopped: {e}");
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(5));
+        })
+        .expect("start the server thread");
+    Host::InProcess {
+        stop: Some(tx),
+        thread: Some(thread),
+    }
+}
+
+/// A running control plane on 127.0.0.1 with a fresh data dir (in-process by default, see
+/// [`Host`]), stopped on drop. Every test that needs a control plane starts it here: the
+/// Terraform tests through [`Server`], the official client's and the web page's directly.
+pub struct ControlPlane {
+    host: Host,
     pub endpoint: String,
     pub token: String,
     pub data_dir: tempfile::TempDir,
-    log: PathBuf,
+    pub log: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts with `serve` options (see [`config_from_args`]); as the `bentocloud-local` binary
+    /// when `process`. Returns once it has written its endpoint and token.
+    pub fn start(args: &[&str], process: bool) -> ControlPlane {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let data_dir = temp_dir("server-");
+        let log = data_dir.path().join("server.log");
+        let mut host = if process {
+            let logfile = fs::File::create(&log).expect("create server log");
+            let child = Command::new(SERVER_BIN)
+                .arg("serve")
+                .arg("--listen")
+                .arg("127.0.0.1:0")
+                .arg("--data-dir")
+                .arg(data_dir.path())
+                .args(&args)
+                .env_remove("BENTOCLOUD_LOCAL_API_TOKEN")
+                .stdin(Stdio::null())
+                .stdout(logfile.try_clone().expect("clone log handle"))
+                .stderr(logfile)
+                .spawn()
+                .unwrap_or_else(|e| panic!("start {SERVER_BIN}: {e}"));
+            Host::Process(child)
+        } else {
+            start_in_process(config_from_args(&args, data_dir.path()), &log)
+        };
+        let endpoint_file = data_dir.path().join("endpoint");
+        let token_file = data_dir.path().join("token");
+        let end = Instant::now() + SERVER_START_DEADLINE;
+        let (endpoint, token) = loop {
+            let ep = fs::read_to_string(&endpoint_file).unwrap_or_default();
+            let tok = fs::read_to_string(&token_file).unwrap_or_default();
+            if !ep.trim().is_empty() && !tok.trim().is_empty() {
+                break (ep.trim().to_string(), tok.trim().to_string());
+            }
+            let exited = match &mut host {
+                Host::Process(child) => child.try_wait().ok().flatten().map(|s| s.to_string()),
+                Host::InProcess { thread, .. } => thread
+                    .as_ref()
+                    .is_some_and(|t| t.is_finished())
+                    .then(|| "in-process server stopped".to_string()),
+            };
+            if let Some(status) = exited {
+                panic!(
+                    "bentocloud-local exited ({status}) before writing endpoint/token:\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if Instant::now() >= end {
+                host.stop();
+                panic!(
+                    "bentocloud-local wrote no endpoint/token within {SERVER_START_DEADLINE:?}:\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        };
+        ControlPlane {
+            host,
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            token,
+            data_dir,
+            log,
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.host.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- bentocloud-local log ({}) ----\n{}",
+                self.log.display(),
+                tail(&self.log(), 8000)
+            );
+        }
+    }
+}
+
+/// The Terraform tests' control plane: a [`ControlPlane`] (its fields through `Deref`) with
+/// a blocking HTTP client for the tests' own requests.
+pub struct Server {
+    cp: ControlPlane,
     rt: tokio::runtime::Runtime,
     http: reqwest::Client,
     /// The server's status sync period (`timing.status_sync_ms`): Terraform runs get a
@@ -348,77 +564,40 @@ impl Server {
         server
     }
 
+    /// Starts in-process with `serve` options (`--config`, `--api-token`, `--strict-bentos`,
+    /// `--tls-cert`/`--tls-key`).
     pub fn start_with(extra_args: &[&str]) -> Server {
-        Self::start_inner(extra_args, None)
+        Self::start_inner(extra_args, None, false)
+    }
+
+    /// Starts the `bentocloud-local` binary (`serve` with `extra_args`): for tests that kill
+    /// it ([`Server::kill9`]), have it abort itself, or read a panic from its output.
+    pub fn start_process(extra_args: &[&str]) -> Server {
+        Self::start_inner(extra_args, None, true)
     }
 
     /// Starts over HTTPS (`serve --tls-cert --tls-key`); `ca` signed the certificate.
     pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> Server {
         let (cert, key) = (cert.to_string_lossy(), key.to_string_lossy());
-        Self::start_inner(&["--tls-cert", &cert, "--tls-key", &key], Some(ca))
+        Self::start_inner(&["--tls-cert", &cert, "--tls-key", &key], Some(ca), false)
     }
 
-    fn start_inner(extra_args: &[&str], ca: Option<&Path>) -> Server {
+    fn start_inner(extra_args: &[&str], ca: Option<&Path>, process: bool) -> Server {
         let (extra_args, status_sync_ms, config_dir) = server_args(extra_args);
-        let data_dir = temp_dir("server-");
-        let log = data_dir.path().join("server.log");
-        let logfile = fs::File::create(&log).expect("create server log");
-        let mut child = Command::new(SERVER_BIN)
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(data_dir.path())
-            .args(extra_args)
-            .stdin(Stdio::null())
-            .stdout(logfile.try_clone().expect("clone log handle"))
-            .stderr(logfile)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {SERVER_BIN}: {e}"));
-        let endpoint_file = data_dir.path().join("endpoint");
-        let token_file = data_dir.path().join("token");
-        let end = Instant::now() + SERVER_START_DEADLINE;
-        let (endpoint, token) = loop {
-            let ep = fs::read_to_string(&endpoint_file).unwrap_or_default();
-            let tok = fs::read_to_string(&token_file).unwrap_or_default();
-            if !ep.trim().is_empty() && !tok.trim().is_empty() {
-                break (ep.trim().to_string(), tok.trim().to_string());
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "bentocloud-local exited ({status}) before writing endpoint/token:\n{}",
-                    fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if Instant::now() >= end {
-                let _ = child.kill();
-                panic!(
-                    "bentocloud-local wrote no endpoint/token within {SERVER_START_DEADLINE:?}:\n{}",
-                    fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let args: Vec<&str> = extra_args.iter().map(String::as_str).collect();
+        let cp = ControlPlane::start(&args, process);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime");
         Server {
-            child,
-            endpoint: endpoint.trim_end_matches('/').to_string(),
-            token,
-            data_dir,
-            log,
+            cp,
             rt,
             http: http_client(ca),
             ca_file: ca.map(Path::to_path_buf),
             status_sync_ms,
             _config_dir: config_dir,
         }
-    }
-
-    pub fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// `bentocloud-local bentos add TAG ...` against this server.
@@ -525,6 +704,18 @@ impl Server {
                 settled.then_some(())
             },
         );
+    }
+
+    /// The deployment's pods, as the platform's pods websocket lists them (through the
+    /// provider's own client).
+    pub fn pods(&self, cluster: &str, name: &str) -> Vec<bentocloud::api::KubePod> {
+        let url = reqwest::Url::parse(&self.endpoint).expect("endpoint URL");
+        let mut cfg = bentocloud::client::ClientConfig::new(url, self.token.clone());
+        cfg.requests_per_second = 0.0;
+        let client = bentocloud::client::Client::new(cfg).expect("client");
+        self.rt
+            .block_on(client.deployment_pods(cluster, name))
+            .unwrap_or_else(|e| panic!("pods of {cluster}/{name}: {e}"))
     }
 
     pub fn get_deployment(&self, cluster: &str, name: &str) -> Option<Deployment> {
@@ -684,17 +875,16 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!(
-                "---- bentocloud-local log ({}) ----\n{}",
-                self.log.display(),
-                tail(&self.log(), 8000)
-            );
-        }
+impl std::ops::Deref for Server {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        &self.cp
+    }
+}
+
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut ControlPlane {
+        &mut self.cp
     }
 }
 
@@ -1512,14 +1702,21 @@ impl Tf {
 impl Server {
     /// SIGKILL the control plane (its replicas, tasks of the same process, die with it).
     pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        assert!(
+            matches!(self.host, Host::Process(_)),
+            "kill -9 needs the server as a process: start it with Server::start_process"
+        );
+        self.host.stop();
     }
 
     /// Starts the control plane again on the same data dir and the same address, so the
     /// endpoint, the token and every deployment URL stay valid. `extra_args` as for
     /// [`Server::start_with`] (e.g. the same `--config`).
     pub fn restart_same_address(&mut self, extra_args: &[&str]) {
+        assert!(
+            matches!(self.host, Host::Process(_)),
+            "restart after kill -9 needs the server as a process: Server::start_process"
+        );
         let (extra_args, status_sync_ms, config_dir) = server_args(extra_args);
         self.status_sync_ms = status_sync_ms;
         self._config_dir = config_dir;
@@ -1535,7 +1732,7 @@ impl Server {
             .append(true)
             .open(&self.log)
             .expect("open server log");
-        self.child = Command::new(SERVER_BIN)
+        let child = Command::new(SERVER_BIN)
             .arg("serve")
             .arg("--listen")
             .arg(&listen)
@@ -1547,6 +1744,7 @@ impl Server {
             .stderr(logfile)
             .spawn()
             .unwrap_or_else(|e| panic!("restart {SERVER_BIN}: {e}"));
+        self.host = Host::Process(child);
         // A fresh client: the old one's pooled keep-alive connections died with the process.
         self.http = http_client(self.ca_file.as_deref());
         let end = Instant::now() + SERVER_START_DEADLINE;
@@ -1560,7 +1758,11 @@ impl Server {
                 );
                 break;
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            let exited = match &mut self.host {
+                Host::Process(child) => child.try_wait().ok().flatten(),
+                Host::InProcess { .. } => None,
+            };
+            if let Some(status) = exited {
                 panic!(
                     "bentocloud-local exited ({status}) on restart:\n{}",
                     tail(&self.log(), 8000)

@@ -1,3 +1,11 @@
+//! The one integration test binary. Its modules:
+//!
+//! - the Terraform acceptance tests (the modules next to `harness`),
+//! - `emulator`: the control plane over real HTTP, in-process through the `run` its binary uses,
+//! - `emulator_fuzz`: generated requests at every route,
+//! - `bentoml_client`: the official `bentoml` client against the control plane,
+//! - `web_ui`: the control plane's web page in headless Chromium.
+//!
 //! Acceptance tests: the real Terraform CLI drives the real provider binary against a real
 //! `bentocloud-local`, over real sockets. Every scenario runs twice, once with Terraform 1.11.4
 //! (`*_tf1_11`) and once with Terraform 1.0.3 (`*_tf1_0`); a missing Terraform fails the test
@@ -8,10 +16,14 @@
 //! per-process CLI config (`TF_CLI_CONFIG_FILE`). Assertions read the server's own view over
 //! HTTP, not only Terraform's state.
 
+mod bentoml_client;
 mod data_sources;
+mod emulator;
+mod emulator_fuzz;
 mod harness;
 mod import_drift;
 mod lifecycle;
+mod web_ui;
 
 /// `tf_test!(module::scenario, name_tf1_11, name_tf1_0);` defines one `#[test]` per
 /// Terraform version running `module::scenario(version)`.

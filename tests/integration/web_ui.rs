@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use reqwest::Client;
 use serde_json::{json, Value};
 
+use crate::harness::ControlPlane;
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 const BIN: &str = env!("CARGO_BIN_EXE_bentocloud-local");
 
@@ -67,62 +69,31 @@ fn chromium_base(profile: &Path) -> Vec<String> {
 
 // ---------------------------------------------------------------------------------- server
 
+/// The `bentocloud-local` binary (see `harness::ControlPlane`): its banner, which prints the
+/// page's address, is part of what these tests check.
 struct Server {
-    child: Child,
+    cp: ControlPlane,
     endpoint: String,
     token: String,
-    _dir: tempfile::TempDir,
     http: Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     fn start() -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
-            .env_remove("BENTOCLOUD_LOCAL_API_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start bentocloud-local");
-        let mut child = child;
-        // The banner is printed once DIR/endpoint and DIR/token exist.
-        let stdout = child.stdout.take().expect("stdout");
-        let mut banner = String::new();
-        let mut lines = BufReader::new(stdout).lines();
-        for line in lines.by_ref() {
-            let line = line.expect("read banner");
-            banner.push_str(&line);
-            banner.push('\n');
-            if line.starts_with("bentoml CLI:") {
-                break;
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let read = |f: &str| {
-            std::fs::read_to_string(dir.path().join(f))
-                .unwrap_or_else(|e| panic!("{f} not written: {e}; banner:\n{banner}"))
-                .trim()
-                .to_string()
-        };
+        let cp = ControlPlane::start(&[], true);
         let srv = Server {
-            endpoint: read("endpoint"),
-            token: read("token"),
-            child,
-            _dir: dir,
+            endpoint: cp.endpoint.clone(),
+            token: cp.token.clone(),
+            cp,
             http: Client::new(),
         };
         let ui = format!("web UI:       {}/#token={}", srv.endpoint, srv.token);
+        // The banner follows the endpoint and token files; its last section is the client's.
+        let banner =
+            crate::harness::poll_until("the server's banner", Duration::from_secs(20), || {
+                let log = srv.cp.log();
+                log.contains("bentoml CLI:").then_some(log)
+            });
         assert!(
             banner.contains(&ui),
             "the banner should print the UI URL with the token fragment ({ui}):\n{banner}"

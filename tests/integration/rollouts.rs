@@ -366,6 +366,8 @@ impl Background {
         let out = tf.dir.path().join(format!(".{tag}.stdout"));
         let err = tf.dir.path().join(format!(".{tag}.stderr"));
         let mut cmd: Command = tf.command(args);
+        // The provider's INFO log on stderr says when it starts waiting.
+        cmd.env("TF_LOG_PROVIDER", "INFO");
         cmd.process_group(0)
             .stdout(std::fs::File::create(&out).expect("stdout file"))
             .stderr(std::fs::File::create(&err).expect("stderr file"));
@@ -737,8 +739,17 @@ pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
                 .then_some(())
         },
     );
-    // Let the provider get into its wait loop.
-    std::thread::sleep(Duration::from_secs(1));
+    // SIGINT once the provider waits: it logs the revision it rolls out, then waits for it.
+    poll_until(
+        "the provider to wait for the new revision",
+        Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(&bg.err)
+                .ok()
+                .filter(|e| e.contains("rolling out revision"))
+                .map(|_| ())
+        },
+    );
     bg.sigint_group();
     let (code, text) = bg.wait(Duration::from_secs(120));
     let code = code.unwrap_or_else(|| panic!("apply did not exit after SIGINT:\n{text}"));
@@ -833,7 +844,7 @@ pub fn control_plane_kill9_mid_rollout_completes(v: TfVersion) {
         cfg_dir.path(),
         r#"{"timing":{"progress_deadline_ms":120000}}"#,
     );
-    let mut server = Server::start_with(&["--config", &cfg]);
+    let mut server = Server::start_process(&["--config", &cfg]);
     server.bentos_add("k9:v1", &fast());
     server.bentos_add("k9:v2", &starting_in(6.0));
     let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
@@ -858,8 +869,21 @@ pub fn control_plane_kill9_mid_rollout_completes(v: TfVersion) {
         "rolling",
         "the rollout is under way: {before:?}"
     );
-    // Mid-rollout: the first new replica is starting (it needs 6 s).
-    std::thread::sleep(Duration::from_secs(2));
+    // Mid-rollout: a replica of the new bento exists and is starting (it needs 6 s).
+    poll_until(
+        "a replica of k9:v2 to be starting",
+        Duration::from_secs(60),
+        || {
+            server
+                .pods(CLUSTER, &name)
+                .iter()
+                .any(|p| {
+                    !p.status.ready
+                        && p.labels.get("yatai.ai/bento-version").map(String::as_str) == Some("v2")
+                })
+                .then_some(())
+        },
+    );
     assert_eq!(
         live(&server, &name).0,
         "deploying",

@@ -338,7 +338,8 @@ fn server_is_down(server: &Server) -> bool {
 
 fn killed_mid_apply(v: TfVersion, death: Death) {
     const N: usize = 20;
-    let mut server = Server::start();
+    // A process: it is killed (or aborts itself) and restarted.
+    let mut server = Server::start_process(&[]);
     // Slow enough that the apply is still creating and waiting when the server dies.
     server.bentos_add(
         BENTO,

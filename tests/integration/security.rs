@@ -454,7 +454,8 @@ fn control_plane_binds_loopback_by_default() {
 /// exists is byte-for-byte the answer for one that does not, for every method and route.
 #[test]
 fn unauthenticated_callers_learn_nothing() {
-    let server = Server::start();
+    // A process: its output shows a panic, if any.
+    let server = Server::start_process(&[]);
     server.create_secret("org-secret", "K", "v");
     server.create_deployment(
         "local-east",
@@ -566,7 +567,7 @@ fn unauthenticated_callers_learn_nothing() {
 fn organisations_are_isolated() {
     // Strict: an unknown bento is a 404, not registered on the fly for whoever asks (which
     // would hide whether the other organisation's bento leaks).
-    let server = Server::start_with(&["--strict-bentos"]);
+    let server = Server::start_process(&["--strict-bentos"]);
     server.create_secret("org-secret", "K", "first-org-secret-value");
     server.bentos_add("private:v1", &BentoBehaviour::default());
     server.create_deployment(
@@ -737,7 +738,8 @@ fn organisations_are_isolated() {
 /// types, never 5xx, and the server answers afterwards.
 #[test]
 fn bodies_are_limited_and_validated() {
-    let server = Server::start();
+    // A process: its output shows a panic, if any.
+    let server = Server::start_process(&[]);
     server.create_secret("org-secret", "K", "v");
     server.create_deployment(
         "local-east",

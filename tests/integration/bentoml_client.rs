@@ -13,12 +13,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bentocloud::api::{Deployment, DeploymentStatus, InstanceType, ListResponse, Secret};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::harness::ControlPlane;
 
 /// The bentoml release `scripts/setup.sh` installs (and the API reference was checked against).
 const BENTOML_VERSION: &str = "1.4.39";
@@ -103,55 +105,29 @@ impl Out {
     }
 }
 
-/// A `bentocloud-local serve` child process on 127.0.0.1:0 with a temp data dir, and a temp
-/// `BENTOML_HOME` for the client.
+/// The control plane (in-process, see `harness::ControlPlane`), and a temp `BENTOML_HOME` for
+/// the client.
 struct Server {
     endpoint: String,
     token: String,
-    child: tokio::process::Child,
-    _data: tempfile::TempDir,
+    cp: ControlPlane,
     home: tempfile::TempDir,
     http: reqwest::Client,
 }
 
 async fn start(strict_bentos: bool) -> Server {
     require_bentoml();
-    let data = tempfile::tempdir().expect("tempdir");
     let home = tempfile::tempdir().expect("tempdir");
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_bentocloud-local"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .env_remove("BENTOCLOUD_LOCAL_API_TOKEN")
-        .stdin(Stdio::null())
-        // Its INFO log (every status change) would drown the test output.
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
-    if strict_bentos {
-        cmd.arg("--strict-bentos");
-    }
-    let mut child = cmd.spawn().expect("spawn bentocloud-local");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (endpoint, token) = loop {
-        let e = std::fs::read_to_string(data.path().join("endpoint")).unwrap_or_default();
-        let t = std::fs::read_to_string(data.path().join("token")).unwrap_or_default();
-        if !e.trim().is_empty() && !t.trim().is_empty() {
-            break (e.trim().to_string(), t.trim().to_string());
-        }
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            panic!("bentocloud-local serve exited early: {st}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "bentocloud-local did not write endpoint/token"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    let args: &[&str] = if strict_bentos {
+        &["--strict-bentos"]
+    } else {
+        &[]
     };
+    let cp = ControlPlane::start(args, false);
     Server {
-        endpoint,
-        token,
-        child,
-        _data: data,
+        endpoint: cp.endpoint.clone(),
+        token: cp.token.clone(),
+        cp,
         home,
         http: reqwest::Client::new(),
     }
@@ -247,9 +223,9 @@ impl Server {
             .await
     }
 
-    async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+    async fn stop(self) {
+        // Stopping waits for the server's own runtime (another thread), not for this one.
+        tokio::task::block_in_place(|| drop(self.cp));
     }
 }
 
