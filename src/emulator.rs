@@ -17,6 +17,7 @@
 //! to `crate::api` documents), [`query`] (list filters), [`http`] (routes, auth, body limits),
 //! [`error`] (the `{"error": ...}` responses), [`ui`] (the web page at `/`).
 
+pub mod clock;
 pub mod config;
 pub mod deployments;
 pub mod error;
@@ -41,6 +42,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use clock::Clock;
 pub use config::PlatformConfig;
 pub use http::app;
 pub use render::{CanaryProgress, LocalDeployment, RolloutProgress};
@@ -57,6 +59,8 @@ pub struct Config {
     pub platform: PlatformConfig,
     /// Serve HTTPS with this certificate and key instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// The wall clock, or a manual one a test steps (see [`clock`]).
+    pub clock: Clock,
 }
 
 /// PEM files of the server's TLS identity.
@@ -122,6 +126,8 @@ pub struct AppState {
     pub(crate) faults: Arc<faults::Faults>,
     /// Set when serving HTTPS (see [`Config::tls`]); [`run`] terminates TLS with it.
     pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    /// What every handler reads as now (see [`clock`]).
+    pub(crate) clock: Clock,
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
@@ -142,7 +148,7 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
     let org = cfg.platform.organization.clone();
     let token = st
         .tx(|c| {
-            let now = store::now_ms();
+            let now = cfg.clock.now_ms();
             store::sync_platform(c, &cfg.platform, now)?;
             let token = match &cfg.api_token {
                 Some(t) => t.clone(),
@@ -164,7 +170,11 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
         store: Arc::new(st),
         strict_bentos: cfg.strict_bentos,
         base_url: endpoint.clone(),
-        fleet: Arc::new(fleet::Fleet::new(cfg.platform.timing.clone())),
+        fleet: Arc::new(fleet::Fleet::new(
+            cfg.platform.timing.clone(),
+            cfg.clock.clone(),
+        )),
+        clock: cfg.clock.clone(),
         timing: cfg.platform.timing.clone(),
         faults: Arc::new(faults::Faults::default()),
         tls,
@@ -192,6 +202,7 @@ pub async fn run(
         state.store.clone(),
         fleet.clone(),
         state.timing.clone(),
+        state.clock.clone(),
         rx.clone(),
     ));
     let acceptor = state.tls.clone();

@@ -163,6 +163,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             _ => None,
         },
+        clock: emulator::Clock::Real,
     };
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await

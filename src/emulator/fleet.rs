@@ -51,11 +51,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::clock::Clock;
 use super::config::Timing;
 use super::error::json_error;
 use super::runtime::{Load, RouteUpdate, Runtime};
 use super::split::{self, Split};
-use super::store::{self, BentoRow, DeploymentRow, ReplicaRow};
+use super::store::{BentoRow, DeploymentRow, ReplicaRow};
 use super::vocab::ReplicaState;
 
 /// Largest request body the endpoint proxies.
@@ -87,7 +88,9 @@ struct Spec {
 pub struct Proc {
     spec: Spec,
     port: u16,
-    started: Instant,
+    /// When it started, on the control plane's clock.
+    started_ms: i64,
+    clock: Clock,
     /// Requests the replica is handling.
     in_flight: AtomicUsize,
     served: AtomicU64,
@@ -101,8 +104,12 @@ pub struct Proc {
 
 impl Proc {
     fn is_ready_now(&self) -> bool {
-        !self.spec.unready && self.started.elapsed() >= self.spec.startup
+        !self.spec.unready && self.clock.now_ms() >= self.started_ms + as_ms(self.spec.startup)
     }
+}
+
+fn as_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Proxy counters of one deployment.
@@ -142,6 +149,8 @@ type RouteKey = (String, String, String);
 /// The real runtime: replica servers, probers, routes and load counters.
 pub struct Fleet {
     timing: Timing,
+    /// The control plane's clock (replica start-up, crashes, idleness).
+    clock: Clock,
     client: HttpClient,
     procs: Mutex<HashMap<String, Arc<Proc>>>,
     routes: RwLock<HashMap<RouteKey, Arc<Route>>>,
@@ -152,7 +161,7 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub fn new(timing: Timing) -> Self {
+    pub fn new(timing: Timing, clock: Clock) -> Self {
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
@@ -161,6 +170,7 @@ impl Fleet {
             .build(conn);
         Self {
             timing,
+            clock,
             client,
             procs: Mutex::new(HashMap::new()),
             routes: RwLock::new(HashMap::new()),
@@ -189,7 +199,8 @@ impl Fleet {
             .entry(id)
             .or_insert_with(|| {
                 let s = DepStats::default();
-                s.last_request_ms.store(store::now_ms(), Ordering::Relaxed);
+                s.last_request_ms
+                    .store(self.clock.now_ms(), Ordering::Relaxed);
                 Arc::new(s)
             })
             .clone()
@@ -212,7 +223,7 @@ impl Fleet {
         let key = (org.to_string(), cluster.to_string(), name.to_string());
         let route = self.route(&key)?;
         let stats = route.stats.clone();
-        let _busy = InFlight::enter(&stats);
+        let _busy = InFlight::enter(&stats, &self.clock);
         let (parts, body) = req.into_parts();
         let bytes = match http_body_util::Limited::new(body, MAX_PROXY_BODY)
             .collect()
@@ -330,14 +341,14 @@ fn untried<'a>(pool: &'a [Arc<Proc>], tried: &[u16]) -> Vec<&'a Arc<Proc>> {
 }
 
 /// Counts one proxied request of a deployment while alive.
-struct InFlight(Arc<DepStats>);
+struct InFlight(Arc<DepStats>, Clock);
 
 impl InFlight {
-    fn enter(s: &Arc<DepStats>) -> Self {
+    fn enter(s: &Arc<DepStats>, clock: &Clock) -> Self {
         let n = s.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
         s.peak.fetch_max(n, Ordering::AcqRel);
-        s.last_request_ms.store(store::now_ms(), Ordering::Relaxed);
-        Self(s.clone())
+        s.last_request_ms.store(clock.now_ms(), Ordering::Relaxed);
+        Self(s.clone(), clock.clone())
     }
 }
 
@@ -346,7 +357,7 @@ impl Drop for InFlight {
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.0
             .last_request_ms
-            .store(store::now_ms(), Ordering::Relaxed);
+            .store(self.1.now_ms(), Ordering::Relaxed);
     }
 }
 
@@ -378,7 +389,8 @@ impl Runtime for Fleet {
                 crash_after: beh.crash_after_ms.map(ms),
             },
             port,
-            started: Instant::now(),
+            started_ms: self.clock.now_ms(),
+            clock: self.clock.clone(),
             in_flight: AtomicUsize::new(0),
             served: AtomicU64::new(0),
             proxied: AtomicUsize::new(0),
@@ -561,7 +573,10 @@ async fn serve_replica(listener: std::net::TcpListener, p: Arc<Proc>) {
     };
     let crash = async {
         match p.spec.crash_after {
-            Some(after) if !p.spec.unready => tokio::time::sleep(p.spec.startup + after).await,
+            Some(after) if !p.spec.unready => {
+                let at = p.started_ms + as_ms(p.spec.startup + after);
+                p.clock.sleep_until(at).await
+            }
             _ => std::future::pending::<()>().await,
         }
     };

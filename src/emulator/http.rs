@@ -295,13 +295,14 @@ async fn create_deployment(
     let q = params(q);
     let cluster = opt(&q, "cluster").map(str::to_string);
     let (strict, base) = (s.strict_bentos, s.base_url.clone());
+    let now = s.clock.now_ms();
     let doc = db(&s, move |st| {
         st.tx(|c| {
             let caller = Caller {
                 principal: &p,
                 strict_bentos: strict,
             };
-            let d = deployments::create(c, &caller, cluster.as_deref(), req, store::now_ms())?;
+            let d = deployments::create(c, &caller, cluster.as_deref(), req, now)?;
             render_dep(c, &base, &p, &d)
         })
     })
@@ -348,14 +349,14 @@ async fn update_deployment(
     let spec: UpdateDeploymentRequest = read_json(body).await?;
     let cluster = opt(&params(q), "cluster").map(str::to_string);
     let (strict, base) = (s.strict_bentos, s.base_url.clone());
+    let now = s.clock.now_ms();
     let doc = db(&s, move |st| {
         st.tx(|c| {
             let caller = Caller {
                 principal: &p,
                 strict_bentos: strict,
             };
-            let d =
-                deployments::update(c, &caller, cluster.as_deref(), &name, spec, store::now_ms())?;
+            let d = deployments::update(c, &caller, cluster.as_deref(), &name, spec, now)?;
             render_dep(c, &base, &p, &d)
         })
     })
@@ -376,9 +377,10 @@ async fn command(
 ) -> Result<Response> {
     let cluster = opt(&params(q), "cluster").map(str::to_string);
     let base = s.base_url.clone();
+    let now = s.clock.now_ms();
     let doc = db(&s, move |st| {
         st.tx(|c| {
-            let d = cmd(c, &p, cluster.as_deref(), &name, store::now_ms())?;
+            let d = cmd(c, &p, cluster.as_deref(), &name, now)?;
             render_dep(c, &base, &p, &d)
         })
     })
@@ -626,6 +628,7 @@ async fn get_bento(
     Path((repo, version)): Path<(String, String)>,
 ) -> Result<Response> {
     let strict = s.strict_bentos;
+    let now = s.clock.now_ms();
     let b = db(&s, move |st| {
         st.tx(|c| {
             let caller = Caller {
@@ -633,7 +636,7 @@ async fn get_bento(
                 strict_bentos: strict,
             };
             let tag = format!("{repo}:{version}");
-            deployments::resolve_bento(c, &caller, &tag, &[], store::now_ms())
+            deployments::resolve_bento(c, &caller, &tag, &[], now)
         })
     })
     .await?;
@@ -685,8 +688,9 @@ async fn register_bento(
         services,
         auto: false,
     };
+    let now = s.clock.now_ms();
     let b = db(&s, move |st| {
-        st.tx(|c| store::put_bento(c, p.org.id, &repo, &version, &beh, store::now_ms()))
+        st.tx(|c| store::put_bento(c, p.org.id, &repo, &version, &beh, now))
     })
     .await?;
     Ok(ok(render::bento(&b)))
@@ -808,6 +812,7 @@ async fn create_secret(
         .map_err(|e| ApiError::bad(format!("secret name: {e}")))?;
     validate_secret_content(&req.content)?;
     let cluster = opt(&params(q), "cluster").map(str::to_string);
+    let now = s.clock.now_ms();
     let out = db(&s, move |st| {
         st.tx(|c| {
             let cl = match &cluster {
@@ -820,7 +825,6 @@ async fn create_secret(
                     req.name
                 )));
             }
-            let now = store::now_ms();
             let row = SecretRow {
                 id: 0,
                 org_id: p.org.id,
@@ -865,6 +869,7 @@ async fn update_secret(
 ) -> Result<Response> {
     let req: UpdateSecretRequest = read_json(body).await?;
     validate_secret_content(&req.content)?;
+    let now = s.clock.now_ms();
     let out = db(&s, move |st| {
         st.tx(|c| {
             let mut row =
@@ -873,7 +878,7 @@ async fn update_secret(
             if let Some(d) = req.description.clone() {
                 row.description = d;
             }
-            row.updated_at = store::now_ms();
+            row.updated_at = now;
             store::update_secret(c, &row)?;
             render_secret(c, &p, &row)
         })

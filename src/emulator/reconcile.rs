@@ -73,6 +73,7 @@ pub async fn run(
     store: Arc<Store>,
     runtime: Arc<dyn Runtime>,
     timing: Timing,
+    clock: super::clock::Clock,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut every = tokio::time::interval(std::time::Duration::from_millis(timing.tick_ms.max(5)));
@@ -83,8 +84,8 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
         let (s, rt, t) = (store.clone(), runtime.clone(), timing.clone());
-        let res =
-            tokio::task::spawn_blocking(move || tick(&s, rt.as_ref(), &t, store::now_ms())).await;
+        let now = clock.now_ms();
+        let res = tokio::task::spawn_blocking(move || tick(&s, rt.as_ref(), &t, now)).await;
         match res {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "reconciler tick failed"),

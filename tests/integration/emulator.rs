@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bentocloud::api::{Bento, Deployment, InstanceType, ListResponse};
-use bentocloud::emulator::{self, Config, LocalDeployment, PlatformConfig};
+use bentocloud::emulator::{self, Clock, Config, LocalDeployment, PlatformConfig};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -17,6 +17,8 @@ struct Server {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<emulator::Started, String>>>,
     http: Client,
+    /// The control plane's clock: `Clock::Real` unless the test steps it.
+    clock: Clock,
 }
 
 /// The control plane's timings for these tests. The status sync runs on every tick: these
@@ -39,7 +41,7 @@ fn platform_with_lag() -> PlatformConfig {
 }
 
 async fn start(dir: &Path, strict: bool) -> Server {
-    start_with(dir, strict, None, Client::new(), platform()).await
+    start_with(dir, strict, None, Client::new(), platform(), Clock::Real).await
 }
 
 async fn start_with(
@@ -48,6 +50,7 @@ async fn start_with(
     tls: Option<emulator::TlsFiles>,
     http: Client,
     platform: PlatformConfig,
+    clock: Clock,
 ) -> Server {
     // Stale files from a previous run must not be mistaken for this one.
     let _ = std::fs::remove_file(dir.join("endpoint"));
@@ -60,6 +63,7 @@ async fn start_with(
         strict_bentos: strict,
         platform,
         tls,
+        clock: clock.clone(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(emulator::serve(listener, cfg, async {
@@ -84,6 +88,7 @@ async fn start_with(
         stop: Some(tx),
         task: Some(task),
         http,
+        clock,
     }
 }
 
@@ -492,16 +497,37 @@ fn assert_only_real_keys(v: &Value, what: &str) {
 
 #[tokio::test]
 async fn reported_status_lags_the_revision_like_the_platform() {
+    // A manual clock: the API's status moves exactly when the clock passes a sync, never
+    // because the test was slow or fast.
     let dir = tempfile::tempdir().expect("tmp");
     let mut p = platform_with_lag();
     p.timing.status_sync_ms = 1_500;
-    let s = start_with(dir.path(), false, None, Client::new(), p).await;
-    let d = s.create("", dep_body("lag", "iris:v1", &[])).await;
+    // Revision 2's replica needs 5 s: well within the deadline.
+    p.timing.progress_deadline_ms = 60_000;
+    let clock = Clock::manual(chrono::Utc::now().timestamp_millis());
+    let s = start_with(dir.path(), false, None, Client::new(), p, clock.clone()).await;
+    let step = |ms: u64| {
+        clock
+            .advance(Duration::from_millis(ms))
+            .expect("a manual clock")
+    };
+    s.register("lag:v1", json!({"startup_seconds": 0})).await;
+    s.register("lag:v2", json!({"startup_seconds": 5})).await;
+    let d = s.create("", dep_body("lag", "lag:v1", &[])).await;
     assert_eq!(
         d.status.as_str(),
         "non-deployed",
         "a new deployment reports non-deployed until its first sync"
     );
+    // The controller has it running (its replica needs no time), but the clock has not
+    // passed a sync: the API still says non-deployed.
+    s.wait_for("lag", "revision 1 running live", 15, |v| {
+        v["rollout"]["live_status"] == "running" && v["rollout"]["phase"] == "complete"
+    })
+    .await;
+    let (_, api) = s.get("lag", "").await;
+    assert_eq!(api["status"], "non-deployed", "no sync yet: {api}");
+    step(1_500);
     let (running, _) = s.wait_status("lag", "", "running", 15).await;
     let rev1 = running.deployment.revision_uid().expect("rev").to_string();
 
@@ -511,7 +537,7 @@ async fn reported_status_lags_the_revision_like_the_platform() {
         .call(
             Method::PUT,
             "/api/v2/deployments/lag?cluster=",
-            Some(dep_body("lag", "iris:v2", &[])),
+            Some(dep_body("lag", "lag:v2", &[])),
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
@@ -541,8 +567,17 @@ async fn reported_status_lags_the_revision_like_the_platform() {
         api["status"], "running",
         "the API still reports the last synced status while the controller deploys"
     );
-    // A later sync reports the rollout's end.
-    let done = s.wait_serving("lag", &rev2, "running", 20).await;
+    // The next sync (the new replica still starting: it needs 5 s) reports the rollout.
+    step(1_500);
+    s.wait_status("lag", "", "deploying", 15).await;
+    // A later sync reports the rollout's end: start-up, drain and sync as the clock moves.
+    let done = s
+        .advance_until("lag", 250, 30, |v| {
+            v["status"] == "running"
+                && v["rollout"]["serving_revision_uid"] == rev2.as_str()
+                && v["rollout"]["phase"] == "complete"
+        })
+        .await;
     assert_eq!(done["rollout"]["live_status"], "running");
 
     // Lists carry no private fields either.
@@ -984,6 +1019,35 @@ impl Server {
         }
     }
 
+    /// Steps the manual clock by `step_ms` between reads until `ok` holds (deadline `secs` of
+    /// real time): time-based transitions happen because the test moved the clock.
+    async fn advance_until(
+        &self,
+        what: &str,
+        step_ms: u64,
+        secs: u64,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (st, v) = self.get_local(what, "").await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            if ok(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not happen within {secs}s; last: status {} rollout {}",
+                v["status"],
+                v["rollout"]
+            );
+            self.clock
+                .advance(Duration::from_millis(step_ms))
+                .expect("a manual clock");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Waits until `rev` is the serving revision and the status is `status`.
     async fn wait_serving(&self, name: &str, rev: &str, status: &str, secs: u64) -> Value {
         self.wait_for(name, &format!("{status} on revision {rev}"), secs, |v| {
@@ -1408,7 +1472,7 @@ async fn serves_https_with_the_given_certificate() {
         .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("ca"))
         .build()
         .expect("client");
-    let s = start_with(dir.path(), true, Some(files), http, platform()).await;
+    let s = start_with(dir.path(), true, Some(files), http, platform(), Clock::Real).await;
     assert!(
         s.endpoint.starts_with("https://127.0.0.1:"),
         "{}",

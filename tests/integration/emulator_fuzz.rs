@@ -53,6 +53,7 @@ fn fixture() -> &'static Fixture {
             strict_bentos: false,
             platform,
             tls: None,
+            clock: bentocloud::emulator::Clock::Real,
         };
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -293,6 +293,7 @@ fn config_from_args(args: &[String], data_dir: &Path) -> bentocloud::emulator::C
         strict_bentos: false,
         platform: PlatformConfig::default(),
         tls: None,
+        clock: bentocloud::emulator::Clock::Real,
     };
     let (mut cert, mut key) = (None, None);
     let mut it = args.iter();
