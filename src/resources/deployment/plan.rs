@@ -8,7 +8,10 @@ use std::collections::BTreeSet;
 use tf_provider::value::Value;
 use tf_provider::AttributePath;
 
-use super::model::{DeploymentState, Reported, ServiceSettings, StringMap, DEFAULT_STRATEGY};
+use super::model::{
+    DeploymentState, Location, Reported, ServiceBlock, ServiceSettings, Spec, StringMap, Timeouts,
+    DEFAULT_STRATEGY,
+};
 use crate::api::DeploymentStatus;
 use crate::rules;
 
@@ -86,10 +89,18 @@ fn check_strategy(v: &Value<String>, path: AttributePath, out: &mut Vec<Problem>
     }
 }
 
-/// Checks everything that can be known locally. Unknown values are skipped (checked at apply).
+/// Checks everything that can be known locally, part by part of the model. Unknown values are
+/// skipped (checked at apply).
 pub fn validate(config: &DeploymentState) -> Vec<Problem> {
     let mut out = Vec::new();
-    if let Value::Value(name) = &config.location.name {
+    check_location(&config.location, &mut out);
+    check_spec(&config.spec, &mut out);
+    check_timeouts(&config.settings.timeouts, &mut out);
+    out
+}
+
+fn check_location(l: &Location, out: &mut Vec<Problem>) {
+    if let Value::Value(name) = &l.name {
         if let Err(why) = rules::deployment_name(name) {
             out.push(problem(
                 AttributePath::new("name"),
@@ -98,7 +109,7 @@ pub fn validate(config: &DeploymentState) -> Vec<Problem> {
             ));
         }
     }
-    if let Value::Value(cluster) = &config.location.cluster {
+    if let Value::Value(cluster) = &l.cluster {
         if cluster.trim().is_empty() {
             out.push(problem(
                 AttributePath::new("cluster"),
@@ -107,105 +118,103 @@ pub fn validate(config: &DeploymentState) -> Vec<Problem> {
             ));
         }
     }
-    if let Value::Value(bento) = &config.spec.bento {
+}
+
+fn check_spec(spec: &Spec, out: &mut Vec<Problem>) {
+    if let Value::Value(bento) = &spec.bento {
         if let Err(why) = rules::bento_tag(bento) {
             out.push(problem(AttributePath::new("bento"), "Invalid bento", why));
         }
     }
     check_map_keys(
-        &config.spec.labels,
+        &spec.labels,
         AttributePath::new("labels"),
         "label",
         rules::label_key,
         Some(rules::label_value),
-        &mut out,
+        out,
     );
     check_map_keys(
-        &config.spec.envs,
+        &spec.envs,
         AttributePath::new("envs"),
         "environment variable",
         rules::env_name,
         None,
-        &mut out,
+        out,
     );
-    if let Value::Value(secrets) = &config.spec.secrets {
+    if let Value::Value(secrets) = &spec.secrets {
         for s in secrets.iter().filter_map(Value::as_ref_option) {
             if s.trim().is_empty() {
                 out.push(problem(AttributePath::new("secrets"), "Empty secret name", "`secrets` contains an empty name: list the names of existing BentoCloud secrets.".into()));
             }
         }
     }
-    check_scaling(
-        &config.spec.entry.min_replicas,
-        &config.spec.entry.max_replicas,
-        AttributePath::new,
-        &mut out,
-    );
-    check_strategy(
-        &config.spec.entry.deployment_strategy,
-        AttributePath::new("deployment_strategy"),
-        &mut out,
-    );
-    if let Value::Value(services) = &config.spec.service {
-        let mut seen = BTreeSet::new();
-        for (i, svc) in services.iter().enumerate() {
-            let base = || AttributePath::new("service").index(i as i64);
-            if let Value::Value(name) = &svc.name {
-                if name.trim().is_empty() {
-                    out.push(problem(
-                        base().attribute("name"),
-                        "Empty service name",
-                        "Name the service as declared in the bento.".into(),
-                    ));
-                } else if !seen.insert(name.clone()) {
-                    out.push(problem(
-                        base().attribute("name"),
-                        "Duplicate service",
-                        format!(
-                            "service {name:?} is configured twice: merge the two `service` blocks."
-                        ),
-                    ));
-                }
-            }
-            check_scaling(
-                &svc.settings.min_replicas,
-                &svc.settings.max_replicas,
-                |a| base().attribute(a),
-                &mut out,
-            );
-            check_strategy(
-                &svc.settings.deployment_strategy,
-                base().attribute("deployment_strategy"),
-                &mut out,
-            );
-            check_map_keys(
-                &svc.envs,
-                base().attribute("envs"),
-                "environment variable",
-                rules::env_name,
-                None,
-                &mut out,
-            );
-        }
+    check_settings(&spec.entry, AttributePath::new, out);
+    if let Value::Value(services) = &spec.service {
+        check_service_blocks(services, out);
     }
-    if let Value::Value(t) = &config.settings.timeouts {
-        for (field, v) in [
-            ("create", &t.create),
-            ("update", &t.update),
-            ("delete", &t.delete),
-        ] {
-            if let Value::Value(text) = v {
-                if let Err(why) = crate::duration::parse_go_duration(text) {
-                    out.push(problem(
-                        AttributePath::new("timeouts").index(0).attribute(field),
-                        "Invalid timeout",
-                        why,
-                    ));
-                }
+}
+
+/// One service's settings (the entry service's at the top level, a block's inside it).
+fn check_settings(
+    s: &ServiceSettings,
+    path: impl Fn(&'static str) -> AttributePath,
+    out: &mut Vec<Problem>,
+) {
+    check_scaling(&s.min_replicas, &s.max_replicas, &path, out);
+    check_strategy(&s.deployment_strategy, path("deployment_strategy"), out);
+}
+
+fn check_service_blocks(services: &[ServiceBlock], out: &mut Vec<Problem>) {
+    let mut seen = BTreeSet::new();
+    for (i, svc) in services.iter().enumerate() {
+        let base = || AttributePath::new("service").index(i as i64);
+        if let Value::Value(name) = &svc.name {
+            if name.trim().is_empty() {
+                out.push(problem(
+                    base().attribute("name"),
+                    "Empty service name",
+                    "Name the service as declared in the bento.".into(),
+                ));
+            } else if !seen.insert(name.clone()) {
+                out.push(problem(
+                    base().attribute("name"),
+                    "Duplicate service",
+                    format!(
+                        "service {name:?} is configured twice: merge the two `service` blocks."
+                    ),
+                ));
+            }
+        }
+        check_settings(&svc.settings, |a| base().attribute(a), out);
+        check_map_keys(
+            &svc.envs,
+            base().attribute("envs"),
+            "environment variable",
+            rules::env_name,
+            None,
+            out,
+        );
+    }
+}
+
+fn check_timeouts(timeouts: &Value<Timeouts>, out: &mut Vec<Problem>) {
+    let Value::Value(t) = timeouts else { return };
+    for (field, v) in [
+        ("create", &t.create),
+        ("update", &t.update),
+        ("delete", &t.delete),
+    ] {
+        if let Value::Value(text) = v {
+            if let Err(why) = crate::duration::parse_go_duration(text) {
+                out.push(problem(
+                    AttributePath::new("timeouts").index(0).attribute(field),
+                    "Invalid timeout",
+                    why,
+                ));
             }
         }
     }
-    out
 }
 
 /// Default min/max: min 1; max = max(min, 1).
