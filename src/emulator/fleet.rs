@@ -158,6 +158,9 @@ pub struct Fleet {
     windows: Mutex<HashMap<i64, VecDeque<(i64, usize)>>>,
     rr: AtomicUsize,
     shutdown: CancellationToken,
+    /// Bumped on every route change: a request held for a waking deployment awaits it
+    /// instead of polling.
+    route_changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Fleet {
@@ -178,6 +181,7 @@ impl Fleet {
             windows: Mutex::new(HashMap::new()),
             rr: AtomicUsize::new(0),
             shutdown: CancellationToken::new(),
+            route_changes: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -256,7 +260,11 @@ impl Fleet {
         let mut tried: Vec<u16> = Vec::new();
         let mut last_err = String::new();
         let mut route = route;
+        let mut changes = self.route_changes.subscribe();
         loop {
+            // The current route; any route published after this read wakes the wait below.
+            changes.mark_unchanged();
+            route = self.route(&key).unwrap_or(route);
             let mut cands = untried(route.pool(target.as_deref()), &tried);
             if cands.is_empty() && target.is_some() {
                 // The version has no ready replica left: fall back to `main`.
@@ -278,8 +286,10 @@ impl Fleet {
                     };
                     return Some(json_error(StatusCode::SERVICE_UNAVAILABLE, msg));
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                route = self.route(&key).unwrap_or(route);
+                // Scaled to zero: hold the request until a route with a ready replica is
+                // published (the wake), or the wake timeout.
+                let left = wake_limit.saturating_sub(start.elapsed());
+                let _ = tokio::time::timeout(left, changes.changed()).await;
                 continue;
             }
             let i = self.rr.fetch_add(1, Ordering::Relaxed) % cands.len();
@@ -326,7 +336,6 @@ impl Fleet {
                     last_err = format!("replica {} (port {}): {e}", p.spec.replica, p.port);
                     tracing::debug!(error = %last_err, "proxy retries on another replica");
                     tried.push(p.port);
-                    route = self.route(&key).unwrap_or(route);
                 }
             }
         }
@@ -480,6 +489,7 @@ impl Runtime for Fleet {
         if let Ok(mut r) = self.routes.write() {
             r.insert(key, route);
         }
+        self.route_changes.send_modify(|v| *v = v.wrapping_add(1));
     }
 
     /// Drops routes, counters and processes of everything not in `deployments` / `replicas`.
