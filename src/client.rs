@@ -11,6 +11,7 @@
 mod error;
 mod limit;
 mod retry;
+pub mod snapshot;
 #[cfg(test)]
 pub(crate) mod stub;
 mod transport;
@@ -606,6 +607,21 @@ impl Client {
         .await
     }
 
+    /// Like [`Self::list_deployments`], but after the first page `proceed(total)` decides
+    /// whether the rest is worth fetching: `None` when it declined (one request spent).
+    pub async fn list_deployments_if(
+        &self,
+        q: &ListQuery,
+        proceed: impl FnOnce(u64) -> bool,
+    ) -> Result<Option<Vec<api::Deployment>>, ClientError> {
+        self.walk_pages(
+            |start, count| self.list_deployments_page(q, start, count),
+            |d| d,
+            proceed,
+        )
+        .await
+    }
+
     // ----- secrets (bodies never logged) -----
 
     /// `GET /api/v1/org_secrets?all=true`, every page.
@@ -851,21 +867,41 @@ impl Client {
     /// page of full documents is held at a time.
     async fn collect_pages_map<T, U, F, Fut>(
         &self,
-        mut fetch: F,
-        mut map: impl FnMut(T) -> U,
+        fetch: F,
+        map: impl FnMut(T) -> U,
     ) -> Result<Vec<U>, ClientError>
     where
         F: FnMut(u64, u64) -> Fut,
         Fut: Future<Output = Result<api::ListResponse<T>, ClientError>>,
     {
+        Ok(self
+            .walk_pages(fetch, map, |_| true)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// [`Self::collect_pages_map`], asking `proceed(total)` after the first page.
+    async fn walk_pages<T, U, F, Fut>(
+        &self,
+        mut fetch: F,
+        mut map: impl FnMut(T) -> U,
+        proceed: impl FnOnce(u64) -> bool,
+    ) -> Result<Option<Vec<U>>, ClientError>
+    where
+        F: FnMut(u64, u64) -> Fut,
+        Fut: Future<Output = Result<api::ListResponse<T>, ClientError>>,
+    {
         let first = fetch(0, PAGE_SIZE).await?;
+        if !proceed(first.total) {
+            return Ok(None);
+        }
         let got = first.items.len() as u64;
         let mut total = first.total;
         let mut all: Vec<U> = Vec::with_capacity(total.min(100_000) as usize);
         all.extend(first.items.into_iter().map(&mut map));
         let mut start = got;
         if got == 0 || start >= total {
-            return Ok(all);
+            return Ok(Some(all));
         }
         if got == PAGE_SIZE {
             // The server honours our page size and told us the total: the remaining pages are
@@ -882,11 +918,11 @@ impl Client {
                 all.extend(page.items.into_iter().map(&mut map));
                 start += n;
                 if n == 0 {
-                    return Ok(all);
+                    return Ok(Some(all));
                 }
             }
             if start >= total {
-                return Ok(all);
+                return Ok(Some(all));
             }
         }
         // A server that caps the page below what we asked for, or a fleet that grew while we
@@ -898,7 +934,7 @@ impl Client {
             all.extend(page.items.into_iter().map(&mut map));
             start += n;
             if n == 0 || start >= total {
-                return Ok(all);
+                return Ok(Some(all));
             }
         }
     }

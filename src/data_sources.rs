@@ -228,7 +228,7 @@ pub fn deployments_schema() -> Schema {
             ("search", attr(AttributeType::String, Optional, "Only deployments whose name contains this text. Default: no filter.")),
             ("query", attr(AttributeType::String, Optional, "BentoCloud structured query: space-separated `key:value` tokens such as `status:running`, `bento:iris`, `is:dev`, `label:team=ml`. Default: no filter.")),
             ("labels", attr(AttributeType::Map(Box::new(AttributeType::String)), Optional, "Only deployments that carry every one of these labels (`key = value`). Combined with `cluster`, `search` and `query` (all filters apply together). Default: no filter.")),
-            ("deployments", attr(AttributeType::List(Box::new(deployment_object_type())), Computed, "The matching deployments, newest first, as full objects (same attributes as the `bentocloud_deployment` data source). Every page is fetched.")),
+            ("deployments", attr(AttributeType::List(Box::new(deployment_object_type())), Computed, "The matching deployments, newest first, as full objects (same attributes as the `bentocloud_deployment` data source), except `url`, which is null: BentoCloud's list does not return URLs (read one deployment with the `bentocloud_deployment` data source for it). Every page is fetched.")),
             ("names", attr(AttributeType::List(Box::new(AttributeType::String)), Computed, "Names of the matching deployments, in the same order as `deployments`.")),
             ("ids", attr(AttributeType::List(Box::new(AttributeType::String)), Computed, "IDs (`cluster/name`) of the matching deployments, in the same order as `deployments`.")),
         ]

@@ -103,6 +103,12 @@ pub fn invalid_status_sync_period(diags: &mut Diagnostics, detail: String) {
     );
 }
 
+/// `BENTOCLOUD_REFRESH_BATCH` is not one of its values (an environment variable: no
+/// attribute to point at).
+pub fn invalid_refresh_batch(diags: &mut Diagnostics, detail: String) {
+    diags.root_error("Invalid BENTOCLOUD_REFRESH_BATCH", detail);
+}
+
 /// The provider's `cluster` is empty.
 pub fn empty_provider_cluster(diags: &mut Diagnostics) {
     diags.error(

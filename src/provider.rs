@@ -298,10 +298,19 @@ impl Provider for BentoCloudProvider {
                 return None;
             }
         };
+        let refresh = std::env::var("BENTOCLOUD_REFRESH_BATCH").unwrap_or_default();
+        let mode = match crate::client::snapshot::Mode::parse(&refresh) {
+            Ok(m) => m,
+            Err(detail) => {
+                diag::invalid_refresh_batch(diags, detail);
+                return None;
+            }
+        };
         self.shared.fill(Configured {
             client,
             default_cluster,
             status_sync_period,
+            snapshots: crate::client::snapshot::Snapshots::new(mode),
         });
         Some(())
     }

@@ -23,6 +23,8 @@ pub struct Configured {
     pub default_cluster: Option<String>,
     /// `status_sync_period`: the settle window of rollout waits (see `crate::wait`).
     pub status_sync_period: std::time::Duration,
+    /// Refresh reads served from listings (see `crate::client::snapshot`).
+    pub snapshots: crate::client::snapshot::Snapshots,
 }
 
 /// State shared by the provider, its resources and data sources.

@@ -285,6 +285,20 @@ fn render_dep(
     Ok(render::deployment(c, &p.org, d, s_base)?.doc)
 }
 
+/// A list item: the full document without `urls`, which the real API returns only in full
+/// responses (get, create, update, terminate, delete; API doc §3.3 "List items have no
+/// `urls`"): a client that reads a URL from a list must not work here either.
+fn render_list_item(
+    c: &rusqlite::Connection,
+    s_base: &str,
+    p: &Principal,
+    d: &store::DeploymentRow,
+) -> Result<crate::api::Deployment> {
+    let mut doc = render_dep(c, s_base, p, d)?;
+    doc.urls = None;
+    Ok(doc)
+}
+
 async fn create_deployment(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -420,7 +434,7 @@ async fn list_deployments(
     Extension(p): Extension<Principal>,
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
-    list_as(s, p, q, render_dep).await
+    list_as(s, p, q, render_list_item).await
 }
 
 /// `GET /api/local/v1/deployments`: the same list (same parameters) with each deployment's

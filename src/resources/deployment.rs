@@ -342,6 +342,7 @@ impl DeploymentResource {
             .as_ref_option()
             .map(String::as_str);
         let req = convert::update_request(previous, &current, &entry, served);
+        configured.snapshots.wrote(cluster, name);
         let submitted = match client.update_deployment(cluster, name, &req).await {
             Ok(d) => d,
             Err(e) => {
@@ -419,7 +420,21 @@ impl Resource for DeploymentResource {
             diag::state_without_location(diags, true);
             return None;
         };
-        match configured.client.get_deployment_opt(&cluster, &name).await {
+        // A listing answers only a state that already knows its URL: list items carry none.
+        let knows_url = matches!(&state.reported.url, Value::Value(u) if !u.is_empty());
+        let listed = if knows_url {
+            configured
+                .snapshots
+                .lookup(&configured.client, &cluster, &name)
+                .await
+        } else {
+            None
+        };
+        let read = match listed {
+            Some(d) => Ok(Some(d)),
+            None => configured.client.get_deployment_opt(&cluster, &name).await,
+        };
+        match read {
             Ok(Some(d)) => {
                 let next = if d.status.is_rollout_failure() && state.spec.bento.is_value() {
                     // The latest revision failed; the previous one still serves what state says.
@@ -536,6 +551,7 @@ impl Resource for DeploymentResource {
             .unwrap_or_default();
         let (entry, _) = self.resolve_bento(diags, client, &planned_state).await?;
         let req = convert::create_request(&planned_state, &entry);
+        configured.snapshots.wrote(&cluster_param, &name);
         let created = match client.create_deployment(&cluster_param, &req).await {
             Ok(d) => d,
             Err(e) => {
@@ -609,6 +625,7 @@ impl Resource for DeploymentResource {
         let client = &configured.client;
         let (cluster, name) = locate(&prior_state)?;
         let id = format!("{cluster}/{name}");
+        configured.snapshots.wrote(&cluster, &name);
         match client.terminate_deployment(&cluster, &name).await {
             Ok(_) => {}
             Err(e) if e.is_not_found() => return Some(()),
@@ -795,6 +812,7 @@ impl DeploymentResource {
             }
         }
         let req = convert::update_request(&planned, &server, &entry, resolved.as_deref());
+        configured.snapshots.wrote(&cluster, &name);
         let response = match client.update_deployment(&cluster, &name, &req).await {
             Ok(d) => d,
             Err(e) => {

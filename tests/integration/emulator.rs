@@ -216,7 +216,23 @@ const BASE_KEYS: [&str; 7] = [
 ];
 
 /// What the official client needs from a deployment document (api doc §8).
+/// A full document (get, create, update, ...): exactly one URL.
 fn check_shape(v: &Value) {
+    check_item_shape(v);
+    assert_eq!(
+        v["urls"].as_array().map(Vec::len),
+        Some(1),
+        "exactly one url"
+    );
+}
+
+/// A list item: the full document's keys but no `urls` (API doc §3.3), like the real API.
+fn check_list_item_shape(v: &Value) {
+    check_item_shape(v);
+    assert!(v.get("urls").is_none(), "a list item has no urls: {v}");
+}
+
+fn check_item_shape(v: &Value) {
     for k in BASE_KEYS.iter().chain(&[
         "status",
         "kube_namespace",
@@ -254,11 +270,6 @@ fn check_shape(v: &Value) {
     ] {
         assert!(b[k].is_string(), "bento.{k} is not a string");
     }
-    assert_eq!(
-        v["urls"].as_array().map(Vec::len),
-        Some(1),
-        "exactly one url"
-    );
 }
 
 fn dep_body(name: &str, bento: &str, labels: &[(&str, &str)]) -> Value {
@@ -769,7 +780,7 @@ async fn list_filters_and_paging_across_clusters() {
                 .await;
             assert_eq!(st, StatusCode::OK, "{q}: {v}");
             for item in v["items"].as_array().expect("items") {
-                check_shape(item);
+                check_list_item_shape(item);
             }
             serde_json::from_value::<ListResponse<Deployment>>(v).expect("list")
         }

@@ -486,6 +486,19 @@ thread_local! {
     static STATUS_SYNC_OVERRIDE: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
 }
 
+thread_local! {
+    static REFRESH_BATCH_OVERRIDE: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every Terraform it sets up refreshing through `BENTOCLOUD_REFRESH_BATCH=mode`
+/// (`always`: every read from a listing of the cluster, see `bentocloud::client::snapshot`).
+pub fn with_refresh_batch<T>(mode: &'static str, f: impl FnOnce() -> T) -> T {
+    REFRESH_BATCH_OVERRIDE.with(|c| c.set(Some(mode)));
+    let out = f();
+    REFRESH_BATCH_OVERRIDE.with(|c| c.set(None));
+    out
+}
+
 /// Runs `f` with every server it starts (and restarts) reporting status with a sync period
 /// of `ms` (merged into its `--config`): the lagged variants of the rollout scenarios.
 pub fn with_status_sync<T>(ms: i64, f: impl FnOnce() -> T) -> T {
@@ -1125,18 +1138,22 @@ impl Tf {
     pub fn new(version: TfVersion, server: &Server) -> Tf {
         // Resolve the binary first: a missing Terraform fails here, loudly.
         let _ = version.binary();
+        // The settle window of rollout waits: the server's status sync period plus a second
+        // (what the provider docs tell bentocloud-local users to set).
+        let mut env = vec![(
+            "BENTOCLOUD_STATUS_SYNC_PERIOD".to_string(),
+            format!("{}ms", server.status_sync_ms + 1_000),
+        )];
+        if let Some(mode) = REFRESH_BATCH_OVERRIDE.with(|c| c.get()) {
+            env.push(("BENTOCLOUD_REFRESH_BATCH".to_string(), mode.to_string()));
+        }
         Tf {
             version,
             dir: temp_dir(&format!("tf{}-", version.version())),
             endpoint: server.endpoint.clone(),
             token: server.token.clone(),
             provider_cluster: None,
-            // The settle window of rollout waits: the server's status sync period plus a
-            // second (what the provider docs tell bentocloud-local users to set).
-            env: vec![(
-                "BENTOCLOUD_STATUS_SYNC_PERIOD".to_string(),
-                format!("{}ms", server.status_sync_ms + 1_000),
-            )],
+            env,
             counter: std::cell::Cell::new(0),
         }
     }

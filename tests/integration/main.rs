@@ -57,16 +57,34 @@ macro_rules! tf_test_lagged {
     };
 }
 
+/// Like `tf_test!`, plus two variants whose refresh reads come from listings of the cluster
+/// (`BENTOCLOUD_REFRESH_BATCH=always`): drift, deletes and imports must read the same.
+macro_rules! tf_test_listed {
+    ($scenario:path, $v111:ident, $v10:ident, $list111:ident, $list10:ident) => {
+        tf_test!($scenario, $v111, $v10);
+        #[test]
+        fn $list111() {
+            harness::with_refresh_batch("always", || $scenario(harness::TfVersion::V1_11))
+        }
+        #[test]
+        fn $list10() {
+            harness::with_refresh_batch("always", || $scenario(harness::TfVersion::V1_0))
+        }
+    };
+}
+
 mod bad_input;
 mod faults;
 mod https;
 mod rollouts;
 mod security;
 
-tf_test!(
+tf_test_listed!(
     lifecycle::create_then_empty_plan,
     create_then_empty_plan_tf1_11,
-    create_then_empty_plan_tf1_0
+    create_then_empty_plan_tf1_0,
+    create_then_empty_plan_listed_tf1_11,
+    create_then_empty_plan_listed_tf1_0
 );
 tf_test!(
     lifecycle::update_in_place_keeps_id,
@@ -83,20 +101,26 @@ tf_test!(
     destroy_leaves_server_empty_tf1_11,
     destroy_leaves_server_empty_tf1_0
 );
-tf_test!(
+tf_test_listed!(
     import_drift::import_both_id_forms_then_empty_plan,
     import_both_id_forms_then_empty_plan_tf1_11,
-    import_both_id_forms_then_empty_plan_tf1_0
+    import_both_id_forms_then_empty_plan_tf1_0,
+    import_both_id_forms_then_empty_plan_listed_tf1_11,
+    import_both_id_forms_then_empty_plan_listed_tf1_0
 );
-tf_test!(
+tf_test_listed!(
     import_drift::out_of_band_change_shows_as_drift,
     out_of_band_change_shows_as_drift_tf1_11,
-    out_of_band_change_shows_as_drift_tf1_0
+    out_of_band_change_shows_as_drift_tf1_0,
+    out_of_band_change_shows_as_drift_listed_tf1_11,
+    out_of_band_change_shows_as_drift_listed_tf1_0
 );
-tf_test!(
+tf_test_listed!(
     import_drift::out_of_band_delete_is_recreated,
     out_of_band_delete_is_recreated_tf1_11,
-    out_of_band_delete_is_recreated_tf1_0
+    out_of_band_delete_is_recreated_tf1_0,
+    out_of_band_delete_is_recreated_listed_tf1_11,
+    out_of_band_delete_is_recreated_listed_tf1_0
 );
 tf_test!(
     data_sources::fleet_filters_alone_and_combined,
@@ -108,10 +132,12 @@ tf_test!(
     single_deployment_data_source_tf1_11,
     single_deployment_data_source_tf1_0
 );
-tf_test!(
+tf_test_listed!(
     lifecycle::failed_rollout_fails_apply,
     failed_rollout_fails_apply_tf1_11,
-    failed_rollout_fails_apply_tf1_0
+    failed_rollout_fails_apply_tf1_0,
+    failed_rollout_fails_apply_listed_tf1_11,
+    failed_rollout_fails_apply_listed_tf1_0
 );
 tf_test!(
     lifecycle::multi_service_blocks,

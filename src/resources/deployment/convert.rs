@@ -177,12 +177,12 @@ pub fn state_from_server(
     s.location.cluster = Value::Value(cluster.clone());
     s.location.id = Value::Value(format!("{cluster}/{}", d.meta.name));
     s.reported.status = Value::Value(d.status.as_str().to_string());
-    s.reported.url = Value::Value(
-        d.urls
-            .as_ref()
-            .and_then(|u| u.first().cloned())
-            .unwrap_or_default(),
-    );
+    // List items carry no `urls` (API doc §3.3): the URL read before stays (a deployment's
+    // URL does not change), and a data source over a list shows none.
+    s.reported.url = match d.urls.as_ref().and_then(|u| u.first()) {
+        Some(u) => Value::Value(u.clone()),
+        None => prior.reported.url.clone(),
+    };
     s.reported.revision = Value::Value(d.revision_uid().unwrap_or_default().to_string());
     s.reported.created_at = Value::Value(d.meta.created_at.clone());
     s.reported.updated_at = Value::Value(d.meta.updated_at.clone());
