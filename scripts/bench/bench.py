@@ -126,9 +126,10 @@ def create_many(srv, names, bento, workers=8):
 # Terraform working directories
 
 
-def mirror(path, wrap_dir=None):
+def mirror(path, wrap_dir=None, fmt="%M", ext="rss"):
     """A filesystem mirror with both providers; with wrap_dir, each binary is a shell script that
-    runs the real one under /usr/bin/time and appends its peak RSS (KiB) to wrap_dir/<name>.rss."""
+    runs the real one under /usr/bin/time and appends `fmt` (peak RSS in KiB by default) to
+    wrap_dir/<name>.<ext>."""
     bc = os.path.join(path, "registry.terraform.io/bentocloud/bentocloud/0.1.0/linux_amd64")
     nl = os.path.join(path, f"registry.terraform.io/hashicorp/null/{NULL_VERSION}/linux_amd64")
     os.makedirs(bc, exist_ok=True)
@@ -138,7 +139,7 @@ def mirror(path, wrap_dir=None):
         dst = os.path.join(d, fname)
         if wrap_dir:
             with open(dst, "w") as f:
-                f.write(f"#!/bin/sh\nexec /usr/bin/time -a -o {wrap_dir}/{short}.rss -f %M {real} \"$@\"\n")
+                f.write(f"#!/bin/sh\nexec /usr/bin/time -a -o {wrap_dir}/{short}.{ext} -f '{fmt}' {real} \"$@\"\n")
             os.chmod(dst, 0o755)
         else:
             shutil.copy(real, dst)
@@ -378,6 +379,108 @@ provider "bentocloud" {
             d.plan()
             acc.append(peak_rss_mb(wrap, short)[0])
     results["mem_plan"] = {"bentocloud": med(mem_b), "null": med(mem_n)}
+
+
+def provider_cpu_s(wrap_dir, short):
+    """User + system CPU seconds of every provider process since the last call (a plan starts the
+    provider more than once: validate, then plan), summed; the file is consumed."""
+    p = os.path.join(wrap_dir, short + ".cpu")
+    total, n = 0.0, 0
+    if os.path.exists(p):
+        for line in open(p):
+            parts = line.split()
+            if len(parts) == 2:
+                try:
+                    total += float(parts[0]) + float(parts[1])
+                    n += 1
+                except ValueError:
+                    pass
+        os.remove(p)
+    return (total if n else float("nan")), n
+
+
+REFRESH_SIZES = [int(x) for x in os.environ.get("BENCH_REFRESH_SIZES", "200,1000").split(",") if x]
+LATENCY_MS = 50
+
+
+def set_read_latency(srv, ms):
+    """bentocloud-local's fault injector: every GET under /api/v2/deployments (reads and list
+    pages) waits `ms` before it is handled; 0 removes it."""
+    rules = [] if ms == 0 else [{"method": "GET", "path_prefix": "/api/v2/deployments", "rate": 1.0,
+                                 "phase": "before", "faults": [{"kind": "latency", "ms": ms}]}]
+    srv.call("PUT", "/api/local/v1/faults", {"seed": 1, "rules": rules})
+
+
+def refresh_requests(d, lp_name, extra_env):
+    """The provider's deployment requests (GETs of one deployment and list pages) of one plan."""
+    lp = os.path.join(WORK, lp_name)
+    if os.path.exists(lp):
+        os.remove(lp)
+    env = dict(extra_env)
+    env.update(debug_env(lp))
+    d.plan(extra_env=env)
+    reqs = [r for r in client_requests(lp) if r["path"].startswith("/api/v2/deployments")]
+    gets = sum(1 for r in reqs if r["path"] != "/api/v2/deployments")
+    lists = sum(1 for r in reqs if r["path"] == "/api/v2/deployments")
+    return {"total": len(reqs), "gets": gets, "lists": lists}
+
+
+def bench_refresh(cli, cpu_cli, cpu_wrap):
+    """Issue 11: the refresh over 200 and 1,000 deployments, batched (listings) against
+    `-refresh=false`, the null provider and the per-resource GET path, on loopback and with 50 ms
+    added to every deployment read; requests per refresh; provider CPU per plan."""
+    srv = Server("refresh", {"tick_ms": 1000, "probe_ms": 1000})
+    out = {}
+    for n in REFRESH_SIZES:
+        log(f"refresh: creating {n} deployments (terraform apply) and {n} null_resource")
+        bc = TfDir(f"refresh-bc-{n}", bc_fleet_tf(n), cli, srv.env())
+        nl = TfDir(f"refresh-null-{n}", null_fleet_tf(n), cli, srv.env())
+        for d in (bc, nl):
+            d.init()
+            d.run("apply", "-input=false", "-no-color", "-auto-approve", "-parallelism=20")
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            lst = srv.call("GET", f"/api/local/v1/deployments?cluster={CLUSTER}&count=2000&start=0")
+            items = [i for i in (lst.get("items") or []) if i["name"].startswith(f"fleet-{n}-")]
+            if len(items) == n and all(i.get("status") == "running" for i in items):
+                break
+            time.sleep(1)
+        never = {"BENTOCLOUD_REFRESH_BATCH": "never"}
+        bc.plan()
+        nl.plan()
+        r = {"n": n}
+        for lat in (0, LATENCY_MS):
+            set_read_latency(srv, lat)
+            log(f"refresh over {n}, {lat} ms added per read: {REPEATS} runs of each, alternating")
+            runs = {"auto": [], "never": [], "norefresh": [], "null": []}
+            for _ in range(REPEATS):
+                runs["auto"].append(bc.plan())
+                runs["never"].append(bc.plan(extra_env=never))
+                el, _ = bc.run("plan", "-input=false", "-no-color", "-refresh=false")
+                runs["norefresh"].append(el)
+                runs["null"].append(nl.plan())
+            r[f"lat{lat}"] = {k: med(v) for k, v in runs.items()}
+            r[f"lat{lat}_runs"] = runs
+        set_read_latency(srv, 0)
+        r["requests_auto"] = refresh_requests(bc, f"refresh-{n}-auto.log", {})
+        r["requests_never"] = refresh_requests(bc, f"refresh-{n}-never.log", never)
+        # Provider CPU (user + system, all provider processes of the plan), batched and GETs.
+        cpu_dir = TfDir(f"refresh-bc-{n}-cpu", bc_fleet_tf(n), cpu_cli, srv.env())
+        shutil.copy(os.path.join(bc.dir, "terraform.tfstate"), os.path.join(cpu_dir.dir, "terraform.tfstate"))
+        cpu_dir.init()
+        provider_cpu_s(cpu_wrap, "bentocloud")
+        cpu = {"auto": [], "never": []}
+        for _ in range(REPEATS):
+            cpu_dir.plan()
+            cpu["auto"].append(provider_cpu_s(cpu_wrap, "bentocloud")[0])
+            cpu_dir.plan(extra_env=never)
+            cpu["never"].append(provider_cpu_s(cpu_wrap, "bentocloud")[0])
+        r["cpu"] = {k: med(v) for k, v in cpu.items()}
+        r["cpu_runs"] = cpu
+        out[str(n)] = r
+        # The next size gets a server of its own size only: destroy is not needed, names differ.
+    results["refresh"] = out
+    srv.stop()
 
 
 def bench_wait(srv, cli):
@@ -739,6 +842,40 @@ def report(started):
                  f"direct to one replica: {ro['direct_p99']:.2f} ms", ratio(ro["rolling_p99"], ro["direct_p99"]),
                  "added <= 2 ms", verdict(ro["added_p99"] <= 2)))
 
+    # Issue 11: refresh through listings.
+    import math
+    refresh = results.get("refresh", {})
+    for n in REFRESH_SIZES:
+        f = refresh.get(str(n), {})
+        l0 = Missing(f.get("lat0", {}))
+        l50 = Missing(f.get(f"lat{LATENCY_MS}", {}))
+        ra = Missing(f.get("requests_auto", {}))
+        rn = Missing(f.get("requests_never", {}))
+        cpu = Missing(f.get("cpu", {}))
+        at200 = n == 200
+        rows.append((f"`terraform plan` (refresh) over {n}, loopback", fmt_s(l0["auto"]),
+                     f"null provider: {fmt_s(l0['null'])}; `-refresh=false`: {fmt_s(l0['norefresh'])}; "
+                     f"GET per deployment: {fmt_s(l0['never'])}", ratio(l0["auto"], l0["null"]),
+                     "<= 1.15x null" if at200 else "-",
+                     verdict(l0["auto"] <= 1.15 * l0["null"]) if at200 else "-"))
+        rows.append((f"... {LATENCY_MS} ms added to every deployment read", fmt_s(l50["auto"]),
+                     f"`-refresh=false`: {fmt_s(l50['norefresh'])}; GET per deployment: {fmt_s(l50['never'])}",
+                     ratio(l50["auto"], l50["norefresh"]), "<= 1.3x `-refresh=false`",
+                     verdict(l50["auto"] <= 1.3 * l50["norefresh"])))
+        budget = math.ceil(n / 500) + 2
+        rows.append((f"deployment requests per refresh over {n}", f"{ra['total']} ({ra['gets']} GETs, {ra['lists']} list pages)",
+                     f"GET per deployment: {rn['total']}", "-", f"<= ceil({n}/500)+2 = {budget}",
+                     verdict(ra["total"] <= budget)))
+        rows.append((f"provider CPU per {n}-deployment plan", f"{cpu['auto']:.3f} s",
+                     f"GET per deployment: {cpu['never']:.3f} s", ratio(cpu["auto"], cpu["never"]),
+                     "<= 0.1 s" if at200 else "-", verdict(cpu["auto"] <= 0.1) if at200 else "-"))
+        details.append(f"- refresh over {n}, runs (s): " + "; ".join(
+            f"{lat} ms {k}: " + ", ".join(f"{x:.2f}" for x in (f.get(f'lat{lat}_runs', {}).get(k) or []))
+            for lat in (0, LATENCY_MS) for k in ("auto", "never", "norefresh", "null")))
+        details.append(f"- provider CPU over {n} (s, user+system of every provider process of one plan): batched "
+                       + ", ".join(f"{x:.3f}" for x in (f.get("cpu_runs", {}).get("auto") or []))
+                       + "; GET per deployment " + ", ".join(f"{x:.3f}" for x in (f.get("cpu_runs", {}).get("never") or [])))
+
     head = "| Figure | bentocloud | Baseline | Ratio | Target | Verdict |\n|---|---|---|---|---|---|\n"
     table = head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
     details.append(f"- plan runs (s), bentocloud {FLEET}: {', '.join(f'{x:.2f}' for x in pN['runs_bc'])}; "
@@ -788,6 +925,12 @@ How each figure is taken:
 - **data source**: `terraform plan` of a configuration holding only `data "bentocloud_deployments"` against a server
   with {LIST_N} deployments (its reconciler paused: no replica processes), against `bentoml deployment list -o json`.
 - **requests per refresh**: one `TF_LOG_PROVIDER=DEBUG` plan, requests counted per method and path.
+- **refresh over 200 and 1,000** (issue 11): `terraform plan` of a state of N deployments (real replicas, a quiet
+  server), runs alternating between the batched refresh (default), the GET-per-deployment path
+  (`BENTOCLOUD_REFRESH_BATCH=never`), `plan -refresh=false` of the same state and N `null_resource`; then the same with
+  {LATENCY_MS} ms added to every `GET /api/v2/deployments...` by the server's fault injector. Requests from one DEBUG
+  plan each way. CPU: each provider binary wrapped in `/usr/bin/time -f "%U %S"`, summed over the plan's provider
+  processes.
 - **endpoint**: `bentocloud-bench load` (paced GETs, keep-alive) directly to one replica's port, then through the
   deployment's endpoint while `PUT /api/v2/deployments/...` changes the bento (RollingUpdate, 3 replicas).
 
@@ -813,7 +956,7 @@ def main():
     if only and os.path.exists(prev):
         # BENCH_ONLY=stage,...: run those stages again, keep the other figures of the last run.
         results.update(json.load(open(prev)))
-        for d in ("mirror", "mirror-mem", "tf", "srv-live", "srv-fleet", "srv-list"):
+        for d in ("mirror", "mirror-mem", "mirror-cpu", "tf", "srv-live", "srv-fleet", "srv-list", "srv-refresh"):
             shutil.rmtree(os.path.join(WORK, d), ignore_errors=True)
     else:
         shutil.rmtree(WORK, ignore_errors=True)
@@ -824,6 +967,10 @@ def main():
     m2 = mirror(os.path.join(WORK, "mirror-mem"), wrap)
     cli = cli_config(os.path.join(WORK, "terraformrc"), m1)
     cli_mem = cli_config(os.path.join(WORK, "terraformrc-mem"), m2)
+    cpu_wrap = os.path.join(WORK, "cpu")
+    os.makedirs(cpu_wrap, exist_ok=True)
+    m3 = mirror(os.path.join(WORK, "mirror-cpu"), cpu_wrap, fmt="%U %S", ext="cpu")
+    cli_cpu = cli_config(os.path.join(WORK, "terraformrc-cpu"), m3)
     def stage(name, fn, *args):
         # A failing stage is reported and the others still run; its rows say "failed".
         if only and name not in only:
@@ -847,6 +994,7 @@ def main():
         stage("plan", bench_plans, fleet, cli, cli_mem, wrap)
         fleet.stop()
         stage("list", bench_list, cli, cli_mem, wrap)
+        stage("refresh", bench_refresh, cli, cli_cpu, cpu_wrap)
     finally:
         for p in procs:
             if p.poll() is None:
