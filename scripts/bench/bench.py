@@ -425,6 +425,40 @@ def refresh_requests(d, lp_name, extra_env):
     return {"total": len(reqs), "gets": gets, "lists": lists}
 
 
+PERF_HZ = 997
+
+
+def perf_profile(d, name):
+    """`perf record` (CPU clock, all processes the plan starts) of one `terraform plan` in `d`:
+    CPU seconds per command (Terraform's Go process vs our provider) and each one's top symbols."""
+    data = os.path.join(WORK, f"{name}.perf")
+    env = dict(d.env)
+    p = subprocess.run(["perf", "record", "-F", str(PERF_HZ), "-g", "-o", data, "--", TF, "plan", "-input=false",
+                        "-no-color"], cwd=d.dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise SystemExit(f"bench: perf record failed: {p.stderr.decode()[-2000:]}")
+
+    def report(*args):
+        r = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "-g", "none", *args],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        rows = []
+        for line in r.stdout.decode(errors="replace").splitlines():
+            m = re.match(r"\s*([\d.]+)%\s+(\d+)\s+(.*)$", line)
+            if m:
+                rows.append((float(m.group(1)), int(m.group(2)), m.group(3).strip()))
+        return rows
+
+    by_comm = {}
+    for pct, samples, comm in report("--sort", "comm", "-n"):
+        by_comm[comm] = samples / PERF_HZ
+    ours = [c for c in by_comm if c.startswith("terraform-prov")]
+    top = {}
+    for c in ours + ["terraform"]:
+        top[c] = [f"{pct:.1f}% {sym}" for pct, _, sym in report("--comms", c, "--sort", "dso,sym", "-n")[:8]]
+    return {"cpu_s_by_command": by_comm, "top": top}
+
+
 def bench_refresh(cli, cpu_cli, cpu_wrap):
     """Issue 11: the refresh over 200 and 1,000 deployments, batched (listings) against
     `-refresh=false`, the null provider and the per-resource GET path, on loopback and with 50 ms
@@ -477,6 +511,12 @@ def bench_refresh(cli, cpu_cli, cpu_wrap):
             cpu["never"].append(provider_cpu_s(cpu_wrap, "bentocloud")[0])
         r["cpu"] = {k: med(v) for k, v in cpu.items()}
         r["cpu_runs"] = cpu
+        if n == REFRESH_SIZES[0]:
+            log(f"perf record of one plan over {n}")
+            try:
+                r["profile"] = perf_profile(bc, f"plan-{n}")
+            except BaseException as e:  # noqa: BLE001 - reported, the figures above stand
+                errors.append(f"profile: {e}")
         out[str(n)] = r
         # The next size gets a server of its own size only: destroy is not needed, names differ.
     results["refresh"] = out
@@ -872,6 +912,13 @@ def report(started):
         details.append(f"- refresh over {n}, runs (s): " + "; ".join(
             f"{lat} ms {k}: " + ", ".join(f"{x:.2f}" for x in (f.get(f'lat{lat}_runs', {}).get(k) or []))
             for lat in (0, LATENCY_MS) for k in ("auto", "never", "norefresh", "null")))
+        prof = f.get("profile")
+        if prof:
+            cpu_by = prof.get("cpu_s_by_command", {})
+            details.append(f"- `perf record -F {PERF_HZ} -g` of one plan over {n} (CPU seconds by command): "
+                           + "; ".join(f"{k} {v:.3f} s" for k, v in sorted(cpu_by.items(), key=lambda kv: -kv[1])))
+            for c, syms in prof.get("top", {}).items():
+                details.append(f"  - top of `{c}`: " + "; ".join(syms))
         details.append(f"- provider CPU over {n} (s, user+system of every provider process of one plan): batched "
                        + ", ".join(f"{x:.3f}" for x in (f.get("cpu_runs", {}).get("auto") or []))
                        + "; GET per deployment " + ", ".join(f"{x:.3f}" for x in (f.get("cpu_runs", {}).get("never") or [])))
