@@ -321,93 +321,9 @@ pub fn reconcile(
         revs: HashMap::new(),
     };
 
-    // 1. Replica lifecycle.
     let mut reps = store::live_replicas(c, d.id)?;
-    for r in reps.iter_mut() {
-        let bento = cx.bento_of(r)?;
-        if !rt.exists(r) {
-            // The process died with a previous server: start it again (or finish its drain).
-            if r.state == ReplicaState::Draining {
-                r.state = ReplicaState::Stopped;
-                r.stopped_at = Some(now);
-            } else {
-                tracing::info!(deployment = %d.name, replica = %r.uid, "replica process missing (control plane restarted): starting it again");
-                r.state = ReplicaState::Starting;
-                r.started_at = now;
-                r.ready_at = None;
-                r.port = rt.start(&d, r, &bento);
-            }
-            store::save_replica(c, r)?;
-            continue;
-        }
-        let old_state = r.state;
-        match r.state {
-            ReplicaState::Starting if rt.ready(r, &bento, now) => {
-                r.state = ReplicaState::Ready;
-                r.ready_at = Some(now);
-            }
-            ReplicaState::Ready if rt.crashed(r, &bento, now) => {
-                rt.stop(r);
-                r.state = ReplicaState::Crashed;
-                r.stopped_at = Some(now);
-            }
-            ReplicaState::Draining if rt.drained(r, now, timing.drain_ms) => {
-                rt.stop(r);
-                r.state = ReplicaState::Stopped;
-                r.stopped_at = Some(now);
-            }
-            _ => {}
-        }
-        if r.state != old_state {
-            store::save_replica(c, r)?;
-        }
-    }
-    reps.retain(ReplicaRow::is_live);
-
-    // 2. Phase.
-    match d.phase {
-        Phase::Terminating => {
-            for r in reps.iter_mut() {
-                cx.drain(r)?;
-            }
-            if reps.is_empty() {
-                d.phase = Phase::Terminated;
-                d.status = DeploymentStatus::Terminated;
-                d.phase_since = now;
-            }
-        }
-        Phase::ImageBuilding => {
-            let beh = cx.rev(&d.target_revision)?.bento.behaviour.clone();
-            if now >= d.phase_since + beh.image_build_ms {
-                if beh.image_build_fails {
-                    let tag = cx.rev(&d.target_revision)?.bento.tag();
-                    d.phase = Phase::ImageBuildFailed;
-                    d.status = DeploymentStatus::ImageBuildFailed;
-                    d.message = format!(
-                        "image build of bento {tag} for revision {} failed: the image builder exited with an error{}",
-                        d.target_revision,
-                        serving_note(&d)
-                    );
-                } else {
-                    d.phase = Phase::Rolling;
-                    d.status = DeploymentStatus::Deploying;
-                }
-                d.phase_since = now;
-            } else {
-                maintain(&mut cx, &d, &mut reps)?;
-            }
-        }
-        Phase::Rolling => roll(&mut cx, &mut d, &mut reps)?,
-        _ => {
-            if let Some(load) = rt.load(d.id, now) {
-                autoscale(&mut cx, &d, load)?;
-            }
-            maintain(&mut cx, &d, &mut reps)?;
-            if d.phase == Phase::Complete {
-                d.status = serving_status(&mut cx, &d, &reps, before.status)?;
-            }
-        }
-    }
+    replica_lifecycle(&mut cx, &d, &mut reps)?;
+    advance_phase(&mut cx, &mut d, &mut reps, before.status)?;
     // The sync looks at the pods as they are now: the replicas this pass started are rows
     // already, not yet in `reps` (a sync from `reps` saw no pending pod in the pass that starts
     // the next new replica, and reported `running` mid-rollout).
@@ -423,6 +339,107 @@ pub fn reconcile(
             tracing::info!(deployment = %d.name, cluster = %d.cluster, status = %d.status, phase = %d.phase, "status changed");
         }
         store::save_deployment(c, &d)?;
+    }
+    Ok(())
+}
+
+/// Step 1 of a pass: each live replica's process checked (restarted after a control-plane
+/// restart), and moved on when it became ready, crashed or finished draining.
+fn replica_lifecycle(cx: &mut Ctx, d: &DeploymentRow, reps: &mut Vec<ReplicaRow>) -> Result<()> {
+    for r in reps.iter_mut() {
+        let bento = cx.bento_of(r)?;
+        if !cx.rt.exists(r) {
+            // The process died with a previous server: start it again (or finish its drain).
+            if r.state == ReplicaState::Draining {
+                r.state = ReplicaState::Stopped;
+                r.stopped_at = Some(cx.now);
+            } else {
+                tracing::info!(deployment = %d.name, replica = %r.uid, "replica process missing (control plane restarted): starting it again");
+                r.state = ReplicaState::Starting;
+                r.started_at = cx.now;
+                r.ready_at = None;
+                r.port = cx.rt.start(d, r, &bento);
+            }
+            store::save_replica(cx.c, r)?;
+            continue;
+        }
+        let old_state = r.state;
+        match r.state {
+            ReplicaState::Starting if cx.rt.ready(r, &bento, cx.now) => {
+                r.state = ReplicaState::Ready;
+                r.ready_at = Some(cx.now);
+            }
+            ReplicaState::Ready if cx.rt.crashed(r, &bento, cx.now) => {
+                cx.rt.stop(r);
+                r.state = ReplicaState::Crashed;
+                r.stopped_at = Some(cx.now);
+            }
+            ReplicaState::Draining if cx.rt.drained(r, cx.now, cx.timing.drain_ms) => {
+                cx.rt.stop(r);
+                r.state = ReplicaState::Stopped;
+                r.stopped_at = Some(cx.now);
+            }
+            _ => {}
+        }
+        if r.state != old_state {
+            store::save_replica(cx.c, r)?;
+        }
+    }
+    reps.retain(ReplicaRow::is_live);
+
+    Ok(())
+}
+
+/// Step 2 of a pass: the deployment's phase moves on (termination, image build, rollout, or
+/// steady state with autoscaling).
+fn advance_phase(
+    cx: &mut Ctx,
+    d: &mut DeploymentRow,
+    reps: &mut [ReplicaRow],
+    before_status: DeploymentStatus,
+) -> Result<()> {
+    match d.phase {
+        Phase::Terminating => {
+            for r in reps.iter_mut() {
+                cx.drain(r)?;
+            }
+            if reps.is_empty() {
+                d.phase = Phase::Terminated;
+                d.status = DeploymentStatus::Terminated;
+                d.phase_since = cx.now;
+            }
+        }
+        Phase::ImageBuilding => {
+            let beh = cx.rev(&d.target_revision)?.bento.behaviour.clone();
+            if cx.now >= d.phase_since + beh.image_build_ms {
+                if beh.image_build_fails {
+                    let tag = cx.rev(&d.target_revision)?.bento.tag();
+                    d.phase = Phase::ImageBuildFailed;
+                    d.status = DeploymentStatus::ImageBuildFailed;
+                    d.message = format!(
+                        "image build of bento {tag} for revision {} failed: the image builder exited with an error{}",
+                        d.target_revision,
+                        serving_note(d)
+                    );
+                } else {
+                    d.phase = Phase::Rolling;
+                    d.status = DeploymentStatus::Deploying;
+                }
+                d.phase_since = cx.now;
+            } else {
+                maintain(cx, d, reps)?;
+            }
+        }
+        Phase::Rolling => roll(cx, d, reps)?,
+        _ => {
+            if let Some(load) = cx.rt.load(d.id, cx.now) {
+                autoscale(cx, d, load)?;
+            }
+            maintain(cx, d, reps)?;
+            if d.phase == Phase::Complete {
+                d.status = serving_status(cx, d, reps, before_status)?;
+            }
+        }
     }
     Ok(())
 }
