@@ -849,40 +849,58 @@ impl DeploymentResource {
             )),
             Err(e) => {
                 diag::wait_error(diags, "the rollout", &id, &e);
-                let rollback = planned.settings.rollback_on_failure == Value::Value(true)
-                    && matches!(
-                        e,
-                        WaitError::Failed { .. }
-                            | WaitError::Cancelled { .. }
-                            | WaitError::TimedOut { .. }
-                    );
-                if rollback {
-                    if let Some(d) = self
-                        .roll_back(diags, configured, &cluster, &name, &prior)
-                        .await
-                    {
-                        return Some((
-                            convert::state_from_server(&d, &prior, false),
-                            Private::Null,
-                        ));
-                    }
-                }
-                let private = private_after(&e, &revision);
-                Some(match (&e, e.last()) {
-                    // The new revision failed: the previous configuration still serves.
-                    (WaitError::Failed { .. }, Some(d)) => {
-                        (state_after_failure(d, &prior), private)
-                    }
-                    // Interrupted or timed out: the rollout goes on server-side; state shows
-                    // the submitted configuration with the status seen last, and the private
-                    // state keeps the revision for the next apply to wait for.
-                    (_, Some(d)) => (convert::state_from_server(d, &planned, false), private),
-                    (_, None) => (
-                        convert::state_from_server(&response, &planned, false),
-                        private,
-                    ),
-                })
+                Some(
+                    self.after_failed_rollout(
+                        diags, configured, &prior, &planned, &response, &revision, e,
+                    )
+                    .await,
+                )
             }
+        }
+    }
+
+    /// The state an update leaves when waiting for its rollout ended in `e`: the previous
+    /// configuration put back and waited for with `rollback_on_failure`; otherwise, after a
+    /// failure, what still serves, and after an interruption or a timeout, the submitted
+    /// configuration with the status seen last and its revision left for the next apply.
+    #[allow(clippy::too_many_arguments)]
+    async fn after_failed_rollout(
+        &self,
+        diags: &mut Diagnostics,
+        configured: &Configured,
+        prior: &DeploymentState,
+        planned: &DeploymentState,
+        response: &Deployment,
+        revision: &str,
+        e: WaitError,
+    ) -> (DeploymentState, Private) {
+        let rollback = planned.settings.rollback_on_failure == Value::Value(true)
+            && matches!(
+                e,
+                WaitError::Failed { .. } | WaitError::Cancelled { .. } | WaitError::TimedOut { .. }
+            );
+        if rollback {
+            if let Some((cluster, name)) = locate(prior) {
+                if let Some(d) = self
+                    .roll_back(diags, configured, &cluster, &name, prior)
+                    .await
+                {
+                    return (convert::state_from_server(&d, prior, false), Private::Null);
+                }
+            }
+        }
+        let private = private_after(&e, revision);
+        match (&e, e.last()) {
+            // The new revision failed: the previous configuration still serves.
+            (WaitError::Failed { .. }, Some(d)) => (state_after_failure(d, prior), private),
+            // Interrupted or timed out: the rollout goes on server-side; state shows the
+            // submitted configuration with the status seen last, and the private state keeps
+            // the revision for the next apply to wait for.
+            (_, Some(d)) => (convert::state_from_server(d, planned, false), private),
+            (_, None) => (
+                convert::state_from_server(response, planned, false),
+                private,
+            ),
         }
     }
 }
