@@ -1013,6 +1013,30 @@ impl Server {
         secs: u64,
         ok: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.poll(name, what, secs, None, ok).await
+    }
+
+    /// Steps the manual clock by `step_ms` between reads until `ok` holds (deadline `secs` of
+    /// real time): time-based transitions happen because the test moved the clock.
+    async fn advance_until(
+        &self,
+        name: &str,
+        step_ms: u64,
+        secs: u64,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
+        self.poll(name, "the clock to get there", secs, Some(step_ms), ok)
+            .await
+    }
+
+    async fn poll(
+        &self,
+        name: &str,
+        what: &str,
+        secs: u64,
+        step_ms: Option<u64>,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let (st, v) = self.get_local(name, "").await;
@@ -1026,35 +1050,11 @@ impl Server {
                 v["status"],
                 v["rollout"]
             );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// Steps the manual clock by `step_ms` between reads until `ok` holds (deadline `secs` of
-    /// real time): time-based transitions happen because the test moved the clock.
-    async fn advance_until(
-        &self,
-        what: &str,
-        step_ms: u64,
-        secs: u64,
-        ok: impl Fn(&Value) -> bool,
-    ) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let (st, v) = self.get_local(what, "").await;
-            assert_eq!(st, StatusCode::OK, "{v}");
-            if ok(&v) {
-                return v;
+            if let Some(ms) = step_ms {
+                self.clock
+                    .advance(Duration::from_millis(ms))
+                    .expect("a manual clock");
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what} did not happen within {secs}s; last: status {} rollout {}",
-                v["status"],
-                v["rollout"]
-            );
-            self.clock
-                .advance(Duration::from_millis(step_ms))
-                .expect("a manual clock");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

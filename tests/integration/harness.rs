@@ -1197,31 +1197,7 @@ impl Tf {
         self.counter.set(n);
         let out_path = self.dir.path().join(format!(".cmd{n}.stdout"));
         let err_path = self.dir.path().join(format!(".cmd{n}.stderr"));
-        let mut cmd = Command::new(self.version.binary());
-        cmd.args(args).current_dir(self.dir.path());
-        // A clean environment for Terraform: nothing from the caller's TF_* or BENTO_CLOUD_*,
-        // and no inherited SSL_CERT_FILE / SSL_CERT_DIR (the TLS tests set their own in `env`).
-        for (k, _) in std::env::vars_os() {
-            let k = k.to_string_lossy().to_string();
-            if k.starts_with("TF_")
-                || k.starts_with("BENTO_CLOUD_")
-                || k == "RUST_BACKTRACE"
-                || k == "SSL_CERT_FILE"
-                || k == "SSL_CERT_DIR"
-            {
-                cmd.env_remove(&k);
-            }
-        }
-        cmd.env("TF_CLI_CONFIG_FILE", cli_config())
-            .env("TF_IN_AUTOMATION", "1")
-            .env("TF_INPUT", "0")
-            .env("CHECKPOINT_DISABLE", "1")
-            .env("NO_COLOR", "1")
-            .env("BENTO_CLOUD_API_ENDPOINT", &self.endpoint)
-            .env("BENTO_CLOUD_API_KEY", &self.token);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        let mut cmd = self.command(args);
         cmd.stdin(Stdio::null())
             .stdout(fs::File::create(&out_path).expect("stdout file"))
             .stderr(fs::File::create(&err_path).expect("stderr file"));
@@ -1686,8 +1662,11 @@ pub fn assert_state_matches_server(state: &Json, sv: &ServerView, context: &str)
 // ------------------------------------------------------------------------------------------
 
 impl Tf {
-    /// `terraform ARGS` with the same environment as [`Tf::run`], not started: for tests that
-    /// drive the process themselves (own process group, SIGINT, background runs).
+    /// `terraform ARGS` with the environment every Terraform of the tests gets, not started
+    /// ([`Tf::run`] runs it; tests that drive the process themselves use it directly: own
+    /// process group, SIGINT, background runs). A clean environment: nothing from the caller's
+    /// TF_* or BENTO_CLOUD_*, and no inherited SSL_CERT_FILE / SSL_CERT_DIR (the TLS tests set
+    /// their own in `env`).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(self.version.binary());
         cmd.args(args).current_dir(self.dir.path());
