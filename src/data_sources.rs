@@ -21,8 +21,8 @@ use crate::client::{Client, ClientError, ListQuery};
 use crate::diag;
 use crate::resources::deployment::convert::{entry_service, state_from_server};
 use crate::resources::deployment::model::{
-    deployment_attributes, service_block_schema, DeploymentState, Location, Reported, Spec,
-    StringMap,
+    a as attr, deployment_attributes, service_block_schema, DeploymentState, Location, Reported,
+    Spec, StringMap,
 };
 use crate::shared::Shared;
 
@@ -110,16 +110,6 @@ fn data_attributes(c: impl Fn(&str) -> AttributeConstraint) -> HashMap<String, A
 fn deployment_object_type() -> AttributeType {
     let attrs = data_attributes(|_| AttributeConstraint::Computed);
     AttributeType::Object(attrs.into_iter().map(|(k, a)| (k, a.attr_type)).collect())
-}
-
-fn attr(t: AttributeType, c: AttributeConstraint, d: &str) -> Attribute {
-    Attribute {
-        attr_type: t,
-        description: Description::markdown(d),
-        constraint: c,
-        sensitive: false,
-        deprecated: false,
-    }
 }
 
 /// Schema of `bentocloud_deployment` (data source).

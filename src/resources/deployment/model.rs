@@ -241,7 +241,9 @@ pub const DEFAULT_DELETE_TIMEOUT: &str = "10m";
 /// Default rollout strategy of a new deployment.
 pub const DEFAULT_STRATEGY: &str = crate::api::Strategy::RollingUpdate.as_str();
 
-fn a(t: AttributeType, c: AttributeConstraint, d: &str) -> Attribute {
+/// A plain (not sensitive, not deprecated) attribute described in Markdown; the data sources
+/// build theirs with it too.
+pub fn a(t: AttributeType, c: AttributeConstraint, d: &str) -> Attribute {
     Attribute {
         attr_type: t,
         description: Description::markdown(d),
