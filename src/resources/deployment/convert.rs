@@ -783,6 +783,73 @@ mod tests {
         );
     }
 
+    /// The entry service when the manifest does not settle it: a manifest naming a service
+    /// the config lacks is ignored, and of several services `apiserver` (the official client's
+    /// fallback) wins over the first by name.
+    #[test]
+    fn entry_service_falls_back_like_the_official_client() {
+        let with = |services: &[&str], manifest_entry: Option<&str>| {
+            let mut doc: Json =
+                serde_json::from_str(include_str!("../../../tests/fixtures/deployment-full.json"))
+                    .expect("fixture");
+            let target = &mut doc["latest_revision"]["targets"][0];
+            let svc = target["config"]["services"]["MyService"].clone();
+            target["config"]["services"] = Json::Object(
+                services
+                    .iter()
+                    .map(|n| (n.to_string(), svc.clone()))
+                    .collect(),
+            );
+            match manifest_entry {
+                Some(e) => target["bento"]["manifest"]["entry_service"] = Json::from(e),
+                None => {
+                    if let Some(b) = target["bento"].as_object_mut() {
+                        b.remove("manifest");
+                    }
+                }
+            }
+            let d: Deployment = serde_json::from_value(doc).expect("deployment");
+            entry_service(&d)
+        };
+        assert_eq!(
+            with(&["aaa", "apiserver"], None).as_deref(),
+            Some("apiserver")
+        );
+        assert_eq!(with(&["aaa", "bbb"], None).as_deref(), Some("aaa"));
+        assert_eq!(with(&["Web"], None).as_deref(), Some("Web"));
+        assert_eq!(
+            with(&["aaa", "apiserver"], Some("Ghost")).as_deref(),
+            Some("apiserver"),
+            "a manifest naming a service the config does not have"
+        );
+        assert_eq!(with(&["aaa", "Web"], Some("Web")).as_deref(), Some("Web"));
+    }
+
+    /// A pinned version that changed on the server is drift; only `repo` (or `repo:latest`)
+    /// stays as written while the server runs a version of that repository.
+    #[test]
+    fn a_pinned_bento_changed_elsewhere_reads_as_drift() {
+        let v = |x: &str| Value::Value(x.to_string());
+        assert_eq!(
+            bento_for_state(Some("iris:v2".into()), &v("iris:v1")),
+            v("iris:v2")
+        );
+        assert_eq!(
+            bento_for_state(Some("iris:v2".into()), &v("iris")),
+            v("iris")
+        );
+        assert_eq!(
+            bento_for_state(Some("iris:v2".into()), &v("iris:latest")),
+            v("iris:latest")
+        );
+        assert_eq!(
+            bento_for_state(Some("other:v2".into()), &v("iris")),
+            v("other:v2"),
+            "another repository is drift even for a repo-only bento"
+        );
+        assert_eq!(bento_for_state(None, &v("iris:v1")), v("iris:v1"));
+    }
+
     #[test]
     fn repo_only_bento_keeps_the_running_version_when_bento_is_unchanged() {
         let d = sample(); // runs my_bento:abc123
