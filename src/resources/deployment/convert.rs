@@ -249,16 +249,16 @@ pub fn state_from_server(
 }
 
 fn service_config_from_block(base: Option<&ServiceConfig>, b: &ServiceBlock) -> ServiceConfig {
-    let mut svc = base.cloned().unwrap_or_else(|| ServiceConfig {
-        config_overrides: Json::Object(Default::default()),
-        ..Default::default()
-    });
+    // A new service starts empty; `apply_service_settings` gives it `config_overrides: {}`.
+    let mut svc = base.cloned().unwrap_or_default();
     apply_service_settings(&mut svc, &b.settings);
     svc.envs = Some(envs_from_map(&b.envs));
     svc
 }
 
-/// Overlays one service's known settings onto its server configuration.
+/// Overlays one service's known settings onto its server configuration, and gives a service
+/// without `config_overrides` an empty object (its documented default, API doc §3.2, which the
+/// official client always sends as an object).
 fn apply_service_settings(svc: &mut ServiceConfig, settings: &ServiceSettings) {
     if let Value::Value(it) = &settings.instance_type {
         svc.instance_type = Some(it.clone());
@@ -289,10 +289,7 @@ fn services_for(
     base: &BTreeMap<String, ServiceConfig>,
 ) -> BTreeMap<String, ServiceConfig> {
     let mut services = base.clone();
-    let mut entry_svc = services.remove(entry).unwrap_or_else(|| ServiceConfig {
-        config_overrides: Json::Object(Default::default()),
-        ..Default::default()
-    });
+    let mut entry_svc = services.remove(entry).unwrap_or_default();
     apply_service_settings(&mut entry_svc, &planned.spec.entry);
     services.insert(entry.to_string(), entry_svc);
     for b in planned.spec.service.as_ref_option().into_iter().flatten() {
