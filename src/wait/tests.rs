@@ -757,3 +757,68 @@ async fn running_waits_until_no_pod_of_the_old_bento_serves() {
         .expect_err("old pod serves past the deadline");
     assert!(e.to_string().contains("old-1 (bento version v1)"), "{e}");
 }
+
+#[test]
+fn wait_errors_keep_the_last_deployment_and_only_api_errors_have_a_source() {
+    use std::error::Error as _;
+    let d = dep("r1", DeploymentStatus::Deploying);
+    let read = [
+        WaitError::Failed {
+            status: DeploymentStatus::Failed,
+            reason: "BentoCloud reports failed".into(),
+            last: Box::new(d.clone()),
+        },
+        WaitError::TimedOut {
+            last: Some(Box::new(d.clone())),
+            waited: secs(10),
+            pending: "deploying".into(),
+        },
+        WaitError::Cancelled {
+            last: Some(Box::new(d.clone())),
+        },
+    ];
+    for e in &read {
+        assert_eq!(e.last(), Some(&d), "{e:?}");
+        assert!(e.source().is_none(), "{e:?}");
+    }
+    let nothing_read = [
+        WaitError::TimedOut {
+            last: None,
+            waited: secs(10),
+            pending: String::new(),
+        },
+        WaitError::Cancelled { last: None },
+        WaitError::Api(api_err(ErrorKind::Unauthorized, 401)),
+    ];
+    for e in &nothing_read {
+        assert_eq!(e.last(), None, "{e:?}");
+    }
+    let source = nothing_read[2].source().expect("the client's error");
+    assert_eq!(
+        source.to_string(),
+        api_err(ErrorKind::Unauthorized, 401).to_string()
+    );
+}
+
+#[test]
+fn a_timeout_names_what_is_still_missing_only_when_something_is() {
+    let shown = |pending: &str| {
+        WaitError::TimedOut {
+            last: None,
+            waited: secs(10),
+            pending: pending.into(),
+        }
+        .to_string()
+    };
+    let nothing = shown("");
+    assert!(
+        nothing.contains("no status could be read. BentoCloud continues"),
+        "{nothing}"
+    );
+    assert!(!nothing.contains("still missing"), "{nothing}");
+    let phase = shown("deploying");
+    assert!(
+        phase.contains("no status could be read; still missing: deploying. BentoCloud continues"),
+        "{phase}"
+    );
+}
