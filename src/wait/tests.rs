@@ -582,6 +582,18 @@ async fn terminated_or_gone_ends_the_termination_wait() {
         .await
         .expect_err("timeout");
     assert!(matches!(e, WaitError::TimedOut { .. }));
+    // Another error is not taken for "gone": a permanent one ends the wait as an error.
+    let src = Script::new(vec![
+        (0, Ok(dep("r1", DeploymentStatus::Terminating))),
+        (2_000, Err(api_err(ErrorKind::Unauthorized, 401))),
+    ]);
+    let e = wait_for_terminated(&src, &opts(60))
+        .await
+        .expect_err("401 is not gone");
+    assert!(
+        matches!(&e, WaitError::Api(c) if c.kind == ErrorKind::Unauthorized),
+        "{e:?}"
+    );
 }
 
 fn pod(name: &str, version: &str, ready: bool, warnings: &[(&str, &str)]) -> KubePod {
@@ -821,4 +833,59 @@ fn a_timeout_names_what_is_still_missing_only_when_something_is() {
         phase.contains("no status could be read; still missing: deploying. BentoCloud continues"),
         "{phase}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_source_that_cannot_list_pods_leaves_the_reason_to_the_status() {
+    // `Script` keeps the trait's default `pods`: nothing to add to the status's reason.
+    let src = Script::new(vec![(0, Ok(dep("r1", DeploymentStatus::Failed)))]);
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(60))
+        .await
+        .expect_err("failed");
+    assert!(
+        matches!(&e, WaitError::Failed { reason, .. } if reason == "BentoCloud reports failed"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn not_found_is_tolerated_for_the_grace_period_from_the_start_and_no_longer() {
+    // A fetch that hangs stands in for the time passing: its 404 comes just before the grace
+    // period ends, so the wait reads again (and the deployment is there by then).
+    let mut src = Script::new(vec![
+        (0, Err(api_err(ErrorKind::NotFound, 404))),
+        (30_000, Ok(dep("r1", DeploymentStatus::Running))),
+    ]);
+    src.fetch_delay = NOT_FOUND_GRACE - Duration::from_millis(1);
+    wait_for_revision(&src, &Submitted::created("r1"), false, &opts(600))
+        .await
+        .expect("a 404 within the grace period is tolerated");
+    assert_eq!(src.fetch_count(), 2);
+
+    // A 404 read when the grace period has just ended ends the wait, without another read.
+    let mut src = Script::new(vec![(0, Err(api_err(ErrorKind::NotFound, 404)))]);
+    src.fetch_delay = NOT_FOUND_GRACE;
+    let t0 = Instant::now();
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(600))
+        .await
+        .expect_err("a 404 at the end of the grace period");
+    assert!(matches!(&e, WaitError::Api(c) if c.is_not_found()), "{e:?}");
+    assert_eq!(t0.elapsed(), NOT_FOUND_GRACE);
+    assert_eq!(src.fetch_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_too_large_for_the_clock_means_no_practical_deadline() {
+    // `Duration::MAX` cannot be added to an instant: the wait falls back to a deadline a
+    // century away. One fetch that hangs for 400 days stands in for a very long rollout
+    // (without polling 70 million times).
+    let mut o = opts(0);
+    o.timeout = Duration::MAX;
+    let mut src = Script::new(vec![(0, Ok(dep("r1", DeploymentStatus::Running)))]);
+    src.fetch_delay = secs(400 * 24 * 3600);
+    let t0 = Instant::now();
+    wait_for_revision(&src, &Submitted::created("r1"), false, &o)
+        .await
+        .expect("no deadline within 400 days");
+    assert_eq!(t0.elapsed(), src.fetch_delay);
 }
