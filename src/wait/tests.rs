@@ -1,6 +1,6 @@
 //! Tests of the acceptor and the poll loop, on paused time with a scripted source.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::api::{KubePod, Revision, POD_BENTO_VERSION_LABEL};
@@ -888,4 +888,79 @@ async fn a_timeout_too_large_for_the_clock_means_no_practical_deadline() {
         .await
         .expect("no deadline within 400 days");
     assert_eq!(t0.elapsed(), src.fetch_delay);
+}
+
+/// Records the messages of the events of target `bentocloud::wait` while it is the default
+/// subscriber of the test's thread.
+#[derive(Debug, Clone, Default)]
+struct Logged(Arc<Mutex<Vec<String>>>);
+
+impl Logged {
+    /// How many logged messages contain `part`.
+    fn count(&self, part: &str) -> usize {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|m| m.contains(part))
+            .count()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Logged {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        if event.metadata().target() != LOG {
+            return;
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        self.0.lock().expect("lock").push(m.0);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_is_logged_once_per_change_not_once_per_poll() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let logged = Logged::default();
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(logged.clone()));
+    let src = PodsOverTime(
+        Script::new(vec![
+            (
+                0,
+                Ok(with_bento(dep("r2", DeploymentStatus::Deploying), "v2")),
+            ),
+            (
+                2_000,
+                Ok(with_bento(dep("r2", DeploymentStatus::Running), "v2")),
+            ),
+        ]),
+        vec![
+            (
+                0,
+                vec![pod("new-1", "v2", true, &[]), pod("old-1", "v1", true, &[])],
+            ),
+            (4_000, vec![pod("new-1", "v2", true, &[])]),
+        ],
+    );
+    wait_for_revision(&src, &Submitted::created("r2"), false, &opts(60))
+        .await
+        .expect("ready once the old pod is gone");
+    let polls = src.0.fetch_count();
+    assert!(polls >= 8, "{polls} polls");
+    for line in [
+        "deployment local-east/iris revision r2: deploying",
+        "deployment local-east/iris revision r2: running",
+        "pods of another bento still serve: old-1 (bento version v1)",
+    ] {
+        assert_eq!(logged.count(line), 1, "{line:?} in {logged:?}");
+    }
 }
