@@ -964,3 +964,134 @@ async fn progress_is_logged_once_per_change_not_once_per_poll() {
         assert_eq!(logged.count(line), 1, "{line:?} in {logged:?}");
     }
 }
+
+/// A client of `url` that sends each request once.
+fn client_of(url: &url::Url) -> Client {
+    let mut cfg = crate::client::ClientConfig::new(url.clone(), "tok");
+    cfg.max_retries = 0;
+    cfg.requests_per_second = 0.0;
+    Client::new(cfg).expect("client")
+}
+
+#[tokio::test]
+async fn client_sources_read_the_named_deployment_in_its_cluster() {
+    use crate::client::stub::{serve, StubRequest, StubResponse};
+    // The stub answers with a deployment named after the path and the `cluster` parameter.
+    let stub = serve(|req: StubRequest| async move {
+        let mut d = dep("r1", DeploymentStatus::Running);
+        d.cluster.meta.name = req.param("cluster").unwrap_or_default();
+        d.meta.name = req.path.rsplit('/').next().unwrap_or_default().to_string();
+        StubResponse::json(200, d)
+    })
+    .await;
+    let client = client_of(&stub.url);
+    let d = ClientSource::new(client.clone(), "east", "iris")
+        .fetch()
+        .await
+        .expect("read");
+    assert_eq!(who(Some(&d)), "east/iris");
+    let d = (client, "west".to_string(), "sentiment".to_string())
+        .fetch()
+        .await
+        .expect("read");
+    assert_eq!(who(Some(&d)), "west/sentiment");
+    let asked: Vec<String> = stub
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "GET /api/v2/deployments/iris?cluster=east",
+            "GET /api/v2/deployments/sentiment?cluster=west"
+        ]
+    );
+}
+
+/// Records the URI of a WebSocket handshake (its error type is tungstenite's to choose).
+struct RecordUri(Arc<Mutex<Vec<String>>>);
+
+impl tokio_tungstenite::tungstenite::handshake::server::Callback for RecordUri {
+    fn on_request(
+        self,
+        request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+        response: tokio_tungstenite::tungstenite::handshake::server::Response,
+    ) -> Result<
+        tokio_tungstenite::tungstenite::handshake::server::Response,
+        tokio_tungstenite::tungstenite::handshake::server::ErrorResponse,
+    > {
+        self.0.lock().expect("lock").push(request.uri().to_string());
+        Ok(response)
+    }
+}
+
+/// A pods stream: every connection gets `frame` as its one WebSocket text message. Returns
+/// the endpoint and the request URIs seen.
+async fn pods_stream(
+    frame: crate::api::PodsFrame,
+) -> (
+    url::Url,
+    Arc<Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url =
+        url::Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let text = serde_json::to_string(&frame).expect("json");
+    let uris = seen.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (text, record) = (text.clone(), RecordUri(uris.clone()));
+            tokio::spawn(async move {
+                if let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, record).await {
+                    let _ = ws.send(Message::Text(text)).await;
+                    let _ = ws.close(None).await;
+                }
+            });
+        }
+    });
+    (url, seen, server)
+}
+
+#[tokio::test]
+async fn a_client_source_reads_the_pods_stream_and_gives_none_when_it_cannot() {
+    let pods = vec![
+        pod(
+            "new-1",
+            "v2",
+            false,
+            &[("Unhealthy", "Readiness probe failed")],
+        ),
+        pod("old-1", "v1", true, &[]),
+    ];
+    let (url, seen, server) = pods_stream(crate::api::PodsFrame {
+        kind: "success".into(),
+        message: String::new(),
+        payload: Some(pods.clone()),
+    })
+    .await;
+    let src = ClientSource::new(client_of(&url), "east", "iris");
+    assert_eq!(src.pods().await, Some(pods));
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        ["/ws/v2/deployments/iris/pods?organization_name=&cluster=east"]
+    );
+    server.abort();
+
+    // A stream that reports an error gives no pods: the status alone explains a failure.
+    let (url, _, server) = pods_stream(crate::api::PodsFrame {
+        kind: "error".into(),
+        message: "no such deployment".into(),
+        payload: None,
+    })
+    .await;
+    let src = ClientSource::new(client_of(&url), "east", "iris");
+    assert_eq!(src.pods().await, None);
+    server.abort();
+}
