@@ -274,7 +274,8 @@ async fn stale_running_is_not_success_in_the_loop() {
     assert_eq!(d.revision_uid(), Some("new"));
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_secs(6) && took <= Duration::from_millis(6_500),
+        took >= Duration::from_secs(6)
+            && took <= Duration::from_secs(6) + POLL_INTERVAL + POLL_JITTER,
         "{took:?}"
     );
 
@@ -302,7 +303,8 @@ async fn unhealthy_fails_only_after_the_grace_window() {
         .expect_err("unhealthy too long");
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_secs(60) && took <= Duration::from_millis(60_500),
+        took >= Duration::from_secs(60)
+            && took <= Duration::from_secs(60) + POLL_INTERVAL + POLL_JITTER,
         "{took:?}"
     );
     assert!(
@@ -339,7 +341,7 @@ async fn failure_statuses_end_the_wait_at_once() {
     let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(600))
         .await
         .expect_err("failed");
-    assert!(t0.elapsed() <= Duration::from_millis(2_500));
+    assert!(t0.elapsed() <= Duration::from_secs(2) + POLL_INTERVAL + POLL_JITTER);
     let WaitError::Failed {
         status,
         reason,
