@@ -183,6 +183,53 @@ mod tests {
     }
 
     #[test]
+    fn label_names_and_values_are_1_to_63_characters() {
+        let longest = "a".repeat(63);
+        let too_long = "a".repeat(64);
+        assert!(label_key(&longest).is_ok());
+        assert!(label_value(&longest).is_ok());
+        assert!(label_key(&format!("example.com/{longest}")).is_ok());
+        for bad in [
+            label_key(&too_long),
+            label_value(&too_long),
+            label_key(&format!("example.com/{too_long}")),
+        ] {
+            let err = bad.expect_err("64 characters");
+            assert!(err.contains("must be 1 to 63 characters long"), "{err}");
+        }
+    }
+
+    #[test]
+    fn label_key_prefixes_are_dns_names_of_at_most_253_characters() {
+        // Four labels (63 + 63 + 63 + 61) and three dots: exactly 253 characters.
+        let prefix = |last: usize| {
+            [
+                "a".repeat(63),
+                "b".repeat(63),
+                "c".repeat(63),
+                "d".repeat(last),
+            ]
+            .join(".")
+        };
+        assert_eq!(prefix(61).len(), 253);
+        assert!(label_key(&format!("{}/team", prefix(61))).is_ok());
+        let err = label_key(&format!("{}/team", prefix(62))).expect_err("254 characters");
+        assert!(err.contains("invalid prefix"), "{err}");
+        // Every dot-separated part is a non-empty DNS label.
+        for bad in [
+            "example..com/team",
+            ".example.com/team",
+            "example.com./team",
+            "Example.com/team",
+            "-example.com/team",
+        ] {
+            let err = label_key(bad).expect_err(bad);
+            assert!(err.contains("invalid prefix"), "{bad}: {err}");
+        }
+        assert!(label_key("a.b-c.d1/team").is_ok());
+    }
+
+    #[test]
     fn env_names_are_posix() {
         assert!(env_name("LOG_LEVEL").is_ok());
         assert!(env_name("_x1").is_ok());

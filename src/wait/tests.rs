@@ -1,6 +1,6 @@
 //! Tests of the acceptor and the poll loop, on paused time with a scripted source.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::api::{KubePod, Revision, POD_BENTO_VERSION_LABEL};
@@ -274,7 +274,8 @@ async fn stale_running_is_not_success_in_the_loop() {
     assert_eq!(d.revision_uid(), Some("new"));
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_secs(6) && took <= Duration::from_millis(6_500),
+        took >= Duration::from_secs(6)
+            && took <= Duration::from_secs(6) + POLL_INTERVAL + POLL_JITTER,
         "{took:?}"
     );
 
@@ -302,7 +303,8 @@ async fn unhealthy_fails_only_after_the_grace_window() {
         .expect_err("unhealthy too long");
     let took = t0.elapsed();
     assert!(
-        took >= Duration::from_secs(60) && took <= Duration::from_millis(60_500),
+        took >= Duration::from_secs(60)
+            && took <= Duration::from_secs(60) + POLL_INTERVAL + POLL_JITTER,
         "{took:?}"
     );
     assert!(
@@ -339,7 +341,7 @@ async fn failure_statuses_end_the_wait_at_once() {
     let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(600))
         .await
         .expect_err("failed");
-    assert!(t0.elapsed() <= Duration::from_millis(2_500));
+    assert!(t0.elapsed() <= Duration::from_secs(2) + POLL_INTERVAL + POLL_JITTER);
     let WaitError::Failed {
         status,
         reason,
@@ -582,6 +584,18 @@ async fn terminated_or_gone_ends_the_termination_wait() {
         .await
         .expect_err("timeout");
     assert!(matches!(e, WaitError::TimedOut { .. }));
+    // Another error is not taken for "gone": a permanent one ends the wait as an error.
+    let src = Script::new(vec![
+        (0, Ok(dep("r1", DeploymentStatus::Terminating))),
+        (2_000, Err(api_err(ErrorKind::Unauthorized, 401))),
+    ]);
+    let e = wait_for_terminated(&src, &opts(60))
+        .await
+        .expect_err("401 is not gone");
+    assert!(
+        matches!(&e, WaitError::Api(c) if c.kind == ErrorKind::Unauthorized),
+        "{e:?}"
+    );
 }
 
 fn pod(name: &str, version: &str, ready: bool, warnings: &[(&str, &str)]) -> KubePod {
@@ -756,4 +770,330 @@ async fn running_waits_until_no_pod_of_the_old_bento_serves() {
         .await
         .expect_err("old pod serves past the deadline");
     assert!(e.to_string().contains("old-1 (bento version v1)"), "{e}");
+}
+
+#[test]
+fn wait_errors_keep_the_last_deployment_and_only_api_errors_have_a_source() {
+    use std::error::Error as _;
+    let d = dep("r1", DeploymentStatus::Deploying);
+    let read = [
+        WaitError::Failed {
+            status: DeploymentStatus::Failed,
+            reason: "BentoCloud reports failed".into(),
+            last: Box::new(d.clone()),
+        },
+        WaitError::TimedOut {
+            last: Some(Box::new(d.clone())),
+            waited: secs(10),
+            pending: "deploying".into(),
+        },
+        WaitError::Cancelled {
+            last: Some(Box::new(d.clone())),
+        },
+    ];
+    for e in &read {
+        assert_eq!(e.last(), Some(&d), "{e:?}");
+        assert!(e.source().is_none(), "{e:?}");
+    }
+    let nothing_read = [
+        WaitError::TimedOut {
+            last: None,
+            waited: secs(10),
+            pending: String::new(),
+        },
+        WaitError::Cancelled { last: None },
+        WaitError::Api(api_err(ErrorKind::Unauthorized, 401)),
+    ];
+    for e in &nothing_read {
+        assert_eq!(e.last(), None, "{e:?}");
+    }
+    let source = nothing_read[2].source().expect("the client's error");
+    assert_eq!(
+        source.to_string(),
+        api_err(ErrorKind::Unauthorized, 401).to_string()
+    );
+}
+
+#[test]
+fn a_timeout_names_what_is_still_missing_only_when_something_is() {
+    let shown = |pending: &str| {
+        WaitError::TimedOut {
+            last: None,
+            waited: secs(10),
+            pending: pending.into(),
+        }
+        .to_string()
+    };
+    let nothing = shown("");
+    assert!(
+        nothing.contains("no status could be read. BentoCloud continues"),
+        "{nothing}"
+    );
+    assert!(!nothing.contains("still missing"), "{nothing}");
+    let phase = shown("deploying");
+    assert!(
+        phase.contains("no status could be read; still missing: deploying. BentoCloud continues"),
+        "{phase}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_source_that_cannot_list_pods_leaves_the_reason_to_the_status() {
+    // `Script` keeps the trait's default `pods`: nothing to add to the status's reason.
+    let src = Script::new(vec![(0, Ok(dep("r1", DeploymentStatus::Failed)))]);
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(60))
+        .await
+        .expect_err("failed");
+    assert!(
+        matches!(&e, WaitError::Failed { reason, .. } if reason == "BentoCloud reports failed"),
+        "{e:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn not_found_is_tolerated_for_the_grace_period_from_the_start_and_no_longer() {
+    // A fetch that hangs stands in for the time passing: its 404 comes just before the grace
+    // period ends, so the wait reads again (and the deployment is there by then).
+    let mut src = Script::new(vec![
+        (0, Err(api_err(ErrorKind::NotFound, 404))),
+        (30_000, Ok(dep("r1", DeploymentStatus::Running))),
+    ]);
+    src.fetch_delay = NOT_FOUND_GRACE - Duration::from_millis(1);
+    wait_for_revision(&src, &Submitted::created("r1"), false, &opts(600))
+        .await
+        .expect("a 404 within the grace period is tolerated");
+    assert_eq!(src.fetch_count(), 2);
+
+    // A 404 read when the grace period has just ended ends the wait, without another read.
+    let mut src = Script::new(vec![(0, Err(api_err(ErrorKind::NotFound, 404)))]);
+    src.fetch_delay = NOT_FOUND_GRACE;
+    let t0 = Instant::now();
+    let e = wait_for_revision(&src, &Submitted::created("r1"), false, &opts(600))
+        .await
+        .expect_err("a 404 at the end of the grace period");
+    assert!(matches!(&e, WaitError::Api(c) if c.is_not_found()), "{e:?}");
+    assert_eq!(t0.elapsed(), NOT_FOUND_GRACE);
+    assert_eq!(src.fetch_count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_too_large_for_the_clock_means_no_practical_deadline() {
+    // `Duration::MAX` cannot be added to an instant: the wait falls back to a deadline a
+    // century away. One fetch that hangs for 400 days stands in for a very long rollout
+    // (without polling 70 million times).
+    let mut o = opts(0);
+    o.timeout = Duration::MAX;
+    let mut src = Script::new(vec![(0, Ok(dep("r1", DeploymentStatus::Running)))]);
+    src.fetch_delay = secs(400 * 24 * 3600);
+    let t0 = Instant::now();
+    wait_for_revision(&src, &Submitted::created("r1"), false, &o)
+        .await
+        .expect("no deadline within 400 days");
+    assert_eq!(t0.elapsed(), src.fetch_delay);
+}
+
+/// Records the messages of the events of target `bentocloud::wait` while it is the default
+/// subscriber of the test's thread.
+#[derive(Debug, Clone, Default)]
+struct Logged(Arc<Mutex<Vec<String>>>);
+
+impl Logged {
+    /// How many logged messages contain `part`.
+    fn count(&self, part: &str) -> usize {
+        self.0
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|m| m.contains(part))
+            .count()
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Logged {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        if event.metadata().target() != LOG {
+            return;
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        self.0.lock().expect("lock").push(m.0);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_is_logged_once_per_change_not_once_per_poll() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let logged = Logged::default();
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(logged.clone()));
+    let src = PodsOverTime(
+        Script::new(vec![
+            (
+                0,
+                Ok(with_bento(dep("r2", DeploymentStatus::Deploying), "v2")),
+            ),
+            (
+                2_000,
+                Ok(with_bento(dep("r2", DeploymentStatus::Running), "v2")),
+            ),
+        ]),
+        vec![
+            (
+                0,
+                vec![pod("new-1", "v2", true, &[]), pod("old-1", "v1", true, &[])],
+            ),
+            (4_000, vec![pod("new-1", "v2", true, &[])]),
+        ],
+    );
+    wait_for_revision(&src, &Submitted::created("r2"), false, &opts(60))
+        .await
+        .expect("ready once the old pod is gone");
+    let polls = src.0.fetch_count();
+    assert!(polls >= 8, "{polls} polls");
+    for line in [
+        "deployment local-east/iris revision r2: deploying",
+        "deployment local-east/iris revision r2: running",
+        "pods of another bento still serve: old-1 (bento version v1)",
+    ] {
+        assert_eq!(logged.count(line), 1, "{line:?} in {logged:?}");
+    }
+}
+
+/// A client of `url` that sends each request once.
+fn client_of(url: &url::Url) -> Client {
+    let mut cfg = crate::client::ClientConfig::new(url.clone(), "tok");
+    cfg.max_retries = 0;
+    cfg.requests_per_second = 0.0;
+    Client::new(cfg).expect("client")
+}
+
+#[tokio::test]
+async fn client_sources_read_the_named_deployment_in_its_cluster() {
+    use crate::client::stub::{serve, StubRequest, StubResponse};
+    // The stub answers with a deployment named after the path and the `cluster` parameter.
+    let stub = serve(|req: StubRequest| async move {
+        let mut d = dep("r1", DeploymentStatus::Running);
+        d.cluster.meta.name = req.param("cluster").unwrap_or_default();
+        d.meta.name = req.path.rsplit('/').next().unwrap_or_default().to_string();
+        StubResponse::json(200, d)
+    })
+    .await;
+    let client = client_of(&stub.url);
+    let d = ClientSource::new(client.clone(), "east", "iris")
+        .fetch()
+        .await
+        .expect("read");
+    assert_eq!(who(Some(&d)), "east/iris");
+    let d = (client, "west".to_string(), "sentiment".to_string())
+        .fetch()
+        .await
+        .expect("read");
+    assert_eq!(who(Some(&d)), "west/sentiment");
+    let asked: Vec<String> = stub
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}?{}", r.method, r.path, r.query))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            "GET /api/v2/deployments/iris?cluster=east",
+            "GET /api/v2/deployments/sentiment?cluster=west"
+        ]
+    );
+}
+
+/// Records the URI of a WebSocket handshake (its error type is tungstenite's to choose).
+struct RecordUri(Arc<Mutex<Vec<String>>>);
+
+impl tokio_tungstenite::tungstenite::handshake::server::Callback for RecordUri {
+    fn on_request(
+        self,
+        request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+        response: tokio_tungstenite::tungstenite::handshake::server::Response,
+    ) -> Result<
+        tokio_tungstenite::tungstenite::handshake::server::Response,
+        tokio_tungstenite::tungstenite::handshake::server::ErrorResponse,
+    > {
+        self.0.lock().expect("lock").push(request.uri().to_string());
+        Ok(response)
+    }
+}
+
+/// A pods stream: every connection gets `frame` as its one WebSocket text message. Returns
+/// the endpoint and the request URIs seen.
+async fn pods_stream(
+    frame: crate::api::PodsFrame,
+) -> (
+    url::Url,
+    Arc<Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url =
+        url::Url::parse(&format!("http://{}/", listener.local_addr().expect("addr"))).expect("url");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let text = serde_json::to_string(&frame).expect("json");
+    let uris = seen.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (text, record) = (text.clone(), RecordUri(uris.clone()));
+            tokio::spawn(async move {
+                if let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, record).await {
+                    let _ = ws.send(Message::Text(text)).await;
+                    let _ = ws.close(None).await;
+                }
+            });
+        }
+    });
+    (url, seen, server)
+}
+
+#[tokio::test]
+async fn a_client_source_reads_the_pods_stream_and_gives_none_when_it_cannot() {
+    let pods = vec![
+        pod(
+            "new-1",
+            "v2",
+            false,
+            &[("Unhealthy", "Readiness probe failed")],
+        ),
+        pod("old-1", "v1", true, &[]),
+    ];
+    let (url, seen, server) = pods_stream(crate::api::PodsFrame {
+        kind: "success".into(),
+        message: String::new(),
+        payload: Some(pods.clone()),
+    })
+    .await;
+    let src = ClientSource::new(client_of(&url), "east", "iris");
+    assert_eq!(src.pods().await, Some(pods));
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        ["/ws/v2/deployments/iris/pods?organization_name=&cluster=east"]
+    );
+    server.abort();
+
+    // A stream that reports an error gives no pods: the status alone explains a failure.
+    let (url, _, server) = pods_stream(crate::api::PodsFrame {
+        kind: "error".into(),
+        message: "no such deployment".into(),
+        payload: None,
+    })
+    .await;
+    let src = ClientSource::new(client_of(&url), "east", "iris");
+    assert_eq!(src.pods().await, None);
+    server.abort();
 }
