@@ -452,7 +452,9 @@ def perf_profile(d, name):
     by_comm = {}
     for pct, samples, comm in report("--sort", "comm", "-n"):
         by_comm[comm] = samples / PERF_HZ
-    ours = [c for c in by_comm if c.startswith("terraform-prov")]
+    # Our process: its main thread (comm cut to 15 characters) and its tokio workers (no other
+    # process of the plan runs tokio).
+    ours = [c for c in by_comm if c.startswith(("terraform-prov", "tokio-"))]
     top = {}
     for c in ours + ["terraform"]:
         top[c] = [f"{pct:.1f}% {sym}" for pct, _, sym in report("--comms", c, "--sort", "dso,sym", "-n")[:8]]
@@ -463,9 +465,11 @@ def bench_refresh(cli, cpu_cli, cpu_wrap):
     """Issue 11: the refresh over 200 and 1,000 deployments, batched (listings) against
     `-refresh=false`, the null provider and the per-resource GET path, on loopback and with 50 ms
     added to every deployment read; requests per refresh; provider CPU per plan."""
-    srv = Server("refresh", {"tick_ms": 1000, "probe_ms": 1000})
     out = {}
     for n in REFRESH_SIZES:
+        # A server per size: the cluster holds exactly the N deployments of the state, so the
+        # listing's pages are ceil(N / 500).
+        srv = Server(f"refresh-{n}", {"tick_ms": 1000, "probe_ms": 1000})
         log(f"refresh: creating {n} deployments (terraform apply) and {n} null_resource")
         bc = TfDir(f"refresh-bc-{n}", bc_fleet_tf(n), cli, srv.env())
         nl = TfDir(f"refresh-null-{n}", null_fleet_tf(n), cli, srv.env())
@@ -518,9 +522,8 @@ def bench_refresh(cli, cpu_cli, cpu_wrap):
             except BaseException as e:  # noqa: BLE001 - reported, the figures above stand
                 errors.append(f"profile: {e}")
         out[str(n)] = r
-        # The next size gets a server of its own size only: destroy is not needed, names differ.
+        srv.stop()
     results["refresh"] = out
-    srv.stop()
 
 
 def bench_wait(srv, cli):
@@ -848,8 +851,8 @@ def report(started):
                  ratio(p1["bentocloud"], p1["null"]), "-", "-"))
     rows.append((f"`terraform plan` (refresh), {FLEET} deployments", fmt_s(pN["bentocloud"]),
                  f"null provider, {FLEET} resources: {fmt_s(pN['null'])}", ratio(pN["bentocloud"], pN["null"]),
-                 f"<= 0.8x, with {FLEET} reads ({rq['deployment_reads']} made)",
-                 verdict(pN["bentocloud"] <= 0.8 * pN["null"] and rq["deployment_reads"] == FLEET)))
+                 "<= 0.8x (issue 6; see the refresh rows of issue 11 below)",
+                 verdict(pN["bentocloud"] <= 0.8 * pN["null"])))
     rows.append((f"... same, provider `requests_per_second = 100000` (diagnostic)", fmt_s(pN["bentocloud_nolimit"]),
                  f"null provider: {fmt_s(pN['null'])}", ratio(pN["bentocloud_nolimit"], pN["null"]), "<= 0.8x",
                  verdict(pN["bentocloud_nolimit"] <= 0.8 * pN["null"])))
@@ -874,7 +877,8 @@ def report(started):
                  verdict(li["mem"] <= 50)))
     rows.append(("API requests per refresh", f"{rq['deployment_reads'] / FLEET:.2f} reads per deployment "
                  f"({rq['deployment_reads']} reads of {rq['deployments_read']} deployments, {rq['total']} requests in all)",
-                 "-", "-", "exactly 1", verdict(rq["deployment_reads"] == FLEET and rq["max_reads_one"] == 1)))
+                 "-", "-", "at most 1 per deployment (issue 6; issue 11: the list rows below)",
+                 verdict(rq["deployment_reads"] <= FLEET and rq["max_reads_one"] <= 1)))
     ro = R["rolling"]
     rows.append(("`bentocloud-local` endpoint during a rolling update under load: failed requests",
                  f"{ro['failures']} of {ro['requests']}", "-", "-", "0", verdict(ro["failures"] == 0)))
@@ -1003,7 +1007,8 @@ def main():
     if only and os.path.exists(prev):
         # BENCH_ONLY=stage,...: run those stages again, keep the other figures of the last run.
         results.update(json.load(open(prev)))
-        for d in ("mirror", "mirror-mem", "mirror-cpu", "tf", "srv-live", "srv-fleet", "srv-list", "srv-refresh"):
+        for d in ("mirror", "mirror-mem", "mirror-cpu", "tf", "srv-live", "srv-fleet", "srv-list") + tuple(
+                f"srv-refresh-{n}" for n in REFRESH_SIZES):
             shutil.rmtree(os.path.join(WORK, d), ignore_errors=True)
     else:
         shutil.rmtree(WORK, ignore_errors=True)
