@@ -153,6 +153,9 @@ struct Inner {
     attempts: AtomicU64,
     /// Bento manifests by `repo:version`, see [`Client::with_bento_manifest`].
     manifests: Mutex<HashMap<String, Option<api::BentoManifest>>>,
+    /// Deployments (cluster, name) this client asked to create, update, terminate or delete,
+    /// see [`Client::has_written`].
+    written: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 impl fmt::Debug for Client {
@@ -295,6 +298,7 @@ impl Client {
                 answered: AtomicBool::new(false),
                 attempts: AtomicU64::new(0),
                 manifests: Mutex::new(HashMap::new()),
+                written: Mutex::new(Default::default()),
             }),
         })
     }
@@ -399,6 +403,9 @@ impl Client {
         req: &api::CreateDeploymentRequest,
     ) -> Result<api::Deployment, ClientError> {
         let name = req.name.clone().filter(|n| !n.is_empty());
+        if let Some(n) = &name {
+            self.note_write(cluster, n);
+        }
         let op = match &name {
             Some(n) => format!("create deployment {n:?} {}", in_cluster(cluster)),
             None => format!("create deployment {}", in_cluster(cluster)),
@@ -432,7 +439,26 @@ impl Client {
             }
         })
         .await?;
+        // `cluster` may be empty (the default cluster): note the one the server chose too.
+        self.note_write(&d.cluster.meta.name, &d.meta.name);
         Ok(self.with_bento_manifest(d).await)
+    }
+
+    /// Whether this client asked to write `cluster/name` (create, update, terminate, delete),
+    /// whatever the outcome: a listing taken before may not show that write (see
+    /// [`snapshot`]).
+    pub fn has_written(&self, cluster: &str, name: &str) -> bool {
+        self.inner
+            .written
+            .lock()
+            .map(|w| w.contains(&(cluster.to_string(), name.to_string())))
+            .unwrap_or(true)
+    }
+
+    fn note_write(&self, cluster: &str, name: &str) {
+        if let Ok(mut w) = self.inner.written.lock() {
+            w.insert((cluster.to_string(), name.to_string()));
+        }
     }
 
     /// `GET /api/v2/deployments/{name}?cluster=X`.
@@ -470,6 +496,7 @@ impl Client {
     ) -> Result<api::Deployment, ClientError> {
         let url = self.url(&["api", "v2", "deployments", name], &[("cluster", cluster)])?;
         let op = format!("update deployment {name:?} {}", in_cluster(cluster));
+        self.note_write(cluster, name);
         let call = self.with_body(Method::PUT, op, url, req, true, false)?;
         let d = self.run(call).await?;
         Ok(self.with_bento_manifest(d).await)
@@ -486,6 +513,7 @@ impl Client {
             &[("cluster", cluster)],
         )?;
         let op = format!("terminate deployment {name:?} {}", in_cluster(cluster));
+        self.note_write(cluster, name);
         self.run(self.empty(Method::POST, op, url)).await
     }
 
@@ -499,6 +527,7 @@ impl Client {
     ) -> Result<api::Deployment, ClientError> {
         let url = self.url(&["api", "v2", "deployments", name], &[("cluster", cluster)])?;
         let op = format!("delete deployment {name:?} {}", in_cluster(cluster));
+        self.note_write(cluster, name);
         self.run(self.empty(Method::DELETE, op, url)).await
     }
 

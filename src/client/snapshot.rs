@@ -19,7 +19,8 @@
 //!
 //! What a snapshot cannot answer goes to a GET, so drift, out-of-band deletes and imports show
 //! exactly as with GETs: a deployment absent from the listing (deleted, or created after it),
-//! a deployment this process wrote (create, update, delete: its listing predates the write),
+//! a deployment this process wrote (`Client::has_written`: any create, update, terminate or delete
+//! through the client, whatever its outcome; a listing may predate it),
 //! a snapshot older than [`MAX_AGE`], and (decided by the caller) a state without a known URL,
 //! since list items carry no `urls` (API doc §3.3).
 //!
@@ -30,7 +31,7 @@
 //! `BENTOCLOUD_REFRESH_BATCH`: `auto` (default), `always` (every read from a snapshot: the
 //! acceptance tests force it to show drift and deletes read the same), `never` (GETs only).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -109,7 +110,6 @@ pub struct Snapshots {
     /// reads seen make it worth it (a plan of thousands in an organisation of tens of
     /// thousands).
     declined: Mutex<HashMap<String, u64>>,
-    written: Mutex<HashSet<(String, String)>>,
 }
 
 impl Snapshots {
@@ -120,25 +120,12 @@ impl Snapshots {
         }
     }
 
-    /// This process created, updated or deleted `cluster/name`: its reads go to GET from now.
-    pub fn wrote(&self, cluster: &str, name: &str) {
-        if let Ok(mut w) = self.written.lock() {
-            w.insert((cluster.to_string(), name.to_string()));
-        }
-    }
-
-    fn was_written(&self, cluster: &str, name: &str) -> bool {
-        self.written
-            .lock()
-            .map(|w| w.contains(&(cluster.to_string(), name.to_string())))
-            .unwrap_or(true)
-    }
-
     /// The deployment from a snapshot of its cluster, or `None`: the caller GETs it (see the
     /// module docs for when).
     pub async fn lookup(&self, client: &Client, cluster: &str, name: &str) -> Option<Deployment> {
         let seen = self.reads.fetch_add(1, Ordering::AcqRel) + 1;
-        if cluster.is_empty() || !should_batch(self.mode, seen) || self.was_written(cluster, name) {
+        if cluster.is_empty() || !should_batch(self.mode, seen) || client.has_written(cluster, name)
+        {
             return None;
         }
         let snap = self.snapshot(client, cluster).await?;
@@ -370,10 +357,17 @@ mod tests {
             Some("d1".to_string())
         );
         assert!(snaps.lookup(&client, "east", "gone").await.is_none());
-        snaps.wrote("east", "d2");
+        // A write through the client (whatever its outcome) sends the next read to a GET.
+        let _ = client.terminate_deployment("east", "d2").await;
         assert!(snaps.lookup(&client, "east", "d2").await.is_none());
         assert!(snaps.lookup(&client, "", "d0").await.is_none());
-        assert_eq!(stub.requests().len(), 1, "one listing for all of them");
+        let lists = |s: &crate::client::stub::Stub| {
+            s.requests()
+                .iter()
+                .filter(|r| r.path == "/api/v2/deployments")
+                .count()
+        };
+        assert_eq!(lists(&stub), 1, "one listing for all of them");
 
         let (stub, client) = fleet(5_000).await;
         let snaps = Snapshots::new(Mode::Auto);

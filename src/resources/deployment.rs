@@ -125,9 +125,8 @@ fn private_after(err: &WaitError, revision: &str) -> Private {
 }
 
 /// Honest state after a failed rollout: the managed attributes (the whole [`model::Spec`]) keep
-/// what `serving` had (the
-/// previous revision keeps serving), the computed ones show the server's status and revision,
-/// so the next plan shows the change again.
+/// what `serving` had (the previous revision keeps serving), the computed ones show the
+/// server's status and revision, so the next plan shows the change again.
 fn state_after_failure(server: &Deployment, serving: &DeploymentState) -> DeploymentState {
     let mut s = convert::state_from_server(server, serving, false);
     s.spec = serving.spec.clone();
@@ -342,7 +341,6 @@ impl DeploymentResource {
             .as_ref_option()
             .map(String::as_str);
         let req = convert::update_request(previous, &current, &entry, served);
-        configured.snapshots.wrote(cluster, name);
         let submitted = match client.update_deployment(cluster, name, &req).await {
             Ok(d) => d,
             Err(e) => {
@@ -551,7 +549,6 @@ impl Resource for DeploymentResource {
             .unwrap_or_default();
         let (entry, _) = self.resolve_bento(diags, client, &planned_state).await?;
         let req = convert::create_request(&planned_state, &entry);
-        configured.snapshots.wrote(&cluster_param, &name);
         let created = match client.create_deployment(&cluster_param, &req).await {
             Ok(d) => d,
             Err(e) => {
@@ -625,7 +622,6 @@ impl Resource for DeploymentResource {
         let client = &configured.client;
         let (cluster, name) = locate(&prior_state)?;
         let id = format!("{cluster}/{name}");
-        configured.snapshots.wrote(&cluster, &name);
         match client.terminate_deployment(&cluster, &name).await {
             Ok(_) => {}
             Err(e) if e.is_not_found() => return Some(()),
@@ -812,7 +808,6 @@ impl DeploymentResource {
             }
         }
         let req = convert::update_request(&planned, &server, &entry, resolved.as_deref());
-        configured.snapshots.wrote(&cluster, &name);
         let response = match client.update_deployment(&cluster, &name, &req).await {
             Ok(d) => d,
             Err(e) => {
