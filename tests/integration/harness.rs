@@ -245,12 +245,14 @@ fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatu
 
 /// Where the control plane runs.
 enum Host {
-    /// In this process: the `emulator::serve` (prepare, then the `run(listener, shutdown)`)
-    /// the `bentocloud-local` binary's main uses, on a runtime of its own whose log goes to
-    /// the server log. The default.
+    /// In this process: `emulator::prepare`, then the `run(listener, shutdown)` the
+    /// `bentocloud-local` binary's main uses, on a runtime of its own whose log goes to the
+    /// server log. The default.
     InProcess {
         stop: Option<tokio::sync::oneshot::Sender<()>>,
         thread: Option<std::thread::JoinHandle<()>>,
+        /// Says the server thread has ended.
+        done: std::sync::mpsc::Receiver<()>,
     },
     /// The `bentocloud-local` binary: for the tests that kill it (`kill -9`, an injected
     /// abort) or read a panic from its output.
@@ -265,19 +267,15 @@ impl Host {
                 let _ = child.kill();
                 let _ = child.wait();
             }
-            Host::InProcess { stop, thread } => {
+            Host::InProcess { stop, thread, done } => {
                 if let Some(tx) = stop.take() {
                     let _ = tx.send(());
                 }
-                if let Some(t) = thread.take() {
-                    // Bounded: a server that does not stop must not hang the suite.
-                    let end = Instant::now() + Duration::from_secs(15);
-                    while !t.is_finished() && Instant::now() < end {
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    if t.is_finished() {
-                        let _ = t.join();
-                    }
+                // Bounded: a server that does not stop must not hang the suite. A thread that
+                // ended (or panicked) drops its sender, which ends the wait too.
+                let _ = done.recv_timeout(Duration::from_secs(15));
+                if let Some(t) = thread.take().filter(|t| t.is_finished()) {
+                    let _ = t.join();
                 }
             }
         }
@@ -323,8 +321,9 @@ fn config_from_args(args: &[String], data_dir: &Path) -> bentocloud::emulator::C
     cfg
 }
 
-/// Starts the control plane in this process on 127.0.0.1:0, logging to `log`.
-fn start_in_process(cfg: bentocloud::emulator::Config, log: &Path) -> Host {
+/// Starts the control plane in this process on 127.0.0.1:0, logging to `log`; returns once
+/// it serves, with its endpoint and token (or panics with why it could not start).
+fn start_in_process(cfg: bentocloud::emulator::Config, log: &Path) -> (Host, String, String) {
     let logfile = fs::File::create(log).expect("create server log");
     let subscriber = tracing_subscriber::fmt()
         .with_writer(std::sync::Mutex::new(logfile))
@@ -333,6 +332,8 @@ fn start_in_process(cfg: bentocloud::emulator::Config, log: &Path) -> Host {
         .finish();
     let dispatch = tracing::Dispatch::new(subscriber);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(String, String), String>>();
+    let (done_tx, done) = std::sync::mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("bentocloud-local".into())
         .spawn(move || {
@@ -351,19 +352,71 @@ fn start_in_process(cfg: bentocloud::emulator::Config, log: &Path) -> Host {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("bind 127.0.0.1:0");
+                let addr = listener.local_addr().expect("listener address");
+                let (state, started) = match bentocloud::emulator::prepare(&cfg, addr) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok((started.endpoint, started.token)));
                 let shutdown = async {
                     let _ = rx.await;
                 };
-                if let Err(e) = bentocloud::emulator::serve(listener, cfg, shutdown).await {
+                if let Err(e) = bentocloud::emulator::run(listener, state, shutdown).await {
                     tracing::error!("bentocloud-local stopped: {e}");
                 }
             });
             rt.shutdown_timeout(Duration::from_secs(5));
+            let _ = done_tx.send(());
         })
         .expect("start the server thread");
-    Host::InProcess {
+    let mut host = Host::InProcess {
         stop: Some(tx),
         thread: Some(thread),
+        done,
+    };
+    match ready_rx.recv_timeout(SERVER_START_DEADLINE) {
+        Ok(Ok((endpoint, token))) => (host, endpoint, token),
+        other => {
+            host.stop();
+            panic!(
+                "bentocloud-local did not start in-process ({other:?}):\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// A `bentocloud-local` process's endpoint and token, from the files it writes once it
+/// serves: another process can only be watched, so this polls them (and its exit).
+fn await_files(host: &mut Host, data_dir: &Path, log: &Path) -> (String, String) {
+    let Host::Process(child) = host else {
+        unreachable!("only a process is watched through its files")
+    };
+    let (endpoint_file, token_file) = (data_dir.join("endpoint"), data_dir.join("token"));
+    let end = Instant::now() + SERVER_START_DEADLINE;
+    loop {
+        let ep = fs::read_to_string(&endpoint_file).unwrap_or_default();
+        let tok = fs::read_to_string(&token_file).unwrap_or_default();
+        if !ep.trim().is_empty() && !tok.trim().is_empty() {
+            return (ep.trim().to_string(), tok.trim().to_string());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "bentocloud-local exited ({status}) before writing endpoint/token:\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if Instant::now() >= end {
+            host.stop();
+            panic!(
+                "bentocloud-local wrote no endpoint/token within {SERVER_START_DEADLINE:?}:\n{}",
+                fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
     }
 }
 
@@ -385,7 +438,7 @@ impl ControlPlane {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         let data_dir = temp_dir("server-");
         let log = data_dir.path().join("server.log");
-        let mut host = if process {
+        let (host, endpoint, token) = if process {
             let logfile = fs::File::create(&log).expect("create server log");
             let child = Command::new(SERVER_BIN)
                 .arg("serve")
@@ -400,40 +453,11 @@ impl ControlPlane {
                 .stderr(logfile)
                 .spawn()
                 .unwrap_or_else(|e| panic!("start {SERVER_BIN}: {e}"));
-            Host::Process(child)
+            let mut host = Host::Process(child);
+            let (endpoint, token) = await_files(&mut host, data_dir.path(), &log);
+            (host, endpoint, token)
         } else {
             start_in_process(config_from_args(&args, data_dir.path()), &log)
-        };
-        let endpoint_file = data_dir.path().join("endpoint");
-        let token_file = data_dir.path().join("token");
-        let end = Instant::now() + SERVER_START_DEADLINE;
-        let (endpoint, token) = loop {
-            let ep = fs::read_to_string(&endpoint_file).unwrap_or_default();
-            let tok = fs::read_to_string(&token_file).unwrap_or_default();
-            if !ep.trim().is_empty() && !tok.trim().is_empty() {
-                break (ep.trim().to_string(), tok.trim().to_string());
-            }
-            let exited = match &mut host {
-                Host::Process(child) => child.try_wait().ok().flatten().map(|s| s.to_string()),
-                Host::InProcess { thread, .. } => thread
-                    .as_ref()
-                    .is_some_and(|t| t.is_finished())
-                    .then(|| "in-process server stopped".to_string()),
-            };
-            if let Some(status) = exited {
-                panic!(
-                    "bentocloud-local exited ({status}) before writing endpoint/token:\n{}",
-                    fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            if Instant::now() >= end {
-                host.stop();
-                panic!(
-                    "bentocloud-local wrote no endpoint/token within {SERVER_START_DEADLINE:?}:\n{}",
-                    fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(25));
         };
         ControlPlane {
             host,
