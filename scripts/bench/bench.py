@@ -300,6 +300,20 @@ def bench_handshake():
     results["handshake"] = out
 
 
+def wait_fleet_running(srv, n, timeout):
+    """Until the server's cluster holds `n` deployments, all reported `running` (real replicas),
+    so a refresh reads a settled fleet. The API has no change feed: this polls once a second,
+    bounded by `timeout`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        lst = srv.call("GET", f"/api/v2/deployments?cluster={CLUSTER}&count={n + 1}&start=0")
+        items = lst.get("items") or []
+        if len(items) == n and all(i.get("status") == "running" for i in items):
+            return
+        time.sleep(1)
+    log(f"the {n} deployments were not all running after {timeout} s; measuring anyway")
+
+
 def bench_plans(srv, cli, cli_mem, wrap):
     sizes = [1, FLEET]
     dirs = {}
@@ -312,13 +326,7 @@ def bench_plans(srv, cli, cli_mem, wrap):
             d.run("apply", "-input=false", "-no-color", "-auto-approve", "-parallelism=20")
         dirs[n] = (bc, nl)
     # wait until the fleet is running (real replicas), so the refresh reads a settled fleet
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        lst = srv.call("GET", f"/api/v2/deployments?cluster={CLUSTER}&count=1000&start=0")
-        items = lst.get("items") or []
-        if items and all(i.get("status") == "running" for i in items):
-            break
-        time.sleep(1)
+    wait_fleet_running(srv, sum(sizes), 120)
     for bc, nl in dirs.values():  # warm-up (page cache, first start)
         bc.plan()
         nl.plan()
@@ -476,13 +484,7 @@ def bench_refresh(cli, cpu_cli, cpu_wrap):
         for d in (bc, nl):
             d.init()
             d.run("apply", "-input=false", "-no-color", "-auto-approve", "-parallelism=20")
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            lst = srv.call("GET", f"/api/local/v1/deployments?cluster={CLUSTER}&count=2000&start=0")
-            items = [i for i in (lst.get("items") or []) if i["name"].startswith(f"fleet-{n}-")]
-            if len(items) == n and all(i.get("status") == "running" for i in items):
-                break
-            time.sleep(1)
+        wait_fleet_running(srv, n, 300)
         never = {"BENTOCLOUD_REFRESH_BATCH": "never"}
         bc.plan()
         nl.plan()
