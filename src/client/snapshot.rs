@@ -18,11 +18,11 @@
 //! - One listing per cluster is shared by every read that waits for it.
 //!
 //! What a snapshot cannot answer goes to a GET, so drift, out-of-band deletes and imports show
-//! exactly as with GETs: a deployment absent from the listing (deleted, or created after it),
-//! a deployment this process wrote (`Client::has_written`: any create, update, terminate or delete
-//! through the client, whatever its outcome; a listing may predate it),
-//! a snapshot older than [`MAX_AGE`], and (decided by the caller) a state without a known URL,
-//! since list items carry no `urls` (API doc §3.3).
+//! exactly as with GETs: a deployment absent from the listing (deleted, or created after it);
+//! a deployment this process wrote (`Client::has_written`: any create, update, terminate or
+//! delete through the client, whatever its outcome, which a listing may predate); a snapshot
+//! older than [`MAX_AGE`]; and (decided by the caller) a state without a known URL, since list
+//! items carry no `urls` (API doc §3.3).
 //!
 //! Freshness: Terraform starts the provider for each operation, so a snapshot is never older
 //! than the operation's start, and the state it shows is the server's at the first batched
