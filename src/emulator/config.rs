@@ -127,6 +127,11 @@ pub struct PlatformConfig {
     /// {version}`, as the official client does (§5.2 step 4). The bento endpoints keep their
     /// manifest. Default `false` (embedded, like the samples of §3.3).
     pub omit_bento_manifest: bool,
+    /// Return secret item values in secret documents (get, list, create, update). Whether the
+    /// real API does is unknown: the official CLI only ever shows keys, and its schema types
+    /// `value` as optional (API doc §3.4, §10). Default `false` (values are `null`): a client
+    /// must not depend on reading a value back.
+    pub secret_values_in_reads: bool,
 }
 
 impl Default for PlatformConfig {
@@ -148,6 +153,7 @@ impl Default for PlatformConfig {
             timing: Timing::default(),
             organization: "local".into(),
             omit_bento_manifest: false,
+            secret_values_in_reads: false,
         }
     }
 }

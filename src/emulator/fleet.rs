@@ -6,7 +6,10 @@
 //! `/livez`, `/healthz`, `/metrics` (Prometheus text: requests served, in flight) and any
 //! other route with JSON naming the deployment, bento tag, revision, replica, target (`main` or
 //! the canary version) and service.
-//! `?sleep_ms=N` (at most 10 000) makes an API route answer after N ms, to create load.
+//! `?sleep_ms=N` (at most 10 000) makes an API route answer after N ms, to create load;
+//! `?env=NAME` and `?file=PATH` add what the replica's environment held when it started
+//! (config `envs`, `env` secrets as variables, `mountfile` secrets as files), so a test can
+//! see that a rotated secret reaches only replicas started after a redeploy.
 //! A bento with `crash_after` closes its listener and every connection that long after it
 //! became ready.
 //!
@@ -48,13 +51,13 @@ use hyper::body::{Bytes, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
 use super::config::Timing;
 use super::error::json_error;
-use super::runtime::{Load, RouteUpdate, Runtime};
+use super::runtime::{Environment, Load, RouteUpdate, Runtime};
 use super::split::{self, Split};
 use super::store::{BentoRow, DeploymentRow, ReplicaRow};
 use super::vocab::ReplicaState;
@@ -82,6 +85,8 @@ struct Spec {
     startup: Duration,
     unready: bool,
     crash_after: Option<Duration>,
+    /// Environment variables and files, as resolved when the replica started.
+    env: Environment,
 }
 
 /// One running replica.
@@ -371,7 +376,13 @@ impl Drop for InFlight {
 }
 
 impl Runtime for Fleet {
-    fn start(&self, d: &DeploymentRow, r: &ReplicaRow, b: &BentoRow) -> Option<i64> {
+    fn start(
+        &self,
+        d: &DeploymentRow,
+        r: &ReplicaRow,
+        b: &BentoRow,
+        env: &Environment,
+    ) -> Option<i64> {
         let handle = tokio::runtime::Handle::try_current().ok()?;
         let listener = match std::net::TcpListener::bind("127.0.0.1:0") {
             Ok(l) => l,
@@ -396,6 +407,7 @@ impl Runtime for Fleet {
                 startup: ms(beh.startup_ms),
                 unready: beh.unready,
                 crash_after: beh.crash_after_ms.map(ms),
+                env: env.clone(),
             },
             port,
             started_ms: self.clock.now_ms(),
@@ -687,7 +699,7 @@ async fn handle(p: Arc<Proc>, req: Request<Incoming>) -> Result<Response<Full<By
                 tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
             }
             p.served.fetch_add(1, Ordering::Relaxed);
-            let body = json!({
+            let mut body = json!({
                 "deployment": p.spec.deployment,
                 "cluster": p.spec.cluster,
                 "bento": p.spec.tag,
@@ -699,6 +711,25 @@ async fn handle(p: Arc<Proc>, req: Request<Incoming>) -> Result<Response<Full<By
                 "path": path,
                 "status": "ok",
             });
+            // `?env=NAME` / `?file=PATH` (repeatable): what the service's code would read from
+            // its environment, as fixed when the replica started (`null` when unset).
+            let asked = req
+                .uri()
+                .query()
+                .map(|q| {
+                    url::form_urlencoded::parse(q.as_bytes())
+                        .into_owned()
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            for (k, v) in asked {
+                let (field, source) = match k.as_str() {
+                    "env" => ("env", &p.spec.env.vars),
+                    "file" => ("files", &p.spec.env.files),
+                    _ => continue,
+                };
+                body[field][v.as_str()] = source.get(&v).map_or(Value::Null, |x| json!(x));
+            }
             reply(StatusCode::OK, json_ct, body.to_string())
         }
     })

@@ -757,7 +757,8 @@ fn render_secret(
             .into_iter()
             .find(|x| x.name == s.cluster)
     };
-    Ok(render::secret(s, &p.org, cl.as_ref()))
+    let values = store::meta_get(c, store::SECRET_VALUES_IN_READS)?.as_deref() == Some("true");
+    Ok(render::secret(s, &p.org, cl.as_ref(), values))
 }
 
 fn secret_not_found(name: &str) -> ApiError {

@@ -61,7 +61,7 @@ use rusqlite::Connection;
 
 use super::config::Timing;
 use super::render::{desired, desired_for, run_services, scaling_bounds};
-use super::runtime::{Load, RouteUpdate, Runtime};
+use super::runtime::{Environment, Load, RouteUpdate, Runtime};
 use super::split::Split;
 use super::store::{self, BentoRow, DeploymentRow, ReplicaRow, Result, Store, MAIN_TARGET};
 use super::strategy::{self, Counts, Drain};
@@ -235,6 +235,51 @@ impl Ctx<'_> {
             })
     }
 
+    /// What the replica's process sees, fixed when it starts: the config's `envs` (the
+    /// service's own over the deployment's), then the items of its `secrets` as they are now
+    /// (`env` secrets as variables, `mountfile` secrets as files at `path/key`). A secret
+    /// changed later does not reach a running replica, only the replicas started after it
+    /// (BentoCloud's docs: restart the deployments that use a changed secret; API doc §10).
+    fn environment_of(&mut self, d: &DeploymentRow, r: &ReplicaRow) -> Result<Environment> {
+        let rev = self.rev(&r.revision_uid)?;
+        let config = if r.is_main() {
+            rev.config.clone()
+        } else {
+            rev.versions
+                .iter()
+                .find(|(name, _)| *name == r.target)
+                .map(|(_, v)| v.config.clone())
+                .unwrap_or_else(|| rev.config.clone())
+        };
+        let mut env = Environment::default();
+        let service_envs = config.services.get(&r.service).and_then(|s| s.envs.clone());
+        for e in config
+            .envs
+            .iter()
+            .flatten()
+            .chain(service_envs.iter().flatten())
+        {
+            env.vars.insert(e.name.clone(), e.value.clone());
+        }
+        for name in config.secrets.iter().flatten() {
+            let Some(secret) = store::find_secret(self.c, d.org_id, name)? else {
+                continue;
+            };
+            for item in &secret.content.items {
+                let value = item.value.clone().unwrap_or_default();
+                if secret.content.kind == "mountfile" {
+                    let dir = secret.content.path.clone().unwrap_or_default();
+                    let file = item.sub_path.clone().unwrap_or_else(|| item.key.clone());
+                    let path = format!("{}/{}", dir.trim_end_matches('/'), file);
+                    env.files.insert(path, value);
+                } else {
+                    env.vars.insert(item.key.clone(), value);
+                }
+            }
+        }
+        Ok(env)
+    }
+
     /// Starts a replica of `service` of `target` (`main` or a canary version) of `rev`.
     fn start(&mut self, d: &DeploymentRow, rev: &str, target: &str, service: &str) -> Result<()> {
         let mut r = ReplicaRow {
@@ -252,7 +297,8 @@ impl Ctx<'_> {
             port: None,
         };
         let bento = self.bento_of(&r)?;
-        r.port = self.rt.start(d, &r, &bento);
+        let env = self.environment_of(d, &r)?;
+        r.port = self.rt.start(d, &r, &bento, &env);
         store::insert_replica(self.c, &r)?;
         Ok(())
     }
@@ -358,7 +404,8 @@ fn replica_lifecycle(cx: &mut Ctx, d: &DeploymentRow, reps: &mut Vec<ReplicaRow>
                 r.state = ReplicaState::Starting;
                 r.started_at = cx.now;
                 r.ready_at = None;
-                r.port = cx.rt.start(d, r, &bento);
+                let env = cx.environment_of(d, r)?;
+                r.port = cx.rt.start(d, r, &bento, &env);
             }
             store::save_replica(cx.c, r)?;
             continue;
@@ -947,12 +994,18 @@ mod tests {
     }
 
     impl Runtime for Recording {
-        fn start(&self, d: &DeploymentRow, r: &ReplicaRow, b: &BentoRow) -> Option<i64> {
+        fn start(
+            &self,
+            d: &DeploymentRow,
+            r: &ReplicaRow,
+            b: &BentoRow,
+            env: &Environment,
+        ) -> Option<i64> {
             self.0
                 .lock()
                 .expect("lock")
                 .push((r.target.clone(), b.tag()));
-            Simulated.start(d, r, b)
+            Simulated.start(d, r, b, env)
         }
         fn ready(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
             Simulated.ready(r, b, now)

@@ -242,12 +242,19 @@ pub fn repository(
     })
 }
 
-pub fn secret(s: &SecretRow, org: &Org, cluster: Option<&ClusterRow>) -> Secret {
+/// A secret document; item values only with `values` (`PlatformConfig::secret_values_in_reads`).
+pub fn secret(s: &SecretRow, org: &Org, cluster: Option<&ClusterRow>, values: bool) -> Secret {
+    let mut content = s.content.clone();
+    if !values {
+        for item in &mut content.items {
+            item.value = None;
+        }
+    }
     Secret {
         meta: meta(&s.uid, &s.name, "secret", s.created_at, s.updated_at),
         description: s.description.clone(),
         creator: user(&s.creator, org),
-        content: s.content.clone(),
+        content,
         cluster: cluster.map(|c| self::cluster(c, org, &s.creator)),
     }
 }

@@ -25,10 +25,25 @@ pub struct Load {
     pub idle_ms: i64,
 }
 
+/// What a replica's process sees, resolved when it starts: environment variables (the
+/// config's `envs` and the `env` secrets' items) and files (the `mountfile` secrets' items,
+/// by path).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Environment {
+    pub vars: std::collections::BTreeMap<String, String>,
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
 /// Where replicas run. Implementations must be cheap: they are called under the DB lock.
 pub trait Runtime: Send + Sync + 'static {
     /// Starts the replica's process; returns the port it listens on, if any.
-    fn start(&self, d: &DeploymentRow, replica: &ReplicaRow, bento: &BentoRow) -> Option<i64>;
+    fn start(
+        &self,
+        d: &DeploymentRow,
+        replica: &ReplicaRow,
+        bento: &BentoRow,
+        env: &Environment,
+    ) -> Option<i64>;
     /// Does the replica's process exist? (`false` after a restart of the control plane.)
     fn exists(&self, _replica: &ReplicaRow) -> bool {
         true
@@ -56,7 +71,13 @@ pub trait Runtime: Send + Sync + 'static {
 pub struct Simulated;
 
 impl Runtime for Simulated {
-    fn start(&self, _: &DeploymentRow, _: &ReplicaRow, _: &BentoRow) -> Option<i64> {
+    fn start(
+        &self,
+        _: &DeploymentRow,
+        _: &ReplicaRow,
+        _: &BentoRow,
+        _: &Environment,
+    ) -> Option<i64> {
         None
     }
     fn ready(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {

@@ -281,11 +281,18 @@ pub struct InstanceTypeRow {
 
 /// `meta` key of [`PlatformConfig::omit_bento_manifest`] (`"true"`/`"false"`).
 pub const OMIT_BENTO_MANIFEST: &str = "omit_bento_manifest";
+/// `meta` key of [`PlatformConfig::secret_values_in_reads`] (`"true"`/`"false"`).
+pub const SECRET_VALUES_IN_READS: &str = "secret_values_in_reads";
 
 /// Makes the stored clusters and instance types equal to the config (uids stay stable), and
 /// stores the platform switches the renderer reads. New clusters are created at `now`.
 pub fn sync_platform(c: &Connection, cfg: &PlatformConfig, now: i64) -> Result<()> {
     meta_set(c, OMIT_BENTO_MANIFEST, &cfg.omit_bento_manifest.to_string())?;
+    meta_set(
+        c,
+        SECRET_VALUES_IN_READS,
+        &cfg.secret_values_in_reads.to_string(),
+    )?;
     let names: Vec<String> = cfg.clusters.iter().map(|c| c.name.clone()).collect();
     let existing: Vec<String> = {
         let mut st = c.prepare("SELECT name FROM clusters")?;

@@ -561,12 +561,11 @@ async fn cli_secrets() {
         .map(|i| (i.key.clone(), i.value.clone()))
         .collect();
     items.sort();
+    // Keys come back, values do not (`secret_values_in_reads` is off by default: whether the
+    // real API returns them is unknown, so nothing may depend on it).
     assert_eq!(
         items,
-        vec![
-            ("PASSWORD".to_string(), Some("hunter2".to_string())),
-            ("USER".to_string(), Some("app".to_string())),
-        ]
+        vec![("PASSWORD".to_string(), None), ("USER".to_string(), None)]
     );
     s.bentoml(&["secret", "create", "other", "K=v"]).await.ok();
 
