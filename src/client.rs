@@ -502,6 +502,26 @@ impl Client {
         Ok(self.with_bento_manifest(d).await)
     }
 
+    /// `PUT /api/v2/deployments/{name}/void_update?cluster=X` (no body): a new revision of the
+    /// deployment's current configuration, rolled out like any other (client.py:632-640).
+    /// Retried like the other calls without a body when its outcome is unknown: a repeat is one
+    /// more redeploy of the same configuration, and the caller waits for the revision the
+    /// answered attempt names, which is then the latest.
+    pub async fn redeploy_deployment(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Result<api::Deployment, ClientError> {
+        let url = self.url(
+            &["api", "v2", "deployments", name, "void_update"],
+            &[("cluster", cluster)],
+        )?;
+        let op = format!("redeploy deployment {name:?} {}", in_cluster(cluster));
+        self.note_write(cluster, name);
+        let d = self.run(self.empty(Method::PUT, op, url)).await?;
+        Ok(self.with_bento_manifest(d).await)
+    }
+
     /// `POST /api/v2/deployments/{name}/terminate?cluster=X` (no body). Idempotent.
     pub async fn terminate_deployment(
         &self,
@@ -674,41 +694,65 @@ impl Client {
         .await
     }
 
-    /// `GET /api/v1/org_secrets/{name}`.
-    pub async fn get_secret(&self, name: &str) -> Result<api::Secret, ClientError> {
-        let url = self.url(&["api", "v1", "org_secrets", name], &[])?;
+    /// `GET /api/v1/org_secrets/{name}[?cluster=X]` (the parameter only when `cluster` is not
+    /// empty, as the official client sends it, client.py:545-551).
+    pub async fn get_secret(&self, cluster: &str, name: &str) -> Result<api::Secret, ClientError> {
+        let url = self.url(&["api", "v1", "org_secrets", name], &secret_query(cluster))?;
         let mut call = self.get(format!("get secret {name:?}"), url);
         call.sensitive = true;
         self.run(call).await
     }
 
-    /// `POST /api/v1/org_secrets`, with the same unknown-outcome handling as
-    /// [`Client::create_deployment`] (looked up by name).
+    /// Like [`Client::get_secret`], with not-found as `Ok(None)`.
+    pub async fn get_secret_opt(
+        &self,
+        cluster: &str,
+        name: &str,
+    ) -> Result<Option<api::Secret>, ClientError> {
+        match self.get_secret(cluster, name).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /api/v1/org_secrets[?cluster=X]`, with the same unknown-outcome handling as
+    /// [`Client::create_deployment`] (looked up by name). The body is never logged.
     pub async fn create_secret(
         &self,
+        cluster: &str,
         req: &api::CreateSecretRequest,
     ) -> Result<api::Secret, ClientError> {
         let op = format!("create secret {:?}", req.name);
-        let url = self.url(&["api", "v1", "org_secrets"], &[])?;
+        let url = self.url(&["api", "v1", "org_secrets"], &secret_query(cluster))?;
         let call = self.with_body(Method::POST, op, url, req, false, true)?;
         let name = req.name.clone();
         self.create_reconciled(call, || {
             let name = name.clone();
-            async move {
-                match self.get_secret(&name).await {
-                    Ok(s) => Ok(Some(s)),
-                    Err(e) if e.is_not_found() => Ok(None),
-                    Err(e) => Err(e),
-                }
-            }
+            async move { self.get_secret_opt(cluster, &name).await }
         })
         .await
     }
 
-    /// `DELETE /api/v1/org_secrets/{name}`. A not-found after an earlier attempt that may have
-    /// deleted it counts as success.
-    pub async fn delete_secret(&self, name: &str) -> Result<(), ClientError> {
-        let url = self.url(&["api", "v1", "org_secrets", name], &[])?;
+    /// `PATCH /api/v1/org_secrets/{name}[?cluster=X]` with the whole content (it replaces the
+    /// stored content, API doc §10). Repeatable: the same body gives the same content. The body
+    /// is never logged.
+    pub async fn update_secret(
+        &self,
+        cluster: &str,
+        name: &str,
+        req: &api::UpdateSecretRequest,
+    ) -> Result<api::Secret, ClientError> {
+        let url = self.url(&["api", "v1", "org_secrets", name], &secret_query(cluster))?;
+        let op = format!("update secret {name:?}");
+        let call = self.with_body(Method::PATCH, op, url, req, true, true)?;
+        self.run(call).await
+    }
+
+    /// `DELETE /api/v1/org_secrets/{name}[?cluster=X]`. A not-found after an earlier attempt
+    /// that may have deleted it counts as success.
+    pub async fn delete_secret(&self, cluster: &str, name: &str) -> Result<(), ClientError> {
+        let url = self.url(&["api", "v1", "org_secrets", name], &secret_query(cluster))?;
         let mut call = self.empty(Method::DELETE, format!("delete secret {name:?}"), url);
         call.sensitive = true;
         match self.send(&call).await {
@@ -1236,6 +1280,16 @@ fn bento_matches(wanted: &str, actual: Option<&str>) -> bool {
         Some((repo, "latest")) | Some((repo, "")) => actual.split(':').next() == Some(repo),
         Some(_) => actual == wanted,
         None => actual.split(':').next() == Some(wanted),
+    }
+}
+
+/// The secret endpoints' query: `cluster` only when given (client.py:535-568 adds it only when
+/// non-empty, unlike the deployment endpoints, which always send it).
+fn secret_query(cluster: &str) -> Vec<(&'static str, &str)> {
+    if cluster.is_empty() {
+        Vec::new()
+    } else {
+        vec![("cluster", cluster)]
     }
 }
 

@@ -727,15 +727,18 @@ async fn bentos_secrets_and_clusters_use_their_paths() {
     let secrets = c.list_secrets().await.expect("secrets");
     assert_eq!(secrets[0].content.items[0].key, "K");
     let created = c
-        .create_secret(&api::CreateSecretRequest {
-            name: "s2".into(),
-            ..Default::default()
-        })
+        .create_secret(
+            "",
+            &api::CreateSecretRequest {
+                name: "s2".into(),
+                ..Default::default()
+            },
+        )
         .await
         .expect("create");
     assert_eq!(created.meta.name, "s2");
-    c.delete_secret("s2").await.expect("delete");
-    let e = c.get_secret("bad").await.expect_err("decode");
+    c.delete_secret("", "s2").await.expect("delete");
+    let e = c.get_secret("", "bad").await.expect_err("decode");
     assert_eq!(e.kind, ErrorKind::Decode);
     assert!(!e.to_string().contains("hunter2"), "{e}");
     let list = stub
