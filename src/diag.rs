@@ -316,6 +316,49 @@ pub fn rolled_back(diags: &mut Diagnostics, id: &str, bento: &str, revision: &st
     );
 }
 
+/// After Ctrl-C, the rollback (`revision`) was submitted but not confirmed within `deadline`.
+pub fn rollback_unconfirmed(
+    diags: &mut Diagnostics,
+    id: &str,
+    revision: &str,
+    deadline: std::time::Duration,
+    err: &WaitError,
+) {
+    diags.root_error(
+        format!("Rollback of {id} not confirmed before the provider stopped"),
+        format!(
+            "The previous configuration was submitted as revision {revision}, and was not reported serving within the {}s the provider waits after an interrupt ({err}). The rollback goes on server-side; the next apply waits for it.",
+            deadline.as_secs()
+        ),
+    );
+}
+
+/// The deployment changed on the server after the plan was made (`attributes` differ from
+/// what Terraform manages): the apply refuses to overwrite that change.
+pub fn changed_since_plan(
+    diags: &mut Diagnostics,
+    id: &str,
+    planned_against: &str,
+    server: &crate::api::Deployment,
+    attributes: &[String],
+) {
+    let rev = server.latest_revision.as_ref();
+    let uid = rev.map_or("?", |r| r.meta.uid.as_str());
+    let who = rev
+        .and_then(|r| r.creator.as_ref())
+        .map(|u| u.meta.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "an unknown user".to_string());
+    let when = rev.map_or("an unknown time", |r| r.meta.created_at.as_str());
+    diags.root_error(
+        format!("Deployment {id} changed on BentoCloud after this plan was made"),
+        format!(
+            "Its latest revision {uid} was created by {who} at {when}; the plan was made against revision {planned_against}. It changed what Terraform manages ({}), so applying this plan would silently overwrite that change: nothing was applied. Run `terraform plan` again to see the change, then apply (or adopt it in the configuration).",
+            attributes.join(", ")
+        ),
+    );
+}
+
 /// `terraform import` was given an ID that is not one (`why` says how).
 pub fn invalid_import_id(diags: &mut Diagnostics, why: String) {
     diags.root_error("Invalid import ID", why);

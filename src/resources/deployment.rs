@@ -105,14 +105,57 @@ async fn wait_for(
     op: Operation,
     cancel: CancellationToken,
 ) -> Result<Deployment, WaitError> {
+    let timeout = timeout_of(state, op);
+    wait_with(configured, cluster, name, submitted, state, timeout, cancel).await
+}
+
+async fn wait_with(
+    configured: &Configured,
+    cluster: &str,
+    name: &str,
+    submitted: &Submitted,
+    state: &DeploymentState,
+    timeout: Duration,
+    cancel: CancellationToken,
+) -> Result<Deployment, WaitError> {
     let opts = WaitOptions {
-        timeout: timeout_of(state, op),
+        timeout,
         cancel,
         status_sync_period: configured.status_sync_period,
         ..WaitOptions::default()
     };
     let src = wait::ClientSource::new(configured.client.clone(), cluster, name);
     wait::wait_for_revision(&src, submitted, allows_scale_to_zero(state), &opts).await
+}
+
+/// How long the provider waits for a rollback after Terraform asked it to stop (Ctrl-C) with
+/// `rollback_on_interrupt`: long enough for a fast rollout, short enough that a user waiting
+/// for Terraform to exit is not kept waiting (a second Ctrl-C kills the provider anyway).
+const INTERRUPT_ROLLBACK_WAIT: Duration = Duration::from_secs(60);
+
+/// What a rollback achieved.
+enum RollBack {
+    /// Waited for to the end (serving, or failed with its diagnostic): the server as last seen.
+    Done(Deployment),
+    /// Submitted, not confirmed within the deadline: the server as last seen.
+    Unconfirmed(Deployment),
+    /// Not submitted (diagnostics say why).
+    NotSubmitted,
+}
+
+/// [`wait_for`] of an update with its own deadline (`None`: the update timeout) and a fresh
+/// cancellation token: used once Terraform has already asked the provider to stop.
+async fn wait_for_within(
+    configured: &Configured,
+    cluster: &str,
+    name: &str,
+    submitted: &Submitted,
+    state: &DeploymentState,
+    deadline: Option<Duration>,
+) -> Result<Deployment, WaitError> {
+    let timeout = deadline.unwrap_or_else(|| timeout_of(state, Operation::Update));
+    let cancel = CancellationToken::new();
+    wait_with(configured, cluster, name, submitted, state, timeout, cancel).await
 }
 
 /// The private state after a wait ended with `err`: an interrupted or timed-out wait leaves
@@ -309,7 +352,8 @@ impl DeploymentResource {
         }
     }
 
-    /// Puts `previous` back after a failed or interrupted rollout and waits for it (bounded).
+    /// Puts `previous` back after a failed or interrupted rollout and waits for it, for
+    /// `deadline` when given (after an interrupt), else for the update timeout.
     async fn roll_back(
         &self,
         diags: &mut Diagnostics,
@@ -317,7 +361,8 @@ impl DeploymentResource {
         cluster: &str,
         name: &str,
         previous: &DeploymentState,
-    ) -> Option<Deployment> {
+        deadline: Option<Duration>,
+    ) -> RollBack {
         let client = &configured.client;
         let current = match client.get_deployment(cluster, name).await {
             Ok(d) => d,
@@ -328,7 +373,7 @@ impl DeploymentResource {
                     &e,
                     None,
                 );
-                return None;
+                return RollBack::NotSubmitted;
             }
         };
         // The version that served before (`deployed_bento`), not `bento`: a `repo` without a
@@ -350,7 +395,7 @@ impl DeploymentResource {
                     &e,
                     None,
                 );
-                return None;
+                return RollBack::NotSubmitted;
             }
         };
         tracing::warn!(
@@ -359,18 +404,18 @@ impl DeploymentResource {
         );
         let revision = submitted.revision_uid().unwrap_or_default().to_string();
         // The user's token may already be cancelled (Ctrl-C): the rollback wait has its own,
-        // bounded by the update timeout.
-        match wait_for(
+        // bounded by `deadline` or the update timeout.
+        let id = format!("{cluster}/{name}");
+        let waited = wait_for_within(
             configured,
             cluster,
             name,
             &Submitted::updated(&submitted),
             previous,
-            Operation::Update,
-            CancellationToken::new(),
+            deadline,
         )
-        .await
-        {
+        .await;
+        match waited {
             Ok(d) => {
                 let bento = previous
                     .spec
@@ -378,12 +423,20 @@ impl DeploymentResource {
                     .as_ref_option()
                     .cloned()
                     .unwrap_or_default();
-                diag::rolled_back(diags, &format!("{cluster}/{name}"), &bento, &revision);
-                Some(d)
+                diag::rolled_back(diags, &id, &bento, &revision);
+                RollBack::Done(d)
+            }
+            Err(e @ WaitError::TimedOut { .. }) if deadline.is_some() => {
+                let limit = deadline.unwrap_or(INTERRUPT_ROLLBACK_WAIT);
+                diag::rollback_unconfirmed(diags, &id, &revision, limit, &e);
+                RollBack::Unconfirmed(e.last().cloned().unwrap_or(submitted))
             }
             Err(e) => {
-                diag::wait_error(diags, "the rollback", &format!("{cluster}/{name}"), &e);
-                e.last().cloned()
+                diag::wait_error(diags, "the rollback", &id, &e);
+                match e.last() {
+                    Some(d) => RollBack::Done(d.clone()),
+                    None => RollBack::Unconfirmed(submitted),
+                }
             }
         }
     }
@@ -596,8 +649,12 @@ impl Resource for DeploymentResource {
         planned_private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        let redeploy = prior_state
+            .settings
+            .redeploy_requested(&planned_state.settings);
         if !plan::needs_api_update(&prior_state, &planned_state)
             && !plan::resubmit_failed(&prior_state)
+            && !redeploy
         {
             let unconfirmed = model::unconfirmed_revision(&planned_private_state).is_some();
             if !plan::rollout_pending(&prior_state) && !unconfirmed {
@@ -680,6 +737,8 @@ impl Resource for DeploymentResource {
                         wait_for_rollout: Value::Value(true),
                         rollback_on_failure: Value::Value(false),
                         bento_managed_externally: Value::Value(false),
+                        rollback_on_interrupt: Value::Value(false),
+                        redeploy_triggers: Value::Null,
                         timeouts: Value::Null,
                     },
                     ..Default::default()
@@ -790,34 +849,53 @@ impl DeploymentResource {
                 return Some((prior, Private::Null));
             }
         };
-        // A changed bento is resolved now (`repo` alone: its newest version, which the PUT then
-        // names), and its entry service takes the top-level settings; an unchanged one keeps
-        // the running version and entry service (see `convert::update_bento`).
-        let mut entry =
-            convert::entry_service(&server).unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.into());
-        let mut resolved = None;
-        if prior.spec.bento != planned.spec.bento
-            && planned.settings.bento_managed_externally != Value::Value(true)
-        {
-            match self.resolve_bento(diags, client, &planned).await {
-                Some((e, tag)) if diags.errors.is_empty() => {
-                    entry = e;
-                    resolved = Some(tag);
+        // Nomad's `modify_index` idea: a change made on the server since the plan is refused,
+        // not overwritten. The revision the plan refreshed is `prior.reported.revision`.
+        let on_server = convert::state_from_server(&server, &prior, false);
+        let changed = plan::changed_since_plan(&prior, &on_server);
+        if !changed.is_empty() {
+            let planned_against = prior.reported.revision.as_ref_option().cloned();
+            diag::changed_since_plan(
+                diags,
+                &id,
+                planned_against.as_deref().unwrap_or("?"),
+                &server,
+                &changed,
+            );
+            return Some((on_server, Private::Null));
+        }
+        let redeploy = prior.settings.redeploy_requested(&planned.settings);
+        let put = plan::needs_api_update(&prior, &planned) || plan::resubmit_failed(&prior);
+        let mut response = server.clone();
+        if put {
+            match self
+                .put_spec(diags, client, &prior, &planned, &server)
+                .await
+            {
+                Some(d) => response = d,
+                None => {
+                    return Some((
+                        convert::state_from_server(&server, &prior, false),
+                        Private::Null,
+                    ))
                 }
-                _ => return Some((prior, Private::Null)),
             }
         }
-        let req = convert::update_request(&planned, &server, &entry, resolved.as_deref());
-        let response = match client.update_deployment(&cluster, &name, &req).await {
-            Ok(d) => d,
-            Err(e) => {
-                diag::api_error(diags, &format!("Cannot update deployment {id}"), &e, None);
-                return Some((
-                    convert::state_from_server(&server, &prior, false),
-                    Private::Null,
-                ));
+        if redeploy {
+            // After a PUT too: a change of scaling alone need not restart replicas, and a
+            // rotated secret reaches only replicas started after it.
+            match client.redeploy_deployment(&cluster, &name).await {
+                Ok(d) => response = d,
+                Err(e) => {
+                    diag::api_error(diags, &format!("Cannot redeploy deployment {id}"), &e, None);
+                    let seen = if put { &response } else { &server };
+                    let mut state = convert::state_from_server(seen, &planned, false);
+                    // Not redeployed: the triggers stay as they were, so the next plan asks again.
+                    state.settings.redeploy_triggers = prior.settings.redeploy_triggers.clone();
+                    return Some((state, Private::Null));
+                }
             }
-        };
+        }
         let submitted = Submitted::updated(&response);
         let revision = submitted.revision.clone();
         tracing::info!("updated deployment {id}: rolling out revision {revision}");
@@ -854,6 +932,45 @@ impl DeploymentResource {
         }
     }
 
+    /// The PUT of `planned`'s spec over `server`; `None` (with diagnostics) when the bento
+    /// cannot be resolved or the API refuses it.
+    async fn put_spec(
+        &self,
+        diags: &mut Diagnostics,
+        client: &Client,
+        prior: &DeploymentState,
+        planned: &DeploymentState,
+        server: &Deployment,
+    ) -> Option<Deployment> {
+        let (cluster, name) = locate(prior)?;
+        let id = format!("{cluster}/{name}");
+        // A changed bento is resolved now (`repo` alone: its newest version, which the PUT then
+        // names), and its entry service takes the top-level settings; an unchanged one keeps
+        // the running version and entry service (see `convert::update_bento`).
+        let mut entry =
+            convert::entry_service(server).unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.into());
+        let mut resolved = None;
+        if prior.spec.bento != planned.spec.bento
+            && planned.settings.bento_managed_externally != Value::Value(true)
+        {
+            match self.resolve_bento(diags, client, planned).await {
+                Some((e, tag)) if diags.errors.is_empty() => {
+                    entry = e;
+                    resolved = Some(tag);
+                }
+                _ => return None,
+            }
+        }
+        let req = convert::update_request(planned, server, &entry, resolved.as_deref());
+        match client.update_deployment(&cluster, &name, &req).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                diag::api_error(diags, &format!("Cannot update deployment {id}"), &e, None);
+                None
+            }
+        }
+    }
+
     /// The state an update leaves when waiting for its rollout ended in `e`: the previous
     /// configuration put back and waited for with `rollback_on_failure`; otherwise, after a
     /// failure, what still serves, and after an interruption or a timeout, the submitted
@@ -869,19 +986,35 @@ impl DeploymentResource {
         revision: &str,
         e: WaitError,
     ) -> (DeploymentState, Private) {
-        let rollback = planned.settings.rollback_on_failure == Value::Value(true)
-            && matches!(
-                e,
-                WaitError::Failed { .. } | WaitError::Cancelled { .. } | WaitError::TimedOut { .. }
-            );
-        if rollback {
-            if let Some((cluster, name)) = locate(prior) {
-                if let Some(d) = self
-                    .roll_back(diags, configured, &cluster, &name, prior)
-                    .await
-                {
-                    return (convert::state_from_server(&d, prior, false), Private::Null);
+        let on = |v: &Value<bool>| *v == Value::Value(true);
+        let rollback = match e {
+            WaitError::Failed { .. } | WaitError::TimedOut { .. } => {
+                on(&planned.settings.rollback_on_failure).then_some(None)
+            }
+            // Terraform asked the provider to stop: a short, fixed wait for the rollback.
+            WaitError::Cancelled { .. } => {
+                on(&planned.settings.rollback_on_interrupt).then_some(Some(INTERRUPT_ROLLBACK_WAIT))
+            }
+            WaitError::Api(_) => None,
+        };
+        if let (Some(deadline), Some((cluster, name))) = (rollback, locate(prior)) {
+            match self
+                .roll_back(diags, configured, &cluster, &name, prior, deadline)
+                .await
+            {
+                RollBack::Done(d) => {
+                    return (convert::state_from_server(&d, prior, false), Private::Null)
                 }
+                // The previous configuration is on its way back: state says so, and the next
+                // apply waits for that revision.
+                RollBack::Unconfirmed(d) => {
+                    let revision = d.revision_uid().unwrap_or_default().to_string();
+                    return (
+                        convert::state_from_server(&d, prior, false),
+                        model::unconfirmed(&revision),
+                    );
+                }
+                RollBack::NotSubmitted => {}
             }
         }
         let private = private_after(&e, revision);

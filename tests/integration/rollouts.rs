@@ -57,6 +57,11 @@ tf_test_lagged!(
     ctrl_c_mid_wait_then_second_apply_converges_lag10s_tf1_0
 );
 tf_test!(
+    ctrl_c_with_rollback_on_interrupt_puts_the_previous_bento_back,
+    ctrl_c_with_rollback_on_interrupt_puts_the_previous_bento_back_tf1_11,
+    ctrl_c_with_rollback_on_interrupt_puts_the_previous_bento_back_tf1_0
+);
+tf_test!(
     scale_to_zero_wakes_on_request,
     scale_to_zero_wakes_on_request_tf1_11,
     scale_to_zero_wakes_on_request_tf1_0
@@ -789,6 +794,66 @@ pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
         "state after the second apply: {st}"
     );
     assert_plan_exit(&tf, 0, "after the second apply");
+}
+
+/// Scenario 5b: like scenario 5, with `rollback_on_interrupt = true`: after Ctrl-C the provider
+/// puts the previous configuration back before it stops, waits for it (bounded), and says so;
+/// the server ends on the old bento with a newer revision, the state records what serves, and
+/// the next plan shows the wanted change again.
+pub fn ctrl_c_with_rollback_on_interrupt_puts_the_previous_bento_back(v: TfVersion) {
+    let server = Server::start_with_config(r#"{"timing":{"progress_deadline_ms":300000}}"#);
+    server.bentos_add("ri:v1", &fast());
+    server.bentos_add("ri:v2", &starting_in(120.0));
+    let tf = Tf::new(v, &server).with_provider_cluster(CLUSTER);
+    let name = dep_name("ri", v);
+    let extra = "  rollback_on_interrupt = true\n";
+    tf.write(&app(&name, "ri:v1", extra));
+    tf.init();
+    tf.apply();
+    let first_revision = sv(&server, &name).revision;
+
+    tf.write(&app(&name, "ri:v2", extra));
+    let bg = Background::start(
+        &tf,
+        &["apply", "-input=false", "-no-color", "-auto-approve"],
+        "apply-rollback-on-interrupt",
+    );
+    poll_until(
+        "the provider to wait for the new revision",
+        Duration::from_secs(60),
+        || {
+            std::fs::read_to_string(&bg.err)
+                .ok()
+                .filter(|e| e.contains("rolling out revision"))
+                .map(|_| ())
+        },
+    );
+    let v2_revision = sv(&server, &name).revision;
+    assert_ne!(v2_revision, first_revision, "v2 was submitted");
+    bg.sigint_group();
+    let (code, text) = bg.wait(Duration::from_secs(150));
+    let code = code.unwrap_or_else(|| panic!("apply did not exit after SIGINT:\n{text}"));
+    assert_ne!(code, 0, "an interrupted apply fails:\n{text}");
+    assert!(
+        text.contains("Rolled back"),
+        "the diagnostic reports the rollback:\n{text}"
+    );
+    // The rollback is a new revision on the old bento, already serving when apply returned.
+    let d = sv(&server, &name);
+    assert_eq!(
+        d.bento, "ri:v1",
+        "the previous bento is back: {d:?}\n{text}"
+    );
+    assert_ne!(d.revision, v2_revision, "the rollback is a newer revision");
+    let (_, phase, latest_serves) = live(&server, &name);
+    assert!(
+        latest_serves && phase == "complete",
+        "the rollback had rolled out when apply returned: phase {phase}\n{text}"
+    );
+    let st = tf.resource(ADDR);
+    assert_eq!(st["bento"], "ri:v1", "state records what serves: {st}");
+    assert_eq!(st["revision"], d.revision.as_str(), "state: {st}");
+    assert_plan_exit(&tf, 2, "the wanted bento is still ri:v2");
 }
 
 /// Scenario 6: `min_replicas = 0`: the deployment scales to zero when idle (`scaled-to-zero`), and a

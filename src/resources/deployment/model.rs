@@ -87,6 +87,31 @@ impl Spec {
     }
 }
 
+impl Spec {
+    /// The attributes whose values differ between `self` and `other` (by serialised name),
+    /// ignoring `bento` with `bento_managed_externally`: what a diagnostic names.
+    pub fn differing_attributes(
+        &self,
+        other: &Spec,
+        bento_managed_externally: bool,
+    ) -> Vec<String> {
+        let (a, b) = (
+            serde_json::to_value(self).unwrap_or_default(),
+            serde_json::to_value(other).unwrap_or_default(),
+        );
+        let mut out: Vec<String> = a
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| b.get(k.as_str()) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .filter(|k| !(bento_managed_externally && k == "bento"))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
 /// One service's settings: the entry service's (top-level attributes) and each `service`
 /// block's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -144,8 +169,31 @@ pub struct Settings {
     pub rollback_on_failure: Value<bool>,
     #[serde(default)]
     pub bento_managed_externally: Value<bool>,
+    #[serde(default)]
+    pub rollback_on_interrupt: Value<bool>,
+    /// Free-form values; any change redeploys (a new revision of the same spec).
+    #[serde(default)]
+    pub redeploy_triggers: Value<StringMap>,
     #[serde(default, with = "tf_provider::value::serde_as_vec")]
     pub timeouts: Value<Timeouts>,
+}
+
+impl Settings {
+    /// Whether `planned`'s `redeploy_triggers` ask for a redeploy after `self`'s (the prior
+    /// state's): any key added, removed or changed. A prior without triggers (null: the
+    /// attribute was just added, or the deployment was just imported) only starts recording
+    /// them, so adopting the attribute or importing does not redeploy. An unknown value counts
+    /// as a change: plan cannot tell, and apply compares again with known values.
+    pub fn redeploy_requested(&self, planned: &Settings) -> bool {
+        let Value::Value(prior) = &self.redeploy_triggers else {
+            return false;
+        };
+        match &planned.redeploy_triggers {
+            Value::Value(now) => prior != now || now.values().any(Value::is_unknown),
+            Value::Null => !prior.is_empty(),
+            Value::Unknown => true,
+        }
+    }
 }
 
 /// What the server reports about the deployment (computed attributes).
@@ -336,11 +384,16 @@ pub fn resource_schema() -> Schema {
     });
     for (k, d) in [
         ("wait_for_rollout", "Whether create and update wait until BentoCloud reports the submitted revision `running` (or `scaled-to-zero` when `min_replicas` is 0). Default `true`. A failed rollout (`image-build-failed`, `failed`, or `unhealthy` past a grace period) fails the apply with BentoCloud's reason."),
-        ("rollback_on_failure", "When a rollout fails (or the apply is interrupted with Ctrl-C), put the previous configuration back, wait for it, and still report the failure. Default `false`: a failed rollout is left as is (the previous revision keeps serving with `RollingUpdate`) and the next plan shows the change again."),
+        ("rollback_on_failure", "When a rollout fails or times out, put the previous configuration back, wait for it, and still report the failure. Default `false`: a failed rollout is left as is (the previous revision keeps serving with `RollingUpdate`) and the next plan shows the change again. For Ctrl-C see `rollback_on_interrupt`."),
+        ("rollback_on_interrupt", "When the wait for an update's rollout is interrupted (Ctrl-C, i.e. Terraform asks the provider to stop), put the previous configuration back before the provider stops, and wait for it at most 60 seconds; the diagnostic says whether the rollback finished. Default `false`: the submitted rollout goes on server-side and the next apply waits for it."),
         ("bento_managed_externally", "Set when CI deploys new bento versions (e.g. `bentoml deployment update --bento`): Terraform then uses `bento` only to create the deployment and never reverts the running bento; everything else stays managed. Default `false`. See `deployed_bento` for what runs."),
     ] {
         attributes.insert(k.to_string(), a(AttributeType::Bool, OptionalComputed, d));
     }
+    attributes.insert(
+        "redeploy_triggers".to_string(),
+        a(str_map(), Optional, "Arbitrary values; when any of them changes (a key added, removed or changed), apply redeploys the deployment without a spec change (`PUT /api/v2/deployments/{name}/void_update`: a new revision of the same configuration, rolled out and waited for like any other). Use it to make a rotated secret reach running replicas, which BentoCloud does not do by itself: `redeploy_triggers = { db = bentocloud_secret.db.version }`. Not sent to BentoCloud. Default: none."),
+    );
     let mut blocks = HashMap::new();
     blocks.insert(
         "service".to_string(),
@@ -455,6 +508,11 @@ mod tests {
                 wait_for_rollout: Value::Unknown,
                 rollback_on_failure: Value::Unknown,
                 bento_managed_externally: Value::Unknown,
+                rollback_on_interrupt: Value::Unknown,
+                redeploy_triggers: Value::Value(BTreeMap::from([(
+                    "db".to_string(),
+                    Value::Unknown,
+                )])),
                 timeouts: Value::Value(Timeouts {
                     create: Value::Unknown,
                     update: Value::Unknown,
@@ -493,6 +551,8 @@ mod tests {
                 wait_for_rollout: Value::Value(false),
                 rollback_on_failure: Value::Value(true),
                 bento_managed_externally: Value::Value(true),
+                rollback_on_interrupt: Value::Value(true),
+                redeploy_triggers: Value::Value(BTreeMap::from([("db".to_string(), s("3"))])),
                 timeouts: Value::Value(Timeouts {
                     create: s("1m"),
                     update: Value::Null,

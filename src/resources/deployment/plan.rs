@@ -235,6 +235,23 @@ fn default_scaling(min: &mut Value<i64>, max: &mut Value<i64>) {
 
 /// Defaults of one service's settings (the entry service's and each `service` block's): the
 /// scaling of [`default_scaling`], `RollingUpdate`, and the instance type the server picks.
+/// A bound the configuration leaves out keeps the prior (server) value, unless the other,
+/// configured bound has moved past it: then it follows (`max_replicas` defaults to
+/// `min_replicas`), so raising `min_replicas` alone above the running maximum is a valid plan
+/// rather than a request the API refuses.
+fn follow_configured_bound(planned: &mut ServiceSettings, config: &ServiceSettings) {
+    if let (Value::Value(min), Value::Value(max)) = (&planned.min_replicas, &planned.max_replicas) {
+        let (min, max) = (*min, *max);
+        if min > max {
+            if config.max_replicas.is_null() && config.min_replicas.is_value() {
+                planned.max_replicas = Value::Value(min);
+            } else if config.min_replicas.is_null() && config.max_replicas.is_value() {
+                planned.min_replicas = Value::Value(max);
+            }
+        }
+    }
+}
+
 fn default_settings(svc: &mut ServiceSettings) {
     default_scaling(&mut svc.min_replicas, &mut svc.max_replicas);
     if svc.deployment_strategy.is_null() {
@@ -250,6 +267,7 @@ fn default_flags(s: &mut DeploymentState) {
         (&mut s.settings.wait_for_rollout, true),
         (&mut s.settings.rollback_on_failure, false),
         (&mut s.settings.bento_managed_externally, false),
+        (&mut s.settings.rollback_on_interrupt, false),
         (&mut s.spec.access_authorization, false),
     ] {
         if flag.is_null() {
@@ -283,6 +301,24 @@ pub fn plan_create(proposed: &DeploymentState, default_cluster: Option<&str>) ->
 
 /// Whether the change between `prior` and `planned` needs an API call: any change of the
 /// [`Spec`](super::model::Spec) (not of the Terraform-only settings: waits, rollback, timeouts).
+/// A change made on the server after the plan that an apply must not overwrite: the server's
+/// latest revision is not the one the plan refreshed (`prior.reported.revision`), and what
+/// Terraform manages differs from it (`server` is the server's document as state). Returns
+/// the attributes that differ. A newer revision that changes nothing Terraform manages (a
+/// redeploy, or CI's bento with `bento_managed_externally`) is not a conflict.
+pub fn changed_since_plan(prior: &DeploymentState, server: &DeploymentState) -> Vec<String> {
+    let (Value::Value(planned_against), Value::Value(latest)) =
+        (&prior.reported.revision, &server.reported.revision)
+    else {
+        return Vec::new();
+    };
+    if planned_against.is_empty() || planned_against == latest {
+        return Vec::new();
+    }
+    let external = prior.settings.bento_managed_externally == Value::Value(true);
+    prior.spec.differing_attributes(&server.spec, external)
+}
+
 pub fn needs_api_update(prior: &DeploymentState, planned: &DeploymentState) -> bool {
     let external = planned.settings.bento_managed_externally == Value::Value(true);
     prior.spec.differs(&planned.spec, external)
@@ -322,6 +358,7 @@ pub fn plan_update(
     default_flags(&mut p);
     // Optional+computed attributes left out of the configuration keep the prior (server) value;
     // Terraform's proposed state already carries it. Only a new deployment gets defaults.
+    follow_configured_bound(&mut p.spec.entry, &config.spec.entry);
     if let Value::Value(services) = &mut p.spec.service {
         let prior_services = prior
             .spec
@@ -333,6 +370,14 @@ pub fn plan_update(
             let before = prior_services.iter().find(|s| s.name == svc.name);
             if let Some(b) = before {
                 svc.settings.fill_from(&b.settings);
+                let configured = config
+                    .spec
+                    .service
+                    .as_ref_option()
+                    .and_then(|c| c.iter().find(|c| c.name == svc.name));
+                if let Some(c) = configured {
+                    follow_configured_bound(&mut svc.settings, &c.settings);
+                }
             }
             default_settings(&mut svc.settings);
         }
@@ -351,6 +396,7 @@ pub fn plan_update(
         }
     }
     if needs_api_update(prior, &p)
+        || prior.settings.redeploy_requested(&p.settings)
         || resubmit_failed(prior)
         || rollout_pending(prior)
         || !replace.is_empty()
@@ -556,6 +602,104 @@ mod tests {
         assert_eq!(p.reported.status, prior.reported.status);
     }
 
+    fn triggers(
+        kv: &[(&str, Value<String>)],
+    ) -> Value<crate::resources::deployment::model::StringMap> {
+        v(kv.iter().map(|(k, x)| (k.to_string(), x.clone())).collect())
+    }
+
+    #[test]
+    fn changed_redeploy_triggers_roll_out_without_a_spec_change() {
+        let mut prior = base();
+        prior.settings.redeploy_triggers = triggers(&[("db", v("1".into()))]);
+        let same = prior.clone();
+        assert!(!prior.settings.redeploy_requested(&same.settings));
+        let (p, _) = plan_update(&prior, &same, &same);
+        assert_eq!(
+            p.reported.revision, prior.reported.revision,
+            "no change, no rollout"
+        );
+        for now in [
+            triggers(&[("db", v("2".into()))]),
+            triggers(&[("db", v("1".into())), ("tls", v("1".into()))]),
+            triggers(&[]),
+            Value::Null,
+            triggers(&[("db", Value::Unknown)]),
+            Value::Unknown,
+        ] {
+            let mut proposed = prior.clone();
+            proposed.settings.redeploy_triggers = now.clone();
+            assert!(
+                prior.settings.redeploy_requested(&proposed.settings),
+                "{now:?}"
+            );
+            assert!(
+                !needs_api_update(&prior, &proposed),
+                "not a spec change: {now:?}"
+            );
+            let (p, _) = plan_update(&prior, &proposed, &proposed);
+            assert!(p.reported.revision.is_unknown(), "a new revision: {now:?}");
+            assert!(p.reported.status.is_unknown());
+            assert_eq!(p.reported.url, prior.reported.url);
+        }
+        // No triggers before (just added, or imported): recorded, not a redeploy.
+        let mut fresh = base();
+        fresh.settings.redeploy_triggers = Value::Null;
+        let mut proposed = fresh.clone();
+        proposed.settings.redeploy_triggers = triggers(&[("db", v("1".into()))]);
+        assert!(!fresh.settings.redeploy_requested(&proposed.settings));
+        // Empty before, empty or null now: nothing to redeploy for.
+        let mut empty = base();
+        empty.settings.redeploy_triggers = triggers(&[]);
+        let mut none = empty.clone();
+        none.settings.redeploy_triggers = Value::Null;
+        assert!(!empty.settings.redeploy_requested(&none.settings));
+    }
+
+    #[test]
+    fn a_server_change_since_the_plan_is_a_conflict_only_if_it_touches_the_spec() {
+        let prior = base();
+        let mut server = prior.clone();
+        assert!(
+            changed_since_plan(&prior, &server).is_empty(),
+            "same revision"
+        );
+        server.reported.revision = v("r2".into());
+        assert!(
+            changed_since_plan(&prior, &server).is_empty(),
+            "a new revision of the same spec (a redeploy) is not a conflict"
+        );
+        server.spec.entry.min_replicas = v(3);
+        server.spec.bento = v("iris:v2".into());
+        assert_eq!(
+            changed_since_plan(&prior, &server),
+            vec!["bento".to_string(), "min_replicas".to_string()]
+        );
+        let mut same_revision = server.clone();
+        same_revision.reported.revision = prior.reported.revision.clone();
+        assert!(
+            changed_since_plan(&prior, &same_revision).is_empty(),
+            "the plan saw this revision"
+        );
+        let mut external = prior.clone();
+        external.settings.bento_managed_externally = v(true);
+        let mut ci = external.clone();
+        ci.reported.revision = v("r3".into());
+        ci.spec.bento = v("iris:v7".into());
+        assert!(
+            changed_since_plan(&external, &ci).is_empty(),
+            "CI's bento is not a conflict with bento_managed_externally"
+        );
+        ci.spec.envs = triggers(&[("X", v("1".into()))]);
+        assert_eq!(changed_since_plan(&external, &ci), vec!["envs".to_string()]);
+        let mut unknown = prior.clone();
+        unknown.reported.revision = Value::Unknown;
+        assert!(changed_since_plan(&unknown, &server).is_empty());
+        let mut blank = prior.clone();
+        blank.reported.revision = v(String::new());
+        assert!(changed_since_plan(&blank, &server).is_empty());
+    }
+
     #[test]
     fn externally_managed_bento_is_never_an_api_change() {
         let mut prior = base();
@@ -720,6 +864,49 @@ mod tests {
         let mut out = Vec::new();
         check_scaling(&v(1), &v(1), AttributePath::new, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_omitted_bound_follows_the_configured_one_past_the_prior_value() {
+        let prior = base(); // min 1, max 1
+        let mut config = prior.clone();
+        config.spec.entry.max_replicas = Value::Null;
+        config.spec.entry.min_replicas = v(3);
+        let mut proposed = config.clone();
+        proposed.spec.entry.max_replicas = v(1); // Terraform proposes the prior value
+        let (p, _) = plan_update(&prior, &proposed, &config);
+        assert_eq!(
+            (p.spec.entry.min_replicas, p.spec.entry.max_replicas),
+            (v(3), v(3))
+        );
+        // Within the prior bound: the prior value stays.
+        let mut wide = base();
+        wide.spec.entry.max_replicas = v(5);
+        let mut proposed = wide.clone();
+        proposed.spec.entry.min_replicas = v(2);
+        let mut cfg = proposed.clone();
+        cfg.spec.entry.max_replicas = Value::Null;
+        let (p, _) = plan_update(&wide, &proposed, &cfg);
+        assert_eq!(p.spec.entry.max_replicas, v(5));
+        // Lowering max alone below the prior min takes min down with it.
+        let mut proposed = wide.clone();
+        proposed.spec.entry.min_replicas = v(4);
+        proposed.spec.entry.max_replicas = v(2);
+        let mut cfg = proposed.clone();
+        cfg.spec.entry.min_replicas = Value::Null;
+        let (p, _) = plan_update(&wide, &proposed, &cfg);
+        assert_eq!(
+            (p.spec.entry.min_replicas, p.spec.entry.max_replicas),
+            (v(2), v(2))
+        );
+        // Both configured: left as given, for validation to report.
+        let mut cfg = proposed.clone();
+        cfg.spec.entry.min_replicas = v(4);
+        let (p, _) = plan_update(&wide, &proposed, &cfg);
+        assert_eq!(
+            (p.spec.entry.min_replicas, p.spec.entry.max_replicas),
+            (v(4), v(2))
+        );
     }
 
     #[test]
