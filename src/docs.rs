@@ -267,6 +267,17 @@ pub fn render_all(examples: &Path) -> Vec<(PathBuf, String)> {
             ),
         ),
         (
+            PathBuf::from("resources/secret.md"),
+            page(
+                "Resource",
+                "bentocloud_secret",
+                &crate::resources::secret::schema(),
+                examples,
+                "resources/bentocloud_secret/resource.tf",
+                Some("resources/bentocloud_secret/import.sh"),
+            ),
+        ),
+        (
             PathBuf::from("data-sources/deployment.md"),
             page(
                 "Data Source",

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Client, ClientConfig, ErrorKind};
 use crate::data_sources::{DeploymentDataSource, DeploymentsDataSource};
 use crate::diag;
-use crate::resources::DeploymentResource;
+use crate::resources::{DeploymentResource, SecretResource};
 use crate::shared::{Configured, Shared};
 
 /// The provider.
@@ -323,6 +323,10 @@ impl Provider for BentoCloudProvider {
         map.insert(
             "deployment".into(),
             Box::new(DeploymentResource::new(self.shared.clone())),
+        );
+        map.insert(
+            "secret".into(),
+            Box::new(SecretResource::new(self.shared.clone())),
         );
         Some(map)
     }

@@ -1,5 +1,7 @@
 //! Terraform resources of the provider (one module per resource).
 
 pub mod deployment;
+pub mod secret;
 
 pub use deployment::DeploymentResource;
+pub use secret::SecretResource;

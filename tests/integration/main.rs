@@ -78,6 +78,7 @@ mod faults;
 mod https;
 mod rollouts;
 mod security;
+mod workflow;
 
 tf_test_listed!(
     lifecycle::create_then_empty_plan,
