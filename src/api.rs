@@ -97,7 +97,7 @@ pub fn default_cluster(clusters: &[Cluster]) -> Option<&Cluster> {
     clusters
         .iter()
         .find(|c| c.is_first == Some(true))
-        .or_else(|| match clusters {
+        .or(match clusters {
             [only] => Some(only),
             _ => None,
         })
