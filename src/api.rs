@@ -82,6 +82,27 @@ pub struct Cluster {
     pub is_first: Option<bool>,
 }
 
+/// The organisation's default cluster among `clusters` (the whole `GET /api/v1/clusters`
+/// listing): the one with `is_first == true`, else the only cluster; `None` when the API does
+/// not say.
+///
+/// Why `is_first`: `ClusterSchema` has no field named "default"; its only marker is `is_first`
+/// (bool|null, optional; API doc §3.1, v1.py:62-67). The official client treats the cluster
+/// with `is_first == false` as a non-default one: its admin-console URL for such a deployment
+/// needs `?cluster=..&namespace=..`, the first cluster's does not (cdep.py:1328-1330, §3.3).
+/// And a request without `cluster` goes to one cluster chosen by the server (§2, §2.3): with a
+/// single cluster that can only be it. With several clusters and no `is_first == true`, which
+/// one the server picks is not documented, so none is called the default.
+pub fn default_cluster(clusters: &[Cluster]) -> Option<&Cluster> {
+    clusters
+        .iter()
+        .find(|c| c.is_first == Some(true))
+        .or(match clusters {
+            [only] => Some(only),
+            _ => None,
+        })
+}
+
 /// `{start, count, total, items}`: every list endpoint's envelope.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -699,6 +720,33 @@ mod tests {
     }
 
     #[test]
+    fn default_cluster_is_the_first_one_else_the_only_one() {
+        let cluster = |name: &str, is_first: Option<bool>| Cluster {
+            meta: ResourceMeta {
+                name: name.into(),
+                ..Default::default()
+            },
+            is_first,
+            ..Default::default()
+        };
+        let name = |cs: &[Cluster]| default_cluster(cs).map(|c| c.meta.name.clone());
+        let two = [cluster("east", Some(false)), cluster("west", Some(true))];
+        assert_eq!(
+            name(&two).as_deref(),
+            Some("west"),
+            "is_first wins, wherever it is"
+        );
+        assert_eq!(name(&[cluster("solo", None)]).as_deref(), Some("solo"));
+        assert_eq!(
+            name(&[cluster("solo", Some(false))]).as_deref(),
+            Some("solo")
+        );
+        // Several clusters and no marker: the API does not say which one is the default.
+        assert_eq!(name(&[cluster("a", None), cluster("b", Some(false))]), None);
+        assert_eq!(name(&[]), None);
+    }
+
+    #[test]
     fn status_round_trips_every_wire_value_and_unknown_strings_become_unknown() {
         for s in DeploymentStatus::ALL {
             let json = serde_json::to_string(&s).expect("ser");
@@ -972,6 +1020,20 @@ mod tests {
                 ],
             ),
             ("BentoRepository", &["meta", "description", "latest_bento"]),
+            (
+                "InstanceType",
+                &["meta", "display_name", "description", "config"],
+            ),
+            (
+                "InstanceTypeConfig",
+                &[
+                    "group",
+                    "resources",
+                    "price",
+                    "node_selectors",
+                    "gpu_config",
+                ],
+            ),
             ("ListResponse", &["start", "count", "total", "items"]),
             (
                 "KubePod",

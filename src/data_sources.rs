@@ -4,6 +4,12 @@
 //!
 //! Both reuse the resource's server-to-state translation, so a deployment reads the same
 //! through a resource and through a data source.
+//!
+//! Lookups of what the platform offers live in their own modules: [`catalog`]
+//! (`bentocloud_clusters`, `bentocloud_instance_types`) and [`bento`] (`bentocloud_bento`).
+
+pub mod bento;
+pub mod catalog;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -154,6 +154,8 @@ fn field_descriptions(name: &str) -> std::collections::HashMap<String, Attribute
     match name {
         "service" => crate::resources::deployment::model::service_block_schema().attributes,
         "deployments" => deployment_schema().block.attributes,
+        "clusters" => crate::data_sources::catalog::cluster_fields(),
+        "instance_types" => crate::data_sources::catalog::instance_type_fields(),
         _ => resource_schema().block.attributes,
     }
 }
@@ -253,7 +255,7 @@ fn index_page(examples: &Path) -> String {
 
 /// Every generated page: (path under `docs/`, contents).
 pub fn render_all(examples: &Path) -> Vec<(PathBuf, String)> {
-    vec![
+    let mut pages = vec![
         (PathBuf::from("index.md"), index_page(examples)),
         (
             PathBuf::from("resources/deployment.md"),
@@ -299,7 +301,30 @@ pub fn render_all(examples: &Path) -> Vec<(PathBuf, String)> {
                 None,
             ),
         ),
-    ]
+    ];
+    // Lookups of what the platform offers.
+    for (name, schema) in [
+        ("clusters", crate::data_sources::catalog::clusters_schema()),
+        (
+            "instance_types",
+            crate::data_sources::catalog::instance_types_schema(),
+        ),
+        ("bento", crate::data_sources::bento::bento_schema()),
+    ] {
+        let type_name = format!("bentocloud_{name}");
+        pages.push((
+            PathBuf::from(format!("data-sources/{name}.md")),
+            page(
+                "Data Source",
+                &type_name,
+                &schema,
+                examples,
+                &format!("data-sources/{type_name}/data-source.tf"),
+                None,
+            ),
+        ));
+    }
+    pages
 }
 
 /// Pages under `docs` that differ from what the schema renders.

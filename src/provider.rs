@@ -20,6 +20,8 @@ use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{Client, ClientConfig, ErrorKind};
+use crate::data_sources::bento::BentoDataSource;
+use crate::data_sources::catalog::{ClustersDataSource, InstanceTypesDataSource};
 use crate::data_sources::{DeploymentDataSource, DeploymentsDataSource};
 use crate::diag;
 use crate::resources::{DeploymentResource, SecretResource};
@@ -344,6 +346,19 @@ impl Provider for BentoCloudProvider {
             "deployments".into(),
             Box::new(DeploymentsDataSource::new(self.shared.clone())),
         );
+        // Lookups of what the platform offers (`data_sources::catalog`, `data_sources::bento`).
+        let lookups: [(&str, Box<dyn DynamicDataSource>); 3] = [
+            (
+                "clusters",
+                Box::new(ClustersDataSource::new(self.shared.clone())),
+            ),
+            (
+                "instance_types",
+                Box::new(InstanceTypesDataSource::new(self.shared.clone())),
+            ),
+            ("bento", Box::new(BentoDataSource::new(self.shared.clone()))),
+        ];
+        map.extend(lookups.map(|(k, v)| (k.to_string(), v)));
         Some(map)
     }
 }

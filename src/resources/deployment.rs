@@ -191,11 +191,7 @@ impl DeploymentResource {
                 return None;
             }
         };
-        let found = clusters
-            .iter()
-            .find(|c| c.is_first == Some(true))
-            .or_else(|| (clusters.len() == 1).then(|| &clusters[0]))
-            .map(|c| c.meta.name.clone())?;
+        let found = crate::api::default_cluster(&clusters).map(|c| c.meta.name.clone())?;
         if let Ok(mut g) = self.default_cluster.lock() {
             *g = Some(found.clone());
         }

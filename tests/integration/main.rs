@@ -191,3 +191,35 @@ tf_test!(
     bento_without_version_keeps_the_running_version_tf1_11,
     bento_without_version_keeps_the_running_version_tf1_0
 );
+
+mod lookups;
+
+tf_test!(
+    lookups::clusters_and_instance_types_match_the_configuration,
+    lookups_clusters_and_instance_types_tf1_11,
+    lookups_clusters_and_instance_types_tf1_0
+);
+tf_test!(
+    lookups::bento_lookup_by_version_latest_and_missing,
+    lookups_bento_version_latest_and_missing_tf1_11,
+    lookups_bento_version_latest_and_missing_tf1_0
+);
+tf_test!(
+    lookups::bad_lookup_inputs_fail_at_plan_naming_the_attribute,
+    lookups_bad_inputs_fail_at_plan_tf1_11,
+    lookups_bad_inputs_fail_at_plan_tf1_0
+);
+// `terraform test` exists from Terraform 1.6: the module tests run on 1.11.4 only, and the
+// 1.0.3 test pins what the guide says about it.
+#[test]
+fn lookups_module_tests_pass_tf1_11() {
+    lookups::inference_stack_module_tests_pass(harness::TfVersion::V1_11)
+}
+#[test]
+fn lookups_module_tests_fail_on_a_broken_assertion_tf1_11() {
+    lookups::inference_stack_module_tests_fail_on_a_broken_assertion(harness::TfVersion::V1_11)
+}
+#[test]
+fn lookups_module_tests_are_not_run_by_tf1_0() {
+    lookups::inference_stack_module_tests_are_not_run_by_terraform_1_0(harness::TfVersion::V1_0)
+}

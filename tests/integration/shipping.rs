@@ -48,6 +48,15 @@ fn example_roots(tf: &Tf) -> Vec<PathBuf> {
         dst.join("data-sources/bentocloud_deployments"),
         dst.join("module-usage"),
     ];
+    // The lookup data sources.
+    roots.extend(
+        [
+            "bentocloud_clusters",
+            "bentocloud_instance_types",
+            "bentocloud_bento",
+        ]
+        .map(|d| dst.join("data-sources").join(d)),
+    );
     for r in &roots {
         let has_block = fs::read_dir(r)
             .expect("example dir")
