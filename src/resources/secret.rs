@@ -171,7 +171,8 @@ pub fn validate(config: &SecretState) -> Vec<Problem> {
     }
     let mountfile = kind == Some("mountfile");
     match (&config.path, mountfile) {
-        (Value::Null, true) => out.push(problem("path", "Missing mount path", "`type = \"mountfile\"` needs `path`: the directory the items are mounted in, e.g. \"/etc/creds\".".into())),
+        // Blamed on `type`: an absent `path` has no line in the configuration to point at.
+        (Value::Null, true) => out.push(problem("type", "Missing mount path", "`type = \"mountfile\"` needs `path`: the directory the items are mounted in, e.g. \"/etc/creds\".".into())),
         (Value::Value(p), true) if !p.starts_with('/') => out.push(problem("path", "Invalid mount path", format!("`path` = {p:?} must be an absolute directory, e.g. \"/etc/creds\"."))),
         (Value::Value(_), false) if !config.kind.is_unknown() => out.push(problem("path", "Path on an env secret", "`path` is only for `type = \"mountfile\"`: remove it, or set `type = \"mountfile\"`.".into())),
         _ => {}
@@ -785,7 +786,7 @@ mod tests {
                 kind: v("mountfile"),
                 ..config()
             }),
-            vec![AttributePath::new("path")]
+            vec![AttributePath::new("type")]
         );
         assert_eq!(
             attrs(SecretState {

@@ -424,8 +424,68 @@ pub fn plan_time_errors_name_the_attribute(v: TfVersion) {
             "update = \"3d\"",
             "unknown unit \"d\"",
         ),
+        secret_case(
+            "secret name with capitals",
+            "  name  = \"Bad_Secret\"\n  items = { K = \"v\" }\n",
+            "Invalid secret name",
+            "name  = \"Bad_Secret\"",
+            "lowercase",
+        ),
+        secret_case(
+            "unknown secret type",
+            "  name  = \"s1\"\n  type  = \"file\"\n  items = { K = \"v\" }\n",
+            "Invalid secret type",
+            "type  = \"file\"",
+            "use \"env\" or \"mountfile\"",
+        ),
+        secret_case(
+            "mountfile without path",
+            "  name  = \"s2\"\n  type  = \"mountfile\"\n  items = { K = \"v\" }\n",
+            "Missing mount path",
+            "type  = \"mountfile\"",
+            "needs `path`",
+        ),
+        secret_case(
+            "path on an env secret",
+            "  name  = \"s3\"\n  path  = \"/etc/x\"\n  items = { K = \"v\" }\n",
+            "Path on an env secret",
+            "path  = \"/etc/x\"",
+            "only for `type = \"mountfile\"`",
+        ),
+        secret_case(
+            "env key that is not a variable name",
+            "  name  = \"s4\"\n  items = { \"1BAD\" = \"hidden-value-7\" }\n",
+            "Invalid secret item key",
+            "items = { \"1BAD\"",
+            "`items` key \"1BAD\"",
+        ),
+        secret_case(
+            "no items",
+            "  name  = \"s5\"\n  items = {}\n",
+            "Secret without items",
+            "items = {}",
+            "give at least one",
+        ),
     ];
     run_cases(v, &server, &cases, &[]);
+}
+
+fn secret_case(
+    what: &'static str,
+    attrs: &str,
+    summary: &'static str,
+    line_of: &'static str,
+    fix: &'static str,
+) -> Case {
+    Case {
+        what,
+        body: format!("resource \"bentocloud_secret\" \"bad\" {{\n{attrs}}}\n"),
+        stage: Stage::Plan,
+        summary,
+        with: Some("bentocloud_secret.bad".to_string()),
+        line_of: Some(line_of),
+        fix,
+    }
 }
 
 /// Values only the server can judge: the cluster and instance types (checked at plan time),
