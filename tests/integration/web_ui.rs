@@ -12,8 +12,16 @@
 //!   complete (progress bar advancing), another from rolling to failed (with the reason), and
 //!   its event log record the changes.
 //!
-//! Screenshots (`during-rollout.png` from `--screenshot`, `after-rollout.png` from the live
-//! page) are left in `$CARGO_TARGET_TMPDIR/web_ui/` for a human to look at.
+//! Working from the page (the same two ways): the filters (cluster, status, label, name) narrow
+//! the table and are written to the URL, a link with filters opens filtered, names sort
+//! naturally (`perf-2` before `perf-10`), the counts by status per cluster are right, and a
+//! click on a deployment after a rollout shows its revisions and a timeline with the old and
+//! new revisions' ready replicas. The timeline and revisions endpoints are also checked without
+//! a browser.
+//!
+//! Screenshots (`during-rollout.png` from `--screenshot`, `after-rollout.png` and
+//! `timeline.png` from live pages) are left in `$CARGO_TARGET_TMPDIR/web_ui/` for a human to
+//! look at.
 #![cfg(feature = "local")]
 
 use std::collections::BTreeMap;
@@ -806,7 +814,10 @@ async fn page_renders_the_fleet_and_a_rollout_live() {
 // ---------------------------------------------------------------------------------- filters,
 // natural sort, counts, the selected deployment
 
-fn spec_n(bento: &str, replicas: u32, labels: &[(&str, &str)]) -> Value {
+/// Labels as `(key, value)` pairs.
+type Labels<'a> = &'a [(&'a str, &'a str)];
+
+fn spec_n(bento: &str, replicas: u32, labels: Labels) -> Value {
     let mut s = spec(bento);
     s["services"]["apiserver"]["scaling"] =
         json!({"min_replicas": replicas, "max_replicas": replicas});
@@ -1023,7 +1034,7 @@ async fn filters_natural_sort_and_counts_per_cluster() {
     let perf = [("team", "perf")];
     let search = [("team", "search")];
     // Created out of order: the page sorts, not the server.
-    let fleet: [(&str, &str, &str, &[(&str, &str)]); 7] = [
+    let fleet: [(&str, &str, &str, Labels); 7] = [
         ("local-east", "perf-100", "iris:v1", &perf),
         ("local-east", "perf-10", "iris:v1", &perf),
         ("local-east", "search", "iris:v1", &search),
@@ -1221,10 +1232,7 @@ async fn selecting_a_deployment_shows_its_revisions_and_last_rollout() {
     );
     for r in revs {
         let text = r["text"].as_str().unwrap_or("");
-        assert!(
-            text.contains(&r["bento"].as_str().unwrap_or("")[..]),
-            "{text}"
-        );
+        assert!(text.contains(r["bento"].as_str().unwrap_or("")), "{text}");
         assert!(text.contains(r["status"].as_str().unwrap_or("")), "{text}");
         assert!(!r["createdAt"].as_str().unwrap_or("").is_empty(), "{r}");
     }
