@@ -11,8 +11,9 @@
 # 5. lists the fleet through the bentocloud_deployments data source, and checks that a plan
 #    afterwards shows no changes
 #
-# Everything lives in .work/demo (recreated on every run). The server is stopped at the end;
-# KEEP_RUNNING=1 leaves it running and prints how to reach it.
+# Everything lives in .work/demo (recreated on every run). The fleet page (ENDPOINT/) is printed
+# at the start and at the end. The server is stopped at the end (after the rollout watcher, on
+# every exit path); KEEP_RUNNING=1 leaves it running and prints how to reach it.
 
 set -euo pipefail
 
@@ -43,11 +44,22 @@ step "starting bentocloud-local"
 "$BIN/bentocloud-local" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 POLLER_PID=""
+# Stops the rollout watcher (its pid is the python process itself, see watch_rollout).
+stop_poller() {
+    if [ -n "$POLLER_PID" ]; then
+        kill "$POLLER_PID" 2>/dev/null || true
+        wait "$POLLER_PID" 2>/dev/null || true
+        POLLER_PID=""
+    fi
+}
 cleanup() {
-    [ -n "$POLLER_PID" ] && kill "$POLLER_PID" 2>/dev/null || true
+    # The watcher first: left running after the server stopped, it only reported refused
+    # connections after the demo had ended.
+    stop_poller
     if [ "${KEEP_RUNNING:-0}" = "1" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
         echo ""
         echo "bentocloud-local is still running (pid $SERVER_PID), log: $WORK/server.log"
+        echo "  fleet page: $(cat "$WORK/data/endpoint" 2>/dev/null)/"
         echo "  export BENTO_CLOUD_API_ENDPOINT=$(cat "$WORK/data/endpoint" 2>/dev/null)"
         echo "  export BENTO_CLOUD_API_KEY=$(cat "$WORK/data/token" 2>/dev/null)"
         echo "  stop it with: kill $SERVER_PID"
@@ -57,6 +69,9 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+# Ctrl-C and kill end the script through the EXIT trap too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 deadline=$((SECONDS + 60))
 until [ -s "$WORK/data/endpoint" ] && [ -s "$WORK/data/token" ]; do
@@ -70,6 +85,7 @@ done
 ENDPOINT="$(tr -d '\n' <"$WORK/data/endpoint")"
 TOKEN="$(tr -d '\n' <"$WORK/data/token")"
 echo "listening on $ENDPOINT (data dir $WORK/data)"
+echo "fleet page: $ENDPOINT/ (already logged in: $ENDPOINT/#token=$TOKEN)"
 
 # The provider, installed the way Terraform installs any provider: from a filesystem mirror.
 MIRROR="$WORK/mirror/registry.terraform.io/bentocloud/bentocloud/0.1.0/linux_amd64"
@@ -110,13 +126,17 @@ step "terraform apply: create the quickstart deployments (bento_version=v1)"
 "$TF" apply -input=false -auto-approve -no-color
 
 # Prints every change of the iris deployment's status / rollout while the next apply runs.
+# Started in the background; `exec` makes the background job's pid the python process itself,
+# so stop_poller's kill reaches it (killing a subshell would leave its python child running).
+# It also exits by itself once the script that started it is gone.
 watch_rollout() {
-    python3 - "$ENDPOINT" "$TOKEN" <<'PY'
-import json, sys, time, urllib.request
-endpoint, token = sys.argv[1].rstrip("/"), sys.argv[2]
+    exec python3 - "$ENDPOINT" "$TOKEN" "$$" <<'PY'
+import json, os, signal, sys, time, urllib.request
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+endpoint, token, parent = sys.argv[1].rstrip("/"), sys.argv[2], int(sys.argv[3])
 url = endpoint + "/api/local/v1/deployments/iris-classifier?cluster=local-east"
 last = None
-while True:
+while os.getppid() == parent:
     try:
         req = urllib.request.Request(url, headers={"X-YATAI-API-TOKEN": token})
         d = json.load(urllib.request.urlopen(req, timeout=5))
@@ -141,10 +161,8 @@ step "terraform apply -var bento_version=v2: rolling update of iris-classifier"
 watch_rollout &
 POLLER_PID=$!
 "$TF" apply -input=false -auto-approve -no-color -var bento_version=v2
-sleep 0.5
-kill "$POLLER_PID" 2>/dev/null || true
-wait "$POLLER_PID" 2>/dev/null || true
-POLLER_PID=""
+sleep 0.5 # the watcher's last line
+stop_poller
 
 step "the fleet, through data.bentocloud_deployments (label team=quickstart, both clusters)"
 "$TF" output -no-color fleet
@@ -158,3 +176,8 @@ set -e
 
 step "done"
 echo "The quickstart ran against $ENDPOINT; files in $WORK."
+if [ "${KEEP_RUNNING:-0}" = "1" ]; then
+    echo "fleet page: $ENDPOINT/ (already logged in: $ENDPOINT/#token=$TOKEN)"
+else
+    echo "fleet page: $ENDPOINT/ (served until this script ends; KEEP_RUNNING=1 keeps it up)"
+fi

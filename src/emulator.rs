@@ -15,7 +15,8 @@
 //! [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
 //! [`split`] (which target, `main` or a canary version, a request goes to), [`render`] (rows
 //! to `crate::api` documents), [`query`] (list filters), [`http`] (routes, auth, body limits),
-//! [`error`] (the `{"error": ...}` responses), [`ui`] (the web page at `/`).
+//! [`error`] (the `{"error": ...}` responses), [`ui`] (the web page at `/`), [`timeline`]
+//! (each deployment's revisions and replica counts over its last rollout, for the page).
 
 pub mod clock;
 pub mod config;
@@ -31,6 +32,7 @@ pub mod runtime;
 pub mod split;
 pub mod store;
 pub mod strategy;
+pub mod timeline;
 pub mod tls;
 pub mod ui;
 pub mod vocab;

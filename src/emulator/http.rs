@@ -164,6 +164,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/local/v1/deployments", get(list_local_deployments))
         .route("/api/local/v1/deployments/:name", get(get_local_deployment))
         .route(
+            "/api/local/v1/deployments/:name/revisions",
+            get(get_local_revisions),
+        )
+        .route(
+            "/api/local/v1/deployments/:name/timeline",
+            get(get_local_timeline),
+        )
+        .route(
             super::faults::ADMIN_PATH,
             get(super::faults::get_faults)
                 .put(super::faults::put_faults)
@@ -455,6 +463,37 @@ async fn get_local_deployment(
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
     get_as(s, p, name, q, local_dep).await
+}
+
+/// `GET /api/local/v1/deployments/{name}/revisions`: its revisions, newest first (the web
+/// page's detail view; see [`super::timeline`]).
+async fn get_local_revisions(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    get_as(s, p, name, q, |c, _, _, d| super::timeline::revisions(c, d)).await
+}
+
+/// `GET /api/local/v1/deployments/{name}/timeline`: replica counts per revision over its last
+/// rollout, as the reconciler recorded them (see [`super::timeline`]).
+async fn get_local_timeline(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    let cluster = opt(&params(q), "cluster").map(str::to_string);
+    let now = s.clock.now_ms();
+    let doc = db(&s, move |st| {
+        st.with(|c| {
+            let d = deployments::get(c, &p, cluster.as_deref(), &name)?;
+            super::timeline::read(c, &d, now)
+        })
+    })
+    .await?;
+    Ok(ok(doc))
 }
 
 /// Renders a deployment row of `p`'s org with its rollout progress (the local-only view).

@@ -186,6 +186,8 @@ struct Ctx<'a> {
     timing: &'a Timing,
     now: i64,
     revs: HashMap<String, Rev>,
+    /// A replica was started or changed state in this pass (the timeline records a sample).
+    changed: bool,
 }
 
 impl Ctx<'_> {
@@ -300,6 +302,7 @@ impl Ctx<'_> {
         let env = self.environment_of(d, &r)?;
         r.port = self.rt.start(d, &r, &bento, &env);
         store::insert_replica(self.c, &r)?;
+        self.changed = true;
         Ok(())
     }
 
@@ -314,11 +317,12 @@ impl Ctx<'_> {
         Ok(desired(self.c, d.id, cfg, s, rolling)? as usize)
     }
 
-    fn drain(&self, r: &mut ReplicaRow) -> Result<()> {
+    fn drain(&mut self, r: &mut ReplicaRow) -> Result<()> {
         if r.state == ReplicaState::Starting || r.state == ReplicaState::Ready {
             r.state = ReplicaState::Draining;
             r.drain_started_at = Some(self.now);
             store::save_replica(self.c, r)?;
+            self.changed = true;
         }
         Ok(())
     }
@@ -365,6 +369,7 @@ pub fn reconcile(
         timing,
         now,
         revs: HashMap::new(),
+        changed: false,
     };
 
     let mut reps = store::live_replicas(c, d.id)?;
@@ -385,6 +390,9 @@ pub fn reconcile(
             tracing::info!(deployment = %d.name, cluster = %d.cluster, status = %d.status, phase = %d.phase, "status changed");
         }
         store::save_deployment(c, &d)?;
+    }
+    if cx.changed || d.phase != before.phase || d.target_revision != before.target_revision {
+        super::timeline::record(c, &d, now)?;
     }
     Ok(())
 }
@@ -408,6 +416,7 @@ fn replica_lifecycle(cx: &mut Ctx, d: &DeploymentRow, reps: &mut Vec<ReplicaRow>
                 r.port = cx.rt.start(d, r, &bento, &env);
             }
             store::save_replica(cx.c, r)?;
+            cx.changed = true;
             continue;
         }
         let old_state = r.state;
@@ -430,6 +439,7 @@ fn replica_lifecycle(cx: &mut Ctx, d: &DeploymentRow, reps: &mut Vec<ReplicaRow>
         }
         if r.state != old_state {
             store::save_replica(cx.c, r)?;
+            cx.changed = true;
         }
     }
     reps.retain(ReplicaRow::is_live);
@@ -811,7 +821,7 @@ fn canary(
 
 /// A rollout that failed: the new revision's starting replicas (every target) are drained, the
 /// serving revision keeps serving.
-fn fail(cx: &Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow], msg: String) -> Result<()> {
+fn fail(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow], msg: String) -> Result<()> {
     for r in reps
         .iter_mut()
         .filter(|r| r.revision_uid == d.target_revision && r.state == ReplicaState::Starting)
@@ -1483,6 +1493,106 @@ mod tests {
         assert!(
             seen.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
             "{seen:?}"
+        );
+    }
+
+    /// Ready replicas of `rev` in a timeline sample (a revision without live replicas is
+    /// absent from it: zero).
+    fn ready_in(s: &crate::emulator::timeline::Sample, rev: &str) -> u32 {
+        s.revisions
+            .iter()
+            .find(|r| r.uid == rev)
+            .map_or(0, |r| r.ready)
+    }
+
+    #[test]
+    fn the_timeline_records_every_step_of_a_rolling_update_and_nothing_when_idle() {
+        use crate::emulator::timeline;
+        let w = world();
+        w.bento("iris:v1", Behaviour::default());
+        w.bento("iris:v2", Behaviour::default());
+        let id = w.create("a", spec("iris:v1", "RollingUpdate", 3), 0);
+        let d = w.run(id, 0, 5_000, |_, _| {});
+        let v1 = d.serving_revision.clone();
+        w.update("a", spec("iris:v2", "RollingUpdate", 3), 5_000);
+        // Every change of the ready counts the reconciler made, as seen tick by tick.
+        let mut steps: Vec<(u32, u32)> = Vec::new();
+        let d = w.run(id, 5_000, 15_000, |d, reps| {
+            let step = (
+                ready_of(reps, &v1) as u32,
+                ready_of(reps, &d.target_revision) as u32,
+            );
+            if steps.last() != Some(&step) {
+                steps.push(step);
+            }
+        });
+        assert_eq!((d.phase, d.status), (Phase::Complete, S::Running));
+        let v2 = d.target_revision.clone();
+        let tl = w.s.with(|c| timeline::read(c, &d, 15_000)).expect("read");
+        assert_eq!(tl.revision_uid, v2);
+        assert_eq!(
+            tl.revisions
+                .iter()
+                .map(|r| (r.uid.as_str(), r.bento.as_str(), r.role.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                (v1.as_str(), "iris:v1", "old"),
+                (v2.as_str(), "iris:v2", "new")
+            ]
+        );
+        // The window starts from the state before the update: 3 old ready, no new.
+        let first = &tl.samples[0];
+        assert!(first.at_ms <= 5_000, "{first:?}");
+        assert_eq!((ready_in(first, &v1), ready_in(first, &v2)), (3, 0));
+        let last = tl.samples.last().expect("samples");
+        assert_eq!((ready_in(last, &v1), ready_in(last, &v2)), (0, 3));
+        assert_eq!(last.phase, "complete");
+        // The samples hold every step the ticks saw, in order: old down while new goes up.
+        let mut recorded: Vec<(u32, u32)> = Vec::new();
+        for s in &tl.samples {
+            let step = (ready_in(s, &v1), ready_in(s, &v2));
+            if recorded.last() != Some(&step) {
+                recorded.push(step);
+            }
+        }
+        assert_eq!(recorded, steps, "recorded vs seen tick by tick");
+        assert!(
+            recorded
+                .windows(2)
+                .all(|w| w[1].0 <= w[0].0 && w[1].1 >= w[0].1),
+            "{recorded:?}"
+        );
+        assert!(
+            recorded
+                .iter()
+                .any(|&(old, new)| old > 0 && new > 0 && old < 3),
+            "no step with both revisions ready: {recorded:?}"
+        );
+        // Idle ticks write nothing.
+        let n = tl.samples.len();
+        let d = w.run(id, 15_000, 20_000, |_, _| {});
+        let tl = w.s.with(|c| timeline::read(c, &d, 20_000)).expect("read");
+        assert_eq!(tl.samples.len(), n);
+    }
+
+    #[test]
+    fn the_timeline_keeps_the_latest_samples_only() {
+        use crate::emulator::timeline::{self, MAX_SAMPLES};
+        let w = world();
+        w.bento("iris:v1", Behaviour::default());
+        let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
+        let d = w.run(id, 0, 2_000, |_, _| {});
+        let extra = 30;
+        for i in 0..(MAX_SAMPLES + extra) as i64 {
+            w.s.tx(|c| timeline::record(c, &d, 10_000 + i))
+                .expect("record");
+        }
+        let all = w.s.with(|c| timeline::samples(c, id, 0)).expect("read");
+        assert_eq!(all.len(), MAX_SAMPLES);
+        assert_eq!(all[0].at_ms, 10_000 + extra as i64);
+        assert_eq!(
+            all.last().map(|s| s.at_ms),
+            Some(10_000 + (MAX_SAMPLES + extra) as i64 - 1)
         );
     }
 }

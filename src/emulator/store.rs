@@ -60,6 +60,10 @@ CREATE INDEX IF NOT EXISTS replicas_live ON replicas (deployment_id, state);
 CREATE TABLE IF NOT EXISTS scale (
   deployment_id INTEGER NOT NULL REFERENCES deployments(id), service TEXT NOT NULL,
   replicas INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (deployment_id, service));
+CREATE TABLE IF NOT EXISTS timeline (
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id), at INTEGER NOT NULL,
+  phase TEXT NOT NULL, target_revision TEXT NOT NULL, serving_revision TEXT NOT NULL,
+  counts TEXT NOT NULL, PRIMARY KEY (deployment_id, at));
 CREATE TABLE IF NOT EXISTS secrets (
   id INTEGER PRIMARY KEY, org_id INTEGER NOT NULL REFERENCES orgs(id), name TEXT NOT NULL,
   uid TEXT NOT NULL, cluster TEXT NOT NULL, description TEXT NOT NULL, content TEXT NOT NULL,
@@ -807,6 +811,15 @@ pub fn revision(c: &Connection, uid: &str) -> Result<RevisionRow> {
     let (mut rev, cfg) = x.ok_or_else(|| ApiError::internal(format!("revision {uid} vanished")))?;
     (rev.config, rev.canary) = revision_config_parse(&cfg)?;
     Ok(rev)
+}
+
+/// Every revision of a deployment, newest first.
+pub fn deployment_revisions(c: &Connection, deployment_id: i64) -> Result<Vec<RevisionRow>> {
+    let uids: Vec<String> = c
+        .prepare("SELECT uid FROM revisions WHERE deployment_id = ?1 ORDER BY seq DESC")?
+        .query_map([deployment_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    uids.iter().map(|u| revision(c, u)).collect()
 }
 
 pub fn revision_count(c: &Connection, deployment_id: i64) -> Result<i64> {

@@ -4,9 +4,27 @@
 //! The page itself is public (it holds no data); it reads the API token from the URL fragment
 //! (`/#token=...`, which browsers never send to the server) or from an input box, keeps it in
 //! `localStorage`, and polls `GET /api/v2/deployments` with `X-YATAI-API-TOKEN` every 500 ms
-//! like any other API client. Stable hooks for tests: `tr[data-deployment="cluster/name"]`
-//! with `data-status`, `data-phase`, `data-bento`, `data-ready`, `data-desired`,
-//! `data-updated`, `data-rolling`; the event log is `#events li.event[data-kind]`.
+//! like any other API client.
+//!
+//! Working from it: the table filters by cluster, status, labels (`key=value` or `key` terms,
+//! all must hold) and name substring, all applied in the page and kept in the query string
+//! (`?cluster=&status=&label=&name=&selected=`) so a link reopens the same view; names sort
+//! naturally (`perf-2` before `perf-10`); `#counts` counts the whole fleet's deployments by
+//! status per cluster (a click on a count filters by it). A click on a row selects the
+//! deployment: its revisions (`GET .../deployments/{name}/revisions`) and the timeline of its
+//! last rollout (`GET .../deployments/{name}/timeline`, recorded by the reconciler, see
+//! [`super::timeline`]) are fetched with every poll and drawn as an inline SVG of ready
+//! replicas per revision over time.
+//!
+//! Stable hooks for tests: `tr[data-deployment="cluster/name"]` with `data-status`,
+//! `data-phase`, `data-bento`, `data-ready`, `data-desired`, `data-updated`, `data-rolling`,
+//! `data-labels`, `data-selected`; the event log is `#events li.event[data-kind]`; the counts
+//! are `#counts tbody tr[data-cluster] td[data-status][data-count]` (cluster and status `""`:
+//! all); the filters are `#f-cluster`, `#f-status`, `#f-label`, `#f-name`, `#f-clear` and
+//! `#shown[data-shown][data-total]`; the selection is `#detail-panel[data-deployment]
+//! [data-loaded]` with `#revisions tr.revision[data-uid][data-status][data-serving]` and
+//! `#timeline polyline.series[data-revision][data-role][data-values]` (ready replicas at each
+//! recorded sample).
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -76,6 +94,7 @@ mod tests {
             );
         }
         assert!(PAGE.contains("/api/local/v1/deployments?all=true&count=1000"));
+        assert!(PAGE.contains("\"/revisions\"") && PAGE.contains("\"/timeline\""));
         assert!(PAGE.contains("X-YATAI-API-TOKEN"));
     }
 }

@@ -12,8 +12,16 @@
 //!   complete (progress bar advancing), another from rolling to failed (with the reason), and
 //!   its event log record the changes.
 //!
-//! Screenshots (`during-rollout.png` from `--screenshot`, `after-rollout.png` from the live
-//! page) are left in `$CARGO_TARGET_TMPDIR/web_ui/` for a human to look at.
+//! Working from the page (the same two ways): the filters (cluster, status, label, name) narrow
+//! the table and are written to the URL, a link with filters opens filtered, names sort
+//! naturally (`perf-2` before `perf-10`), the counts by status per cluster are right, and a
+//! click on a deployment after a rollout shows its revisions and a timeline with the old and
+//! new revisions' ready replicas. The timeline and revisions endpoints are also checked without
+//! a browser.
+//!
+//! Screenshots (`during-rollout.png` from `--screenshot`, `after-rollout.png` and
+//! `timeline.png` from live pages) are left in `$CARGO_TARGET_TMPDIR/web_ui/` for a human to
+//! look at.
 #![cfg(feature = "local")]
 
 use std::collections::BTreeMap;
@@ -801,6 +809,648 @@ async fn page_renders_the_fleet_and_a_rollout_live() {
     assert_eq!((num(r, "updated"), num(r, "desired")), (3, 3), "{r:?}");
     assert_eq!(r["revision"], r["serving-revision"], "{r:?}");
     eprintln!("screenshots in {}", out.display());
+}
+
+// ---------------------------------------------------------------------------------- filters,
+// natural sort, counts, the selected deployment
+
+/// Labels as `(key, value)` pairs.
+type Labels<'a> = &'a [(&'a str, &'a str)];
+
+fn spec_n(bento: &str, replicas: u32, labels: Labels) -> Value {
+    let mut s = spec(bento);
+    s["services"]["apiserver"]["scaling"] =
+        json!({"min_replicas": replicas, "max_replicas": replicas});
+    s["labels"] = labels
+        .iter()
+        .map(|(k, v)| json!({"key": k, "value": v}))
+        .collect();
+    s
+}
+
+impl Server {
+    async fn create(&self, cluster: &str, name: &str, body: Value) -> Value {
+        let mut body = body;
+        body["name"] = json!(name);
+        self.api(
+            reqwest::Method::POST,
+            &format!("/api/v2/deployments?cluster={cluster}"),
+            Some(body),
+        )
+        .await
+    }
+
+    /// Waits until the API reports `status` for `cluster/name`.
+    async fn wait_status(&self, cluster: &str, name: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let d = self.deployment(cluster, name).await;
+            if d["status"] == status {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{cluster}/{name} never reported {status}: {d}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn bentos_add(&self, tag: &str, flags: &[&str]) {
+        let add = Command::new(BIN)
+            .args(["bentos", "add", tag])
+            .args(flags)
+            .args(["--endpoint", &self.endpoint, "--api-token", &self.token])
+            .output()
+            .expect("bentos add");
+        assert!(add.status.success(), "bentos add {tag}: {add:?}");
+    }
+
+    /// `cluster/name` rolled from `iris:v1` to `iris:v2` with the rolling update (3 replicas):
+    /// returns the uids of the old and new revisions.
+    async fn rolled_out(&self, cluster: &str, name: &str) -> (String, String) {
+        self.create(cluster, name, spec("iris:v1")).await;
+        self.wait_running(cluster, name, "iris:v1").await;
+        let old = self.deployment(cluster, name).await["latest_revision"]["uid"]
+            .as_str()
+            .expect("uid")
+            .to_string();
+        self.bentos_add("iris:v2", &["--startup-seconds", "0.6"]);
+        self.api(
+            reqwest::Method::PUT,
+            &format!("/api/v2/deployments/{name}?cluster={cluster}"),
+            Some(spec("iris:v2")),
+        )
+        .await;
+        self.wait_running(cluster, name, "iris:v2").await;
+        let new = self.deployment(cluster, name).await["latest_revision"]["uid"]
+            .as_str()
+            .expect("uid")
+            .to_string();
+        assert_ne!(old, new);
+        (old, new)
+    }
+}
+
+impl Browser {
+    /// Launches a page on `url` and waits until it has polled and shows `rows` deployments.
+    fn ready(url: String, rows: usize) -> Browser {
+        let mut b = Browser::launch(&url);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let st = b.state();
+            if st["polls"].as_u64().unwrap_or(0) >= 1
+                && st["rows"].as_array().map_or(0, Vec::len) == rows
+            {
+                return b;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {rows} rows: {st:#}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sets a filter control as a user would (value, then its `change`/`input` event);
+    /// returns the page's query string afterwards.
+    fn set_filter(&mut self, id: &str, value: &str) -> String {
+        let js = format!(
+            r#"(function () {{
+                var e = document.getElementById({id});
+                e.value = {value};
+                e.dispatchEvent(new Event(e.tagName === "SELECT" ? "change" : "input", {{bubbles: true}}));
+                return decodeURIComponent(location.search);
+            }})()"#,
+            id = json!(id),
+            value = json!(value)
+        );
+        self.eval(&js).as_str().expect("search").to_string()
+    }
+
+    fn click(&mut self, selector: &str) -> String {
+        let js = format!(
+            r#"(function () {{
+                var e = document.querySelector({sel});
+                if (!e) throw new Error("nothing matches " + {sel});
+                e.click();
+                return decodeURIComponent(location.search);
+            }})()"#,
+            sel = json!(selector)
+        );
+        self.eval(&js).as_str().expect("search").to_string()
+    }
+
+    /// The per-cluster counts table: cluster ("" for all) -> status ("" for the total) -> n.
+    fn counts(&mut self) -> BTreeMap<String, BTreeMap<String, u32>> {
+        let v = self.eval(
+            r##"JSON.stringify(Array.from(document.querySelectorAll("#counts tbody tr")).map(function (tr) {
+                return [tr.getAttribute("data-cluster"),
+                  Array.from(tr.querySelectorAll("td[data-count]")).map(function (td) {
+                    return [td.getAttribute("data-status"), Number(td.getAttribute("data-count"))];
+                  })];
+            }))"##,
+        );
+        let rows: Vec<(String, Vec<(String, u32)>)> =
+            serde_json::from_str(v.as_str().expect("string")).expect("counts json");
+        rows.into_iter()
+            .map(|(c, cells)| (c, cells.into_iter().filter(|(_, n)| *n > 0).collect()))
+            .collect()
+    }
+
+    /// What the detail panel shows: its deployment, revision rows and timeline series.
+    fn detail(&mut self) -> Value {
+        let s = self.eval(
+            r##"JSON.stringify({
+                hidden: document.getElementById("detail-panel").hidden,
+                deployment: document.getElementById("detail-panel").getAttribute("data-deployment"),
+                loaded: document.getElementById("detail-panel").getAttribute("data-loaded"),
+                selectedRows: Array.from(document.querySelectorAll('tr.deployment[data-selected="true"]'))
+                    .map(function (tr) { return tr.getAttribute("data-deployment"); }),
+                revisions: Array.from(document.querySelectorAll("#revisions tr.revision")).map(function (tr) {
+                    var o = Object.assign({}, tr.dataset);
+                    o.text = tr.innerText;
+                    return o;
+                }),
+                phase: document.getElementById("timeline").getAttribute("data-phase"),
+                series: Array.from(document.querySelectorAll("#timeline polyline.series")).map(function (p) {
+                    return {revision: p.getAttribute("data-revision"), role: p.getAttribute("data-role"),
+                        bento: p.getAttribute("data-bento"), values: p.getAttribute("data-values"),
+                        points: p.getAttribute("points").split(" ").length};
+                }),
+                legend: document.getElementById("timeline-legend").innerText,
+                search: decodeURIComponent(location.search)
+            })"##,
+        );
+        serde_json::from_str(s.as_str().expect("string")).expect("detail json")
+    }
+}
+
+fn keys(state: &Value) -> Vec<String> {
+    state["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r["deployment"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// The row keys of a dumped DOM, in page order.
+fn dom_keys(dom: &str) -> Vec<String> {
+    dom.match_indices("<tr class=\"deployment\"")
+        .map(|(i, _)| {
+            let tag = &dom[i..];
+            attributes(&tag[..tag.find('>').expect("end of tag")])
+                .get("deployment")
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// A series' ready counts, sample by sample (`data-values`).
+fn values(series: &Value) -> Vec<u32> {
+    series["values"]
+        .as_str()
+        .unwrap_or("")
+        .split(',')
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("bad data-values: {series}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_natural_sort_and_counts_per_cluster() {
+    chromium();
+    let srv = Server::start();
+    // A bento whose image build fails: a second status to count and filter on.
+    srv.bentos_add("iris:nobuild", &["--image-build-fails"]);
+    let perf = [("team", "perf")];
+    let search = [("team", "search")];
+    // Created out of order: the page sorts, not the server.
+    let fleet: [(&str, &str, &str, Labels); 7] = [
+        ("local-east", "perf-100", "iris:v1", &perf),
+        ("local-east", "perf-10", "iris:v1", &perf),
+        ("local-east", "search", "iris:v1", &search),
+        ("local-east", "perf-2", "iris:v1", &perf),
+        ("local-east", "perf-1", "iris:v1", &perf),
+        ("local-west", "perf-3", "iris:v1", &perf),
+        ("local-west", "broken", "iris:nobuild", &search),
+    ];
+    for (cluster, name, bento, labels) in fleet {
+        srv.create(cluster, name, spec_n(bento, 1, labels)).await;
+    }
+    for (cluster, name, bento, _) in fleet {
+        if bento == "iris:v1" {
+            srv.wait_running(cluster, name, bento).await;
+        }
+    }
+    srv.wait_status("local-west", "broken", "image-build-failed")
+        .await;
+
+    let url = srv.ui_url();
+    let mut b = tokio::task::spawn_blocking(move || Browser::ready(url, 7))
+        .await
+        .expect("launch");
+    let all = strs(&[
+        "local-east/perf-1",
+        "local-east/perf-2",
+        "local-east/perf-10",
+        "local-east/perf-100",
+        "local-east/search",
+        "local-west/broken",
+        "local-west/perf-3",
+    ]);
+    // Natural order within each cluster, clusters in order.
+    assert_eq!(keys(&b.state()), all);
+
+    // Counts by status per cluster, and over all clusters ("").
+    let counts = b.counts();
+    let want: BTreeMap<String, BTreeMap<String, u32>> = [
+        ("local-east", vec![("running", 5), ("", 5)]),
+        (
+            "local-west",
+            vec![("running", 1), ("image-build-failed", 1), ("", 2)],
+        ),
+        ("", vec![("running", 6), ("image-build-failed", 1), ("", 7)]),
+    ]
+    .into_iter()
+    .map(|(c, v)| {
+        (
+            c.to_string(),
+            v.into_iter().map(|(s, n)| (s.to_string(), n)).collect(),
+        )
+    })
+    .collect();
+    assert_eq!(counts, want);
+
+    // Each filter narrows the table and is written to the URL.
+    let cases: [(&str, &str, &str, &[&str]); 5] = [
+        (
+            "f-status",
+            "image-build-failed",
+            "?status=image-build-failed",
+            &["local-west/broken"],
+        ),
+        (
+            "f-cluster",
+            "local-west",
+            "?cluster=local-west",
+            &["local-west/broken", "local-west/perf-3"],
+        ),
+        (
+            "f-label",
+            "team=search",
+            "?label=team=search",
+            &["local-east/search", "local-west/broken"],
+        ),
+        (
+            "f-name",
+            "perf-1",
+            "?name=perf-1",
+            &[
+                "local-east/perf-1",
+                "local-east/perf-10",
+                "local-east/perf-100",
+            ],
+        ),
+        ("f-label", "team", "?label=team", &[]),
+    ];
+    for (id, value, search, want) in cases {
+        b.click("#f-clear");
+        let got = b.set_filter(id, value);
+        assert_eq!(got, search, "{id}={value}");
+        let st = b.state();
+        let want = if want.is_empty() {
+            all.clone()
+        } else {
+            strs(want)
+        };
+        assert_eq!(keys(&st), want, "{id}={value}");
+    }
+    // Filters combine.
+    b.click("#f-clear");
+    b.set_filter("f-name", "perf");
+    let search = b.set_filter("f-cluster", "local-west");
+    assert_eq!(search, "?cluster=local-west&name=perf");
+    assert_eq!(keys(&b.state()), strs(&["local-west/perf-3"]));
+    b.set_filter("f-label", "team=search");
+    assert!(keys(&b.state()).is_empty());
+    let shown = b.eval(r#"document.getElementById("shown").textContent"#);
+    assert_eq!(shown, "showing 0 of 7");
+    // A count filters by its cluster and status.
+    b.click("#f-clear");
+    assert_eq!(keys(&b.state()), all);
+    let search =
+        b.click(r#"#counts tr[data-cluster="local-west"] td[data-status="image-build-failed"]"#);
+    assert_eq!(search, "?cluster=local-west&status=image-build-failed");
+    assert_eq!(keys(&b.state()), strs(&["local-west/broken"]));
+    drop(b);
+
+    // A link keeps its filters: a fresh page opened on one shows only what matches.
+    let dom = dump_dom(&format!(
+        "{}/?label=team%3Dperf&name=perf-1#token={}",
+        srv.endpoint, srv.token
+    ))
+    .await;
+    assert_eq!(
+        dom_keys(&dom),
+        strs(&[
+            "local-east/perf-1",
+            "local-east/perf-10",
+            "local-east/perf-100"
+        ])
+    );
+    assert!(
+        dom.contains("showing 3 of 7"),
+        "no 'showing 3 of 7' in the page"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selecting_a_deployment_shows_its_revisions_and_last_rollout() {
+    chromium();
+    let srv = Server::start();
+    srv.create("local-west", "other", spec_n("iris:v1", 1, &[]))
+        .await;
+    let (old, new) = srv.rolled_out("local-east", "roll").await;
+    srv.wait_running("local-west", "other", "iris:v1").await;
+    let me = srv
+        .api(reqwest::Method::GET, "/api/v1/auth/current", None)
+        .await["name"]
+        .as_str()
+        .expect("user name")
+        .to_string();
+
+    let url = srv.ui_url();
+    let mut b = tokio::task::spawn_blocking(move || Browser::ready(url, 2))
+        .await
+        .expect("launch");
+    assert_eq!(b.detail()["hidden"], true);
+    let search = b.click(r#"tr[data-deployment="local-east/roll"] td.name"#);
+    assert_eq!(search, "?selected=local-east/roll");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let d = loop {
+        let d = b.detail();
+        if d["loaded"] == "true" && d["series"].as_array().map_or(0, Vec::len) >= 2 {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "the detail never loaded: {d:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(d["hidden"], false, "{d:#}");
+    assert_eq!(d["deployment"], "local-east/roll", "{d:#}");
+    assert_eq!(d["selectedRows"], json!(["local-east/roll"]), "{d:#}");
+
+    // Its revisions, newest first: the new one active and serving, the old one inactive.
+    let revs = d["revisions"].as_array().expect("revisions");
+    let got: Vec<(&str, &str, &str, &str, &str)> = revs
+        .iter()
+        .map(|r| {
+            (
+                r["uid"].as_str().unwrap_or(""),
+                r["bento"].as_str().unwrap_or(""),
+                r["status"].as_str().unwrap_or(""),
+                r["serving"].as_str().unwrap_or(""),
+                r["creator"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (new.as_str(), "iris:v2", "active", "true", me.as_str()),
+            (old.as_str(), "iris:v1", "inactive", "false", me.as_str()),
+        ],
+        "{d:#}"
+    );
+    for r in revs {
+        let text = r["text"].as_str().unwrap_or("");
+        assert!(text.contains(r["bento"].as_str().unwrap_or("")), "{text}");
+        assert!(text.contains(r["status"].as_str().unwrap_or("")), "{text}");
+        assert!(!r["createdAt"].as_str().unwrap_or("").is_empty(), "{r}");
+    }
+
+    // The timeline of the rollout: the old revision's ready replicas go from 3 to 0 while the
+    // new one's go from 0 to 3, both drawn.
+    assert_eq!(d["phase"], "complete", "{d:#}");
+    let series = d["series"].as_array().expect("series");
+    assert_eq!(series.len(), 2, "{d:#}");
+    let (o, n) = (&series[0], &series[1]);
+    assert_eq!(
+        (o["role"].as_str(), o["revision"].as_str()),
+        (Some("old"), Some(old.as_str()))
+    );
+    assert_eq!(
+        (n["role"].as_str(), n["revision"].as_str()),
+        (Some("new"), Some(new.as_str()))
+    );
+    assert_eq!(
+        (o["bento"].as_str(), n["bento"].as_str()),
+        (Some("iris:v1"), Some("iris:v2"))
+    );
+    let (ov, nv) = (values(o), values(n));
+    assert_eq!(ov.len(), nv.len());
+    assert_eq!((ov[0], nv[0]), (3, 0), "old {ov:?} new {nv:?}");
+    assert_eq!(
+        (ov[ov.len() - 1], nv[nv.len() - 1]),
+        (0, 3),
+        "old {ov:?} new {nv:?}"
+    );
+    assert!(
+        ov.windows(2).all(|w| w[1] <= w[0]),
+        "old never goes up: {ov:?}"
+    );
+    assert!(
+        nv.windows(2).all(|w| w[1] >= w[0]),
+        "new never goes down: {nv:?}"
+    );
+    assert!(
+        ov.iter().zip(&nv).any(|(o, n)| *o > 0 && *n > 0),
+        "a rolling update has old and new ready together: old {ov:?} new {nv:?}"
+    );
+    for s in series {
+        // Drawn as steps: at least a start, one change (two points) and an end.
+        assert!(s["points"].as_u64().unwrap_or(0) >= 4, "{s}");
+    }
+    let legend = d["legend"].as_str().unwrap_or("");
+    assert!(
+        legend.contains("old") && legend.contains("iris:v1"),
+        "{legend}"
+    );
+    assert!(
+        legend.contains("new") && legend.contains("iris:v2"),
+        "{legend}"
+    );
+    b.screenshot(&artifacts().join("timeline.png"));
+
+    // Another row replaces the selection; closing it hides the panel and leaves the URL.
+    b.click(r#"tr[data-deployment="local-west/other"] td.name"#);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let d = b.detail();
+        if d["deployment"] == "local-west/other" && d["loaded"] == "true" {
+            assert_eq!(d["revisions"].as_array().map(Vec::len), Some(1), "{d:#}");
+            assert_eq!(d["series"].as_array().map(Vec::len), Some(1), "{d:#}");
+            assert_eq!(d["series"][0]["role"], "new", "{d:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the other deployment never loaded: {d:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let search = b.click("#detail-close");
+    assert_eq!(search, "");
+    assert_eq!(b.detail()["hidden"], true);
+    drop(b);
+
+    // A link to the selection opens the same view in a fresh page.
+    let dom = dump_dom(&format!(
+        "{}/?selected=local-east%2Froll#token={}",
+        srv.endpoint, srv.token
+    ))
+    .await;
+    assert!(
+        dom.contains(&format!(
+            "class=\"revision\" data-uid=\"{new}\" data-status=\"active\""
+        )),
+        "no active revision {new} in the page"
+    );
+    assert!(dom.contains(&format!("data-uid=\"{old}\" data-status=\"inactive\"")));
+    for rev in [&old, &new] {
+        assert!(
+            dom.contains(&format!("data-revision=\"{rev}\"")),
+            "no series for {rev}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeline_endpoint_records_a_rolling_update() {
+    let srv = Server::start();
+    let (old, new) = srv.rolled_out("local-east", "roll").await;
+    let tl = srv
+        .api(
+            reqwest::Method::GET,
+            "/api/local/v1/deployments/roll/timeline?cluster=local-east",
+            None,
+        )
+        .await;
+    assert_eq!(tl["name"], "roll");
+    assert_eq!(tl["cluster"], "local-east");
+    assert_eq!(tl["revision_uid"], new.as_str());
+    assert_eq!(tl["serving_revision_uid"], new.as_str());
+    assert_eq!(tl["phase"], "complete");
+    assert_eq!(
+        tl["revisions"],
+        json!([
+            {"uid": old, "seq": 1, "bento": "iris:v1", "role": "old"},
+            {"uid": new, "seq": 2, "bento": "iris:v2", "role": "new"},
+        ])
+    );
+    let samples = tl["samples"].as_array().expect("samples");
+    let ready = |s: &Value, rev: &str| -> u32 {
+        s["revisions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["uid"] == rev)
+            .map_or(0, |r| r["ready"].as_u64().unwrap_or(0) as u32)
+    };
+    let steps: Vec<(i64, u32, u32)> = samples
+        .iter()
+        .map(|s| {
+            (
+                s["at_ms"].as_i64().expect("at_ms"),
+                ready(s, &old),
+                ready(s, &new),
+            )
+        })
+        .collect();
+    let started = tl["started_at_ms"].as_i64().expect("started_at_ms");
+    // It begins with the state the update found (3 old ready), then each step in time order.
+    assert!(steps[0].0 <= started, "{steps:?} (started {started})");
+    assert_eq!((steps[0].1, steps[0].2), (3, 0), "{steps:?}");
+    assert!(steps[1..].iter().all(|s| s.0 > started), "{steps:?}");
+    assert!(steps.windows(2).all(|w| w[0].0 < w[1].0), "{steps:?}");
+    let last = steps[steps.len() - 1];
+    assert_eq!((last.1, last.2), (0, 3), "{steps:?}");
+    // Old replicas go down as new ones go up, never below the desired 3 ready in all.
+    assert!(
+        steps
+            .windows(2)
+            .all(|w| w[1].1 <= w[0].1 && w[1].2 >= w[0].2),
+        "{steps:?}"
+    );
+    assert!(steps.iter().all(|s| s.1 + s.2 >= 3), "{steps:?}");
+    for k in 1..3 {
+        assert!(
+            steps.iter().any(|s| s.2 == k && s.1 > 0),
+            "no step with {k} new ready while old still served: {steps:?}"
+        );
+    }
+    // Starting replicas of the new revision show up before they are ready.
+    assert!(
+        samples.iter().any(|s| s["revisions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| r["uid"] == new.as_str() && r["starting"].as_u64() > Some(0))),
+        "{tl:#}"
+    );
+
+    let revs = srv
+        .api(
+            reqwest::Method::GET,
+            "/api/local/v1/deployments/roll/revisions?cluster=local-east",
+            None,
+        )
+        .await;
+    let items: Vec<(String, String, String, bool)> = revs["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| {
+            (
+                r["uid"].as_str().unwrap_or("").to_string(),
+                r["bento"].as_str().unwrap_or("").to_string(),
+                r["status"].as_str().unwrap_or("").to_string(),
+                r["serving"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(
+        items,
+        [
+            (new.clone(), "iris:v2".into(), "active".into(), true),
+            (old.clone(), "iris:v1".into(), "inactive".into(), false),
+        ]
+    );
+    assert_eq!(revs["items"][0]["name"], "roll-rev-2");
+
+    // Like every local route: the token is required, and an unknown deployment is a 404.
+    for path in ["timeline", "revisions"] {
+        let url = format!("{}/api/local/v1/deployments/roll/{path}", srv.endpoint);
+        let resp = srv.http.get(&url).send().await.expect("get");
+        assert_eq!(resp.status(), 401, "{path}");
+        let url = format!("{}/api/local/v1/deployments/nope/{path}", srv.endpoint);
+        let resp = srv
+            .http
+            .get(&url)
+            .header("X-YATAI-API-TOKEN", &srv.token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), 404, "{path}");
+    }
 }
 
 #[test]
