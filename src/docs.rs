@@ -273,7 +273,7 @@ pub fn render_all(examples: &Path) -> Vec<(PathBuf, String)> {
             page(
                 "Resource",
                 "bentocloud_secret",
-                &crate::resources::secret::schema(),
+                &crate::resources::secret::model::schema(),
                 examples,
                 "resources/bentocloud_secret/resource.tf",
                 Some("resources/bentocloud_secret/import.sh"),
