@@ -242,6 +242,7 @@ fn default_scaling(min: &mut Value<i64>, max: &mut Value<i64>) {
 fn follow_configured_bound(planned: &mut ServiceSettings, config: &ServiceSettings) {
     if let (Value::Value(min), Value::Value(max)) = (&planned.min_replicas, &planned.max_replicas) {
         let (min, max) = (*min, *max);
+        // (`>=` would do the same: equal bounds need no change.)
         if min > max {
             if config.max_replicas.is_null() && config.min_replicas.is_value() {
                 planned.max_replicas = Value::Value(min);
@@ -962,6 +963,38 @@ mod tests {
         assert_eq!(
             (worker.settings.min_replicas, worker.settings.max_replicas),
             (v(1), v(1))
+        );
+        // A block's min raised alone above its running max takes the max with it; another
+        // block's configuration does not.
+        let mut config = proposed.clone();
+        config.spec.service = v(vec![
+            ServiceBlock {
+                name: v("Worker".into()),
+                ..Default::default()
+            },
+            ServiceBlock {
+                name: v("Model".into()),
+                settings: ServiceSettings {
+                    min_replicas: v(5),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ]);
+        let mut raised = prior.clone();
+        raised.spec.service = v(vec![ServiceBlock {
+            name: v("Model".into()),
+            settings: ServiceSettings {
+                min_replicas: v(5),
+                ..Default::default()
+            },
+            ..Default::default()
+        }]);
+        let (p, _) = plan_update(&prior, &raised, &config);
+        let model = &p.spec.service.as_ref_option().expect("blocks")[0];
+        assert_eq!(
+            (model.settings.min_replicas, model.settings.max_replicas),
+            (v(5), v(5))
         );
         assert_eq!(
             worker.settings.deployment_strategy,
