@@ -212,6 +212,20 @@ fn main_target_mut(d: &mut api::Deployment) -> Option<&mut api::Target> {
     targets.get_mut(i)?.as_mut()
 }
 
+/// The body of `resp`, read chunk by chunk into one buffer sized from `Content-Length`, so a
+/// large body (a list page) is held once: `Response::bytes` gathers the chunks and then copies
+/// them into one buffer, which was copied once more into a `Vec`.
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    /// A `Content-Length` is trusted this far for the first allocation.
+    const PREALLOCATE_AT_MOST: u64 = 16 << 20;
+    let hint = resp.content_length().unwrap_or(0).min(PREALLOCATE_AT_MOST);
+    let mut body = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    while let Some(chunk) = resp.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 fn in_cluster(cluster: &str) -> String {
     if cluster.is_empty() {
         "in the default cluster".to_string()
@@ -1120,7 +1134,7 @@ impl Client {
                     .get("x-trace-id")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                resp.bytes()
+                read_body(resp)
                     .await
                     .map(|b| (status, retry_after, trace_id, b))
             }
@@ -1134,7 +1148,7 @@ impl Client {
                 tracing::debug!(target: LOG, method = %call.method, path = %path, status,
                     elapsed_ms, attempt, "request");
                 if status == 200 {
-                    return Attempt::Ok(bytes.to_vec());
+                    return Attempt::Ok(bytes);
                 }
                 let mut err = ClientError::from_response(call.op.clone(), status, &bytes);
                 if let Some(id) = trace_id.filter(|_| status >= 500) {
