@@ -28,6 +28,8 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 use url::Url;
 
@@ -210,6 +212,84 @@ fn main_target_mut(d: &mut api::Deployment) -> Option<&mut api::Target> {
         .position(|t| t.as_ref().is_some_and(|t| t.meta.name == "main"))
         .or_else(|| targets.iter().position(Option::is_some))?;
     targets.get_mut(i)?.as_mut()
+}
+
+/// One item of a deployments list page as the server sent it: its name and cluster, and its
+/// JSON, parsed into an [`api::Deployment`] only when asked for ([`Self::deployment`]). The
+/// items of a page share the page's body, so a listing held in memory costs about its size on
+/// the wire instead of that of parsed documents (about twice as much), and only the items
+/// actually read are ever parsed.
+#[derive(Clone)]
+pub struct ListedDeployment {
+    pub name: String,
+    pub cluster: String,
+    page: Arc<Vec<u8>>,
+    span: std::ops::Range<usize>,
+}
+
+impl ListedDeployment {
+    /// The item's JSON, as the server sent it.
+    pub fn json(&self) -> &[u8] {
+        self.page.get(self.span.clone()).unwrap_or_default()
+    }
+
+    /// The item as a deployment document (without the bento manifest lookup of
+    /// [`Client::get_deployment`]; see `Client::with_bento_manifest`).
+    pub fn deployment(&self) -> Result<api::Deployment, serde_json::Error> {
+        serde_json::from_slice(self.json())
+    }
+}
+
+impl fmt::Debug for ListedDeployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListedDeployment")
+            .field("name", &self.name)
+            .field("cluster", &self.cluster)
+            .field("bytes", &self.span.len())
+            .finish()
+    }
+}
+
+/// A list page with its items left unparsed (borrowed from the body).
+#[derive(Deserialize)]
+struct RawList<'a> {
+    #[serde(default)]
+    start: u64,
+    #[serde(default)]
+    count: u64,
+    #[serde(default)]
+    total: u64,
+    #[serde(borrow, default)]
+    items: Vec<&'a RawValue>,
+}
+
+/// What a listing is indexed by: the deployment's name and its cluster's (the keys
+/// [`api::Deployment`] reads them from, with the same defaults).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListedKey {
+    name: String,
+    cluster: ListedCluster,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ListedCluster {
+    name: String,
+}
+
+/// The body of `resp`, read chunk by chunk into one buffer sized from `Content-Length`, so a
+/// large body (a list page) is held once: `Response::bytes` gathers the chunks and then copies
+/// them into one buffer, which was copied once more into a `Vec`.
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    /// A `Content-Length` is trusted this far for the first allocation.
+    const PREALLOCATE_AT_MOST: u64 = 16 << 20;
+    let hint = resp.content_length().unwrap_or(0).min(PREALLOCATE_AT_MOST);
+    let mut body = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+    while let Some(chunk) = resp.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn in_cluster(cluster: &str) -> String {
@@ -558,6 +638,52 @@ impl Client {
         start: u64,
         count: u64,
     ) -> Result<api::ListResponse<api::Deployment>, ClientError> {
+        let call = self.list_deployments_call(q, start, count)?;
+        let mut page: api::ListResponse<api::Deployment> = self.run(call).await?;
+        for d in page.items.iter_mut() {
+            *d = self.with_bento_manifest(std::mem::take(d)).await;
+        }
+        Ok(page)
+    }
+
+    /// One page of `GET /api/v2/deployments`, its items left as the JSON the server sent
+    /// (see [`ListedDeployment`]). A page whose items lack a name or a cluster where a
+    /// [`api::Deployment`] has them fails as [`Self::list_deployments_page`] would.
+    pub async fn list_deployments_page_listed(
+        &self,
+        q: &ListQuery,
+        start: u64,
+        count: u64,
+    ) -> Result<api::ListResponse<ListedDeployment>, ClientError> {
+        let call = self.list_deployments_call(q, start, count)?;
+        let body = Arc::new(self.send(&call).await.map_err(|f| f.err)?);
+        let page: RawList<'_> = self.decode(&call, &body)?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for raw in page.items {
+            let key: ListedKey = self.decode(&call, raw.get().as_bytes())?;
+            // `raw` borrows from `body`: its offset there, without copying it out.
+            let at = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+            items.push(ListedDeployment {
+                name: key.name,
+                cluster: key.cluster.name,
+                page: body.clone(),
+                span: at..at + raw.get().len(),
+            });
+        }
+        Ok(api::ListResponse {
+            start: page.start,
+            count: page.count,
+            total: page.total,
+            items,
+        })
+    }
+
+    fn list_deployments_call(
+        &self,
+        q: &ListQuery,
+        start: u64,
+        count: u64,
+    ) -> Result<Call, ClientError> {
         let cluster = q.cluster().unwrap_or("");
         let all = if q.cluster().is_some() { "" } else { "true" };
         let (start_s, count_s, q_s) = (start.to_string(), count.to_string(), q.q_param());
@@ -577,11 +703,7 @@ impl Client {
             Some(c) => format!("list deployments {}", in_cluster(c)),
             None => "list deployments in all clusters".to_string(),
         };
-        let mut page: api::ListResponse<api::Deployment> = self.run(self.get(op, url)).await?;
-        for d in page.items.iter_mut() {
-            *d = self.with_bento_manifest(std::mem::take(d)).await;
-        }
-        Ok(page)
+        Ok(self.get(op, url))
     }
 
     /// `d` with the main target's `bento.manifest` replaced by the bento's own manifest, from
@@ -656,15 +778,16 @@ impl Client {
         .await
     }
 
-    /// Like [`Self::list_deployments`], but after the first page `proceed(total)` decides
-    /// whether the rest is worth fetching: `None` when it declined (one request spent).
-    pub async fn list_deployments_if(
+    /// Every deployment matching `q` as [`ListedDeployment`]s (the JSON of each, parsed when
+    /// asked for), but after the first page `proceed(total)` decides whether the rest is worth
+    /// fetching: `None` when it declined (one request spent).
+    pub async fn list_deployments_listed_if(
         &self,
         q: &ListQuery,
         proceed: impl FnOnce(u64) -> bool,
-    ) -> Result<Option<Vec<api::Deployment>>, ClientError> {
+    ) -> Result<Option<Vec<ListedDeployment>>, ClientError> {
         self.walk_pages(
-            |start, count| self.list_deployments_page(q, start, count),
+            |start, count| self.list_deployments_page_listed(q, start, count),
             |d| d,
             proceed,
         )
@@ -911,7 +1034,11 @@ impl Client {
         self.decode(&call, &bytes)
     }
 
-    fn decode<T: DeserializeOwned>(&self, call: &Call, bytes: &[u8]) -> Result<T, ClientError> {
+    fn decode<'de, T: Deserialize<'de>>(
+        &self,
+        call: &Call,
+        bytes: &'de [u8],
+    ) -> Result<T, ClientError> {
         serde_json::from_slice(bytes).map_err(|e| {
             let message = if call.sensitive {
                 format!(
@@ -1164,7 +1291,7 @@ impl Client {
                     .get("x-trace-id")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                resp.bytes()
+                read_body(resp)
                     .await
                     .map(|b| (status, retry_after, trace_id, b))
             }
@@ -1178,7 +1305,7 @@ impl Client {
                 tracing::debug!(target: LOG, method = %call.method, path = %path, status,
                     elapsed_ms, attempt, "request");
                 if status == 200 {
-                    return Attempt::Ok(bytes.to_vec());
+                    return Attempt::Ok(bytes);
                 }
                 let mut err = ClientError::from_response(call.op.clone(), status, &bytes);
                 if let Some(id) = trace_id.filter(|_| status >= 500) {

@@ -538,6 +538,53 @@ async fn pages_after_the_first_are_fetched_concurrently_and_kept_in_order() {
     assert!(stub.max_in_flight() >= 2, "{}", stub.max_in_flight());
 }
 
+/// A listed page keeps each item's JSON as sent, indexed by name and cluster, and decodes it
+/// into the same document a parsed page gives; an item whose name is not a string fails the
+/// page as it would fail a parsed page.
+#[tokio::test]
+async fn a_listed_page_keeps_each_item_as_sent() {
+    let stub = serve(|req: StubRequest| async move {
+        if req.param("search").as_deref() == Some("bad") {
+            return ok_json(json!({"total": 1, "items": [{"name": 7}]}));
+        }
+        let items = vec![
+            deployment("a", "east", "x:1"),
+            deployment("b \"q\" \u{e9}", "west", "y:2"),
+        ];
+        ok_json(json!({"start": 0, "count": 2, "total": 2, "items": items}))
+    })
+    .await;
+    let c = client(&stub);
+    let q = ListQuery::default();
+    let parsed = c.list_deployments_page(&q, 0, 10).await.expect("parsed");
+    let listed = c
+        .list_deployments_page_listed(&q, 0, 10)
+        .await
+        .expect("listed");
+    assert_eq!((listed.total, listed.items.len()), (2, 2));
+    for (p, l) in parsed.items.iter().zip(&listed.items) {
+        assert_eq!(l.name, p.meta.name);
+        assert_eq!(l.cluster, p.cluster.meta.name);
+        let sent: serde_json::Value = serde_json::from_slice(l.json()).expect("json");
+        assert_eq!(sent, serde_json::to_value(p).expect("value"));
+        assert_eq!(&l.deployment().expect("decodes"), p);
+    }
+    let bad = ListQuery {
+        search: Some("bad".into()),
+        ..ListQuery::default()
+    };
+    let e = c
+        .list_deployments_page(&bad, 0, 10)
+        .await
+        .expect_err("parsed");
+    assert_eq!(e.kind, ErrorKind::Decode);
+    let e = c
+        .list_deployments_page_listed(&bad, 0, 10)
+        .await
+        .expect_err("listed");
+    assert_eq!(e.kind, ErrorKind::Decode);
+}
+
 #[tokio::test]
 async fn list_follows_a_server_that_caps_the_page_size() {
     // The server returns at most 2 items whatever `count` asks for; total is 5.
