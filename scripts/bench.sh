@@ -68,7 +68,9 @@ fi
 }
 
 echo "bench: building release binaries" >&2
-cargo build --release --bin terraform-provider-bentocloud --bin bentocloud-local --bin bentocloud-bench
+cargo build --release --bin bentocloud-local --bin bentocloud-bench
+# The provider as shipped (scripts/release.sh): profile dist, no control plane linked.
+cargo build --profile dist --no-default-features --bin terraform-provider-bentocloud
 
 # bentoml's CLI entry point, run from .tools/py.
 BML="$ROOT/.work/bench-bin/bentoml"

@@ -31,9 +31,9 @@ else
     if [ -z "${PROTOC:-}" ] && [ -x "$ROOT/.tools/py/protoc/data/bin/protoc" ]; then
         export PROTOC="$ROOT/.tools/py/protoc/data/bin/protoc"
     fi
-    echo "building $NAME $VERSION (release, no control plane)..." >&2
-    cargo build --release --no-default-features --bin "$NAME"
-    BIN="$ROOT/target/release/$NAME"
+    echo "building $NAME $VERSION (profile dist, no control plane)..." >&2
+    cargo build --profile dist --no-default-features --bin "$NAME"
+    BIN="$ROOT/target/dist/$NAME"
 fi
 [ -x "$BIN" ] || { echo "error: no provider binary at $BIN" >&2; exit 1; }
 
