@@ -465,6 +465,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_unconfirmed_revision_round_trips_through_private_state() {
+        assert_eq!(unconfirmed_revision(&unconfirmed("r1")), Some("r1"));
+        assert_eq!(unconfirmed_revision(&Value::Null), None);
+        assert_eq!(
+            unconfirmed_revision(&unconfirmed("")),
+            None,
+            "empty is none"
+        );
+        assert_eq!(
+            unconfirmed_revision(&Value::Value(Unconfirmed {
+                revision: Value::Null
+            })),
+            None
+        );
+    }
+
+    #[test]
+    fn maps_and_sets_are_optional_not_computed() {
+        // A map or set left out of the configuration means "none" (the update sends it empty),
+        // not "whatever the server has".
+        let schema = resource_schema();
+        for k in ["labels", "envs", "secrets", "redeploy_triggers"] {
+            assert_eq!(
+                schema.block.attributes[k].constraint,
+                AttributeConstraint::Optional,
+                "{k}"
+            );
+        }
+        assert_eq!(
+            schema.block.attributes["instance_type"].constraint,
+            AttributeConstraint::OptionalComputed
+        );
+    }
+
+    #[test]
     fn every_state_field_is_in_the_schema_and_back() {
         let schema = resource_schema();
         let state = serde_json::to_value(DeploymentState::default()).expect("ser");
