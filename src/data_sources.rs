@@ -16,9 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{
-    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
-};
+use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Schema};
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{DataSource, Diagnostics};
 
@@ -27,8 +25,8 @@ use crate::client::{Client, ClientError, ListQuery};
 use crate::diag;
 use crate::resources::deployment::convert::{entry_service, state_from_server};
 use crate::resources::deployment::model::{
-    a as attr, deployment_attributes, service_block_schema, DeploymentState, Location, Reported,
-    Spec, StringMap,
+    a as attr, deployment_attributes, flat_schema, service_block_schema, to_map, DeploymentState,
+    Location, Reported, Spec, StringMap,
 };
 use crate::shared::Shared;
 
@@ -125,18 +123,7 @@ pub fn deployment_schema() -> Schema {
         "cluster" => AttributeConstraint::OptionalComputed,
         _ => AttributeConstraint::Computed,
     });
-    Schema {
-            version: 1,
-            block: Block {
-                version: 1,
-                attributes,
-                blocks: HashMap::new(),
-                description: Description::markdown(
-                    "Reads one BentoCloud deployment by name (and cluster): its bento, scaling, status, revision and URL. Use it to wire a deployment managed elsewhere (another workspace, CI, the console) into this configuration.",
-                ),
-                deprecated: false,
-            },
-        }
+    flat_schema(attributes, "Reads one BentoCloud deployment by name (and cluster): its bento, scaling, status, revision and URL. Use it to wire a deployment managed elsewhere (another workspace, CI, the console) into this configuration.")
 }
 
 /// `bentocloud_deployment`.
@@ -219,7 +206,7 @@ pub struct DeploymentsData {
 /// Schema of `bentocloud_deployments`.
 pub fn deployments_schema() -> Schema {
     use AttributeConstraint::{Computed, Optional};
-    let attributes: HashMap<String, Attribute> = [
+    let attributes = to_map(vec![
             ("cluster", attr(AttributeType::String, Optional, "Only deployments in this cluster. Default: the provider's `cluster`; when neither is set, every cluster.")),
             ("search", attr(AttributeType::String, Optional, "Only deployments whose name contains this text. Default: no filter.")),
             ("query", attr(AttributeType::String, Optional, "BentoCloud structured query: space-separated `key:value` tokens such as `status:running`, `bento:iris`, `is:dev`, `label:team=ml`. Default: no filter.")),
@@ -227,22 +214,8 @@ pub fn deployments_schema() -> Schema {
             ("deployments", attr(AttributeType::List(Box::new(deployment_object_type())), Computed, "The matching deployments, newest first, as full objects (same attributes as the `bentocloud_deployment` data source), except `url`, which is null: BentoCloud's list does not return URLs (read one deployment with the `bentocloud_deployment` data source for it). Every page is fetched.")),
             ("names", attr(AttributeType::List(Box::new(AttributeType::String)), Computed, "Names of the matching deployments, in the same order as `deployments`.")),
             ("ids", attr(AttributeType::List(Box::new(AttributeType::String)), Computed, "IDs (`cluster/name`) of the matching deployments, in the same order as `deployments`.")),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    Schema {
-            version: 1,
-            block: Block {
-                version: 1,
-                attributes,
-                blocks: HashMap::new(),
-                description: Description::markdown(
-                    "Lists BentoCloud deployments across clusters, filtered by cluster, name search, structured query and labels together. Every page is fetched and full objects are returned.",
-                ),
-                deprecated: false,
-            },
-        }
+    ]);
+    flat_schema(attributes, "Lists BentoCloud deployments across clusters, filtered by cluster, name search, structured query and labels together. Every page is fetched and full objects are returned.")
 }
 
 /// `bentocloud_deployments`.

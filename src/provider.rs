@@ -12,9 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{
-    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
-};
+use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Description, Schema};
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider};
 use tokio_util::sync::CancellationToken;
@@ -24,6 +22,7 @@ use crate::data_sources::bento::BentoDataSource;
 use crate::data_sources::catalog::{ClustersDataSource, InstanceTypesDataSource};
 use crate::data_sources::{DeploymentDataSource, DeploymentsDataSource};
 use crate::diag;
+use crate::resources::deployment::model::{flat_schema, to_map};
 use crate::resources::{DeploymentResource, SecretResource};
 use crate::shared::{Configured, Shared};
 
@@ -91,7 +90,7 @@ fn attr(t: AttributeType, c: AttributeConstraint, sensitive: bool, description: 
 /// The provider block's schema.
 pub fn provider_schema() -> Schema {
     use AttributeConstraint::Optional;
-    let attributes: HashMap<String, Attribute> = [
+    let attributes = to_map(vec![
         (
             "endpoint",
             attr(AttributeType::String, Optional, false,
@@ -122,22 +121,8 @@ pub fn provider_schema() -> Schema {
             attr(AttributeType::String, Optional, false,
                 "How long after a create or update BentoCloud may still report the previous revision's status (Go duration, e.g. `2m`, `90s`). BentoCloud reports one status per deployment and refreshes it after an update; a rollout wait trusts a `running` or `failed` only once the status has visibly moved to an in-progress one after the submit, or once this long has passed since the submit (what judges changes that finish between two refreshes, such as scaling-only changes). Default `2m` (the platform's periodic status sync runs every minute). Falls back to the `BENTOCLOUD_STATUS_SYNC_PERIOD` environment variable. For `bentocloud-local`, use its `timing.status_sync_ms` plus a second (`3s` by default)."),
         ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    Schema {
-        version: 1,
-        block: Block {
-            version: 1,
-            attributes,
-            blocks: HashMap::new(),
-            description: Description::markdown(
-                "The BentoCloud provider manages ML-serving deployments on BentoCloud (BentoML's managed platform), or on `bentocloud-local`, the local control plane shipped with it.",
-            ),
-            deprecated: false,
-        },
-    }
+    ]);
+    flat_schema(attributes, "The BentoCloud provider manages ML-serving deployments on BentoCloud (BentoML's managed platform), or on `bentocloud-local`, the local control plane shipped with it.")
 }
 
 /// Plan-time checks of the provider block's literal values.

@@ -10,19 +10,18 @@
 //! A missing bento or repository (404, 400 "record not found", or an empty listing) is a value,
 //! `exists = false`, so a configuration can branch on it; any other failure is an error.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{AttributeConstraint, AttributeType, Block, Description, Schema};
+use tf_provider::schema::{AttributeConstraint, AttributeType, Schema};
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use crate::api::Bento;
 use crate::client::{Client, ClientError};
 use crate::diag;
-use crate::resources::deployment::model::a as attr;
+use crate::resources::deployment::model::{a as attr, flat_schema, to_map};
 use crate::shared::Shared;
 
 /// `bentocloud_bento` inputs and outputs.
@@ -47,7 +46,7 @@ pub struct BentoData {
 /// Schema of `bentocloud_bento`.
 pub fn bento_schema() -> Schema {
     use AttributeConstraint::{Computed, OptionalComputed, Required};
-    let attributes = [
+    let attributes = to_map(vec![
         ("repository", attr(AttributeType::String, Required, "Bento repository name (the part of a bento tag before `:`, e.g. `iris_classifier`).")),
         ("version", attr(AttributeType::String, OptionalComputed, "Version to look up. Default: the latest bento of the repository, as BentoCloud lists it first (the same lookup as `bentoml deploy repository` without a version); after the read, the version found (null when the repository has no bento).")),
         ("exists", attr(AttributeType::Bool, Computed, "Whether the bento exists. A missing bento or repository is `false`, not an error (other API failures are errors). Against `bentocloud-local` without `--strict-bentos`, every version exists: an unknown one is registered when it is looked up.")),
@@ -55,22 +54,8 @@ pub fn bento_schema() -> Schema {
         ("created_at", attr(AttributeType::String, Computed, "When the bento was created, as BentoCloud gives it (ISO 8601); null when the bento does not exist.")),
         ("entry_service", attr(AttributeType::String, Computed, "The bento's entry service, from its manifest (the service the top-level settings of `bentocloud_deployment` configure); null when the manifest names none or the bento does not exist.")),
         ("services", attr(AttributeType::List(Box::new(AttributeType::String)), Computed, "The services the bento's manifest declares, the entry service first (the names `service` blocks of `bentocloud_deployment` accept). Empty when the bento does not exist; null when BentoCloud gives no manifest.")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    Schema {
-        version: 1,
-        block: Block {
-            version: 1,
-            attributes,
-            blocks: HashMap::new(),
-            description: Description::markdown(
-                "Looks up one bento: a given version, or the latest of a repository. Says whether it exists, its tag and its services, so a configuration can deploy the newest bento or check a version before deploying it.",
-            ),
-            deprecated: false,
-        },
-    }
+    ]);
+    flat_schema(attributes, "Looks up one bento: a given version, or the latest of a repository. Says whether it exists, its tag and its services, so a configuration can deploy the newest bento or check a version before deploying it.")
 }
 
 /// One input problem: (attribute, summary, detail with the fix).

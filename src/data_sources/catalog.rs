@@ -12,32 +12,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-use tf_provider::schema::{
-    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
-};
+use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Schema};
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use crate::api::{Cluster, InstanceType};
 use crate::diag;
-use crate::resources::deployment::model::a as attr;
+use crate::resources::deployment::model::{a as attr, flat_schema, to_map};
 use crate::shared::Shared;
-
-fn schema_of(attributes: Vec<(&str, Attribute)>, description: &str) -> Schema {
-    Schema {
-        version: 1,
-        block: Block {
-            version: 1,
-            attributes: attributes
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-            blocks: HashMap::new(),
-            description: Description::markdown(description),
-            deprecated: false,
-        },
-    }
-}
 
 fn list_of(fields: &HashMap<String, Attribute>) -> AttributeType {
     AttributeType::List(Box::new(AttributeType::Object(
@@ -88,25 +70,22 @@ pub struct ClustersData {
 /// The fields of one cluster (also used to document the nested schema).
 pub fn cluster_fields() -> HashMap<String, Attribute> {
     use AttributeConstraint::Computed;
-    [
+    to_map(vec![
         ("name", attr(AttributeType::String, Computed, "Cluster name: the value of `cluster` in resources, data sources and the provider block.")),
         ("description", attr(AttributeType::String, Computed, "Description, as BentoCloud gives it.")),
         ("is_default", attr(AttributeType::Bool, Computed, "Whether this is the organisation's default cluster, the one used when no `cluster` is set anywhere: BentoCloud marks it `is_first`; an organisation with a single cluster has it as default. At most one cluster is the default; none is when the API does not say.")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+    ])
 }
 
 /// Schema of `bentocloud_clusters`.
 pub fn clusters_schema() -> Schema {
     use AttributeConstraint::Computed;
-    schema_of(
-        vec![
+    flat_schema(
+        to_map(vec![
             ("clusters", attr(list_of(&cluster_fields()), Computed, "Every cluster of the organisation, in the order BentoCloud lists them.")),
             ("names", attr(strings(), Computed, "Names of the clusters, in the same order as `clusters`.")),
             ("default_cluster", attr(AttributeType::String, Computed, "Name of the organisation's default cluster (the one with `is_default`); null when BentoCloud does not say which one it is. The provider's own `cluster` setting does not change it.")),
-        ],
+        ]),
         "Lists the clusters of the organisation: name, description, and which one is the default. Use it to check a cluster name or to spread deployments over every cluster.",
     )
 }
@@ -209,7 +188,7 @@ pub struct InstanceTypesData {
 pub fn instance_type_fields() -> HashMap<String, Attribute> {
     use AttributeConstraint::Computed;
     let s = AttributeType::String;
-    [
+    to_map(vec![
         ("name", attr(s.clone(), Computed, "Instance type name: the value of `instance_type` in `bentocloud_deployment` (e.g. `cpu.2`).")),
         ("display_name", attr(s.clone(), Computed, "Display name, as BentoCloud gives it.")),
         ("description", attr(s.clone(), Computed, "Description, as BentoCloud gives it.")),
@@ -220,21 +199,18 @@ pub fn instance_type_fields() -> HashMap<String, Attribute> {
         ("gpu_type", attr(s.clone(), Computed, "GPU model, as BentoCloud gives it (`gpu_config.type`, e.g. `nvidia-l4`); null for a type without GPU.")),
         ("gpu_memory", attr(s.clone(), Computed, "Memory of one GPU, as BentoCloud gives it (`gpu_config.memory`, e.g. `24Gi`); null for a type without GPU.")),
         ("price", attr(s, Computed, "Price, the string BentoCloud gives (e.g. `0.0484`); null when it gives none.")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+    ])
 }
 
 /// Schema of `bentocloud_instance_types`.
 pub fn instance_types_schema() -> Schema {
     use AttributeConstraint::{Computed, OptionalComputed};
-    schema_of(
-        vec![
+    flat_schema(
+        to_map(vec![
             ("cluster", attr(AttributeType::String, OptionalComputed, "Cluster whose instance types to list. Default: the provider's `cluster`, else the organisation's default cluster; after the read, the cluster that was listed (null when it is the organisation's default and BentoCloud does not say which cluster that is).")),
             ("instance_types", attr(list_of(&instance_type_fields()), Computed, "The instance types the cluster offers, in the order BentoCloud lists them, with their resources and price as BentoCloud gives them.")),
             ("names", attr(strings(), Computed, "Names of the instance types, in the same order as `instance_types`.")),
-        ],
+        ]),
         "Lists the instance types a cluster offers (CPU, memory, GPUs, price), as BentoCloud gives them. Use it to pick an `instance_type` for `bentocloud_deployment` or to check one exists.",
     )
 }

@@ -305,8 +305,24 @@ fn str_map() -> AttributeType {
     AttributeType::Map(Box::new(AttributeType::String))
 }
 
-fn to_map(items: Vec<(&str, Attribute)>) -> HashMap<String, Attribute> {
+/// A block's attributes from `(name, attribute)` pairs.
+pub fn to_map(items: Vec<(&str, Attribute)>) -> HashMap<String, Attribute> {
     items.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// A schema of attributes only (no nested blocks), described in Markdown: the provider
+/// block's, the data sources' and `bentocloud_secret`'s.
+pub fn flat_schema(attributes: HashMap<String, Attribute>, description: &str) -> Schema {
+    Schema {
+        version: 1,
+        block: Block {
+            version: 1,
+            attributes,
+            blocks: HashMap::new(),
+            description: Description::markdown(description),
+            deprecated: false,
+        },
+    }
 }
 
 /// Attributes shared by the resource and the data sources, as computed outputs or inputs.

@@ -3,17 +3,15 @@
 //! secret documents. The side effects live in `super` (the resource); see its module docs for
 //! what the API does not give back and how that shapes the resource.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{
-    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
-};
+use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Schema};
 use tf_provider::value::Value;
 use tf_provider::AttributePath;
 
 use crate::api;
-use crate::resources::deployment::model::{a, StringMap};
+use crate::resources::deployment::model::{a, flat_schema, to_map, StringMap};
 
 /// Secret types the API takes (`content.type`).
 pub const TYPES: [&str; 2] = ["env", "mountfile"];
@@ -71,7 +69,7 @@ pub fn schema() -> Schema {
             "The secret's items, `KEY = value` (at least one). An `env` secret becomes one environment variable per key; a `mountfile` secret one file per key under `path`. Sensitive: masked in plan output, never logged, but stored in Terraform state (tf-provider speaks protocol 6.5, which has no write-only attributes), so keep the state secret. BentoCloud does not return values: a value changed outside Terraform is not detected (keys are). Changing them updates the secret in place (`PATCH` of the whole content) and increases `version`; running deployments see new values only after a redeploy (see `bentocloud_deployment.redeploy_triggers`).",
         )
     };
-    let attributes: HashMap<String, Attribute> = [
+    let attributes = to_map(vec![
         ("id", a(Str, Computed, "The secret's name; also the import ID.")),
         ("name", a(Str, Required, "Secret name: lowercase letters, digits and `-`, at most 63 characters, unique in the organisation. Changing it replaces the secret. Deployments refer to it by this name (`bentocloud_deployment.secrets`).")),
         ("cluster", a(Str, Optional, "Cluster the secret belongs to, where the API takes one (sent as `?cluster=`). Default: none (an organisation secret; BentoCloud shows it with the default cluster). Changing it replaces the secret.")),
@@ -82,22 +80,8 @@ pub fn schema() -> Schema {
         ("version", a(Number, Computed, "Content version kept by the provider: `1` when created, one more with every apply that changes `type`, `path` or `items` (not `description`). Known at plan time; use it in `bentocloud_deployment.redeploy_triggers` so a rotation reaches running replicas.")),
         ("created_at", a(Str, Computed, "Creation time (RFC 3339).")),
         ("creator", a(Str, Computed, "Name of the user who created the secret.")),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    Schema {
-        version: 1,
-        block: Block {
-            version: 1,
-            attributes,
-            blocks: HashMap::new(),
-            description: Description::markdown(
-                "A BentoCloud secret (organisation secret): environment variables or files that deployments mount by name (`bentocloud_deployment.secrets`). Values are sensitive and never appear in plans or logs. A changed value reaches running deployments only when they are redeployed: use `version` in `redeploy_triggers`.",
-            ),
-            deprecated: false,
-        },
-    }
+    ]);
+    flat_schema(attributes, "A BentoCloud secret (organisation secret): environment variables or files that deployments mount by name (`bentocloud_deployment.secrets`). Values are sensitive and never appear in plans or logs. A changed value reaches running deployments only when they are redeployed: use `version` in `redeploy_triggers`.")
 }
 
 // ------------------------------------------------------------------------------- plan rules
