@@ -133,10 +133,14 @@ watch_rollout() {
     exec python3 - "$ENDPOINT" "$TOKEN" "$$" <<'PY'
 import json, os, signal, sys, time, urllib.request
 signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+# SIGUSR1 (sent once apply has returned): print the state after it, then exit.
+final = []
+signal.signal(signal.SIGUSR1, lambda *_: final.append(True))
 endpoint, token, parent = sys.argv[1].rstrip("/"), sys.argv[2], int(sys.argv[3])
 url = endpoint + "/api/local/v1/deployments/iris-classifier?cluster=local-east"
 last = None
 while os.getppid() == parent:
+    asked_last = bool(final)  # this poll starts after the signal: it is the last one
     try:
         req = urllib.request.Request(url, headers={"X-YATAI-API-TOKEN": token})
         d = json.load(urllib.request.urlopen(req, timeout=5))
@@ -153,6 +157,8 @@ while os.getppid() == parent:
         if line != last:
             print(line, flush=True)
             last = line
+    if asked_last:
+        break
     time.sleep(0.25)
 PY
 }
@@ -161,8 +167,10 @@ step "terraform apply -var bento_version=v2: rolling update of iris-classifier"
 watch_rollout &
 POLLER_PID=$!
 "$TF" apply -input=false -auto-approve -no-color -var bento_version=v2
-sleep 0.5 # the watcher's last line
-stop_poller
+# The watcher prints the state after apply, then exits.
+kill -USR1 "$POLLER_PID" 2>/dev/null || true
+wait "$POLLER_PID" 2>/dev/null || true
+POLLER_PID=""
 
 step "the fleet, through data.bentocloud_deployments (label team=quickstart, both clusters)"
 "$TF" output -no-color fleet

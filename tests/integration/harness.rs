@@ -206,16 +206,26 @@ fn cli_config() -> &'static Path {
 // Polling
 // ------------------------------------------------------------------------------------------
 
-/// Polls `f` until it returns `Some`, or panics after `deadline` with `what` and the last
-/// value seen by `describe`.
+/// Polls `f` until it returns `Some`, or panics after `deadline` naming `what`.
 pub fn poll_until<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    poll_until_seen(what, deadline, || f().ok_or(""))
+}
+
+/// Like [`poll_until`], for a check that says what it saw when it is not there yet (`Err`):
+/// a timeout reports the last of those.
+pub fn poll_until_seen<T, S: std::fmt::Display>(
+    what: &str,
+    deadline: Duration,
+    mut f: impl FnMut() -> Result<T, S>,
+) -> T {
     let end = Instant::now() + deadline;
     loop {
-        if let Some(v) = f() {
-            return v;
-        }
+        let seen = match f() {
+            Ok(v) => return v,
+            Err(seen) => seen.to_string(),
+        };
         if Instant::now() >= end {
-            panic!("timed out after {deadline:?} waiting for {what}");
+            panic!("timed out after {deadline:?} waiting for {what}; last seen: {seen}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }

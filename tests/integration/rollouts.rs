@@ -380,6 +380,21 @@ impl Background {
         Background { child, out, err }
     }
 
+    /// Until the provider waits for the revision it submitted (it logs the revision it rolls
+    /// out, then waits for it).
+    fn await_provider_waiting(&self) {
+        poll_until(
+            "the provider to wait for the new revision",
+            Duration::from_secs(60),
+            || {
+                std::fs::read_to_string(&self.err)
+                    .ok()
+                    .filter(|e| e.contains("rolling out revision"))
+                    .map(|_| ())
+            },
+        );
+    }
+
     fn sigint_group(&self) {
         let pgid = self.child.id() as libc::pid_t;
         // SAFETY: plain syscall on the process group we created (pgid = the child's pid).
@@ -745,16 +760,7 @@ pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
         },
     );
     // SIGINT once the provider waits: it logs the revision it rolls out, then waits for it.
-    poll_until(
-        "the provider to wait for the new revision",
-        Duration::from_secs(60),
-        || {
-            std::fs::read_to_string(&bg.err)
-                .ok()
-                .filter(|e| e.contains("rolling out revision"))
-                .map(|_| ())
-        },
-    );
+    bg.await_provider_waiting();
     bg.sigint_group();
     let (code, text) = bg.wait(Duration::from_secs(120));
     let code = code.unwrap_or_else(|| panic!("apply did not exit after SIGINT:\n{text}"));
@@ -818,16 +824,7 @@ pub fn ctrl_c_with_rollback_on_interrupt_puts_the_previous_bento_back(v: TfVersi
         &["apply", "-input=false", "-no-color", "-auto-approve"],
         "apply-rollback-on-interrupt",
     );
-    poll_until(
-        "the provider to wait for the new revision",
-        Duration::from_secs(60),
-        || {
-            std::fs::read_to_string(&bg.err)
-                .ok()
-                .filter(|e| e.contains("rolling out revision"))
-                .map(|_| ())
-        },
-    );
+    bg.await_provider_waiting();
     let v2_revision = sv(&server, &name).revision;
     assert_ne!(v2_revision, first_revision, "v2 was submitted");
     bg.sigint_group();

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use reqwest::Client;
 use serde_json::{json, Value};
 
-use crate::harness::ControlPlane;
+use crate::harness::{poll_until_seen, ControlPlane};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const BIN: &str = env!("CARGO_BIN_EXE_bentocloud-local");
@@ -138,16 +138,23 @@ impl Server {
     }
 
     async fn wait_running(&self, cluster: &str, name: &str, bento: &str) {
+        self.wait_for(cluster, name, &format!("running {bento}"), |d| {
+            d["status"] == "running" && d["rollout"]["phase"] == "complete" && bento_of(d) == bento
+        })
+        .await
+    }
+
+    /// Waits (60 s at most) until the control plane's view of `cluster/name` satisfies `ok`.
+    async fn wait_for(&self, cluster: &str, name: &str, what: &str, ok: impl Fn(&Value) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let d = self.deployment(cluster, name).await;
-            let phase = d["rollout"]["phase"].as_str().unwrap_or("");
-            if d["status"] == "running" && phase == "complete" && bento_of(&d) == bento {
+            if ok(&d) {
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "{cluster}/{name} not running {bento} in time: {d}"
+                "{cluster}/{name} never {what}: {d}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -842,18 +849,10 @@ impl Server {
 
     /// Waits until the API reports `status` for `cluster/name`.
     async fn wait_status(&self, cluster: &str, name: &str, status: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let d = self.deployment(cluster, name).await;
-            if d["status"] == status {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{cluster}/{name} never reported {status}: {d}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.wait_for(cluster, name, &format!("reported {status}"), |d| {
+            d["status"] == status
+        })
+        .await
     }
 
     fn bentos_add(&self, tag: &str, flags: &[&str]) {
@@ -896,20 +895,21 @@ impl Browser {
     /// Launches a page on `url` and waits until it has polled and shows `rows` deployments.
     fn ready(url: String, rows: usize) -> Browser {
         let mut b = Browser::launch(&url);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let st = b.state();
-            if st["polls"].as_u64().unwrap_or(0) >= 1
-                && st["rows"].as_array().map_or(0, Vec::len) == rows
-            {
-                return b;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the page never showed {rows} rows: {st:#}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        poll_until_seen(
+            &format!("the page to show {rows} rows"),
+            Duration::from_secs(30),
+            || {
+                let st = b.state();
+                let shown = st["polls"].as_u64().unwrap_or(0) >= 1
+                    && st["rows"].as_array().map_or(0, Vec::len) == rows;
+                if shown {
+                    Ok(())
+                } else {
+                    Err(format!("{st:#}"))
+                }
+            },
+        );
+        b
     }
 
     /// Sets a filter control as a user would (value, then its `change`/`input` event);
@@ -1195,15 +1195,14 @@ async fn selecting_a_deployment_shows_its_revisions_and_last_rollout() {
     assert_eq!(b.detail()["hidden"], true);
     let search = b.click(r#"tr[data-deployment="local-east/roll"] td.name"#);
     assert_eq!(search, "?selected=local-east/roll");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let d = loop {
+    let d = poll_until_seen("the detail to load", Duration::from_secs(30), || {
         let d = b.detail();
         if d["loaded"] == "true" && d["series"].as_array().map_or(0, Vec::len) >= 2 {
-            break d;
+            Ok(d)
+        } else {
+            Err(format!("{d:#}"))
         }
-        assert!(Instant::now() < deadline, "the detail never loaded: {d:#}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    });
     assert_eq!(d["hidden"], false, "{d:#}");
     assert_eq!(d["deployment"], "local-east/roll", "{d:#}");
     assert_eq!(d["selectedRows"], json!(["local-east/roll"]), "{d:#}");
@@ -1292,21 +1291,21 @@ async fn selecting_a_deployment_shows_its_revisions_and_last_rollout() {
 
     // Another row replaces the selection; closing it hides the panel and leaves the URL.
     b.click(r#"tr[data-deployment="local-west/other"] td.name"#);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let d = b.detail();
-        if d["deployment"] == "local-west/other" && d["loaded"] == "true" {
-            assert_eq!(d["revisions"].as_array().map(Vec::len), Some(1), "{d:#}");
-            assert_eq!(d["series"].as_array().map(Vec::len), Some(1), "{d:#}");
-            assert_eq!(d["series"][0]["role"], "new", "{d:#}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the other deployment never loaded: {d:#}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let d = poll_until_seen(
+        "the other deployment to load",
+        Duration::from_secs(30),
+        || {
+            let d = b.detail();
+            if d["deployment"] == "local-west/other" && d["loaded"] == "true" {
+                Ok(d)
+            } else {
+                Err(format!("{d:#}"))
+            }
+        },
+    );
+    assert_eq!(d["revisions"].as_array().map(Vec::len), Some(1), "{d:#}");
+    assert_eq!(d["series"].as_array().map(Vec::len), Some(1), "{d:#}");
+    assert_eq!(d["series"][0]["role"], "new", "{d:#}");
     let search = b.click("#detail-close");
     assert_eq!(search, "");
     assert_eq!(b.detail()["hidden"], true);
