@@ -411,8 +411,8 @@ impl DeploymentResource {
             deadline,
         )
         .await;
-        match waited {
-            Ok(d) => {
+        match (waited, deadline) {
+            (Ok(d), _) => {
                 let bento = previous
                     .spec
                     .bento
@@ -422,12 +422,11 @@ impl DeploymentResource {
                 diag::rolled_back(diags, &id, &bento, &revision);
                 RollBack::Done(d)
             }
-            Err(e @ WaitError::TimedOut { .. }) if deadline.is_some() => {
-                let limit = deadline.unwrap_or(INTERRUPT_ROLLBACK_WAIT);
+            (Err(e @ WaitError::TimedOut { .. }), Some(limit)) => {
                 diag::rollback_unconfirmed(diags, &id, &revision, limit, &e);
                 RollBack::Unconfirmed(e.last().cloned().unwrap_or(submitted))
             }
-            Err(e) => {
+            (Err(e), _) => {
                 diag::wait_error(diags, "the rollback", &id, &e);
                 match e.last() {
                     Some(d) => RollBack::Done(d.clone()),
@@ -862,13 +861,12 @@ impl DeploymentResource {
         }
         let redeploy = prior.settings.redeploy_requested(&planned.settings);
         let put = plan::needs_api_update(&prior, &planned) || plan::resubmit_failed(&prior);
-        let mut response = server.clone();
-        if put {
+        let mut response = if put {
             match self
                 .put_spec(diags, client, &prior, &planned, &server)
                 .await
             {
-                Some(d) => response = d,
+                Some(d) => d,
                 None => {
                     return Some((
                         convert::state_from_server(&server, &prior, false),
@@ -876,7 +874,9 @@ impl DeploymentResource {
                     ))
                 }
             }
-        }
+        } else {
+            server
+        };
         if redeploy {
             // After a PUT too: a change of scaling alone need not restart replicas, and a
             // rotated secret reaches only replicas started after it.
@@ -884,8 +884,7 @@ impl DeploymentResource {
                 Ok(d) => response = d,
                 Err(e) => {
                     diag::api_error(diags, &format!("Cannot redeploy deployment {id}"), &e, None);
-                    let seen = if put { &response } else { &server };
-                    let mut state = convert::state_from_server(seen, &planned, false);
+                    let mut state = convert::state_from_server(&response, &planned, false);
                     // Not redeployed: the triggers stay as they were, so the next plan asks again.
                     state.settings.redeploy_triggers = prior.settings.redeploy_triggers.clone();
                     return Some((state, Private::Null));
