@@ -928,12 +928,49 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Logged {
     }
 }
 
+/// The global subscriber of the lib tests: interested "sometimes" in every callsite, enabling
+/// nothing itself. tracing caches per callsite whether any subscriber is interested; a callsite
+/// first hit by a test on another thread, while no subscriber cares, can be cached as "never"
+/// even as [`capture_logs`] installs its thread-local subscriber (a race seen about one run in
+/// five). With this one always asking, every event checks the current subscriber.
+struct AskEveryTime;
+
+impl tracing::Subscriber for AskEveryTime {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// The `bentocloud::wait` messages logged on this thread while the guard lives.
+fn capture_logs() -> (Logged, tracing::subscriber::DefaultGuard) {
+    use tracing_subscriber::layer::SubscriberExt;
+    static GLOBAL: std::sync::Once = std::sync::Once::new();
+    GLOBAL.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(AskEveryTime);
+    });
+    let logged = Logged::default();
+    let guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(logged.clone()));
+    (logged, guard)
+}
+
 #[tokio::test(start_paused = true)]
 async fn progress_is_logged_once_per_change_not_once_per_poll() {
-    use tracing_subscriber::layer::SubscriberExt;
-    let logged = Logged::default();
-    let _default =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(logged.clone()));
+    let (logged, _default) = capture_logs();
     let src = PodsOverTime(
         Script::new(vec![
             (
