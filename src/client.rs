@@ -469,6 +469,19 @@ impl Client {
         })
     }
 
+    /// The bento a tag names, as the official client resolves one (bento.py:565-584): the
+    /// given version, else the repository's newest ([`Client::latest_bento`]).
+    pub async fn resolve_bento(
+        &self,
+        repo: &str,
+        version: Option<&str>,
+    ) -> Result<api::Bento, ClientError> {
+        match version {
+            Some(v) => self.get_bento(repo, v).await,
+            None => self.latest_bento(repo).await,
+        }
+    }
+
     // ----- deployments -----
 
     /// `POST /api/v2/deployments?cluster=X`.

@@ -106,12 +106,8 @@ pub async fn lookup(
     repository: &str,
     version: Option<&str>,
 ) -> Result<Option<Bento>, ClientError> {
-    let found = match version {
-        Some(v) => client.get_bento(repository, v).await,
-        // An empty repository is a not-found too (`latest_bento`).
-        None => client.latest_bento(repository).await,
-    };
-    match found {
+    // An empty repository is a not-found too (`latest_bento`).
+    match client.resolve_bento(repository, version).await {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e),

@@ -302,11 +302,7 @@ impl DeploymentResource {
                 return None;
             }
         };
-        let got = match &version {
-            Some(v) => client.get_bento(&repo, v).await,
-            None => client.latest_bento(&repo).await,
-        };
-        let bento = match got {
+        let bento = match client.resolve_bento(&repo, version.as_deref()).await {
             Ok(b) => b,
             Err(e) => {
                 diag::bento_lookup_failed(diags, &tag, &e);
