@@ -138,8 +138,9 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), String> {
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Opens the data dir, syncs clusters from the config, settles the main token, and writes
-/// `DIR/endpoint` and `DIR/token`. `addr` is the address the listener is bound to.
+/// Opens the data dir, syncs clusters from the config, marks what a previous run left as not
+/// serving ([`reconcile::after_restart`]: its replicas died with it), settles the main token,
+/// and writes `DIR/endpoint` and `DIR/token`. `addr` is the address the listener is bound to.
 pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), String> {
     cfg.platform.validate()?;
     // Before touching the data dir: a bad certificate must not leave a stale endpoint file.
@@ -152,6 +153,14 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
         .tx(|c| {
             let now = cfg.clock.now_ms();
             store::sync_platform(c, &cfg.platform, now)?;
+            // Replicas died with any previous process: say so before answering anything.
+            let restarted = reconcile::after_restart(c, now)?;
+            if restarted > 0 {
+                tracing::info!(
+                    deployments = restarted,
+                    "replicas of the previous run are gone and start again (running reported as deploying until they are ready)"
+                );
+            }
             let token = match &cfg.api_token {
                 Some(t) => t.clone(),
                 None => match store::meta_get(c, "main_token")? {

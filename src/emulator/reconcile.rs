@@ -15,6 +15,9 @@
 //! draining one is marked stopped. The rollout then continues from the rows: old-revision
 //! replicas that were serving are kept (not drained) while they start again, so a
 //! `RollingUpdate` interrupted by a restart completes without dropping the old revision.
+//! Before the restarted server answers anything, [`after_restart`] makes its state say so:
+//! no replica is ready, and a `running` status becomes `deploying` until they are ready again
+//! (see there for why the status tells the truth rather than replicas outliving the server).
 //!
 //! Autoscaling (phases `complete` and `failed`, on the serving revision): the desired count of
 //! each service is stored in the `scale` table, clamped to `[min_replicas, max_replicas]`.
@@ -397,6 +400,62 @@ pub fn reconcile(
     Ok(())
 }
 
+/// What a start of the control plane does to the state a previous process left, before it
+/// serves (called by `emulator::prepare`): every replica process died with that process, so
+/// each live replica row is no longer ready (`starting`: the first pass starts it again, see
+/// [`replica_lifecycle`]; a draining one is `stopped`), and a deployment that had live
+/// replicas and reported `running` reports `deploying` (and, in phase `complete`, is
+/// `deploying` live too: [`serving_status`] keeps it so until its replicas are ready again,
+/// then `running`). Other statuses already say it is not serving, or say why (`failed`,
+/// `unhealthy`, the image-build and termination ones), and are kept. Returns how many
+/// deployments it touched.
+///
+/// Why the status tells the truth instead of replicas outliving the control plane: on the real
+/// platform pods outlive a restart of the control plane, and its status never claims `running`
+/// with no ready replica (Yatai's `getStatusFromK8s` reports `deploying` while any pod is
+/// pending, API doc §10). Here replicas are tasks of the server process (`fleet`, stopped by
+/// `emulator::run` and by kill -9 alike); making them outlive it would mean separate processes
+/// adopted again on restart (ports, probes, in-flight drains), a different runtime. Until
+/// then the endpoint answers 503 after a restart, and the one honest status for that is one
+/// the official client and the provider keep waiting on: `deploying`, as the ancestor reports
+/// pods that are all starting. The reported status is set at once (a restart is a sync: the
+/// next one follows `Timing::status_sync_ms` later), never left at a stale `running`.
+pub fn after_restart(c: &Connection, now: i64) -> Result<usize> {
+    let mut touched = 0;
+    for mut d in store::active_deployments(c)? {
+        if d.phase == Phase::Terminated {
+            continue;
+        }
+        let reps = store::live_replicas(c, d.id)?;
+        if reps.is_empty() {
+            continue;
+        }
+        for mut r in reps {
+            if r.state == ReplicaState::Draining {
+                r.state = ReplicaState::Stopped;
+                r.stopped_at = Some(now);
+            } else {
+                r.state = ReplicaState::Starting;
+                r.ready_at = None;
+            }
+            store::save_replica(c, &r)?;
+        }
+        let before = d.clone();
+        if d.reported_status == DeploymentStatus::Running {
+            d.reported_status = DeploymentStatus::Deploying;
+            d.status_synced_at = now;
+        }
+        if d.phase == Phase::Complete && d.status == DeploymentStatus::Running {
+            d.status = DeploymentStatus::Deploying;
+        }
+        if d != before {
+            store::save_deployment(c, &d)?;
+        }
+        touched += 1;
+    }
+    Ok(touched)
+}
+
 /// Step 1 of a pass: each live replica's process checked (restarted after a control-plane
 /// restart), and moved on when it became ready, crashed or finished draining.
 fn replica_lifecycle(cx: &mut Ctx, d: &DeploymentRow, reps: &mut Vec<ReplicaRow>) -> Result<()> {
@@ -582,9 +641,11 @@ fn serving_healthy(
 /// base count (`max(min, 1)`, or all it wants when fewer) of ready replicas — replicas added
 /// by a scale-up that are still starting do not make it unhealthy; `scaled-to-zero` when it
 /// wants no replica (and while it wakes from zero); `unhealthy` otherwise (a replica crashed
-/// and its replacement is not ready yet). Canary versions count like `main` for `running` and
-/// `unhealthy` (each service of each version needs its desired count ready); scaling to zero
-/// concerns `main` only (canary versions do not autoscale, see [`canary`]).
+/// and its replacement is not ready yet), or `deploying` while replicas start again after a
+/// restart of the control plane (`previous` is then `deploying`, see [`after_restart`]).
+/// Canary versions count like `main` for `running` and `unhealthy` (each service of each
+/// version needs its desired count ready); scaling to zero concerns `main` only (canary
+/// versions do not autoscale, see [`canary`]).
 fn serving_status(
     cx: &mut Ctx,
     d: &DeploymentRow,
@@ -628,6 +689,10 @@ fn serving_status(
     } else if healthy {
         // Scaling down to zero: replicas still draining.
         DeploymentStatus::Running
+    } else if previous == DeploymentStatus::Deploying {
+        // Replicas starting again after a restart of the control plane ([`after_restart`]; a
+        // rollout completes as `running`, so nothing else is `deploying` in this phase).
+        DeploymentStatus::Deploying
     } else {
         DeploymentStatus::Unhealthy
     })
@@ -1108,12 +1173,23 @@ mod tests {
             id: i64,
             from: i64,
             to: i64,
+            check: impl FnMut(&DeploymentRow, &[ReplicaRow]),
+        ) -> DeploymentRow {
+            self.run_on(&self.rt, id, from, to, check)
+        }
+        /// [`World::run`] with replicas run by `rt`.
+        fn run_on(
+            &self,
+            rt: &dyn Runtime,
+            id: i64,
+            from: i64,
+            to: i64,
             mut check: impl FnMut(&DeploymentRow, &[ReplicaRow]),
         ) -> DeploymentRow {
             let mut now = from;
             while now <= to {
                 self.s
-                    .tx(|c| reconcile(c, &self.rt, &self.t, id, now))
+                    .tx(|c| reconcile(c, rt, &self.t, id, now))
                     .expect("reconcile");
                 let (d, reps) = self
                     .s
@@ -1356,6 +1432,144 @@ mod tests {
             seen.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
             "{seen:?}"
         );
+    }
+
+    /// The replicas of a control plane started again: none of the previous process's exists;
+    /// each one it starts is ready `startup_ms` after it started it.
+    #[derive(Default)]
+    struct Restarted(std::sync::Mutex<HashMap<String, i64>>);
+
+    impl Runtime for Restarted {
+        fn start(
+            &self,
+            _: &DeploymentRow,
+            r: &ReplicaRow,
+            _: &BentoRow,
+            _: &Environment,
+        ) -> Option<i64> {
+            self.0
+                .lock()
+                .expect("lock")
+                .insert(r.uid.clone(), r.started_at);
+            None
+        }
+        fn exists(&self, r: &ReplicaRow) -> bool {
+            self.0.lock().expect("lock").contains_key(&r.uid)
+        }
+        fn ready(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+            let started = self.0.lock().expect("lock").get(&r.uid).copied();
+            started.is_some_and(|t| !b.behaviour.unready && now >= t + b.behaviour.startup_ms)
+        }
+        fn crashed(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+            Simulated.crashed(r, b, now)
+        }
+        fn drained(&self, r: &ReplicaRow, now: i64, drain_ms: i64) -> bool {
+            Simulated.drained(r, now, drain_ms)
+        }
+        fn stop(&self, _: &ReplicaRow) {}
+    }
+
+    #[test]
+    fn after_a_restart_the_status_is_deploying_until_replicas_serve_again() {
+        let mut w = world();
+        w.t.status_sync_ms = 1_000;
+        w.bento(
+            "app:v1",
+            Behaviour {
+                startup_ms: 2_000,
+                ..Default::default()
+            },
+        );
+        let id = w.create("r", spec("app:v1", "RollingUpdate", 2), 0);
+        let d = w.run(id, 0, 8_000, |_, _| {});
+        assert_eq!(
+            (d.phase, d.status, d.reported_status),
+            (Phase::Complete, S::Running, S::Running)
+        );
+
+        // The control plane starts again at 60 s: the state says at once that nothing serves.
+        let restart = 60_000;
+        let n =
+            w.s.tx(|c| after_restart(c, restart))
+                .expect("after_restart");
+        assert_eq!(n, 1);
+        let (d, reps) =
+            w.s.with(|c| {
+                Ok((
+                    store::deployment_by_id(c, id)?,
+                    store::live_replicas(c, id)?,
+                ))
+            })
+            .expect("read");
+        assert_eq!(
+            (d.phase, d.status, d.reported_status, d.status_synced_at),
+            (Phase::Complete, S::Deploying, S::Deploying, restart)
+        );
+        assert_eq!(reps.len(), 2);
+        assert!(
+            reps.iter().all(|r| r.state == ReplicaState::Starting),
+            "{reps:?}"
+        );
+
+        // Its replicas start again: `deploying` (never `running`, never `unhealthy`) while
+        // none is ready, `running` once they serve, reported at the next sync.
+        let rt = Restarted::default();
+        let mut seen = vec![d.reported_status];
+        let mut live_seen = vec![d.status];
+        let d = w.run_on(&rt, id, restart, restart + 6_000, |d, reps| {
+            let ready = reps
+                .iter()
+                .filter(|r| r.state == ReplicaState::Ready)
+                .count();
+            if ready < 2 {
+                assert_ne!(
+                    d.status,
+                    S::Running,
+                    "live running with {ready} ready: {reps:?}"
+                );
+            }
+            if ready == 0 {
+                assert_ne!(
+                    d.reported_status,
+                    S::Running,
+                    "reported running with none ready"
+                );
+            }
+            if seen.last() != Some(&d.reported_status) {
+                seen.push(d.reported_status);
+            }
+            if live_seen.last() != Some(&d.status) {
+                live_seen.push(d.status);
+            }
+        });
+        assert_eq!(seen, [S::Deploying, S::Running]);
+        assert_eq!(live_seen, [S::Deploying, S::Running]);
+        assert_eq!(d.phase, Phase::Complete);
+        assert_eq!(
+            rt.0.lock().expect("lock").len(),
+            2,
+            "both replicas started again"
+        );
+
+        // A second start with nothing live (a terminated deployment) changes nothing.
+        w.s.tx(|c| terminate_all(c, id, restart + 7_000))
+            .expect("terminate");
+        w.run(id, restart + 7_000, restart + 9_000, |_, _| {});
+        let before = w.s.with(|c| store::deployment_by_id(c, id)).expect("read");
+        assert_eq!(before.phase, Phase::Terminated);
+        assert_eq!(
+            w.s.tx(|c| after_restart(c, restart + 10_000))
+                .expect("again"),
+            0
+        );
+        let after = w.s.with(|c| store::deployment_by_id(c, id)).expect("read");
+        assert_eq!(after, before);
+    }
+
+    fn terminate_all(c: &Connection, id: i64, now: i64) -> Result<()> {
+        let d = store::deployment_by_id(c, id)?;
+        let p = store::principal(c, "tok")?.expect("p");
+        deployments::terminate(c, &p, Some(&d.cluster), &d.name, now).map(|_| ())
     }
 
     #[test]

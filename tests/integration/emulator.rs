@@ -748,6 +748,78 @@ async fn validation_errors_are_400_404_413_never_500() {
     s.stop().await;
 }
 
+/// kill -9 of the control plane, then a start on the same data dir and address: its replicas
+/// died with it, and the API says so at once (the real platform's pods outlive a restart of
+/// its control plane, and its status never claims `running` with no ready replica). Right
+/// after the restart the deployment is not `running` while its endpoint answers 503, and it is
+/// `running` once its replicas serve again; at no point `running` while the endpoint is 503.
+#[test]
+fn after_kill9_no_running_status_while_the_endpoint_answers_503() {
+    use crate::harness::{self, BentoBehaviour, Spec};
+    let (cluster, name) = ("local-east", "restarted");
+    let mut server = harness::Server::start_process(&[]);
+    // Slow to start: right after the restart, no replica can be ready yet.
+    server.bentos_add(
+        "restart:v1",
+        &BentoBehaviour {
+            startup_seconds: Some(5.0),
+            ..Default::default()
+        },
+    );
+    let mut spec = Spec::new(name, "restart:v1");
+    (spec.min, spec.max) = (2, 2);
+    let d = server.create_deployment(cluster, &spec.create_request());
+    let url = d.urls.clone().expect("urls")[0].clone();
+    let path = url
+        .strip_prefix(&server.endpoint)
+        .expect("the deployment URL is on the endpoint")
+        .to_string();
+    server.wait_rolled_out(cluster, name);
+    let (code, body) = server.request(Method::GET, &path, None);
+    assert_eq!(code, 200, "before the kill: {body}");
+
+    server.kill9();
+    server.restart_same_address(&[]);
+    let status = |s: &harness::Server| s.must_get(cluster, name).status.as_str().to_string();
+    // At once, before any replica could start: not running, and the endpoint says why.
+    let first = status(&server);
+    let (code, body) = server.request(Method::GET, &path, None);
+    assert_eq!(code, 503, "no replica can be ready yet: {body}");
+    assert_eq!(first, "deploying", "the API status right after the restart");
+    assert_eq!(
+        server.local(cluster, name)["rollout"]["live_status"],
+        "deploying"
+    );
+    let pods = server.pods(cluster, name);
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    assert!(pods.iter().all(|p| !p.status.ready), "{pods:?}");
+
+    // The status read first, then the endpoint: a replica that is ready stays ready, so a
+    // `running` followed by a 503 would be a status claiming what nothing serves.
+    harness::poll_until_seen(
+        "the restarted deployment to report running",
+        Duration::from_secs(60),
+        || {
+            let now = status(&server);
+            let (code, body) = server.request(Method::GET, &path, None);
+            assert!(
+                !(now == "running" && code == 503),
+                "reported running while the endpoint answers 503: {body}"
+            );
+            if now == "running" {
+                Ok(())
+            } else {
+                Err(format!("status {now}, endpoint {code}"))
+            }
+        },
+    );
+    let (code, body) = server.request(Method::GET, &path, None);
+    assert_eq!(code, 200, "running and serving: {body}");
+    let body: Value = serde_json::from_str(&body).expect("replica JSON");
+    assert_eq!(body["bento"], "restart:v1");
+    assert!(server.pods(cluster, name).iter().all(|p| p.status.ready));
+}
+
 #[tokio::test]
 async fn list_filters_and_paging_across_clusters() {
     let dir = tempfile::tempdir().expect("tmp");
