@@ -305,6 +305,30 @@ pub fn deleted_outside_terraform(diags: &mut Diagnostics, id: &str) {
     );
 }
 
+/// `id` reports a failing status (`failed`, `unhealthy`, ...) that no apply of this state
+/// left (a warning at plan time: the plan changes nothing for it).
+pub fn deployment_failing(diags: &mut Diagnostics, id: &str, status: &str, reason: Option<&str>) {
+    let why = reason
+        .map(|r| format!(" BentoCloud's reason: {r}."))
+        .unwrap_or_default();
+    diags.root_warning(
+        format!("Deployment {id} is {status}"),
+        format!(
+            "BentoCloud reports the deployment {status}, and no apply of this Terraform state made it so (it turned {status} on its own, or through a change made elsewhere).{why} This plan does not change it for that reason alone: see its events and logs in the BentoCloud console. To re-submit the configuration anyway, use `terraform apply -replace` or change `redeploy_triggers`."
+        ),
+    );
+}
+
+/// `id` was stopped outside Terraform (a warning at plan time: the plan brings it back).
+pub fn stopped_outside_terraform(diags: &mut Diagnostics, id: &str, status: &str) {
+    diags.root_warning(
+        format!("Deployment {id} was stopped outside Terraform"),
+        format!(
+            "BentoCloud reports it {status} (stopped from the console, `bentoml deployment terminate` or the API). This configuration manages a serving deployment, so apply starts it again with the configured settings and waits for it to serve. To keep it stopped, remove it from the configuration or from state (`terraform state rm`)."
+        ),
+    );
+}
+
 /// A rollback put the previous configuration (bento `bento`) of `id` back, as `revision` (a
 /// warning).
 pub fn rolled_back(diags: &mut Diagnostics, id: &str, bento: &str, revision: &str) {

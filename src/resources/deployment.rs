@@ -30,7 +30,9 @@ use crate::diag;
 use crate::shared::{Configured, Shared};
 use crate::wait::{self, Submitted, WaitError, WaitOptions};
 use convert::DEFAULT_ENTRY_SERVICE;
-use model::{DeploymentState, Private, Settings, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT};
+use model::{
+    DeploymentState, LastApply, Private, Settings, DEFAULT_DELETE_TIMEOUT, DEFAULT_ROLLOUT_TIMEOUT,
+};
 
 /// The resource. Holds the provider's shared slot and a small plan-time cache of server facts
 /// (instance types per cluster, bentos known to exist) so a plan of many deployments does not
@@ -159,11 +161,13 @@ async fn wait_for_within(
 }
 
 /// The private state after a wait ended with `err`: an interrupted or timed-out wait leaves
-/// its revision unconfirmed, so the next apply resumes waiting for it.
+/// its revision unconfirmed, so the next apply resumes waiting for it; a failed rollout
+/// leaves its revision marked failed, so the next apply re-submits the configuration.
 fn private_after(err: &WaitError, revision: &str) -> Private {
     match err {
         WaitError::Cancelled { .. } | WaitError::TimedOut { .. } => model::unconfirmed(revision),
-        WaitError::Failed { .. } | WaitError::Api(_) => Private::Null,
+        WaitError::Failed { .. } => model::failed(revision),
+        WaitError::Api(_) => Private::Null,
     }
 }
 
@@ -344,6 +348,42 @@ impl DeploymentResource {
         }
     }
 
+    /// Plan-time warnings about the refreshed status: a deployment stopped outside Terraform
+    /// (the plan brings it back), or one failing with no failed rollout of this state behind
+    /// it (the plan changes nothing for it; the reason is read from its pods, best effort).
+    async fn warn_about_status(
+        &self,
+        diags: &mut Diagnostics,
+        client: &Client,
+        prior: &DeploymentState,
+        last: LastApply,
+    ) {
+        let Some((cluster, name)) = locate(prior) else {
+            return;
+        };
+        let id = format!("{cluster}/{name}");
+        let status = prior.reported.status.as_ref_option().cloned();
+        let status = status.as_deref().unwrap_or_default();
+        if plan::stopped(prior) {
+            diag::stopped_outside_terraform(diags, &id, status);
+        } else if plan::failing(prior) && last != LastApply::Failed {
+            let version = prior
+                .reported
+                .deployed_bento
+                .as_ref_option()
+                .and_then(|t| t.split_once(':'))
+                .map(|(_, v)| v.to_string());
+            let reason = match client.deployment_pods(&cluster, &name).await {
+                Ok(pods) => wait::pods_reason(&pods, version.as_deref()),
+                Err(e) => {
+                    tracing::debug!("cannot read the pods of {id} for its status: {e}");
+                    None
+                }
+            };
+            diag::deployment_failing(diags, &id, status, reason.as_deref());
+        }
+    }
+
     /// Puts `previous` back after a failed or interrupted rollout and waits for it, for
     /// `deadline` when given (after an interrupt), else for the update timeout.
     async fn roll_back(
@@ -478,17 +518,15 @@ impl Resource for DeploymentResource {
         };
         match read {
             Ok(Some(d)) => {
-                let next = if d.status.is_rollout_failure() && state.spec.bento.is_value() {
-                    // The latest revision failed; the previous one still serves what state says.
+                // A marker stays while its revision is the latest one; a newer revision (made
+                // elsewhere) is not ours to wait for or to re-submit.
+                let private = model::private_after_refresh(private_state, d.revision_uid());
+                let next = if model::last_apply(&private) == LastApply::Failed {
+                    // This state's last rollout failed and is still the latest revision: the
+                    // previous configuration still serves what state says.
                     state_after_failure(&d, &state)
                 } else {
                     convert::state_from_server(&d, &state, false)
-                };
-                // An unconfirmed revision stays so while it is the latest one; a newer revision
-                // (made elsewhere) is not ours to wait for.
-                let private = match model::unconfirmed_revision(&private_state) {
-                    Some(r) if d.revision_uid() == Some(r) => private_state,
-                    _ => Private::Null,
                 };
                 Some((next, private))
             }
@@ -541,14 +579,13 @@ impl Resource for DeploymentResource {
         prior_private_state: Self::PrivateState<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        let (mut planned, replace) =
-            plan::plan_update(&prior_state, &proposed_state, &config_state);
-        if model::unconfirmed_revision(&prior_private_state).is_some() {
-            // The last apply could not confirm its rollout: this apply waits for it.
-            planned.reported = planned.reported.after_rollout();
-        }
+        let last = model::last_apply(&prior_private_state);
+        let (planned, replace) =
+            plan::plan_update(&prior_state, &proposed_state, &config_state, last);
         if let Some(configured) = self.shared.configured(diags) {
             self.check_against_server(diags, &configured.client, &planned, Some(&prior_state))
+                .await;
+            self.warn_about_status(diags, &configured.client, &prior_state, last)
                 .await;
         }
         if planned.settings.bento_managed_externally == Value::Value(true)
@@ -643,20 +680,23 @@ impl Resource for DeploymentResource {
         let redeploy = prior_state
             .settings
             .redeploy_requested(&planned_state.settings);
-        if !plan::needs_api_update(&prior_state, &planned_state)
-            && !plan::resubmit_failed(&prior_state)
-            && !redeploy
-        {
-            let unconfirmed = model::unconfirmed_revision(&planned_private_state).is_some();
-            if !plan::rollout_pending(&prior_state) && !unconfirmed {
+        let last = model::last_apply(&planned_private_state);
+        if !plan::put_needed(&prior_state, &planned_state, last) && !redeploy {
+            if last != LastApply::Unconfirmed {
                 return Some((planned_state, planned_private_state));
             }
             let configured = self.shared.configured(diags)?;
             return Some(self.resume_rollout(diags, &configured, planned_state).await);
         }
         let configured = self.shared.configured(diags)?;
-        self.apply_update(diags, &configured, prior_state, planned_state)
-            .await
+        self.apply_update(
+            diags,
+            &configured,
+            prior_state,
+            planned_state,
+            planned_private_state,
+        )
+        .await
     }
 
     async fn destroy<'a>(
@@ -811,13 +851,18 @@ impl DeploymentResource {
         }
     }
 
+    /// Applies a change that sends the configuration or redeploys. `private` is the prior
+    /// private state: kept when nothing was submitted, so a failed rollout's marker survives a
+    /// refused PUT.
     async fn apply_update(
         &self,
         diags: &mut Diagnostics,
         configured: &Configured,
         prior: DeploymentState,
         planned: DeploymentState,
+        private: Private,
     ) -> Option<(DeploymentState, Private)> {
+        let last = model::last_apply(&private);
         let client = &configured.client;
         let Some((cluster, name)) = locate(&prior) else {
             diag::state_without_location(diags, false);
@@ -856,7 +901,10 @@ impl DeploymentResource {
             return Some((on_server, Private::Null));
         }
         let redeploy = prior.settings.redeploy_requested(&planned.settings);
-        let put = plan::needs_api_update(&prior, &planned) || plan::resubmit_failed(&prior);
+        let put = plan::put_needed(&prior, &planned, last);
+        if plan::stopped(&prior) {
+            tracing::info!("deployment {id} was stopped outside Terraform; starting it again");
+        }
         let mut response = if put {
             match self
                 .put_spec(diags, client, &prior, &planned, &server)
@@ -864,10 +912,12 @@ impl DeploymentResource {
             {
                 Some(d) => d,
                 None => {
-                    return Some((
-                        convert::state_from_server(&server, &prior, false),
-                        Private::Null,
-                    ))
+                    let state = if last == LastApply::Failed {
+                        state_after_failure(&server, &prior)
+                    } else {
+                        convert::state_from_server(&server, &prior, false)
+                    };
+                    return Some((state, private));
                 }
             }
         } else {

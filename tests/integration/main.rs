@@ -17,6 +17,7 @@
 //! HTTP, not only Terraform's state.
 
 mod bentoml_client;
+mod contract;
 mod data_sources;
 mod emulator;
 mod emulator_fuzz;
@@ -223,3 +224,19 @@ fn lookups_module_tests_fail_on_a_broken_assertion_tf1_11() {
 fn lookups_module_tests_are_not_run_by_tf1_0() {
     lookups::inference_stack_module_tests_are_not_run_by_terraform_1_0(harness::TfVersion::V1_0)
 }
+
+tf_test!(
+    contract::made_anywhere_imported_updated_destroyed,
+    made_anywhere_imported_updated_destroyed_tf1_11,
+    made_anywhere_imported_updated_destroyed_tf1_0
+);
+tf_test!(
+    contract::stopped_elsewhere_is_brought_back,
+    stopped_elsewhere_is_brought_back_tf1_11,
+    stopped_elsewhere_is_brought_back_tf1_0
+);
+tf_test!(
+    contract::failing_on_its_own_changes_no_plan,
+    failing_on_its_own_changes_no_plan_tf1_11,
+    failing_on_its_own_changes_no_plan_tf1_0
+);

@@ -18,7 +18,7 @@ const CLUSTER: &str = "local-east";
 
 /// What a replica of `url`'s deployment sees: `?env=`/`?file=` on any API route (several
 /// requests, so every replica behind the endpoint is asked). Returns the distinct answers.
-fn seen_by_replicas(url: &str, query: &str, n: usize) -> std::collections::BTreeSet<String> {
+pub fn seen_by_replicas(url: &str, query: &str, n: usize) -> std::collections::BTreeSet<String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

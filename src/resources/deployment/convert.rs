@@ -16,8 +16,8 @@ use tf_provider::value::Value;
 
 use super::model::{DeploymentState, ServiceBlock, ServiceSettings, StringMap};
 use crate::api::{
-    CreateDeploymentRequest, Deployment, DeploymentConfig, EnvItem, LabelItem, Scaling,
-    ServiceConfig, UpdateDeploymentRequest,
+    CreateDeploymentRequest, Deployment, DeploymentConfig, EnvItem, LabelItem, ServiceConfig,
+    UpdateDeploymentRequest,
 };
 
 /// The entry service's name when nothing names it: the official client's fallback.
@@ -195,10 +195,9 @@ pub fn state_from_server(
         s.spec.bento = bento_for_state(server_tag, &prior.spec.bento);
     }
 
-    let config = d
-        .main_target()
-        .and_then(|t| t.config.clone())
-        .unwrap_or_default();
+    let config = d.main_target().and_then(|t| t.config.clone());
+    let has_config = config.is_some();
+    let config = config.unwrap_or_default();
     s.spec.access_authorization = Value::Value(config.access_authorization);
     s.spec.envs = normalise_map(map_from_envs(&config.envs), &prior.spec.envs);
     let secrets: BTreeSet<Value<String>> = config
@@ -215,8 +214,14 @@ pub fn state_from_server(
         };
 
     let entry = entry_service(d);
-    if let Some(svc) = entry.as_ref().and_then(|e| config.services.get(e)) {
-        s.spec.entry = settings_of(svc);
+    match entry.as_ref().and_then(|e| config.services.get(e)) {
+        Some(svc) => s.spec.entry = settings_of(svc),
+        // The main target's configuration has no settings for the entry service (created with
+        // `services: {}` by the console, a script or a raw API body): the server reports none,
+        // so state claims none (the plan then leaves them to the server, see
+        // `plan::plan_update`). Without a configuration at all, the prior values stay.
+        None if has_config => s.spec.entry = ServiceSettings::default(),
+        None => {}
     }
 
     let prior_blocks = prior
@@ -263,16 +268,22 @@ fn apply_service_settings(svc: &mut ServiceConfig, settings: &ServiceSettings) {
     if let Value::Value(it) = &settings.instance_type {
         svc.instance_type = Some(it.clone());
     }
-    let mut scaling = svc.scaling.clone().unwrap_or(Scaling {
-        min_replicas: Some(1),
-        max_replicas: Some(1),
-        policy: None,
-    });
+    let mut scaling = svc.scaling.clone().unwrap_or_default();
     if let Value::Value(m) = settings.min_replicas {
         scaling.min_replicas = Some(m);
     }
     if let Value::Value(m) = settings.max_replicas {
         scaling.max_replicas = Some(m);
+    }
+    // A bound neither configured nor on the server takes the platform's default (the official
+    // client's `_fix_scaling`, API doc §5.3): min 1 (at most the max), max = max(min, 1). So
+    // `min_replicas = 2` on a service the server has no scaling for sends {2, 2}, not the
+    // invalid {2, 1}.
+    if scaling.min_replicas.is_none() {
+        scaling.min_replicas = Some(scaling.max_replicas.map_or(1, |max| max.min(1)));
+    }
+    if scaling.max_replicas.is_none() {
+        scaling.max_replicas = Some(scaling.min_replicas.unwrap_or(1).max(1));
     }
     svc.scaling = Some(scaling);
     if let Value::Value(st) = &settings.deployment_strategy {
@@ -400,6 +411,7 @@ pub fn update_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Scaling;
     use crate::resources::deployment::model::{
         Location, ServiceBlock, ServiceSettings, Settings, Spec,
     };
@@ -902,6 +914,84 @@ mod tests {
         assert_eq!(
             update_bento(&planned, &d, Some("my_bento:def456")),
             "my_bento:abc123"
+        );
+    }
+    fn with_services(services: BTreeMap<String, ServiceConfig>) -> Deployment {
+        let mut d = sample();
+        let target = d
+            .latest_revision
+            .as_mut()
+            .and_then(|r| r.targets.first_mut())
+            .and_then(Option::as_mut)
+            .expect("main target");
+        target.config.as_mut().expect("config").services = services;
+        d
+    }
+
+    #[test]
+    fn a_deployment_created_with_no_service_settings_reads_none() {
+        // `POST /api/v2/deployments` with `services: {}`: the server reports no settings for
+        // the entry service, so state claims none, whatever the prior said.
+        let d = with_services(BTreeMap::new());
+        let prior = state_from_server(&sample(), &DeploymentState::default(), false);
+        assert!(prior.spec.entry.instance_type.is_value());
+        let s = state_from_server(&d, &prior, false);
+        assert_eq!(s.spec.entry, ServiceSettings::default());
+        let imported = state_from_server(&d, &DeploymentState::default(), true);
+        assert_eq!(imported.spec.entry, ServiceSettings::default());
+        // A document without any configuration says nothing: the prior values stay.
+        let mut bare = sample();
+        if let Some(t) = bare
+            .latest_revision
+            .as_mut()
+            .and_then(|r| r.targets.first_mut())
+            .and_then(Option::as_mut)
+        {
+            t.config = None;
+        }
+        assert_eq!(
+            state_from_server(&bare, &prior, false).spec.entry,
+            prior.spec.entry
+        );
+    }
+
+    #[test]
+    fn scaling_the_server_lacks_takes_the_platform_defaults_around_the_configured_bound() {
+        let mut svc = ServiceConfig::default();
+        let settings = |min: Value<i64>, max: Value<i64>| ServiceSettings {
+            min_replicas: min,
+            max_replicas: max,
+            ..Default::default()
+        };
+        let scaled = |svc: &ServiceConfig| {
+            let s = svc.scaling.clone().expect("scaling");
+            (s.min_replicas, s.max_replicas)
+        };
+        apply_service_settings(&mut svc, &settings(Value::Value(2), Value::Unknown));
+        assert_eq!(scaled(&svc), (Some(2), Some(2)));
+        let mut svc = ServiceConfig::default();
+        apply_service_settings(&mut svc, &settings(Value::Unknown, Value::Unknown));
+        assert_eq!(scaled(&svc), (Some(1), Some(1)));
+        let mut svc = ServiceConfig::default();
+        apply_service_settings(&mut svc, &settings(Value::Null, Value::Value(3)));
+        assert_eq!(scaled(&svc), (Some(1), Some(3)));
+        let mut svc = ServiceConfig::default();
+        apply_service_settings(&mut svc, &settings(Value::Value(0), Value::Null));
+        assert_eq!(scaled(&svc), (Some(0), Some(1)));
+        // What the server has stays where nothing is configured.
+        let mut svc = ServiceConfig {
+            scaling: Some(Scaling {
+                min_replicas: Some(3),
+                max_replicas: Some(5),
+                policy: None,
+            }),
+            ..Default::default()
+        };
+        apply_service_settings(&mut svc, &settings(Value::Unknown, Value::Unknown));
+        assert_eq!(scaled(&svc), (Some(3), Some(5)));
+        assert_eq!(
+            svc.instance_type, None,
+            "an unknown instance type is the server's"
         );
     }
 }

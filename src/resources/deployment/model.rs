@@ -254,32 +254,87 @@ pub struct Timeouts {
     pub delete: Value<String>,
 }
 
-/// The resource's private state: a revision that an apply submitted but could not confirm
-/// (the wait was interrupted or timed out). Kept by refresh while it is still the server's
-/// latest revision, so the next apply resumes waiting for it even when the refreshed status is
-/// a stale `running` (BentoCloud refreshes status after the fact, see `crate::wait`).
+/// The resource's private state: what this state's last apply left behind, keyed on the
+/// revision it submitted. Refresh keeps it while that revision is still the server's latest
+/// (a newer revision, made elsewhere, is not ours to wait for or to re-submit):
+///
+/// - **unconfirmed** (`failed` null or false): the wait was interrupted or timed out, so the
+///   next apply resumes waiting for the revision even when the refreshed status is a stale
+///   `running` (BentoCloud refreshes status after the fact, see `crate::wait`);
+/// - **failed** (`failed = true`): the rollout of the revision failed, so the previous
+///   configuration still serves; the next apply re-submits the configuration even when no
+///   attribute changed (reverting a bad change converges too). A deployment that turns
+///   `failed` or `unhealthy` on its own carries no such marker: the status alone never makes
+///   a plan show a change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Unconfirmed {
     #[serde(default)]
     pub revision: Value<String>,
+    /// The rollout of `revision` failed (absent in states written before it existed: those
+    /// markers were all "unconfirmed").
+    #[serde(default)]
+    pub failed: Value<bool>,
 }
 
 /// `Null` (the empty private state of every resource before this one existed) or a marker.
 pub type Private = Value<Unconfirmed>;
 
-/// The unconfirmed revision a private state names, if any.
-pub fn unconfirmed_revision(p: &Private) -> Option<&str> {
+/// What this state's last apply left behind, read from its private state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastApply {
+    /// Nothing to resume or re-submit.
+    Settled,
+    /// A rollout whose wait was interrupted or timed out: the next apply waits for it.
+    Unconfirmed,
+    /// A rollout that failed: the next apply re-submits the configuration.
+    Failed,
+}
+
+/// The revision a private state names (unconfirmed or failed), if any.
+pub fn marked_revision(p: &Private) -> Option<&str> {
     p.as_ref_option()
         .and_then(|u| u.revision.as_ref_option())
         .map(String::as_str)
         .filter(|r| !r.is_empty())
 }
 
+/// What the private state says the last apply left.
+pub fn last_apply(p: &Private) -> LastApply {
+    match (marked_revision(p), p.as_ref_option().map(|u| &u.failed)) {
+        (None, _) => LastApply::Settled,
+        (Some(_), Some(Value::Value(true))) => LastApply::Failed,
+        (Some(_), _) => LastApply::Unconfirmed,
+    }
+}
+
+/// The unconfirmed revision a private state names, if any (not a failed one).
+pub fn unconfirmed_revision(p: &Private) -> Option<&str> {
+    marked_revision(p).filter(|_| last_apply(p) == LastApply::Unconfirmed)
+}
+
 /// A private state naming `revision` as unconfirmed.
 pub fn unconfirmed(revision: &str) -> Private {
     Value::Value(Unconfirmed {
         revision: Value::Value(revision.to_string()),
+        failed: Value::Null,
     })
+}
+
+/// A private state naming `revision` as the one whose rollout failed.
+pub fn failed(revision: &str) -> Private {
+    Value::Value(Unconfirmed {
+        revision: Value::Value(revision.to_string()),
+        failed: Value::Value(true),
+    })
+}
+
+/// The private state refresh keeps when the server's latest revision is `latest`: the marker
+/// while it names that revision, else none.
+pub fn private_after_refresh(p: Private, latest: Option<&str>) -> Private {
+    match marked_revision(&p) {
+        Some(r) if latest == Some(r) => p,
+        _ => Value::Null,
+    }
 }
 
 /// Default `timeouts.create` / `timeouts.update`.
@@ -491,10 +546,48 @@ mod tests {
         );
         assert_eq!(
             unconfirmed_revision(&Value::Value(Unconfirmed {
-                revision: Value::Null
+                revision: Value::Null,
+                failed: Value::Value(true),
             })),
             None
         );
+    }
+
+    #[test]
+    fn a_failed_revision_is_told_apart_from_an_unconfirmed_one() {
+        assert_eq!(last_apply(&Value::Null), LastApply::Settled);
+        assert_eq!(last_apply(&unconfirmed("r1")), LastApply::Unconfirmed);
+        assert_eq!(last_apply(&failed("r1")), LastApply::Failed);
+        assert_eq!(
+            last_apply(&failed("")),
+            LastApply::Settled,
+            "no revision, no marker"
+        );
+        assert_eq!(unconfirmed_revision(&failed("r1")), None);
+        assert_eq!(marked_revision(&failed("r1")), Some("r1"));
+        // A marker written before `failed` existed reads as unconfirmed.
+        let old: Private = serde_json::from_str(r#"{"revision":"r0"}"#).expect("old marker");
+        assert_eq!(last_apply(&old), LastApply::Unconfirmed);
+        let explicit_false = Value::Value(Unconfirmed {
+            revision: Value::Value("r2".into()),
+            failed: Value::Value(false),
+        });
+        assert_eq!(last_apply(&explicit_false), LastApply::Unconfirmed);
+    }
+
+    #[test]
+    fn refresh_keeps_a_marker_only_while_its_revision_is_the_latest() {
+        assert_eq!(
+            private_after_refresh(failed("r1"), Some("r1")),
+            failed("r1")
+        );
+        assert_eq!(
+            private_after_refresh(unconfirmed("r1"), Some("r1")),
+            unconfirmed("r1")
+        );
+        assert_eq!(private_after_refresh(failed("r1"), Some("r2")), Value::Null);
+        assert_eq!(private_after_refresh(unconfirmed("r1"), None), Value::Null);
+        assert_eq!(private_after_refresh(Value::Null, Some("r1")), Value::Null);
     }
 
     #[test]

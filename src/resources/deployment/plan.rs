@@ -9,8 +9,8 @@ use tf_provider::value::Value;
 use tf_provider::AttributePath;
 
 use super::model::{
-    DeploymentState, Location, Reported, ServiceBlock, ServiceSettings, Spec, StringMap, Timeouts,
-    DEFAULT_STRATEGY,
+    DeploymentState, LastApply, Location, Reported, ServiceBlock, ServiceSettings, Spec, StringMap,
+    Timeouts, DEFAULT_STRATEGY,
 };
 use crate::api::DeploymentStatus;
 use crate::rules;
@@ -325,62 +325,113 @@ pub fn needs_api_update(prior: &DeploymentState, planned: &DeploymentState) -> b
     prior.spec.differs(&planned.spec, external)
 }
 
-/// Whether the latest rollout failed (per the refreshed status): the next apply re-submits the
-/// configuration even when no attribute changed, so reverting a bad change converges too.
-pub fn resubmit_failed(prior: &DeploymentState) -> bool {
+fn status_of(prior: &DeploymentState) -> Option<DeploymentStatus> {
     prior
         .reported
         .status
         .as_ref_option()
         .and_then(|s| DeploymentStatus::parse(s))
-        .is_some_and(DeploymentStatus::is_rollout_failure)
 }
 
-/// Whether the last apply left a rollout in progress (interrupted or timed out): the next apply
-/// resumes waiting for it instead of reporting "no changes" while the server still rolls out.
-pub fn rollout_pending(prior: &DeploymentState) -> bool {
-    prior
-        .reported
-        .status
-        .as_ref_option()
-        .and_then(|s| DeploymentStatus::parse(s))
-        // `unknown` is left out: a server that cannot tell would otherwise show a diff on
-        // every plan.
-        .is_some_and(|s| s.is_in_progress() && s != DeploymentStatus::Unknown)
+/// Whether the deployment was stopped outside Terraform (`terminating`/`terminated`: the
+/// console's stop, `bentoml deployment terminate`, `POST .../terminate`). Terraform manages a
+/// serving deployment, so a stopped one is drift: apply brings it back with a PUT of the
+/// configuration, which starts a terminated deployment (API doc §4's state machine:
+/// "update/start on terminated ─► deploying"; the official client's `start` is an update,
+/// pyapi.py:311-339), and waits for it like any rollout.
+pub fn stopped(prior: &DeploymentState) -> bool {
+    status_of(prior).is_some_and(|s| {
+        matches!(
+            s,
+            DeploymentStatus::Terminated | DeploymentStatus::Terminating
+        )
+    })
 }
 
-/// Planned state of an update, and the attributes that force replacement.
+/// Whether the refreshed status says the deployment is failing (`failed`, `unhealthy`,
+/// `image-build-failed`). With no failed rollout of this state's own behind it
+/// ([`LastApply::Failed`]), this alone changes no plan: it is reported as a warning.
+pub fn failing(prior: &DeploymentState) -> bool {
+    status_of(prior).is_some_and(|s| s.is_rollout_failure() || s == DeploymentStatus::Unhealthy)
+}
+
+/// Whether applying `planned` over `prior` sends the configuration (a PUT): the spec changed,
+/// this state's last rollout failed (re-submitted even without a change, so reverting a bad
+/// change converges too), or the deployment was stopped outside Terraform.
+pub fn put_needed(prior: &DeploymentState, planned: &DeploymentState, last: LastApply) -> bool {
+    needs_api_update(prior, planned) || last == LastApply::Failed || stopped(prior)
+}
+
+/// Every setting still null in `planned` (left out of the configuration, and not known from
+/// the server either: a deployment created with `services: {}`, or without an instance type
+/// or strategy, by the console, the official client or a raw API body) becomes unknown. The
+/// PUT leaves such a setting to the server, which may fill it (the instance type the cluster
+/// defaults to, scaling `{1, 1}`): planning null and then reading a value back is what
+/// Terraform reports as "Provider produced inconsistent result after apply".
+fn unknown_where_unset(planned: &mut ServiceSettings) {
+    let ServiceSettings {
+        instance_type,
+        min_replicas,
+        max_replicas,
+        deployment_strategy,
+    } = planned;
+    for v in [instance_type, deployment_strategy] {
+        if v.is_null() {
+            *v = Value::Unknown;
+        }
+    }
+    for v in [min_replicas, max_replicas] {
+        if v.is_null() {
+            *v = Value::Unknown;
+        }
+    }
+}
+
+/// Planned state of an update, and the attributes that force replacement. `last` is what
+/// this state's last apply left (its private state).
+///
+/// - Optional+computed settings left out of the configuration keep the prior (server) value;
+///   Terraform's proposed state already carries it. A setting the server does not report
+///   either stays null when no PUT is sent, and is planned unknown when one is (see
+///   [`unknown_where_unset`]); only a new `service` block gets defaults.
+/// - Computed attributes the apply changes (status, revision, ...) are planned unknown when
+///   the apply rolls anything out: a PUT ([`put_needed`]), a redeploy, or a wait resumed for
+///   an unconfirmed rollout; a replacement makes all of them unknown.
 pub fn plan_update(
     prior: &DeploymentState,
     proposed: &DeploymentState,
     config: &DeploymentState,
+    last: LastApply,
 ) -> (DeploymentState, Vec<AttributePath>) {
     let mut p = proposed.clone();
     default_flags(&mut p);
-    // Optional+computed attributes left out of the configuration keep the prior (server) value;
-    // Terraform's proposed state already carries it. Only a new deployment gets defaults.
     follow_configured_bound(&mut p.spec.entry, &config.spec.entry);
+    let prior_services = prior
+        .spec
+        .service
+        .as_ref_option()
+        .cloned()
+        .unwrap_or_default();
+    let mut new_blocks = BTreeSet::new();
     if let Value::Value(services) = &mut p.spec.service {
-        let prior_services = prior
-            .spec
-            .service
-            .as_ref_option()
-            .cloned()
-            .unwrap_or_default();
-        for svc in services.iter_mut() {
-            let before = prior_services.iter().find(|s| s.name == svc.name);
-            if let Some(b) = before {
-                svc.settings.fill_from(&b.settings);
-                let configured = config
-                    .spec
-                    .service
-                    .as_ref_option()
-                    .and_then(|c| c.iter().find(|c| c.name == svc.name));
-                if let Some(c) = configured {
-                    follow_configured_bound(&mut svc.settings, &c.settings);
+        for (i, svc) in services.iter_mut().enumerate() {
+            match prior_services.iter().find(|s| s.name == svc.name) {
+                Some(b) => {
+                    svc.settings.fill_from(&b.settings);
+                    let configured = config
+                        .spec
+                        .service
+                        .as_ref_option()
+                        .and_then(|c| c.iter().find(|c| c.name == svc.name));
+                    if let Some(c) = configured {
+                        follow_configured_bound(&mut svc.settings, &c.settings);
+                    }
+                }
+                None => {
+                    default_settings(&mut svc.settings);
+                    new_blocks.insert(i);
                 }
             }
-            default_settings(&mut svc.settings);
         }
     }
     let mut replace = Vec::new();
@@ -396,10 +447,22 @@ pub fn plan_update(
             p.location.cluster = prior.location.cluster.clone();
         }
     }
-    if needs_api_update(prior, &p)
+    let put = put_needed(prior, &p, last);
+    if put {
+        unknown_where_unset(&mut p.spec.entry);
+        if let Value::Value(services) = &mut p.spec.service {
+            for (_, svc) in services
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| !new_blocks.contains(i))
+            {
+                unknown_where_unset(&mut svc.settings);
+            }
+        }
+    }
+    if put
         || prior.settings.redeploy_requested(&p.settings)
-        || resubmit_failed(prior)
-        || rollout_pending(prior)
+        || last == LastApply::Unconfirmed
         || !replace.is_empty()
     {
         p.reported = if replace.is_empty() {
@@ -445,6 +508,7 @@ mod tests {
                 wait_for_rollout: v(true),
                 rollback_on_failure: v(false),
                 bento_managed_externally: v(false),
+                rollback_on_interrupt: v(false),
                 ..Default::default()
             },
             reported: Reported {
@@ -533,7 +597,7 @@ mod tests {
         let prior = base();
         let mut proposed = prior.clone();
         proposed.spec.bento = v("iris:v2".into());
-        let (p, replace) = plan_update(&prior, &proposed, &proposed);
+        let (p, replace) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
         assert!(replace.is_empty());
         assert_eq!(p.location.id, prior.location.id);
         assert!(
@@ -550,12 +614,12 @@ mod tests {
         let prior = base();
         let mut proposed = prior.clone();
         proposed.location.cluster = v("local-west".into());
-        let (p, replace) = plan_update(&prior, &proposed, &proposed);
+        let (p, replace) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
         assert_eq!(replace, vec![AttributePath::new("cluster")]);
         assert!(p.location.id.is_unknown());
         let mut config = prior.clone();
         config.location.cluster = Value::Null;
-        let (_, replace) = plan_update(&prior, &prior, &config);
+        let (_, replace) = plan_update(&prior, &prior, &config, LastApply::Settled);
         assert!(replace.is_empty());
     }
 
@@ -564,32 +628,95 @@ mod tests {
         let prior = base();
         let mut proposed = prior.clone();
         proposed.location.name = v("iris2".into());
-        let (_, replace) = plan_update(&prior, &proposed, &proposed);
+        let (_, replace) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
         assert_eq!(replace, vec![AttributePath::new("name")]);
     }
 
     #[test]
-    fn a_failed_rollout_is_resubmitted_even_without_changes() {
+    fn a_rollout_this_state_left_failed_is_resubmitted_even_without_changes() {
         let mut prior = base();
         prior.reported.status = v("failed".into());
-        let (p, replace) = plan_update(&prior, &prior, &prior);
+        let (p, replace) = plan_update(&prior, &prior, &prior, LastApply::Failed);
         assert!(replace.is_empty());
         assert!(p.reported.status.is_unknown() && p.reported.revision.is_unknown());
-        assert!(resubmit_failed(&prior));
-        assert!(!resubmit_failed(&base()));
+        assert!(put_needed(&prior, &p, LastApply::Failed));
+        // The marker decides, not the status: a `running` read after it is still re-submitted.
+        let (p, _) = plan_update(&base(), &base(), &base(), LastApply::Failed);
+        assert!(p.reported.revision.is_unknown());
+    }
+
+    #[test]
+    fn a_deployment_failing_on_its_own_plans_no_change() {
+        for status in ["failed", "unhealthy", "image-build-failed"] {
+            let mut prior = base();
+            prior.reported.status = v(status.into());
+            assert!(failing(&prior), "{status}");
+            let (p, _) = plan_update(&prior, &prior, &prior, LastApply::Settled);
+            assert_eq!(p, prior, "{status}: the status alone changes nothing");
+            assert!(!put_needed(&prior, &p, LastApply::Settled));
+        }
+        assert!(!failing(&base()));
     }
 
     #[test]
     fn an_interrupted_rollout_is_waited_for_by_the_next_apply() {
-        let mut prior = base();
-        prior.reported.status = v("deploying".into());
-        let (p, _) = plan_update(&prior, &prior, &prior);
+        let prior = base();
+        let (p, _) = plan_update(&prior, &prior, &prior, LastApply::Unconfirmed);
         assert!(p.reported.status.is_unknown());
-        assert!(rollout_pending(&prior) && !resubmit_failed(&prior));
+        assert!(!put_needed(&prior, &p, LastApply::Unconfirmed));
         assert!(
             !needs_api_update(&prior, &p),
             "no new revision is submitted"
         );
+        // A status in progress alone (a stale `deploying` after a finished rollout, or a
+        // rollout made elsewhere) is not ours to wait for.
+        let mut deploying = base();
+        deploying.reported.status = v("deploying".into());
+        let (p, _) = plan_update(&deploying, &deploying, &deploying, LastApply::Settled);
+        assert_eq!(p, deploying);
+    }
+
+    #[test]
+    fn a_deployment_stopped_elsewhere_is_brought_back() {
+        for status in ["terminated", "terminating"] {
+            let mut prior = base();
+            prior.reported.status = v(status.into());
+            assert!(stopped(&prior), "{status}");
+            let (p, replace) = plan_update(&prior, &prior, &prior, LastApply::Settled);
+            assert!(replace.is_empty());
+            assert!(put_needed(&prior, &p, LastApply::Settled), "{status}");
+            assert!(p.reported.status.is_unknown() && p.reported.revision.is_unknown());
+            assert_eq!(p.spec, prior.spec, "the configuration itself is unchanged");
+        }
+        assert!(!stopped(&base()));
+    }
+
+    #[test]
+    fn settings_the_server_does_not_report_are_unknown_when_a_put_may_fill_them() {
+        // Imported from `services: {}`: the server reported no entry-service settings.
+        let mut prior = base();
+        prior.spec.entry = ServiceSettings::default();
+        let mut proposed = prior.clone();
+        proposed.spec.envs = v([("A".to_string(), v("1".to_string()))].into());
+        let (p, _) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
+        let e = &p.spec.entry;
+        assert!(e.instance_type.is_unknown() && e.deployment_strategy.is_unknown());
+        assert!(e.min_replicas.is_unknown() && e.max_replicas.is_unknown());
+        // Without a PUT nothing can fill them: they stay null (no diff).
+        let (p, _) = plan_update(&prior, &prior, &prior, LastApply::Settled);
+        assert_eq!(p, prior);
+        // A configured value is kept as configured.
+        let mut configured = proposed.clone();
+        configured.spec.entry.instance_type = v("cpu.2".into());
+        let (p, _) = plan_update(&prior, &configured, &configured, LastApply::Settled);
+        assert_eq!(p.spec.entry.instance_type, v("cpu.2".into()));
+        assert!(p.spec.entry.min_replicas.is_unknown());
+        // A known server value is kept, PUT or not.
+        let prior = base();
+        let mut proposed = prior.clone();
+        proposed.spec.envs = v([("A".to_string(), v("1".to_string()))].into());
+        let (p, _) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
+        assert_eq!(p.spec.entry, prior.spec.entry);
     }
 
     #[test]
@@ -597,7 +724,7 @@ mod tests {
         let prior = base();
         let mut proposed = prior.clone();
         proposed.settings.wait_for_rollout = v(false);
-        let (p, _) = plan_update(&prior, &proposed, &proposed);
+        let (p, _) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
         assert!(!needs_api_update(&prior, &p));
         assert_eq!(p.reported.revision, prior.reported.revision);
         assert_eq!(p.reported.status, prior.reported.status);
@@ -615,7 +742,7 @@ mod tests {
         prior.settings.redeploy_triggers = triggers(&[("db", v("1".into()))]);
         let same = prior.clone();
         assert!(!prior.settings.redeploy_requested(&same.settings));
-        let (p, _) = plan_update(&prior, &same, &same);
+        let (p, _) = plan_update(&prior, &same, &same, LastApply::Settled);
         assert_eq!(
             p.reported.revision, prior.reported.revision,
             "no change, no rollout"
@@ -638,7 +765,7 @@ mod tests {
                 !needs_api_update(&prior, &proposed),
                 "not a spec change: {now:?}"
             );
-            let (p, _) = plan_update(&prior, &proposed, &proposed);
+            let (p, _) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
             assert!(p.reported.revision.is_unknown(), "a new revision: {now:?}");
             assert!(p.reported.status.is_unknown());
             assert_eq!(p.reported.url, prior.reported.url);
@@ -875,7 +1002,7 @@ mod tests {
         config.spec.entry.min_replicas = v(3);
         let mut proposed = config.clone();
         proposed.spec.entry.max_replicas = v(1); // Terraform proposes the prior value
-        let (p, _) = plan_update(&prior, &proposed, &config);
+        let (p, _) = plan_update(&prior, &proposed, &config, LastApply::Settled);
         assert_eq!(
             (p.spec.entry.min_replicas, p.spec.entry.max_replicas),
             (v(3), v(3))
@@ -887,7 +1014,7 @@ mod tests {
         proposed.spec.entry.min_replicas = v(2);
         let mut cfg = proposed.clone();
         cfg.spec.entry.max_replicas = Value::Null;
-        let (p, _) = plan_update(&wide, &proposed, &cfg);
+        let (p, _) = plan_update(&wide, &proposed, &cfg, LastApply::Settled);
         assert_eq!(p.spec.entry.max_replicas, v(5));
         // Lowering max alone below the prior min takes min down with it.
         let mut proposed = wide.clone();
@@ -895,7 +1022,7 @@ mod tests {
         proposed.spec.entry.max_replicas = v(2);
         let mut cfg = proposed.clone();
         cfg.spec.entry.min_replicas = Value::Null;
-        let (p, _) = plan_update(&wide, &proposed, &cfg);
+        let (p, _) = plan_update(&wide, &proposed, &cfg, LastApply::Settled);
         assert_eq!(
             (p.spec.entry.min_replicas, p.spec.entry.max_replicas),
             (v(2), v(2))
@@ -903,7 +1030,7 @@ mod tests {
         // Both configured: left as given, for validation to report.
         let mut cfg = proposed.clone();
         cfg.spec.entry.min_replicas = v(4);
-        let (p, _) = plan_update(&wide, &proposed, &cfg);
+        let (p, _) = plan_update(&wide, &proposed, &cfg, LastApply::Settled);
         assert_eq!(
             (p.spec.entry.min_replicas, p.spec.entry.max_replicas),
             (v(4), v(2))
@@ -946,7 +1073,7 @@ mod tests {
                 ..Default::default()
             },
         ]);
-        let (p, _) = plan_update(&prior, &proposed, &proposed);
+        let (p, _) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
         let blocks = p.spec.service.as_ref_option().expect("blocks");
         let model = &blocks[0];
         assert_eq!(
@@ -990,7 +1117,7 @@ mod tests {
             },
             ..Default::default()
         }]);
-        let (p, _) = plan_update(&prior, &raised, &config);
+        let (p, _) = plan_update(&prior, &raised, &config, LastApply::Settled);
         let model = &p.spec.service.as_ref_option().expect("blocks")[0];
         assert_eq!(
             (model.settings.min_replicas, model.settings.max_replicas),
