@@ -445,6 +445,12 @@ fn timeouts_block_schema() -> Block {
     }
 }
 
+/// Appended to the description of each server-side optional setting of the resource.
+const KEPT_WHEN_REMOVED: &str = " Left out of the configuration (or removed from it): keeps the value BentoCloud has, whoever set it; Terraform never resets it.";
+
+/// Appended to the description of each Terraform-only setting.
+const RESET_WHEN_REMOVED: &str = " Terraform-only (never sent to BentoCloud): removed from the configuration, it goes back to its default.";
+
 /// The resource schema.
 pub fn resource_schema() -> Schema {
     use AttributeConstraint::{Optional, OptionalComputed, Required};
@@ -453,13 +459,28 @@ pub fn resource_schema() -> Schema {
         "labels" | "envs" | "secrets" => Optional,
         _ => OptionalComputed,
     });
+    // Removed from the configuration, a server-side setting keeps what BentoCloud has; a
+    // Terraform-only setting (below) goes back to its default (`plan::plan_update`).
+    for k in [
+        "cluster",
+        "access_authorization",
+        "instance_type",
+        "min_replicas",
+        "max_replicas",
+        "deployment_strategy",
+    ] {
+        if let Some(attr) = attributes.get_mut(k) {
+            attr.description.content.push_str(KEPT_WHEN_REMOVED);
+        }
+    }
     for (k, d) in [
         ("wait_for_rollout", "Whether create and update wait until BentoCloud reports the submitted revision `running` (or `scaled-to-zero` when `min_replicas` is 0). Default `true`. A failed rollout (`image-build-failed`, `failed`, or `unhealthy` past a grace period) fails the apply with BentoCloud's reason."),
         ("rollback_on_failure", "When a rollout fails or times out, put the previous configuration back, wait for it, and still report the failure. Default `false`: a failed rollout is left as is (the previous revision keeps serving with `RollingUpdate`) and the next plan shows the change again. For Ctrl-C see `rollback_on_interrupt`."),
         ("rollback_on_interrupt", "When the wait for an update's rollout is interrupted (Ctrl-C, i.e. Terraform asks the provider to stop), put the previous configuration back before the provider stops, and wait for it at most 60 seconds; the diagnostic says whether the rollback finished. Default `false`: the submitted rollout goes on server-side and the next apply waits for it."),
         ("bento_managed_externally", "Set when CI deploys new bento versions (e.g. `bentoml deployment update --bento`): Terraform then uses `bento` only to create the deployment and never reverts the running bento; everything else stays managed. Default `false`. See `deployed_bento` for what runs."),
     ] {
-        attributes.insert(k.to_string(), a(AttributeType::Bool, OptionalComputed, d));
+        let d = format!("{d}{RESET_WHEN_REMOVED}");
+        attributes.insert(k.to_string(), a(AttributeType::Bool, OptionalComputed, &d));
     }
     attributes.insert(
         "redeploy_triggers".to_string(),
@@ -468,7 +489,15 @@ pub fn resource_schema() -> Schema {
     let mut blocks = HashMap::new();
     blocks.insert(
         "service".to_string(),
-        NestedBlock::List(service_block_schema()),
+        NestedBlock::List({
+            let mut b = service_block_schema();
+            for (k, attr) in b.attributes.iter_mut() {
+                if k != "name" && k != "envs" {
+                    attr.description.content.push_str(KEPT_WHEN_REMOVED);
+                }
+            }
+            b
+        }),
     );
     blocks.insert(
         "timeouts".to_string(),

@@ -277,6 +277,34 @@ fn default_flags(s: &mut DeploymentState) {
     }
 }
 
+/// Terraform-only settings left out of the configuration go back to their defaults. They are
+/// optional+computed (so an import can record them), which makes Terraform's proposed state
+/// carry the prior value: without this, removing `rollback_on_failure = true` would keep it.
+/// Server-side settings (replicas, instance type, strategy, `access_authorization`) are the
+/// opposite: left out, they keep what the server has.
+fn reset_unset_settings(planned: &mut DeploymentState, config: &DeploymentState) {
+    let c = &config.settings;
+    for (flag, configured) in [
+        (&mut planned.settings.wait_for_rollout, &c.wait_for_rollout),
+        (
+            &mut planned.settings.rollback_on_failure,
+            &c.rollback_on_failure,
+        ),
+        (
+            &mut planned.settings.bento_managed_externally,
+            &c.bento_managed_externally,
+        ),
+        (
+            &mut planned.settings.rollback_on_interrupt,
+            &c.rollback_on_interrupt,
+        ),
+    ] {
+        if configured.is_null() {
+            *flag = Value::Null;
+        }
+    }
+}
+
 /// Planned state of a new deployment.
 pub fn plan_create(proposed: &DeploymentState, default_cluster: Option<&str>) -> DeploymentState {
     let mut p = proposed.clone();
@@ -404,6 +432,7 @@ pub fn plan_update(
     last: LastApply,
 ) -> (DeploymentState, Vec<AttributePath>) {
     let mut p = proposed.clone();
+    reset_unset_settings(&mut p, config);
     default_flags(&mut p);
     follow_configured_bound(&mut p.spec.entry, &config.spec.entry);
     let prior_services = prior
@@ -674,6 +703,41 @@ mod tests {
         deploying.reported.status = v("deploying".into());
         let (p, _) = plan_update(&deploying, &deploying, &deploying, LastApply::Settled);
         assert_eq!(p, deploying);
+    }
+
+    #[test]
+    fn terraform_only_settings_left_out_go_back_to_their_defaults_server_ones_stay() {
+        let mut prior = base();
+        prior.settings.rollback_on_failure = v(true);
+        prior.settings.wait_for_rollout = v(false);
+        prior.settings.bento_managed_externally = v(true);
+        prior.settings.rollback_on_interrupt = v(true);
+        prior.spec.access_authorization = v(true);
+        // Terraform's proposed state carries the prior value of optional+computed attributes;
+        // the configuration has them null.
+        let proposed = prior.clone();
+        let mut config = prior.clone();
+        config.settings.rollback_on_failure = Value::Null;
+        config.settings.wait_for_rollout = Value::Null;
+        config.settings.bento_managed_externally = Value::Null;
+        config.settings.rollback_on_interrupt = Value::Null;
+        config.spec.access_authorization = Value::Null;
+        config.spec.entry = ServiceSettings::default();
+        let (p, _) = plan_update(&prior, &proposed, &config, LastApply::Settled);
+        assert_eq!(p.settings.rollback_on_failure, v(false));
+        assert_eq!(p.settings.wait_for_rollout, v(true));
+        assert_eq!(p.settings.bento_managed_externally, v(false));
+        assert_eq!(p.settings.rollback_on_interrupt, v(false));
+        assert_eq!(
+            p.spec.access_authorization,
+            v(true),
+            "a server setting stays"
+        );
+        assert_eq!(p.spec.entry, prior.spec.entry, "server settings stay");
+        assert!(!needs_api_update(&prior, &p));
+        // Configured, they are kept.
+        let (p, _) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
+        assert_eq!(p.settings, prior.settings);
     }
 
     #[test]
