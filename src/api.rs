@@ -660,7 +660,11 @@ pub struct KubePodRuntime {
 pub struct KubePodStatus {
     pub phase: String,
     pub ready: bool,
+    /// When the pod started (server clock: Kubernetes' `metav1.Time`, to the second).
     pub start_time: Option<String>,
+    /// A pod the platform itself marks as left over from an earlier rollout. Yatai's schema
+    /// has it (API doc §10) but its transformer always sends `false`: only `true` is evidence.
+    pub is_old: bool,
     /// A pod of a canary version (it runs another bento by design).
     pub is_canary: bool,
 }
@@ -1041,7 +1045,7 @@ mod tests {
             ),
             (
                 "KubePodStatus",
-                &["phase", "ready", "start_time", "is_canary"],
+                &["phase", "ready", "start_time", "is_old", "is_canary"],
             ),
             ("KubePodRuntime", &["status", "phase"]),
             ("KubeEvent", &["reason", "message"]),

@@ -987,12 +987,13 @@ async fn progress_is_logged_once_per_change_not_once_per_poll() {
                 0,
                 vec![pod("new-1", "v2", true, &[]), pod("old-1", "v1", true, &[])],
             ),
-            (4_000, vec![pod("new-1", "v2", true, &[])]),
+            (8_000, vec![pod("new-1", "v2", true, &[])]),
         ],
     );
     wait_for_revision(&src, &Submitted::created("r2"), false, &opts(60))
         .await
         .expect("ready once the old pod is gone");
+    // Polls that read the pods come once a second (a GET and a pods read each).
     let polls = src.0.fetch_count();
     assert!(polls >= 8, "{polls} polls");
     for line in [
@@ -1133,4 +1134,1002 @@ async fn a_client_source_reads_the_pods_stream_and_gives_none_when_it_cannot() {
     let src = ClientSource::new(client_of(&url), "east", "iris");
     assert_eq!(src.pods().await, None);
     server.abort();
+}
+
+// ------------------------------------------------------------------------------------------
+// The pods rule (`judge_pods`) and the waits it ends
+// ------------------------------------------------------------------------------------------
+
+/// The revision's `created_at` in the pods tests (server time, milliseconds).
+const CREATED: &str = "2026-01-01T10:00:00.500Z";
+/// A start before the revision.
+const BEFORE: &str = "2026-01-01T09:59:00Z";
+/// A start after the revision.
+const AFTER: &str = "2026-01-01T10:00:03Z";
+
+/// A pod of the `main` target: bento `version`, started at `start`, ready or not, of
+/// `service` (the per-service label) when given.
+fn spod(name: &str, version: &str, start: &str, ready: bool, service: Option<&str>) -> KubePod {
+    let mut p = pod(name, version, ready, &[]);
+    p.status.start_time = Some(start.to_string());
+    if let Some(s) = service {
+        p.labels
+            .insert(POD_SERVICE_LABEL.to_string(), s.to_string());
+    }
+    p
+}
+
+fn terminating(mut p: KubePod) -> KubePod {
+    p.pod_status = Some(crate::api::KubePodRuntime {
+        status: "Terminating".into(),
+        phase: "Running".into(),
+    });
+    p
+}
+
+fn canary(mut p: KubePod) -> KubePod {
+    p.status.is_canary = true;
+    p
+}
+
+fn old_marked(mut p: KubePod) -> KubePod {
+    p.status.is_old = true;
+    p
+}
+
+fn crash_looping(mut p: KubePod) -> KubePod {
+    p.status.ready = false;
+    p.pod_status = Some(crate::api::KubePodRuntime {
+        status: "CrashLoopBackOff".into(),
+        phase: "Running".into(),
+    });
+    p.warnings = Some(vec![crate::api::KubeEvent {
+        reason: "BackOff".into(),
+        message: "Back-off restarting failed container".into(),
+    }]);
+    p
+}
+
+fn bounds(min: u32, max: u32) -> Bounds {
+    Bounds { min, max }
+}
+
+/// A target of bento `v2` created at [`CREATED`], with `services`.
+fn target(services: &[(&str, Bounds)]) -> RolloutTarget {
+    RolloutTarget {
+        created_at: CREATED.into(),
+        bento_version: Some("v2".into()),
+        services: services.iter().map(|(n, b)| (n.to_string(), *b)).collect(),
+    }
+}
+
+fn is_done(v: &PodsVerdict) -> bool {
+    matches!(v, PodsVerdict::Done { .. })
+}
+
+fn waiting_for(v: &PodsVerdict, part: &str) -> bool {
+    matches!(v, PodsVerdict::Waiting(w) if w.contains(part))
+}
+
+#[test]
+fn bounds_follow_the_platforms_scaling_normalisation() {
+    let sc = |min: Option<i64>, max: Option<i64>| crate::api::Scaling {
+        min_replicas: min,
+        max_replicas: max,
+        policy: None,
+    };
+    assert_eq!(Bounds::of(None), bounds(1, 1));
+    assert_eq!(Bounds::of(Some(&sc(None, None))), bounds(1, 1));
+    assert_eq!(Bounds::of(Some(&sc(Some(3), None))), bounds(3, 3));
+    assert_eq!(Bounds::of(Some(&sc(Some(0), None))), bounds(0, 1));
+    assert_eq!(Bounds::of(Some(&sc(None, Some(4)))), bounds(1, 4));
+    assert_eq!(Bounds::of(Some(&sc(Some(2), Some(5)))), bounds(2, 5));
+    assert_eq!(Bounds::of(Some(&sc(Some(-1), Some(2)))), bounds(0, 2));
+    assert_eq!(Bounds::of(Some(&sc(Some(3), Some(1)))), bounds(3, 3));
+}
+
+#[test]
+fn a_rollout_target_is_read_from_the_latest_revision() {
+    let mut d = with_bento(dep("r2", DeploymentStatus::Running), "v2");
+    let rev = d.latest_revision.as_mut().expect("revision");
+    rev.meta.created_at = CREATED.into();
+    let mut cfg = crate::api::DeploymentConfig::default();
+    cfg.services.insert(
+        "api".into(),
+        crate::api::ServiceConfig {
+            scaling: Some(crate::api::Scaling {
+                min_replicas: Some(2),
+                max_replicas: Some(3),
+                policy: None,
+            }),
+            ..Default::default()
+        },
+    );
+    cfg.services
+        .insert("worker".into(), crate::api::ServiceConfig::default());
+    if let Some(Some(t)) = rev.targets.first_mut() {
+        t.config = Some(cfg);
+    }
+    assert_eq!(
+        RolloutTarget::of(&d),
+        target(&[("api", bounds(2, 3)), ("worker", bounds(1, 1))])
+    );
+    assert_eq!(
+        RolloutTarget::of(&dep("r1", DeploymentStatus::Running)),
+        RolloutTarget::default()
+    );
+}
+
+#[test]
+fn a_restart_is_done_when_every_serving_pod_is_of_the_revision_and_enough_serve() {
+    let t = target(&[("api", bounds(2, 4))]);
+    let new = |n: &str| spod(n, "v2", AFTER, true, None);
+    // Done: two new pods serve; an old one terminating, an old one not ready, a canary of
+    // another bento and a new one still starting change nothing.
+    let pods = vec![
+        new("n1"),
+        new("n2"),
+        terminating(spod("o1", "v1", BEFORE, true, None)),
+        spod("o2", "v2", BEFORE, false, None),
+        canary(spod("c1", "v9", BEFORE, true, None)),
+        spod("n3", "v2", AFTER, false, None),
+    ];
+    let v = judge_pods(Change::Restart, &t, &pods);
+    assert!(
+        matches!(&v, PodsVerdict::Done { serving: 2, why } if why.contains("none older") && why.contains(CREATED)),
+        "{v:?}"
+    );
+    // Too few of the revision serve.
+    let v = judge_pods(Change::Restart, &t, &[new("n1")]);
+    assert!(
+        waiting_for(&v, "1 of 2 pods of this revision serve"),
+        "{v:?}"
+    );
+    // An older pod still serving, whatever tells it apart.
+    for (older, why) in [
+        (spod("o", "v2", BEFORE, true, None), "before the revision"),
+        (spod("o", "v1", AFTER, true, None), "bento version v1"),
+        (
+            old_marked(spod("o", "v2", AFTER, true, None)),
+            "marked is_old",
+        ),
+        (
+            {
+                let mut p = spod("o", "v2", AFTER, true, None);
+                p.status.start_time = None;
+                p
+            },
+            "no start time",
+        ),
+        (
+            spod("o", "v2", "yesterday", true, None),
+            "unreadable start time",
+        ),
+        (
+            {
+                let mut p = spod("o", "v2", AFTER, true, None);
+                p.labels.clear();
+                p
+            },
+            "no bento version label",
+        ),
+    ] {
+        let v = judge_pods(Change::Restart, &t, &[new("n1"), new("n2"), older]);
+        assert!(
+            waiting_for(&v, "older pods still serve: o (") && waiting_for(&v, why),
+            "{why}: {v:?}"
+        );
+    }
+}
+
+#[test]
+fn a_restart_wants_min_replicas_at_least_one_unless_min_is_zero() {
+    let new = spod("n1", "v2", AFTER, true, None);
+    // No services in the config: the platform's default, one replica.
+    assert!(waiting_for(
+        &judge_pods(Change::Restart, &target(&[]), &[]),
+        "0 of 1"
+    ));
+    assert!(is_done(&judge_pods(
+        Change::Restart,
+        &target(&[]),
+        std::slice::from_ref(&new)
+    )));
+    // min 0: nothing needs to serve (scaled to zero), but nothing older may.
+    let zero = target(&[("api", bounds(0, 2))]);
+    assert_eq!(
+        judge_pods(Change::Restart, &zero, &[]),
+        PodsVerdict::Done {
+            serving: 0,
+            why: format!(
+                "0 serving pods, all of bento version v2 started since the revision was created ({CREATED}), none older"
+            )
+        }
+    );
+    assert!(waiting_for(
+        &judge_pods(
+            Change::Restart,
+            &zero,
+            &[spod("o", "v1", BEFORE, true, None)]
+        ),
+        "older pods still serve"
+    ));
+}
+
+#[test]
+fn a_pod_started_within_the_revisions_second_counts_as_started_after_it() {
+    let t = target(&[]);
+    // Kubernetes' start_time has whole seconds: 10:00:00 is the revision's second.
+    let same_second = spod("n", "v2", "2026-01-01T10:00:00Z", true, None);
+    assert!(is_done(&judge_pods(Change::Restart, &t, &[same_second])));
+    // With sub-second precision, it is compared as given.
+    let before = spod("o", "v2", "2026-01-01T10:00:00.499Z", true, None);
+    assert!(waiting_for(
+        &judge_pods(Change::Restart, &t, &[before]),
+        "before the revision"
+    ));
+    let after = spod("n", "v2", "2026-01-01T10:00:00.500Z", true, None);
+    assert!(is_done(&judge_pods(Change::Restart, &t, &[after])));
+    // Another offset is the same instant.
+    let offset = spod("n", "v2", "2026-01-01T12:00:01+02:00", true, None);
+    assert!(is_done(&judge_pods(Change::Restart, &t, &[offset])));
+}
+
+#[test]
+fn pods_are_counted_per_service_when_every_pod_names_one() {
+    let t = target(&[("api", bounds(2, 2)), ("worker", bounds(1, 1))]);
+    let p = |n: &str, svc: &str| spod(n, "v2", AFTER, true, Some(svc));
+    // Three new pods, but all of `api`: `worker` has none.
+    let v = judge_pods(
+        Change::Restart,
+        &t,
+        &[p("a1", "api"), p("a2", "api"), p("a3", "api")],
+    );
+    assert!(waiting_for(&v, "service worker: 0 of 1"), "{v:?}");
+    assert!(is_done(&judge_pods(
+        Change::Restart,
+        &t,
+        &[p("a1", "api"), p("a2", "api"), p("w1", "worker")]
+    )));
+    // An older pod is named with its service.
+    let v = judge_pods(
+        Change::Restart,
+        &t,
+        &[
+            p("a1", "api"),
+            p("a2", "api"),
+            p("w1", "worker"),
+            spod("w0", "v2", BEFORE, true, Some("worker")),
+        ],
+    );
+    assert!(
+        waiting_for(&v, "service worker: older pods still serve: w0"),
+        "{v:?}"
+    );
+    // A pod without the label, or naming no service of the revision: all pods together,
+    // against the summed minimum (3).
+    for odd in [
+        spod("x", "v2", AFTER, true, None),
+        spod("x", "v2", AFTER, true, Some("other")),
+    ] {
+        let pods = [p("a1", "api"), p("a2", "api"), odd];
+        assert!(
+            is_done(&judge_pods(Change::Restart, &t, &pods)),
+            "{:?}",
+            judge_pods(Change::Restart, &t, &pods)
+        );
+        let v = judge_pods(Change::Restart, &t, &pods[1..]);
+        assert!(waiting_for(&v, "2 of 3 pods"), "{v:?}");
+        assert!(!waiting_for(&v, "service "), "{v:?}");
+    }
+}
+
+#[test]
+fn pods_that_cannot_be_dated_or_matched_leave_the_status_to_decide() {
+    let pods = [spod("n", "v2", AFTER, true, None)];
+    let mut t = target(&[]);
+    t.created_at = String::new();
+    for change in [Change::Restart, Change::Scale] {
+        assert!(waiting_for(
+            &judge_pods(change, &t, &pods),
+            "cannot be dated"
+        ));
+    }
+    let mut t = target(&[]);
+    t.bento_version = None;
+    assert!(waiting_for(
+        &judge_pods(Change::Restart, &t, &pods),
+        "no bento version"
+    ));
+}
+
+#[test]
+fn a_scaling_change_is_done_when_the_ready_count_is_within_bounds_and_nothing_moves() {
+    let t = target(&[("api", bounds(2, 3))]);
+    // Pods from before the revision serve on: a scaling change does not replace them.
+    let old = |n: &str| spod(n, "v2", BEFORE, true, None);
+    let v = judge_pods(Change::Scale, &t, &[old("a"), old("b")]);
+    assert!(
+        matches!(&v, PodsVerdict::Done { serving: 2, why } if why.contains("within the new scaling bounds")),
+        "{v:?}"
+    );
+    assert!(is_done(&judge_pods(
+        Change::Scale,
+        &t,
+        &[
+            old("a"),
+            old("b"),
+            old("c"),
+            canary(spod("c", "v9", BEFORE, false, None))
+        ]
+    )));
+    for (pods, why) in [
+        (vec![old("a")], "1 ready pods, wanted 2..3"),
+        (
+            vec![old("a"), old("b"), old("c"), old("d")],
+            "4 ready pods, wanted 2..3",
+        ),
+        (
+            vec![old("a"), old("b"), spod("n", "v2", AFTER, false, None)],
+            "pods not settled: n (pending)",
+        ),
+        (
+            vec![old("a"), old("b"), terminating(old("c"))],
+            "pods not settled: c (terminating)",
+        ),
+        (
+            vec![old("a"), spod("b", "v1", BEFORE, true, None)],
+            "pods of another bento serve: b (bento version v1)",
+        ),
+        (vec![old("a"), old_marked(old("b"))], "b (marked is_old)"),
+        (
+            vec![old("a"), {
+                let mut p = old("b");
+                p.labels.clear();
+                p
+            }],
+            "b (no bento version label)",
+        ),
+    ] {
+        let v = judge_pods(Change::Scale, &t, &pods);
+        assert!(waiting_for(&v, why), "{why}: {v:?}");
+    }
+    // Per service.
+    let t = target(&[("api", bounds(1, 1)), ("worker", bounds(2, 2))]);
+    let p = |n: &str, svc: &str| spod(n, "v2", BEFORE, true, Some(svc));
+    assert!(is_done(&judge_pods(
+        Change::Scale,
+        &t,
+        &[p("a", "api"), p("w1", "worker"), p("w2", "worker")]
+    )));
+    let v = judge_pods(
+        Change::Scale,
+        &t,
+        &[p("a", "api"), p("a2", "api"), p("w1", "worker")],
+    );
+    assert!(
+        waiting_for(&v, "service api: 2 ready pods, wanted 1..1")
+            && waiting_for(&v, "service worker: 1 ready pods, wanted 2..2"),
+        "{v:?}"
+    );
+    // min 0: no pod at all is within bounds.
+    assert!(is_done(&judge_pods(
+        Change::Scale,
+        &target(&[("api", bounds(0, 2))]),
+        &[]
+    )));
+}
+
+#[test]
+fn only_pods_of_the_revision_make_a_failure() {
+    let t = target(&[("api", bounds(2, 2))]);
+    let new = |n: &str| spod(n, "v2", AFTER, true, None);
+    // A crash loop of a pod of this revision: crashing, even with enough pods serving.
+    let v = judge_pods(
+        Change::Restart,
+        &t,
+        &[new("n1"), new("n2"), crash_looping(new("n3"))],
+    );
+    assert!(
+        matches!(&v, PodsVerdict::Crashing(r) if r.contains("pods of this revision crash: pod n3") && r.contains("Back-off restarting")),
+        "{v:?}"
+    );
+    let mut failed = new("n3");
+    failed.status.phase = "Failed".into();
+    failed.status.ready = false;
+    assert!(matches!(
+        judge_pods(Change::Scale, &t, &[new("n1"), new("n2"), failed]),
+        PodsVerdict::Crashing(_)
+    ));
+    // An old pod crashing, or a canary's: not this revision's failure.
+    let old_crash = crash_looping(spod("o", "v1", BEFORE, true, None));
+    let canary_crash = canary(crash_looping(new("c")));
+    let v = judge_pods(
+        Change::Restart,
+        &t,
+        &[new("n1"), new("n2"), old_crash, canary_crash],
+    );
+    assert!(is_done(&v), "{v:?}");
+    // Not ready with warnings, before the rollout is done: unready (the longer grace).
+    let mut probing = spod("n2", "v2", AFTER, false, None);
+    probing.warnings = Some(vec![crate::api::KubeEvent {
+        reason: "Unhealthy".into(),
+        message: "Readiness probe failed: 503".into(),
+    }]);
+    let v = judge_pods(Change::Restart, &t, &[new("n1"), probing.clone()]);
+    assert!(
+        matches!(&v, PodsVerdict::Unready(r) if r.contains("1 of 2") && r.contains("Readiness probe failed")),
+        "{v:?}"
+    );
+    // Without warnings it is only starting; once enough serve, an unready extra is no failure.
+    let v = judge_pods(
+        Change::Restart,
+        &t,
+        &[new("n1"), spod("n2", "v2", AFTER, false, None)],
+    );
+    assert!(waiting_for(&v, "1 of 2"), "{v:?}");
+    let mut extra = probing;
+    extra.name = "n3".into();
+    assert!(is_done(&judge_pods(
+        Change::Restart,
+        &t,
+        &[new("n1"), new("n2"), extra]
+    )));
+    // Warnings on an old pod's unreadiness are not this revision's.
+    let mut old_probing = spod("o", "v1", BEFORE, false, None);
+    old_probing.warnings = Some(vec![crate::api::KubeEvent {
+        reason: "Unhealthy".into(),
+        message: "probe".into(),
+    }]);
+    assert!(matches!(
+        judge_pods(Change::Restart, &t, &[new("n1"), old_probing]),
+        PodsVerdict::Waiting(_)
+    ));
+}
+
+mod generated {
+    //! Generated pod sets against a direct statement of the rule.
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One generated pod: (bento is v2, started after, ready, terminating, canary, is_old,
+    /// service index 0..=1).
+    type Gen = (bool, bool, bool, bool, bool, bool, u8);
+
+    fn build(i: usize, g: &Gen, per_service: bool) -> KubePod {
+        let (v2, after, ready, term, can, old, svc) = *g;
+        let service = ["api", "worker"][usize::from(svc % 2)];
+        let mut p = spod(
+            &format!("p{i}"),
+            if v2 { "v2" } else { "v1" },
+            if after { AFTER } else { BEFORE },
+            ready,
+            per_service.then_some(service),
+        );
+        if term {
+            p = terminating(p);
+        }
+        if can {
+            p = canary(p);
+        }
+        if old {
+            p = old_marked(p);
+        }
+        p
+    }
+
+    fn pods_of(gens: &[Gen], per_service: bool) -> Vec<KubePod> {
+        gens.iter()
+            .enumerate()
+            .map(|(i, g)| build(i, g, per_service))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn restart_is_done_exactly_when_no_older_pod_serves_and_enough_new_ones_do(
+            gens in proptest::collection::vec(any::<Gen>(), 0..8),
+            min_api in 0u32..3,
+            min_worker in 0u32..3,
+            per_service in any::<bool>(),
+        ) {
+            let t = target(&[("api", bounds(min_api, 3)), ("worker", bounds(min_worker, 3))]);
+            let pods = pods_of(&gens, per_service);
+            let main: Vec<&Gen> = gens.iter().filter(|g| !g.4).collect();
+            let serving = |g: &Gen| g.2 && !g.3;
+            let new = |g: &Gen| g.0 && g.1 && !g.5;
+            let older_serves = main.iter().any(|g| serving(g) && !new(g));
+            let enough = if per_service && !main.is_empty() {
+                (0..2u8).all(|s| {
+                    let want = [min_api, min_worker][usize::from(s)] as usize;
+                    main.iter().filter(|g| g.6 % 2 == s && serving(g) && new(g)).count() >= want
+                })
+            } else {
+                main.iter().filter(|g| serving(g) && new(g)).count() >= (min_api + min_worker) as usize
+            };
+            let v = judge_pods(Change::Restart, &t, &pods);
+            prop_assert_eq!(is_done(&v), !older_serves && enough, "{:?}", v);
+            if let PodsVerdict::Done { serving: n, .. } = v {
+                prop_assert_eq!(n, main.iter().filter(|g| serving(g) && new(g)).count());
+            }
+        }
+
+        #[test]
+        fn scale_is_done_exactly_when_nothing_moves_and_the_count_is_within_bounds(
+            gens in proptest::collection::vec(any::<Gen>(), 0..8),
+            min in 0u32..3,
+            extra in 0u32..3,
+        ) {
+            let t = target(&[("api", bounds(min, min + extra))]);
+            let pods = pods_of(&gens, false);
+            let main: Vec<&Gen> = gens.iter().filter(|g| !g.4).collect();
+            let settled = main.iter().all(|g| g.2 && !g.3);
+            let our_bento = main.iter().all(|g| g.0 && !g.5);
+            let ready = main.len() as u32;
+            let v = judge_pods(Change::Scale, &t, &pods);
+            prop_assert_eq!(
+                is_done(&v),
+                settled && our_bento && (min..=min + extra).contains(&ready),
+                "{:?}", v
+            );
+        }
+
+        #[test]
+        fn the_verdict_never_depends_on_canary_pods(
+            gens in proptest::collection::vec(any::<Gen>(), 0..6),
+            canaries in proptest::collection::vec(any::<Gen>(), 0..4),
+            scale in any::<bool>(),
+        ) {
+            let change = if scale { Change::Scale } else { Change::Restart };
+            let t = target(&[("api", bounds(1, 2))]);
+            let main: Vec<Gen> = gens.iter().map(|g| (g.0, g.1, g.2, g.3, false, g.5, g.6)).collect();
+            let mut with: Vec<Gen> = main.clone();
+            with.extend(canaries.iter().map(|g| (g.0, g.1, g.2, g.3, true, g.5, g.6)));
+            prop_assert_eq!(
+                is_done(&judge_pods(change, &t, &pods_of(&main, false))),
+                is_done(&judge_pods(change, &t, &pods_of(&with, false)))
+            );
+        }
+    }
+}
+
+/// A deployment of revision `rev` (created at [`CREATED`], bento `v2`, min = max = `n` on
+/// service `api`) with `status`.
+fn rolled(rev: &str, status: DeploymentStatus, n: i64) -> Deployment {
+    let mut d = with_bento(dep(rev, status), "v2");
+    let r = d.latest_revision.as_mut().expect("revision");
+    r.meta.created_at = CREATED.into();
+    let mut cfg = crate::api::DeploymentConfig::default();
+    cfg.services.insert(
+        "api".into(),
+        crate::api::ServiceConfig {
+            scaling: Some(crate::api::Scaling {
+                min_replicas: Some(n),
+                max_replicas: Some(n),
+                policy: None,
+            }),
+            ..Default::default()
+        },
+    );
+    if let Some(Some(t)) = r.targets.first_mut() {
+        t.config = Some(cfg);
+    }
+    d
+}
+
+/// [`PodsOverTime`] that records when its pods are read.
+struct CountingPods(PodsOverTime, Mutex<Vec<Duration>>);
+
+impl CountingPods {
+    fn new(script: Script, pods: Vec<(u64, Vec<KubePod>)>) -> CountingPods {
+        CountingPods(PodsOverTime(script, pods), Mutex::new(Vec::new()))
+    }
+    fn pods_reads(&self) -> usize {
+        self.1.lock().expect("lock").len()
+    }
+    fn read_at(&self) -> Vec<Duration> {
+        self.1.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait]
+impl DeploymentSource for CountingPods {
+    async fn fetch(&self) -> Result<Deployment, ClientError> {
+        self.0.fetch().await
+    }
+    async fn pods(&self) -> Option<Vec<KubePod>> {
+        let at = self.0 .0.t0.elapsed();
+        self.1.lock().expect("lock").push(at);
+        self.0.pods().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_status_does_not_delay_a_rollout_the_pods_show_done() {
+    for stale in [
+        DeploymentStatus::Running,
+        DeploymentStatus::Failed,
+        DeploymentStatus::Unhealthy,
+    ] {
+        let (logged, _default) = capture_logs();
+        // The status never moves (the platform's sync lags); the new pods serve from 3 s.
+        let src = CountingPods::new(
+            Script::new(vec![(0, Ok(rolled("r2", stale, 2)))]),
+            vec![
+                (
+                    0,
+                    vec![
+                        spod("o1", "v1", BEFORE, true, None),
+                        spod("o2", "v1", BEFORE, true, None),
+                        spod("n1", "v2", AFTER, false, None),
+                    ],
+                ),
+                (
+                    3_000,
+                    vec![
+                        terminating(spod("o1", "v1", BEFORE, true, None)),
+                        spod("n1", "v2", AFTER, true, None),
+                        spod("n2", "v2", AFTER, true, None),
+                    ],
+                ),
+            ],
+        );
+        let t0 = Instant::now();
+        let d = wait_for_revision(&src, &updated("r2", stale), false, &opts(600))
+            .await
+            .unwrap_or_else(|e| panic!("{stale}: {e}"));
+        let took = t0.elapsed();
+        assert!(
+            took >= secs(3) && took <= Duration::from_millis(4_100),
+            "{stale}: {took:?}"
+        );
+        assert_eq!(d.status, DeploymentStatus::Running, "taken as running");
+        assert_eq!(d.revision_uid(), Some("r2"));
+        assert_eq!(
+            logged.count("is rolled out, on its pods' evidence: 2 serving pods"),
+            1,
+            "{logged:?}"
+        );
+        assert_eq!(logged.count("has passed"), 0, "{logged:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scaling_change_ends_when_the_new_count_serves() {
+    let d = rolled("r2", DeploymentStatus::Running, 3);
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(d))]),
+        vec![
+            (0, vec![spod("a", "v2", BEFORE, true, None)]),
+            (
+                1_000,
+                vec![
+                    spod("a", "v2", BEFORE, true, None),
+                    spod("b", "v2", AFTER, false, None),
+                    spod("c", "v2", AFTER, true, None),
+                ],
+            ),
+            (
+                5_000,
+                vec![
+                    spod("a", "v2", BEFORE, true, None),
+                    spod("b", "v2", AFTER, true, None),
+                    spod("c", "v2", AFTER, true, None),
+                ],
+            ),
+        ],
+    );
+    let submitted = updated("r2", DeploymentStatus::Running).with_change(Change::Scale);
+    let t0 = Instant::now();
+    wait_for_revision(&src, &submitted, false, &opts(600))
+        .await
+        .expect("scaled");
+    let took = t0.elapsed();
+    assert!(
+        took >= secs(5) && took <= Duration::from_millis(6_100),
+        "{took:?}"
+    );
+    // The same pods under the restart rule: `a` is older and serves, so it never ends
+    // before the settle window.
+    let d = rolled("r2", DeploymentStatus::Running, 3);
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(d))]),
+        vec![(
+            0,
+            vec![
+                spod("a", "v2", BEFORE, true, None),
+                spod("b", "v2", AFTER, true, None),
+                spod("c", "v2", AFTER, true, None),
+            ],
+        )],
+    );
+    let mut o = opts(600);
+    o.status_sync_period = secs(30);
+    let t0 = Instant::now();
+    wait_for_revision(&src, &updated("r2", DeploymentStatus::Running), false, &o)
+        .await
+        .expect("after the settle window");
+    assert!(t0.elapsed() >= secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pods_are_read_only_while_the_status_alone_is_not_evidence() {
+    // Once the status moved to an in-progress one, the status decides: no pods read until the
+    // `running` is confirmed.
+    let src = CountingPods::new(
+        Script::new(vec![
+            (0, Ok(rolled("r2", DeploymentStatus::Running, 1))),
+            (1_000, Ok(rolled("r2", DeploymentStatus::Deploying, 1))),
+            (10_000, Ok(rolled("r2", DeploymentStatus::Running, 1))),
+        ]),
+        vec![(0, vec![spod("o", "v1", BEFORE, true, None)])],
+    );
+    let e = wait_for_revision(
+        &src,
+        &updated("r2", DeploymentStatus::Running),
+        false,
+        &opts(20),
+    )
+    .await
+    .expect_err("the old pod serves on");
+    // Read at 0 s (not yet evidence), never while the status says deploying, then to confirm
+    // each `running` (once a second: the old pod serves on).
+    let at = src.read_at();
+    assert_eq!(at[0], Duration::ZERO, "{at:?}");
+    assert!(
+        at[1..].iter().all(|t| *t >= secs(10)),
+        "no read between 1 s and 10 s: {at:?}"
+    );
+    assert!((9..=12).contains(&at.len()), "{at:?}");
+    assert!(e.to_string().contains("o (bento version v1)"), "{e}");
+
+    // Another revision is the latest: the pods are not read.
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(rolled("other", DeploymentStatus::Running, 1)))]),
+        vec![(0, vec![spod("n", "v2", AFTER, true, None)])],
+    );
+    let _ = wait_for_revision(
+        &src,
+        &updated("r2", DeploymentStatus::Running),
+        false,
+        &opts(5),
+    )
+    .await
+    .expect_err("never the latest");
+    assert_eq!(src.pods_reads(), 0);
+
+    // A create's statuses count at once: its pods only confirm a `running`.
+    let src = CountingPods::new(
+        Script::new(vec![
+            (0, Ok(rolled("r1", DeploymentStatus::Deploying, 1))),
+            (3_000, Ok(rolled("r1", DeploymentStatus::Running, 1))),
+        ]),
+        vec![(0, vec![spod("n", "v2", AFTER, true, None)])],
+    );
+    wait_for_revision(&src, &Submitted::created("r1"), false, &opts(60))
+        .await
+        .expect("created");
+    assert_eq!(src.pods_reads(), 1);
+
+    // Disabled (the benchmark's baseline): the settle window decides.
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]),
+        vec![(0, vec![spod("n", "v2", AFTER, true, None)])],
+    );
+    let mut o = opts(60);
+    o.status_sync_period = secs(7);
+    o.pod_evidence = false;
+    let t0 = Instant::now();
+    wait_for_revision(&src, &updated("r2", DeploymentStatus::Running), false, &o)
+        .await
+        .expect("after the settle window");
+    assert!(t0.elapsed() >= secs(7));
+    assert_eq!(src.pods_reads(), 1, "only the confirmation");
+}
+
+#[tokio::test(start_paused = true)]
+async fn unreadable_pods_are_given_up_after_a_few_reads_and_the_settle_window_decides() {
+    let (logged, _default) = capture_logs();
+    // `PodsOverTime` with no entry yet gives `None` (a read that failed).
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]),
+        vec![(60_000, vec![])],
+    );
+    let mut o = opts(60);
+    o.status_sync_period = secs(10);
+    let t0 = Instant::now();
+    wait_for_revision(&src, &updated("r2", DeploymentStatus::Running), false, &o)
+        .await
+        .expect("after the settle window");
+    assert!(t0.elapsed() >= secs(10));
+    // Three attempts, then one more to confirm the `running`.
+    assert_eq!(src.pods_reads(), POD_READ_ATTEMPTS as usize + 1);
+    assert_eq!(logged.count("cannot be read (3 attempts)"), 1, "{logged:?}");
+    assert_eq!(logged.count("status_sync_period (10s) has passed"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn polls_that_read_the_pods_keep_to_two_requests_a_second() {
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]),
+        vec![
+            (0, vec![spod("o", "v2", BEFORE, true, None)]),
+            (10_000, vec![spod("n", "v2", AFTER, true, None)]),
+        ],
+    );
+    let t0 = Instant::now();
+    wait_for_revision(
+        &src,
+        &updated("r2", DeploymentStatus::Running),
+        false,
+        &opts(60),
+    )
+    .await
+    .expect("done at 10 s");
+    let took = t0.elapsed();
+    assert!(
+        took >= secs(10) && took <= Duration::from_millis(11_100),
+        "{took:?}"
+    );
+    // Requests after the first poll's two, per second until the last poll.
+    let requests = src.0 .0.fetch_count() + src.pods_reads();
+    assert_eq!(
+        src.pods_reads(),
+        src.0 .0.fetch_count(),
+        "a pods read per poll"
+    );
+    let per_s = (requests - 2) as f64 / took.as_secs_f64();
+    assert!(per_s <= 2.0, "{requests} requests in {took:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pods_of_the_revision_that_crash_or_stay_unready_fail_the_wait_after_their_grace() {
+    let crashing = crash_looping(spod("n1", "v2", AFTER, true, None));
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]),
+        vec![(
+            0,
+            vec![spod("o", "v1", BEFORE, true, None), crashing.clone()],
+        )],
+    );
+    let t0 = Instant::now();
+    let e = wait_for_revision(
+        &src,
+        &updated("r2", DeploymentStatus::Running),
+        false,
+        &opts(600),
+    )
+    .await
+    .expect_err("crash loop");
+    let took = t0.elapsed();
+    assert!(
+        took >= secs(60) && took <= Duration::from_millis(61_100),
+        "{took:?}"
+    );
+    let WaitError::Failed { status, reason, .. } = &e else {
+        panic!("{e:?}");
+    };
+    assert_eq!(*status, DeploymentStatus::Unhealthy);
+    assert_eq!(
+        reason
+            .matches("Back-off restarting failed container")
+            .count(),
+        1,
+        "the pods' reason once: {reason}"
+    );
+    assert!(reason.contains("pods of this revision crash"), "{reason}");
+
+    // Not ready, with warnings: the unready grace (10 minutes by default).
+    let mut probing = spod("n1", "v2", AFTER, false, None);
+    probing.warnings = Some(vec![crate::api::KubeEvent {
+        reason: "Unhealthy".into(),
+        message: "Readiness probe failed: 503".into(),
+    }]);
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Failed, 1)))]),
+        vec![(0, vec![spod("o", "v1", BEFORE, true, None), probing])],
+    );
+    let mut o = opts(3_600);
+    o.status_sync_period = secs(3_600);
+    let t0 = Instant::now();
+    let e = wait_for_revision(&src, &updated("r2", DeploymentStatus::Failed), false, &o)
+        .await
+        .expect_err("unready too long");
+    let took = t0.elapsed();
+    assert!(
+        took >= DEFAULT_UNREADY_GRACE && took <= DEFAULT_UNREADY_GRACE + secs(2),
+        "{took:?}"
+    );
+    assert!(e.to_string().contains("Readiness probe failed: 503"), "{e}");
+
+    // A crash that stops within the grace is no failure.
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]),
+        vec![
+            (0, vec![spod("o", "v1", BEFORE, true, None), crashing]),
+            (30_000, vec![spod("n1", "v2", AFTER, true, None)]),
+        ],
+    );
+    wait_for_revision(
+        &src,
+        &updated("r2", DeploymentStatus::Running),
+        false,
+        &opts(600),
+    )
+    .await
+    .expect("recovered within the grace");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_wait_is_a_restart_and_a_min_zero_deployment_scaled_to_zero_is_done() {
+    // Resumed long after the rollout: every pod started after the revision.
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Deploying, 1)))]),
+        vec![(0, vec![spod("n", "v2", AFTER, true, None)])],
+    );
+    let resumed = updated("r2", DeploymentStatus::Unknown);
+    assert_eq!(resumed.change, Change::Restart);
+    let d = wait_for_revision(&src, &resumed, false, &opts(60))
+        .await
+        .expect("done at once");
+    assert_eq!(d.status, DeploymentStatus::Running);
+    // min 0 and no pod: scaled to zero.
+    let src = CountingPods::new(
+        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 0)))]),
+        vec![(0, vec![])],
+    );
+    let d = wait_for_revision(
+        &src,
+        &updated("r2", DeploymentStatus::Running),
+        true,
+        &opts(60),
+    )
+    .await
+    .expect("done at once");
+    assert_eq!(d.status, DeploymentStatus::ScaledToZero);
+}
+
+#[test]
+fn only_a_change_of_replica_bounds_alone_is_a_scaling_change() {
+    use crate::resources::deployment::model::{ServiceBlock, Spec};
+    use tf_provider::value::Value;
+    let mut prior = Spec {
+        bento: Value::Value("iris:v1".into()),
+        ..Default::default()
+    };
+    prior.entry.min_replicas = Value::Value(1);
+    prior.entry.max_replicas = Value::Value(2);
+    let mut block = ServiceBlock {
+        name: Value::Value("worker".into()),
+        ..Default::default()
+    };
+    block.settings.min_replicas = Value::Value(1);
+    prior.service = Value::Value(vec![block]);
+
+    let mut scaled = prior.clone();
+    scaled.entry.max_replicas = Value::Value(4);
+    assert!(!prior.restarts_replicas(&scaled, false));
+    let mut block_scaled = prior.clone();
+    if let Value::Value(b) = &mut block_scaled.service {
+        b[0].settings.max_replicas = Value::Value(3);
+    }
+    assert!(!prior.restarts_replicas(&block_scaled, false));
+    // Nothing changed (a re-submit), or anything else with or without scaling: a restart.
+    assert!(prior.restarts_replicas(&prior, false));
+    for change in [
+        |s: &mut Spec| s.bento = Value::Value("iris:v2".into()),
+        |s: &mut Spec| s.envs = Value::Value([("A".into(), Value::Value("b".into()))].into()),
+        |s: &mut Spec| s.entry.instance_type = Value::Value("cpu.2".into()),
+        |s: &mut Spec| s.entry.deployment_strategy = Value::Value("Recreate".into()),
+        |s: &mut Spec| s.labels = Value::Value([("t".into(), Value::Value("x".into()))].into()),
+    ] {
+        let mut planned = scaled.clone();
+        change(&mut planned);
+        assert!(prior.restarts_replicas(&planned, false), "{planned:?}");
+    }
+    // A bento CI manages is not sent: with scaling, it is a scaling change.
+    let mut ci = scaled.clone();
+    ci.bento = Value::Value("iris:ci-7".into());
+    assert!(!prior.restarts_replicas(&ci, true));
+    assert!(prior.restarts_replicas(&ci, false));
 }

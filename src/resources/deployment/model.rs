@@ -110,6 +110,37 @@ impl Spec {
         out.sort();
         out
     }
+
+    /// Whether applying `planned` over `self` (the prior) replaces the running replicas: any
+    /// difference other than `min_replicas`/`max_replicas` (of the entry service or of a
+    /// `service` block) does, and so does no difference at all (a re-submit, or a stopped
+    /// deployment started again). Only a scaling-only change adds or removes replicas without
+    /// replacing them. With `bento_managed_externally`, a difference in `bento` alone is not
+    /// sent, so it replaces nothing. Pure: the rollout wait's [`crate::wait::Change`].
+    pub fn restarts_replicas(&self, planned: &Spec, bento_managed_externally: bool) -> bool {
+        fn unscaled(s: &Spec) -> Spec {
+            let mut out = s.clone();
+            out.entry.min_replicas = Value::Null;
+            out.entry.max_replicas = Value::Null;
+            if let Value::Value(blocks) = &mut out.service {
+                for b in blocks.iter_mut() {
+                    b.settings.min_replicas = Value::Null;
+                    b.settings.max_replicas = Value::Null;
+                }
+            }
+            out
+        }
+        let prior = if bento_managed_externally {
+            Spec {
+                bento: planned.bento.clone(),
+                ..self.clone()
+            }
+        } else {
+            self.clone()
+        };
+        let scaling_only = prior != *planned && unscaled(&prior) == unscaled(planned);
+        !scaling_only
+    }
 }
 
 /// One service's settings: the entry service's (top-level attributes) and each `service`
