@@ -348,6 +348,31 @@ impl DeploymentResource {
         }
     }
 
+    /// The entry service of the deployment `d`, for the top-level settings of a PUT: from its
+    /// configuration ([`convert::entry_service`]); when that names no service (a deployment
+    /// created with `services: {}`), from its bento's manifest, read with `GET
+    /// /api/v1/bento_repositories/{repo}/bentos/{version}` as the official client does when
+    /// the entry service is unknown (API doc §5.2 step 4), else `apiserver` (its fallback).
+    async fn entry_service_of(&self, client: &Client, d: &Deployment) -> String {
+        if let Some(e) = convert::entry_service(d) {
+            return e;
+        }
+        let tag = d.bento_tag().unwrap_or_default();
+        let from_bento = match crate::rules::bento_tag(&tag) {
+            Ok((repo, version)) => match client.resolve_bento(&repo, version.as_deref()).await {
+                Ok(b) => b.manifest.map(|m| m.entry_service),
+                Err(e) => {
+                    tracing::debug!("cannot read bento {tag} for its entry service: {e}");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        from_bento
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.to_string())
+    }
+
     /// Plan-time warnings about the refreshed status: a deployment stopped outside Terraform
     /// (the plan brings it back), or one failing with no failed rollout of this state behind
     /// it (the plan changes nothing for it; the reason is read from its pods, best effort).
@@ -410,8 +435,7 @@ impl DeploymentResource {
         };
         // The version that served before (`deployed_bento`), not `bento`: a `repo` without a
         // version would resolve to the newest push, which may be the one that just failed.
-        let entry =
-            convert::entry_service(&current).unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.into());
+        let entry = self.entry_service_of(client, &current).await;
         let served = previous
             .reported
             .deployed_bento
@@ -988,8 +1012,7 @@ impl DeploymentResource {
         // A changed bento is resolved now (`repo` alone: its newest version, which the PUT then
         // names), and its entry service takes the top-level settings; an unchanged one keeps
         // the running version and entry service (see `convert::update_bento`).
-        let mut entry =
-            convert::entry_service(server).unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.into());
+        let mut entry = self.entry_service_of(client, server).await;
         let mut resolved = None;
         if prior.spec.bento != planned.spec.bento
             && planned.settings.bento_managed_externally != Value::Value(true)

@@ -176,14 +176,19 @@ fn running(server: &Server, name: &str) {
     );
 }
 
-/// Made by a raw body with `services: {}`, by one whose service has no settings, by `bentoml
+/// Made by a raw body with `services: {}` (of a bento whose entry service is `apiserver`, and
+/// of one whose entry service is named otherwise), by one whose service has no settings, by `bentoml
 /// deploy` with no flags and with every flag, and by Terraform: each imported (but the last),
 /// then each attribute changed in turn on all of them, removed again, and destroyed.
 pub fn made_anywhere_imported_updated_destroyed(v: TfVersion) {
     let server = Server::start();
     server.register_bentos(&["iris:v1", "iris:v2"]);
+    // A bento whose entry service is not the official client's fallback `apiserver`.
+    server.register_bento("summarizer:v1", &["Summarizer"]);
+    server.register_bento("summarizer:v2", &["Summarizer"]);
     server.create_secret(SECRET, "TOKEN", "t");
     let n = |p: &str| dep_name(p, v);
+    let raw_named = n("raw-named");
     let raw_empty = n("raw-empty");
     let raw_bare = n("raw-bare");
     let cli_plain = n("cli-plain");
@@ -193,6 +198,10 @@ pub fn made_anywhere_imported_updated_destroyed(v: TfVersion) {
     create_raw(
         &server,
         json!({ "name": raw_empty, "bento": "iris:v1", "services": {} }),
+    );
+    create_raw(
+        &server,
+        json!({ "name": raw_named, "bento": "summarizer:v1", "services": {} }),
     );
     create_raw(
         &server,
@@ -232,13 +241,17 @@ pub fn made_anywhere_imported_updated_destroyed(v: TfVersion) {
         "true",
         "--no-wait",
     ]);
-    for name in [&raw_empty, &raw_bare, &cli_plain, &cli_flags] {
+    for name in [&raw_empty, &raw_named, &raw_bare, &cli_plain, &cli_flags] {
         running(&server, name);
     }
 
     // Configurations that describe them as they are: only what the server cannot choose.
     let mut cfgs = vec![
         Cfg::new("raw_empty", &raw_empty),
+        Cfg {
+            bento: "summarizer:v1".into(),
+            ..Cfg::new("raw_named", &raw_named)
+        },
         Cfg::new("raw_bare", &raw_bare),
         Cfg::new("cli_plain", &cli_plain),
         Cfg {
@@ -253,7 +266,7 @@ pub fn made_anywhere_imported_updated_destroyed(v: TfVersion) {
     let tf = Tf::new(v, &server);
     write_all(&tf, &cfgs);
     tf.init();
-    for c in &cfgs[..4] {
+    for c in &cfgs[..5] {
         tf.import(&c.addr(), &format!("{CLUSTER}/{}", c.name));
     }
     apply_clean(&tf, "create tf_made next to the imported ones");
@@ -291,7 +304,7 @@ pub fn made_anywhere_imported_updated_destroyed(v: TfVersion) {
             };
             c.strategy = Some(other.into());
         }),
-        ("bento", |c, _| c.bento = "iris:v2".into()),
+        ("bento", |c, _| c.bento = c.bento.replace(":v1", ":v2")),
         // Left out again: maps and sets are removed, server-side settings are kept.
         ("removed", |c, _| {
             c.envs.clear();
