@@ -13,6 +13,8 @@
 pub mod convert;
 pub mod model;
 pub mod plan;
+#[cfg(test)]
+mod properties;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -23,9 +23,11 @@ use crate::api::{
 /// The entry service's name when nothing names it: the official client's fallback.
 pub const DEFAULT_ENTRY_SERVICE: &str = "apiserver";
 
-/// The entry service of a deployment: the bento manifest's `entry_service` when the config has
-/// it, else the only service, else [`DEFAULT_ENTRY_SERVICE`] when the config has it, else the
-/// first.
+/// The entry service of a deployment: the bento manifest's `entry_service` when it names one
+/// (the entry service is the bento's, even when the configuration has no settings for it yet:
+/// the official client puts its top-level flags under the manifest's entry service, API doc
+/// §5.2), else the only service, else [`DEFAULT_ENTRY_SERVICE`] when the config has it, else
+/// the first.
 ///
 /// The manifest read here is the bento's own: for a multi-service config the client replaces
 /// the main target's `bento.manifest` with the one `GET /api/v1/bento_repositories/{repo}/
@@ -40,7 +42,7 @@ pub fn entry_service(d: &Deployment) -> Option<String> {
         .as_ref()
         .and_then(|b| b.manifest.as_ref())
         .map(|m| m.entry_service.clone())
-        .filter(|e| !e.is_empty() && services.contains_key(e));
+        .filter(|e| !e.is_empty());
     from_manifest
         .or_else(|| {
             (services.len() == 1)
@@ -828,9 +830,15 @@ mod tests {
         assert_eq!(with(&["Web"], None).as_deref(), Some("Web"));
         assert_eq!(
             with(&["aaa", "apiserver"], Some("Ghost")).as_deref(),
-            Some("apiserver"),
-            "a manifest naming a service the config does not have"
+            Some("Ghost"),
+            "a manifest naming a service the config has no settings for yet"
         );
+        assert_eq!(
+            with(&[], Some("Web")).as_deref(),
+            Some("Web"),
+            "services: {{}}"
+        );
+        assert_eq!(with(&[], None), None, "nothing names it");
         assert_eq!(with(&["aaa", "Web"], Some("Web")).as_deref(), Some("Web"));
     }
 
