@@ -33,16 +33,20 @@
 //! 3. After that, [`classify`] decides: `running` (and `scaled-to-zero` when allowed) is
 //!    ready, `failed`/`image-build-failed`/`terminat*` fail at once, `unhealthy` fails after a
 //!    grace window, anything else keeps waiting. A `running` is confirmed with one read of the
-//!    pods: none of another bento may still serve ([`pods_serving_another_bento`]).
+//!    pods: none of another bento may still serve ([`pods_serving_another_bento`]). The pods
+//!    may end an update's wait before the status does (next section).
 //!
 //! # When the pods show that the rollout is done
 //!
-//! While the status alone is not yet evidence (rule 2 has not held for the latest revision),
-//! every poll also reads the deployment's pods from the pods stream the official client reads
-//! (`ws/v2/deployments/{name}/pods`; a websocket per read, so only then), and [`judge_pods`]
-//! judges them on what the real API gives (API doc §10): each pod's `yatai.ai/bento-version`
-//! label, `status.start_time`, `ready`, `is_old`, `is_canary`, its terminating state
-//! (`pod_status.status == "Terminating"`), and the revision's `latest_revision.created_at`.
+//! After an update (not a create, whose statuses count at once), while the status alone
+//! cannot end the wait (rule 2 has not held for the latest revision, or the status shown
+//! synced is still an in-progress one, which the next sync may report done up to a sync
+//! period late), every poll also reads the deployment's pods from the pods stream the official
+//! client reads (`ws/v2/deployments/{name}/pods`; a websocket per read, so only then), and
+//! [`judge_pods`] judges them on what the real API gives (API doc §10): each pod's
+//! `yatai.ai/bento-version` label, `status.start_time`, `ready`, `is_old`, `is_canary`, its
+//! terminating state (`pod_status.status == "Terminating"`), and the revision's
+//! `latest_revision.created_at`.
 //! Both times are the server's (its database and its kubelets): they are compared with each
 //! other, never with the provider's clock. Pods carry no revision label, so a **pod of this
 //! revision** is one that is not a canary's, not marked `is_old`, runs the revision's bento
@@ -61,6 +65,10 @@
 //!   replicas are added or removed, not replaced. Done when no non-canary pod is pending or
 //!   terminating, every one runs the revision's bento (none `is_old`), and each service's
 //!   ready count is within its new `min_replicas`..`max_replicas`.
+//!
+//! Canary pods (`is_canary`) run their version's bento by design: they are not matched
+//! against the revision, but one still starting (not ready, not terminating) keeps the wait
+//! going, as it keeps the platform's status at `deploying`.
 //!
 //! Services: pods are counted per service when every non-canary pod names a service of the
 //! revision in [`POD_SERVICE_LABEL`] (`bentocloud-local` sends it). The ancestor's operator
@@ -283,10 +291,13 @@ impl Evidence {
         self.synced.as_deref()
     }
 
-    /// Whether the pods should judge `d` ([`judge_pods`]): it names the submitted revision as
-    /// the latest, and its status alone is not yet evidence (rule 2 has not held).
+    /// Whether the pods should judge `d` ([`judge_pods`]): an update (a create's statuses
+    /// count at once) whose revision `d` names as the latest, and whose status alone cannot end
+    /// the wait: not yet evidence (rule 2 has not held), or shown synced but in progress.
     pub fn wants_pods(&self, d: &Deployment) -> bool {
-        self.synced.is_none() && d.revision_uid() == Some(self.submitted.revision.as_str())
+        self.submitted.stale_status.is_some()
+            && d.revision_uid() == Some(self.submitted.revision.as_str())
+            && (self.synced.is_none() || d.status.is_in_progress())
     }
 
     /// What the submit changed.
@@ -687,7 +698,8 @@ fn group_name(name: &str) -> String {
 
 /// Judges whether the rollout of `target` (the submitted revision, making `change`) is done,
 /// from the deployment's `pods` alone. Pure; the rule and its evidence are in the module doc
-/// ("When the pods show that the rollout is done"). Canary pods are not looked at.
+/// ("When the pods show that the rollout is done"). Canary pods are not matched against the
+/// revision; one not ready (and not terminating) keeps it waiting.
 ///
 /// - Pods of the revision that crash: [`PodsVerdict::Crashing`], whatever else holds.
 /// - [`Change::Restart`]: [`PodsVerdict::Done`] when every serving pod is of the revision and
@@ -799,6 +811,19 @@ pub fn judge_pods(change: Change, target: &RolloutTarget, pods: &[KubePod]) -> P
                 }
             }
         }
+    }
+    // Canary versions run other bentos by design, so their pods are not matched; but a canary
+    // pod still starting is part of the rollout (the platform's status counts every pod).
+    let canaries_starting: Vec<String> = pods
+        .iter()
+        .filter(|p| p.status.is_canary && !p.status.ready && !p.is_terminating())
+        .map(|p| p.name.clone())
+        .collect();
+    if !canaries_starting.is_empty() {
+        missing.push(format!(
+            "canary pods not ready: {}",
+            some_of(&canaries_starting)
+        ));
     }
     if missing.is_empty() {
         let why = match change {

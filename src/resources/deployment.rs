@@ -126,10 +126,35 @@ async fn wait_with(
         timeout,
         cancel,
         status_sync_period: configured.status_sync_period,
+        pod_evidence: std::env::var_os(WAIT_WITHOUT_PODS_ENV).is_none(),
         ..WaitOptions::default()
     };
     let src = wait::ClientSource::new(configured.client.clone(), cluster, name);
     wait::wait_for_revision(&src, submitted, allows_scale_to_zero(state), &opts).await
+}
+
+/// Set (to anything) by the benchmark only (`scripts/bench/bench.py`, the baseline of its
+/// rollout-wait rows): rollout waits do not judge the pods, so the status and the settle
+/// window alone decide, as before they did. Not a user setting; undocumented on purpose.
+const WAIT_WITHOUT_PODS_ENV: &str = "BENTOCLOUD_BENCH_WAIT_WITHOUT_PODS";
+
+/// What applying `planned` over `prior` asks of the replicas, for the rollout wait: a
+/// scaling-only change adds or removes replicas ([`wait::Change::Scale`]); anything else, a
+/// redeploy, or starting a stopped deployment again replaces them ([`wait::Change::Restart`]).
+fn change_of(prior: &DeploymentState, planned: &DeploymentState) -> wait::Change {
+    let external = planned.settings.bento_managed_externally == Value::Value(true);
+    let stopped = matches!(
+        prior.reported.status.as_ref_option().map(String::as_str),
+        Some("terminated" | "terminating")
+    );
+    if prior.settings.redeploy_requested(&planned.settings)
+        || stopped
+        || prior.spec.restarts_replicas(&planned.spec, external)
+    {
+        wait::Change::Restart
+    } else {
+        wait::Change::Scale
+    }
 }
 
 /// How long the provider waits for a rollback after Terraform asked it to stop (Ctrl-C) with
@@ -976,7 +1001,7 @@ impl DeploymentResource {
             configured,
             &cluster,
             &name,
-            &submitted,
+            &submitted.with_change(change_of(&prior, &planned)),
             &planned,
             Operation::Update,
             self.shared.cancellation(),
