@@ -293,11 +293,14 @@ impl Provider for BentoCloudProvider {
                 return None;
             }
         };
+        // The refresh's first listing page, in the background (`client::snapshot`).
+        let snapshots = crate::client::snapshot::Snapshots::new(mode);
+        snapshots.warm_up(&client, default_cluster.as_deref());
         self.shared.fill(Configured {
             client,
             default_cluster,
             status_sync_period,
-            snapshots: crate::client::snapshot::Snapshots::new(mode),
+            snapshots,
         });
         Some(())
     }
