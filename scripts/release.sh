@@ -28,9 +28,9 @@ NAME="terraform-provider-bentocloud"
 if [ -n "${RELEASE_BINARY:-}" ]; then
     BIN="$RELEASE_BINARY"
 else
-    if [ -z "${PROTOC:-}" ] && [ -x "$ROOT/.tools/py/protoc/data/bin/protoc" ]; then
-        export PROTOC="$ROOT/.tools/py/protoc/data/bin/protoc"
-    fi
+    # The pinned Rust and protoc (scripts/setup.sh --for=build), checked before cargo runs.
+    # shellcheck source=scripts/setup.sh
+    source "$ROOT/scripts/setup.sh" --for=build
     echo "building $NAME $VERSION (profile dist, no control plane)..." >&2
     cargo build --profile dist --no-default-features --bin "$NAME"
     BIN="$ROOT/target/dist/$NAME"
