@@ -9,6 +9,19 @@ data "bentocloud_deployments" "ml_prod" {
   }
 }
 
+# `cluster/name` => bento and status of each.
+output "ml_prod" {
+  value = { for d in data.bentocloud_deployments.ml_prod.deployments : d.id => "${d.bento} (${d.status})" }
+}
+
+# BentoCloud's list returns no endpoint URLs (`url` is null in `deployments`): read each
+# deployment for its URL.
+data "bentocloud_deployment" "ml_prod" {
+  for_each = toset(data.bentocloud_deployments.ml_prod.names)
+  name     = each.key
+  cluster  = "local-east"
+}
+
 output "ml_prod_urls" {
-  value = { for d in data.bentocloud_deployments.ml_prod.deployments : d.name => d.url }
+  value = { for name, d in data.bentocloud_deployment.ml_prod : name => d.url }
 }

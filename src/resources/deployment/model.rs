@@ -412,32 +412,42 @@ pub fn flat_schema(attributes: HashMap<String, Attribute>, description: &str) ->
 }
 
 /// Attributes shared by the resource and the data sources, as computed outputs or inputs.
-/// `c` picks the constraint for the configurable ones.
+/// `c` picks the constraint for the configurable ones. The descriptions follow who uses them:
+/// the resource's say what setting an attribute does (defaults, rollouts, replacement); the
+/// data sources', which read a deployment (`c` makes its `bento` computed), say what it shows.
 pub fn deployment_attributes(
     c: impl Fn(&str) -> AttributeConstraint,
 ) -> HashMap<String, Attribute> {
     use AttributeType::{Bool, Number, String as Str};
-    to_map(vec![
-        ("id", a(Str, AttributeConstraint::Computed, "`cluster/name` of the deployment; also the import ID.")),
-        ("name", a(Str, c("name"), "Deployment name: lowercase letters, digits and `-`, at most 63 characters, unique in its cluster. Changing it replaces the deployment (a new one is created, then the old one is destroyed).")),
-        ("cluster", a(Str, c("cluster"), "Cluster to deploy to. Default: the provider's `cluster`, else the organisation's default cluster. Changing it replaces the deployment.")),
-        ("bento", a(Str, c("bento"), "Bento to serve, as `repository:version` (e.g. `iris_classifier:v2`); `repository` alone (or `repository:latest`) means its newest version, resolved when the deployment is created or `bento` changes; other changes keep the running version, so a newer push is not picked up until `bento` changes (see `deployed_bento`). Changing it triggers a rollout using `deployment_strategy` (a rolling update by default, with zero downtime).")),
-        ("access_authorization", a(Bool, c("access_authorization"), "Whether the endpoint requires an API token. Default `false` (public endpoint).")),
-        ("labels", a(str_map(), c("labels"), "Labels of the deployment (`key = value`). Keys use letters, digits, `-`, `_`, `.` and an optional DNS prefix (`example.com/team`). Default: none. Usable as a filter in `bentocloud_deployments`.")),
-        ("envs", a(str_map(), c("envs"), "Environment variables for every service (`NAME = value`). Values are shown in plans: put secret values in BentoCloud secrets and reference them with `secrets`. Default: none. Changing them triggers a rollout.")),
-        ("secrets", a(AttributeType::Set(Box::new(Str)), c("secrets"), "Names of BentoCloud secrets (organisation secrets) mounted into every service. Only names are stored; secret values never enter Terraform state. Default: none.")),
-        ("instance_type", a(Str, c("instance_type"), "Instance type of the entry service (e.g. `cpu.2`, `gpu.l4.1`; list them with `bentoml deployment list-instance-types`). Default: the cluster's default instance type, chosen by BentoCloud. Changing it triggers a rollout.")),
-        ("min_replicas", a(Number, c("min_replicas"), "Fewest replicas of the entry service. Default `1`. `0` scales to zero when idle (the deployment reports `scaled-to-zero` and wakes on the next request). Must be at most `max_replicas`.")),
-        ("max_replicas", a(Number, c("max_replicas"), "Most replicas of the entry service when scaling on load. Default: `min_replicas`, and at least `1`.")),
-        ("deployment_strategy", a(Str, c("deployment_strategy"), "How changes roll out to the entry service: `RollingUpdate` (default: new replicas start and become ready before old ones drain; zero downtime), `Recreate` (stop all, then start all: downtime), `RampedSlowRollout` (one replica at a time, with a pause), `BestEffortControlledRollout` (rolling without extra replicas, allowing up to 20% of them, at least one, below the desired count).")),
-        ("status", a(Str, AttributeConstraint::Computed, "Status reported by BentoCloud: `running`, `deploying`, `image-building`, `scaled-to-zero`, `unhealthy`, `failed`, `image-build-failed`, `terminating`, `terminated`, ...")),
-        ("url", a(Str, AttributeConstraint::Computed, "Endpoint URL of the deployment.")),
-        ("revision", a(Str, AttributeConstraint::Computed, "UID of the deployment's latest revision. Every configuration change creates a new revision; apply waits for this revision, never for an older one that still reports `running`.")),
-        ("deployed_bento", a(Str, AttributeConstraint::Computed, "The bento the latest revision actually runs (`repository:version`), as BentoCloud resolved it. Differs from `bento` when `bento` names only a repository, or when `bento_managed_externally` is set and CI deployed another version.")),
-        ("created_at", a(Str, AttributeConstraint::Computed, "Creation time (RFC 3339).")),
-        ("updated_at", a(Str, AttributeConstraint::Computed, "Last update time (RFC 3339).")),
-        ("creator", a(Str, AttributeConstraint::Computed, "Name of the user who created the deployment.")),
-    ])
+    let reads = c("bento") == AttributeConstraint::Computed;
+    // (name, type, constraint, the resource's description, the data sources' description)
+    let rows: Vec<(&str, AttributeType, AttributeConstraint, &str, &str)> = vec![
+        ("id", Str, AttributeConstraint::Computed, "`cluster/name` of the deployment; also the import ID.", "`cluster/name` of the deployment (what `terraform import` of a `bentocloud_deployment` takes)."),
+        ("name", Str, c("name"), "Deployment name: lowercase letters, digits and `-`, at most 63 characters, unique in its cluster. Changing it replaces the deployment (a new one is created, then the old one is destroyed).", "Name of the deployment (unique in its cluster)."),
+        ("cluster", Str, c("cluster"), "Cluster to deploy to. Default: the provider's `cluster`, else the organisation's default cluster. Changing it replaces the deployment.", "Cluster of the deployment. Reading one deployment without it: the provider's `cluster`, else the organisation's default cluster."),
+        ("bento", Str, c("bento"), "Bento to serve, as `repository:version` (e.g. `iris_classifier:v2`); `repository` alone (or `repository:latest`) means its newest version, resolved when the deployment is created or `bento` changes; other changes keep the running version, so a newer push is not picked up until `bento` changes (see `deployed_bento`). Changing it triggers a rollout using `deployment_strategy` (a rolling update by default, with zero downtime).", "Bento of the deployment's latest revision, as `repository:version` (e.g. `iris_classifier:v2`)."),
+        ("access_authorization", Bool, c("access_authorization"), "Whether the endpoint requires an API token. Default `false` (public endpoint).", "Whether the endpoint requires an API token (`false`: a public endpoint)."),
+        ("labels", str_map(), c("labels"), "Labels of the deployment (`key = value`). Keys use letters, digits, `-`, `_`, `.` and an optional DNS prefix (`example.com/team`). Default: none. Usable as a filter in `bentocloud_deployments`.", "Labels of the deployment (`key = value`); an empty map when it has none."),
+        ("envs", str_map(), c("envs"), "Environment variables for every service (`NAME = value`). Values are shown in plans: put secret values in BentoCloud secrets and reference them with `secrets`. Default: none. Changing them triggers a rollout.", "Environment variables of every service (`NAME = value`), as BentoCloud returns them; an empty map when there are none. Secret values are not among them: see `secrets`."),
+        ("secrets", AttributeType::Set(Box::new(Str)), c("secrets"), "Names of BentoCloud secrets (organisation secrets) mounted into every service. Only names are stored; secret values never enter Terraform state. Default: none.", "Names of the BentoCloud secrets mounted into every service (names only, never values); empty when there are none."),
+        ("instance_type", Str, c("instance_type"), "Instance type of the entry service (e.g. `cpu.2`, `gpu.l4.1`; list them with `bentoml deployment list-instance-types`). Default: the cluster's default instance type, chosen by BentoCloud. Changing it triggers a rollout.", "Instance type of the entry service (e.g. `cpu.2`, `gpu.l4.1`; see the `bentocloud_instance_types` data source); null when BentoCloud chose the cluster's default and does not say which."),
+        ("min_replicas", Number, c("min_replicas"), "Fewest replicas of the entry service. Default `1`. `0` scales to zero when idle (the deployment reports `scaled-to-zero` and wakes on the next request). Must be at most `max_replicas`.", "Fewest replicas of the entry service (`0`: scales to zero when idle). `1` when the deployment sets no scaling (the platform's default)."),
+        ("max_replicas", Number, c("max_replicas"), "Most replicas of the entry service when scaling on load. Default: `min_replicas`, and at least `1`.", "Most replicas of the entry service when scaling on load. When the deployment sets none: `min_replicas`, and at least `1` (the platform's default)."),
+        ("deployment_strategy", Str, c("deployment_strategy"), "How changes roll out to the entry service: `RollingUpdate` (default: new replicas start and become ready before old ones drain; zero downtime), `Recreate` (stop all, then start all: downtime), `RampedSlowRollout` (one replica at a time, with a pause), `BestEffortControlledRollout` (rolling without extra replicas, allowing up to 20% of them, at least one, below the desired count).", "How changes roll out to the entry service: `RollingUpdate`, `Recreate`, `RampedSlowRollout` or `BestEffortControlledRollout` (see the `bentocloud_deployment` resource); null when the deployment names none."),
+        ("status", Str, AttributeConstraint::Computed, "Status reported by BentoCloud: `running`, `deploying`, `image-building`, `scaled-to-zero`, `unhealthy`, `failed`, `image-build-failed`, `terminating`, `terminated`, ...", "Status reported by BentoCloud when read: `running`, `deploying`, `image-building`, `scaled-to-zero`, `unhealthy`, `failed`, `image-build-failed`, `terminating`, `terminated`, ... BentoCloud refreshes it periodically, so right after a change it may still describe the previous revision."),
+        ("url", Str, AttributeConstraint::Computed, "Endpoint URL of the deployment.", "Endpoint URL of the deployment."),
+        ("revision", Str, AttributeConstraint::Computed, "UID of the deployment's latest revision. Every configuration change creates a new revision; apply waits for this revision, never for an older one that still reports `running`.", "UID of the deployment's latest revision (every configuration change creates a new one)."),
+        ("deployed_bento", Str, AttributeConstraint::Computed, "The bento the latest revision actually runs (`repository:version`), as BentoCloud resolved it. Differs from `bento` when `bento` names only a repository, or when `bento_managed_externally` is set and CI deployed another version.", "The bento the latest revision runs (`repository:version`), as BentoCloud resolved it; the same as `bento` here."),
+        ("created_at", Str, AttributeConstraint::Computed, "Creation time (RFC 3339).", "Creation time (RFC 3339)."),
+        ("updated_at", Str, AttributeConstraint::Computed, "Last update time (RFC 3339).", "Last update time (RFC 3339)."),
+        ("creator", Str, AttributeConstraint::Computed, "Name of the user who created the deployment.", "Name of the user who created the deployment."),
+    ];
+    rows.into_iter()
+        .map(|(name, t, constraint, resource, data)| {
+            let description = if reads { data } else { resource };
+            (name.to_string(), a(t, constraint, description))
+        })
+        .collect()
 }
 
 /// The `service` block (the data sources show it as a list of objects of the same attributes).
