@@ -10,7 +10,7 @@ terraform {
   required_providers {
     bentocloud = {
       source  = "bentocloud/bentocloud"
-      version = "0.1.0"
+      version = "~> 0.1.0"
     }
   }
 }
