@@ -79,6 +79,7 @@ mod faults;
 mod https;
 mod rollouts;
 mod security;
+mod sequences;
 mod workflow;
 
 tf_test_listed!(
