@@ -41,7 +41,11 @@ rm -rf "$WORK"
 mkdir -p "$WORK/data" "$WORK/plugin-cache"
 
 step "starting bentocloud-local"
-"$BIN/bentocloud-local" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" >"$WORK/server.log" 2>&1 &
+# --auto-register-bentos: the quickstart deploys bentos nobody pushed (iris_classifier:v1 and
+# v2, summarizer:v1); on BentoCloud you would `bentoml push` them first, and by default
+# bentocloud-local answers 404 for them as BentoCloud does.
+"$BIN/bentocloud-local" serve --listen 127.0.0.1:0 --data-dir "$WORK/data" --auto-register-bentos \
+    >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 POLLER_PID=""
 # Stops the rollout watcher (its pid is the python process itself, see watch_rollout).

@@ -56,8 +56,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The main token. Without one, a random token is generated on first start and kept.
     pub api_token: Option<String>,
-    /// Unknown bento tags are a 404 (like the real API) instead of being auto-registered.
-    pub strict_bentos: bool,
+    /// Register an unknown `repo:version` on first sight (create, update, bento lookup)
+    /// instead of answering 404 like the real API. Off by default: an opt-in for demos that
+    /// deploy bentos nobody pushed (`serve --auto-register-bentos`).
+    pub auto_register_bentos: bool,
     pub platform: PlatformConfig,
     /// Serve HTTPS with this certificate and key instead of plain HTTP.
     pub tls: Option<TlsFiles>,
@@ -120,7 +122,7 @@ pub struct Started {
 #[derive(Clone)]
 pub struct AppState {
     pub(crate) store: Arc<store::Store>,
-    pub(crate) strict_bentos: bool,
+    pub(crate) auto_register_bentos: bool,
     pub(crate) base_url: String,
     pub(crate) fleet: Arc<fleet::Fleet>,
     pub(crate) timing: config::Timing,
@@ -179,7 +181,7 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
     write_atomic(&cfg.data_dir.join("endpoint"), &endpoint)?;
     let state = AppState {
         store: Arc::new(st),
-        strict_bentos: cfg.strict_bentos,
+        auto_register_bentos: cfg.auto_register_bentos,
         base_url: endpoint.clone(),
         fleet: Arc::new(fleet::Fleet::new(
             cfg.platform.timing.clone(),

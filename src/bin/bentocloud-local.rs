@@ -48,8 +48,14 @@ struct ServeArgs {
     /// Main API token (default: generated on first start and kept in the data dir).
     #[arg(long, env = "BENTOCLOUD_LOCAL_API_TOKEN")]
     api_token: Option<String>,
-    /// Unknown bento tags are a 404, like the real API (default: auto-register them).
+    /// Register an unknown repo:version on first sight (create, update, bento lookup)
+    /// instead of answering 404 like the real API. Off by default: for demos that deploy
+    /// bentos nobody pushed; otherwise register them with `bentos add`.
     #[arg(long)]
+    auto_register_bentos: bool,
+    /// Unknown bentos are a 404, like the real API: the default, so this does nothing (kept
+    /// so that scripts written when auto-registering was the default still start).
+    #[arg(long, hide = true, conflicts_with = "auto_register_bentos")]
     strict_bentos: bool,
     /// JSON or YAML file defining clusters, instance types and timings.
     #[arg(long)]
@@ -154,10 +160,15 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         Some(p) => PlatformConfig::from_file(p)?,
         None => PlatformConfig::default(),
     };
+    if a.strict_bentos {
+        tracing::info!(
+            "--strict-bentos is the default now (unknown bentos are a 404); it does nothing"
+        );
+    }
     let cfg = Config {
         data_dir: a.data_dir,
         api_token: a.api_token,
-        strict_bentos: a.strict_bentos,
+        auto_register_bentos: a.auto_register_bentos,
         platform,
         tls: match (a.tls_cert, a.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -277,5 +288,36 @@ async fn main() {
     if let Err(e) = res {
         eprintln!("error: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(extra: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let args = ["bentocloud-local", "serve", "--data-dir", "d"];
+        match Cli::try_parse_from(args.iter().chain(extra))?.cmd {
+            Cmd::Serve(a) => Ok(a),
+            _ => unreachable!("serve parses as serve"),
+        }
+    }
+
+    #[test]
+    fn unknown_bentos_are_refused_unless_auto_registering_is_asked_for() {
+        let a = serve_args(&[]).expect("parse");
+        assert!(
+            !a.auto_register_bentos,
+            "strict by default, like BentoCloud"
+        );
+        assert!(
+            serve_args(&["--auto-register-bentos"])
+                .expect("parse")
+                .auto_register_bentos
+        );
+        // The old flag still starts the server, and changes nothing.
+        let a = serve_args(&["--strict-bentos"]).expect("parse");
+        assert!(!a.auto_register_bentos);
+        assert!(serve_args(&["--strict-bentos", "--auto-register-bentos"]).is_err());
     }
 }

@@ -21,8 +21,9 @@ use crate::rules;
 /// Who is asking, and how unknown bentos are treated.
 pub struct Caller<'a> {
     pub principal: &'a Principal,
-    /// Unknown bento tags are a 404 (like the real API) instead of being auto-registered.
-    pub strict_bentos: bool,
+    /// Unknown `repo:version` tags are registered on first sight instead of being a 404 (the
+    /// real API's answer, and the default). Opt-in, for demos (`--auto-register-bentos`).
+    pub auto_register_bentos: bool,
 }
 
 fn not_found(name: &str, cluster: &str) -> ApiError {
@@ -42,8 +43,10 @@ pub fn get(
     store::find_deployment(c, p.org.id, &cl.name, name)?.ok_or_else(|| not_found(name, &cl.name))
 }
 
-/// Resolves a tag to a bento: registered, newest of the repo, or auto-registered (non-strict,
-/// at `now`). `services` are the names an auto-registered bento declares.
+/// Resolves a tag to a bento: registered, or the newest of the repo for a tag without version.
+/// An unknown one is a 404 like on BentoCloud (`bento "repo:v" not found: record not found`),
+/// unless the caller opted into auto-registration: then it is registered at `now`, declaring
+/// `services`.
 pub fn resolve_bento(
     c: &Connection,
     caller: &Caller,
@@ -56,7 +59,7 @@ pub fn resolve_bento(
     if let Some(b) = store::find_bento(c, org, &repo, version.as_deref())? {
         return Ok(b);
     }
-    if caller.strict_bentos {
+    if !caller.auto_register_bentos {
         return Err(match version {
             Some(v) => ApiError::not_found(format!("bento \"{repo}:{v}\" not found")),
             None => ApiError::not_found(format!("bento repository {repo:?} not found")),
@@ -548,7 +551,7 @@ mod tests {
         let (_d, s, p) = setup();
         let caller = Caller {
             principal: &p,
-            strict_bentos: false,
+            auto_register_bentos: true,
         };
         s.tx(|c| {
             let d = create(c, &caller, Some(""), req("a", "iris:v1"), 1)?;
@@ -607,7 +610,7 @@ mod tests {
         let (_d, s, p) = setup();
         let caller = Caller {
             principal: &p,
-            strict_bentos: false,
+            auto_register_bentos: true,
         };
         s.tx(|c| {
             let mut r = req("a", "iris:v1");
@@ -639,18 +642,52 @@ mod tests {
     }
 
     #[test]
-    fn strict_bentos_and_declared_services() {
+    fn unknown_bentos_are_404_unless_auto_registering_and_declared_services() {
         let (_d, s, p) = setup();
         let strict = Caller {
             principal: &p,
-            strict_bentos: true,
+            auto_register_bentos: false,
+        };
+        let auto = Caller {
+            principal: &p,
+            auto_register_bentos: true,
         };
         s.tx(|c| {
+            // The default: an unknown bento is BentoCloud's 404 on create, update and lookup,
+            // and nothing gets registered by asking.
             let e = create(c, &strict, None, req("a", "ghost:v1"), 1).expect_err("strict");
+            assert_eq!(e.status(), axum::http::StatusCode::NOT_FOUND);
             assert_eq!(
                 e.message(),
                 "bento \"ghost:v1\" not found: record not found"
             );
+            let e = resolve_bento(c, &strict, "ghost", &[], 1).expect_err("repo");
+            assert_eq!(
+                (e.status(), e.message()),
+                (
+                    axum::http::StatusCode::NOT_FOUND,
+                    "bento repository \"ghost\" not found: record not found".to_string()
+                )
+            );
+            assert_eq!(store::find_repo(c, p.org.id, "ghost")?, None);
+            store::put_bento(c, p.org.id, "known", "v1", &Behaviour::default(), 0)?;
+            create(c, &strict, None, req("k", "known:v1"), 1)?;
+            let spec = UpdateDeploymentRequest {
+                bento: "known:v2".into(),
+                ..Default::default()
+            };
+            let e = update(c, &strict, None, "k", spec, 2).expect_err("update");
+            assert_eq!(e.status(), axum::http::StatusCode::NOT_FOUND);
+            assert_eq!(store::find_bento(c, p.org.id, "known", Some("v2"))?, None);
+            // Opted in: registered on first sight, with the services the body names.
+            let mut r = req("g", "ghost:v1");
+            r.spec
+                .services
+                .insert("Anything".into(), ServiceConfig::default());
+            create(c, &auto, None, r, 3)?;
+            let b = store::find_bento(c, p.org.id, "ghost", Some("v1"))?.expect("registered");
+            assert!(b.behaviour.auto);
+            assert_eq!(b.behaviour.services, ["Anything"]);
             let beh = Behaviour {
                 services: vec!["Front".into(), "Back".into()],
                 ..Default::default()
@@ -679,7 +716,7 @@ mod tests {
         let (_d, s, p) = setup();
         let caller = Caller {
             principal: &p,
-            strict_bentos: false,
+            auto_register_bentos: true,
         };
         s.tx(|c| {
             let mut r = req("a", "iris:v1");
@@ -746,7 +783,7 @@ mod tests {
         let (_d, s, p) = setup();
         let caller = Caller {
             principal: &p,
-            strict_bentos: false,
+            auto_register_bentos: true,
         };
         s.tx(|c| {
             store::put_bento(c, p.org.id, "iris", "v1", &Behaviour::default(), 0)?;
@@ -815,7 +852,7 @@ mod tests {
         let (_d, s, p) = setup();
         let caller = Caller {
             principal: &p,
-            strict_bentos: false,
+            auto_register_bentos: true,
         };
         s.tx(|c| {
             let cases: Vec<(Canary, &str)> = vec![
@@ -865,7 +902,7 @@ mod tests {
         let (_d, s, p) = setup();
         let caller = Caller {
             principal: &p,
-            strict_bentos: false,
+            auto_register_bentos: true,
         };
         let render = super::super::render::deployment;
         s.tx(|c| {

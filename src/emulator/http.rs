@@ -316,13 +316,13 @@ async fn create_deployment(
     let req: CreateDeploymentRequest = read_json(body).await?;
     let q = params(q);
     let cluster = opt(&q, "cluster").map(str::to_string);
-    let (strict, base) = (s.strict_bentos, s.base_url.clone());
+    let (auto, base) = (s.auto_register_bentos, s.base_url.clone());
     let now = s.clock.now_ms();
     let doc = db(&s, move |st| {
         st.tx(|c| {
             let caller = Caller {
                 principal: &p,
-                strict_bentos: strict,
+                auto_register_bentos: auto,
             };
             let d = deployments::create(c, &caller, cluster.as_deref(), req, now)?;
             render_dep(c, &base, &p, &d)
@@ -370,13 +370,13 @@ async fn update_deployment(
 ) -> Result<Response> {
     let spec: UpdateDeploymentRequest = read_json(body).await?;
     let cluster = opt(&params(q), "cluster").map(str::to_string);
-    let (strict, base) = (s.strict_bentos, s.base_url.clone());
+    let (auto, base) = (s.auto_register_bentos, s.base_url.clone());
     let now = s.clock.now_ms();
     let doc = db(&s, move |st| {
         st.tx(|c| {
             let caller = Caller {
                 principal: &p,
-                strict_bentos: strict,
+                auto_register_bentos: auto,
             };
             let d = deployments::update(c, &caller, cluster.as_deref(), &name, spec, now)?;
             render_dep(c, &base, &p, &d)
@@ -673,20 +673,21 @@ async fn list_bentos(
     }))
 }
 
-/// In non-strict mode an unknown `repo:version` is registered on first sight, so the
-/// official client's existence check before `deploy` passes.
+/// An unknown bento is a 404, as on BentoCloud. With `--auto-register-bentos` an unknown
+/// `repo:version` is registered on first sight instead, so the official client's existence
+/// check before `deploy` passes.
 async fn get_bento(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Path((repo, version)): Path<(String, String)>,
 ) -> Result<Response> {
-    let strict = s.strict_bentos;
+    let auto = s.auto_register_bentos;
     let now = s.clock.now_ms();
     let b = db(&s, move |st| {
         st.tx(|c| {
             let caller = Caller {
                 principal: &p,
-                strict_bentos: strict,
+                auto_register_bentos: auto,
             };
             let tag = format!("{repo}:{version}");
             deployments::resolve_bento(c, &caller, &tag, &[], now)

@@ -1145,7 +1145,7 @@ mod tests {
         fn create(&self, name: &str, spec: UpdateDeploymentRequest, now: i64) -> i64 {
             let caller = Caller {
                 principal: &self.p,
-                strict_bentos: true,
+                auto_register_bentos: false,
             };
             let req = CreateDeploymentRequest {
                 name: Some(name.into()),
@@ -1160,7 +1160,7 @@ mod tests {
         fn update(&self, name: &str, spec: UpdateDeploymentRequest, now: i64) {
             let caller = Caller {
                 principal: &self.p,
-                strict_bentos: true,
+                auto_register_bentos: false,
             };
             self.s
                 .tx(|c| deployments::update(c, &caller, None, name, spec, now))

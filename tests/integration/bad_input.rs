@@ -213,6 +213,14 @@ fn case(
 /// Everything `terraform plan` can reject without the server.
 pub fn plan_time_errors_name_the_attribute(v: TfVersion) {
     let server = Server::start();
+    server.bentos_add("iris:v1", &BentoBehaviour::default());
+    server.bentos_add(
+        "multi:v1",
+        &BentoBehaviour {
+            services: vec!["Gateway".into(), "Model".into()],
+            ..Default::default()
+        },
+    );
     let ok = "  bento = \"iris:v1\"\n";
     let long = "a".repeat(64);
     let long_line: &'static str = Box::leak(format!("name = \"{long}\"").into_boxed_str());
@@ -585,6 +593,7 @@ pub fn server_checked_errors_name_the_attribute(v: TfVersion) {
 /// it at `instance_type` with the valid types, and create nothing.
 pub fn unknown_instance_type_in_the_default_cluster(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1"]);
     let ok = "  bento = \"iris:v1\"\n";
     let cases = vec![
         // No cluster anywhere (the organisation's default): plan does not know the cluster;
@@ -610,6 +619,7 @@ pub fn unknown_instance_type_in_the_default_cluster(v: TfVersion) {
 /// `terraform import` with IDs that cannot name a deployment, or name none.
 pub fn bad_import_ids_are_rejected(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1"]);
     let tf = Tf::new(v, &server).with_provider_cluster("local-east");
     tf.write("resource \"bentocloud_deployment\" \"imp\" {\n  name  = \"iris\"\n  bento = \"iris:v1\"\n}\n");
     tf.init();
@@ -674,6 +684,7 @@ pub fn bad_import_ids_are_rejected(v: TfVersion) {
 /// and a token the server rejects.
 pub fn bad_provider_settings_fail_plan(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1"]);
     let ok = resource("name = \"prov\"", "  bento = \"iris:v1\"\n");
     let pcase = |what: &'static str, block: &str, line: &'static str, summary, fix| Case {
         what,

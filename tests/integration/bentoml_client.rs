@@ -115,22 +115,32 @@ struct Server {
     http: reqwest::Client,
 }
 
-async fn start(strict_bentos: bool) -> Server {
+/// Starts the control plane with `bentos` registered (default behaviour, one service
+/// `apiserver`): the bentos the test deploys, pushed as on BentoCloud. Any other tag is the
+/// real API's 404.
+async fn start(bentos: &[&str]) -> Server {
     require_bentoml();
     let home = tempfile::tempdir().expect("tempdir");
-    let args: &[&str] = if strict_bentos {
-        &["--strict-bentos"]
-    } else {
-        &[]
-    };
-    let cp = ControlPlane::start(args, false);
-    Server {
+    let cp = ControlPlane::start(&[], false);
+    let s = Server {
         endpoint: cp.endpoint.clone(),
         token: cp.token.clone(),
         cp,
         home,
         http: reqwest::Client::new(),
+    };
+    for tag in bentos {
+        let resp = s
+            .http
+            .post(format!("{}/api/local/v1/bentos", s.endpoint))
+            .header("X-YATAI-API-TOKEN", &s.token)
+            .json(&serde_json::json!({ "tag": tag }))
+            .send()
+            .await
+            .expect("register a bento");
+        assert!(resp.status().is_success(), "registering {tag}: {resp:?}");
     }
+    s
 }
 
 impl Server {
@@ -279,7 +289,7 @@ fn envs(d: &Deployment) -> Vec<(String, String)> {
 /// update (labels kept), apply (create, then overriding update), terminate --wait, delete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_deployment_lifecycle() {
-    let s = start(false).await;
+    let s = start(&["iris:v1"]).await;
     s.login().await;
 
     // `deploy` (it has --label; `deployment create` does not), in a non-default cluster.
@@ -538,7 +548,7 @@ async fn cli_deployment_lifecycle() {
 /// looks the secret up first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_secrets() {
-    let s = start(false).await;
+    let s = start(&["iris:v1"]).await;
     s.login().await;
 
     let out = s
@@ -620,7 +630,7 @@ async fn cli_secrets() {
 /// `deployment list-instance-types` shows exactly the server's instance types.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_instance_types() {
-    let s = start(false).await;
+    let s = start(&[]).await;
     s.login().await;
     let server: Vec<InstanceType> = s.get("/api/v1/instance_types?cluster=").await;
     assert!(!server.is_empty());
@@ -664,7 +674,7 @@ async fn cli_instance_types() {
 /// and `bentoml.deployment.get(...)`, using the context saved by `bentoml cloud login`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_api_list_and_get() {
-    let s = start(false).await;
+    let s = start(&["iris:v2"]).await;
     s.login().await;
     for (name, cluster, label) in [
         ("py-a", "local-west", "team=ml"),
@@ -736,12 +746,12 @@ print(json.dumps(out))
     s.stop().await;
 }
 
-/// A wrong token fails login loudly; with `--strict-bentos` the client cannot deploy an
-/// unknown bento (no deployment is created), and can once `bentocloud-local bentos add`
-/// registered it.
+/// A wrong token fails login loudly; the client cannot deploy an unknown bento (the server's
+/// 404, as on BentoCloud: no deployment is created), and can once `bentocloud-local bentos
+/// add` registered it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_bad_token_and_strict_bentos() {
-    let s = start(true).await;
+    let s = start(&[]).await;
 
     let out = s
         .bentoml(&[
@@ -792,7 +802,7 @@ async fn cli_bad_token_and_strict_bentos() {
 /// whole configuration, §5.4) removes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_canary_round_trips() {
-    let s = start(false).await;
+    let s = start(&["iris:v1", "iris:v2"]).await;
     s.login().await;
     s.bentoml(&[
         "deployment",

@@ -74,6 +74,7 @@ fn expect(members: &[Member], pred: impl Fn(&Member) -> bool) -> BTreeSet<String
 /// ids); the objects carry the server's values.
 pub fn fleet_filters_alone_and_combined(v: TfVersion) {
     let server = Server::start_with_config(FLEET_SERVER_CONFIG);
+    server.register_bentos(&["iris:v1", "summarizer:v1"]);
     let members = fleet();
     let t0 = std::time::Instant::now();
     for m in &members {
@@ -290,6 +291,7 @@ pub fn fleet_filters_alone_and_combined(v: TfVersion) {
 /// as the resource and the server; a missing deployment is an error.
 pub fn single_deployment_data_source(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v3"]);
     server.create_secret("ds-secret", "K", "v");
     let tf = Tf::new(v, &server).with_provider_cluster("local-east");
     let name = dep_name("single", v);

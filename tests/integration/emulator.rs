@@ -40,13 +40,16 @@ fn platform_with_lag() -> PlatformConfig {
     p
 }
 
-async fn start(dir: &Path, strict: bool) -> Server {
-    start_with(dir, strict, None, Client::new(), platform(), Clock::Real).await
+/// Starts the control plane as it runs by default: unknown bentos are BentoCloud's 404, so a
+/// test registers what it deploys ([`Server::register`]).
+async fn start(dir: &Path) -> Server {
+    start_with(dir, false, None, Client::new(), platform(), Clock::Real).await
 }
 
+/// `auto_register_bentos`: the opt-in of `serve --auto-register-bentos`.
 async fn start_with(
     dir: &Path,
-    strict: bool,
+    auto_register_bentos: bool,
     tls: Option<emulator::TlsFiles>,
     http: Client,
     platform: PlatformConfig,
@@ -60,7 +63,7 @@ async fn start_with(
     let cfg = Config {
         data_dir: dir.to_path_buf(),
         api_token: None,
-        strict_bentos: strict,
+        auto_register_bentos,
         platform,
         tls,
         clock: clock.clone(),
@@ -289,7 +292,8 @@ fn dep_body(name: &str, bento: &str, labels: &[(&str, &str)]) -> Value {
 #[tokio::test]
 async fn auth_is_checked_first_and_reveals_nothing() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), false).await;
+    let s = start(dir.path()).await;
+    s.register("iris:v1", json!({})).await;
     s.create("", dep_body("exists", "iris:v1", &[])).await;
     for token in ["", "wrong"] {
         for path in [
@@ -341,7 +345,9 @@ async fn auth_is_checked_first_and_reveals_nothing() {
 #[tokio::test]
 async fn create_get_update_terminate_delete() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), false).await;
+    let s = start(dir.path()).await;
+    s.register("iris:v1", json!({})).await;
+    s.register("iris:v2", json!({})).await;
     let d = s
         .create("", dep_body("demo", "iris:v1", &[("team", "ml")]))
         .await;
@@ -605,7 +611,7 @@ async fn reported_status_lags_the_revision_like_the_platform() {
 #[tokio::test]
 async fn validation_errors_are_400_404_413_never_500() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     let p = "/api/v2/deployments?cluster=";
     for (body, needle) in [
         (b"{not json".to_vec(), "invalid JSON"),
@@ -748,6 +754,107 @@ async fn validation_errors_are_400_404_413_never_500() {
     s.stop().await;
 }
 
+/// Unknown bentos are BentoCloud's 404 by default, on create, update and every bento lookup,
+/// and asking registers nothing; `--auto-register-bentos` (the demo's opt-in) registers an
+/// unknown `repo:version` on first sight instead, and what it registered stays registered.
+#[tokio::test]
+async fn unknown_bentos_are_404_unless_auto_registering_is_opted_into() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path()).await;
+    let p = "/api/v2/deployments?cluster=";
+    let not_found = |v: &Value, what: &str| {
+        assert_eq!(
+            v,
+            &json!({"error": format!("{what} not found: record not found")})
+        );
+    };
+    let (st, v) = s
+        .call(Method::POST, p, Some(dep_body("a", "ghost:v1", &[])))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    not_found(&v, "bento \"ghost:v1\"");
+    s.register("iris:v1", json!({})).await;
+    s.create("", dep_body("a", "iris:v1", &[])).await;
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v2/deployments/a?cluster=",
+            Some(dep_body("a", "iris:v9", &[])),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    not_found(&v, "bento \"iris:v9\"");
+    for (path, what) in [
+        (
+            "/api/v1/bento_repositories/ghost",
+            "bento repository \"ghost\"",
+        ),
+        (
+            "/api/v1/bento_repositories/ghost/bentos",
+            "bento repository \"ghost\"",
+        ),
+        (
+            "/api/v1/bento_repositories/ghost/bentos/v1",
+            "bento \"ghost:v1\"",
+        ),
+        (
+            "/api/v1/bento_repositories/iris/bentos/v9",
+            "bento \"iris:v9\"",
+        ),
+    ] {
+        let (st, v) = s.call(Method::GET, path, None).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{path}: {v}");
+        not_found(&v, what);
+    }
+    let (st, v) = s
+        .call(Method::GET, "/api/v1/bento_repositories/iris/bentos", None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["total"], 1, "lookups registered nothing: {v}");
+    s.stop().await;
+
+    // Opted in, on the same data dir: a lookup or a deploy registers the tag.
+    let s = start_with(
+        dir.path(),
+        true,
+        None,
+        Client::new(),
+        platform(),
+        Clock::Real,
+    )
+    .await;
+    let (st, v) = s
+        .call(
+            Method::GET,
+            "/api/v1/bento_repositories/ghost/bentos/v1",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], "v1");
+    let d = s.create("", dep_body("g", "ghost:v2", &[])).await;
+    assert_eq!(d.bento_tag().as_deref(), Some("ghost:v2"));
+    s.stop().await;
+
+    // Strict again: what was registered stays, anything else is still a 404.
+    let s = start(dir.path()).await;
+    for (version, want) in [
+        ("v1", StatusCode::OK),
+        ("v2", StatusCode::OK),
+        ("v3", StatusCode::NOT_FOUND),
+    ] {
+        let (st, v) = s
+            .call(
+                Method::GET,
+                &format!("/api/v1/bento_repositories/ghost/bentos/{version}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, want, "ghost:{version}: {v}");
+    }
+    s.stop().await;
+}
+
 /// kill -9 of the control plane, then a start on the same data dir and address: its replicas
 /// died with it, and the API says so at once (the real platform's pods outlive a restart of
 /// its control plane, and its status never claims `running` with no ready replica). Right
@@ -823,7 +930,9 @@ fn after_kill9_no_running_status_while_the_endpoint_answers_503() {
 #[tokio::test]
 async fn list_filters_and_paging_across_clusters() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), false).await;
+    let s = start(dir.path()).await;
+    s.register("iris:v1", json!({})).await;
+    s.register("other:v1", json!({})).await;
     let mut made = Vec::new();
     for i in 0..7 {
         let cluster = if i % 2 == 0 {
@@ -918,7 +1027,8 @@ async fn list_filters_and_paging_across_clusters() {
 #[tokio::test]
 async fn restart_on_the_same_data_dir_keeps_everything() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), false).await;
+    let s = start(dir.path()).await;
+    s.register("iris:v1", json!({})).await;
     let token = s.token.clone();
     let d = s
         .create("local-west", dep_body("keep", "iris:v1", &[("a", "b")]))
@@ -927,7 +1037,7 @@ async fn restart_on_the_same_data_dir_keeps_everything() {
     assert_eq!(st, StatusCode::OK);
     s.stop().await;
 
-    let s = start(dir.path(), false).await;
+    let s = start(dir.path()).await;
     assert_eq!(s.token, token, "the generated token is reused");
     let d2 = s
         .wait_status("keep", "local-west", "running", 10)
@@ -955,7 +1065,7 @@ async fn restart_on_the_same_data_dir_keeps_everything() {
 #[tokio::test]
 async fn statuses_follow_bento_behaviour() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     let reg = |tag: &str, extra: Value| {
         let mut b = json!({"tag": tag, "startup_seconds": 0.3});
         if let (Some(b), Some(e)) = (b.as_object_mut(), extra.as_object()) {
@@ -1261,7 +1371,7 @@ async fn hit(url: &str) -> Hit {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_update_under_load_has_zero_failed_requests() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     s.register("app:v1", json!({})).await;
     s.register("app:v2", json!({})).await;
     let d = s
@@ -1341,7 +1451,7 @@ async fn rolling_update_under_load_has_zero_failed_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recreate_has_downtime_and_never_ready_keeps_the_old_revision() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     s.register("app:v1", json!({})).await;
     s.register("app:v2", json!({"startup_seconds": 0.5})).await;
     s.register("app:never", json!({"unready": true})).await;
@@ -1399,7 +1509,7 @@ async fn recreate_has_downtime_and_never_ready_keeps_the_old_revision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_zero_scales_to_zero_and_a_request_wakes_it() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     s.register("app:v1", json!({})).await;
     let d = s
         .create("", svc_body("idle", "app:v1", "RollingUpdate", 0, 2))
@@ -1425,7 +1535,7 @@ async fn min_zero_scales_to_zero_and_a_request_wakes_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scales_up_under_concurrent_load_and_back_down() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     s.register("app:v1", json!({"startup_seconds": 0.2})).await;
     let d = s
         .create("", svc_body("busy", "app:v1", "RollingUpdate", 1, 4))
@@ -1466,7 +1576,7 @@ async fn scales_up_under_concurrent_load_and_back_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_mid_rollout_resumes_and_completes() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     s.register("app:v1", json!({})).await;
     s.register("app:v2", json!({"startup_seconds": 0.8})).await;
     let d = s
@@ -1495,7 +1605,7 @@ async fn restart_mid_rollout_resumes_and_completes() {
     }
 
     // The restarted server starts the replicas the database says exist, then completes.
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     let v = s.wait_serving("rs", &rev2, "running", 30).await;
     assert_eq!(v["rollout"]["updated_replicas"], 2);
     let url = v["urls"][0].as_str().expect("url").to_string();
@@ -1509,7 +1619,7 @@ async fn restart_mid_rollout_resumes_and_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashing_replica_is_unhealthy_then_replaced() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     s.register("app:crashy", json!({"crash_after_seconds": 0.6}))
         .await;
     s.create("", svc_body("crashy", "app:crashy", "RollingUpdate", 1, 1))
@@ -1555,7 +1665,15 @@ async fn serves_https_with_the_given_certificate() {
         .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("ca"))
         .build()
         .expect("client");
-    let s = start_with(dir.path(), true, Some(files), http, platform(), Clock::Real).await;
+    let s = start_with(
+        dir.path(),
+        false,
+        Some(files),
+        http,
+        platform(),
+        Clock::Real,
+    )
+    .await;
     assert!(
         s.endpoint.starts_with("https://127.0.0.1:"),
         "{}",
@@ -1700,7 +1818,7 @@ fn tally(hits: &[(u16, String, String)]) -> std::collections::BTreeMap<String, u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_random_split_follows_the_weight() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     s.register("app:v1", json!({})).await;
     s.register("app:v2", json!({})).await;
     let d = s
@@ -1756,7 +1874,7 @@ async fn canary_random_split_follows_the_weight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_header_and_query_routing_pick_the_version_by_name() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     s.register("app:v1", json!({})).await;
     s.register("app:v2", json!({})).await;
     // Weight 50: header and query routing ignore it.
@@ -1835,7 +1953,7 @@ async fn canary_header_and_query_routing_pick_the_version_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_null_drains_the_canary_and_only_main_answers() {
     let dir = tempfile::tempdir().expect("tmp");
-    let s = start(dir.path(), true).await;
+    let s = start(dir.path()).await;
     s.register("app:v1", json!({})).await;
     s.register("app:v2", json!({})).await;
     let d = s

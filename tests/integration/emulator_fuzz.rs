@@ -50,7 +50,7 @@ fn fixture() -> &'static Fixture {
         let cfg = Config {
             data_dir: data_dir.clone(),
             api_token: Some("fuzz-main-token".into()),
-            strict_bentos: false,
+            auto_register_bentos: false,
             platform,
             tls: None,
             clock: bentocloud::emulator::Clock::Real,

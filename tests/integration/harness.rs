@@ -298,7 +298,7 @@ fn config_from_args(args: &[String], data_dir: &Path) -> bentocloud::emulator::C
     let mut cfg = Config {
         data_dir: data_dir.to_path_buf(),
         api_token: None,
-        strict_bentos: false,
+        auto_register_bentos: false,
         platform: PlatformConfig::default(),
         tls: None,
         clock: bentocloud::emulator::Clock::Real,
@@ -317,7 +317,9 @@ fn config_from_args(args: &[String], data_dir: &Path) -> bentocloud::emulator::C
                     .unwrap_or_else(|e| panic!("server config: {e}"))
             }
             "--api-token" => cfg.api_token = Some(value()),
-            "--strict-bentos" => cfg.strict_bentos = true,
+            // The default (unknown bentos are a 404, like BentoCloud); accepted as the binary does.
+            "--strict-bentos" => {}
+            "--auto-register-bentos" => cfg.auto_register_bentos = true,
             "--tls-cert" => cert = Some(PathBuf::from(value())),
             "--tls-key" => key = Some(PathBuf::from(value())),
             other => {
@@ -612,8 +614,9 @@ impl Server {
         server
     }
 
-    /// Starts in-process with `serve` options (`--config`, `--api-token`, `--strict-bentos`,
-    /// `--tls-cert`/`--tls-key`).
+    /// Starts in-process with `serve` options (`--config`, `--api-token`,
+    /// `--auto-register-bentos`, `--tls-cert`/`--tls-key`). Unknown bentos are a 404 unless
+    /// `--auto-register-bentos`: register what the test deploys ([`Server::register_bentos`]).
     pub fn start_with(extra_args: &[&str]) -> Server {
         Self::start_inner(extra_args, None, false)
     }
@@ -900,6 +903,15 @@ impl Server {
     pub fn register_bento(&self, tag: &str, services: &[&str]) {
         let body = serde_json::json!({ "tag": tag, "services": services });
         self.request_ok(reqwest::Method::POST, "/api/local/v1/bentos", Some(&body));
+    }
+
+    /// Registers each of `tags` with default behaviour (one service, `apiserver`): the bentos
+    /// the test's organisation has pushed. The server refuses any other tag with 404, like
+    /// BentoCloud, so a test names every bento it deploys.
+    pub fn register_bentos(&self, tags: &[&str]) {
+        for tag in tags {
+            self.register_bento(tag, &[]);
+        }
     }
 
     /// `POST /api/v1/org_secrets`: an env secret with one key.

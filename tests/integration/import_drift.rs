@@ -7,6 +7,7 @@ use crate::harness::*;
 /// empty, and the state matches the server. A malformed ID fails and names the format.
 pub fn import_both_id_forms_then_empty_plan(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1", "summarizer:v2"]);
     server.create_secret("imp-secret", "TOKEN", "t");
 
     // Created out of Terraform, through the API.
@@ -107,6 +108,7 @@ pub fn import_both_id_forms_then_empty_plan(v: TfVersion) {
 /// the config's, and apply restores the config on the server.
 pub fn out_of_band_change_shows_as_drift(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1", "iris:v9"]);
     let tf = Tf::new(v, &server).with_provider_cluster("local-east");
     let name = dep_name("drift", v);
     let dep = Dep::new("app", &name, "iris:v1")
@@ -176,6 +178,7 @@ pub fn out_of_band_change_shows_as_drift(v: TfVersion) {
 /// does, with the same id.
 pub fn out_of_band_delete_is_recreated(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1"]);
     let tf = Tf::new(v, &server);
     let name = dep_name("phoenix", v);
     let dep = Dep::new("app", &name, "iris:v1")

@@ -7,6 +7,7 @@ use crate::harness::*;
 /// defaults filled in); the next plan is empty.
 pub fn create_then_empty_plan(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1", "summarizer:v1"]);
     server.create_secret("db-creds", "DB_PASSWORD", "s3cret");
     let tf = Tf::new(v, &server).with_provider_cluster("local-east");
 
@@ -109,6 +110,7 @@ pub fn create_then_empty_plan(v: TfVersion) {
 /// on the server, and the server then holds the new values; the next plan is empty.
 pub fn update_in_place_keeps_id(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1", "iris:v2"]);
     server.create_secret("s-one", "ONE", "1");
     server.create_secret("s-two", "TWO", "2");
     let tf = Tf::new(v, &server).with_provider_cluster("local-east");
@@ -185,6 +187,7 @@ pub fn update_in_place_keeps_id(v: TfVersion) {
 /// gone from the server afterwards and the new one is there.
 pub fn name_or_cluster_change_replaces(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1"]);
     let tf = Tf::new(v, &server).with_provider_cluster("local-east");
 
     let old_name = dep_name("first", v);
@@ -247,6 +250,7 @@ pub fn name_or_cluster_change_replaces(v: TfVersion) {
 /// destroy removes every deployment it created, on both clusters; the server is empty.
 pub fn destroy_leaves_server_empty(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1", "summarizer:v3"]);
     let tf = Tf::new(v, &server);
     let a = Dep::new("a", &dep_name("gone-a", v), "iris:v1").cluster("local-east");
     let b = Dep::new("b", &dep_name("gone-b", v), "iris:v1")

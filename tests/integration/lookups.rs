@@ -481,6 +481,9 @@ const MODULE: &str = concat!(
     "/examples/modules/inference-stack"
 );
 
+/// The bentos the module's test files deploy (`stack.tftest.hcl`'s `components`).
+const MODULE_TEST_BENTOS: [&str; 2] = ["tftest_api:v1", "tftest_worker:v1"];
+
 /// The number of `run` blocks in the module's test files.
 fn run_blocks_in_module_tests() -> usize {
     let dir = Path::new(MODULE).join("tests");
@@ -571,6 +574,7 @@ pub fn inference_stack_module_tests_pass(v: TfVersion) {
         "`terraform test` needs Terraform >= 1.6"
     );
     let server = Server::start();
+    server.register_bentos(&MODULE_TEST_BENTOS);
     let tf = Tf::new(v, &server);
     let chdir = module_copy(&tf);
     let out = tf.run(&[&chdir, "test", "-json", "-no-color"]);
@@ -603,6 +607,7 @@ pub fn inference_stack_module_tests_fail_on_a_broken_assertion(v: TfVersion) {
         "`terraform test` needs Terraform >= 1.6"
     );
     let server = Server::start();
+    server.register_bentos(&MODULE_TEST_BENTOS);
     let tf = Tf::new(v, &server);
     let chdir = module_copy(&tf);
     let out = tf.run(&[

@@ -28,6 +28,7 @@ fn client_get(server: &Server, cluster: &str, name: &str) -> Json {
 /// `targets[].config`, §3.3).
 pub fn canary_set_with_the_official_client_survives_an_envs_update(v: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1", "iris:v2"]);
     let tf = Tf::new(v, &server).with_provider_cluster("local-east");
     let name = dep_name("canary", v);
     let dep = Dep::new("app", &name, "iris:v1").envs(&[("A", "1")]);

@@ -90,6 +90,7 @@ pub fn api_key_and_secret_values_never_leak(v: TfVersion) {
     let secret = "secret-value-Mz4t8Lr2Wn-must-not-leak".to_string();
     let server = Server::start_with(&["--api-token", &token]);
     assert_eq!(server.token, token, "the server uses the token given");
+    server.register_bentos(&["iris:v1"]);
     server.create_secret("leak-check", "HF_TOKEN", &secret);
     server.bentos_add(
         "broken:v1",
@@ -456,6 +457,7 @@ fn control_plane_binds_loopback_by_default() {
 fn unauthenticated_callers_learn_nothing() {
     // A process: its output shows a panic, if any.
     let server = Server::start_process(&[]);
+    server.register_bentos(&["iris:v1"]);
     server.create_secret("org-secret", "K", "v");
     server.create_deployment(
         "local-east",
@@ -740,6 +742,7 @@ fn organisations_are_isolated() {
 fn bodies_are_limited_and_validated() {
     // A process: its output shows a panic, if any.
     let server = Server::start_process(&[]);
+    server.register_bentos(&["iris:v1"]);
     server.create_secret("org-secret", "K", "v");
     server.create_deployment(
         "local-east",

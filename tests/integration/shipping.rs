@@ -78,7 +78,16 @@ fn example_roots(tf: &Tf) -> Vec<PathBuf> {
 /// Every example in `examples/` applies, plans empty afterwards and destroys cleanly.
 pub fn every_example_applies(version: TfVersion) {
     let server = Server::start();
-    // What the examples refer to and do not create themselves.
+    // What the examples refer to and do not create themselves: the bentos they deploy or look
+    // up (pushed, as on BentoCloud), a secret, and a deployment made elsewhere.
+    server.register_bentos(&[
+        "llm_gateway:v1",
+        "sentiment_analysis:v3",
+        "iris_classifier:v2",
+        "text_embedder:v1",
+        "reranker:v2",
+        "search_gateway:v5",
+    ]);
     server.create_secret("hf-token", "HF_TOKEN", "not-a-real-token");
     server.create_deployment(
         "local-east",
@@ -174,6 +183,7 @@ fn base64_of_sha256(bytes: &[u8]) -> String {
 /// SHA256SUMS lists the mirrored zip, and the lock file records the packaged binary.
 pub fn release_zip_installs_from_a_filesystem_mirror(version: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1"]);
     let tf = Tf::new(version, &server);
     let out = tf.dir.path().join("release");
     let status = Command::new("bash")
@@ -246,6 +256,7 @@ pub fn release_zip_installs_from_a_filesystem_mirror(version: TfVersion) {
 /// `bentoml cloud login` (`$BENTOML_HOME/.yatai.yaml`) is used.
 pub fn bentoml_login_context_needs_no_provider_configuration(version: TfVersion) {
     let server = Server::start();
+    server.register_bentos(&["iris:v1"]);
     let mut tf = Tf::new(version, &server);
     let home = tf.dir.path().join("bentoml-home");
     fs::create_dir_all(&home).expect("mkdir");

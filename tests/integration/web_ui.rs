@@ -517,6 +517,7 @@ fn artifacts() -> PathBuf {
 async fn page_renders_the_fleet_and_a_rollout_live() {
     chromium();
     let srv = Server::start();
+    srv.bentos_add("iris:v1", &[]);
     let out = artifacts();
 
     // The page needs no token; the API still does.
@@ -1029,6 +1030,7 @@ fn values(series: &Value) -> Vec<u32> {
 async fn filters_natural_sort_and_counts_per_cluster() {
     chromium();
     let srv = Server::start();
+    srv.bentos_add("iris:v1", &[]);
     // A bento whose image build fails: a second status to count and filter on.
     srv.bentos_add("iris:nobuild", &["--image-build-fails"]);
     let perf = [("team", "perf")];
@@ -1177,6 +1179,7 @@ async fn filters_natural_sort_and_counts_per_cluster() {
 async fn selecting_a_deployment_shows_its_revisions_and_last_rollout() {
     chromium();
     let srv = Server::start();
+    srv.bentos_add("iris:v1", &[]);
     srv.create("local-west", "other", spec_n("iris:v1", 1, &[]))
         .await;
     let (old, new) = srv.rolled_out("local-east", "roll").await;
@@ -1335,6 +1338,7 @@ async fn selecting_a_deployment_shows_its_revisions_and_last_rollout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeline_endpoint_records_a_rolling_update() {
     let srv = Server::start();
+    srv.bentos_add("iris:v1", &[]);
     let (old, new) = srv.rolled_out("local-east", "roll").await;
     let tl = srv
         .api(
