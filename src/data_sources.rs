@@ -25,9 +25,9 @@ use crate::client::{Client, ClientError, ListQuery};
 use crate::diag;
 use crate::resources::deployment::convert::{entry_service, state_from_server};
 use crate::resources::deployment::model::{
-    a as attr, deployment_attributes, flat_schema, service_block_schema, to_map, DeploymentState,
-    Location, Reported, Spec, StringMap,
+    deployment_attributes, service_block_schema, DeploymentState, Location, Reported, Spec,
 };
+use crate::schema::{attr, flat_schema, to_map, StringMap};
 use crate::shared::Shared;
 
 /// A deployment as data: the resource's model without its Terraform-only

@@ -31,6 +31,7 @@ pub mod logging;
 pub mod provider;
 pub mod resources;
 pub mod rules;
+pub mod schema;
 pub mod shared;
 pub mod wait;
 

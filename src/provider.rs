@@ -22,8 +22,8 @@ use crate::data_sources::bento::BentoDataSource;
 use crate::data_sources::catalog::{ClustersDataSource, InstanceTypesDataSource};
 use crate::data_sources::{DeploymentDataSource, DeploymentsDataSource};
 use crate::diag;
-use crate::resources::deployment::model::{flat_schema, to_map};
 use crate::resources::{DeploymentResource, SecretResource};
+use crate::schema::{flat_schema, to_map};
 use crate::shared::{Configured, Shared};
 
 /// The provider.

@@ -21,7 +21,7 @@ use tf_provider::{AttributePath, DataSource, Diagnostics};
 use crate::api::Bento;
 use crate::client::{Client, ClientError};
 use crate::diag;
-use crate::resources::deployment::model::{a as attr, flat_schema, to_map};
+use crate::schema::{attr, flat_schema, to_map};
 use crate::shared::Shared;
 
 /// `bentocloud_bento` inputs and outputs.

@@ -18,7 +18,7 @@ use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use crate::api::{Cluster, InstanceType};
 use crate::diag;
-use crate::resources::deployment::model::{a as attr, flat_schema, to_map};
+use crate::schema::{attr, flat_schema, to_map};
 use crate::shared::Shared;
 
 fn list_of(fields: &HashMap<String, Attribute>) -> AttributeType {

@@ -4,7 +4,7 @@
 //! effect; the docs under `docs/` are generated from these. Nested *blocks* are used (never
 //! nested attributes), because nested attributes crash Terraform 1.0.3 with tf-provider 0.2.2.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{
@@ -12,8 +12,8 @@ use tf_provider::schema::{
 };
 use tf_provider::value::Value;
 
-/// A `map(string)` value whose entries may be unknown during plan.
-pub type StringMap = BTreeMap<String, Value<String>>;
+pub use crate::schema::StringMap;
+use crate::schema::{attr as a, str_map, to_map};
 
 /// State of one `bentocloud_deployment`, in parts named by role. The rules that treat the
 /// attributes by role are derived from these parts, not listed again:
@@ -375,42 +375,6 @@ pub const DEFAULT_DELETE_TIMEOUT: &str = "10m";
 /// Default rollout strategy of a new deployment.
 pub const DEFAULT_STRATEGY: &str = crate::api::Strategy::RollingUpdate.as_str();
 
-/// A plain (not sensitive, not deprecated) attribute described in Markdown; the data sources
-/// build theirs with it too.
-pub fn a(t: AttributeType, c: AttributeConstraint, d: &str) -> Attribute {
-    Attribute {
-        attr_type: t,
-        description: Description::markdown(d),
-        constraint: c,
-        sensitive: false,
-        deprecated: false,
-    }
-}
-
-fn str_map() -> AttributeType {
-    AttributeType::Map(Box::new(AttributeType::String))
-}
-
-/// A block's attributes from `(name, attribute)` pairs.
-pub fn to_map(items: Vec<(&str, Attribute)>) -> HashMap<String, Attribute> {
-    items.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
-}
-
-/// A schema of attributes only (no nested blocks), described in Markdown: the provider
-/// block's, the data sources' and `bentocloud_secret`'s.
-pub fn flat_schema(attributes: HashMap<String, Attribute>, description: &str) -> Schema {
-    Schema {
-        version: 1,
-        block: Block {
-            version: 1,
-            attributes,
-            blocks: HashMap::new(),
-            description: Description::markdown(description),
-            deprecated: false,
-        },
-    }
-}
-
 /// Attributes shared by the resource and the data sources, as computed outputs or inputs.
 /// `c` picks the constraint for the configurable ones. The descriptions follow who uses them:
 /// the resource's say what setting an attribute does (defaults, rollouts, replacement); the
@@ -567,8 +531,8 @@ pub(crate) fn one_attribute_changes(spec: &Spec) -> Vec<(String, Spec)> {
     let other = Spec {
         bento: s("other:v9"),
         access_authorization: Value::Value(spec.access_authorization != Value::Value(true)),
-        labels: Value::Value(BTreeMap::from([("changed".to_string(), s("yes"))])),
-        envs: Value::Value(BTreeMap::from([("CHANGED".to_string(), s("yes"))])),
+        labels: Value::Value(StringMap::from([("changed".to_string(), s("yes"))])),
+        envs: Value::Value(StringMap::from([("CHANGED".to_string(), s("yes"))])),
         secrets: Value::Value(BTreeSet::from([s("changed-secret")])),
         entry: ServiceSettings {
             instance_type: s("gpu.changed"),
@@ -709,7 +673,7 @@ mod tests {
                 bento: Value::Unknown,
                 access_authorization: Value::Unknown,
                 labels: Value::Unknown,
-                envs: Value::Value(BTreeMap::from([("A".to_string(), Value::Unknown)])),
+                envs: Value::Value(StringMap::from([("A".to_string(), Value::Unknown)])),
                 secrets: Value::Value(BTreeSet::from([Value::Unknown])),
                 entry: unknown_settings(),
                 service: Value::Value(vec![ServiceBlock {
@@ -723,7 +687,7 @@ mod tests {
                 rollback_on_failure: Value::Unknown,
                 bento_managed_externally: Value::Unknown,
                 rollback_on_interrupt: Value::Unknown,
-                redeploy_triggers: Value::Value(BTreeMap::from([(
+                redeploy_triggers: Value::Value(StringMap::from([(
                     "db".to_string(),
                     Value::Unknown,
                 )])),
@@ -751,14 +715,14 @@ mod tests {
             spec: Spec {
                 bento: s("iris:v1"),
                 access_authorization: Value::Value(true),
-                labels: Value::Value(BTreeMap::from([("team".to_string(), s("ml"))])),
-                envs: Value::Value(BTreeMap::new()),
+                labels: Value::Value(StringMap::from([("team".to_string(), s("ml"))])),
+                envs: Value::Value(StringMap::new()),
                 secrets: Value::Value(BTreeSet::from([s("token")])),
                 entry: settings.clone(),
                 service: Value::Value(vec![ServiceBlock {
                     name: s("Model"),
                     settings,
-                    envs: Value::Value(BTreeMap::from([("B".to_string(), s("2"))])),
+                    envs: Value::Value(StringMap::from([("B".to_string(), s("2"))])),
                 }]),
             },
             settings: Settings {
@@ -766,7 +730,7 @@ mod tests {
                 rollback_on_failure: Value::Value(true),
                 bento_managed_externally: Value::Value(true),
                 rollback_on_interrupt: Value::Value(true),
-                redeploy_triggers: Value::Value(BTreeMap::from([("db".to_string(), s("3"))])),
+                redeploy_triggers: Value::Value(StringMap::from([("db".to_string(), s("3"))])),
                 timeouts: Value::Value(Timeouts {
                     create: s("1m"),
                     update: Value::Null,

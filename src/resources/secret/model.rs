@@ -11,7 +11,7 @@ use tf_provider::value::Value;
 use tf_provider::AttributePath;
 
 use crate::api;
-use crate::resources::deployment::model::{a, flat_schema, to_map, StringMap};
+use crate::schema::{attr as a, flat_schema, to_map, StringMap};
 
 /// Secret types the API takes (`content.type`).
 pub const TYPES: [&str; 2] = ["env", "mountfile"];
