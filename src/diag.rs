@@ -13,6 +13,46 @@ use tf_provider::{AttributePath, Diagnostics};
 use crate::client::{ClientError, ErrorKind};
 use crate::wait::WaitError;
 
+/// One problem with a configuration, found before any API call: the attribute to fix, a short
+/// summary, and a detail that says the fix. Every plan-time check (the deployment's and the
+/// secret's rules, the lookups' inputs) returns these; [`report_problems`] is the one place
+/// they become diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: AttributePath,
+    pub summary: String,
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem at `path`.
+    pub fn new(path: AttributePath, summary: impl Into<String>, detail: impl Into<String>) -> Self {
+        Problem {
+            path,
+            summary: summary.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A problem with the top-level attribute `attribute`.
+    pub fn at(
+        attribute: &'static str,
+        summary: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Problem::new(AttributePath::new(attribute), summary, detail)
+    }
+}
+
+/// Adds each problem as an error on its attribute; whether there was any.
+pub fn report_problems(diags: &mut Diagnostics, problems: Vec<Problem>) -> bool {
+    let any = !problems.is_empty();
+    for p in problems {
+        diags.error(p.summary, p.detail, p.path);
+    }
+    any
+}
+
 /// Adds an error for a failed API call, at `path` (root when `None`).
 pub fn api_error(
     diags: &mut Diagnostics,
@@ -295,6 +335,14 @@ pub fn create_failed(diags: &mut Diagnostics, name: &str, cluster: &str, err: &C
             None,
         );
     }
+}
+
+/// `terraform import` of a secret `id` that BentoCloud does not have.
+pub fn secret_import_not_found(diags: &mut Diagnostics, id: &str) {
+    diags.root_error(
+        "Cannot import a secret that does not exist",
+        format!("BentoCloud has no secret {id:?}. Check the name (`bentoml secret list`) and, for a secret of another cluster, import it as `cluster/name`."),
+    );
 }
 
 /// The deployment `id` an update is for no longer exists.

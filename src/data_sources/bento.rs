@@ -16,11 +16,11 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, AttributeType, Schema};
 use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, DataSource, Diagnostics};
+use tf_provider::{DataSource, Diagnostics};
 
 use crate::api::Bento;
 use crate::client::{Client, ClientError};
-use crate::diag;
+use crate::diag::{self, Problem};
 use crate::schema::{attr, flat_schema, to_map};
 use crate::shared::Shared;
 
@@ -58,12 +58,9 @@ pub fn bento_schema() -> Schema {
     flat_schema(attributes, "Looks up one bento: a given version, or the latest of a repository. Says whether it exists, its tag and its services, so a configuration can deploy the newest bento or check a version before deploying it.")
 }
 
-/// One input problem: (attribute, summary, detail with the fix).
-pub type InputProblem = (&'static str, String, String);
-
 /// Plan-time checks of the inputs that are known: a repository name without version or
 /// spaces, a version that is not empty, `latest` or a tag. Unknown values are left for the read.
-pub fn check_input(repository: &Value<String>, version: &Value<String>) -> Vec<InputProblem> {
+pub fn check_input(repository: &Value<String>, version: &Value<String>) -> Vec<Problem> {
     let mut out = Vec::new();
     if let Value::Value(r) = repository {
         let why = if r.trim().is_empty() {
@@ -79,7 +76,7 @@ pub fn check_input(repository: &Value<String>, version: &Value<String>) -> Vec<I
             None
         };
         if let Some(why) = why {
-            out.push(("repository", "Invalid bento repository".to_string(), why));
+            out.push(Problem::at("repository", "Invalid bento repository", why));
         }
     }
     if let Value::Value(v) = version {
@@ -93,7 +90,7 @@ pub fn check_input(repository: &Value<String>, version: &Value<String>) -> Vec<I
             None
         };
         if let Some(why) = why {
-            out.push(("version", "Invalid bento version".to_string(), why));
+            out.push(Problem::at("version", "Invalid bento version", why));
         }
     }
     out
@@ -180,14 +177,6 @@ impl BentoDataSource {
     }
 }
 
-fn report(diags: &mut Diagnostics, problems: Vec<InputProblem>) -> bool {
-    let any = !problems.is_empty();
-    for (attribute, summary, detail) in problems {
-        diags.error(summary, detail, AttributePath::new(attribute));
-    }
-    any
-}
-
 #[async_trait]
 impl DataSource for BentoDataSource {
     type State<'a> = BentoData;
@@ -198,7 +187,7 @@ impl DataSource for BentoDataSource {
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        report(diags, check_input(&config.repository, &config.version));
+        diag::report_problems(diags, check_input(&config.repository, &config.version));
         Some(())
     }
 
@@ -208,7 +197,7 @@ impl DataSource for BentoDataSource {
         config: Self::State<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<Self::State<'a>> {
-        if report(diags, check_input(&config.repository, &config.version)) {
+        if diag::report_problems(diags, check_input(&config.repository, &config.version)) {
             return None;
         }
         let configured = self.shared.configured(diags)?;
@@ -258,28 +247,29 @@ mod tests {
 
     #[test]
     fn bad_inputs_name_their_attribute_and_the_fix() {
-        let attrs = |r: Value<String>, v: Value<String>| -> Vec<&'static str> {
-            check_input(&r, &v).into_iter().map(|p| p.0).collect()
+        let attrs = |r: Value<String>, v: Value<String>| -> Vec<tf_provider::AttributePath> {
+            check_input(&r, &v).into_iter().map(|p| p.path).collect()
         };
+        let at = tf_provider::AttributePath::new;
         assert!(attrs(s("iris"), Value::Null).is_empty());
         assert!(attrs(s("iris_classifier"), s("v2.1-rc")).is_empty());
         assert!(attrs(Value::Unknown, Value::Unknown).is_empty());
         for bad in ["", "  ", "iris:v1", "my iris", "org/iris"] {
-            assert_eq!(attrs(s(bad), Value::Null), ["repository"], "{bad:?}");
+            assert_eq!(attrs(s(bad), Value::Null), [at("repository")], "{bad:?}");
         }
         for bad in ["", "latest", "v1:x", "a b", "x/y"] {
-            assert_eq!(attrs(s("iris"), s(bad)), ["version"], "{bad:?}");
+            assert_eq!(attrs(s("iris"), s(bad)), [at("version")], "{bad:?}");
         }
-        assert_eq!(attrs(s(""), s("")), ["repository", "version"]);
+        assert_eq!(attrs(s(""), s("")), [at("repository"), at("version")]);
         let problems = check_input(&s("iris:v1"), &Value::Null);
         assert!(
             problems[0]
-                .2
+                .detail
                 .contains("set `repository = \"iris\"` and `version = \"v1\"`"),
             "{problems:?}"
         );
         let problems = check_input(&s(""), &Value::Null);
-        assert!(problems[0].2.starts_with("`repository` is empty"));
+        assert!(problems[0].detail.starts_with("`repository` is empty"));
     }
 
     fn bento(version: &str, manifest: Option<BentoManifest>) -> Bento {

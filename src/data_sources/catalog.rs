@@ -17,7 +17,7 @@ use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{AttributePath, DataSource, Diagnostics};
 
 use crate::api::{Cluster, InstanceType};
-use crate::diag;
+use crate::diag::{self, Problem};
 use crate::schema::{attr, flat_schema, to_map};
 use crate::shared::Shared;
 
@@ -256,14 +256,15 @@ pub fn instance_type_from(t: &InstanceType) -> InstanceTypeData {
     }
 }
 
-/// `cluster` is set but blank: `(summary, detail)` naming the attribute and the fix.
-pub fn check_cluster(cluster: &Value<String>) -> Option<(String, String)> {
+/// `cluster` is set but blank: the problem, naming the attribute and the fix.
+pub fn check_cluster(cluster: &Value<String>) -> Vec<Problem> {
     match cluster {
-        Value::Value(c) if c.trim().is_empty() => Some((
-            "Invalid cluster".into(),
-            "`cluster` is empty: remove it to list the instance types of the default cluster, or name a cluster (the `bentocloud_clusters` data source lists them).".into(),
-        )),
-        _ => None,
+        Value::Value(c) if c.trim().is_empty() => vec![Problem::at(
+            "cluster",
+            "Invalid cluster",
+            "`cluster` is empty: remove it to list the instance types of the default cluster, or name a cluster (the `bentocloud_clusters` data source lists them).",
+        )],
+        _ => Vec::new(),
     }
 }
 
@@ -288,9 +289,7 @@ impl DataSource for InstanceTypesDataSource {
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        if let Some((summary, detail)) = check_cluster(&config.cluster) {
-            diags.error(summary, detail, AttributePath::new("cluster"));
-        }
+        diag::report_problems(diags, check_cluster(&config.cluster));
         Some(())
     }
 
@@ -300,8 +299,7 @@ impl DataSource for InstanceTypesDataSource {
         config: Self::State<'a>,
         _provider_meta_state: Self::ProviderMetaState<'a>,
     ) -> Option<Self::State<'a>> {
-        if let Some((summary, detail)) = check_cluster(&config.cluster) {
-            diags.error(summary, detail, AttributePath::new("cluster"));
+        if diag::report_problems(diags, check_cluster(&config.cluster)) {
             return None;
         }
         let configured = self.shared.configured(diags)?;
@@ -504,12 +502,19 @@ mod tests {
 
     #[test]
     fn a_blank_cluster_is_refused_with_the_fix() {
-        let (summary, detail) =
-            check_cluster(&Value::Value(" ".into())).expect("blank cluster refused");
-        assert_eq!(summary, "Invalid cluster");
-        assert!(detail.contains("`cluster` is empty: remove it"), "{detail}");
-        assert!(check_cluster(&Value::Value("local-west".into())).is_none());
-        assert!(check_cluster(&Value::Null).is_none());
-        assert!(check_cluster(&Value::Unknown).is_none());
+        let problems = check_cluster(&Value::Value(" ".into()));
+        let [p] = problems.as_slice() else {
+            panic!("one problem for a blank cluster: {problems:?}");
+        };
+        assert_eq!(p.summary, "Invalid cluster");
+        assert_eq!(p.path, tf_provider::AttributePath::new("cluster"));
+        assert!(
+            p.detail.contains("`cluster` is empty: remove it"),
+            "{}",
+            p.detail
+        );
+        assert!(check_cluster(&Value::Value("local-west".into())).is_empty());
+        assert!(check_cluster(&Value::Null).is_empty());
+        assert!(check_cluster(&Value::Unknown).is_empty());
     }
 }

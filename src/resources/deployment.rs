@@ -535,9 +535,7 @@ impl Resource for DeploymentResource {
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        for p in plan::validate(&config) {
-            diags.error(p.summary, p.detail, p.path);
-        }
+        diag::report_problems(diags, plan::validate(&config));
         Some(())
     }
 

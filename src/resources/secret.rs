@@ -59,9 +59,7 @@ impl Resource for SecretResource {
     }
 
     async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        for p in validate(&config) {
-            diags.error(p.summary, p.detail, p.path);
-        }
+        diag::report_problems(diags, validate(&config));
         Some(())
     }
 
@@ -235,12 +233,7 @@ impl Resource for SecretResource {
                 Some((state_from_server(&s, &prior), Value::Null))
             }
             Ok(None) => {
-                diags.root_error(
-                    "Cannot import a secret that does not exist",
-                    format!(
-                        "BentoCloud has no secret {id:?}. Check the name (`bentoml secret list`)."
-                    ),
-                );
+                diag::secret_import_not_found(diags, &id);
                 None
             }
             Err(e) => {

@@ -13,25 +13,14 @@ use super::model::{
     Timeouts, DEFAULT_STRATEGY,
 };
 use crate::api::DeploymentStatus;
+use crate::diag::Problem;
 use crate::rules;
 
 /// A check of one string: `Err` carries what is wrong and the fix.
 type Rule = fn(&str) -> Result<(), String>;
 
-/// One validation problem: where, what, how to fix.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub path: AttributePath,
-    pub summary: String,
-    pub detail: String,
-}
-
 fn problem(path: AttributePath, summary: &str, detail: String) -> Problem {
-    Problem {
-        path,
-        summary: summary.to_string(),
-        detail,
-    }
+    Problem::new(path, summary, detail)
 }
 
 fn check_map_keys(

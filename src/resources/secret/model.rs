@@ -11,6 +11,7 @@ use tf_provider::value::Value;
 use tf_provider::AttributePath;
 
 use crate::api;
+use crate::diag::Problem;
 use crate::schema::{attr as a, flat_schema, to_map, StringMap};
 
 /// Secret types the API takes (`content.type`).
@@ -86,20 +87,8 @@ pub fn schema() -> Schema {
 
 // ------------------------------------------------------------------------------- plan rules
 
-/// One plan-time problem: the attribute, a summary and what to do.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    pub path: AttributePath,
-    pub summary: String,
-    pub detail: String,
-}
-
 fn problem(attr: &'static str, summary: &str, detail: String) -> Problem {
-    Problem {
-        path: AttributePath::new(attr),
-        summary: summary.to_string(),
-        detail,
-    }
+    Problem::at(attr, summary, detail)
 }
 
 /// Checks a configuration (unknown values are not judged).
