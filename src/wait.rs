@@ -46,7 +46,8 @@
 //! [`judge_pods`] judges them on what the real API gives (API doc §10): each pod's
 //! `yatai.ai/bento-version` label, `status.start_time`, `ready`, `is_old`, `is_canary`, its
 //! terminating state (`pod_status.status == "Terminating"`), and the revision's
-//! `latest_revision.created_at`.
+//! `latest_revision.created_at`. A poll that reads the pods counts as two requests: the next
+//! one comes twice the interval later, so a wait stays at or under two requests per second.
 //! Both times are the server's (its database and its kubelets): they are compared with each
 //! other, never with the provider's clock. Pods carry no revision label, so a **pod of this
 //! revision** is one that is not a canary's, not marked `is_old`, runs the revision's bento

@@ -1209,6 +1209,15 @@ impl Tf {
         self
     }
 
+    /// Leaves the provider's settle window (`status_sync_period`) at its default (2 minutes)
+    /// instead of the server's status sync period plus a second (see [`Tf::new`]): for the
+    /// tests whose rollouts must end on evidence, not on the window.
+    pub fn with_default_status_sync_period(mut self) -> Tf {
+        self.env
+            .retain(|(k, _)| k != "BENTOCLOUD_STATUS_SYNC_PERIOD");
+        self
+    }
+
     /// Writes `main.tf`: the `required_providers` header, a provider block (unless `body`
     /// has its own), then `body`. The endpoint and API key reach the provider through
     /// `BENTO_CLOUD_API_ENDPOINT` / `BENTO_CLOUD_API_KEY`.

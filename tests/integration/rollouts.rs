@@ -92,6 +92,19 @@ tf_test!(
     bento_managed_externally_keeps_ci_bento_tf1_11,
     bento_managed_externally_keeps_ci_bento_tf1_0
 );
+// Through a 10 s status lag only (the scenario asserts it), with the default settle window.
+#[test]
+fn changes_end_on_pod_evidence_lag10s_tf1_11() {
+    harness::with_status_sync(10_000, || {
+        changes_end_on_pod_evidence_through_a_lagging_status(harness::TfVersion::V1_11)
+    })
+}
+#[test]
+fn changes_end_on_pod_evidence_lag10s_tf1_0() {
+    harness::with_status_sync(10_000, || {
+        changes_end_on_pod_evidence_through_a_lagging_status(harness::TfVersion::V1_0)
+    })
+}
 
 // ------------------------------------------------------------------------------------------
 // Helpers
@@ -158,6 +171,23 @@ fn wait_server(server: &Server, name: &str, status: &str, bento: &str, deadline:
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// When an update's apply returned: the control plane serves the latest revision (complete,
+/// live `running`), which runs `bento`, and the state says `running`. The API's own `status` is
+/// the one of its last sync, which lags by design (API doc §10) and may still be the previous
+/// revision's when the wait ends on the pods' evidence: it is checked to catch up (polled,
+/// with a deadline), not asserted at once.
+fn assert_rolled_out(server: &Server, tf: &Tf, name: &str, bento: &str, context: &str) {
+    let (live_status, phase, serving) = live(server, name);
+    let d = sv(server, name);
+    assert!(
+        d.bento == bento && live_status == "running" && phase == "complete" && serving,
+        "{context}: the control plane serves the latest revision on {bento} (live status \
+         {live_status}, phase {phase}, latest serving {serving}): {d:?}"
+    );
+    assert_eq!(tf.resource(ADDR)["status"], "running", "{context}: state");
+    wait_server(server, name, "running", bento, Duration::from_secs(60));
 }
 
 /// The deployment URL from Terraform's state, with an API route appended.
@@ -522,8 +552,7 @@ pub fn zero_downtime_rolling_update(v: TfVersion) {
         after.len(),
         stale.first()
     );
-    let d = sv(&server, &name);
-    assert_eq!((d.status.as_str(), d.bento.as_str()), ("running", "zdt:v2"));
+    assert_rolled_out(&server, &tf, &name, "zdt:v2", "after the rolling update");
     assert_plan_exit(&tf, 0, "after the rolling update");
 }
 
@@ -670,12 +699,15 @@ pub fn never_ready_fails_fast_old_keeps_serving(v: TfVersion) {
     server.bentos_add("nr:v3", &starting_in(1.0));
     tf.write(&app(&name, "nr:v3", extra));
     let fixed = tf.apply();
-    let d = sv(&server, &name);
-    assert_eq!(
-        (d.status.as_str(), d.bento.as_str()),
-        ("running", "nr:v3"),
-        "the fix is running when apply returns:\n{}",
-        fixed.describe()
+    assert_rolled_out(
+        &server,
+        &tf,
+        &name,
+        "nr:v3",
+        &format!(
+            "the fix is running when apply returns:\n{}",
+            fixed.describe()
+        ),
     );
     let st = tf.resource(ADDR);
     let answers = sample_now(&url, 10);
@@ -786,12 +818,15 @@ pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
     // leave the deployment converged, i.e. the new revision running when it returns (not
     // merely an empty plan while the server is still rolling out).
     let second = tf.apply();
-    let d = sv(&server, &name);
-    assert_eq!(
-        (d.status.as_str(), d.bento.as_str()),
-        ("running", "cc:v2"),
-        "when the second apply returns the rollout has converged: {d:?}\n{}",
-        second.describe()
+    assert_rolled_out(
+        &server,
+        &tf,
+        &name,
+        "cc:v2",
+        &format!(
+            "when the second apply returns the rollout has converged:\n{}",
+            second.describe()
+        ),
     );
     let st = tf.resource(ADDR);
     assert_eq!(st["bento"], "cc:v2");
@@ -1112,4 +1147,192 @@ pub fn scaling_only_change_waits_for_the_new_scale(v: TfVersion) {
     );
     assert_new_revision_serves_everything(&server, &tf, &name, "after the scaling-only change");
     assert_plan_exit(&tf, 0, "after the scaling-only change");
+}
+
+/// The configuration of [`changes_end_on_pod_evidence_through_a_lagging_status`]: a secret
+/// (value from `var.pw`) and a 2-or-more-replica RollingUpdate deployment using it, redeployed
+/// when it changes.
+fn evidence_config(name: &str, bento: &str, mode: &str, replicas: i64) -> String {
+    format!(
+        r#"variable "pw" {{
+  type      = string
+  sensitive = true
+}}
+
+resource "bentocloud_secret" "db" {{
+  name  = "{name}-db"
+  items = {{
+    DB_PASSWORD = var.pw
+  }}
+}}
+
+resource "bentocloud_deployment" "app" {{
+  name                = "{name}"
+  bento               = "{bento}"
+  min_replicas        = {replicas}
+  max_replicas        = {replicas}
+  deployment_strategy = "RollingUpdate"
+  envs                = {{ MODE = "{mode}" }}
+  secrets             = [bentocloud_secret.db.name]
+  redeploy_triggers   = {{ db = bentocloud_secret.db.version }}
+}}
+"#
+    )
+}
+
+/// What every replica behind the endpoint answers to `?env=MODE&env=DB_PASSWORD` (`n`
+/// requests): the set of (bento, MODE, DB_PASSWORD) seen, and the replicas that answered.
+fn replicas_serve(
+    url: &str,
+    n: usize,
+) -> (
+    std::collections::BTreeSet<(String, String, String)>,
+    std::collections::BTreeSet<String>,
+) {
+    let target = format!(
+        "{}/whoami?env=MODE&env=DB_PASSWORD",
+        url.trim_end_matches('/')
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let (mut seen, mut replicas) = (
+            std::collections::BTreeSet::new(),
+            std::collections::BTreeSet::new(),
+        );
+        for _ in 0..n {
+            let resp = client
+                .get(&target)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {target}: {e}"));
+            assert_eq!(resp.status().as_u16(), 200, "GET {target}");
+            let body: Json = resp.json().await.expect("JSON answer");
+            let s = |v: &Json| v.as_str().unwrap_or("<unset>").to_string();
+            seen.insert((
+                s(&body["bento"]),
+                s(&body["env"]["MODE"]),
+                s(&body["env"]["DB_PASSWORD"]),
+            ));
+            replicas.insert(s(&body["replica"]));
+        }
+        (seen, replicas)
+    })
+}
+
+/// Scenario 11 (issue 16 §2): through a status that lags 10 s and a provider settle window
+/// left at its default (2 minutes), a bento change, an env-only change, a secret rotation
+/// redeploy and a scaling-only change each apply, and when apply returns every replica
+/// serves the change and nothing else is left serving. None may be decided by the settle
+/// window: the provider's log must not say `status_sync_period ... has passed` (the rollouts
+/// end on their pods' evidence, or on a status shown synced).
+pub fn changes_end_on_pod_evidence_through_a_lagging_status(v: TfVersion) {
+    let server = Server::start();
+    assert_eq!(
+        server.status_sync_ms, 10_000,
+        "run through with_status_sync"
+    );
+    server.bentos_add("pe:v1", &starting_in(1.0));
+    server.bentos_add("pe:v2", &starting_in(1.0));
+    let logs = temp_dir("pod-evidence-logs-");
+    let plugin_log = logs.path().join("provider.log");
+    let mut tf = Tf::new(v, &server)
+        .with_provider_cluster(CLUSTER)
+        .with_default_status_sync_period();
+    assert!(
+        !tf.env
+            .iter()
+            .any(|(k, _)| k == "BENTOCLOUD_STATUS_SYNC_PERIOD"),
+        "the settle window stays at its default"
+    );
+    tf.env
+        .push(("PLUGIN_LOG_FILE".into(), plugin_log.display().to_string()));
+    let name = dep_name("pe", v);
+    let tfvars = |pw: &str| {
+        std::fs::write(
+            tf.dir.path().join("terraform.tfvars"),
+            format!("pw = \"{pw}\"\n"),
+        )
+        .expect("write tfvars");
+    };
+    let log_len = || std::fs::metadata(&plugin_log).map_or(0, |m| m.len() as usize);
+    // One apply: the change it makes, then what every replica must answer, and how many
+    // replicas must serve.
+    let step = |what: &str, want: (&str, &str, &str), replicas: usize| {
+        let from = log_len();
+        let before = sv(&server, &name).revision;
+        tf.apply();
+        let log = std::fs::read_to_string(&plugin_log).unwrap_or_default();
+        let log = log.get(from..).unwrap_or_default();
+        // hclog lines, module `bentocloud.wait` (see `bentocloud::logging`).
+        let waited: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("\"bentocloud.wait\""))
+            .collect();
+        assert!(!waited.is_empty(), "{what}: the provider logged its wait");
+        eprintln!("{what}: the wait logged:\n{}", waited.join("\n"));
+        for line in log.lines() {
+            assert!(
+                !(line.contains("status_sync_period") && line.contains("has passed")),
+                "{what}: the settle window decided, not the evidence: {line}"
+            );
+        }
+        let after = sv(&server, &name);
+        assert_ne!(after.revision, before, "{what}: a new revision");
+        assert_eq!(
+            tf.resource(ADDR)["revision"],
+            after.revision.as_str(),
+            "{what}: state names it"
+        );
+        let url = tf.resource(ADDR)["url"]
+            .as_str()
+            .expect("url in state")
+            .to_string();
+        let want = (want.0.to_string(), want.1.to_string(), want.2.to_string());
+        let (seen, answered) = replicas_serve(&url, 10 * replicas);
+        assert_eq!(
+            seen,
+            [want].into(),
+            "{what}: every replica serves the change when apply returned"
+        );
+        assert_eq!(
+            answered.len(),
+            replicas,
+            "{what}: {replicas} replicas answer: {answered:?}"
+        );
+        // The pods: exactly the wanted replicas serve, nothing older is left serving.
+        let pods = server.pods(CLUSTER, &name);
+        let serving: Vec<_> = pods
+            .iter()
+            .filter(|p| p.status.ready && !p.is_terminating())
+            .collect();
+        assert_eq!(serving.len(), replicas, "{what}: serving pods {pods:?}");
+        let local = server.local(CLUSTER, &name);
+        assert_eq!(
+            local["rollout"]["serving_revision_uid"],
+            after.revision.as_str(),
+            "{what}: the control plane serves the new revision: {}",
+            local["rollout"]
+        );
+    };
+
+    tf.write(&evidence_config(&name, "pe:v1", "a", 2));
+    tfvars("pw-one");
+    tf.init();
+    tf.apply();
+    tf.write(&evidence_config(&name, "pe:v2", "a", 2));
+    step("bento change", ("pe:v2", "a", "pw-one"), 2);
+    tf.write(&evidence_config(&name, "pe:v2", "b", 2));
+    step("env-only change", ("pe:v2", "b", "pw-one"), 2);
+    tfvars("pw-two");
+    step("secret rotation redeploy", ("pe:v2", "b", "pw-two"), 2);
+    tf.write(&evidence_config(&name, "pe:v2", "b", 3));
+    step("scaling-only change", ("pe:v2", "b", "pw-two"), 3);
+    assert_plan_exit(&tf, 0, "after the four changes");
 }
