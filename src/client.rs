@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::api;
+use crate::rules::BentoTag;
 use limit::Limiter;
 use retry::{RetryPolicy, StatusRetry};
 
@@ -1413,14 +1414,7 @@ fn bento_matches(wanted: &str, actual: Option<&str>) -> bool {
         return true;
     };
     let wanted = wanted.trim();
-    if wanted.is_empty() {
-        return true;
-    }
-    match wanted.split_once(':') {
-        Some((repo, "latest")) | Some((repo, "")) => actual.split(':').next() == Some(repo),
-        Some(_) => actual == wanted,
-        None => actual.split(':').next() == Some(wanted),
-    }
+    wanted.is_empty() || BentoTag::of(wanted).accepts(&BentoTag::of(actual))
 }
 
 /// The secret endpoints' query: `cluster` only when given (client.py:535-568 adds it only when

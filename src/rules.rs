@@ -12,8 +12,21 @@ pub const MAX_NAME_LEN: usize = 63;
 
 /// Deployment names: DNS-1123 label (`[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters).
 pub fn deployment_name(name: &str) -> Result<(), String> {
+    k8s_name(name, "sentiment-api")
+}
+
+/// Secret names: the same DNS-1123 label as deployments (a secret becomes a Kubernetes
+/// object too; the official CLI's examples all fit it).
+pub fn secret_name(name: &str) -> Result<(), String> {
+    k8s_name(name, "db-credentials")
+}
+
+/// A DNS-1123 label; `example` is shown in the fix.
+fn k8s_name(name: &str, example: &str) -> Result<(), String> {
     if name.is_empty() {
-        return Err("the name is empty: give a name such as \"sentiment-api\"".into());
+        return Err(format!(
+            "the name is empty: give a name such as {example:?}"
+        ));
     }
     if name.len() > MAX_NAME_LEN {
         return Err(format!(
@@ -21,7 +34,7 @@ pub fn deployment_name(name: &str) -> Result<(), String> {
             name.len()
         ));
     }
-    dns_label(name).map_err(|why| format!("{why}; use lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. \"sentiment-api\")"))
+    dns_label(name).map_err(|why| format!("{why}; use lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. {example:?})"))
 }
 
 fn dns_label(s: &str) -> Result<(), String> {
@@ -132,31 +145,108 @@ pub fn deployment_strategy(s: &str) -> Result<(), String> {
     }
 }
 
-/// Bento tags: `repo:version` or `repo` (latest). Both parts non-empty, no spaces.
-pub fn bento_tag(tag: &str) -> Result<(String, Option<String>), String> {
-    let fix = "use \"repository:version\", e.g. \"iris_classifier:v2\"";
-    if tag.trim().is_empty() {
-        return Err(format!("the bento is empty: {fix}"));
-    }
-    if tag.chars().any(|c| c.is_whitespace() || c == '/') {
-        return Err(format!("bento {tag:?} contains a space or '/': {fix}"));
-    }
-    match tag.split_once(':') {
-        None => Ok((tag.to_string(), None)),
-        Some((repo, ver)) if !repo.is_empty() && !ver.is_empty() && !ver.contains(':') => {
-            if ver == "latest" {
-                Ok((repo.to_string(), None))
-            } else {
-                Ok((repo.to_string(), Some(ver.to_string())))
-            }
+/// A bento tag: `repository:version`, or `repository` (or `repository:latest`), which names
+/// no version: the repository's newest. The one place tags are parsed, by the provider and
+/// by the control plane.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BentoTag {
+    pub repo: String,
+    /// `None`: the newest version of the repository.
+    pub version: Option<String>,
+}
+
+impl BentoTag {
+    /// Parses and checks a tag a user or a request gave: both parts non-empty, no spaces or
+    /// `/`; `latest` as the version means none.
+    pub fn parse(tag: &str) -> Result<BentoTag, String> {
+        let fix = "use \"repository:version\", e.g. \"iris_classifier:v2\"";
+        if tag.trim().is_empty() {
+            return Err(format!("the bento is empty: {fix}"));
         }
-        Some(_) => Err(format!("bento {tag:?} is malformed: {fix}")),
+        if tag.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(format!("bento {tag:?} contains a space or '/': {fix}"));
+        }
+        match tag.split_once(':') {
+            None => Ok(BentoTag::of(tag)),
+            Some((repo, ver)) if !repo.is_empty() && !ver.is_empty() && !ver.contains(':') => {
+                Ok(BentoTag::of(tag))
+            }
+            Some(_) => Err(format!("bento {tag:?} is malformed: {fix}")),
+        }
     }
+
+    /// Reads a tag without checking it (one a server reported, or state holds): the part
+    /// before the first `:` is the repository; an empty version or `latest` means none.
+    pub fn of(tag: &str) -> BentoTag {
+        let (repo, version) = tag.split_once(':').unwrap_or((tag, ""));
+        BentoTag {
+            repo: repo.to_string(),
+            version: (!version.is_empty() && version != "latest").then(|| version.to_string()),
+        }
+    }
+
+    /// Whether it names a version (not the repository's newest).
+    pub fn names_version(&self) -> bool {
+        self.version.is_some()
+    }
+
+    /// Whether `actual`, a deployed `repository:version`, is what this tag asks for: that
+    /// version, or any version of the repository when it names none.
+    pub fn accepts(&self, actual: &BentoTag) -> bool {
+        self.repo == actual.repo && (self.version.is_none() || self.version == actual.version)
+    }
+}
+
+impl std::fmt::Display for BentoTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.version {
+            Some(v) => write!(f, "{}:{v}", self.repo),
+            None => write!(f, "{}", self.repo),
+        }
+    }
+}
+
+/// Bento tags: `repo:version` or `repo` (latest), as `(repo, version)`; see
+/// [`BentoTag::parse`].
+pub fn bento_tag(tag: &str) -> Result<(String, Option<String>), String> {
+    BentoTag::parse(tag).map(|t| (t.repo, t.version))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bento_tags_parse_strictly_and_read_leniently() {
+        let t = BentoTag::parse("iris:v2").expect("valid");
+        assert_eq!(
+            (t.repo.as_str(), t.version.as_deref()),
+            ("iris", Some("v2"))
+        );
+        assert_eq!(t.to_string(), "iris:v2");
+        assert!(t.names_version());
+        for newest in ["iris", "iris:latest"] {
+            let t = BentoTag::parse(newest).expect("valid");
+            assert_eq!(
+                (t.repo.as_str(), t.version.clone()),
+                ("iris", None),
+                "{newest}"
+            );
+            assert_eq!(t.to_string(), "iris");
+            assert!(!t.names_version());
+        }
+        for bad in ["", " ", "a b", "org/iris", ":v1", "iris:", "iris:v1:x"] {
+            assert!(BentoTag::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(BentoTag::of("iris:"), BentoTag::of("iris"));
+        assert_eq!(BentoTag::of("iris:v1").version.as_deref(), Some("v1"));
+        let v1 = BentoTag::of("iris:v1");
+        assert!(BentoTag::of("iris").accepts(&v1));
+        assert!(BentoTag::of("iris:latest").accepts(&v1));
+        assert!(BentoTag::of("iris:v1").accepts(&v1));
+        assert!(!BentoTag::of("iris:v2").accepts(&v1));
+        assert!(!BentoTag::of("other").accepts(&v1));
+    }
 
     #[test]
     fn deployment_names_follow_dns_labels() {
@@ -167,6 +257,23 @@ mod tests {
             assert!(err.contains("use") || err.contains("give"), "{err}");
         }
         assert!(deployment_name(&"x".repeat(63)).is_ok());
+    }
+
+    #[test]
+    fn secret_names_follow_the_same_labels_with_their_own_example() {
+        assert!(secret_name("db-credentials").is_ok());
+        for bad in ["", "Db", "a_b", &"x".repeat(64)] {
+            assert_eq!(
+                secret_name(bad).is_err(),
+                deployment_name(bad).is_err(),
+                "{bad:?}"
+            );
+        }
+        let err = secret_name("").expect_err("empty");
+        assert!(err.contains("db-credentials"), "{err}");
+        assert!(secret_name("A")
+            .expect_err("upper")
+            .contains("db-credentials"));
     }
 
     #[test]

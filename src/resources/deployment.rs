@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::Deployment;
 use crate::client::Client;
 use crate::diag;
+use crate::rules::BentoTag;
 use crate::shared::{Configured, Shared};
 use crate::wait::{self, Submitted, WaitError, WaitOptions};
 use convert::DEFAULT_ENTRY_SERVICE;
@@ -326,7 +327,7 @@ impl DeploymentResource {
             .as_ref_option()
             .cloned()
             .unwrap_or_default();
-        let (repo, version) = match crate::rules::bento_tag(&tag) {
+        let BentoTag { repo, version } = match BentoTag::parse(&tag) {
             Ok(x) => x,
             Err(why) => {
                 diag::invalid_bento(diags, why);
@@ -384,16 +385,16 @@ impl DeploymentResource {
         if let Some(e) = convert::entry_service(d) {
             return e;
         }
-        let tag = d.bento_tag().unwrap_or_default();
-        let from_bento = match crate::rules::bento_tag(&tag) {
-            Ok((repo, version)) => match client.resolve_bento(&repo, version.as_deref()).await {
+        let tag = d.bento_tag().map(|t| BentoTag::of(&t));
+        let from_bento = match &tag {
+            Some(t) => match client.resolve_bento(&t.repo, t.version.as_deref()).await {
                 Ok(b) => b.manifest.map(|m| m.entry_service),
                 Err(e) => {
-                    tracing::debug!("cannot read bento {tag} for its entry service: {e}");
+                    tracing::debug!("cannot read bento {t} for its entry service: {e}");
                     None
                 }
             },
-            Err(_) => None,
+            None => None,
         };
         from_bento
             .filter(|e| !e.is_empty())
@@ -423,8 +424,7 @@ impl DeploymentResource {
                 .reported
                 .deployed_bento
                 .as_ref_option()
-                .and_then(|t| t.split_once(':'))
-                .map(|(_, v)| v.to_string());
+                .and_then(|t| BentoTag::of(t).version);
             let reason = match client.deployment_pods(&cluster, &name).await {
                 Ok(pods) => wait::pods_reason(&pods, version.as_deref()),
                 Err(e) => {

@@ -213,7 +213,7 @@ impl Resource for SecretResource {
             Some((c, n)) => (c.to_string(), n.to_string()),
             None => (String::new(), id.clone()),
         };
-        if let Err(why) = crate::rules::deployment_name(&name) {
+        if let Err(why) = crate::rules::secret_name(&name) {
             diag::invalid_import_id(
                 diags,
                 format!("{id:?} is not a secret name (or `cluster/name`): {why}"),

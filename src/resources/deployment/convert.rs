@@ -19,6 +19,7 @@ use crate::api::{
     CreateDeploymentRequest, Deployment, DeploymentConfig, EnvItem, LabelItem, ServiceConfig,
     UpdateDeploymentRequest,
 };
+use crate::rules::BentoTag;
 
 /// The entry service's name when nothing names it: the official client's fallback.
 pub const DEFAULT_ENTRY_SERVICE: &str = "apiserver";
@@ -124,10 +125,8 @@ fn bento_for_state(server_tag: Option<String>, prior: &Value<String>) -> Value<S
         return prior.clone();
     };
     if let Value::Value(p) = prior {
-        let repo_only = !p.contains(':') || p.ends_with(":latest");
-        let prior_repo = p.split(':').next().unwrap_or("");
-        let server_repo = server_tag.split(':').next().unwrap_or("");
-        if repo_only && prior_repo == server_repo {
+        let asked = BentoTag::of(p);
+        if !asked.names_version() && asked.accepts(&BentoTag::of(&server_tag)) {
             return prior.clone();
         }
     }
@@ -336,11 +335,6 @@ pub fn create_request(planned: &DeploymentState, entry: &str) -> CreateDeploymen
     }
 }
 
-/// Whether a `bento` value names no version: `repo` or `repo:latest` ("the newest").
-fn names_no_version(tag: &str) -> bool {
-    !tag.contains(':') || tag.ends_with(":latest")
-}
-
 /// The bento a PUT names.
 ///
 /// - `bento_managed_externally`: the server's bento (CI owns it).
@@ -367,10 +361,10 @@ pub fn update_bento(
     let Some(configured) = planned.spec.bento.as_ref_option() else {
         return server_bento;
     };
-    let repo_of = |t: &str| t.split(':').next().unwrap_or("").to_string();
-    if names_no_version(configured)
+    let asked = BentoTag::of(configured);
+    if !asked.names_version()
         && !server_bento.is_empty()
-        && repo_of(configured) == repo_of(&server_bento)
+        && asked.accepts(&BentoTag::of(&server_bento))
     {
         return server_bento;
     }

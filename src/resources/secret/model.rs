@@ -95,7 +95,7 @@ fn problem(attr: &'static str, summary: &str, detail: String) -> Problem {
 pub fn validate(config: &SecretState) -> Vec<Problem> {
     let mut out = Vec::new();
     if let Value::Value(n) = &config.name {
-        if let Err(why) = crate::rules::deployment_name(n) {
+        if let Err(why) = crate::rules::secret_name(n) {
             out.push(problem(
                 "name",
                 "Invalid secret name",
