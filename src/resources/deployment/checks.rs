@@ -1,0 +1,245 @@
+//! What `bentocloud_deployment` asks the server while planning and before a PUT: the
+//! organisation's default cluster, whether a cluster and its instance types exist, the bento a
+//! configuration names (and its entry service), and warnings about the refreshed status.
+//! Asked only for values that changed, and cached per provider process.
+
+use tf_provider::value::Value;
+use tf_provider::{AttributePath, Diagnostics};
+
+use super::convert::{self, DEFAULT_ENTRY_SERVICE};
+use super::model::{DeploymentState, LastApply};
+use super::{locate, plan, DeploymentResource};
+use crate::api::Deployment;
+use crate::client::Client;
+use crate::diag;
+use crate::rules::BentoTag;
+use crate::wait;
+
+impl DeploymentResource {
+    /// The organisation's default cluster (`is_first`), asked once per provider process, so a
+    /// new deployment's plan shows its real cluster and id, and its instance type is checked
+    /// against that cluster at plan time. `None` when the server does not say.
+    pub(super) async fn server_default_cluster(&self, client: &Client) -> Option<String> {
+        if let Some(c) = self.default_cluster.lock().ok().and_then(|g| g.clone()) {
+            return Some(c);
+        }
+        let clusters = match client.list_clusters().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("cannot list clusters to find the default one: {e}");
+                return None;
+            }
+        };
+        let found = crate::api::default_cluster(&clusters).map(|c| c.meta.name.clone())?;
+        if let Ok(mut g) = self.default_cluster.lock() {
+            *g = Some(found.clone());
+        }
+        Some(found)
+    }
+
+    /// Plan-time checks that need the server: the cluster exists and the instance types are
+    /// offered there. Asked only for values that changed, and cached per cluster.
+    pub(super) async fn check_against_server(
+        &self,
+        diags: &mut Diagnostics,
+        client: &Client,
+        planned: &DeploymentState,
+        prior: Option<&DeploymentState>,
+    ) {
+        let Value::Value(cluster) = &planned.location.cluster else {
+            return;
+        };
+        let mut wanted: Vec<(AttributePath, String)> = Vec::new();
+        if let Value::Value(it) = &planned.spec.entry.instance_type {
+            if prior.map(|p| &p.spec.entry.instance_type) != Some(&planned.spec.entry.instance_type)
+            {
+                wanted.push((AttributePath::new("instance_type"), it.clone()));
+            }
+        }
+        for (i, svc) in planned
+            .spec
+            .service
+            .as_ref_option()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let unchanged = prior
+                .and_then(|p| p.spec.service.as_ref_option())
+                .is_some_and(|blocks| {
+                    blocks.iter().any(|b| {
+                        b.name == svc.name && b.settings.instance_type == svc.settings.instance_type
+                    })
+                });
+            if let (Value::Value(it), false) = (&svc.settings.instance_type, unchanged) {
+                wanted.push((
+                    AttributePath::new("service")
+                        .index(i as i64)
+                        .attribute("instance_type"),
+                    it.clone(),
+                ));
+            }
+        }
+        let cluster_changed = prior.map(|p| &p.location.cluster) != Some(&planned.location.cluster);
+        if wanted.is_empty() && !cluster_changed {
+            return;
+        }
+        let cached = self
+            .instance_types
+            .lock()
+            .ok()
+            .and_then(|m| m.get(cluster).cloned());
+        let offered = match cached {
+            Some(v) => v,
+            None => match client.list_instance_types(cluster).await {
+                Ok(list) => {
+                    let names: Vec<String> = list.into_iter().map(|t| t.meta.name).collect();
+                    if let Ok(mut m) = self.instance_types.lock() {
+                        m.insert(cluster.clone(), names.clone());
+                    }
+                    names
+                }
+                Err(e) if e.is_not_found() => {
+                    diag::unknown_cluster(diags, cluster, &e);
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!("plan-time instance type check skipped: {e}");
+                    return;
+                }
+            },
+        };
+        for (path, it) in wanted {
+            if !offered.iter().any(|o| o == &it) {
+                diag::unknown_instance_type(diags, cluster, &it, &offered, path);
+            }
+        }
+    }
+
+    /// The bento `planned` names, as `(entry service, repo:version)`: the entry service from
+    /// the bento's manifest (`GET /api/v1/bento_repositories/{repo}/bentos/{version}`, or the
+    /// newest of the repository when no version is given, as the official client resolves it,
+    /// API doc §2.2), and the version that resolved to. Also checks `service` blocks name
+    /// services the bento has, other than its entry service. `None` (with diagnostics) when the
+    /// tag is invalid, the bento cannot be found or read, or a `service` block is wrong.
+    pub(super) async fn resolve_bento(
+        &self,
+        diags: &mut Diagnostics,
+        client: &Client,
+        planned: &DeploymentState,
+    ) -> Option<(String, String)> {
+        let tag = planned
+            .spec
+            .bento
+            .as_ref_option()
+            .cloned()
+            .unwrap_or_default();
+        let BentoTag { repo, version } = match BentoTag::parse(&tag) {
+            Ok(x) => x,
+            Err(why) => {
+                diag::invalid_bento(diags, why);
+                return None;
+            }
+        };
+        let bento = match client.resolve_bento(&repo, version.as_deref()).await {
+            Ok(b) => b,
+            Err(e) => {
+                diag::bento_lookup_failed(diags, &tag, &e);
+                return None;
+            }
+        };
+        let resolved = format!("{}:{}", bento.repository.meta.name, bento.version);
+        let manifest = bento.manifest.unwrap_or_default();
+        let entry = if manifest.entry_service.is_empty() {
+            DEFAULT_ENTRY_SERVICE.to_string()
+        } else {
+            manifest.entry_service.clone()
+        };
+        let known = manifest.service_names();
+        for (i, svc) in planned
+            .spec
+            .service
+            .as_ref_option()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let Value::Value(name) = &svc.name else {
+                continue;
+            };
+            let path = AttributePath::new("service")
+                .index(i as i64)
+                .attribute("name");
+            if name == &entry {
+                diag::entry_service_in_service_block(diags, name, path);
+            } else if !known.is_empty() && !known.contains(name) {
+                diag::unknown_service(diags, &tag, name, &known, path);
+            }
+        }
+        if diags.errors.is_empty() {
+            Some((entry, resolved))
+        } else {
+            None
+        }
+    }
+
+    /// The entry service of the deployment `d`, for the top-level settings of a PUT: from its
+    /// configuration ([`convert::entry_service`]); when that names no service (a deployment
+    /// created with `services: {}`), from its bento's manifest, read with `GET
+    /// /api/v1/bento_repositories/{repo}/bentos/{version}` as the official client does when
+    /// the entry service is unknown (API doc §5.2 step 4), else `apiserver` (its fallback).
+    pub(super) async fn entry_service_of(&self, client: &Client, d: &Deployment) -> String {
+        if let Some(e) = convert::entry_service(d) {
+            return e;
+        }
+        let tag = d.bento_tag().map(|t| BentoTag::of(&t));
+        let from_bento = match &tag {
+            Some(t) => match client.resolve_bento(&t.repo, t.version.as_deref()).await {
+                Ok(b) => b.manifest.map(|m| m.entry_service),
+                Err(e) => {
+                    tracing::debug!("cannot read bento {t} for its entry service: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        from_bento
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.to_string())
+    }
+
+    /// Plan-time warnings about the refreshed status: a deployment stopped outside Terraform
+    /// (the plan brings it back), or one failing with no failed rollout of this state behind
+    /// it (the plan changes nothing for it; the reason is read from its pods, best effort).
+    pub(super) async fn warn_about_status(
+        &self,
+        diags: &mut Diagnostics,
+        client: &Client,
+        prior: &DeploymentState,
+        last: LastApply,
+    ) {
+        let Some((cluster, name)) = locate(prior) else {
+            return;
+        };
+        let id = format!("{cluster}/{name}");
+        let status = prior.reported.status.as_ref_option().cloned();
+        let status = status.as_deref().unwrap_or_default();
+        if plan::stopped(prior) {
+            diag::stopped_outside_terraform(diags, &id, status);
+        } else if plan::failing(prior) && last != LastApply::Failed {
+            let version = prior
+                .reported
+                .deployed_bento
+                .as_ref_option()
+                .and_then(|t| BentoTag::of(t).version);
+            let reason = match client.deployment_pods(&cluster, &name).await {
+                Ok(pods) => wait::pods_reason(&pods, version.as_deref()),
+                Err(e) => {
+                    tracing::debug!("cannot read the pods of {id} for its status: {e}");
+                    None
+                }
+            };
+            diag::deployment_failing(diags, &id, status, reason.as_deref());
+        }
+    }
+}
