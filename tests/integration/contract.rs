@@ -135,7 +135,8 @@ fn apply_clean(tf: &Tf, context: &str) {
 fn converged(tf: &Tf, server: &Server, cfgs: &[Cfg], context: &str) {
     tf.assert_no_changes(context);
     for c in cfgs {
-        let sv = view(&server.must_get(CLUSTER, &c.name));
+        server.assert_latest_serves(CLUSTER, &c.name, context);
+        let sv = server.settled_view(CLUSTER, &c.name);
         assert_state_matches_server(&tf.resource(&c.addr()), &sv, context);
         assert_eq!(
             sv.envs,

@@ -152,7 +152,7 @@ fn assert_state_equals_server(tf: &Tf, server: &Server, want: &BTreeSet<String>,
         let st = &r["values"];
         let name = st["name"].as_str().unwrap_or_default().to_string();
         let cluster = st["cluster"].as_str().unwrap_or_default().to_string();
-        let sv = view(&server.must_get(&cluster, &name));
+        let sv = server.settled_view(&cluster, &name);
         assert_eq!(
             sv.bento, BENTO,
             "{context}: {cluster}/{name} bento on the server"

@@ -757,6 +757,31 @@ impl Server {
         );
     }
 
+    /// Asserts, without waiting, that the latest revision of `cluster/name` is the one that
+    /// serves and that every desired replica of it is ready (the control plane's own view):
+    /// what an apply that waited for its rollout must leave. The API's `status` may still lag
+    /// (the wait ends on the pods' evidence, not on the next status sync).
+    pub fn assert_latest_serves(&self, cluster: &str, name: &str, context: &str) {
+        let v = self.local(cluster, name);
+        let ro = &v["rollout"];
+        assert_eq!(
+            ro["serving_revision_uid"], v["latest_revision"]["uid"],
+            "{context}: {cluster}/{name} serves its latest revision: {v}"
+        );
+        assert!(
+            ro["updated_replicas"].as_u64() >= ro["desired_replicas"].as_u64(),
+            "{context}: {cluster}/{name} has every desired replica of its latest revision ready: {ro}"
+        );
+    }
+
+    /// The server's view of `cluster/name` once its reported status caught up with what
+    /// serves ([`Server::wait_rolled_out`]): what a state written by a finished apply must
+    /// equal.
+    pub fn settled_view(&self, cluster: &str, name: &str) -> ServerView {
+        self.wait_rolled_out(cluster, name);
+        view(&self.must_get(cluster, name))
+    }
+
     /// The deployment's pods, as the platform's pods websocket lists them (through the
     /// provider's own client).
     pub fn pods(&self, cluster: &str, name: &str) -> Vec<bentocloud::api::KubePod> {

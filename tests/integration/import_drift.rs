@@ -164,7 +164,8 @@ pub fn out_of_band_change_shows_as_drift(v: TfVersion) {
     assert_eq!(str_map(&a["envs"]), map_of(&[("A", "1")]));
 
     tf.apply();
-    let restored = view(&server.must_get("local-east", &name));
+    server.assert_latest_serves("local-east", &name, "after correcting the drift");
+    let restored = server.settled_view("local-east", &name);
     dep.assert_server_has(&restored, "after correcting the drift");
     assert_ne!(
         restored.revision, drifted.revision,
