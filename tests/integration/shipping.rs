@@ -1,12 +1,17 @@
 //! What users get from the Registry and the README: every example applies against
-//! `bentocloud-local`, the release zip installs from a filesystem mirror, and a user logged in
-//! with the bentoml CLI needs no provider configuration.
+//! `bentocloud-local` (and each `import {}` block example imports, on Terraform >= 1.5), the
+//! release zip installs from a filesystem mirror, and a user logged in with the bentoml CLI
+//! needs no provider configuration.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{Server, Spec, Tf, TfVersion};
+use bentocloud::docs::IMPORT_BLOCK_EXAMPLE;
+use serde_json::Value as Json;
+
+use crate::harness::{Server, Spec, Tf, TfOutput, TfVersion};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const PROVIDER_BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-bentocloud");
@@ -35,55 +40,165 @@ const REQUIRED_PROVIDERS: &str = r#"terraform {
 provider "bentocloud" {}
 "#;
 
-/// Copies every example into the Terraform working directory of `tf` and returns the
-/// directories that are root configurations (they get `required_providers` when the example
-/// leaves it to the reader's own configuration).
-fn example_roots(tf: &Tf) -> Vec<PathBuf> {
-    let dst = tf.dir.path().join("examples");
-    copy_dir(&Path::new(REPO).join("examples"), &dst);
-    let mut roots = vec![
-        dst.join("provider"),
-        dst.join("resources/bentocloud_deployment"),
-        dst.join("data-sources/bentocloud_deployment"),
-        dst.join("data-sources/bentocloud_deployments"),
-        dst.join("module-usage"),
-    ];
-    // The lookup data sources.
-    roots.extend(
-        [
-            "bentocloud_clusters",
-            "bentocloud_instance_types",
-            "bentocloud_bento",
-        ]
-        .map(|d| dst.join("data-sources").join(d)),
-    );
-    for r in &roots {
-        let has_block = fs::read_dir(r)
-            .expect("example dir")
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
-            .any(|e| {
-                fs::read_to_string(e.path())
-                    .unwrap_or_default()
-                    .contains("required_providers")
-            });
-        if !has_block {
-            fs::write(r.join("providers_test.tf"), REQUIRED_PROVIDERS).expect("write providers");
-        }
+/// The root configurations under `dir`: each folder holding `.tf` files, except the modules
+/// under `modules` (applied through `examples/module-usage`).
+fn find_roots(dir: &Path, modules: &Path, roots: &mut Vec<PathBuf>) {
+    if dir == modules {
+        return;
     }
-    roots.retain(|r| r.is_dir());
-    roots
+    let entries: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("read examples")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    if entries
+        .iter()
+        .any(|p| p.extension().is_some_and(|x| x == "tf"))
+    {
+        roots.push(dir.to_path_buf());
+    }
+    for p in entries.iter().filter(|p| p.is_dir()) {
+        find_roots(p, modules, roots);
+    }
 }
 
-/// Every example in `examples/` applies, plans empty afterwards and destroys cleanly.
+/// One example folder, copied into the Terraform working directory, ready to apply.
+struct ExampleRoot {
+    dir: PathBuf,
+    /// The folder's `import {}` block example (Terraform >= 1.5), taken out of the folder:
+    /// Terraform 1.0 cannot parse it, and it imports what the folder's apply creates.
+    import_block: Option<String>,
+}
+
+/// Copies every example into the Terraform working directory of `tf` and returns every root
+/// configuration, found rather than listed, so a new example is applied without touching this
+/// test. A root that leaves `required_providers` to the reader's configuration gets it.
+fn example_roots(tf: &Tf) -> Vec<ExampleRoot> {
+    let dst = tf.dir.path().join("examples");
+    copy_dir(&Path::new(REPO).join("examples"), &dst);
+    let mut dirs = Vec::new();
+    find_roots(&dst, &dst.join("modules"), &mut dirs);
+    dirs.sort();
+    for expected in [
+        "provider",
+        "quickstart",
+        "module-usage",
+        "resources/bentocloud_deployment",
+        "resources/bentocloud_secret",
+        "data-sources/bentocloud_deployments",
+    ] {
+        assert!(
+            dirs.contains(&dst.join(expected)),
+            "examples/{expected} is not among the example roots found: {dirs:?}"
+        );
+    }
+    dirs.into_iter()
+        .map(|dir| {
+            let block_path = dir.join(IMPORT_BLOCK_EXAMPLE);
+            let import_block = fs::read_to_string(&block_path).ok();
+            if import_block.is_some() {
+                fs::remove_file(&block_path).expect("take the import block example out");
+            }
+            let has_block = fs::read_dir(&dir)
+                .expect("example dir")
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
+                .any(|e| {
+                    fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .contains("required_providers")
+                });
+            if !has_block {
+                fs::write(dir.join("providers_test.tf"), REQUIRED_PROVIDERS)
+                    .expect("write providers");
+            }
+            ExampleRoot { dir, import_block }
+        })
+        .collect()
+}
+
+/// `terraform plan -detailed-exitcode` in `chdir`: (exit code, output).
+fn plan_code(tf: &Tf, chdir: &str) -> (i32, TfOutput) {
+    let out = tf.run(&[
+        chdir,
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-detailed-exitcode",
+    ]);
+    (out.code, out)
+}
+
+/// The addresses an `import {}` block example imports (its `to = ADDRESS` lines that are not
+/// commented out).
+fn import_targets(block: &str) -> Vec<String> {
+    block
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("to"))
+        .filter_map(|rest| rest.trim_start().strip_prefix('='))
+        .map(|addr| addr.trim().to_string())
+        .collect()
+}
+
+/// A resource's `import {}` block example imports what its folder created: the resources it
+/// names are taken out of state, the block is added, plan shows the imports, apply adopts
+/// them, and the next plan is empty.
+fn import_block_imports(tf: &Tf, root: &Path, chdir: &str, block: &str) {
+    let targets = import_targets(block);
+    assert!(
+        !targets.is_empty(),
+        "{IMPORT_BLOCK_EXAMPLE} in {} imports nothing",
+        root.display()
+    );
+    for addr in &targets {
+        tf.run_ok(&[chdir, "state", "rm", "-no-color", addr]);
+    }
+    let path = root.join(IMPORT_BLOCK_EXAMPLE);
+    fs::write(&path, block).expect("write the import block example");
+    let (code, out) = plan_code(tf, chdir);
+    assert!(
+        code == 2 && out.stdout.contains(&format!("{} to import", targets.len())),
+        "{IMPORT_BLOCK_EXAMPLE} in {} does not plan its imports:\n{}",
+        root.display(),
+        out.describe()
+    );
+    tf.run_ok(&[chdir, "apply", "-input=false", "-no-color", "-auto-approve"]);
+    let (code, out) = plan_code(tf, chdir);
+    assert_eq!(
+        code,
+        0,
+        "{} plans changes after its import block was applied:\n{}",
+        root.display(),
+        out.describe()
+    );
+    fs::remove_file(&path).expect("remove the import block example");
+}
+
+/// `terraform output -json` of the root in `chdir`: every output's value.
+fn outputs_of(tf: &Tf, chdir: &str) -> BTreeMap<String, Json> {
+    let out = tf.run_ok(&[chdir, "output", "-json", "-no-color"]);
+    let all: BTreeMap<String, Json> = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("output -json is not JSON ({e}):\n{}", out.stdout));
+    all.into_iter()
+        .map(|(k, o)| (k, o["value"].clone()))
+        .collect()
+}
+
+/// Every example in `examples/` applies, plans empty afterwards and destroys cleanly; each
+/// `import {}` block example imports on Terraform >= 1.5.
 pub fn every_example_applies(version: TfVersion) {
     let server = Server::start();
     // What the examples refer to and do not create themselves: the bentos they deploy or look
-    // up (pushed, as on BentoCloud), a secret, and a deployment made elsewhere.
+    // up (pushed, as on BentoCloud), a secret, a deployment made elsewhere, and one the fleet
+    // example finds (running, so its `status:running` query matches).
     server.register_bentos(&[
         "llm_gateway:v1",
         "sentiment_analysis:v3",
+        "iris_classifier:v1",
         "iris_classifier:v2",
+        "summarizer:v1",
         "text_embedder:v1",
         "reranker:v2",
         "search_gateway:v5",
@@ -93,10 +208,18 @@ pub fn every_example_applies(version: TfVersion) {
         "local-east",
         &Spec::new("llm-gateway", "llm_gateway:v1").create_request(),
     );
+    server.create_deployment(
+        "local-east",
+        &Spec::new("ml-api", "sentiment_analysis:v3")
+            .label("team", "ml")
+            .label("env", "prod")
+            .create_request(),
+    );
+    server.wait_rolled_out("local-east", "ml-api");
     let before = server.all_deployment_ids();
     let tf = Tf::new(version, &server);
     for root in example_roots(&tf) {
-        let dir = root.to_string_lossy().to_string();
+        let dir = root.dir.to_string_lossy().to_string();
         let chdir = format!("-chdir={dir}");
         tf.run_ok(&[&chdir, "init", "-input=false", "-no-color"]);
         tf.run_ok(&[
@@ -106,22 +229,34 @@ pub fn every_example_applies(version: TfVersion) {
             "-no-color",
             "-auto-approve",
         ]);
-        let (code, out) = {
-            let out = tf.run(&[
-                &chdir,
-                "plan",
-                "-input=false",
-                "-no-color",
-                "-detailed-exitcode",
-            ]);
-            (out.code, out)
-        };
+        let (code, out) = plan_code(&tf, &chdir);
         assert_eq!(
             code,
             0,
             "example {dir} plans changes after apply:\n{}",
             out.describe()
         );
+        if root.dir.ends_with("data-sources/bentocloud_deployments") {
+            // The fleet example finds `ml-api` and reads its URL (the listing has none).
+            let outputs = outputs_of(&tf, &chdir);
+            assert_eq!(
+                outputs["ml_prod"]["local-east/ml-api"].as_str(),
+                Some("sentiment_analysis:v3 (running)"),
+                "the fleet example's output: {outputs:?}"
+            );
+            assert!(
+                outputs["ml_prod_urls"]["ml-api"]
+                    .as_str()
+                    .is_some_and(|u| u.starts_with("http")),
+                "the fleet example's URLs: {outputs:?}"
+            );
+        }
+        if let Some(block) = &root.import_block {
+            // `import {}` blocks are Terraform 1.5's.
+            if version == TfVersion::V1_11 {
+                import_block_imports(&tf, &root.dir, &chdir, block);
+            }
+        }
         tf.run_ok(&[
             &chdir,
             "destroy",
