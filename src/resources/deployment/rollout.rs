@@ -9,7 +9,7 @@ use tf_provider::value::Value;
 use tf_provider::Diagnostics;
 use tokio_util::sync::CancellationToken;
 
-use super::model::{self, DeploymentState, LastApply, Private};
+use super::model::{self, DeploymentState, LastApply, Private, Settings};
 use super::{convert, locate, plan, DeploymentResource};
 use crate::api::Deployment;
 use crate::client::Client;
@@ -125,17 +125,20 @@ pub(super) enum RollBack {
     NotSubmitted,
 }
 
-/// [`wait_for`] of an update with its own deadline (`None`: the update timeout) and a fresh
-/// cancellation token: used once Terraform has already asked the provider to stop.
-pub(super) async fn wait_for_within(
+/// [`wait_for`] of a rollback, bounded as `wait` says, with a fresh cancellation token: the
+/// user's may already be cancelled (Ctrl-C).
+async fn wait_for_rollback(
     configured: &Configured,
     cluster: &str,
     name: &str,
     submitted: &Submitted,
     state: &DeploymentState,
-    deadline: Option<Duration>,
+    wait: RollbackWait,
 ) -> Result<Deployment, WaitError> {
-    let timeout = deadline.unwrap_or_else(|| timeout_of(state, Operation::Update));
+    let timeout = match wait {
+        RollbackWait::UpdateTimeout => timeout_of(state, Operation::Update),
+        RollbackWait::Within(limit) => limit,
+    };
     let cancel = CancellationToken::new();
     wait_with(configured, cluster, name, submitted, state, timeout, cancel).await
 }
@@ -164,8 +167,8 @@ pub(super) fn state_after_failure(
 }
 
 impl DeploymentResource {
-    /// Puts `previous` back after a failed or interrupted rollout and waits for it, for
-    /// `deadline` when given (after an interrupt), else for the update timeout.
+    /// Puts `previous` back after a failed or interrupted rollout and waits for it as long as
+    /// `wait` says.
     pub(super) async fn roll_back(
         &self,
         diags: &mut Diagnostics,
@@ -173,7 +176,7 @@ impl DeploymentResource {
         cluster: &str,
         name: &str,
         previous: &DeploymentState,
-        deadline: Option<Duration>,
+        wait: RollbackWait,
     ) -> RollBack {
         let client = &configured.client;
         let current = match client.get_deployment(cluster, name).await {
@@ -214,19 +217,17 @@ impl DeploymentResource {
             submitted.revision_uid().unwrap_or("?")
         );
         let revision = submitted.revision_uid().unwrap_or_default().to_string();
-        // The user's token may already be cancelled (Ctrl-C): the rollback wait has its own,
-        // bounded by `deadline` or the update timeout.
         let id = format!("{cluster}/{name}");
-        let waited = wait_for_within(
+        let waited = wait_for_rollback(
             configured,
             cluster,
             name,
             &Submitted::updated(&submitted),
             previous,
-            deadline,
+            wait,
         )
         .await;
-        match (waited, deadline) {
+        match (waited, wait) {
             (Ok(d), _) => {
                 let bento = previous
                     .spec
@@ -237,7 +238,7 @@ impl DeploymentResource {
                 diag::rolled_back(diags, &id, &bento, &revision);
                 RollBack::Done(d)
             }
-            (Err(e @ WaitError::TimedOut { .. }), Some(limit)) => {
+            (Err(e @ WaitError::TimedOut { .. }), RollbackWait::Within(limit)) => {
                 diag::rollback_unconfirmed(diags, &id, &revision, limit, &e);
                 RollBack::Unconfirmed(e.last().cloned().unwrap_or(submitted))
             }
@@ -310,9 +311,9 @@ impl DeploymentResource {
         }
     }
 
-    /// Applies a change that sends the configuration or redeploys. `private` is the prior
-    /// private state: kept when nothing was submitted, so a failed rollout's marker survives a
-    /// refused PUT.
+    /// Applies a change that sends the configuration or redeploys, and waits for it. `private`
+    /// is the prior private state: kept when nothing was submitted, so a failed rollout's
+    /// marker survives a refused PUT.
     pub(super) async fn apply_update(
         &self,
         diags: &mut Diagnostics,
@@ -321,113 +322,125 @@ impl DeploymentResource {
         planned: DeploymentState,
         private: Private,
     ) -> Option<(DeploymentState, Private)> {
-        let last = model::last_apply(&private);
-        let client = &configured.client;
         let Some((cluster, name)) = locate(&prior) else {
             diag::state_without_location(diags, false);
             return Some((prior, Private::Null));
         };
-        let id = format!("{cluster}/{name}");
-        let server = match client.get_deployment_opt(&cluster, &name).await {
-            Ok(Some(d)) => d,
-            Ok(None) => {
-                diag::deleted_outside_terraform(diags, &id);
-                return Some((prior, Private::Null));
-            }
-            Err(e) => {
-                diag::api_error(
-                    diags,
-                    &format!("Cannot read deployment {id} before updating it"),
-                    &e,
-                    None,
-                );
-                return Some((prior, Private::Null));
-            }
+        let up = Update {
+            configured,
+            id: format!("{cluster}/{name}"),
+            cluster,
+            name,
+            prior: &prior,
+            planned: &planned,
         };
-        // Nomad's `modify_index` idea: a change made on the server since the plan is refused,
-        // not overwritten. The revision the plan refreshed is `prior.reported.revision`.
-        let on_server = convert::state_from_server(&server, &prior, false);
-        let changed = plan::changed_since_plan(&prior, &on_server);
-        if !changed.is_empty() {
-            let planned_against = prior.reported.revision.as_ref_option().cloned();
-            diag::changed_since_plan(
-                diags,
-                &id,
-                planned_against.as_deref().unwrap_or("?"),
-                &server,
-                &changed,
+        let server = match unchanged_since_plan(diags, &up).await {
+            Ok(d) => d,
+            Err(left) => return Some(left),
+        };
+        let response = match self.submit(diags, &up, server, private).await {
+            Ok(d) => d,
+            Err(left) => return Some(left),
+        };
+        Some(self.wait_for_update(diags, &up, response).await)
+    }
+
+    /// Sends the update: the PUT of the configuration when [`plan::put_needed`], then the
+    /// redeploy `redeploy_triggers` ask for (after a PUT too: a change of scaling alone need
+    /// not restart replicas, and a rotated secret reaches only replicas started after it).
+    /// The submit's response, or the state to leave when nothing (or not all) was submitted.
+    async fn submit(
+        &self,
+        diags: &mut Diagnostics,
+        up: &Update<'_>,
+        server: Deployment,
+        private: Private,
+    ) -> Result<Deployment, (DeploymentState, Private)> {
+        let (prior, planned) = (up.prior, up.planned);
+        let last = model::last_apply(&private);
+        if plan::stopped(prior) {
+            tracing::info!(
+                "deployment {} was stopped outside Terraform; starting it again",
+                up.id
             );
-            return Some((on_server, Private::Null));
         }
-        let redeploy = prior.settings.redeploy_requested(&planned.settings);
-        let put = plan::put_needed(&prior, &planned, last);
-        if plan::stopped(&prior) {
-            tracing::info!("deployment {id} was stopped outside Terraform; starting it again");
-        }
-        let mut response = if put {
+        let mut response = server;
+        if plan::put_needed(prior, planned, last) {
+            let client = &up.configured.client;
             match self
-                .put_spec(diags, client, &prior, &planned, &server)
+                .put_spec(diags, client, prior, planned, &response)
                 .await
             {
-                Some(d) => d,
-                None => {
-                    let state = if last == LastApply::Failed {
-                        state_after_failure(&server, &prior)
-                    } else {
-                        convert::state_from_server(&server, &prior, false)
-                    };
-                    return Some((state, private));
+                Some(d) => response = d,
+                None if last == LastApply::Failed => {
+                    return Err((state_after_failure(&response, prior), private))
                 }
+                None => return Err((convert::state_from_server(&response, prior, false), private)),
             }
-        } else {
-            server
-        };
-        if redeploy {
-            // After a PUT too: a change of scaling alone need not restart replicas, and a
-            // rotated secret reaches only replicas started after it.
-            match client.redeploy_deployment(&cluster, &name).await {
+        }
+        if prior.settings.redeploy_requested(&planned.settings) {
+            let client = &up.configured.client;
+            match client.redeploy_deployment(&up.cluster, &up.name).await {
                 Ok(d) => response = d,
                 Err(e) => {
-                    diag::api_error(diags, &format!("Cannot redeploy deployment {id}"), &e, None);
-                    let mut state = convert::state_from_server(&response, &planned, false);
+                    diag::api_error(
+                        diags,
+                        &format!("Cannot redeploy deployment {}", up.id),
+                        &e,
+                        None,
+                    );
+                    let mut state = convert::state_from_server(&response, planned, false);
                     // Not redeployed: the triggers stay as they were, so the next plan asks again.
                     state.settings.redeploy_triggers = prior.settings.redeploy_triggers.clone();
-                    return Some((state, Private::Null));
+                    return Err((state, Private::Null));
                 }
             }
         }
-        let submitted = Submitted::updated(&response);
-        let revision = submitted.revision.clone();
-        tracing::info!("updated deployment {id}: rolling out revision {revision}");
+        Ok(response)
+    }
+
+    /// Waits for the revision the update's submit (`response`) created, and the state it
+    /// leaves: the server's on success; on failure, see [`Self::after_failed_rollout`].
+    async fn wait_for_update(
+        &self,
+        diags: &mut Diagnostics,
+        up: &Update<'_>,
+        response: Deployment,
+    ) -> (DeploymentState, Private) {
+        let planned = up.planned;
+        let submitted = Submitted::updated(&response).with_change(change_of(up.prior, planned));
+        tracing::info!(
+            "updated deployment {}: rolling out revision {}",
+            up.id,
+            submitted.revision
+        );
         if planned.settings.wait_for_rollout == Value::Value(false) {
-            return Some((
-                convert::state_from_server(&response, &planned, false),
+            return (
+                convert::state_from_server(&response, planned, false),
                 Private::Null,
-            ));
+            );
         }
-        match wait_for(
-            configured,
-            &cluster,
-            &name,
-            &submitted.with_change(change_of(&prior, &planned)),
-            &planned,
-            Operation::Update,
-            self.shared.cancellation(),
+        let cancel = self.shared.cancellation();
+        let timeout = timeout_of(planned, Operation::Update);
+        let (cluster, name) = (&up.cluster, &up.name);
+        let waited = wait_with(
+            up.configured,
+            cluster,
+            name,
+            &submitted,
+            planned,
+            timeout,
+            cancel,
         )
-        .await
-        {
-            Ok(d) => Some((
-                convert::state_from_server(&d, &planned, false),
+        .await;
+        match waited {
+            Ok(d) => (
+                convert::state_from_server(&d, planned, false),
                 Private::Null,
-            )),
+            ),
             Err(e) => {
-                diag::wait_error(diags, "the rollout", &id, &e);
-                Some(
-                    self.after_failed_rollout(
-                        diags, configured, &prior, &planned, &response, &revision, e,
-                    )
-                    .await,
-                )
+                diag::wait_error(diags, "the rollout", &up.id, &e);
+                self.after_failed_rollout(diags, up, &response, e).await
             }
         }
     }
@@ -470,35 +483,23 @@ impl DeploymentResource {
         }
     }
 
-    /// The state an update leaves when waiting for its rollout ended in `e`: the previous
-    /// configuration put back and waited for with `rollback_on_failure`; otherwise, after a
-    /// failure, what still serves, and after an interruption or a timeout, the submitted
-    /// configuration with the status seen last and its revision left for the next apply.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) async fn after_failed_rollout(
+    /// The state an update leaves when waiting for its rollout (submitted as `response`) ended
+    /// in `e`: the previous configuration put back and waited for when the settings ask for a
+    /// rollback ([`rollback_after`]); otherwise, after a failure, what still serves, and after
+    /// an interruption or a timeout, the submitted configuration with the status seen last and
+    /// its revision left for the next apply.
+    async fn after_failed_rollout(
         &self,
         diags: &mut Diagnostics,
-        configured: &Configured,
-        prior: &DeploymentState,
-        planned: &DeploymentState,
+        up: &Update<'_>,
         response: &Deployment,
-        revision: &str,
         e: WaitError,
     ) -> (DeploymentState, Private) {
-        let on = |v: &Value<bool>| *v == Value::Value(true);
-        let rollback = match e {
-            WaitError::Failed { .. } | WaitError::TimedOut { .. } => {
-                on(&planned.settings.rollback_on_failure).then_some(None)
-            }
-            // Terraform asked the provider to stop: a short, fixed wait for the rollback.
-            WaitError::Cancelled { .. } => {
-                on(&planned.settings.rollback_on_interrupt).then_some(Some(INTERRUPT_ROLLBACK_WAIT))
-            }
-            WaitError::Api(_) => None,
-        };
-        if let (Some(deadline), Some((cluster, name))) = (rollback, locate(prior)) {
+        let (prior, planned) = (up.prior, up.planned);
+        if let Some(wait) = rollback_after(&e, &planned.settings) {
+            let configured = up.configured;
             match self
-                .roll_back(diags, configured, &cluster, &name, prior, deadline)
+                .roll_back(diags, configured, &up.cluster, &up.name, prior, wait)
                 .await
             {
                 RollBack::Done(d) => {
@@ -508,15 +509,13 @@ impl DeploymentResource {
                 // apply waits for that revision.
                 RollBack::Unconfirmed(d) => {
                     let revision = d.revision_uid().unwrap_or_default().to_string();
-                    return (
-                        convert::state_from_server(&d, prior, false),
-                        model::unconfirmed(&revision),
-                    );
+                    let state = convert::state_from_server(&d, prior, false);
+                    return (state, model::unconfirmed(&revision));
                 }
                 RollBack::NotSubmitted => {}
             }
         }
-        let private = private_after(&e, revision);
+        let private = private_after(&e, response.revision_uid().unwrap_or_default());
         match (&e, e.last()) {
             // The new revision failed: the previous configuration still serves.
             (WaitError::Failed { .. }, Some(d)) => (state_after_failure(d, prior), private),
@@ -529,6 +528,74 @@ impl DeploymentResource {
                 private,
             ),
         }
+    }
+}
+
+/// One update in progress: where, and from which state to which.
+struct Update<'a> {
+    configured: &'a Configured,
+    cluster: String,
+    name: String,
+    /// `cluster/name`.
+    id: String,
+    prior: &'a DeploymentState,
+    planned: &'a DeploymentState,
+}
+
+/// The server's deployment before an update, unless the update must not go on: the
+/// deployment is gone, cannot be read, or was changed on the server since the plan (Nomad's
+/// `modify_index` idea: refused, not overwritten; the plan refreshed `prior.reported.revision`).
+/// Then the state to leave.
+async fn unchanged_since_plan(
+    diags: &mut Diagnostics,
+    up: &Update<'_>,
+) -> Result<Deployment, (DeploymentState, Private)> {
+    let prior = up.prior;
+    let client = &up.configured.client;
+    let server = match client.get_deployment_opt(&up.cluster, &up.name).await {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            diag::deleted_outside_terraform(diags, &up.id);
+            return Err((prior.clone(), Private::Null));
+        }
+        Err(e) => {
+            let what = format!("Cannot read deployment {} before updating it", up.id);
+            diag::api_error(diags, &what, &e, None);
+            return Err((prior.clone(), Private::Null));
+        }
+    };
+    let on_server = convert::state_from_server(&server, prior, false);
+    let changed = plan::changed_since_plan(prior, &on_server);
+    if changed.is_empty() {
+        return Ok(server);
+    }
+    let planned_against = prior.reported.revision.as_ref_option().cloned();
+    let planned_against = planned_against.as_deref().unwrap_or("?");
+    diag::changed_since_plan(diags, &up.id, planned_against, &server, &changed);
+    Err((on_server, Private::Null))
+}
+
+/// How long a rollback may take to be confirmed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RollbackWait {
+    /// The update's timeout: after a failed or timed-out rollout.
+    UpdateTimeout,
+    /// At most this long: after Terraform asked the provider to stop, whose user is waiting.
+    Within(Duration),
+}
+
+/// The rollback a wait that ended in `e` asks for, if any: after a failure or a timeout with
+/// `rollback_on_failure`, after an interrupt with `rollback_on_interrupt`; never after an API
+/// error (the outcome is unknown). Pure.
+pub(super) fn rollback_after(e: &WaitError, settings: &Settings) -> Option<RollbackWait> {
+    let on = |v: &Value<bool>| *v == Value::Value(true);
+    match e {
+        WaitError::Failed { .. } | WaitError::TimedOut { .. } => {
+            on(&settings.rollback_on_failure).then_some(RollbackWait::UpdateTimeout)
+        }
+        WaitError::Cancelled { .. } => on(&settings.rollback_on_interrupt)
+            .then_some(RollbackWait::Within(INTERRUPT_ROLLBACK_WAIT)),
+        WaitError::Api(_) => None,
     }
 }
 
@@ -546,5 +613,39 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(timeout_of(&s, Operation::Update), Duration::from_secs(90));
+    }
+    #[test]
+    fn a_rollback_follows_the_setting_for_how_the_wait_ended() {
+        use crate::api::DeploymentStatus;
+        let settings = |failure: bool, interrupt: bool| Settings {
+            rollback_on_failure: Value::Value(failure),
+            rollback_on_interrupt: Value::Value(interrupt),
+            ..Default::default()
+        };
+        let failed = WaitError::Failed {
+            status: DeploymentStatus::Failed,
+            reason: "r".into(),
+            last: Box::default(),
+        };
+        let timed_out = WaitError::TimedOut {
+            last: None,
+            waited: Duration::from_secs(1),
+            pending: String::new(),
+        };
+        let cancelled = WaitError::Cancelled { last: None };
+        let api = WaitError::Api(crate::client::ClientError::from_response("get", 403, b"no"));
+        for e in [&failed, &timed_out] {
+            assert_eq!(
+                rollback_after(e, &settings(true, false)),
+                Some(RollbackWait::UpdateTimeout)
+            );
+            assert_eq!(rollback_after(e, &settings(false, true)), None);
+        }
+        assert_eq!(
+            rollback_after(&cancelled, &settings(false, true)),
+            Some(RollbackWait::Within(INTERRUPT_ROLLBACK_WAIT))
+        );
+        assert_eq!(rollback_after(&cancelled, &settings(true, false)), None);
+        assert_eq!(rollback_after(&api, &settings(true, true)), None);
     }
 }
