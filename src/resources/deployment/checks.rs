@@ -37,8 +37,9 @@ impl DeploymentResource {
         Some(found)
     }
 
-    /// Plan-time checks that need the server: the cluster exists and the instance types are
-    /// offered there. Asked only for values that changed, and cached per cluster.
+    /// Plan-time checks that need the server: the cluster exists, and the instance types
+    /// `planned` sets anew are offered there. Asked only when something to check changed
+    /// ([`changed_instance_types`]), with the cluster's instance types cached per process.
     pub(super) async fn check_against_server(
         &self,
         diags: &mut Diagnostics,
@@ -49,69 +50,53 @@ impl DeploymentResource {
         let Value::Value(cluster) = &planned.location.cluster else {
             return;
         };
-        let mut wanted: Vec<(AttributePath, String)> = Vec::new();
-        if let Value::Value(it) = &planned.spec.entry.instance_type {
-            if prior.map(|p| &p.spec.entry.instance_type) != Some(&planned.spec.entry.instance_type)
-            {
-                wanted.push((AttributePath::new("instance_type"), it.clone()));
-            }
-        }
-        for (i, svc) in planned
-            .spec
-            .service
-            .as_ref_option()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let unchanged = prior
-                .and_then(|p| p.spec.service.as_ref_option())
-                .is_some_and(|blocks| {
-                    blocks.iter().any(|b| {
-                        b.name == svc.name && b.settings.instance_type == svc.settings.instance_type
-                    })
-                });
-            if let (Value::Value(it), false) = (&svc.settings.instance_type, unchanged) {
-                wanted.push((
-                    AttributePath::new("service")
-                        .index(i as i64)
-                        .attribute("instance_type"),
-                    it.clone(),
-                ));
-            }
-        }
+        let wanted = changed_instance_types(planned, prior);
         let cluster_changed = prior.map(|p| &p.location.cluster) != Some(&planned.location.cluster);
         if wanted.is_empty() && !cluster_changed {
             return;
         }
+        let Some(offered) = self.instance_types_of(diags, client, cluster).await else {
+            return;
+        };
+        for (path, it) in wanted {
+            if !offered.iter().any(|o| o == &it) {
+                diag::unknown_instance_type(diags, cluster, &it, &offered, path);
+            }
+        }
+    }
+
+    /// The names of the instance types `cluster` offers, cached per process. `None` when they
+    /// cannot be read: after an error on a cluster that does not exist (a diagnostic), or
+    /// after any other error (the check is skipped; apply reports what the API says).
+    async fn instance_types_of(
+        &self,
+        diags: &mut Diagnostics,
+        client: &Client,
+        cluster: &str,
+    ) -> Option<Vec<String>> {
         let cached = self
             .instance_types
             .lock()
             .ok()
             .and_then(|m| m.get(cluster).cloned());
-        let offered = match cached {
-            Some(v) => v,
-            None => match client.list_instance_types(cluster).await {
-                Ok(list) => {
-                    let names: Vec<String> = list.into_iter().map(|t| t.meta.name).collect();
-                    if let Ok(mut m) = self.instance_types.lock() {
-                        m.insert(cluster.clone(), names.clone());
-                    }
-                    names
+        if cached.is_some() {
+            return cached;
+        }
+        match client.list_instance_types(cluster).await {
+            Ok(list) => {
+                let names: Vec<String> = list.into_iter().map(|t| t.meta.name).collect();
+                if let Ok(mut m) = self.instance_types.lock() {
+                    m.insert(cluster.to_string(), names.clone());
                 }
-                Err(e) if e.is_not_found() => {
-                    diag::unknown_cluster(diags, cluster, &e);
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!("plan-time instance type check skipped: {e}");
-                    return;
-                }
-            },
-        };
-        for (path, it) in wanted {
-            if !offered.iter().any(|o| o == &it) {
-                diag::unknown_instance_type(diags, cluster, &it, &offered, path);
+                Some(names)
+            }
+            Err(e) if e.is_not_found() => {
+                diag::unknown_cluster(diags, cluster, &e);
+                None
+            }
+            Err(e) => {
+                tracing::debug!("plan-time instance type check skipped: {e}");
+                None
             }
         }
     }
@@ -241,5 +226,93 @@ impl DeploymentResource {
             };
             diag::deployment_failing(diags, &id, status, reason.as_deref());
         }
+    }
+}
+
+/// The instance types `planned` sets that `prior` did not have (all of them for a new
+/// deployment), with the attribute each is set by: the entry service's `instance_type` and
+/// each `service` block's (a block is matched by name). Pure.
+pub(super) fn changed_instance_types(
+    planned: &DeploymentState,
+    prior: Option<&DeploymentState>,
+) -> Vec<(AttributePath, String)> {
+    let mut wanted = Vec::new();
+    let entry = &planned.spec.entry.instance_type;
+    if let Value::Value(it) = entry {
+        if prior.map(|p| &p.spec.entry.instance_type) != Some(entry) {
+            wanted.push((AttributePath::new("instance_type"), it.clone()));
+        }
+    }
+    let blocks = |s: &DeploymentState| s.spec.service.as_ref_option().cloned().unwrap_or_default();
+    let before = prior.map(blocks).unwrap_or_default();
+    for (i, svc) in blocks(planned).into_iter().enumerate() {
+        let Value::Value(it) = &svc.settings.instance_type else {
+            continue;
+        };
+        let unchanged = before
+            .iter()
+            .any(|b| b.name == svc.name && b.settings.instance_type == svc.settings.instance_type);
+        if !unchanged {
+            let path = AttributePath::new("service")
+                .index(i as i64)
+                .attribute("instance_type");
+            wanted.push((path, it.clone()));
+        }
+    }
+    wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::deployment::model::{ServiceBlock, ServiceSettings};
+
+    fn with_types(entry: Option<&str>, blocks: &[(&str, Option<&str>)]) -> DeploymentState {
+        let mut s = DeploymentState::default();
+        s.spec.entry.instance_type = entry
+            .map(|t| Value::Value(t.to_string()))
+            .unwrap_or_default();
+        s.spec.service = Value::Value(
+            blocks
+                .iter()
+                .map(|(n, t)| ServiceBlock {
+                    name: Value::Value(n.to_string()),
+                    settings: ServiceSettings {
+                        instance_type: t.map(|t| Value::Value(t.to_string())).unwrap_or_default(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        s
+    }
+
+    #[test]
+    fn only_instance_types_set_anew_are_checked() {
+        let planned = with_types(Some("cpu.2"), &[("a", Some("gpu.1")), ("b", None)]);
+        let all = changed_instance_types(&planned, None);
+        assert_eq!(
+            all,
+            vec![
+                (AttributePath::new("instance_type"), "cpu.2".to_string()),
+                (
+                    AttributePath::new("service")
+                        .index(0)
+                        .attribute("instance_type"),
+                    "gpu.1".to_string()
+                ),
+            ]
+        );
+        assert!(changed_instance_types(&planned, Some(&planned)).is_empty());
+        // A block moved in the list keeps its type: matched by name, not position.
+        let moved = with_types(Some("cpu.2"), &[("b", None), ("a", Some("gpu.1"))]);
+        assert!(changed_instance_types(&moved, Some(&planned)).is_empty());
+        let changed = with_types(Some("cpu.1"), &[("a", Some("gpu.2"))]);
+        let paths: Vec<_> = changed_instance_types(&changed, Some(&planned))
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        assert_eq!(paths, ["cpu.1", "gpu.2"]);
     }
 }
