@@ -702,6 +702,17 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = include_str!("../tests/fixtures/deployment-minimal.json");
+
+    /// `GET /api/v1/current_org` as the official client accepts it (the credentials check of
+    /// `configure` reads it).
+    #[test]
+    fn the_current_org_sample_decodes() {
+        let org: Organization =
+            serde_json::from_str(include_str!("../tests/fixtures/current-org.json")).expect("org");
+        assert_eq!(org.meta.name, "stub-org");
+        assert_eq!(org.meta.resource_type, "organization");
+        assert_eq!(org.description, "");
+    }
     const FULL: &str = include_str!("../tests/fixtures/deployment-full.json");
 
     #[test]
