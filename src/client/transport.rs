@@ -2,7 +2,7 @@
 //! rustls / `std::io` error chain, and the message that names its fix.
 //!
 //! Three causes are configuration problems that repeating the request cannot fix, so the
-//! client fails at once instead of retrying them and calling them "transient" (issue 9):
+//! client fails at once instead of retrying them and calling them "transient":
 //!
 //! - a rejected server certificate (`rustls::Error::InvalidCertificate`, e.g. `UnknownIssuer`
 //!   behind a TLS-inspecting proxy whose CA is not trusted): the fix is `SSL_CERT_FILE` /

@@ -1,4 +1,4 @@
-//! The bad-input matrix (issue 4 §3): every bad value a user can write is an error that names
+//! The bad-input matrix: every bad value a user can write is an error that names
 //! the attribute (Terraform's `with <address>, on main.tf line N` plus the source line) and says
 //! how to fix it; locally knowable ones fail `terraform plan`, the rest fail `apply`; and nothing
 //! is ever created on the server.

@@ -1,4 +1,4 @@
-//! Property-based fuzzing of `bentocloud-local`'s HTTP surface (issue 4 §4): generated
+//! Property-based fuzzing of `bentocloud-local`'s HTTP surface: generated
 //! requests (any method; every route of the table with random segments; random query strings;
 //! valid, wrong-typed, random, malformed and oversized JSON bodies; missing, wrong and other
 //! organisations' tokens) against one in-process server. For every request:

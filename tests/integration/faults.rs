@@ -1,4 +1,4 @@
-//! The provider against a failing control plane (issue 4 §3): a fleet of 30 deployments
+//! The provider against a failing control plane: a fleet of 30 deployments
 //! applied through 30% injected faults of every kind, and kill -9 of the control plane in the
 //! middle of an apply (from outside, and by the server aborting right after it committed a
 //! create, so the create's answer is lost), then a restart on the same data dir and address.

@@ -1,4 +1,4 @@
-//! The provider against an HTTPS endpoint signed by a private CA (issue 9): `bentocloud-local
+//! The provider against an HTTPS endpoint signed by a private CA: `bentocloud-local
 //! serve --tls-cert/--tls-key` with a certificate from a test CA made by rcgen. With
 //! `SSL_CERT_FILE` naming that CA, apply / plan / destroy work; without it, the apply fails at
 //! once, naming the certificate problem and the variable, and the request is not retried.

@@ -1,4 +1,4 @@
-//! Correct against the real BentoCloud, not only against our emulator (issue 9): what a
+//! Correct against the real BentoCloud, not only against our emulator: what a
 //! Terraform update keeps that was set outside Terraform (a canary set with the official
 //! client), the entry service of a multi-service bento when deployment documents embed no bento
 //! manifest, and a `bento` without a version that must not move on an unrelated change.
@@ -168,7 +168,7 @@ pub fn entry_service_from_the_bento_when_documents_omit_its_manifest(v: TfVersio
     tf.assert_no_changes("after update");
 
     // Both data sources show every service: the entry one named and at the top level, the
-    // other in `service` (issue 10).
+    // other in `service`.
     tf.write(&format!(
         r#"{}
 data "bentocloud_deployment" "shown" {{

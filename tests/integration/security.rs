@@ -1,4 +1,4 @@
-//! Security (issue 4 §4).
+//! Security: who can read and change what, and what never leaks.
 //!
 //! Provider: the API key and secret values never appear in Terraform's output, in
 //! `TF_LOG=TRACE` logs (`TF_LOG_PATH`), in the provider's own log file (`PLUGIN_LOG_FILE`), in
