@@ -1,0 +1,302 @@
+use super::*;
+
+#[test]
+fn an_unconfirmed_revision_round_trips_through_private_state() {
+    assert_eq!(unconfirmed_revision(&unconfirmed("r1")), Some("r1"));
+    assert_eq!(unconfirmed_revision(&Value::Null), None);
+    assert_eq!(
+        unconfirmed_revision(&unconfirmed("")),
+        None,
+        "empty is none"
+    );
+    assert_eq!(
+        unconfirmed_revision(&Value::Value(Unconfirmed {
+            revision: Value::Null,
+            failed: Value::Value(true),
+        })),
+        None
+    );
+}
+
+#[test]
+fn a_failed_revision_is_told_apart_from_an_unconfirmed_one() {
+    assert_eq!(last_apply(&Value::Null), LastApply::Settled);
+    assert_eq!(last_apply(&unconfirmed("r1")), LastApply::Unconfirmed);
+    assert_eq!(last_apply(&failed("r1")), LastApply::Failed);
+    assert_eq!(
+        last_apply(&failed("")),
+        LastApply::Settled,
+        "no revision, no marker"
+    );
+    assert_eq!(unconfirmed_revision(&failed("r1")), None);
+    assert_eq!(marked_revision(&failed("r1")), Some("r1"));
+    // A marker written before `failed` existed reads as unconfirmed.
+    let old: Private = serde_json::from_str(r#"{"revision":"r0"}"#).expect("old marker");
+    assert_eq!(last_apply(&old), LastApply::Unconfirmed);
+    let explicit_false = Value::Value(Unconfirmed {
+        revision: Value::Value("r2".into()),
+        failed: Value::Value(false),
+    });
+    assert_eq!(last_apply(&explicit_false), LastApply::Unconfirmed);
+}
+
+#[test]
+fn refresh_keeps_a_marker_only_while_its_revision_is_the_latest() {
+    assert_eq!(
+        private_after_refresh(failed("r1"), Some("r1")),
+        failed("r1")
+    );
+    assert_eq!(
+        private_after_refresh(unconfirmed("r1"), Some("r1")),
+        unconfirmed("r1")
+    );
+    assert_eq!(private_after_refresh(failed("r1"), Some("r2")), Value::Null);
+    assert_eq!(private_after_refresh(unconfirmed("r1"), None), Value::Null);
+    assert_eq!(private_after_refresh(Value::Null, Some("r1")), Value::Null);
+}
+
+#[test]
+fn maps_and_sets_are_optional_not_computed() {
+    // A map or set left out of the configuration means "none" (the update sends it empty),
+    // not "whatever the server has".
+    let schema = resource_schema();
+    for k in ["labels", "envs", "secrets", "redeploy_triggers"] {
+        assert_eq!(
+            schema.block.attributes[k].constraint,
+            AttributeConstraint::Optional,
+            "{k}"
+        );
+    }
+    assert_eq!(
+        schema.block.attributes["instance_type"].constraint,
+        AttributeConstraint::OptionalComputed
+    );
+}
+
+#[test]
+fn every_state_field_is_in_the_schema_and_back() {
+    let schema = resource_schema();
+    let state = serde_json::to_value(DeploymentState::default()).expect("ser");
+    let fields: BTreeSet<String> = state.as_object().expect("object").keys().cloned().collect();
+    let mut in_schema: BTreeSet<String> = schema.block.attributes.keys().cloned().collect();
+    in_schema.extend(schema.block.blocks.keys().cloned());
+    assert_eq!(fields, in_schema);
+}
+
+fn unknown_settings() -> ServiceSettings {
+    ServiceSettings {
+        instance_type: Value::Unknown,
+        min_replicas: Value::Unknown,
+        max_replicas: Value::Unknown,
+        deployment_strategy: Value::Unknown,
+    }
+}
+
+/// Every leaf unknown (nested ones too), or every leaf set: the two states a plan carries.
+fn states() -> Vec<DeploymentState> {
+    let unknown = DeploymentState {
+        location: Location {
+            id: Value::Unknown,
+            name: Value::Unknown,
+            cluster: Value::Unknown,
+        },
+        spec: Spec {
+            bento: Value::Unknown,
+            access_authorization: Value::Unknown,
+            labels: Value::Unknown,
+            envs: Value::Value(StringMap::from([("A".to_string(), Value::Unknown)])),
+            secrets: Value::Value(BTreeSet::from([Value::Unknown])),
+            entry: unknown_settings(),
+            service: Value::Value(vec![ServiceBlock {
+                name: Value::Unknown,
+                settings: unknown_settings(),
+                envs: Value::Unknown,
+            }]),
+        },
+        settings: Settings {
+            wait_for_rollout: Value::Unknown,
+            rollback_on_failure: Value::Unknown,
+            bento_managed_externally: Value::Unknown,
+            rollback_on_interrupt: Value::Unknown,
+            redeploy_triggers: Value::Value(StringMap::from([("db".to_string(), Value::Unknown)])),
+            timeouts: Value::Value(Timeouts {
+                create: Value::Unknown,
+                update: Value::Unknown,
+                delete: Value::Unknown,
+            }),
+        },
+        reported: Reported::unknown(),
+    };
+    let s = |x: &str| Value::Value(x.to_string());
+    let settings = ServiceSettings {
+        instance_type: s("cpu.2"),
+        min_replicas: Value::Value(0),
+        max_replicas: Value::Value(3),
+        deployment_strategy: s("Recreate"),
+    };
+    let known = DeploymentState {
+        location: Location {
+            id: s("c/n"),
+            name: s("n"),
+            cluster: s("c"),
+        },
+        spec: Spec {
+            bento: s("iris:v1"),
+            access_authorization: Value::Value(true),
+            labels: Value::Value(StringMap::from([("team".to_string(), s("ml"))])),
+            envs: Value::Value(StringMap::new()),
+            secrets: Value::Value(BTreeSet::from([s("token")])),
+            entry: settings.clone(),
+            service: Value::Value(vec![ServiceBlock {
+                name: s("Model"),
+                settings,
+                envs: Value::Value(StringMap::from([("B".to_string(), s("2"))])),
+            }]),
+        },
+        settings: Settings {
+            wait_for_rollout: Value::Value(false),
+            rollback_on_failure: Value::Value(true),
+            bento_managed_externally: Value::Value(true),
+            rollback_on_interrupt: Value::Value(true),
+            redeploy_triggers: Value::Value(StringMap::from([("db".to_string(), s("3"))])),
+            timeouts: Value::Value(Timeouts {
+                create: s("1m"),
+                update: Value::Null,
+                delete: s("2m"),
+            }),
+        },
+        reported: Reported {
+            status: s("running"),
+            url: s("http://x"),
+            revision: s("r1"),
+            deployed_bento: s("iris:v1"),
+            created_at: s("t0"),
+            updated_at: s("t1"),
+            creator: s("me"),
+        },
+    };
+    vec![unknown, known, DeploymentState::default()]
+}
+
+/// The parts are flattened into one object; tf-provider decodes states from MessagePack
+/// (`rmp_serde`, named) and sometimes JSON, and `Value` is an untagged enum whose unknown
+/// is a MessagePack extension: every leaf must come back as it went, unknowns included.
+#[test]
+fn every_part_round_trips_unknown_values() {
+    for state in states() {
+        let bytes = rmp_serde::to_vec_named(&state).expect("encode");
+        let back: DeploymentState = rmp_serde::from_slice(&bytes).expect("decode");
+        assert_eq!(back, state, "MessagePack");
+        if state.reported.status.is_unknown() {
+            continue; // JSON has no unknown; tf-provider uses it for known values only.
+        }
+        let text = serde_json::to_string(&state).expect("json");
+        let back: DeploymentState = serde_json::from_str(&text).expect("json back");
+        assert_eq!(back, state, "JSON");
+    }
+}
+
+/// The parts do not share an attribute name: flattening would otherwise fill both from one
+/// key.
+#[test]
+fn parts_have_disjoint_attributes() {
+    fn keys<T: Serialize + Default>() -> BTreeSet<String> {
+        let v = serde_json::to_value(T::default()).expect("ser");
+        v.as_object().expect("object").keys().cloned().collect()
+    }
+    let parts = [
+        keys::<Location>(),
+        keys::<Spec>(),
+        keys::<Settings>(),
+        keys::<Reported>(),
+    ];
+    let total: usize = parts.iter().map(BTreeSet::len).sum();
+    let union: BTreeSet<&String> = parts.iter().flatten().collect();
+    assert_eq!(union.len(), total, "{parts:?}");
+    assert_eq!(union.len(), keys::<DeploymentState>().len());
+}
+
+#[test]
+fn reported_parts_are_computed_and_the_others_configurable() {
+    let schema = resource_schema();
+    let attr = |k: &str| schema.block.attributes.get(k).map(|a| a.constraint.clone());
+    let v = serde_json::to_value(Reported::default()).expect("ser");
+    for k in v.as_object().expect("object").keys() {
+        assert_eq!(attr(k), Some(AttributeConstraint::Computed), "{k}");
+    }
+    for part in [
+        serde_json::to_value(Spec::default()).expect("ser"),
+        serde_json::to_value(Settings::default()).expect("ser"),
+    ] {
+        for k in part.as_object().expect("object").keys() {
+            if schema.block.blocks.contains_key(k) {
+                continue;
+            }
+            assert_ne!(attr(k), Some(AttributeConstraint::Computed), "{k}");
+            assert!(attr(k).is_some(), "{k} is not in the schema");
+        }
+    }
+}
+
+#[test]
+fn a_rollout_leaves_where_and_who_alone() {
+    let known = states().swap_remove(1).reported;
+    let after = known.after_rollout();
+    assert_eq!(
+        (&after.url, &after.created_at, &after.creator),
+        (&known.url, &known.created_at, &known.creator)
+    );
+    for changed in [
+        &after.status,
+        &after.revision,
+        &after.deployed_bento,
+        &after.updated_at,
+    ] {
+        assert!(changed.is_unknown());
+    }
+}
+
+#[test]
+fn spec_differs_on_every_attribute_and_ignores_an_external_bento() {
+    let known = states().swap_remove(1).spec;
+    for (k, changed) in one_attribute_changes(&known) {
+        assert!(known.differs(&changed, false), "a change of {k} alone");
+        assert_eq!(
+            known.differs(&changed, true),
+            k != "bento",
+            "{k} with an external bento"
+        );
+    }
+    assert!(!known.differs(&known.clone(), false));
+}
+
+#[test]
+fn name_and_bento_are_required_and_outputs_computed() {
+    let s = resource_schema();
+    assert_eq!(
+        s.block.attributes["name"].constraint,
+        AttributeConstraint::Required
+    );
+    assert_eq!(
+        s.block.attributes["bento"].constraint,
+        AttributeConstraint::Required
+    );
+    for c in [
+        "id",
+        "status",
+        "url",
+        "revision",
+        "created_at",
+        "updated_at",
+        "creator",
+    ] {
+        assert_eq!(
+            s.block.attributes[c].constraint,
+            AttributeConstraint::Computed,
+            "{c}"
+        );
+    }
+    for d in s.block.attributes.values() {
+        assert!(d.description.content.len() > 20);
+    }
+}
