@@ -13,6 +13,7 @@
 # others; the run ends with every failing seed, its step, and the command that replays it (the
 # operations and configurations come from the seed alone). Tools as for the test suite
 # (scripts/setup.sh). Log: .work/soak-logs/. Extra arguments go to `cargo test`.
+# SEQ_PROVIDER_LOG=DIR also keeps the provider's DEBUG log of each sequence (DIR/seq-<seed>.log).
 
 set -euo pipefail
 

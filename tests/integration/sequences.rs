@@ -535,7 +535,7 @@ impl Run {
                     "{ctx}: {name} strategy"
                 );
             }
-            assert_state_matches_server(&st, &sv, &ctx);
+            assert_state_matches_server(&st, &lagging(&st, &sv), &ctx);
             self.serves(&st, d, &sv, &ctx);
         }
     }
@@ -814,6 +814,19 @@ impl Run {
     }
 }
 
+/// `sv` with the status the state holds when that is the server's previous one: a deployment
+/// the apply did not change is refreshed with the status the API reported then, and the API's
+/// status lags the rollout by up to a sync (`deploying` while the pods already serve), so the
+/// state may say `deploying` for a deployment that the server, a moment later, says `running`.
+/// Any other difference stays one.
+fn lagging(st: &Json, sv: &ServerView) -> ServerView {
+    let mut sv = sv.clone();
+    if sv.status == "running" && st["status"] == "deploying" {
+        sv.status = "deploying".to_string();
+    }
+    sv
+}
+
 /// The harness's view of one configured block, for `Dep::assert_server_has`.
 fn harness_dep(i: usize, d: &DepCfg) -> Dep {
     let mut dep = Dep::new(RESOURCES[i], &name_of(i), &d.bento).cluster(CLUSTER);
@@ -866,7 +879,8 @@ impl Background {
         let out = tf.dir.path().join(format!(".{tag}.stdout"));
         let err = tf.dir.path().join(format!(".{tag}.stderr"));
         let mut cmd = tf.command(&args);
-        cmd.env("TF_LOG_PROVIDER", "INFO");
+        // On stderr (not in SEQ_PROVIDER_LOG's file): it says when the provider waits.
+        cmd.env("TF_LOG_PROVIDER", "INFO").env_remove("TF_LOG_PATH");
         cmd.process_group(0)
             .stdout(std::fs::File::create(&out).expect("stdout file"))
             .stderr(std::fs::File::create(&err).expect("stderr file"));
@@ -964,7 +978,19 @@ fn sequence(seed: u64, steps: usize, progress: &mut Progress) {
             ..Default::default()
         },
     );
-    let tf = Tf::new(TfVersion::V1_11, &server);
+    let mut tf = Tf::new(TfVersion::V1_11, &server);
+    // SEQ_PROVIDER_LOG=DIR: the provider's DEBUG log of every command of the sequence in
+    // DIR/seq-<seed>.log (for diagnosing a failing seed).
+    if let Some(dir) = std::env::var_os("SEQ_PROVIDER_LOG").filter(|d| !d.is_empty()) {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).expect("create SEQ_PROVIDER_LOG");
+        let path = dir.join(format!("seq-{seed}.log"));
+        let _ = std::fs::remove_file(&path);
+        eprintln!("[seq {seed}] provider log: {}", path.display());
+        tf.env.push(("TF_LOG_PROVIDER".into(), "DEBUG".into()));
+        tf.env
+            .push(("TF_LOG_PATH".into(), path.to_string_lossy().into_owned()));
+    }
     let mut run = Run {
         seed,
         server,
