@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Soak: more and longer seeded random sequences of operations on three deployments than the test
-# suite runs (issue 16 §3; the runner is tests/integration/sequences.rs: applies of random
+# suite runs (the runner is tests/integration/sequences.rs: applies of random
 # configurations, out-of-band edits, terminates and deletes through the API, applies under
 # injected faults, kill -9 of the control plane and Ctrl-C mid-apply, a never-ready bento then a
 # good one, imports), with the real Terraform 1.11.4 against a real bentocloud-local process.

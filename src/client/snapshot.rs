@@ -12,8 +12,8 @@
 //! - **Warm-up.** When the provider is configured, the first page of its cluster (the
 //!   provider's `cluster`, else the organisation's default one) is asked for in the
 //!   background ([`Snapshots::warm_up`]). Terraform spends 0.1 s or more between configuring
-//!   the provider and its first `ReadResource` (issue 16: 98-284 ms measured on a 200-deployment
-//!   plan), so at internet latency the page is usually there before the first read, and no
+//!   the provider and its first `ReadResource` (98-284 ms measured on a 200-deployment plan,
+//!   BENCHMARKS.md), so at internet latency the page is usually there before the first read, and no
 //!   read waits for it. It costs one request (and, without a provider `cluster`, the cluster
 //!   list), never latency: nothing waits for it but reads that would have waited for a
 //!   listing anyway.

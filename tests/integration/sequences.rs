@@ -1,4 +1,4 @@
-//! Seeded random sequences of operations on three deployments (issue 16 §3), end to end: the
+//! Seeded random sequences of operations on three deployments, end to end: the
 //! real Terraform CLI (1.11.4) and a real `bentocloud-local` process over real sockets.
 //!
 //! Each step is one of: an apply of a random configuration (bento version, envs, labels,
