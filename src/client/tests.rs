@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use super::deployments::bento_matches;
+
 use super::stub::{serve, Stub, StubRequest, StubResponse};
 use super::*;
 
