@@ -5,8 +5,10 @@ use crate::resources::deployment::model::{
 };
 
 fn sample() -> Deployment {
-    serde_json::from_str(include_str!("../../../../tests/fixtures/deployment-full.json"))
-        .expect("fixture")
+    serde_json::from_str(include_str!(
+        "../../../../tests/fixtures/deployment-full.json"
+    ))
+    .expect("fixture")
 }
 
 /// Every managed attribute, changed alone, changes what is sent (create and update bodies)
@@ -385,9 +387,10 @@ fn entry_service_comes_from_the_bento_manifest_not_the_service_order() {
 #[test]
 fn entry_service_falls_back_like_the_official_client() {
     let with = |services: &[&str], manifest_entry: Option<&str>| {
-        let mut doc: Json =
-            serde_json::from_str(include_str!("../../../../tests/fixtures/deployment-full.json"))
-                .expect("fixture");
+        let mut doc: Json = serde_json::from_str(include_str!(
+            "../../../../tests/fixtures/deployment-full.json"
+        ))
+        .expect("fixture");
         let target = &mut doc["latest_revision"]["targets"][0];
         let svc = target["config"]["services"]["MyService"].clone();
         target["config"]["services"] = Json::Object(
