@@ -1,0 +1,763 @@
+use super::*;
+use crate::api::{CreateDeploymentRequest, Scaling, ServiceConfig, UpdateDeploymentRequest};
+use crate::emulator::config::PlatformConfig;
+use crate::emulator::deployments::{self, Caller};
+use crate::emulator::runtime::Simulated;
+use crate::emulator::store::Behaviour;
+use DeploymentStatus as S;
+
+struct World {
+    _dir: tempfile::TempDir,
+    s: Store,
+    p: store::Principal,
+    t: Timing,
+    rt: Recording,
+}
+
+/// [`Simulated`], recording the target and bento of every replica it starts.
+#[derive(Default)]
+struct Recording(std::sync::Mutex<Vec<(String, String)>>);
+
+impl Recording {
+    fn started(&self) -> Vec<(String, String)> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+impl Runtime for Recording {
+    fn start(
+        &self,
+        d: &DeploymentRow,
+        r: &ReplicaRow,
+        b: &BentoRow,
+        env: &Environment,
+    ) -> Option<i64> {
+        self.0
+            .lock()
+            .expect("lock")
+            .push((r.target.clone(), b.tag()));
+        Simulated.start(d, r, b, env)
+    }
+    fn ready(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+        Simulated.ready(r, b, now)
+    }
+    fn crashed(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+        Simulated.crashed(r, b, now)
+    }
+    fn drained(&self, r: &ReplicaRow, now: i64, drain_ms: i64) -> bool {
+        Simulated.drained(r, now, drain_ms)
+    }
+    fn stop(&self, r: &ReplicaRow) {
+        Simulated.stop(r)
+    }
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = Store::open(&dir.path().join("state.db")).expect("open");
+    let p = s
+        .tx(|c| {
+            store::sync_platform(c, &PlatformConfig::default(), 0)?;
+            store::add_token(c, "org", "tok", "me", 0)?;
+            Ok(store::principal(c, "tok")?.expect("p"))
+        })
+        .expect("seed");
+    World {
+        _dir: dir,
+        s,
+        p,
+        t: Timing::default(),
+        rt: Recording::default(),
+    }
+}
+
+fn spec(bento: &str, strategy: &str, replicas: i64) -> UpdateDeploymentRequest {
+    let mut u = UpdateDeploymentRequest {
+        bento: bento.into(),
+        ..Default::default()
+    };
+    u.services.insert(
+        "apiserver".into(),
+        ServiceConfig {
+            scaling: Some(Scaling {
+                min_replicas: Some(replicas),
+                max_replicas: Some(replicas),
+                policy: None,
+            }),
+            deployment_strategy: Some(strategy.into()),
+            ..Default::default()
+        },
+    );
+    u
+}
+
+impl World {
+    fn bento(&self, tag: &str, beh: Behaviour) {
+        let (repo, ver) = tag.split_once(':').expect("tag");
+        self.s
+            .tx(|c| store::put_bento(c, self.p.org.id, repo, ver, &beh, 0).map(|_| ()))
+            .expect("bento");
+    }
+    fn create(&self, name: &str, spec: UpdateDeploymentRequest, now: i64) -> i64 {
+        let caller = Caller {
+            principal: &self.p,
+            auto_register_bentos: false,
+        };
+        let req = CreateDeploymentRequest {
+            name: Some(name.into()),
+            dev: false,
+            spec,
+        };
+        self.s
+            .tx(|c| deployments::create(c, &caller, None, req, now))
+            .expect("create")
+            .id
+    }
+    fn update(&self, name: &str, spec: UpdateDeploymentRequest, now: i64) {
+        let caller = Caller {
+            principal: &self.p,
+            auto_register_bentos: false,
+        };
+        self.s
+            .tx(|c| deployments::update(c, &caller, None, name, spec, now))
+            .expect("update");
+    }
+    /// Ticks from `from` to `to` every 50 ms; returns the deployment and checks an
+    /// invariant on every tick.
+    fn run(
+        &self,
+        id: i64,
+        from: i64,
+        to: i64,
+        check: impl FnMut(&DeploymentRow, &[ReplicaRow]),
+    ) -> DeploymentRow {
+        self.run_on(&self.rt, id, from, to, check)
+    }
+    /// [`World::run`] with replicas run by `rt`.
+    fn run_on(
+        &self,
+        rt: &dyn Runtime,
+        id: i64,
+        from: i64,
+        to: i64,
+        mut check: impl FnMut(&DeploymentRow, &[ReplicaRow]),
+    ) -> DeploymentRow {
+        let mut now = from;
+        while now <= to {
+            self.s
+                .tx(|c| reconcile(c, rt, &self.t, id, now))
+                .expect("reconcile");
+            let (d, reps) = self
+                .s
+                .with(|c| {
+                    Ok((
+                        store::deployment_by_id(c, id)?,
+                        store::live_replicas(c, id)?,
+                    ))
+                })
+                .expect("read");
+            check(&d, &reps);
+            now += 50;
+        }
+        self.s
+            .with(|c| store::deployment_by_id(c, id))
+            .expect("read")
+    }
+}
+
+#[test]
+fn a_status_synced_mid_rollout_never_reports_running_with_old_replicas_left() {
+    // A sync on every tick: each one sees the pods as the tick left them. A sync that ran
+    // before the tick's new replica was counted reported `running` while old replicas
+    // still served (the provider then returned early).
+    let mut w = world();
+    w.t.status_sync_ms = 0;
+    w.bento("app:v1", Behaviour::default());
+    w.bento("app:v2", Behaviour::default());
+    let id = w.create("roll", spec("app:v1", "RollingUpdate", 3), 0);
+    let d = w.run(id, 0, 5_000, |_, _| {});
+    assert_eq!((d.phase, d.reported_status), (Phase::Complete, S::Running));
+    w.update("roll", spec("app:v2", "RollingUpdate", 3), 5_000);
+    let mut saw_deploying = false;
+    let d = w.run(id, 5_000, 12_000, |d, reps| {
+        let old_serving = reps
+            .iter()
+            .any(|r| r.revision_uid != d.target_revision && r.state == ReplicaState::Ready);
+        if d.phase == Phase::Rolling {
+            saw_deploying |= d.reported_status == S::Deploying;
+            assert!(
+                !(d.reported_status == S::Running && old_serving && d.status_synced_at > 5_000),
+                "reported running mid-rollout with old replicas ready: {d:?} {reps:?}"
+            );
+        }
+    });
+    assert!(saw_deploying);
+    assert_eq!((d.phase, d.reported_status), (Phase::Complete, S::Running));
+}
+
+/// `spec` plus a canary: one version `name` of `bento`, weight 30, `replicas` replicas.
+fn with_canary(
+    mut u: UpdateDeploymentRequest,
+    name: &str,
+    bento: &str,
+    replicas: i64,
+) -> UpdateDeploymentRequest {
+    let mut services = std::collections::BTreeMap::new();
+    services.insert(
+        "apiserver".to_string(),
+        ServiceConfig {
+            scaling: Some(Scaling {
+                min_replicas: Some(replicas),
+                max_replicas: Some(replicas),
+                policy: None,
+            }),
+            ..Default::default()
+        },
+    );
+    let mut versions = std::collections::BTreeMap::new();
+    versions.insert(
+        name.to_string(),
+        crate::api::CanaryVersion {
+            bento: Some(bento.into()),
+            weight: Some(30),
+            services,
+            ..Default::default()
+        },
+    );
+    u.canary = Some(crate::api::Canary {
+        route_type: Some("random".into()),
+        route_by: None,
+        versions: Some(versions),
+    });
+    u
+}
+
+fn of_target<'a>(reps: &'a [ReplicaRow], target: &str, state: ReplicaState) -> Vec<&'a ReplicaRow> {
+    reps.iter()
+        .filter(|r| r.target == target && r.state == state)
+        .collect()
+}
+
+fn ready_of<'a>(reps: &'a [ReplicaRow], rev: &'a str) -> usize {
+    reps.iter()
+        .filter(|r| r.state == ReplicaState::Ready && r.revision_uid == rev)
+        .count()
+}
+
+#[test]
+fn a_service_without_a_strategy_recreates() {
+    let mut cfg = DeploymentConfig::default();
+    for (name, set) in [
+        ("none", None),
+        ("ramped", Some("RampedSlowRollout")),
+        ("bogus", Some("Bogus")),
+    ] {
+        cfg.services.insert(
+            name.into(),
+            ServiceConfig {
+                deployment_strategy: set.map(str::to_string),
+                ..Default::default()
+            },
+        );
+    }
+    assert_eq!(strategy(&cfg, "none"), Strategy::Recreate);
+    assert_eq!(strategy(&cfg, "not-configured"), Strategy::Recreate);
+    assert_eq!(strategy(&cfg, "ramped"), Strategy::RampedSlowRollout);
+    assert_eq!(strategy(&cfg, "bogus"), Strategy::RollingUpdate);
+}
+
+#[test]
+fn rolling_update_never_drops_below_desired_ready() {
+    let w = world();
+    w.bento("iris:v1", Behaviour::default());
+    w.bento("iris:v2", Behaviour::default());
+    let id = w.create("a", spec("iris:v1", "RollingUpdate", 3), 0);
+    let d = w.run(id, 0, 5_000, |_, _| {});
+    assert_eq!(d.status, S::Running);
+    let v1 = d.serving_revision.clone();
+    w.update("a", spec("iris:v2", "RollingUpdate", 3), 5_000);
+    let mut min_ready = usize::MAX;
+    let d = w.run(id, 5_000, 15_000, |_, reps| {
+        let ready = reps
+            .iter()
+            .filter(|r| r.state == ReplicaState::Ready)
+            .count();
+        min_ready = min_ready.min(ready);
+    });
+    assert_eq!(d.status, S::Running);
+    assert_ne!(d.serving_revision, v1);
+    assert!(min_ready >= 3, "ready dropped to {min_ready}");
+}
+
+#[test]
+fn recreate_has_a_gap_and_unready_fails_keeping_old() {
+    let w = world();
+    w.bento("iris:v1", Behaviour::default());
+    w.bento("iris:v2", Behaviour::default());
+    w.bento(
+        "iris:bad",
+        Behaviour {
+            unready: true,
+            ..Default::default()
+        },
+    );
+    let id = w.create("a", spec("iris:v1", "Recreate", 2), 0);
+    let d = w.run(id, 0, 3_000, |_, _| {});
+    assert_eq!(d.status, S::Running);
+    w.update("a", spec("iris:v2", "Recreate", 2), 3_000);
+    let mut saw_zero = false;
+    let d = w.run(id, 3_000, 6_000, |_, reps| {
+        saw_zero |= reps.iter().all(|r| r.state != ReplicaState::Ready);
+    });
+    assert!(saw_zero);
+    assert_eq!(d.status, S::Running);
+    let v2 = d.serving_revision.clone();
+    w.update("a", spec("iris:bad", "RollingUpdate", 2), 6_000);
+    let d = w.run(id, 6_000, 18_000, |_, reps| {
+        assert!(ready_of(reps, &v2) >= 2);
+    });
+    assert_eq!(d.status, S::Failed);
+    assert_eq!(d.serving_revision, v2);
+    assert!(d.message.contains("did not become ready"), "{}", d.message);
+    assert!(d.message.contains("keeps serving"), "{}", d.message);
+}
+
+#[test]
+fn image_build_failure_and_terminate() {
+    let w = world();
+    w.bento(
+        "iris:v1",
+        Behaviour {
+            image_build_ms: 500,
+            ..Default::default()
+        },
+    );
+    w.bento(
+        "iris:broken",
+        Behaviour {
+            image_build_fails: true,
+            image_build_ms: 200,
+            ..Default::default()
+        },
+    );
+    let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
+    let mut seen = Vec::new();
+    let d = w.run(id, 0, 2_000, |d, _| {
+        if seen.last() != Some(&d.status) {
+            seen.push(d.status);
+        }
+    });
+    assert_eq!(seen, [S::ImageBuilding, S::Deploying, S::Running]);
+    assert_eq!(d.status, S::Running);
+    w.update("a", spec("iris:broken", "RollingUpdate", 1), 2_000);
+    let d = w.run(id, 2_000, 3_000, |_, _| {});
+    assert_eq!(d.status, S::ImageBuildFailed);
+    w.s.tx(|c| deployments::terminate(c, &w.p, None, "a", 3_000))
+        .expect("term");
+    let d = w.run(id, 3_000, 4_000, |_, _| {});
+    assert_eq!(d.status, S::Terminated);
+    assert!(w
+        .s
+        .with(|c| store::live_replicas(c, id))
+        .expect("r")
+        .is_empty());
+}
+
+#[test]
+fn crashing_bento_is_unhealthy_then_restarted() {
+    let w = world();
+    w.bento(
+        "iris:v1",
+        Behaviour {
+            crash_after_ms: Some(1_000),
+            ..Default::default()
+        },
+    );
+    let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
+    let mut seen = Vec::new();
+    w.run(id, 0, 4_000, |d, _| {
+        if seen.last() != Some(&d.status) {
+            seen.push(d.status);
+        }
+    });
+    assert!(
+        seen.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
+        "{seen:?}"
+    );
+}
+
+/// The replicas of a control plane started again: none of the previous process's exists;
+/// each one it starts is ready `startup_ms` after it started it.
+#[derive(Default)]
+struct Restarted(std::sync::Mutex<HashMap<String, i64>>);
+
+impl Runtime for Restarted {
+    fn start(
+        &self,
+        _: &DeploymentRow,
+        r: &ReplicaRow,
+        _: &BentoRow,
+        _: &Environment,
+    ) -> Option<i64> {
+        self.0
+            .lock()
+            .expect("lock")
+            .insert(r.uid.clone(), r.started_at);
+        None
+    }
+    fn exists(&self, r: &ReplicaRow) -> bool {
+        self.0.lock().expect("lock").contains_key(&r.uid)
+    }
+    fn ready(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+        let started = self.0.lock().expect("lock").get(&r.uid).copied();
+        started.is_some_and(|t| !b.behaviour.unready && now >= t + b.behaviour.startup_ms)
+    }
+    fn crashed(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+        Simulated.crashed(r, b, now)
+    }
+    fn drained(&self, r: &ReplicaRow, now: i64, drain_ms: i64) -> bool {
+        Simulated.drained(r, now, drain_ms)
+    }
+    fn stop(&self, _: &ReplicaRow) {}
+}
+
+#[test]
+fn after_a_restart_the_status_is_deploying_until_replicas_serve_again() {
+    let mut w = world();
+    w.t.status_sync_ms = 1_000;
+    w.bento(
+        "app:v1",
+        Behaviour {
+            startup_ms: 2_000,
+            ..Default::default()
+        },
+    );
+    let id = w.create("r", spec("app:v1", "RollingUpdate", 2), 0);
+    let d = w.run(id, 0, 8_000, |_, _| {});
+    assert_eq!(
+        (d.phase, d.status, d.reported_status),
+        (Phase::Complete, S::Running, S::Running)
+    );
+
+    // The control plane starts again at 60 s: the state says at once that nothing serves.
+    let restart = 60_000;
+    let n =
+        w.s.tx(|c| after_restart(c, restart))
+            .expect("after_restart");
+    assert_eq!(n, 1);
+    let (d, reps) =
+        w.s.with(|c| {
+            Ok((
+                store::deployment_by_id(c, id)?,
+                store::live_replicas(c, id)?,
+            ))
+        })
+        .expect("read");
+    assert_eq!(
+        (d.phase, d.status, d.reported_status, d.status_synced_at),
+        (Phase::Complete, S::Deploying, S::Deploying, restart)
+    );
+    assert_eq!(reps.len(), 2);
+    assert!(
+        reps.iter().all(|r| r.state == ReplicaState::Starting),
+        "{reps:?}"
+    );
+
+    // Its replicas start again: `deploying` (never `running`, never `unhealthy`) while
+    // none is ready, `running` once they serve, reported at the next sync.
+    let rt = Restarted::default();
+    let mut seen = vec![d.reported_status];
+    let mut live_seen = vec![d.status];
+    let d = w.run_on(&rt, id, restart, restart + 6_000, |d, reps| {
+        let ready = reps
+            .iter()
+            .filter(|r| r.state == ReplicaState::Ready)
+            .count();
+        if ready < 2 {
+            assert_ne!(
+                d.status,
+                S::Running,
+                "live running with {ready} ready: {reps:?}"
+            );
+        }
+        if ready == 0 {
+            assert_ne!(
+                d.reported_status,
+                S::Running,
+                "reported running with none ready"
+            );
+        }
+        if seen.last() != Some(&d.reported_status) {
+            seen.push(d.reported_status);
+        }
+        if live_seen.last() != Some(&d.status) {
+            live_seen.push(d.status);
+        }
+    });
+    assert_eq!(seen, [S::Deploying, S::Running]);
+    assert_eq!(live_seen, [S::Deploying, S::Running]);
+    assert_eq!(d.phase, Phase::Complete);
+    assert_eq!(
+        rt.0.lock().expect("lock").len(),
+        2,
+        "both replicas started again"
+    );
+
+    // A second start with nothing live (a terminated deployment) changes nothing.
+    w.s.tx(|c| terminate_all(c, id, restart + 7_000))
+        .expect("terminate");
+    w.run(id, restart + 7_000, restart + 9_000, |_, _| {});
+    let before = w.s.with(|c| store::deployment_by_id(c, id)).expect("read");
+    assert_eq!(before.phase, Phase::Terminated);
+    assert_eq!(
+        w.s.tx(|c| after_restart(c, restart + 10_000))
+            .expect("again"),
+        0
+    );
+    let after = w.s.with(|c| store::deployment_by_id(c, id)).expect("read");
+    assert_eq!(after, before);
+}
+
+fn terminate_all(c: &Connection, id: i64, now: i64) -> Result<()> {
+    let d = store::deployment_by_id(c, id)?;
+    let p = store::principal(c, "tok")?.expect("p");
+    deployments::terminate(c, &p, Some(&d.cluster), &d.name, now).map(|_| ())
+}
+
+#[test]
+fn canary_versions_run_their_own_bento_and_gate_the_rollout() {
+    let w = world();
+    w.bento("iris:v1", Behaviour::default());
+    w.bento(
+        "iris:v2",
+        Behaviour {
+            startup_ms: 2_000,
+            ..Default::default()
+        },
+    );
+    let id = w.create(
+        "a",
+        with_canary(spec("iris:v1", "RollingUpdate", 2), "v2", "iris:v2", 2),
+        0,
+    );
+    // `main` is ready long before the canary: the rollout waits for both.
+    let d = w.run(id, 0, 1_500, |_, _| {});
+    assert_eq!((d.phase, d.status), (Phase::Rolling, S::Deploying));
+    let d = w.run(id, 1_550, 4_000, |_, _| {});
+    assert_eq!(d.status, S::Running);
+    let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
+    assert_eq!(of_target(&reps, "main", ReplicaState::Ready).len(), 2);
+    assert_eq!(of_target(&reps, "v2", ReplicaState::Ready).len(), 2);
+    let mut started = w.rt.started();
+    started.sort();
+    assert_eq!(
+        started,
+        [
+            ("main".to_string(), "iris:v1".to_string()),
+            ("main".into(), "iris:v1".into()),
+            ("v2".into(), "iris:v2".into()),
+            ("v2".into(), "iris:v2".into()),
+        ]
+    );
+    let view =
+        w.s.with(|c| {
+            let org = store::ensure_org(c, "org", 0)?;
+            super::super::render::local_deployment(c, &org, &d, "http://x")
+        })
+        .expect("view");
+    assert_eq!(
+        (
+            view.rollout.desired_replicas,
+            view.rollout.ready_replicas,
+            view.rollout.updated_replicas
+        ),
+        (4, 4, 4)
+    );
+    let v2 = &view.rollout.canary["v2"];
+    assert_eq!(
+        (v2.bento.as_str(), v2.desired_replicas, v2.ready_replicas),
+        ("iris:v2", 2, 2)
+    );
+
+    // `canary: null`: the canary replicas drain at once, `main` rolls as usual.
+    w.update("a", spec("iris:v1", "RollingUpdate", 2), 5_000);
+    let mut main_ready_min = usize::MAX;
+    let d = w.run(id, 5_000, 5_050, |_, reps| {
+        assert!(
+            of_target(reps, "v2", ReplicaState::Ready).is_empty(),
+            "{reps:?}"
+        );
+    });
+    assert_eq!(d.phase, Phase::Rolling);
+    let d = w.run(id, 5_100, 9_000, |_, reps| {
+        main_ready_min = main_ready_min.min(of_target(reps, "main", ReplicaState::Ready).len());
+    });
+    assert_eq!(d.status, S::Running);
+    assert!(main_ready_min >= 2, "main dropped to {main_ready_min}");
+    let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
+    assert!(reps.iter().all(ReplicaRow::is_main), "{reps:?}");
+}
+
+#[test]
+fn a_never_ready_canary_fails_the_rollout_and_a_crashed_one_is_unhealthy() {
+    let w = world();
+    w.bento("iris:v1", Behaviour::default());
+    w.bento(
+        "iris:never",
+        Behaviour {
+            unready: true,
+            ..Default::default()
+        },
+    );
+    w.bento(
+        "iris:crashy",
+        Behaviour {
+            crash_after_ms: Some(1_000),
+            ..Default::default()
+        },
+    );
+    let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
+    let d = w.run(id, 0, 2_000, |_, _| {});
+    assert_eq!(d.status, S::Running);
+    let v1 = d.serving_revision.clone();
+    w.update(
+        "a",
+        with_canary(spec("iris:v1", "RollingUpdate", 1), "v2", "iris:never", 1),
+        2_000,
+    );
+    let d = w.run(id, 2_000, 14_000, |_, reps| {
+        assert!(!of_target(reps, "main", ReplicaState::Ready).is_empty());
+    });
+    assert_eq!(d.status, S::Failed);
+    assert_eq!(d.serving_revision, v1);
+    assert!(
+        d.message.contains("canary version \"v2\"") && d.message.contains("keeps serving"),
+        "{}",
+        d.message
+    );
+    // The failed revision's replicas go; the serving one (no canary) runs alone.
+    let d = w.run(id, 14_050, 16_000, |_, _| {});
+    let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
+    assert!(
+        reps.iter().all(|r| r.revision_uid == v1 && r.is_main()),
+        "{reps:?}"
+    );
+    assert_eq!(d.status, S::Failed);
+
+    // A canary replica that crashes makes a complete deployment unhealthy until replaced.
+    w.update(
+        "a",
+        with_canary(spec("iris:v1", "RollingUpdate", 1), "v2", "iris:crashy", 1),
+        16_000,
+    );
+    let mut seen = Vec::new();
+    w.run(id, 16_000, 20_000, |d, _| {
+        if seen.last() != Some(&d.status) {
+            seen.push(d.status);
+        }
+    });
+    assert!(
+        seen.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
+        "{seen:?}"
+    );
+}
+
+/// Ready replicas of `rev` in a timeline sample (a revision without live replicas is
+/// absent from it: zero).
+fn ready_in(s: &crate::emulator::timeline::Sample, rev: &str) -> u32 {
+    s.revisions
+        .iter()
+        .find(|r| r.uid == rev)
+        .map_or(0, |r| r.ready)
+}
+
+#[test]
+fn the_timeline_records_every_step_of_a_rolling_update_and_nothing_when_idle() {
+    use crate::emulator::timeline;
+    let w = world();
+    w.bento("iris:v1", Behaviour::default());
+    w.bento("iris:v2", Behaviour::default());
+    let id = w.create("a", spec("iris:v1", "RollingUpdate", 3), 0);
+    let d = w.run(id, 0, 5_000, |_, _| {});
+    let v1 = d.serving_revision.clone();
+    w.update("a", spec("iris:v2", "RollingUpdate", 3), 5_000);
+    // Every change of the ready counts the reconciler made, as seen tick by tick.
+    let mut steps: Vec<(u32, u32)> = Vec::new();
+    let d = w.run(id, 5_000, 15_000, |d, reps| {
+        let step = (
+            ready_of(reps, &v1) as u32,
+            ready_of(reps, &d.target_revision) as u32,
+        );
+        if steps.last() != Some(&step) {
+            steps.push(step);
+        }
+    });
+    assert_eq!((d.phase, d.status), (Phase::Complete, S::Running));
+    let v2 = d.target_revision.clone();
+    let tl = w.s.with(|c| timeline::read(c, &d, 15_000)).expect("read");
+    assert_eq!(tl.revision_uid, v2);
+    assert_eq!(
+        tl.revisions
+            .iter()
+            .map(|r| (r.uid.as_str(), r.bento.as_str(), r.role.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (v1.as_str(), "iris:v1", "old"),
+            (v2.as_str(), "iris:v2", "new")
+        ]
+    );
+    // The window starts from the state before the update: 3 old ready, no new.
+    let first = &tl.samples[0];
+    assert!(first.at_ms <= 5_000, "{first:?}");
+    assert_eq!((ready_in(first, &v1), ready_in(first, &v2)), (3, 0));
+    let last = tl.samples.last().expect("samples");
+    assert_eq!((ready_in(last, &v1), ready_in(last, &v2)), (0, 3));
+    assert_eq!(last.phase, "complete");
+    // The samples hold every step the ticks saw, in order: old down while new goes up.
+    let mut recorded: Vec<(u32, u32)> = Vec::new();
+    for s in &tl.samples {
+        let step = (ready_in(s, &v1), ready_in(s, &v2));
+        if recorded.last() != Some(&step) {
+            recorded.push(step);
+        }
+    }
+    assert_eq!(recorded, steps, "recorded vs seen tick by tick");
+    assert!(
+        recorded
+            .windows(2)
+            .all(|w| w[1].0 <= w[0].0 && w[1].1 >= w[0].1),
+        "{recorded:?}"
+    );
+    assert!(
+        recorded
+            .iter()
+            .any(|&(old, new)| old > 0 && new > 0 && old < 3),
+        "no step with both revisions ready: {recorded:?}"
+    );
+    // Idle ticks write nothing.
+    let n = tl.samples.len();
+    let d = w.run(id, 15_000, 20_000, |_, _| {});
+    let tl = w.s.with(|c| timeline::read(c, &d, 20_000)).expect("read");
+    assert_eq!(tl.samples.len(), n);
+}
+
+#[test]
+fn the_timeline_keeps_the_latest_samples_only() {
+    use crate::emulator::timeline::{self, MAX_SAMPLES};
+    let w = world();
+    w.bento("iris:v1", Behaviour::default());
+    let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
+    let d = w.run(id, 0, 2_000, |_, _| {});
+    let extra = 30;
+    for i in 0..(MAX_SAMPLES + extra) as i64 {
+        w.s.tx(|c| timeline::record(c, &d, 10_000 + i))
+            .expect("record");
+    }
+    let all = w.s.with(|c| timeline::samples(c, id, 0)).expect("read");
+    assert_eq!(all.len(), MAX_SAMPLES);
+    assert_eq!(all[0].at_ms, 10_000 + extra as i64);
+    assert_eq!(
+        all.last().map(|s| s.at_ms),
+        Some(10_000 + (MAX_SAMPLES + extra) as i64 - 1)
+    );
+}
