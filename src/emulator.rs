@@ -29,6 +29,7 @@ pub mod query;
 pub mod reconcile;
 pub mod render;
 pub mod runtime;
+pub mod secrets;
 pub mod split;
 pub mod store;
 pub mod strategy;
