@@ -9,9 +9,12 @@
 # release binaries (provider, bentocloud-local, bentocloud-bench), runs scripts/bench/bench.py and
 # writes BENCHMARKS.md and docs/images/rolling-update.png. Prints the table of medians and ratios.
 #
-# Not part of the test suite. Takes about 10 minutes on 2 cores. Knobs (environment):
+# Not part of the test suite. Takes about 25 minutes on 2 cores. Knobs (environment):
 #   BENCH_REPEATS (5)  runs per figure     BENCH_FLEET (200)  deployments for the plan figure
 #   BENCH_LIST (10000) deployments listed by the data source
+#   BENCH_ONLY (all)   stages to run again, e.g. `podwait` (rollout waits through a lagging status,
+#                      about 13 minutes; its rows are the "Rollout waits" section of BENCHMARKS.md)
+#   BENCH_PODWAIT_BASELINE_ROUNDS (1)  rounds of the podwait baseline (2 minutes per change)
 # Everything runs on loopback; work files are in .work/bench (recreated on every run).
 
 set -euo pipefail

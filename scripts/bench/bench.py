@@ -47,6 +47,7 @@ CLUSTER = "local-east"
 
 results = {}  # figure key -> dict
 errors = []  # stages that failed
+ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))  # stages to run again (all when empty)
 procs = []
 
 
@@ -746,6 +747,200 @@ def bench_rolling(srv):
     draw(*picture)
 
 
+# ------------------------------------------------------------------------------------------
+# Rollout waits through a lagging status (issue 16 §2): the stage `podwait`
+
+PODWAIT_LAG_MS = 10_000
+PODWAIT_KINDS = (("bento", "bento change"), ("env", "env-only change"), ("secret", "secret rotation redeploy"),
+                 ("scale", "scaling-only change"))
+# The baseline waits out the provider's settle window (2 minutes) on every change: one round by default.
+PODWAIT_BASE_ROUNDS = int(os.environ.get("BENCH_PODWAIT_BASELINE_ROUNDS", "1"))
+PODWAIT_BEGIN = "<!-- rollout-wait rows (issue 16): rewritten by scripts/bench.sh, stage podwait -->"
+PODWAIT_END = "<!-- end of the rollout-wait rows -->"
+
+
+def podwait_tf(name, bento, mode, replicas):
+    return BC_HEAD + f'''
+variable "pw" {{
+  type      = string
+  sensitive = true
+}}
+
+resource "bentocloud_secret" "db" {{
+  name  = "{name}-db"
+  items = {{
+    DB_PASSWORD = var.pw
+  }}
+}}
+
+resource "bentocloud_deployment" "app" {{
+  name                = "{name}"
+  cluster             = "{CLUSTER}"
+  bento               = "{bento}"
+  min_replicas        = {replicas}
+  max_replicas        = {replicas}
+  deployment_strategy = "RollingUpdate"
+  envs                = {{ MODE = "{mode}" }}
+  secrets             = [bentocloud_secret.db.name]
+  redeploy_triggers   = {{ db = bentocloud_secret.db.version }}
+}}
+'''
+
+
+def latest_ready(srv, name):
+    """(when the last replica of the deployment's latest revision became ready, in epoch seconds by the
+    server's clock, which is this machine's; how many of them are ready), from the server's state.db."""
+    db = sqlite3.connect(f"file:{os.path.join(srv.dir, 'state.db')}?mode=ro", uri=True, timeout=5)
+    row = db.execute("SELECT MAX(r.ready_at), COUNT(*) FROM replicas r JOIN deployments d ON d.id = r.deployment_id "
+                     "WHERE d.name = ? AND d.deleted_at IS NULL AND r.revision_uid = d.target_revision "
+                     "AND r.state = 'ready'", (name,)).fetchone()
+    db.close()
+    return (row[0] / 1000.0 if row and row[0] else float("nan")), (row[1] if row else 0)
+
+
+def after_next_sync(srv, name, timeout=3 * PODWAIT_LAG_MS / 1000):
+    """Returns right after the server's next status sync of `name`, so a change submitted now (a few
+    seconds of rollout) completes before the following one: the status never shows it in progress."""
+    first = srv.deployment(name)["rollout"]["status_synced_at"]
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if srv.deployment(name)["rollout"]["status_synced_at"] != first:
+            return
+        time.sleep(0.02)
+    log(f"no status sync of {name} within {timeout} s; measuring anyway")
+
+
+def decided_by(lp):
+    """What ended the provider's wait, from its INFO log: the pods, a status shown synced, or the settle window."""
+    text = open(lp, errors="replace").read() if os.path.exists(lp) else ""
+    if "on its pods' evidence" in text:
+        return "pods"
+    if "has passed since the submit" in text:
+        return "settle window"
+    if "now count for revision" in text:
+        return "status"
+    return "?"
+
+
+def bench_podwait(cli):
+    rounds = REPEATS
+    log(f"rollout waits through a {PODWAIT_LAG_MS // 1000} s status lag: {rounds} rounds of 4 changes, and "
+        f"{PODWAIT_BASE_ROUNDS} without the pods evidence (the settle window, 2 minutes per change)")
+    srv = Server("podwait", {"status_sync_ms": PODWAIT_LAG_MS})
+    for v in ("v1", "v2"):
+        srv.call("POST", "/api/local/v1/bentos", {"tag": f"podbench:{v}", "startup_seconds": 1.0})
+    out = {k: {"runs_new": [], "runs_base": [], "how_new": [], "how_base": [], "apply_new": [], "apply_base": []}
+           for k, _ in PODWAIT_KINDS}
+    for mode, n_rounds, extra in (("new", rounds, {}), ("base", PODWAIT_BASE_ROUNDS,
+                                                       {"BENTOCLOUD_BENCH_WAIT_WITHOUT_PODS": "1"})):
+        name = f"podwait-{mode}"
+        cfg = {"bento": "podbench:v1", "mode": "a", "replicas": 2, "pw": 0}
+
+        def write():
+            with open(os.path.join(tfd.dir, "main.tf"), "w") as f:
+                f.write(podwait_tf(name, cfg["bento"], cfg["mode"], cfg["replicas"]))
+            with open(os.path.join(tfd.dir, "terraform.tfvars"), "w") as f:
+                f.write(f'pw = "pw-{cfg["pw"]}"\n')
+
+        tfd = TfDir(name, podwait_tf(name, "podbench:v1", "a", 2), cli, srv.env())
+        write()
+        tfd.init()
+        tfd.run("apply", "-input=false", "-no-color", "-auto-approve", extra_env=extra)
+        for r in range(n_rounds):
+            for kind, _ in PODWAIT_KINDS:
+                if kind == "bento":
+                    cfg["bento"] = "podbench:v2" if cfg["bento"] == "podbench:v1" else "podbench:v1"
+                elif kind == "env":
+                    cfg["mode"] = "b" if cfg["mode"] == "a" else "a"
+                elif kind == "secret":
+                    cfg["pw"] += 1
+                else:
+                    cfg["replicas"] = 3 if cfg["replicas"] == 2 else 2
+                write()
+                lp = os.path.join(WORK, f"podwait-{mode}-{r}-{kind}.log")
+                if os.path.exists(lp):
+                    os.remove(lp)
+                after_next_sync(srv, name)
+                el, _ = tfd.run("apply", "-input=false", "-no-color", "-auto-approve",
+                                extra_env=dict(extra, PLUGIN_LOG_FILE=lp))
+                t_exit = time.time()
+                ready_at, ready = latest_ready(srv, name)
+                if ready != cfg["replicas"]:
+                    log(f"{name} {kind}: {ready} replicas of the latest revision ready at exit, "
+                        f"{cfg['replicas']} wanted")
+                how = decided_by(lp)
+                log(f"{name} {kind}: apply {el:.1f} s, returned {t_exit - ready_at:.2f} s after the last replica "
+                    f"was ready ({how})")
+                out[kind][f"runs_{mode}"].append(t_exit - ready_at)
+                out[kind][f"how_{mode}"].append(how)
+                out[kind][f"apply_{mode}"].append(el)
+    for k, _ in PODWAIT_KINDS:
+        out[k]["new"] = med(out[k]["runs_new"])
+        out[k]["base"] = med(out[k]["runs_base"])
+    results["podwait"] = out
+    srv.stop()
+
+
+def podwait_section():
+    """The rollout-wait table, with the command that produced it."""
+    P = results.get("podwait")
+    if not P:
+        return None
+    cmd = f"BENCH_ONLY={','.join(sorted(ONLY))} {CMDLINE}" if ONLY else CMDLINE
+    rows = []
+    for k, label in PODWAIT_KINDS:
+        f = Missing(P.get(k, {}))
+        rows.append((f"apply returns after the last replica is ready: {label}, {PODWAIT_LAG_MS // 1000} s status lag",
+                     fmt_s(f["new"]), f"status and settle window alone: {fmt_s(f['base'])}", ratio(f["new"], f["base"]),
+                     "<= 2 s", verdict(f["new"] <= 2)))
+    head = "| Figure | bentocloud | Baseline | Ratio | Target | Verdict |\n|---|---|---|---|---|---|\n"
+    table = head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+    details = []
+    for k, label in PODWAIT_KINDS:
+        f = Missing(P.get(k, {}))
+        details.append(f"- {label}: after the last replica was ready, per run (s) "
+                       + ", ".join(f"{x:.2f} ({h})" for x, h in zip(f["runs_new"], f.get("how_new") or []))
+                       + "; baseline " + ", ".join(f"{x:.2f} ({h})" for x, h in zip(f["runs_base"], f.get("how_base") or []))
+                       + "; whole apply (s) " + ", ".join(f"{x:.1f}" for x in f["apply_new"])
+                       + "; baseline " + ", ".join(f"{x:.1f}" for x in f["apply_base"]))
+    return f"""{PODWAIT_BEGIN}
+## Rollout waits through a lagging status (issue 16 §2)
+
+Produced by `{cmd}` on {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}: {machine()}.
+
+A 2-replica `RollingUpdate` deployment (a bento that starts in 1 s, a secret, `redeploy_triggers`) on a
+`bentocloud-local` whose status sync runs every {PODWAIT_LAG_MS // 1000} s; each change is submitted right after a sync, so
+its rollout (a few seconds) ends before the next one and the status never shows it in progress. The figure is the
+time from the last replica of the new revision becoming ready (its `ready_at` in the server's `state.db`) to the exit
+of `terraform apply`, median of {REPEATS} rounds; the baseline is the same with the pods evidence turned off
+(`BENTOCLOUD_BENCH_WAIT_WITHOUT_PODS=1`: the status and the provider's default 2-minute settle window alone), over
+{PODWAIT_BASE_ROUNDS} round(s). In brackets, what ended each wait (from the provider's log): `pods`, a `status` shown
+synced, or the `settle window`. Where the second goes: while it reads the pods the provider polls once a second (a GET
+and a pods read: at most 2 requests per second), then Terraform writes the state and exits.
+
+{table}
+{chr(10).join(details)}
+{PODWAIT_END}
+"""
+
+
+def write_podwait_section():
+    text = podwait_section()
+    if text is None:
+        return
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    old = open(path).read() if os.path.exists(path) else ""
+    if PODWAIT_BEGIN in old and PODWAIT_END in old:
+        before, rest = old.split(PODWAIT_BEGIN, 1)
+        after = rest.split(PODWAIT_END, 1)[1]
+        new = before + text.rstrip("\n") + after
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    with open(path, "w") as f:
+        f.write(new)
+    print(text)
+
+
 def draw(pre, t_up, summary):
     import matplotlib
     matplotlib.use("Agg")
@@ -841,7 +1036,7 @@ class Missing(dict):
         return float("nan")
 
 
-def report(started):
+def report(started, write=True):
     R = {k: Missing(v) for k, v in results.items()}
     for k in ("plan_1", f"plan_{FLEET}", "requests", "handshake", "mem_plan", "wait", "list", "rolling"):
         R.setdefault(k, Missing())
@@ -993,6 +1188,11 @@ How each figure is taken:
     # A hand-written analysis after this marker survives regeneration.
     marker = "<!-- hand-written analysis below: kept by scripts/bench.sh -->"
     path = os.path.join(ROOT, "BENCHMARKS.md")
+    if not write:
+        # BENCH_ONLY without the figures of a previous run: the other rows are unknown, keep the file's.
+        log("no previous run's figures (.work/bench/results.json): BENCHMARKS.md's main table is kept as is")
+        print(table)
+        return
     if os.path.exists(path):
         old = open(path).read()
         if marker in old:
@@ -1005,9 +1205,10 @@ How each figure is taken:
 
 def main():
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    only = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
+    only = ONLY
     prev = os.path.join(WORK, "results.json")
-    if only and os.path.exists(prev):
+    had_prev = os.path.exists(prev)
+    if only and had_prev:
         # BENCH_ONLY=stage,...: run those stages again, keep the other figures of the last run.
         results.update(json.load(open(prev)))
         for d in ("mirror", "mirror-mem", "mirror-cpu", "tf", "srv-live", "srv-fleet", "srv-list") + tuple(
@@ -1050,6 +1251,7 @@ def main():
         fleet.stop()
         stage("list", bench_list, cli, cli_mem, wrap)
         stage("refresh", bench_refresh, cli, cli_cpu, cpu_wrap)
+        stage("podwait", bench_podwait, cli)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -1060,7 +1262,9 @@ def main():
                     p.kill()
     with open(os.path.join(WORK, "results.json"), "w") as f:
         json.dump(results, f, indent=1, default=str)
-    report(started)
+    report(started, write=not (only and not had_prev))
+    if not only or "podwait" in only:
+        write_podwait_section()
 
 
 if __name__ == "__main__":
