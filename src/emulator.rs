@@ -153,7 +153,7 @@ pub fn prepare(cfg: &Config, addr: SocketAddr) -> Result<(AppState, Started), St
     let st = store::Store::open(&cfg.data_dir.join("state.db"))?;
     let org = cfg.platform.organization.clone();
     let token = st
-        .tx(|c| {
+        .tx(|c| -> error::Result<String> {
             let now = cfg.clock.now_ms();
             store::sync_platform(c, &cfg.platform, now)?;
             // Replicas died with any previous process: say so before answering anything.
@@ -268,5 +268,5 @@ pub fn add_org_token(data_dir: &Path, org: &str) -> Result<String, String> {
     let st = store::Store::open(&data_dir.join("state.db"))?;
     let token = store::new_token();
     st.tx(|c| store::add_token(c, org, &token, &format!("{org}-admin"), store::now_ms()))
-        .map_err(|e| e.message())
+        .map_err(|e| error::ApiError::from(e).message())
 }

@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use rusqlite::Connection;
 
 use super::error::ApiError;
+use super::error::Result;
 use super::store::{
     self, Behaviour, BentoRow, CanaryRow, CanaryVersionRow, DeploymentRow, InstanceTypeRow,
-    Principal, Result, RevisionRow,
+    Principal, RevisionRow,
 };
 use super::vocab::Phase;
 use crate::api::{
@@ -73,7 +74,7 @@ pub fn resolve_bento(
     if !services.is_empty() {
         beh.services = services.to_vec();
     }
-    store::put_bento(c, org, &repo, &version, &beh, now)
+    Ok(store::put_bento(c, org, &repo, &version, &beh, now)?)
 }
 
 /// Checks per-service settings against `crate::rules` and the cluster's instance types.
@@ -361,7 +362,7 @@ fn new_revision(
         d.phase = Phase::Rolling;
         d.status = DeploymentStatus::Deploying;
     }
-    store::save_deployment(c, d)
+    Ok(store::save_deployment(c, d)?)
 }
 
 fn generated_name(repo: &str) -> String {

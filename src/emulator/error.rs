@@ -4,7 +4,11 @@
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::store::StoreError;
 use crate::api::ErrorBody;
+
+/// What handlers and the domain modules return.
+pub type Result<T> = std::result::Result<T, ApiError>;
 
 /// An API failure. Each variant fixes the HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +62,18 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message())
+    }
+}
+
+/// The store's failures keep the responses they had: a missing record is a 404, anything else
+/// a 500 naming the storage problem.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::Inconsistent(m) => Self::Internal(m),
+            e @ (StoreError::Sqlite(_) | StoreError::Json(_)) => Self::Internal(e.to_string()),
+        }
     }
 }
 

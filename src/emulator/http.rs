@@ -27,8 +27,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
 
+use super::error::Result;
 use super::error::{json_error, trace_id, ApiError};
-use super::store::{self, Principal, Result};
+use super::store::{self, Principal};
 use super::AppState;
 
 /// Largest request body accepted.
@@ -122,14 +123,19 @@ fn ok<T: Serialize>(v: T) -> Response {
 }
 
 /// Runs `f` on the blocking pool with the store (SQLite calls block).
-async fn db<T: Send + 'static>(
+/// `f` may fail with the store's error or the API's; either becomes the API's.
+async fn db<T: Send + 'static, E: Send + 'static>(
     s: &AppState,
-    f: impl FnOnce(&store::Store) -> Result<T> + Send + 'static,
-) -> Result<T> {
+    f: impl FnOnce(&store::Store) -> std::result::Result<T, E> + Send + 'static,
+) -> Result<T>
+where
+    ApiError: From<E>,
+{
     let st = s.store.clone();
-    tokio::task::spawn_blocking(move || f(&st))
+    let out = tokio::task::spawn_blocking(move || f(&st))
         .await
-        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))?;
+    Ok(out?)
 }
 
 /// Builds the router.

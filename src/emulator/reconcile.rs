@@ -63,10 +63,11 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 use super::config::Timing;
+use super::error::Result;
 use super::render::{desired, desired_for, run_services, scaling_bounds};
 use super::runtime::{Environment, Load, RouteUpdate, Runtime};
 use super::split::Split;
-use super::store::{self, BentoRow, DeploymentRow, ReplicaRow, Result, Store, MAIN_TARGET};
+use super::store::{self, BentoRow, DeploymentRow, ReplicaRow, Store, MAIN_TARGET};
 use super::strategy::{self, Counts, Drain};
 use super::vocab::{Phase, ReplicaState};
 use crate::api::{DeploymentConfig, DeploymentStatus, Strategy};
@@ -100,14 +101,15 @@ pub async fn run(
 /// One pass over every active deployment, each in its own transaction; after each commit the
 /// deployment's route is published, and at the end anything no longer live is forgotten.
 pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()> {
-    let ids: Vec<i64> =
-        s.with(|c| Ok(store::active_deployments(c)?.iter().map(|d| d.id).collect()))?;
+    let ids: Vec<i64> = s.with(|c| -> Result<_> {
+        Ok(store::active_deployments(c)?.iter().map(|d| d.id).collect())
+    })?;
     let mut deps = HashSet::new();
     let mut live = HashSet::new();
     for id in ids {
         // The route is published inside the transaction, before the commit: by the time the
         // API shows a status, the endpoint already routes accordingly.
-        let res = s.tx(|c| {
+        let res = s.tx(|c| -> Result<()> {
             reconcile(c, rt, timing, id, now)?;
             let d = store::deployment_by_id(c, id)?;
             if d.deleted_at.is_some() || d.phase == Phase::Terminated {

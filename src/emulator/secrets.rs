@@ -5,7 +5,8 @@
 use rusqlite::Connection;
 
 use super::error::ApiError;
-use super::store::{self, Principal, Result, SecretRow};
+use super::error::Result;
+use super::store::{self, Principal, SecretRow};
 use crate::api::{CreateSecretRequest, SecretContent, UpdateSecretRequest};
 
 /// Checks a secret's content: its type, at least one item, item keys (environment variable

@@ -13,11 +13,38 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
 use super::config::{InstanceTypeSpec, PlatformConfig};
-use super::error::ApiError;
 use super::vocab::{Phase, ReplicaState};
 use crate::api::{DeploymentConfig, DeploymentStatus, LabelItem, SecretContent};
 
-pub type Result<T> = std::result::Result<T, ApiError>;
+/// A failure of the store. The HTTP layer turns it into its response
+/// (`From<StoreError> for ApiError` in [`super::error`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed (I/O, a constraint, a lock held too long).
+    #[error("storage: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored JSON column does not parse or a value does not serialise.
+    #[error("stored json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// What the caller named does not exist; the message says what.
+    #[error("{0}: record not found")]
+    NotFound(String),
+    /// A row that must exist is gone, or the platform has no cluster: a bug or a damaged
+    /// database, never the caller's input.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+impl StoreError {
+    fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound(what.into())
+    }
+    fn inconsistent(what: impl Into<String>) -> Self {
+        Self::Inconsistent(what.into())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -101,7 +128,10 @@ impl Store {
     }
 
     /// Runs `f` with the connection (callers wrap writes in a transaction).
-    pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    pub fn with<T, E>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
@@ -111,11 +141,16 @@ impl Store {
     /// (`bentocloud-local tokens add` on a live data dir); a deferred transaction that reads
     /// and then writes after the other process committed fails at once with "database is
     /// locked" instead.
-    pub fn tx<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub fn tx<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(StoreError::from)?;
             let out = f(&tx)?;
-            tx.commit()?;
+            tx.commit().map_err(StoreError::from)?;
             Ok(out)
         })
     }
@@ -356,11 +391,11 @@ pub fn cluster(c: &Connection, name: Option<&str>) -> Result<ClusterRow> {
         None => all
             .into_iter()
             .next()
-            .ok_or_else(|| ApiError::internal("no cluster configured")),
+            .ok_or_else(|| StoreError::inconsistent("no cluster configured")),
         Some(n) => all
             .into_iter()
             .find(|c| c.name == n)
-            .ok_or_else(|| ApiError::not_found(format!("cluster {n:?} not found"))),
+            .ok_or_else(|| StoreError::not_found(format!("cluster {n:?} not found"))),
     }
 }
 
@@ -475,7 +510,7 @@ pub fn bento_by_id(c: &Connection, id: i64) -> Result<BentoRow> {
     let x = c
         .query_row(&format!("{BENTO_SELECT} WHERE b.id = ?1"), [id], bento_row)
         .optional()?;
-    finish_bento(x)?.ok_or_else(|| ApiError::internal(format!("bento #{id} vanished")))
+    finish_bento(x)?.ok_or_else(|| StoreError::inconsistent(format!("bento #{id} vanished")))
 }
 
 /// The bento `repo:version`, or with `version == None` the newest of the repo.
@@ -555,7 +590,7 @@ pub fn put_bento(
         params![repo_id, version, new_uid(), now, beh],
     )?;
     find_bento(c, org_id, repo, Some(version))?
-        .ok_or_else(|| ApiError::internal("bento vanished after insert"))
+        .ok_or_else(|| StoreError::inconsistent("bento vanished after insert"))
 }
 
 // ---------------------------------------------------------------- deployments
@@ -660,7 +695,7 @@ pub fn deployment_by_id(c: &Connection, id: i64) -> Result<DeploymentRow> {
     query_deps(c, "id = ?1", &[&id])?
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::internal(format!("deployment #{id} vanished")))
+        .ok_or_else(|| StoreError::inconsistent(format!("deployment #{id} vanished")))
 }
 
 /// Live deployments of an org (all clusters).
@@ -808,7 +843,8 @@ pub fn revision(c: &Connection, uid: &str) -> Result<RevisionRow> {
             },
         )
         .optional()?;
-    let (mut rev, cfg) = x.ok_or_else(|| ApiError::internal(format!("revision {uid} vanished")))?;
+    let (mut rev, cfg) =
+        x.ok_or_else(|| StoreError::inconsistent(format!("revision {uid} vanished")))?;
     (rev.config, rev.canary) = revision_config_parse(&cfg)?;
     Ok(rev)
 }

@@ -9,8 +9,9 @@ use super::{db, ok, opt, params};
 use crate::api::ListResponse;
 use crate::emulator::deployments::{self, Caller};
 use crate::emulator::error::ApiError;
+use crate::emulator::error::Result;
 use crate::emulator::query;
-use crate::emulator::store::{self, Principal, Result};
+use crate::emulator::store::{self, Principal};
 use crate::emulator::{render, AppState};
 use axum::routing::get;
 use axum::Router;
@@ -71,7 +72,7 @@ pub(super) async fn instance_types(
 ) -> Result<Response> {
     let cluster = opt(&params(q), "cluster").map(str::to_string);
     let items = db(&s, move |st| {
-        st.with(|c| {
+        st.with(|c| -> Result<_> {
             let cl = store::cluster(c, cluster.as_deref())?;
             Ok(store::instance_types(c, &cl.name)?
                 .iter()
@@ -89,11 +90,11 @@ pub(super) async fn get_repo(
     Path(repo): Path<String>,
 ) -> Result<Response> {
     let r = db(&s, move |st| {
-        st.with(|c| {
+        st.with(|c| -> Result<_> {
             let (uid, created) = store::find_repo(c, p.org.id, &repo)?.ok_or_else(|| {
                 ApiError::not_found(format!("bento repository {repo:?} not found"))
             })?;
-            render::repository(c, p.org.id, &repo, &uid, created)
+            Ok(render::repository(c, p.org.id, &repo, &uid, created)?)
         })
     })
     .await?;
@@ -116,7 +117,7 @@ pub(super) async fn list_bentos(
                     "bento repository {repo:?} not found"
                 )));
             }
-            store::repo_bentos(c, p.org.id, &repo)
+            Ok(store::repo_bentos(c, p.org.id, &repo)?)
         })
     })
     .await?;

@@ -12,8 +12,9 @@ use super::{db, ok, opt, params, read_json};
 use crate::api::{CreateDeploymentRequest, ListResponse, UpdateDeploymentRequest};
 use crate::emulator::deployments::{self, Caller};
 use crate::emulator::error::ApiError;
+use crate::emulator::error::Result;
 use crate::emulator::query::{self, Candidate, Filter};
-use crate::emulator::store::{self, Principal, Result};
+use crate::emulator::store::{self, Principal};
 use crate::emulator::{render, AppState};
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -212,7 +213,7 @@ pub(super) async fn list_as<T: Serialize + Send + 'static>(
     let cluster = opt(&q, "cluster").map(str::to_string);
     let base = s.base_url.clone();
     let out = db(&s, move |st| {
-        st.with(|c| {
+        st.with(|c| -> Result<_> {
             if let Some(cl) = &cluster {
                 store::cluster(c, Some(cl))?;
             }

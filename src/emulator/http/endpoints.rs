@@ -6,7 +6,8 @@ use axum::response::Response;
 
 use super::db;
 use crate::emulator::error::ApiError;
-use crate::emulator::store::{self, Result};
+use crate::emulator::error::Result;
+use crate::emulator::store::{self};
 use crate::emulator::AppState;
 use axum::routing::any;
 use axum::Router;
@@ -52,7 +53,7 @@ async fn serve_endpoint(
     let unavailable = format!("deployment {name:?} in cluster {cluster:?} has no ready replica");
     let missing = ApiError::not_found(format!("deployment {name:?} not found"));
     let found = db(&s, move |st| {
-        st.with(|c| {
+        st.with(|c| -> Result<_> {
             let Some(o) = c
                 .query_row("SELECT id FROM orgs WHERE name = ?1", [&org], |r| {
                     r.get::<_, i64>(0)

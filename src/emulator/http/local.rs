@@ -11,8 +11,9 @@ use super::deployments::{get_as, list_as};
 use super::{db, ok, opt, params, read_json};
 use crate::emulator::deployments;
 use crate::emulator::error::ApiError;
+use crate::emulator::error::Result;
 use crate::emulator::faults;
-use crate::emulator::store::{self, Behaviour, Principal, Result};
+use crate::emulator::store::{self, Behaviour, Principal};
 use crate::emulator::{render, AppState, RegisterBento};
 use axum::routing::{get, post};
 use axum::Router;
@@ -68,7 +69,7 @@ pub(super) async fn get_local_revisions(
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
     get_as(s, p, name, q, |c, _, _, d| {
-        crate::emulator::timeline::revisions(c, d)
+        Ok(crate::emulator::timeline::revisions(c, d)?)
     })
     .await
 }
@@ -84,9 +85,9 @@ pub(super) async fn get_local_timeline(
     let cluster = opt(&params(q), "cluster").map(str::to_string);
     let now = s.clock.now_ms();
     let doc = db(&s, move |st| {
-        st.with(|c| {
+        st.with(|c| -> Result<_> {
             let d = deployments::get(c, &p, cluster.as_deref(), &name)?;
-            crate::emulator::timeline::read(c, &d, now)
+            Ok(crate::emulator::timeline::read(c, &d, now)?)
         })
     })
     .await?;
@@ -100,7 +101,7 @@ fn local_dep(
     p: &Principal,
     d: &store::DeploymentRow,
 ) -> Result<render::LocalDeployment> {
-    render::local_deployment(c, &p.org, d, base)
+    Ok(render::local_deployment(c, &p.org, d, base)?)
 }
 
 fn secs_to_ms(what: &str, v: f64) -> Result<i64> {

@@ -9,9 +9,10 @@ use axum::Extension;
 use super::{db, ok, opt, params, read_json};
 use crate::api::{CreateSecretRequest, ListResponse, UpdateSecretRequest};
 use crate::emulator::error::ApiError;
+use crate::emulator::error::Result;
 use crate::emulator::query;
 use crate::emulator::secrets::{self, ListQuery};
-use crate::emulator::store::{self, Principal, Result, SecretRow};
+use crate::emulator::store::{self, Principal, SecretRow};
 use crate::emulator::{render, AppState};
 use axum::routing::get;
 use axum::Router;
@@ -76,7 +77,7 @@ pub(super) async fn list_secrets(
 ) -> Result<Response> {
     let lq = list_query(q)?;
     let out = db(&s, move |st| {
-        st.with(|c| {
+        st.with(|c| -> Result<_> {
             let (total, rows) = secrets::list(c, p.org.id, &lq)?;
             let items = rows
                 .iter()

@@ -59,7 +59,7 @@ fn world() -> World {
         .tx(|c| {
             store::sync_platform(c, &PlatformConfig::default(), 0)?;
             store::add_token(c, "org", "tok", "me", 0)?;
-            Ok(store::principal(c, "tok")?.expect("p"))
+            Ok::<_, crate::emulator::error::ApiError>(store::principal(c, "tok")?.expect("p"))
         })
         .expect("seed");
     World {
@@ -150,7 +150,7 @@ impl World {
             let (d, reps) = self
                 .s
                 .with(|c| {
-                    Ok((
+                    Ok::<_, crate::emulator::error::ApiError>((
                         store::deployment_by_id(c, id)?,
                         store::live_replicas(c, id)?,
                     ))
@@ -447,7 +447,7 @@ fn after_a_restart_the_status_is_deploying_until_replicas_serve_again() {
     assert_eq!(n, 1);
     let (d, reps) =
         w.s.with(|c| {
-            Ok((
+            Ok::<_, crate::emulator::error::ApiError>((
                 store::deployment_by_id(c, id)?,
                 store::live_replicas(c, id)?,
             ))

@@ -8,7 +8,7 @@ fn schema_tokens_platform_and_bentos_round_trip() {
         .tx(|c| {
             sync_platform(c, &PlatformConfig::default(), 1)?;
             add_token(c, "acme", "t1", "alice", 1)?;
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .expect("seed");
     store
@@ -20,14 +20,17 @@ fn schema_tokens_platform_and_bentos_round_trip() {
             assert_eq!(first.name, "local-east");
             assert!(first.is_first);
             assert!(!cluster(c, Some("local-west"))?.is_first);
-            assert!(matches!(cluster(c, Some("x")), Err(ApiError::NotFound(_))));
+            assert!(matches!(
+                cluster(c, Some("x")),
+                Err(StoreError::NotFound(_))
+            ));
             assert_eq!(instance_types(c, "local-west")?.len(), 5);
             put_bento(c, p.org.id, "iris", "v1", &Behaviour::default(), 10)?;
             put_bento(c, p.org.id, "iris", "v2", &Behaviour::default(), 13)?;
             let latest = find_bento(c, p.org.id, "iris", None)?.expect("latest");
             assert_eq!(latest.version, "v2");
             assert_eq!(repo_bentos(c, p.org.id, "iris")?.len(), 2);
-            Ok(())
+            Ok::<_, StoreError>(())
         })
         .expect("checks");
     // Re-syncing keeps uids stable.
@@ -93,7 +96,7 @@ fn an_unknown_stored_phase_or_status_is_an_error() {
                 deployment_by_id(c, id)
             })
             .expect_err(col);
-        let msg = e.message();
+        let msg = e.to_string();
         assert!(msg.contains(&format!("unknown {what} {bad:?}")), "{msg}");
         store
             .with(|c| {
@@ -101,7 +104,7 @@ fn an_unknown_stored_phase_or_status_is_an_error() {
                     "UPDATE deployments SET phase = 'rolling', reported_status = 'unknown'",
                     [],
                 )?;
-                Ok(())
+                Ok::<_, StoreError>(())
             })
             .expect("restore");
     }
