@@ -2,21 +2,35 @@
 //! (`/api/v1`, `/api/v2`, the pods websockets) from durable SQLite state, and a reconciler
 //! moves deployments through the real statuses as time passes.
 //!
-//! Entry points: [`serve`] (bind-and-run, for tests and the CLI), or [`prepare`] then
-//! [`run`] when the caller wants to print the endpoint first; [`app`] builds the router.
+//! Entry points: [`serve`] (serve on a bound listener until shutdown), or [`prepare`] then
+//! [`run`] when the caller needs the endpoint and token before serving (the CLI prints them;
+//! `prepare` returns them once the data dir is ready, `run` then serves); [`app`] builds the
+//! router.
 //! On start the endpoint URL is written to `DIR/endpoint` and the token to `DIR/token`.
 //! Plain HTTP by default; with [`Config::tls`] the API, the websockets and the deployment
 //! endpoints are served over TLS (rustls) and every URL it hands out is `https://`.
 //!
-//! Module map: [`config`] (clusters, instance types, timings), [`store`] (SQLite schema and
-//! rows), [`vocab`] (phases, replica states, statuses: typed, stored as text),
-//! [`deployments`] (validated commands), [`reconcile`] (rollouts, replicas,
-//! autoscaling), [`strategy`] (each rollout strategy's decision, a pure function), [`runtime`] (what the reconciler needs from whatever runs replicas),
-//! [`fleet`] (real replica servers, probes, the endpoint reverse proxy),
-//! [`split`] (which target, `main` or a canary version, a request goes to), [`render`] (rows
-//! to `crate::api` documents), [`query`] (list filters), [`http`] (routes, auth, body limits),
-//! [`error`] (the `{"error": ...}` responses), [`ui`] (the web page at `/`), [`timeline`]
-//! (each deployment's revisions and replica counts over its last rollout, for the page).
+//! Module map, one job each:
+//! - [`clock`]: what "now" is, the wall clock or a manual one a test steps.
+//! - [`config`]: the platform (clusters, instance types, timings) and its validation.
+//! - [`store`]: the SQLite schema and typed rows; fails with its own [`store::StoreError`].
+//! - [`vocab`]: phases, replica states and statuses, typed and stored as text.
+//! - [`deployments`]: the deployment commands (create, update, void_update, terminate,
+//!   delete), validated against the platform.
+//! - [`secrets`]: the organisation secret commands, validated.
+//! - [`reconcile`]: moves deployments through rollouts, replicas and autoscaling over time.
+//! - [`strategy`]: each rollout strategy's next step, a pure function.
+//! - [`runtime`]: what the reconciler needs from whatever runs replicas.
+//! - [`fleet`]: real replica servers, their probes, and the endpoint reverse proxy.
+//! - [`split`]: which target (`main` or a canary version) a request goes to.
+//! - [`render`]: rows to `crate::api` documents.
+//! - [`query`]: the list endpoints' filters and paging.
+//! - [`http`]: the router, auth, body limits, and one handler module per API area.
+//! - [`error`]: the API's error type and its `{"error": ...}` responses.
+//! - [`faults`]: injected faults on the API routes (off unless configured).
+//! - [`tls`]: serving HTTPS with rustls.
+//! - [`ui`]: the web page at `/`.
+//! - [`timeline`]: each deployment's revisions and replica counts over its last rollout.
 
 pub mod clock;
 pub mod config;
@@ -242,7 +256,9 @@ pub async fn run(
 }
 
 /// Binds nothing itself: serves on `listener` (port 0 works; the real address is in
-/// `DIR/endpoint`) until `shutdown` resolves.
+/// `DIR/endpoint`) until `shutdown` resolves, and returns what [`prepare`] returned only
+/// then. A caller that needs the endpoint or token while the server runs calls [`prepare`]
+/// then [`run`]: `prepare` hands them over before anything is served.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     cfg: Config,
@@ -267,6 +283,7 @@ pub fn add_org_token(data_dir: &Path, org: &str) -> Result<String, String> {
         .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
     let st = store::Store::open(&data_dir.join("state.db"))?;
     let token = store::new_token();
-    st.tx(|c| store::add_token(c, org, &token, &format!("{org}-admin"), store::now_ms()))
+    let now = Clock::Real.now_ms();
+    st.tx(|c| store::add_token(c, org, &token, &format!("{org}-admin"), now))
         .map_err(|e| error::ApiError::from(e).message())
 }

@@ -3,8 +3,8 @@
 //! before the HTTP response is sent, so a `kill -9` loses nothing acknowledged.
 //!
 //! Times are milliseconds since the Unix epoch (wall clock), so the reconciler resumes from
-//! the same timeline after a restart. Nothing here reads the clock: callers pass `now` (the
-//! server from [`now_ms`], tests from a clock they drive by hand).
+//! the same timeline after a restart. Nothing here reads the clock: callers pass `now`, read
+//! from [`super::clock`] (the wall clock, or a manual one a test steps).
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -97,11 +97,6 @@ CREATE TABLE IF NOT EXISTS secrets (
   creator TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
   UNIQUE (org_id, name));
 "#;
-
-/// Now, in milliseconds since the epoch.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 /// 16 random hex digits: the uid shape of BentoCloud resources.
 pub fn new_uid() -> String {
