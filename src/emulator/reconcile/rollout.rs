@@ -1,0 +1,352 @@
+//! What one pass does to a deployment's replicas: autoscaling the serving revision, keeping
+//! its replicas and canary versions up, and rolling a new revision out per strategy (or
+//! failing it).
+
+use super::*;
+
+/// Sets the desired count of each service of the serving revision from the endpoint load.
+pub(super) fn autoscale(cx: &mut Ctx, d: &DeploymentRow, load: Load) -> Result<()> {
+    let rev = d.serving_revision.clone();
+    if rev.is_empty() {
+        return Ok(());
+    }
+    let (cfg, bento) = {
+        let r = cx.rev(&rev)?;
+        (r.config.clone(), r.bento.clone())
+    };
+    let target = cx.timing.scale_target_in_flight.max(1) as usize;
+    let need = |n: usize| n.div_ceil(target);
+    for s in run_services(&cfg, &bento) {
+        let (min, max) = scaling_bounds(&cfg, &s);
+        let (min, max) = (min as usize, max as usize);
+        let cur = cx.desired(d, &cfg, &s, false)?;
+        let idle = load.in_flight == 0 && load.idle_ms >= cx.timing.scale_to_zero_idle_ms;
+        let floor = if min == 0 && idle { 0 } else { min.max(1) };
+        let up = need(load.peak);
+        let next = if up > cur {
+            up
+        } else {
+            need(load.window_peak).max(floor)
+        };
+        let next = next.clamp(floor.min(max), max);
+        if next != cur {
+            tracing::info!(deployment = %d.name, service = %s, from = cur, to = next, in_flight = load.peak, "autoscaling");
+            store::scale_set(cx.c, d.id, &s, next as i64, cx.now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Keeps the serving revision at its desired count (replaces crashed replicas) and, once it
+/// is healthy, drains `main` replicas of any other revision; its canary versions are kept by
+/// [`canary`].
+pub(super) fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<()> {
+    let rev = d.serving_revision.clone();
+    if rev.is_empty() {
+        for r in reps.iter_mut() {
+            cx.drain(r)?;
+        }
+        return Ok(());
+    }
+    let (cfg, bento) = {
+        let r = cx.rev(&rev)?;
+        (r.config.clone(), r.bento.clone())
+    };
+    for s in run_services(&cfg, &bento) {
+        let desired = cx.desired(d, &cfg, &s, false)?;
+        let live: Vec<usize> = (0..reps.len())
+            .filter(|&i| {
+                reps[i].is_main()
+                    && reps[i].revision_uid == rev
+                    && reps[i].service == s
+                    && reps[i].state != ReplicaState::Draining
+            })
+            .collect();
+        for _ in live.len()..desired {
+            cx.start(d, &rev, MAIN_TARGET, &s)?;
+        }
+        // Surplus: drain starting replicas first, then the newest.
+        let mut live = live;
+        live.sort_by_key(|&i| {
+            (
+                reps[i].state == ReplicaState::Ready,
+                std::cmp::Reverse(reps[i].id),
+            )
+        });
+        let extra = live.len().saturating_sub(desired);
+        for &i in live.iter().take(extra) {
+            cx.drain(&mut reps[i])?;
+        }
+    }
+    if serving_healthy(cx, d, &rev, reps)? {
+        for r in reps
+            .iter_mut()
+            .filter(|r| r.is_main() && r.revision_uid != rev)
+        {
+            cx.drain(r)?;
+        }
+    }
+    canary(cx, d, &rev, reps, false)?;
+    Ok(())
+}
+
+/// Is every service of every canary version of `rev` at its desired count of ready replicas?
+pub(super) fn canary_ready(cx: &mut Ctx, rev: &str, reps: &[ReplicaRow]) -> Result<bool> {
+    let versions = cx.rev(rev)?.versions.clone();
+    for (name, v) in &versions {
+        for s in run_services(&v.config, &v.bento) {
+            let ready = reps
+                .iter()
+                .filter(|r| {
+                    r.revision_uid == rev
+                        && r.target == *name
+                        && r.service == s
+                        && r.state == ReplicaState::Ready
+                })
+                .count();
+            if ready < desired_for(&v.config, &s) as usize {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Canary replicas, for the revision `rev` whose routing the endpoint applies (the target of a
+/// rollout, else the serving revision; see [`routing`]). Each service of each version runs its
+/// version's base count, `max(min_replicas, 1)` of the version's own scaling (canary versions do
+/// not autoscale); all are started at once, surplus ones drained (starting first, newest
+/// first). Replicas of the same version from other revisions keep serving its traffic until
+/// every service of the version has its count ready in `rev`, then drain; replicas of a version
+/// `rev` does not have (removed with `canary: null`, or renamed) drain at once, as the endpoint
+/// stops sending them traffic. With `rolling`, a canary replica not ready within the progress
+/// deadline fails the rollout, like a `main` one: returns the reason.
+pub(super) fn canary(
+    cx: &mut Ctx,
+    d: &DeploymentRow,
+    rev: &str,
+    reps: &mut [ReplicaRow],
+    rolling: bool,
+) -> Result<Option<String>> {
+    let versions = cx.rev(rev)?.versions.clone();
+    for r in reps
+        .iter_mut()
+        .filter(|r| !r.is_main() && !versions.iter().any(|(name, _)| *name == r.target))
+    {
+        cx.drain(r)?;
+    }
+    let now = cx.now;
+    for (name, v) in &versions {
+        let mut all_ready = true;
+        for s in run_services(&v.config, &v.bento) {
+            let want = desired_for(&v.config, &s) as usize;
+            let of = |r: &ReplicaRow| r.revision_uid == rev && r.target == *name && r.service == s;
+            if rolling {
+                if let Some(stuck) = reps.iter().find(|r| {
+                    of(r)
+                        && r.state == ReplicaState::Starting
+                        && now - r.started_at > cx.timing.progress_deadline_ms
+                }) {
+                    return Ok(Some(format!(
+                        "rollout of revision {rev} failed: replica {} of canary version {name:?}, service {s:?} (bento {}) did not become ready within {}s (readiness probe /readyz kept failing){}",
+                        stuck.uid,
+                        v.bento.tag(),
+                        cx.timing.progress_deadline_ms as f64 / 1000.0,
+                        serving_note(d)
+                    )));
+                }
+            }
+            let mut live: Vec<usize> = (0..reps.len())
+                .filter(|&i| of(&reps[i]) && reps[i].state != ReplicaState::Draining)
+                .collect();
+            for _ in live.len()..want {
+                cx.start(d, rev, name, &s)?;
+            }
+            live.sort_by_key(|&i| {
+                (
+                    reps[i].state == ReplicaState::Ready,
+                    std::cmp::Reverse(reps[i].id),
+                )
+            });
+            let extra = live.len().saturating_sub(want);
+            for &i in live.iter().take(extra) {
+                cx.drain(&mut reps[i])?;
+            }
+            let ready = reps
+                .iter()
+                .filter(|r| of(r) && r.state == ReplicaState::Ready)
+                .count();
+            all_ready &= ready >= want;
+        }
+        if all_ready {
+            for r in reps
+                .iter_mut()
+                .filter(|r| r.target == *name && r.revision_uid != rev)
+            {
+                cx.drain(r)?;
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A rollout that failed: the new revision's starting replicas (every target) are drained, the
+/// serving revision keeps serving.
+pub(super) fn fail(
+    cx: &mut Ctx,
+    d: &mut DeploymentRow,
+    reps: &mut [ReplicaRow],
+    msg: String,
+) -> Result<()> {
+    for r in reps
+        .iter_mut()
+        .filter(|r| r.revision_uid == d.target_revision && r.state == ReplicaState::Starting)
+    {
+        cx.drain(r)?;
+    }
+    d.phase = Phase::Failed;
+    d.status = DeploymentStatus::Failed;
+    d.message = msg;
+    d.phase_since = cx.now;
+    Ok(())
+}
+
+/// One step of the rollout of `d.target_revision`: its `main` target service by service per
+/// strategy ([`roll_service`]), its canary versions by [`canary`]; complete once both are.
+pub(super) fn roll(cx: &mut Ctx, d: &mut DeploymentRow, reps: &mut [ReplicaRow]) -> Result<()> {
+    let target = d.target_revision.clone();
+    let (cfg, bento) = {
+        let r = cx.rev(&target)?;
+        (r.config.clone(), r.bento.clone())
+    };
+    let services = run_services(&cfg, &bento);
+    let mut all_done = true;
+    for s in &services {
+        match roll_service(cx, d, &cfg, &bento, s, reps)? {
+            ServiceRoll::Done => {}
+            ServiceRoll::Rolling => all_done = false,
+            ServiceRoll::Stuck(msg) => return fail(cx, d, reps, msg),
+        }
+    }
+    if let Some(msg) = canary(cx, d, &target, reps, true)? {
+        return fail(cx, d, reps, msg);
+    }
+    if all_done && canary_ready(cx, &target, reps)? {
+        for r in reps
+            .iter_mut()
+            .filter(|r| r.revision_uid != target || r.is_main() && !services.contains(&r.service))
+        {
+            cx.drain(r)?;
+        }
+        d.phase = Phase::Complete;
+        d.status = DeploymentStatus::Running;
+        d.serving_revision = target;
+        d.message = String::new();
+        d.phase_since = cx.now;
+    } else {
+        d.status = DeploymentStatus::Deploying;
+    }
+    Ok(())
+}
+
+/// Where one service of a rollout's `main` target stands after a pass.
+pub(super) enum ServiceRoll {
+    /// Every new replica is ready and no old one is left serving.
+    Done,
+    Rolling,
+    /// A new replica missed the progress deadline: the rollout fails with this reason.
+    Stuck(String),
+}
+
+/// One pass of the rollout of `service`'s `main` replicas: the progress deadline, then what the
+/// strategy decides from the counts ([`strategy::step`]), then what every strategy shares:
+/// old replicas still starting are drained (unless the serving revision still needs them), and
+/// so are new ones beyond the desired count.
+pub(super) fn roll_service(
+    cx: &mut Ctx,
+    d: &DeploymentRow,
+    cfg: &DeploymentConfig,
+    bento: &BentoRow,
+    service: &str,
+    reps: &mut [ReplicaRow],
+) -> Result<ServiceRoll> {
+    let target = d.target_revision.as_str();
+    let now = cx.now;
+    let desired = cx.desired(d, cfg, service, true)?;
+    let is = |r: &ReplicaRow, new: bool, states: &[ReplicaState]| {
+        r.is_main()
+            && (r.revision_uid == target) == new
+            && r.service == service
+            && states.contains(&r.state)
+    };
+    if let Some(stuck) = reps.iter().find(|r| {
+        is(r, true, &[ReplicaState::Starting])
+            && now - r.started_at > cx.timing.progress_deadline_ms
+    }) {
+        return Ok(ServiceRoll::Stuck(format!(
+            "rollout of revision {target} failed: replica {} of service {service:?} (bento {}) did not become ready within {}s (readiness probe /readyz kept failing){}",
+            stuck.uid,
+            bento.tag(),
+            cx.timing.progress_deadline_ms as f64 / 1000.0,
+            serving_note(d)
+        )));
+    }
+    let n = |new: bool, state: ReplicaState| reps.iter().filter(|r| is(r, new, &[state])).count();
+    let counts = Counts {
+        desired,
+        new_ready: n(true, ReplicaState::Ready),
+        new_starting: n(true, ReplicaState::Starting),
+        old_ready: n(false, ReplicaState::Ready),
+        old_starting: n(false, ReplicaState::Starting),
+        old_draining: n(false, ReplicaState::Draining),
+        since_new_ready_ms: reps
+            .iter()
+            .filter(|r| is(r, true, &[ReplicaState::Ready]))
+            .filter_map(|r| r.ready_at)
+            .max()
+            .map(|t| now - t),
+    };
+    let step = strategy::step(strategy(cfg, service), &counts, cx.timing.ramp_pause_ms);
+    let old_live = [ReplicaState::Starting, ReplicaState::Ready];
+    if step.drain == Drain::All {
+        for r in reps.iter_mut().filter(|r| is(r, false, &old_live)) {
+            cx.drain(r)?;
+        }
+    }
+    for _ in 0..step.start {
+        cx.start(d, target, MAIN_TARGET, service)?;
+    }
+    // Old replicas still starting go, unless they belong to the serving revision and are
+    // needed (restarted after a control-plane restart).
+    for r in reps
+        .iter_mut()
+        .filter(|r| is(r, false, &[ReplicaState::Starting]))
+        .filter(|r| r.revision_uid != d.serving_revision || counts.new_ready >= desired)
+    {
+        cx.drain(r)?;
+    }
+    if let Drain::Ready(oldest) = step.drain {
+        for r in reps
+            .iter_mut()
+            .filter(|r| is(r, false, &[ReplicaState::Ready]))
+            .take(oldest)
+        {
+            cx.drain(r)?;
+        }
+    }
+    // Surplus new replicas (fewer desired than running): starting ones first, oldest first.
+    let mut surplus: Vec<usize> = (0..reps.len())
+        .filter(|&i| is(&reps[i], true, &old_live))
+        .collect();
+    surplus.sort_by_key(|&i| (reps[i].state == ReplicaState::Ready, reps[i].id));
+    let extra = surplus.len().saturating_sub(desired);
+    for &i in surplus.iter().take(extra) {
+        cx.drain(&mut reps[i])?;
+    }
+    let old_left = reps.iter().filter(|r| is(r, false, &old_live)).count();
+    Ok(if counts.new_ready < desired || old_left > 0 {
+        ServiceRoll::Rolling
+    } else {
+        ServiceRoll::Done
+    })
+}
