@@ -234,17 +234,9 @@ impl Fleet {
         let stats = route.stats.clone();
         let _busy = InFlight::enter(&stats, &self.clock);
         let (parts, body) = req.into_parts();
-        let bytes = match http_body_util::Limited::new(body, MAX_PROXY_BODY)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                return Some(json_error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("cannot read the request body (limit {MAX_PROXY_BODY} bytes): {e}"),
-                ))
-            }
+        let bytes = match read_proxied_body(body).await {
+            Ok(b) => b,
+            Err(resp) => return Some(resp),
         };
         let path_q = match parts.uri.query() {
             Some(q) => format!("/{rest}?{q}"),
@@ -278,17 +270,7 @@ impl Fleet {
             if cands.is_empty() {
                 let holding = route.wake && route.ready.is_empty() && start.elapsed() < wake_limit;
                 if !holding {
-                    let msg = if tried.is_empty() {
-                        if route.wake {
-                            format!("deployment {name:?} did not wake up within {} ms (scaled to zero; no replica became ready)", self.timing.wake_timeout_ms)
-                        } else {
-                            format!(
-                                "deployment {name:?} in cluster {cluster:?} has no ready replica"
-                            )
-                        }
-                    } else {
-                        format!("no replica of deployment {name:?} could answer: {last_err}")
-                    };
+                    let msg = self.unavailable(name, cluster, route.wake, &tried, &last_err);
                     return Some(json_error(StatusCode::SERVICE_UNAVAILABLE, msg));
                 }
                 // Scaled to zero: hold the request until a route with a ready replica is
@@ -299,44 +281,15 @@ impl Fleet {
             }
             let i = self.rr.fetch_add(1, Ordering::Relaxed) % cands.len();
             let p = cands[i].clone();
-            let uri: Uri = match format!("http://127.0.0.1:{}{path_q}", p.port).parse() {
-                Ok(u) => u,
-                Err(e) => {
-                    return Some(json_error(
-                        StatusCode::BAD_REQUEST,
-                        format!("invalid path: {e}"),
-                    ))
-                }
-            };
-            let mut out = Request::builder().method(parts.method.clone()).uri(uri);
-            for (k, v) in parts.headers.iter() {
-                if k != header::HOST && k != header::CONNECTION && k.as_str() != "keep-alive" {
-                    out = out.header(k, v);
-                }
-            }
-            let out = match out.body(Full::new(bytes.clone())) {
+            let out = match upstream_request(&parts, &path_q, p.port, &bytes) {
                 Ok(r) => r,
-                Err(e) => {
-                    return Some(json_error(
-                        StatusCode::BAD_REQUEST,
-                        format!("cannot forward the request: {e}"),
-                    ))
-                }
+                Err(msg) => return Some(json_error(StatusCode::BAD_REQUEST, msg)),
             };
             p.proxied.fetch_add(1, Ordering::AcqRel);
             let res = self.client.request(out).await;
             p.proxied.fetch_sub(1, Ordering::AcqRel);
             match res {
-                Ok(resp) => {
-                    let mut resp = resp.map(Body::new);
-                    if let Ok(v) = HeaderValue::from_str(&p.spec.replica) {
-                        resp.headers_mut().insert("x-bentocloud-replica", v);
-                    }
-                    if let Ok(v) = HeaderValue::from_str(&p.spec.target) {
-                        resp.headers_mut().insert("x-bentocloud-target", v);
-                    }
-                    return Some(resp);
-                }
+                Ok(resp) => return Some(tagged(resp.map(Body::new), &p)),
                 Err(e) => {
                     last_err = format!("replica {} (port {}): {e}", p.spec.replica, p.port);
                     tracing::debug!(error = %last_err, "proxy retries on another replica");
@@ -345,6 +298,77 @@ impl Fleet {
             }
         }
     }
+}
+
+impl Fleet {
+    /// Why a request got no answer: nothing woke up, nothing was ready, or every replica
+    /// tried failed (the last failure).
+    fn unavailable(
+        &self,
+        name: &str,
+        cluster: &str,
+        wake: bool,
+        tried: &[u16],
+        last_err: &str,
+    ) -> String {
+        if !tried.is_empty() {
+            return format!("no replica of deployment {name:?} could answer: {last_err}");
+        }
+        if wake {
+            format!(
+                "deployment {name:?} did not wake up within {} ms (scaled to zero; no replica became ready)",
+                self.timing.wake_timeout_ms
+            )
+        } else {
+            format!("deployment {name:?} in cluster {cluster:?} has no ready replica")
+        }
+    }
+}
+
+/// Reads a proxied request's body, at most [`MAX_PROXY_BODY`] bytes (413 past it).
+async fn read_proxied_body(body: Body) -> Result<Bytes, Response<Body>> {
+    match http_body_util::Limited::new(body, MAX_PROXY_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("cannot read the request body (limit {MAX_PROXY_BODY} bytes): {e}"),
+        )),
+    }
+}
+
+/// The request to send to the replica on `port`: same method, path, query and headers
+/// (but the hop-by-hop ones), same body. The error says why it cannot be built (a 400).
+fn upstream_request(
+    parts: &axum::http::request::Parts,
+    path_q: &str,
+    port: u16,
+    bytes: &Bytes,
+) -> Result<Request<Full<Bytes>>, String> {
+    let uri: Uri = format!("http://127.0.0.1:{port}{path_q}")
+        .parse()
+        .map_err(|e| format!("invalid path: {e}"))?;
+    let mut out = Request::builder().method(parts.method.clone()).uri(uri);
+    for (k, v) in parts.headers.iter() {
+        if k != header::HOST && k != header::CONNECTION && k.as_str() != "keep-alive" {
+            out = out.header(k, v);
+        }
+    }
+    out.body(Full::new(bytes.clone()))
+        .map_err(|e| format!("cannot forward the request: {e}"))
+}
+
+/// A replica's answer, with which replica and target gave it.
+fn tagged(mut resp: Response<Body>, p: &Proc) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(&p.spec.replica) {
+        resp.headers_mut().insert("x-bentocloud-replica", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&p.spec.target) {
+        resp.headers_mut().insert("x-bentocloud-target", v);
+    }
+    resp
 }
 
 /// The replicas of `pool` not tried yet by this request and not stopping.
