@@ -689,72 +689,84 @@ async fn handle(p: Arc<Proc>, req: Request<Incoming>) -> Result<Response<Full<By
             }
         }
         "/livez" | "/healthz" => reply(StatusCode::OK, text_ct, "ok".into()),
-        "/metrics" => {
-            let labels = format!(
-                "service=\"{}\",bento=\"{}\",revision=\"{}\",replica=\"{}\"",
-                p.spec.service, p.spec.tag, p.spec.revision, p.spec.replica
-            );
-            let body = format!(
-                "# HELP bentoml_service_request_total Requests served by this replica.\n\
+        "/metrics" => metrics(&p),
+        _ => serve_request(&p, req, path, json_ct).await,
+    })
+}
+
+/// `/metrics`: the replica's request counters in Prometheus text format.
+fn metrics(p: &Proc) -> Response<Full<Bytes>> {
+    let labels = format!(
+        "service=\"{}\",bento=\"{}\",revision=\"{}\",replica=\"{}\"",
+        p.spec.service, p.spec.tag, p.spec.revision, p.spec.replica
+    );
+    let body = format!(
+        "# HELP bentoml_service_request_total Requests served by this replica.\n\
                  # TYPE bentoml_service_request_total counter\n\
                  bentoml_service_request_total{{{labels}}} {}\n\
                  # HELP bentoml_service_request_in_progress Requests in flight in this replica.\n\
                  # TYPE bentoml_service_request_in_progress gauge\n\
                  bentoml_service_request_in_progress{{{labels}}} {}\n",
-                p.served.load(Ordering::Relaxed),
-                p.in_flight.load(Ordering::Relaxed),
-            );
-            reply(StatusCode::OK, "text/plain; version=0.0.4", body)
-        }
-        _ => {
-            p.in_flight.fetch_add(1, Ordering::AcqRel);
-            let _busy = Busy(&p.in_flight);
-            let sleep_ms = req
-                .uri()
-                .query()
-                .and_then(|q| {
-                    url::form_urlencoded::parse(q.as_bytes())
-                        .find(|(k, _)| k == "sleep_ms")
-                        .and_then(|(_, v)| v.parse::<u64>().ok())
-                })
-                .unwrap_or(0)
-                .min(10_000);
-            if sleep_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
-            }
-            p.served.fetch_add(1, Ordering::Relaxed);
-            let mut body = json!({
-                "deployment": p.spec.deployment,
-                "cluster": p.spec.cluster,
-                "bento": p.spec.tag,
-                "revision": p.spec.revision,
-                "replica": p.spec.replica,
-                "target": p.spec.target,
-                "service": p.spec.service,
-                "method": req.method().as_str(),
-                "path": path,
-                "status": "ok",
-            });
-            // `?env=NAME` / `?file=PATH` (repeatable): what the service's code would read from
-            // its environment, as fixed when the replica started (`null` when unset).
-            let asked = req
-                .uri()
-                .query()
-                .map(|q| {
-                    url::form_urlencoded::parse(q.as_bytes())
-                        .into_owned()
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default();
-            for (k, v) in asked {
-                let (field, source) = match k.as_str() {
-                    "env" => ("env", &p.spec.env.vars),
-                    "file" => ("files", &p.spec.env.files),
-                    _ => continue,
-                };
-                body[field][v.as_str()] = source.get(&v).map_or(Value::Null, |x| json!(x));
-            }
-            reply(StatusCode::OK, json_ct, body.to_string())
-        }
-    })
+        p.served.load(Ordering::Relaxed),
+        p.in_flight.load(Ordering::Relaxed),
+    );
+    reply(StatusCode::OK, "text/plain; version=0.0.4", body)
+}
+
+/// Any other path: the service's answer (who served it; `?sleep_ms=N` waits first, `?env=`
+/// and `?file=` report what the service would read).
+async fn serve_request(
+    p: &Proc,
+    req: Request<Incoming>,
+    path: String,
+    json_ct: &'static str,
+) -> Response<Full<Bytes>> {
+    p.in_flight.fetch_add(1, Ordering::AcqRel);
+    let _busy = Busy(&p.in_flight);
+    let sleep_ms = req
+        .uri()
+        .query()
+        .and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "sleep_ms")
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        .min(10_000);
+    if sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
+    }
+    p.served.fetch_add(1, Ordering::Relaxed);
+    let mut body = json!({
+        "deployment": p.spec.deployment,
+        "cluster": p.spec.cluster,
+        "bento": p.spec.tag,
+        "revision": p.spec.revision,
+        "replica": p.spec.replica,
+        "target": p.spec.target,
+        "service": p.spec.service,
+        "method": req.method().as_str(),
+        "path": path,
+        "status": "ok",
+    });
+    // `?env=NAME` / `?file=PATH` (repeatable): what the service's code would read from
+    // its environment, as fixed when the replica started (`null` when unset).
+    let asked = req
+        .uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for (k, v) in asked {
+        let (field, source) = match k.as_str() {
+            "env" => ("env", &p.spec.env.vars),
+            "file" => ("files", &p.spec.env.files),
+            _ => continue,
+        };
+        body[field][v.as_str()] = source.get(&v).map_or(Value::Null, |x| json!(x));
+    }
+    reply(StatusCode::OK, json_ct, body.to_string())
 }
