@@ -258,6 +258,58 @@ pub(super) enum ServiceRoll {
     Stuck(String),
 }
 
+/// The `main` replicas of one service in a rollout to revision `target`.
+struct MainOf<'a> {
+    target: &'a str,
+    service: &'a str,
+}
+
+impl MainOf<'_> {
+    /// `r` is one of them, of the new revision (`new`) or an older one, in one of `states`.
+    fn is(&self, r: &ReplicaRow, new: bool, states: &[ReplicaState]) -> bool {
+        r.is_main()
+            && (r.revision_uid == self.target) == new
+            && r.service == self.service
+            && states.contains(&r.state)
+    }
+
+    /// What the strategy decides from.
+    fn counts(&self, reps: &[ReplicaRow], desired: usize, now: i64) -> Counts {
+        let n = |new: bool, state: ReplicaState| {
+            reps.iter().filter(|r| self.is(r, new, &[state])).count()
+        };
+        Counts {
+            desired,
+            new_ready: n(true, ReplicaState::Ready),
+            new_starting: n(true, ReplicaState::Starting),
+            old_ready: n(false, ReplicaState::Ready),
+            old_starting: n(false, ReplicaState::Starting),
+            old_draining: n(false, ReplicaState::Draining),
+            since_new_ready_ms: reps
+                .iter()
+                .filter(|r| self.is(r, true, &[ReplicaState::Ready]))
+                .filter_map(|r| r.ready_at)
+                .max()
+                .map(|t| now - t),
+        }
+    }
+
+    /// Surplus new replicas (fewer desired than running) drain: starting ones first, oldest
+    /// first.
+    fn drain_surplus(&self, cx: &mut Ctx, reps: &mut [ReplicaRow], desired: usize) -> Result<()> {
+        let live = [ReplicaState::Starting, ReplicaState::Ready];
+        let mut surplus: Vec<usize> = (0..reps.len())
+            .filter(|&i| self.is(&reps[i], true, &live))
+            .collect();
+        surplus.sort_by_key(|&i| (reps[i].state == ReplicaState::Ready, reps[i].id));
+        let extra = surplus.len().saturating_sub(desired);
+        for &i in surplus.iter().take(extra) {
+            cx.drain(&mut reps[i])?;
+        }
+        Ok(())
+    }
+}
+
 /// One pass of the rollout of `service`'s `main` replicas: the progress deadline, then what the
 /// strategy decides from the counts ([`strategy::step`]), then what every strategy shares:
 /// old replicas still starting are drained (unless the serving revision still needs them), and
@@ -273,12 +325,8 @@ pub(super) fn roll_service(
     let target = d.target_revision.as_str();
     let now = cx.now;
     let desired = cx.desired(d, cfg, service, true)?;
-    let is = |r: &ReplicaRow, new: bool, states: &[ReplicaState]| {
-        r.is_main()
-            && (r.revision_uid == target) == new
-            && r.service == service
-            && states.contains(&r.state)
-    };
+    let main = MainOf { target, service };
+    let is = |r: &ReplicaRow, new: bool, states: &[ReplicaState]| main.is(r, new, states);
     if let Some(stuck) = reps.iter().find(|r| {
         is(r, true, &[ReplicaState::Starting])
             && now - r.started_at > cx.timing.progress_deadline_ms
@@ -291,21 +339,7 @@ pub(super) fn roll_service(
             serving_note(d)
         )));
     }
-    let n = |new: bool, state: ReplicaState| reps.iter().filter(|r| is(r, new, &[state])).count();
-    let counts = Counts {
-        desired,
-        new_ready: n(true, ReplicaState::Ready),
-        new_starting: n(true, ReplicaState::Starting),
-        old_ready: n(false, ReplicaState::Ready),
-        old_starting: n(false, ReplicaState::Starting),
-        old_draining: n(false, ReplicaState::Draining),
-        since_new_ready_ms: reps
-            .iter()
-            .filter(|r| is(r, true, &[ReplicaState::Ready]))
-            .filter_map(|r| r.ready_at)
-            .max()
-            .map(|t| now - t),
-    };
+    let counts = main.counts(reps, desired, now);
     let step = strategy::step(strategy(cfg, service), &counts, cx.timing.ramp_pause_ms);
     let old_live = [ReplicaState::Starting, ReplicaState::Ready];
     if step.drain == Drain::All {
@@ -334,15 +368,7 @@ pub(super) fn roll_service(
             cx.drain(r)?;
         }
     }
-    // Surplus new replicas (fewer desired than running): starting ones first, oldest first.
-    let mut surplus: Vec<usize> = (0..reps.len())
-        .filter(|&i| is(&reps[i], true, &old_live))
-        .collect();
-    surplus.sort_by_key(|&i| (reps[i].state == ReplicaState::Ready, reps[i].id));
-    let extra = surplus.len().saturating_sub(desired);
-    for &i in surplus.iter().take(extra) {
-        cx.drain(&mut reps[i])?;
-    }
+    main.drain_surplus(cx, reps, desired)?;
     let old_left = reps.iter().filter(|r| is(r, false, &old_live)).count();
     Ok(if counts.new_ready < desired || old_left > 0 {
         ServiceRoll::Rolling
