@@ -188,6 +188,41 @@ fn with_defaults(
 /// `Literal["random", "header", "query"]` or null (v2.py:80-87).
 const ROUTE_TYPES: [&str; 3] = ["random", "header", "query"];
 
+/// A canary's routing: a known `route_type`, and a `route_by` unless the pick is random.
+fn check_canary_route(canary: &Canary) -> Result<()> {
+    if let Some(rt) = &canary.route_type {
+        if !ROUTE_TYPES.contains(&rt.as_str()) {
+            return Err(ApiError::bad(format!(
+                "canary.route_type is {rt:?}: use one of {}",
+                ROUTE_TYPES.join(", ")
+            )));
+        }
+        let by = canary.route_by.as_deref().unwrap_or("").trim();
+        if rt != "random" && by.is_empty() {
+            return Err(ApiError::bad(format!(
+                "canary.route_by is empty: route_type {rt:?} needs the name of the {} that picks the version",
+                if rt == "header" { "header" } else { "query parameter" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A canary version's name: 1 to 63 letters, digits, '-', '_' or '.', and not `main`.
+fn check_canary_version_name(name: &str, what: &str) -> Result<()> {
+    let valid_name = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+    if !valid_name || name == store::MAIN_TARGET {
+        return Err(ApiError::bad(format!(
+            "{what}a version name is 1 to 63 letters, digits, '-', '_' or '.', and not \"main\" (the main target's name)"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks a canary and resolves each version's bento. The shape is the official client's
 /// `DeploymentCanarySchema` (API doc §3.2); what the server stores is what §3.3/§10 say a
 /// response shows: one target per version (named after its key, with its own bento and config)
@@ -204,21 +239,7 @@ fn canary_row(
     access_authorization: bool,
     now: i64,
 ) -> Result<CanaryRow> {
-    if let Some(rt) = &canary.route_type {
-        if !ROUTE_TYPES.contains(&rt.as_str()) {
-            return Err(ApiError::bad(format!(
-                "canary.route_type is {rt:?}: use one of {}",
-                ROUTE_TYPES.join(", ")
-            )));
-        }
-        let by = canary.route_by.as_deref().unwrap_or("").trim();
-        if rt != "random" && by.is_empty() {
-            return Err(ApiError::bad(format!(
-                "canary.route_by is empty: route_type {rt:?} needs the name of the {} that picks the version",
-                if rt == "header" { "header" } else { "query parameter" }
-            )));
-        }
-    }
+    check_canary_route(canary)?;
     let mut row = CanaryRow {
         route_type: canary.route_type.clone(),
         route_by: canary.route_by.clone(),
@@ -227,16 +248,7 @@ fn canary_row(
     let mut total: i64 = 0;
     for (name, v) in canary.versions.iter().flatten() {
         let what = format!("canary version {name:?}: ");
-        let valid_name = !name.is_empty()
-            && name.len() <= 63
-            && name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
-        if !valid_name || name == store::MAIN_TARGET {
-            return Err(ApiError::bad(format!(
-                "{what}a version name is 1 to 63 letters, digits, '-', '_' or '.', and not \"main\" (the main target's name)"
-            )));
-        }
+        check_canary_version_name(name, &what)?;
         let tag = v.bento.as_deref().unwrap_or("").trim();
         if tag.is_empty() {
             return Err(ApiError::bad(format!(
