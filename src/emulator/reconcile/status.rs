@@ -64,15 +64,7 @@ pub(super) fn serving_healthy(
         (r.config.clone(), r.bento.clone())
     };
     for s in run_services(&cfg, &bento) {
-        let ready = reps
-            .iter()
-            .filter(|x| {
-                x.is_main()
-                    && x.revision_uid == rev
-                    && x.service == s
-                    && x.state == ReplicaState::Ready
-            })
-            .count();
+        let ready = ready_main(reps, rev, &s);
         if ready < cx.desired(d, &cfg, &s, false)? {
             return Ok(false);
         }
@@ -106,15 +98,7 @@ pub(super) fn serving_status(
     for s in run_services(&cfg, &bento) {
         let want = cx.desired(d, &cfg, &s, false)?;
         let base = (scaling_bounds(&cfg, &s).0.max(1) as usize).min(want);
-        let ready = reps
-            .iter()
-            .filter(|x| {
-                x.is_main()
-                    && x.revision_uid == rev
-                    && x.service == s
-                    && x.state == ReplicaState::Ready
-            })
-            .count();
+        let ready = ready_main(reps, &rev, &s);
         all_zero &= want == 0;
         any_ready |= ready > 0;
         healthy &= ready >= base;
@@ -139,4 +123,16 @@ pub(super) fn serving_status(
     } else {
         DeploymentStatus::Unhealthy
     })
+}
+
+/// How many `main` replicas of revision `rev` run `service` and are ready.
+fn ready_main(reps: &[ReplicaRow], rev: &str, service: &str) -> usize {
+    reps.iter()
+        .filter(|x| {
+            x.is_main()
+                && x.revision_uid == rev
+                && x.service == service
+                && x.state == ReplicaState::Ready
+        })
+        .count()
 }
