@@ -427,5 +427,21 @@ pub fn instance_types(c: &Connection, cluster: &str) -> Result<Vec<InstanceTypeR
     Ok(out)
 }
 
+/// The unit tests' fixture: a store in a fresh temporary directory with the default platform
+/// and one org `org` whose user `me` has token `tok`.
+#[cfg(test)]
+pub(crate) fn test_store() -> (tempfile::TempDir, Store, Principal) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = Store::open(&dir.path().join("state.db")).expect("open");
+    let p = s
+        .tx(|c| {
+            sync_platform(c, &PlatformConfig::default(), 0)?;
+            add_token(c, "org", "tok", "me", 0)?;
+            Ok::<_, StoreError>(principal(c, "tok")?.expect("p"))
+        })
+        .expect("seed");
+    (dir, s, p)
+}
+
 #[cfg(test)]
 mod tests;

@@ -3,16 +3,7 @@ use crate::api::{LabelItem, ServiceConfig};
 use crate::emulator::config::PlatformConfig;
 
 fn setup() -> (tempfile::TempDir, store::Store, Principal) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let s = store::Store::open(&dir.path().join("state.db")).expect("open");
-    let p = s
-        .tx(|c| {
-            store::sync_platform(c, &PlatformConfig::default(), 0)?;
-            store::add_token(c, "org", "tok", "me", 0)?;
-            Ok::<_, crate::emulator::error::ApiError>(store::principal(c, "tok")?.expect("p"))
-        })
-        .expect("seed");
-    (dir, s, p)
+    store::test_store()
 }
 
 fn req(name: &str, bento: &str) -> CreateDeploymentRequest {

@@ -1,6 +1,5 @@
 use super::*;
 use crate::api::{CreateDeploymentRequest, Scaling, ServiceConfig, UpdateDeploymentRequest};
-use crate::emulator::config::PlatformConfig;
 use crate::emulator::deployments::{self, Caller};
 use crate::emulator::runtime::Simulated;
 use crate::emulator::store::Behaviour;
@@ -53,15 +52,7 @@ impl Runtime for Recording {
 }
 
 fn world() -> World {
-    let dir = tempfile::tempdir().expect("tmp");
-    let s = Store::open(&dir.path().join("state.db")).expect("open");
-    let p = s
-        .tx(|c| {
-            store::sync_platform(c, &PlatformConfig::default(), 0)?;
-            store::add_token(c, "org", "tok", "me", 0)?;
-            Ok::<_, crate::emulator::error::ApiError>(store::principal(c, "tok")?.expect("p"))
-        })
-        .expect("seed");
+    let (dir, s, p) = store::test_store();
     World {
         _dir: dir,
         s,
