@@ -106,7 +106,8 @@ impl Resource for DeploymentResource {
             None => configured.client.get_deployment_opt(&cluster, &name).await,
         };
         match read {
-            Ok(Some(d)) => {
+            Ok(Some(mut d)) => {
+                self.unless_stale_stop(&configured.client, &mut d).await;
                 // A marker stays while its revision is the latest one; a newer revision (made
                 // elsewhere) is not ours to wait for or to re-submit.
                 let private = model::private_after_refresh(private_state, d.revision_uid());

@@ -344,7 +344,9 @@ pub fn made_anywhere_imported_updated_destroyed(v: TfVersion) {
 }
 
 /// `POST .../terminate` outside Terraform: the plan shows the deployment will be started
-/// again and says why; apply does, and waits until it serves.
+/// again and says why; apply does, and waits until it serves. The plan right after it is
+/// empty although the API may still report the stop (its status lags: the lagged variants
+/// make sure it does).
 pub fn stopped_elsewhere_is_brought_back(v: TfVersion) {
     let server = Server::start();
     server.register_bentos(&["iris:v1"]);

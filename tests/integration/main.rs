@@ -231,10 +231,12 @@ tf_test!(
     made_anywhere_imported_updated_destroyed_tf1_11,
     made_anywhere_imported_updated_destroyed_tf1_0
 );
-tf_test!(
+tf_test_lagged!(
     contract::stopped_elsewhere_is_brought_back,
     stopped_elsewhere_is_brought_back_tf1_11,
-    stopped_elsewhere_is_brought_back_tf1_0
+    stopped_elsewhere_is_brought_back_tf1_0,
+    stopped_elsewhere_is_brought_back_lag10s_tf1_11,
+    stopped_elsewhere_is_brought_back_lag10s_tf1_0
 );
 tf_test!(
     contract::failing_on_its_own_changes_no_plan,

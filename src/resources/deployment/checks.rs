@@ -193,6 +193,50 @@ impl DeploymentResource {
             .unwrap_or_else(|| DEFAULT_ENTRY_SERVICE.to_string())
     }
 
+    /// A `terminated`/`terminating` status that pods contradict is stale: BentoCloud refreshes
+    /// status after the fact (API doc §10: up to a minute or two), so right after an apply
+    /// started a stopped deployment again (a PUT), the status still says it is stopped while
+    /// the new revision's pods serve. Read as such it would plan the deployment's restart
+    /// again. When the pods stream shows a serving pod (ready, not terminating, not a
+    /// canary's) of the latest revision's bento, the status is taken as `running`, as a
+    /// rollout wait takes it once the pods show it done; a real stop leaves no serving pod
+    /// (terminate drains them). Pods that cannot be read leave the status as reported. Costs
+    /// one pods read per refresh of a stopped deployment only.
+    pub(super) async fn unless_stale_stop(&self, client: &Client, d: &mut Deployment) {
+        use crate::api::{DeploymentStatus, POD_BENTO_VERSION_LABEL};
+        if !matches!(
+            d.status,
+            DeploymentStatus::Terminated | DeploymentStatus::Terminating
+        ) {
+            return;
+        }
+        let Some(version) = d.bento_tag().and_then(|t| BentoTag::of(&t).version) else {
+            return;
+        };
+        let (cluster, name) = (d.cluster.meta.name.clone(), d.meta.name.clone());
+        let pods = match client.deployment_pods(&cluster, &name).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!("cannot read the pods of {cluster}/{name}: {e}");
+                return;
+            }
+        };
+        let serving = pods.iter().any(|p| {
+            p.status.ready
+                && !p.is_terminating()
+                && !p.status.is_canary
+                && p.labels.get(POD_BENTO_VERSION_LABEL) == Some(&version)
+        });
+        if serving {
+            tracing::info!(
+                "deployment {cluster}/{name} reports {}, but pods of its latest revision serve: \
+                 the status is stale, taken as running",
+                d.status
+            );
+            d.status = DeploymentStatus::Running;
+        }
+    }
+
     /// Plan-time warnings about the refreshed status: a deployment stopped outside Terraform
     /// (the plan brings it back), or one failing with no failed rollout of this state behind
     /// it (the plan changes nothing for it; the reason is read from its pods, best effort).
