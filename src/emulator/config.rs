@@ -90,7 +90,17 @@ pub struct Timing {
     /// platform's ancestor syncs from a goroutine, pod events and a one-minute cron; API doc
     /// §10). Create, update and void_update responses carry the previous status.
     pub status_sync_ms: i64,
+    /// A crashed replica is replaced only after this back-off, doubled for each further crash
+    /// of the same service within [`CRASH_MEMORY_MS`] and capped at 30 times itself: the
+    /// kubelet's `CrashLoopBackOff` (10 s, doubling, 5 min cap; reset after 10 min without a
+    /// crash), which keeps a crash-looping deployment `unhealthy` for the back-off rather than
+    /// healing it within a probe period.
+    pub crash_backoff_ms: i64,
 }
+
+/// Crashes older than this no longer lengthen the back-off (the kubelet resets its
+/// `CrashLoopBackOff` after a container ran 10 minutes).
+pub const CRASH_MEMORY_MS: i64 = 600_000;
 
 impl Default for Timing {
     fn default() -> Self {
@@ -107,7 +117,24 @@ impl Default for Timing {
             scale_to_zero_idle_ms: 2_000,
             wake_timeout_ms: 30_000,
             status_sync_ms: 2_000,
+            crash_backoff_ms: 10_000,
         }
+    }
+}
+
+impl Timing {
+    /// How long after the last of `crashes` recent crashes of a service its replacement
+    /// starts: [`Timing::crash_backoff_ms`], doubled for each further crash, capped at 30 times
+    /// itself (the kubelet's `CrashLoopBackOff`: 10 s, 20 s, 40 s, ... 5 min). No crash, no
+    /// wait.
+    pub fn crash_backoff(&self, crashes: i64) -> i64 {
+        let base = self.crash_backoff_ms;
+        if crashes <= 0 || base <= 0 {
+            return 0;
+        }
+        let doublings = u32::try_from(crashes - 1).unwrap_or(u32::MAX).min(16);
+        base.saturating_mul(1 << doublings)
+            .min(base.saturating_mul(30))
     }
 }
 

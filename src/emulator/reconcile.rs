@@ -68,7 +68,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
-use super::config::Timing;
+use super::config::{Timing, CRASH_MEMORY_MS};
 use super::error::Result;
 use super::render::{desired, desired_for, run_services, scaling_bounds};
 use super::runtime::{Environment, Load, RouteUpdate, Runtime};
@@ -315,6 +315,26 @@ impl Ctx<'_> {
         store::insert_replica(self.c, &r)?;
         self.changed = true;
         Ok(())
+    }
+
+    /// Is a replacement for crashed replicas of this service still in its crash back-off?
+    fn crash_backing_off(
+        &self,
+        d: &DeploymentRow,
+        rev: &str,
+        target: &str,
+        service: &str,
+    ) -> Result<bool> {
+        let key = store::ReplicaKey {
+            deployment_id: d.id,
+            revision: rev,
+            target,
+            service,
+        };
+        let since = self.now - CRASH_MEMORY_MS;
+        let (crashes, last) = store::crashes_since(self.c, &key, since)?;
+        let wait = self.timing.crash_backoff(crashes);
+        Ok(last.is_some_and(|at| self.now < at + wait))
     }
 
     /// Desired replicas of `service` in `cfg` (`rolling`: the target of a rollout).

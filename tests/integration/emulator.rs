@@ -1624,17 +1624,36 @@ async fn crashing_replica_is_unhealthy_then_replaced() {
         .await;
     s.create("", svc_body("crashy", "app:crashy", "RollingUpdate", 1, 1))
         .await;
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // The replacement waits for the crash back-off (10 s); meanwhile the pods list the crashed
+    // one as `CrashLoopBackOff`.
+    let deadline = Instant::now() + Duration::from_secs(40);
     let mut seen: Vec<String> = Vec::new();
+    let mut backoff_pod = None;
     while !seen.ends_with(&["running".into(), "unhealthy".into(), "running".into()]) {
         assert!(Instant::now() < deadline, "statuses seen: {seen:?}");
         let v = s.get("crashy", "").await.1;
         let st = v["status"].as_str().expect("status").to_string();
+        if st == "unhealthy" && backoff_pod.is_none() {
+            let pods = s.raw_pods("crashy").await;
+            backoff_pod = pods
+                .iter()
+                .find(|p| p["pod_status"]["status"] == "CrashLoopBackOff")
+                .cloned();
+        }
         if seen.last() != Some(&st) {
             seen.push(st);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let pod = backoff_pod.expect("a CrashLoopBackOff pod while unhealthy");
+    assert_eq!(pod["status"]["ready"], false, "{pod}");
+    assert_eq!(pod["warnings"][0]["reason"], "BackOff", "{pod}");
+    let pods = s.raw_pods("crashy").await;
+    assert!(
+        pods.iter()
+            .all(|p| p["pod_status"]["status"] != "CrashLoopBackOff"),
+        "replaced: no crash-looping pod is left: {pods:?}"
+    );
     s.stop().await;
 }
 

@@ -8,6 +8,7 @@ use axum::Extension;
 use serde_json::json;
 
 use super::{db, opt, params};
+use crate::emulator::config::{Timing, CRASH_MEMORY_MS};
 use crate::emulator::deployments;
 use crate::emulator::error::ApiError;
 use crate::emulator::error::Result;
@@ -37,13 +38,18 @@ fn pods(
     c: &rusqlite::Connection,
     p: &Principal,
     d: &store::DeploymentRow,
+    timing: &Timing,
+    now: i64,
 ) -> Result<Vec<serde_json::Value>> {
     let reps = store::live_replicas(c, d.id)?;
     let target = store::revision(c, &d.target_revision)?;
     let target_bento = store::bento_by_id(c, target.bento_id)?;
     let mut out = Vec::new();
-    for r in reps {
-        out.push(replica_pod(c, p, d, &target, &r)?);
+    for r in &reps {
+        out.push(replica_pod(c, p, d, &target, r)?);
+    }
+    for r in crash_looping(c, d, &reps, timing, now)? {
+        out.push(crash_looping_pod(replica_pod(c, p, d, &target, &r)?));
     }
     // A rollout that failed its progress deadline: Kubernetes keeps the new revision's pods,
     // not ready, with the probe failures as events; the emulator has already stopped those
@@ -147,6 +153,59 @@ fn replica_pod(
     }))
 }
 
+/// Crashed replicas still waiting for their replacement (the reconciler's crash back-off,
+/// [`Timing::crash_backoff`]): per service of a revision's target, those that crashed after
+/// its newest live replica started, while the back-off of its latest crash runs. Kubernetes
+/// restarts the container in place and keeps the pod, which the emulator's replacement
+/// replicas do not; these stand for such pods.
+fn crash_looping(
+    c: &rusqlite::Connection,
+    d: &store::DeploymentRow,
+    live: &[store::ReplicaRow],
+    timing: &Timing,
+    now: i64,
+) -> Result<Vec<store::ReplicaRow>> {
+    let crashed = store::crashed_replicas(c, d.id, now - CRASH_MEMORY_MS)?;
+    let same = |a: &store::ReplicaRow, b: &store::ReplicaRow| {
+        (&a.revision_uid, &a.target, &a.service) == (&b.revision_uid, &b.target, &b.service)
+    };
+    Ok(crashed
+        .iter()
+        .filter(|r| {
+            let of_key = crashed.iter().filter(|o| same(o, r));
+            let last = of_key.clone().filter_map(|o| o.stopped_at).max();
+            let backoff = timing.crash_backoff(of_key.count() as i64);
+            let newest_start = live
+                .iter()
+                .filter(|l| same(l, r))
+                .map(|l| l.started_at)
+                .max();
+            let stopped = r.stopped_at.unwrap_or(i64::MIN);
+            last.is_some_and(|last| now < last + backoff)
+                && newest_start.is_none_or(|start| stopped > start)
+        })
+        .cloned()
+        .collect())
+}
+
+/// The pod of a crashed replica in its back-off: not ready, `CrashLoopBackOff`, with the
+/// kubelet's `BackOff` event.
+fn crash_looping_pod(mut pod: serde_json::Value) -> serde_json::Value {
+    let name = pod["name"].as_str().unwrap_or_default().to_string();
+    pod["status"]["phase"] = json!("Running");
+    pod["status"]["ready"] = json!(false);
+    pod["pod_status"] = json!({
+        "status": "CrashLoopBackOff",
+        "phase": "Running",
+        "container_states": [],
+    });
+    pod["warnings"] = json!([{
+        "reason": "BackOff",
+        "message": format!("Back-off restarting failed container main in pod {name} (the container crashed: exited with an error)"),
+    }]);
+    pod
+}
+
 /// One not-ready pod per service of the failed revision `target`, with the probe failure and
 /// the deadline as warnings.
 fn failed_rollout_pods(
@@ -210,10 +269,11 @@ async fn pods_loop(
     let mut last: Option<String> = None;
     loop {
         let (p2, n2, c2) = (p.clone(), name.clone(), cluster.clone());
+        let (timing, now) = (s.timing.clone(), s.clock.now_ms());
         let payload = db(&s, move |st| {
             st.with(|c| {
                 let d = deployments::get(c, &p2, c2.as_deref(), &n2)?;
-                pods(c, &p2, &d)
+                pods(c, &p2, &d, &timing, now)
             })
         })
         .await;

@@ -37,7 +37,8 @@ pub(super) fn autoscale(cx: &mut Ctx, d: &DeploymentRow, load: Load) -> Result<(
     Ok(())
 }
 
-/// Keeps the serving revision at its desired count (replaces crashed replicas) and, once it
+/// Keeps the serving revision at its desired count (replaces crashed replicas, after the crash
+/// back-off: [`Timing::crash_backoff_ms`]) and, once it
 /// is healthy, drains `main` replicas of any other revision; its canary versions are kept by
 /// [`canary`].
 pub(super) fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow]) -> Result<()> {
@@ -62,8 +63,10 @@ pub(super) fn maintain(cx: &mut Ctx, d: &DeploymentRow, reps: &mut [ReplicaRow])
                     && reps[i].state != ReplicaState::Draining
             })
             .collect();
-        for _ in live.len()..desired {
-            cx.start(d, &rev, MAIN_TARGET, &s)?;
+        if live.len() < desired && !cx.crash_backing_off(d, &rev, MAIN_TARGET, &s)? {
+            for _ in live.len()..desired {
+                cx.start(d, &rev, MAIN_TARGET, &s)?;
+            }
         }
         // Surplus: drain starting replicas first, then the newest.
         let mut live = live;

@@ -355,7 +355,7 @@ fn image_build_failure_and_terminate() {
 }
 
 #[test]
-fn crashing_bento_is_unhealthy_then_restarted() {
+fn crashing_bento_is_unhealthy_for_its_crash_backoff_then_restarted() {
     let w = world();
     w.bento(
         "iris:v1",
@@ -365,16 +365,54 @@ fn crashing_bento_is_unhealthy_then_restarted() {
         },
     );
     let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);
-    let mut seen = Vec::new();
-    w.run(id, 0, 4_000, |d, _| {
-        if seen.last() != Some(&d.status) {
-            seen.push(d.status);
+    // (status, since when) of each status change the reconciler made.
+    let mut seen: Vec<(S, i64)> = Vec::new();
+    let mut now = 0;
+    w.run(id, 0, 40_000, |d, _| {
+        if seen.last().map(|s| s.0) != Some(d.status) {
+            seen.push((d.status, now));
         }
+        now += 50;
     });
+    let statuses: Vec<S> = seen.iter().map(|s| s.0).collect();
     assert!(
-        seen.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
+        statuses.starts_with(&[
+            S::Deploying,
+            S::Running,
+            S::Unhealthy,
+            S::Running,
+            S::Unhealthy,
+            S::Running
+        ]),
         "{seen:?}"
     );
+    // The first replacement waits the base back-off, the second twice that.
+    let base = Timing::default().crash_backoff_ms;
+    let unhealthy_for = |i: usize| seen[i + 1].1 - seen[i].1;
+    let startup = Behaviour::default().startup_ms;
+    for (i, backoff) in [(2, base), (4, 2 * base)] {
+        let took = unhealthy_for(i);
+        assert!(
+            took >= backoff && took <= backoff + startup + 200,
+            "unhealthy #{i} for {took} ms, back-off {backoff} ms: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn crash_backoff_doubles_per_crash_and_caps_at_thirty_times_the_base() {
+    let t = |base| Timing {
+        crash_backoff_ms: base,
+        ..Timing::default()
+    };
+    assert_eq!(t(10_000).crash_backoff(0), 0);
+    assert_eq!(t(0).crash_backoff(3), 0);
+    assert_eq!(t(10_000).crash_backoff(1), 10_000);
+    assert_eq!(t(10_000).crash_backoff(2), 20_000);
+    assert_eq!(t(10_000).crash_backoff(5), 160_000);
+    assert_eq!(t(10_000).crash_backoff(6), 300_000);
+    assert_eq!(t(10_000).crash_backoff(1_000), 300_000);
+    assert_eq!(t(i64::MAX / 2).crash_backoff(3), i64::MAX);
 }
 
 /// The replicas of a control plane started again: none of the previous process's exists;

@@ -47,23 +47,70 @@ pub fn live_replicas(c: &Connection, deployment_id: i64) -> Result<Vec<ReplicaRo
          ORDER BY id",
     )?;
     let [starting, ready, draining] = ReplicaState::LIVE;
-    let rows = st.query_map(params![deployment_id, starting, ready, draining], |r| {
-        Ok(ReplicaRow {
-            id: r.get(0)?,
-            uid: r.get(1)?,
-            deployment_id: r.get(2)?,
-            revision_uid: r.get(3)?,
-            target: r.get(11)?,
-            service: r.get(4)?,
-            state: r.get(5)?,
-            started_at: r.get(6)?,
-            ready_at: r.get(7)?,
-            drain_started_at: r.get(8)?,
-            stopped_at: r.get(9)?,
-            port: r.get(10)?,
-        })
-    })?;
+    let rows = st.query_map(
+        params![deployment_id, starting, ready, draining],
+        replica_row,
+    )?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Crashes of one service of a revision's target at or after `since`: how many, and when the
+/// last of them was (the reconciler's crash back-off).
+pub fn crashes_since(c: &Connection, r: &ReplicaKey<'_>, since: i64) -> Result<(i64, Option<i64>)> {
+    Ok(c.query_row(
+        "SELECT COUNT(*), MAX(stopped_at) FROM replicas
+         WHERE deployment_id = ?1 AND revision_uid = ?2 AND target = ?3 AND service = ?4
+           AND state = ?5 AND stopped_at >= ?6",
+        params![
+            r.deployment_id,
+            r.revision,
+            r.target,
+            r.service,
+            ReplicaState::Crashed,
+            since
+        ],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?)
+}
+
+/// Replicas of a deployment that crashed at or after `since`, oldest first.
+pub fn crashed_replicas(c: &Connection, deployment_id: i64, since: i64) -> Result<Vec<ReplicaRow>> {
+    let mut st = c.prepare(
+        "SELECT id, uid, deployment_id, revision_uid, service, state, started_at, ready_at,
+                drain_started_at, stopped_at, port, target
+         FROM replicas WHERE deployment_id = ?1 AND state = ?2 AND stopped_at >= ?3
+         ORDER BY id",
+    )?;
+    let rows = st.query_map(
+        params![deployment_id, ReplicaState::Crashed, since],
+        replica_row,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Which replicas: one service of one target of one revision of a deployment.
+pub struct ReplicaKey<'a> {
+    pub deployment_id: i64,
+    pub revision: &'a str,
+    pub target: &'a str,
+    pub service: &'a str,
+}
+
+fn replica_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReplicaRow> {
+    Ok(ReplicaRow {
+        id: r.get(0)?,
+        uid: r.get(1)?,
+        deployment_id: r.get(2)?,
+        revision_uid: r.get(3)?,
+        target: r.get(11)?,
+        service: r.get(4)?,
+        state: r.get(5)?,
+        started_at: r.get(6)?,
+        ready_at: r.get(7)?,
+        drain_started_at: r.get(8)?,
+        stopped_at: r.get(9)?,
+        port: r.get(10)?,
+    })
 }
 
 pub fn insert_replica(c: &Connection, r: &ReplicaRow) -> Result<i64> {
