@@ -11,7 +11,8 @@
 //! One file per job: `send` (one request: URL, auth, retries, the request budget, pages),
 //! one per API area (`catalog`: user, organisation, clusters, instance types, bentos;
 //! `deployments`; `secrets`; `pods`: the pods websocket), `error`, `retry`, `limit` and
-//! `transport` (what a failure means), and `snapshot` (the refresh's listings).
+//! `transport` (what a failure means), and `snapshot` (the refresh snapshot: a Terraform
+//! refresh's reads answered from listings).
 
 mod catalog;
 mod deployments;
