@@ -20,7 +20,6 @@
 // No panicking shortcuts outside tests: errors become diagnostics or HTTP errors instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod api;
 pub mod client;
 pub mod data_sources;
 pub mod diag;
@@ -30,10 +29,13 @@ pub mod handshake;
 pub mod logging;
 pub mod provider;
 pub mod resources;
-pub mod rules;
 pub mod schema;
 pub mod shared;
 pub mod wait;
+
+// The wire types and rules live in their own crate, shared with bentocloud-local; re-exported so
+// `crate::api::...`, `crate::rules::...` and `bentocloud::api` read as before.
+pub use bentocloud_api::{api, rules};
 
 #[cfg(feature = "local")]
 pub mod emulator;

@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
 use super::config::{InstanceTypeSpec, PlatformConfig};
-use super::vocab::{Phase, ReplicaState};
+use super::vocab::{Phase, ReplicaState, StoredStatus};
 use crate::api::{DeploymentConfig, DeploymentStatus, LabelItem, SecretContent};
 
 mod bentos;

@@ -1,8 +1,8 @@
 //! The emulator's closed vocabularies, typed: a deployment's rollout [`Phase`], a replica's
 //! [`ReplicaState`], and (from `crate::api`) the [`DeploymentStatus`] a deployment has and
-//! reports. SQLite stores each as its text spelling (the values data dirs have always held);
-//! reading a value that is not one of them is an error naming the column's vocabulary and the
-//! value, never a silent default.
+//! reports, stored through [`StoredStatus`]. SQLite stores each as its text spelling (the values
+//! data dirs have always held); reading a value that is not one of them is an error naming the
+//! column's vocabulary and the value, never a silent default.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
@@ -109,7 +109,27 @@ impl std::fmt::Display for UnknownValue {
 
 impl std::error::Error for UnknownValue {}
 
-/// `Display`, `ToSql` and `FromSql` through `ALL` and `as_str`.
+/// Reads the value of `all` whose `as_str` spelling the column holds.
+fn from_text<T: Copy>(
+    v: ValueRef<'_>,
+    what: &'static str,
+    all: &[T],
+    as_str: fn(T) -> &'static str,
+) -> FromSqlResult<T> {
+    let s = v.as_str()?;
+    all.iter()
+        .copied()
+        .find(|x| as_str(*x) == s)
+        .ok_or_else(|| {
+            FromSqlError::Other(Box::new(UnknownValue {
+                what,
+                value: s.to_string(),
+                known: all.iter().map(|x| as_str(*x)).collect(),
+            }))
+        })
+}
+
+/// `ToSql` and `FromSql` through `ALL` and `as_str`.
 macro_rules! stored_as_text {
     ($t:ty, $what:literal) => {
         impl ToSql for $t {
@@ -120,17 +140,7 @@ macro_rules! stored_as_text {
 
         impl FromSql for $t {
             fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-                let s = v.as_str()?;
-                <$t>::ALL
-                    .into_iter()
-                    .find(|x| x.as_str() == s)
-                    .ok_or_else(|| {
-                        FromSqlError::Other(Box::new(UnknownValue {
-                            what: $what,
-                            value: s.to_string(),
-                            known: <$t>::ALL.iter().map(|x| x.as_str()).collect(),
-                        }))
-                    })
+                from_text(v, $what, &<$t>::ALL, <$t>::as_str)
             }
         }
     };
@@ -138,7 +148,30 @@ macro_rules! stored_as_text {
 
 stored_as_text!(Phase, "deployment phase");
 stored_as_text!(ReplicaState, "replica state");
-stored_as_text!(DeploymentStatus, "deployment status");
+
+/// A [`DeploymentStatus`] as a column value. The type belongs to `bentocloud-api`, so the
+/// orphan rule keeps its `ToSql`/`FromSql` here, on this wrapper: bind `StoredStatus(s)`, read
+/// `r.get::<_, StoredStatus>(i)?.0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredStatus(pub DeploymentStatus);
+
+impl ToSql for StoredStatus {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.0.as_str()))
+    }
+}
+
+impl FromSql for StoredStatus {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        from_text(
+            v,
+            "deployment status",
+            &DeploymentStatus::ALL,
+            DeploymentStatus::as_str,
+        )
+        .map(StoredStatus)
+    }
+}
 
 impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -210,11 +243,14 @@ mod tests {
             assert_eq!(s.to_string(), text);
         }
         for s in DeploymentStatus::ALL {
-            assert_eq!(round_trip(&c, &s), (s.as_str().to_string(), s));
+            assert_eq!(
+                round_trip(&c, &StoredStatus(s)),
+                (s.as_str().to_string(), StoredStatus(s))
+            );
         }
         // The schema's default for `reported_status` reads as a status.
         assert_eq!(
-            read::<DeploymentStatus>(&c, "unknown").expect("default"),
+            read::<StoredStatus>(&c, "unknown").expect("default").0,
             DeploymentStatus::Unknown
         );
     }
@@ -235,7 +271,7 @@ mod tests {
             "{e}"
         );
         // Unlike the API's lenient JSON reading, the store does not turn it into `unknown`.
-        let e = read::<DeploymentStatus>(&c, "warming-up").expect_err("status");
+        let e = read::<StoredStatus>(&c, "warming-up").expect_err("status");
         assert!(
             e.to_string()
                 .contains("unknown deployment status \"warming-up\""),

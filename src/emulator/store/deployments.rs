@@ -47,14 +47,14 @@ fn dep_row(r: &Row) -> rusqlite::Result<(DeploymentRow, String)> {
             labels: Vec::new(),
             dev: r.get::<_, i64>(9)? != 0,
             creator: r.get(10)?,
-            status: r.get(11)?,
+            status: r.get::<_, StoredStatus>(11)?.0,
             phase: r.get(12)?,
             message: r.get(13)?,
             target_revision: r.get(14)?,
             serving_revision: r.get(15)?,
             phase_since: r.get(16)?,
             last_request_at: r.get(17)?,
-            reported_status: r.get(18)?,
+            reported_status: r.get::<_, StoredStatus>(18)?.0,
             status_synced_at: r.get(19)?,
         },
         r.get(8)?,
@@ -116,7 +116,10 @@ pub fn active_deployments(c: &Connection) -> Result<Vec<DeploymentRow>> {
     query_deps(
         c,
         "deleted_at IS NULL AND (phase != ?1 OR reported_status != ?2)",
-        &[&Phase::Terminated, &DeploymentStatus::Terminated],
+        &[
+            &Phase::Terminated,
+            &StoredStatus(DeploymentStatus::Terminated),
+        ],
     )
 }
 
@@ -125,9 +128,9 @@ pub fn insert_deployment(c: &Connection, d: &DeploymentRow) -> Result<i64> {
         &format!("INSERT INTO deployments ({DEP_COLS}) VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)"),
         params![
             d.org_id, d.cluster, d.name, d.uid, d.created_at, d.updated_at, d.deleted_at,
-            serde_json::to_string(&d.labels)?, d.dev as i64, d.creator, d.status, d.phase,
+            serde_json::to_string(&d.labels)?, d.dev as i64, d.creator, StoredStatus(d.status), d.phase,
             d.message, d.target_revision, d.serving_revision, d.phase_since, d.last_request_at,
-            d.reported_status, d.status_synced_at
+            StoredStatus(d.reported_status), d.status_synced_at
         ],
     )?;
     Ok(c.last_insert_rowid())
@@ -140,9 +143,9 @@ pub fn save_deployment(c: &Connection, d: &DeploymentRow) -> Result<()> {
          message = ?7, target_revision = ?8, serving_revision = ?9, phase_since = ?10,
          last_request_at = ?11, reported_status = ?12, status_synced_at = ?13 WHERE id = ?1",
         params![
-            d.id, d.updated_at, d.deleted_at, serde_json::to_string(&d.labels)?, d.status,
+            d.id, d.updated_at, d.deleted_at, serde_json::to_string(&d.labels)?, StoredStatus(d.status),
             d.phase, d.message, d.target_revision, d.serving_revision, d.phase_since,
-            d.last_request_at, d.reported_status, d.status_synced_at
+            d.last_request_at, StoredStatus(d.reported_status), d.status_synced_at
         ],
     )?;
     Ok(())

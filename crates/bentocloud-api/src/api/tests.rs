@@ -1,18 +1,19 @@
 use super::*;
 
-const MINIMAL: &str = include_str!("../../tests/fixtures/deployment-minimal.json");
+const MINIMAL: &str = include_str!("../../../../tests/fixtures/deployment-minimal.json");
 
 /// `GET /api/v1/current_org` as the official client accepts it (the credentials check of
 /// `configure` reads it).
 #[test]
 fn the_current_org_sample_decodes() {
     let org: Organization =
-        serde_json::from_str(include_str!("../../tests/fixtures/current-org.json")).expect("org");
+        serde_json::from_str(include_str!("../../../../tests/fixtures/current-org.json"))
+            .expect("org");
     assert_eq!(org.meta.name, "stub-org");
     assert_eq!(org.meta.resource_type, "organization");
     assert_eq!(org.description, "");
 }
-const FULL: &str = include_str!("../../tests/fixtures/deployment-full.json");
+const FULL: &str = include_str!("../../../../tests/fixtures/deployment-full.json");
 
 #[test]
 fn official_samples_parse_and_expose_revision_and_bento() {
@@ -116,7 +117,7 @@ fn serialised_deployment_never_has_null_strings_and_keeps_base_keys() {
 
 #[test]
 fn multiservice_request_sample_parses_with_its_canary() {
-    let body = include_str!("../../tests/fixtures/create-multiservice-canary.json");
+    let body = include_str!("../../../../tests/fixtures/create-multiservice-canary.json");
     let req: CreateDeploymentRequest = serde_json::from_str(body).expect("parse");
     assert_eq!(req.name.as_deref(), Some("multi"));
     assert_eq!(req.spec.services.len(), 2);

@@ -2,8 +2,9 @@
 //!
 //! These structs are the JSON documents exchanged with BentoCloud, as described in
 //! `shared/docs/bentocloud-api.md` (read from the official `bentoml` client and observed on the
-//! wire). They are shared by the HTTP client (`crate::client`) and the local control plane
-//! (`crate::emulator`); this module never talks HTTP and knows nothing about Terraform.
+//! wire). They are shared by the provider's HTTP client (`bentocloud::client`) and the local
+//! control plane (`bentocloud-local`); this module never talks HTTP and knows nothing about
+//! Terraform.
 //!
 //! Rules that shape them:
 //! - Deserialisation is lenient (`#[serde(default)]` almost everywhere): the real API may add or
