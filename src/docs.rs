@@ -79,48 +79,12 @@ fn render_block(out: &mut String, block: &Block) {
         &pick(&[AttributeConstraint::Required]),
         "nestedatt--",
     );
-    let mut optional = pick(&[
+    let optional = pick(&[
         AttributeConstraint::Optional,
         AttributeConstraint::OptionalComputed,
     ]);
     let blocks: BTreeMap<&String, &NestedBlock> = block.blocks.iter().collect();
-    if !optional.is_empty() || !blocks.is_empty() {
-        // Blocks are listed with the optional attributes, as tfplugindocs does.
-        let mut lines: Vec<(String, String)> = Vec::new();
-        for (name, a) in std::mem::take(&mut optional) {
-            let sensitive = if a.sensitive { ", Sensitive" } else { "" };
-            lines.push((
-                name.clone(),
-                format!(
-                    "- `{name}` ({}{sensitive}) {}\n",
-                    type_name(&a.attr_type),
-                    a.description.content.trim()
-                ),
-            ));
-        }
-        for (name, b) in &blocks {
-            let (kind, inner) = match b {
-                NestedBlock::Optional(b) => ("Block List, Max: 1", b),
-                NestedBlock::Single(b) => ("Block, Required", b),
-                NestedBlock::List(b) | NestedBlock::Group(b) => ("Block List", b),
-                NestedBlock::Set(b) => ("Block Set", b),
-                NestedBlock::Map(b) => ("Block Map", b),
-            };
-            lines.push((
-                (*name).clone(),
-                format!(
-                    "- `{name}` ({kind}) {} (see [below for nested schema](#nestedblock--{name}))\n",
-                    inner.description.content.trim()
-                ),
-            ));
-        }
-        lines.sort();
-        out.push_str("### Optional\n\n");
-        for (_, l) in lines {
-            out.push_str(&l);
-        }
-        out.push('\n');
-    }
+    optional_section(out, &optional, &blocks);
     section(
         out,
         "Read-Only",
@@ -128,23 +92,66 @@ fn render_block(out: &mut String, block: &Block) {
         "nestedatt--",
     );
     for (name, b) in &blocks {
-        let inner = match b {
-            NestedBlock::Optional(b)
-            | NestedBlock::Single(b)
-            | NestedBlock::List(b)
-            | NestedBlock::Group(b)
-            | NestedBlock::Set(b)
-            | NestedBlock::Map(b) => b,
-        };
         out.push_str(&format!(
             "<a id=\"nestedblock--{name}\"></a>\n### Nested Schema for `{name}`\n\n"
         ));
-        render_block(out, inner);
+        render_block(out, block_kind(b).1);
     }
     for (name, a) in &attrs {
         if let Some(fields) = object_fields(&a.attr_type) {
             render_object(out, name, name, fields);
         }
+    }
+}
+
+/// The "Optional" section: optional attributes and blocks together, sorted by name, as
+/// tfplugindocs lists them.
+fn optional_section(
+    out: &mut String,
+    optional: &BTreeMap<&String, &Attribute>,
+    blocks: &BTreeMap<&String, &NestedBlock>,
+) {
+    if optional.is_empty() && blocks.is_empty() {
+        return;
+    }
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for (name, a) in optional {
+        let sensitive = if a.sensitive { ", Sensitive" } else { "" };
+        lines.push((
+            (*name).clone(),
+            format!(
+                "- `{name}` ({}{sensitive}) {}\n",
+                type_name(&a.attr_type),
+                a.description.content.trim()
+            ),
+        ));
+    }
+    for (name, b) in blocks {
+        let (kind, inner) = block_kind(b);
+        lines.push((
+            (*name).clone(),
+            format!(
+                "- `{name}` ({kind}) {} (see [below for nested schema](#nestedblock--{name}))\n",
+                inner.description.content.trim()
+            ),
+        ));
+    }
+    lines.sort();
+    out.push_str("### Optional\n\n");
+    for (_, l) in lines {
+        out.push_str(&l);
+    }
+    out.push('\n');
+}
+
+/// How tfplugindocs names a nested block's kind, and the block inside.
+fn block_kind(b: &NestedBlock) -> (&'static str, &Block) {
+    match b {
+        NestedBlock::Optional(b) => ("Block List, Max: 1", b),
+        NestedBlock::Single(b) => ("Block, Required", b),
+        NestedBlock::List(b) | NestedBlock::Group(b) => ("Block List", b),
+        NestedBlock::Set(b) => ("Block Set", b),
+        NestedBlock::Map(b) => ("Block Map", b),
     }
 }
 

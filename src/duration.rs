@@ -56,63 +56,68 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
     }
     let mut total: u128 = 0;
     while !rest.is_empty() {
-        // Integer part.
-        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (int_part, after_int) = rest.split_at(int_len);
-        // Fraction.
-        let (frac_part, after_frac) = match after_int.strip_prefix('.') {
-            Some(f) => {
-                let n = f.bytes().take_while(u8::is_ascii_digit).count();
-                f.split_at(n)
-            }
-            None => ("", after_int),
-        };
-        if int_part.is_empty() && frac_part.is_empty() {
-            return Err(err(s, "expected a number"));
-        }
-        // Unit: everything up to the next digit or '.'.
-        let unit_len = after_frac
-            .char_indices()
-            .find(|(_, c)| c.is_ascii_digit() || *c == '.')
-            .map(|(i, _)| i)
-            .unwrap_or(after_frac.len());
-        let (unit, after_unit) = after_frac.split_at(unit_len);
-        if unit.is_empty() {
-            return Err(err(s, "a number has no unit"));
-        }
-        let Some(scale) = unit_nanos(unit) else {
-            return Err(err(s, &format!("unknown unit {unit:?}")));
-        };
-        let too_long = || err(s, "it is too long");
-        let mut value: u128 = 0;
-        for b in int_part.bytes() {
-            value = value
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u128::from(b - b'0')))
-                .filter(|v| *v <= MAX_NANOS)
-                .ok_or_else(too_long)?;
-        }
-        value = value.checked_mul(scale).ok_or_else(too_long)?;
-        // Fraction: keep enough digits for nanosecond precision, truncate the rest (as Go).
-        let mut frac_num: u128 = 0;
-        let mut frac_den: u128 = 1;
-        for b in frac_part.bytes().take(30) {
-            frac_num = frac_num * 10 + u128::from(b - b'0');
-            frac_den *= 10;
-        }
-        value = value
-            .checked_add(frac_num * scale / frac_den)
-            .ok_or_else(too_long)?;
-        total = total.checked_add(value).ok_or_else(too_long)?;
-        if total > MAX_NANOS {
-            return Err(too_long());
-        }
-        rest = after_unit;
+        let (nanos, after) = term(s, rest)?;
+        total = total
+            .checked_add(nanos)
+            .filter(|t| *t <= MAX_NANOS)
+            .ok_or_else(|| err(s, "it is too long"))?;
+        rest = after;
     }
     let secs = u64::try_from(total / 1_000_000_000).map_err(|_| err(s, "it is too long"))?;
     // The remainder is below 10^9, so it fits a u32.
     let nanos = (total % 1_000_000_000) as u32;
     Ok(Duration::new(secs, nanos))
+}
+
+/// One `<number>[.<fraction>]<unit>` term at the start of `rest` (of the whole input `s`, for
+/// messages): its nanoseconds and what follows it.
+fn term<'a>(s: &str, rest: &'a str) -> Result<(u128, &'a str), String> {
+    let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (int_part, after_int) = rest.split_at(int_len);
+    let (frac_part, after_frac) = match after_int.strip_prefix('.') {
+        Some(f) => {
+            let n = f.bytes().take_while(u8::is_ascii_digit).count();
+            f.split_at(n)
+        }
+        None => ("", after_int),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return Err(err(s, "expected a number"));
+    }
+    // Unit: everything up to the next digit or '.'.
+    let unit_len = after_frac
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_digit() || *c == '.')
+        .map(|(i, _)| i)
+        .unwrap_or(after_frac.len());
+    let (unit, after_unit) = after_frac.split_at(unit_len);
+    if unit.is_empty() {
+        return Err(err(s, "a number has no unit"));
+    }
+    let Some(scale) = unit_nanos(unit) else {
+        return Err(err(s, &format!("unknown unit {unit:?}")));
+    };
+    let too_long = || err(s, "it is too long");
+    let mut value: u128 = 0;
+    for b in int_part.bytes() {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u128::from(b - b'0')))
+            .filter(|v| *v <= MAX_NANOS)
+            .ok_or_else(too_long)?;
+    }
+    value = value.checked_mul(scale).ok_or_else(too_long)?;
+    // Fraction: keep enough digits for nanosecond precision, truncate the rest (as Go).
+    let mut frac_num: u128 = 0;
+    let mut frac_den: u128 = 1;
+    for b in frac_part.bytes().take(30) {
+        frac_num = frac_num * 10 + u128::from(b - b'0');
+        frac_den *= 10;
+    }
+    let value = value
+        .checked_add(frac_num * scale / frac_den)
+        .ok_or_else(too_long)?;
+    Ok((value, after_unit))
 }
 
 /// Formats a duration the way Go prints it (`"1h30m0s"`, `"2.5s"`, `"300ms"`, `"0s"`), so

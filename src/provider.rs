@@ -157,6 +157,131 @@ pub fn validate_config(config: &ProviderConfig, diags: &mut Diagnostics) {
     }
 }
 
+/// The endpoint and API key, from the provider block, the environment or the `bentoml` CLI's
+/// context (an error diagnostic names the attribute when neither has them).
+fn resolve_credentials(
+    config: &ProviderConfig,
+    diags: &mut Diagnostics,
+) -> Option<credentials::Resolved> {
+    let env = |k: &str| std::env::var(k).ok();
+    let read_file = |p: &std::path::Path| std::fs::read_to_string(p).ok();
+    match credentials::resolve(
+        config.endpoint.as_ref_option().cloned(),
+        config.api_key.as_ref_option().cloned(),
+        &env,
+        &read_file,
+    ) {
+        Ok(r) => {
+            tracing::info!(
+                "configuring bentocloud provider: endpoint {} (from {}), API key from {}",
+                r.endpoint,
+                r.endpoint_source,
+                r.api_key_source
+            );
+            Some(r)
+        }
+        Err(e) => {
+            diags.error(e.summary, e.detail, AttributePath::new(e.attribute));
+            None
+        }
+    }
+}
+
+/// The client's settings from the provider block (limits default to the documented values).
+fn client_config(
+    config: &ProviderConfig,
+    resolved: &credentials::Resolved,
+    terraform_version: &str,
+) -> ClientConfig {
+    ClientConfig {
+        api_token: resolved.api_key.clone(),
+        user_agent: format!(
+            "terraform-provider-bentocloud/{} terraform/{}",
+            env!("CARGO_PKG_VERSION"),
+            terraform_version
+        ),
+        max_concurrent_requests: config
+            .max_concurrent_requests
+            .as_ref_option()
+            .copied()
+            .unwrap_or(DEFAULT_MAX_CONCURRENT)
+            .max(1) as usize,
+        requests_per_second: config
+            .requests_per_second
+            .as_ref_option()
+            .copied()
+            .unwrap_or(DEFAULT_REQUESTS_PER_SECOND),
+        ..ClientConfig::new(resolved.endpoint.clone(), String::new())
+    }
+}
+
+/// The provider block's settings other than the client's, checked.
+struct Settings {
+    default_cluster: Option<String>,
+    status_sync_period: std::time::Duration,
+    refresh_mode: crate::client::snapshot::Mode,
+}
+
+impl Settings {
+    fn of(config: &ProviderConfig, diags: &mut Diagnostics) -> Option<Settings> {
+        let default_cluster = config
+            .cluster
+            .as_ref_option()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty());
+        let status_sync_period = match status_sync_period(config.status_sync_period.as_ref_option())
+        {
+            Ok(d) => d,
+            Err(detail) => {
+                diag::invalid_status_sync_period(diags, detail);
+                return None;
+            }
+        };
+        let refresh = std::env::var("BENTOCLOUD_REFRESH_BATCH").unwrap_or_default();
+        let refresh_mode = match crate::client::snapshot::Mode::parse(&refresh) {
+            Ok(m) => m,
+            Err(detail) => {
+                diag::invalid_refresh_batch(diags, detail);
+                return None;
+            }
+        };
+        Some(Settings {
+            default_cluster,
+            status_sync_period,
+            refresh_mode,
+        })
+    }
+}
+
+/// Checks the key once, so a wrong token is one clear error instead of one per resource. Only
+/// a rejection, a rejected certificate or an unreachable endpoint fail here (every call would
+/// fail the same way, so it is said once, with where the endpoint came from); other errors
+/// surface on the first real call.
+async fn check_api_key(
+    client: &Client,
+    resolved: &credentials::Resolved,
+    diags: &mut Diagnostics,
+) -> Option<()> {
+    let Err(e) = client.current_user().await else {
+        return Some(());
+    };
+    if e.is_unauthorized() {
+        diag::api_key_rejected(diags, &e, resolved.api_key_source, &resolved.endpoint);
+        return None;
+    }
+    if matches!(e.kind(), ErrorKind::Certificate | ErrorKind::Unreachable) {
+        diag::endpoint_unusable(
+            diags,
+            &e,
+            &resolved.endpoint,
+            &endpoint_setting(resolved.endpoint_source),
+        );
+        return None;
+    }
+    tracing::warn!("could not check the API key: {e}");
+    Some(())
+}
+
 /// The setting an endpoint from `source` was read from, for "check the endpoint" errors.
 fn endpoint_setting(source: credentials::Source) -> String {
     match source {
@@ -202,104 +327,26 @@ impl Provider for BentoCloudProvider {
             diag::configuration_unknown(diags);
             return None;
         }
-        let env = |k: &str| std::env::var(k).ok();
-        let read_file = |p: &std::path::Path| std::fs::read_to_string(p).ok();
-        let resolved = match credentials::resolve(
-            config.endpoint.as_ref_option().cloned(),
-            config.api_key.as_ref_option().cloned(),
-            &env,
-            &read_file,
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                diags.error(e.summary, e.detail, AttributePath::new(e.attribute));
-                return None;
-            }
-        };
-        tracing::info!(
-            "configuring bentocloud provider: endpoint {} (from {}), API key from {}",
-            resolved.endpoint,
-            resolved.endpoint_source,
-            resolved.api_key_source
-        );
-        let endpoint_for_cfg = resolved.endpoint.clone();
-        let cfg = ClientConfig {
-            endpoint: resolved.endpoint.clone(),
-            api_token: resolved.api_key.clone(),
-            user_agent: format!(
-                "terraform-provider-bentocloud/{} terraform/{}",
-                env!("CARGO_PKG_VERSION"),
-                terraform_version
-            ),
-            max_concurrent_requests: config
-                .max_concurrent_requests
-                .as_ref_option()
-                .copied()
-                .unwrap_or(DEFAULT_MAX_CONCURRENT)
-                .max(1) as usize,
-            requests_per_second: config
-                .requests_per_second
-                .as_ref_option()
-                .copied()
-                .unwrap_or(DEFAULT_REQUESTS_PER_SECOND),
-            ..ClientConfig::new(endpoint_for_cfg, String::new())
-        };
-        let client = match Client::new(cfg) {
+        let resolved = resolve_credentials(&config, diags)?;
+        let client = match Client::new(client_config(&config, &resolved, &terraform_version)) {
             Ok(c) => c,
             Err(e) => {
                 diag::client_not_created(diags, &e);
                 return None;
             }
         };
-        // Check the key once, so a wrong token is one clear error instead of one per resource.
-        // Only a rejection fails here; other errors surface on the first real call.
-        if let Err(e) = client.current_user().await {
-            if e.is_unauthorized() {
-                diag::api_key_rejected(diags, &e, resolved.api_key_source, &resolved.endpoint);
-                return None;
-            }
-            // A rejected certificate or an endpoint that does not resolve / refuses: every
-            // call would fail the same way, so say it once, here, with where the endpoint
-            // came from.
-            if matches!(e.kind(), ErrorKind::Certificate | ErrorKind::Unreachable) {
-                diag::endpoint_unusable(
-                    diags,
-                    &e,
-                    &resolved.endpoint,
-                    &endpoint_setting(resolved.endpoint_source),
-                );
-                return None;
-            }
-            tracing::warn!("could not check the API key: {e}");
-        }
-        let default_cluster = config
-            .cluster
-            .as_ref_option()
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty());
-        let status_sync_period = match status_sync_period(config.status_sync_period.as_ref_option())
-        {
-            Ok(d) => d,
-            Err(detail) => {
-                diag::invalid_status_sync_period(diags, detail);
-                return None;
-            }
-        };
-        let refresh = std::env::var("BENTOCLOUD_REFRESH_BATCH").unwrap_or_default();
-        let mode = match crate::client::snapshot::Mode::parse(&refresh) {
-            Ok(m) => m,
-            Err(detail) => {
-                diag::invalid_refresh_batch(diags, detail);
-                return None;
-            }
-        };
-        // The refresh's first listing page, in the background (`client::snapshot`).
-        let snapshots = crate::client::snapshot::Snapshots::new(mode);
-        snapshots.warm_up(&client, default_cluster.as_deref());
+        check_api_key(&client, &resolved, diags).await?;
+        let settings = Settings::of(&config, diags)?;
+        // The refresh's first listing page, in the background (`client::snapshot`). After the
+        // key check, not beside it: on the check's connection (HTTP/1.1: a concurrent request
+        // would open a second connection, one more TLS handshake), and never to an endpoint
+        // configure is about to reject.
+        let snapshots = crate::client::snapshot::Snapshots::new(settings.refresh_mode);
+        snapshots.warm_up(&client, settings.default_cluster.as_deref());
         self.shared.fill(Configured {
             client,
-            default_cluster,
-            status_sync_period,
+            default_cluster: settings.default_cluster,
+            status_sync_period: settings.status_sync_period,
             snapshots,
         });
         Some(())
