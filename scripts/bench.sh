@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark (issue 6): every figure beside its baseline, in one run.
+# The benchmark: every figure beside its baseline, in one run.
 #
 #   bash scripts/bench.sh
 #
