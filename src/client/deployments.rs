@@ -2,7 +2,7 @@
 //! unknown), read, update, redeploy, terminate, delete and list, and a listing's items kept as
 //! the JSON the server sent.
 
-use super::send::Call;
+use super::send::{Bodies, Call, Repeat};
 use super::*;
 
 /// The main target of `d`, as [`api::Deployment::main_target`] picks it: `main`, else the first.
@@ -102,7 +102,14 @@ impl Client {
             None => format!("create deployment {}", in_cluster(cluster)),
         };
         let url = self.url(&["api", "v2", "deployments"], &[("cluster", cluster)])?;
-        let call = self.with_body(Method::POST, op.clone(), url, req, false, false)?;
+        let call = self.with_body(
+            Method::POST,
+            op.clone(),
+            url,
+            req,
+            Repeat::CreatesEachTime,
+            Bodies::Plain,
+        )?;
         let Some(name) = name else {
             // Without a name there is nothing to look up: never repeat an unknown outcome.
             let d = self.run(call).await?;
@@ -188,7 +195,7 @@ impl Client {
         let url = self.url(&["api", "v2", "deployments", name], &[("cluster", cluster)])?;
         let op = format!("update deployment {name:?} {}", in_cluster(cluster));
         self.note_write(cluster, name);
-        let call = self.with_body(Method::PUT, op, url, req, true, false)?;
+        let call = self.with_body(Method::PUT, op, url, req, Repeat::Idempotent, Bodies::Plain)?;
         let d = self.run(call).await?;
         Ok(self.with_bento_manifest(d).await)
     }

@@ -1,5 +1,6 @@
 //! The organisation secrets endpoints (`/api/v1/org_secrets`); their bodies are never logged.
 
+use super::send::{Bodies, Repeat};
 use super::*;
 
 impl Client {
@@ -20,7 +21,7 @@ impl Client {
                 ],
             )?;
             let mut call = self.get("list secrets", url);
-            call.sensitive = true;
+            call.bodies = Bodies::MayHoldSecrets;
             self.run(call).await
         })
         .await
@@ -31,7 +32,7 @@ impl Client {
     pub async fn get_secret(&self, cluster: &str, name: &str) -> Result<api::Secret, ClientError> {
         let url = self.url(&["api", "v1", "org_secrets", name], &secret_query(cluster))?;
         let mut call = self.get(format!("get secret {name:?}"), url);
-        call.sensitive = true;
+        call.bodies = Bodies::MayHoldSecrets;
         self.run(call).await
     }
 
@@ -57,7 +58,14 @@ impl Client {
     ) -> Result<api::Secret, ClientError> {
         let op = format!("create secret {:?}", req.name);
         let url = self.url(&["api", "v1", "org_secrets"], &secret_query(cluster))?;
-        let call = self.with_body(Method::POST, op, url, req, false, true)?;
+        let call = self.with_body(
+            Method::POST,
+            op,
+            url,
+            req,
+            Repeat::CreatesEachTime,
+            Bodies::MayHoldSecrets,
+        )?;
         let name = req.name.clone();
         self.create_reconciled(call, || {
             let name = name.clone();
@@ -77,7 +85,14 @@ impl Client {
     ) -> Result<api::Secret, ClientError> {
         let url = self.url(&["api", "v1", "org_secrets", name], &secret_query(cluster))?;
         let op = format!("update secret {name:?}");
-        let call = self.with_body(Method::PATCH, op, url, req, true, true)?;
+        let call = self.with_body(
+            Method::PATCH,
+            op,
+            url,
+            req,
+            Repeat::Idempotent,
+            Bodies::MayHoldSecrets,
+        )?;
         self.run(call).await
     }
 
@@ -86,7 +101,7 @@ impl Client {
     pub async fn delete_secret(&self, cluster: &str, name: &str) -> Result<(), ClientError> {
         let url = self.url(&["api", "v1", "org_secrets", name], &secret_query(cluster))?;
         let mut call = self.empty(Method::DELETE, format!("delete secret {name:?}"), url);
-        call.sensitive = true;
+        call.bodies = Bodies::MayHoldSecrets;
         match self.send(&call).await {
             Ok(_) => Ok(()),
             Err(f) if f.err.is_not_found() && f.earlier_maybe_applied => Ok(()),

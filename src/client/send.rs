@@ -5,16 +5,41 @@
 
 use super::*;
 
+/// What sending a [`Call`] again does: decides whether the retry loop may repeat an attempt
+/// the server may have applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Repeat {
+    /// Repeating it cannot create a second object (GET, PUT, PATCH, DELETE, terminate): an
+    /// attempt whose outcome is unknown is retried.
+    Idempotent,
+    /// Each send may create an object (a POST create): an attempt the server may have applied
+    /// is never repeated blindly (see [`Client::create_reconciled`]).
+    CreatesEachTime,
+}
+
+/// Whether the bodies of a [`Call`] (sent or received) may hold secret values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Bodies {
+    Plain,
+    /// Secret values (the secrets endpoints): never echoed in decode errors.
+    MayHoldSecrets,
+}
+
 /// One request as the retry loop sees it.
 pub(super) struct Call {
     pub(super) op: String,
     pub(super) method: Method,
     pub(super) url: Url,
     pub(super) body: Option<Vec<u8>>,
-    /// Repeating it cannot create a second object (GET, PUT, DELETE, terminate).
-    pub(super) idempotent: bool,
-    /// Its bodies may hold secret values: never echo them in decode errors.
-    pub(super) sensitive: bool,
+    pub(super) repeat: Repeat,
+    pub(super) bodies: Bodies,
+}
+
+impl Call {
+    /// Repeating it cannot create a second object.
+    fn idempotent(&self) -> bool {
+        self.repeat == Repeat::Idempotent
+    }
 }
 
 /// A failed [`Call`] after the retry loop.
@@ -84,8 +109,8 @@ impl Client {
             method: Method::GET,
             url,
             body: None,
-            idempotent: true,
-            sensitive: false,
+            repeat: Repeat::Idempotent,
+            bodies: Bodies::Plain,
         }
     }
 
@@ -96,8 +121,8 @@ impl Client {
             method,
             url,
             body: None,
-            idempotent: true,
-            sensitive: false,
+            repeat: Repeat::Idempotent,
+            bodies: Bodies::Plain,
         }
     }
 
@@ -107,8 +132,8 @@ impl Client {
         op: String,
         url: Url,
         body: &impl serde::Serialize,
-        idempotent: bool,
-        sensitive: bool,
+        repeat: Repeat,
+        bodies: Bodies,
     ) -> Result<Call, ClientError> {
         let body = serde_json::to_vec(body).map_err(|e| {
             ClientError::new(
@@ -123,8 +148,8 @@ impl Client {
             method,
             url,
             body: Some(body),
-            idempotent,
-            sensitive,
+            repeat,
+            bodies,
         })
     }
 
@@ -139,7 +164,7 @@ impl Client {
         bytes: &'de [u8],
     ) -> Result<T, ClientError> {
         serde_json::from_slice(bytes).map_err(|e| {
-            let message = if call.sensitive {
+            let message = if call.bodies == Bodies::MayHoldSecrets {
                 format!(
                     "the response is not the expected JSON (line {}, column {})",
                     e.line(),
@@ -320,15 +345,15 @@ impl Client {
                         // server can still have applied the request, so a later "already
                         // exists" is resolved by a lookup (see `create_reconciled`).
                         StatusRetry::NotProcessed => {
-                            earlier_maybe_applied |= !call.idempotent;
+                            earlier_maybe_applied |= !call.idempotent();
                             (err, true, false, retry_after)
                         }
-                        StatusRetry::OutcomeUnknown => (err, call.idempotent, true, retry_after),
+                        StatusRetry::OutcomeUnknown => (err, call.idempotent(), true, retry_after),
                         StatusRetry::Final => (err, false, false, None),
                     },
                     Attempt::Transport { err, sent } => {
                         // A rejected certificate or an endpoint that never answered: final.
-                        let repeatable = err.is_retryable() && (call.idempotent || !sent);
+                        let repeatable = err.is_retryable() && (call.idempotent() || !sent);
                         (err, repeatable, sent, None)
                     }
                 };
@@ -350,10 +375,6 @@ impl Client {
 
     /// One attempt, within the shared request limit.
     pub(super) async fn attempt(&self, call: &Call, attempt: u32) -> Attempt {
-        let path = match call.url.query() {
-            Some(q) => format!("{}?{q}", call.url.path()),
-            None => call.url.path().to_string(),
-        };
         let Some(permit) = self.inner.limiter.acquire().await else {
             let err = ClientError::new(
                 call.op.clone(),
@@ -365,61 +386,19 @@ impl Client {
         };
         self.inner.attempts.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let mut rb = self
-            .inner
-            .http
-            .request(call.method.clone(), call.url.clone())
-            .header(TOKEN_HEADER, self.inner.token.clone());
-        rb = match &call.body {
-            Some(body) => rb
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone()),
-            // A bodiless POST/DELETE says so (`Content-Length: 0`), as the official client does;
-            // some proxies answer 411 otherwise.
-            None if call.method != Method::GET => {
-                rb.header(CONTENT_LENGTH, "0").body(Vec::<u8>::new())
-            }
-            None => rb,
-        };
-        let result = match rb.send().await {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-                let trace_id = resp
-                    .headers()
-                    .get("x-trace-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                read_body(resp)
-                    .await
-                    .map(|b| (status, retry_after, trace_id, b))
-            }
+        let result = match self.request(call).send().await {
+            Ok(resp) => Answer::read(resp).await,
             Err(e) => Err(e),
         };
         drop(permit);
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        let path = path_and_query(&call.url);
         match result {
-            Ok((status, retry_after, trace_id, bytes)) => {
+            Ok(answer) => {
                 self.inner.answered.store(true, Ordering::Relaxed);
-                tracing::debug!(target: LOG, method = %call.method, path = %path, status,
-                    elapsed_ms, attempt, "request");
-                if status == 200 {
-                    return Attempt::Ok(bytes);
-                }
-                let mut err = ClientError::from_response(call.op.clone(), status, &bytes);
-                if let Some(id) = trace_id.filter(|_| status >= 500) {
-                    err.message = format!("{} (trace ID {id})", err.message);
-                }
-                let err = self.scrub(err);
-                Attempt::Status {
-                    err,
-                    retry: retry::classify_status(status),
-                    retry_after,
-                }
+                tracing::debug!(target: LOG, method = %call.method, path = %path,
+                    status = answer.status, elapsed_ms, attempt, "request");
+                self.answered_attempt(call, answer)
             }
             Err(e) => {
                 tracing::debug!(target: LOG, method = %call.method, path = %path,
@@ -429,6 +408,49 @@ impl Client {
                 let err = self.scrub(ClientError::new(call.op.clone(), kind, None, message));
                 Attempt::Transport { err, sent }
             }
+        }
+    }
+
+    /// The HTTP request of `call`: its method, URL, token and body.
+    fn request(&self, call: &Call) -> reqwest::RequestBuilder {
+        let rb = self
+            .inner
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .header(TOKEN_HEADER, self.inner.token.clone());
+        match &call.body {
+            Some(body) => rb
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone()),
+            // A bodiless POST/DELETE says so (`Content-Length: 0`), as the official client does;
+            // some proxies answer 411 otherwise.
+            None if call.method != Method::GET => {
+                rb.header(CONTENT_LENGTH, "0").body(Vec::<u8>::new())
+            }
+            None => rb,
+        }
+    }
+
+    /// The attempt a response made: a success only with 200; otherwise an error saying what the
+    /// server said (with its trace ID on a 5xx), and whether the status allows a retry.
+    fn answered_attempt(&self, call: &Call, answer: Answer) -> Attempt {
+        let Answer {
+            status,
+            retry_after,
+            trace_id,
+            body,
+        } = answer;
+        if status == 200 {
+            return Attempt::Ok(body);
+        }
+        let mut err = ClientError::from_response(call.op.clone(), status, &body);
+        if let Some(id) = trace_id.filter(|_| status >= 500) {
+            err.message = format!("{} (trace ID {id})", err.message);
+        }
+        Attempt::Status {
+            err: self.scrub(err),
+            retry: retry::classify_status(status),
+            retry_after,
         }
     }
 
@@ -469,6 +491,42 @@ impl Client {
             err.message = err.message.replace(token.as_str(), "<redacted>");
         }
         err
+    }
+}
+
+/// What the server answered to one attempt.
+pub(super) struct Answer {
+    status: u16,
+    /// `Retry-After`, when the server sent a readable one.
+    retry_after: Option<Duration>,
+    /// `x-trace-id`, which names the request in the server's logs.
+    trace_id: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    /// The status, the headers the retry loop and errors use, and the whole body of `resp`.
+    async fn read(resp: reqwest::Response) -> Result<Answer, reqwest::Error> {
+        let status = resp.status().as_u16();
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+        let retry_after = header(RETRY_AFTER.as_str())
+            .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+        let trace_id = header("x-trace-id").map(str::to_string);
+        let body = read_body(resp).await?;
+        Ok(Answer {
+            status,
+            retry_after,
+            trace_id,
+            body,
+        })
+    }
+}
+
+/// The path and query of `url`, as the request log shows them.
+fn path_and_query(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
     }
 }
 
