@@ -1,10 +1,15 @@
 //! Tests of the acceptor and the poll loop, on paused time with a scripted source.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::api::{KubePod, Revision, POD_BENTO_VERSION_LABEL};
-use crate::client::ErrorKind;
+use crate::api::{Deployment, DeploymentStatus, KubePod, Revision, POD_BENTO_VERSION_LABEL};
+use crate::client::{Client, ClientError, ErrorKind};
 
 fn dep(rev: &str, status: DeploymentStatus) -> Deployment {
     let mut d = Deployment::default();
@@ -1030,7 +1035,7 @@ async fn client_sources_read_the_named_deployment_in_its_cluster() {
         .await
         .expect("read");
     assert_eq!(who(Some(&d)), "east/iris");
-    let d = (client, "west".to_string(), "sentiment".to_string())
+    let d = ClientSource::new(client, "west", "sentiment")
         .fetch()
         .await
         .expect("read");
