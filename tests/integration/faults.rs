@@ -7,13 +7,12 @@
 //! every assertion reads the server with faults off.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
 
 // `tf_test!` names `harness::TfVersion`.
+use crate::background::Background;
 use crate::harness;
 use crate::harness::*;
 
@@ -266,62 +265,6 @@ pub fn fleet_of_30_under_retryable_faults(v: TfVersion) {
     );
 }
 
-/// `terraform apply` running in the background, output to files in its directory.
-struct BackgroundApply {
-    child: Child,
-    out: std::path::PathBuf,
-    err: std::path::PathBuf,
-}
-
-impl BackgroundApply {
-    fn start(tf: &Tf) -> BackgroundApply {
-        let out = tf.dir.path().join(".bg-apply.stdout");
-        let err = tf.dir.path().join(".bg-apply.stderr");
-        let child = tf
-            .command(&["apply", "-input=false", "-no-color", "-auto-approve"])
-            .stdout(Stdio::from(fs::File::create(&out).expect("stdout file")))
-            .stderr(Stdio::from(fs::File::create(&err).expect("stderr file")))
-            .spawn()
-            .expect("start terraform apply");
-        BackgroundApply { child, out, err }
-    }
-
-    /// Waits (at most 10 minutes); returns the exit code and the output.
-    fn finish(mut self) -> (i32, String) {
-        let end = Instant::now() + Duration::from_secs(600);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait for terraform") {
-                break s;
-            }
-            if Instant::now() >= end {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "the background apply did not finish in 10 minutes:\n{}",
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        (status.code().unwrap_or(-1), self.output())
-    }
-
-    fn output(&self) -> String {
-        format!(
-            "--- stdout ---\n{}\n--- stderr ---\n{}",
-            fs::read_to_string(&self.out).unwrap_or_default(),
-            fs::read_to_string(&self.err).unwrap_or_default()
-        )
-    }
-}
-
-impl Drop for BackgroundApply {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// How the control plane dies in the middle of the apply.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Death {
@@ -368,7 +311,7 @@ fn killed_mid_apply(v: TfVersion, death: Death) {
         );
     }
 
-    let apply = BackgroundApply::start(&tf);
+    let apply = Background::apply(&tf, "bg-apply");
     // Acknowledged writes: deployments the server listed (so committed) before it died.
     let mut acknowledged = BTreeSet::new();
     let end = Instant::now() + Duration::from_secs(300);
@@ -414,7 +357,8 @@ fn killed_mid_apply(v: TfVersion, death: Death) {
         "acknowledged deployments lost by the restart: {lost:?}"
     );
 
-    let (code, output) = apply.finish();
+    let out = apply.finish(Duration::from_secs(600));
+    let (code, output) = (out.code, out.describe());
     eprintln!("[faults] the apply during the {death:?} exited {code}");
     let want = fleet_ids(&prefix, N);
     let on_server = server.all_deployment_ids();

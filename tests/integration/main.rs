@@ -74,6 +74,7 @@ macro_rules! tf_test_listed {
     };
 }
 
+mod background;
 mod bad_input;
 mod faults;
 mod https;

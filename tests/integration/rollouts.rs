@@ -10,7 +10,6 @@
 //! "fails well before the timeout", which compares with the configured 5-minute timeout.
 
 use std::path::Path;
-use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 
 // `tf_test!` names `harness::TfVersion`.
+use crate::background::Background;
 use crate::harness;
 use crate::harness::*;
 
@@ -388,78 +388,6 @@ fn config_file(dir: &Path, json: &str) -> String {
     p.to_string_lossy().to_string()
 }
 
-/// A Terraform command started in its own process group, output to files in its directory.
-struct Background {
-    child: Child,
-    out: std::path::PathBuf,
-    err: std::path::PathBuf,
-}
-
-impl Background {
-    fn start(tf: &Tf, args: &[&str], tag: &str) -> Background {
-        use std::os::unix::process::CommandExt;
-        let out = tf.dir.path().join(format!(".{tag}.stdout"));
-        let err = tf.dir.path().join(format!(".{tag}.stderr"));
-        let mut cmd: Command = tf.command(args);
-        // The provider's INFO log on stderr says when it starts waiting.
-        cmd.env("TF_LOG_PROVIDER", "INFO");
-        cmd.process_group(0)
-            .stdout(std::fs::File::create(&out).expect("stdout file"))
-            .stderr(std::fs::File::create(&err).expect("stderr file"));
-        let child = cmd.spawn().expect("start terraform");
-        Background { child, out, err }
-    }
-
-    /// Until the provider waits for the revision it submitted (it logs the revision it rolls
-    /// out, then waits for it).
-    fn await_provider_waiting(&self) {
-        poll_until(
-            "the provider to wait for the new revision",
-            Duration::from_secs(60),
-            || {
-                std::fs::read_to_string(&self.err)
-                    .ok()
-                    .filter(|e| e.contains("rolling out revision"))
-                    .map(|_| ())
-            },
-        );
-    }
-
-    fn sigint_group(&self) {
-        let pgid = self.child.id() as libc::pid_t;
-        // SAFETY: plain syscall on the process group we created (pgid = the child's pid).
-        let rc = unsafe { libc::killpg(pgid, libc::SIGINT) };
-        assert_eq!(rc, 0, "killpg({pgid}, SIGINT) failed");
-    }
-
-    /// Waits for exit; returns (exit code, stdout + stderr). Kills the group on deadline.
-    fn wait(mut self, deadline: Duration) -> (Option<i32>, String) {
-        let end = Instant::now() + deadline;
-        let status = loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                break Some(st);
-            }
-            if Instant::now() >= end {
-                let pgid = self.child.id() as libc::pid_t;
-                // SAFETY: as above; SIGKILL the group we created.
-                unsafe { libc::killpg(pgid, libc::SIGKILL) };
-                let _ = self.child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let text = format!(
-            "--- stdout ---\n{}\n--- stderr ---\n{}",
-            std::fs::read_to_string(&self.out).unwrap_or_default(),
-            std::fs::read_to_string(&self.err).unwrap_or_default()
-        );
-        match status {
-            Some(st) => (Some(st.code().unwrap_or(-1)), text),
-            None => (None, text),
-        }
-    }
-}
-
 fn assert_plan_exit(tf: &Tf, want: i32, context: &str) {
     let (code, out) = tf.plan_detailed_exitcode();
     assert_eq!(
@@ -775,11 +703,7 @@ pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
     let old_revision = sv(&server, &name).revision;
 
     tf.write(&app(&name, "cc:v2", ""));
-    let bg = Background::start(
-        &tf,
-        &["apply", "-input=false", "-no-color", "-auto-approve"],
-        "apply-ctrl-c",
-    );
+    let bg = Background::apply(&tf, "apply-ctrl-c");
     poll_until(
         "the server to roll out a new revision on cc:v2",
         Duration::from_secs(120),
@@ -792,10 +716,12 @@ pub fn ctrl_c_mid_wait_then_second_apply_converges(v: TfVersion) {
         },
     );
     // SIGINT once the provider waits: it logs the revision it rolls out, then waits for it.
-    bg.await_provider_waiting();
+    bg.await_provider_waiting(Duration::from_secs(60));
     bg.sigint_group();
-    let (code, text) = bg.wait(Duration::from_secs(120));
-    let code = code.unwrap_or_else(|| panic!("apply did not exit after SIGINT:\n{text}"));
+    let out = bg
+        .wait(Duration::from_secs(120))
+        .unwrap_or_else(|text| panic!("apply did not exit after SIGINT:\n{text}"));
+    let (code, text) = (out.code, out.describe());
     eprintln!("apply after SIGINT exited {code}:\n{text}");
     let d = sv(&server, &name);
     assert_eq!(
@@ -854,17 +780,15 @@ pub fn ctrl_c_with_rollback_on_interrupt_puts_the_previous_bento_back(v: TfVersi
     let first_revision = sv(&server, &name).revision;
 
     tf.write(&app(&name, "ri:v2", extra));
-    let bg = Background::start(
-        &tf,
-        &["apply", "-input=false", "-no-color", "-auto-approve"],
-        "apply-rollback-on-interrupt",
-    );
-    bg.await_provider_waiting();
+    let bg = Background::apply(&tf, "apply-rollback-on-interrupt");
+    bg.await_provider_waiting(Duration::from_secs(60));
     let v2_revision = sv(&server, &name).revision;
     assert_ne!(v2_revision, first_revision, "v2 was submitted");
     bg.sigint_group();
-    let (code, text) = bg.wait(Duration::from_secs(150));
-    let code = code.unwrap_or_else(|| panic!("apply did not exit after SIGINT:\n{text}"));
+    let out = bg
+        .wait(Duration::from_secs(150))
+        .unwrap_or_else(|text| panic!("apply did not exit after SIGINT:\n{text}"));
+    let (code, text) = (out.code, out.describe());
     assert_ne!(code, 0, "an interrupted apply fails:\n{text}");
     assert!(
         text.contains("Rolled back"),

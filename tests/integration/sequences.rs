@@ -30,7 +30,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -38,6 +37,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value as Json};
 
+use crate::background::Background;
 use crate::harness::*;
 
 const CLUSTER: &str = "local-east";
@@ -664,7 +664,7 @@ impl Run {
             Op::Kill9 { config, slow } => {
                 self.write(config);
                 let before = self.server.get_deployment(CLUSTER, &name_of(*slow));
-                let bg = Background::start(&self.tf, "kill9");
+                let bg = Background::apply(&self.tf, "kill9");
                 let name = name_of(*slow);
                 poll_until_seen(
                     &format!("{context}: a revision of {name} on {SLOW}"),
@@ -686,15 +686,15 @@ impl Run {
                 self.server.kill9();
                 let cfg = self.config_path();
                 self.server.restart_same_address(&["--config", &cfg]);
-                let first = bg.wait(Duration::from_secs(300));
+                let first = bg.finish(Duration::from_secs(300));
                 self.converge(config, &first, &context);
             }
             Op::CtrlC { config, slow: _ } => {
                 self.write(config);
-                let bg = Background::start(&self.tf, "ctrl-c");
-                bg.await_provider_waiting();
+                let bg = Background::apply(&self.tf, "ctrl-c");
+                bg.await_provider_waiting(Duration::from_secs(120));
                 bg.sigint_group();
-                let first = bg.wait(Duration::from_secs(300));
+                let first = bg.finish(Duration::from_secs(300));
                 self.converge(config, &first, &context);
             }
             Op::NeverReady { bad, fixed } => {
@@ -862,96 +862,6 @@ fn get_n(url: &str, n: usize) -> Vec<(u16, String)> {
         }
         out
     })
-}
-
-/// `terraform apply` in its own process group, its INFO log on stderr (Ctrl-C and kill -9).
-struct Background {
-    child: Child,
-    out: std::path::PathBuf,
-    err: std::path::PathBuf,
-    args: Vec<String>,
-}
-
-impl Background {
-    fn start(tf: &Tf, tag: &str) -> Background {
-        use std::os::unix::process::CommandExt;
-        let args = ["apply", "-input=false", "-no-color", "-auto-approve"];
-        let out = tf.dir.path().join(format!(".{tag}.stdout"));
-        let err = tf.dir.path().join(format!(".{tag}.stderr"));
-        let mut cmd = tf.command(&args);
-        // On stderr (not in SEQ_PROVIDER_LOG's file): it says when the provider waits.
-        cmd.env("TF_LOG_PROVIDER", "INFO").env_remove("TF_LOG_PATH");
-        cmd.process_group(0)
-            .stdout(std::fs::File::create(&out).expect("stdout file"))
-            .stderr(std::fs::File::create(&err).expect("stderr file"));
-        let child = cmd.spawn().expect("start terraform apply");
-        Background {
-            child,
-            out,
-            err,
-            args: args.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    /// Until the provider waits for a revision it submitted.
-    fn await_provider_waiting(&self) {
-        poll_until(
-            "the provider to wait for the new revision",
-            Duration::from_secs(120),
-            || {
-                std::fs::read_to_string(&self.err)
-                    .ok()
-                    .filter(|e| e.contains("rolling out revision"))
-                    .map(|_| ())
-            },
-        );
-    }
-
-    fn sigint_group(&self) {
-        let pgid = self.child.id() as libc::pid_t;
-        // SAFETY: a plain syscall on the process group this test created (pgid = its pid).
-        let rc = unsafe { libc::killpg(pgid, libc::SIGINT) };
-        assert_eq!(rc, 0, "killpg({pgid}, SIGINT) failed");
-    }
-
-    /// Waits for the exit (the group killed on deadline, then a failure).
-    fn wait(mut self, deadline: Duration) -> TfOutput {
-        let end = Instant::now() + deadline;
-        let code = loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                break st.code().unwrap_or(-1);
-            }
-            if Instant::now() >= end {
-                let pgid = self.child.id() as libc::pid_t;
-                // SAFETY: as above; SIGKILL to the group this test created.
-                unsafe { libc::killpg(pgid, libc::SIGKILL) };
-                let _ = self.child.wait();
-                panic!(
-                    "terraform {} did not exit within {deadline:?}:\n{}",
-                    self.args.join(" "),
-                    std::fs::read_to_string(&self.err).unwrap_or_default()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        TfOutput {
-            args: self.args.clone(),
-            code,
-            stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&self.err).unwrap_or_default(),
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let pgid = self.child.id() as libc::pid_t;
-            // SAFETY: as above.
-            unsafe { libc::killpg(pgid, libc::SIGKILL) };
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// One sequence of `steps` operations from `seed`; `progress` says where it got to.
