@@ -1,6 +1,7 @@
 //! Terraform resources of the provider (one module per resource).
 
 pub mod deployment;
+pub mod managed;
 pub mod secret;
 
 pub use deployment::DeploymentResource;

@@ -25,33 +25,27 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tf_provider::schema::Schema;
-use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, Diagnostics, Resource};
+use tf_provider::value::Value;
+use tf_provider::{AttributePath, Diagnostics};
 
-use crate::diag;
+use super::managed::{Change, Managed, Operations, Proposal, Stored};
+use crate::diag::{self, Problem};
 use crate::shared::Shared;
 use crate::wait::{self, Submitted, WaitOptions};
 use import::parse_import_id;
 use model::{DeploymentState, LastApply, Private, Settings};
 use rollout::{private_after, state_after_failure, timeout_of, wait_for, Operation};
 
-/// The resource. Holds the provider's shared slot and a small plan-time cache of server facts
+/// The resource.
+pub type DeploymentResource = Managed<Deployments>;
+
+/// Its operations. Holds the provider's shared slot and a small plan-time cache of server facts
 /// (instance types per cluster, bentos known to exist) so a plan of many deployments does not
 /// ask the same question many times.
-pub struct DeploymentResource {
+pub struct Deployments {
     shared: Arc<Shared>,
     instance_types: Mutex<HashMap<String, Vec<String>>>,
     default_cluster: Mutex<Option<String>>,
-}
-
-impl DeploymentResource {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self {
-            shared,
-            instance_types: Mutex::new(HashMap::new()),
-            default_cluster: Mutex::new(None),
-        }
-    }
 }
 
 /// (cluster, name) of a state: from `cluster`/`name`, else parsed from `id`.
@@ -65,27 +59,28 @@ fn locate(state: &DeploymentState) -> Option<(String, String)> {
 }
 
 #[async_trait]
-impl Resource for DeploymentResource {
-    type State<'a> = DeploymentState;
-    type PrivateState<'a> = Private;
-    type ProviderMetaState<'a> = ValueEmpty;
+impl Operations for Deployments {
+    type State = DeploymentState;
+    type Private = Private;
 
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(model::resource_schema())
+    fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            instance_types: Mutex::new(HashMap::new()),
+            default_cluster: Mutex::new(None),
+        }
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        diag::report_problems(diags, plan::validate(&config));
-        Some(())
+    fn schema() -> Schema {
+        model::resource_schema()
     }
 
-    async fn read<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        state: Self::State<'a>,
-        private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    fn problems(config: &DeploymentState) -> Vec<Problem> {
+        plan::validate(config)
+    }
+
+    async fn read(&self, diags: &mut Diagnostics, stored: Stored<Self>) -> Option<Stored<Self>> {
+        let (state, private_state) = stored;
         let configured = self.shared.configured(diags)?;
         let Some((cluster, name)) = locate(&state) else {
             diag::state_without_location(diags, true);
@@ -138,16 +133,14 @@ impl Resource for DeploymentResource {
         }
     }
 
-    async fn plan_create<'a>(
+    async fn plan_create(
         &self,
         diags: &mut Diagnostics,
-        proposed_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+        proposed: DeploymentState,
+    ) -> Option<DeploymentState> {
         let configured = self.shared.configured(diags)?;
-        let mut planned = plan::plan_create(&proposed_state, configured.default_cluster.as_deref());
-        if planned.location.cluster.is_unknown() && proposed_state.location.cluster.is_null() {
+        let mut planned = plan::plan_create(&proposed, configured.default_cluster.as_deref());
+        if planned.location.cluster.is_unknown() && proposed.location.cluster.is_null() {
             if let Some(c) = self.server_default_cluster(&configured.client).await {
                 planned.location.cluster = Value::Value(c.clone());
                 if let Value::Value(n) = &planned.location.name {
@@ -157,53 +150,34 @@ impl Resource for DeploymentResource {
         }
         self.check_against_server(diags, &configured.client, &planned, None)
             .await;
-        Some((planned, Private::Null))
+        Some(planned)
     }
 
-    async fn plan_update<'a>(
+    async fn plan_update(
         &self,
         diags: &mut Diagnostics,
-        prior_state: Self::State<'a>,
-        proposed_state: Self::State<'a>,
-        config_state: Self::State<'a>,
-        prior_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        let last = model::last_apply(&prior_private_state);
+        proposal: &Proposal<Self>,
+    ) -> Option<(DeploymentState, Vec<AttributePath>)> {
+        let prior = &proposal.prior;
+        let last = model::last_apply(&proposal.private);
         let (planned, replace) =
-            plan::plan_update(&prior_state, &proposed_state, &config_state, last);
+            plan::plan_update(prior, &proposal.proposed, &proposal.config, last);
         if let Some(configured) = self.shared.configured(diags) {
-            self.check_against_server(diags, &configured.client, &planned, Some(&prior_state))
+            self.check_against_server(diags, &configured.client, &planned, Some(prior))
                 .await;
-            self.warn_about_status(diags, &configured.client, &prior_state, last)
+            self.warn_about_status(diags, &configured.client, prior, last)
                 .await;
         }
         if planned.settings.bento_managed_externally == Value::Value(true)
-            && prior_state.spec.bento != planned.spec.bento
+            && prior.spec.bento != planned.spec.bento
         {
             diag::bento_managed_externally(diags);
         }
-        Some((planned, prior_private_state, replace))
+        Some((planned, replace))
     }
 
-    async fn plan_destroy<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        _prior_state: Self::State<'a>,
-        prior_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::PrivateState<'a>> {
-        Some(prior_private_state)
-    }
-
-    async fn create<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        planned_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        planned_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    async fn create(&self, diags: &mut Diagnostics, planned: Stored<Self>) -> Option<Stored<Self>> {
+        let (planned_state, planned_private_state) = planned;
         let configured = self.shared.configured(diags)?;
         let client = &configured.client;
         let name = planned_state
@@ -258,15 +232,12 @@ impl Resource for DeploymentResource {
         Some((state, private))
     }
 
-    async fn update<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        prior_state: Self::State<'a>,
-        planned_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        planned_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    async fn update(&self, diags: &mut Diagnostics, change: Change<Self>) -> Option<Stored<Self>> {
+        let Change {
+            prior: prior_state,
+            planned: planned_state,
+            private: planned_private_state,
+        } = change;
         let redeploy = prior_state
             .settings
             .redeploy_requested(&planned_state.settings);
@@ -289,13 +260,7 @@ impl Resource for DeploymentResource {
         .await
     }
 
-    async fn destroy<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        prior_state: Self::State<'a>,
-        _planned_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<()> {
+    async fn destroy(&self, diags: &mut Diagnostics, prior_state: DeploymentState) -> Option<()> {
         let configured = self.shared.configured(diags)?;
         let client = &configured.client;
         let (cluster, name) = locate(&prior_state)?;
@@ -333,11 +298,7 @@ impl Resource for DeploymentResource {
         }
     }
 
-    async fn import<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        id: String,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    async fn import(&self, diags: &mut Diagnostics, id: String) -> Option<Stored<Self>> {
         let configured = self.shared.configured(diags)?;
         let (cluster, name) = match parse_import_id(&id, configured.default_cluster.as_deref()) {
             Ok(x) => x,

@@ -25,51 +25,43 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tf_provider::schema::Schema;
 use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, Diagnostics, Resource};
+use tf_provider::{AttributePath, Diagnostics};
 
+use super::managed::{Change, Managed, Operations, Proposal, Stored};
 use crate::api;
-use crate::diag;
+use crate::diag::{self, Problem};
 use crate::shared::Shared;
-use model::{
-    content_of, description_of, plan_create, plan_update, schema, state_from_server, validate,
-    SecretState,
-};
+use model::{content_of, description_of, plan_create, plan_update, state_from_server, SecretState};
 
 // ------------------------------------------------------------------------------- resource
 
 /// The resource.
-pub struct SecretResource {
+pub type SecretResource = Managed<Secrets>;
+
+/// Its operations.
+pub struct Secrets {
     shared: Arc<Shared>,
 }
 
-impl SecretResource {
-    pub fn new(shared: Arc<Shared>) -> Self {
+#[async_trait]
+impl Operations for Secrets {
+    type State = SecretState;
+    type Private = ValueEmpty;
+
+    fn new(shared: Arc<Shared>) -> Self {
         Self { shared }
     }
-}
 
-#[async_trait]
-impl Resource for SecretResource {
-    type State<'a> = SecretState;
-    type PrivateState<'a> = ValueEmpty;
-    type ProviderMetaState<'a> = ValueEmpty;
-
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(schema())
+    fn schema() -> Schema {
+        model::schema()
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        diag::report_problems(diags, validate(&config));
-        Some(())
+    fn problems(config: &SecretState) -> Vec<Problem> {
+        model::validate(config)
     }
 
-    async fn read<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        state: Self::State<'a>,
-        private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    async fn read(&self, diags: &mut Diagnostics, stored: Stored<Self>) -> Option<Stored<Self>> {
+        let (state, private_state) = stored;
         let configured = self.shared.configured(diags)?;
         let name = state.name_str();
         match configured
@@ -89,47 +81,24 @@ impl Resource for SecretResource {
         }
     }
 
-    async fn plan_create<'a>(
+    async fn plan_create(
         &self,
         _diags: &mut Diagnostics,
-        proposed_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
-        Some((plan_create(&proposed_state), Value::Null))
+        proposed: SecretState,
+    ) -> Option<SecretState> {
+        Some(plan_create(&proposed))
     }
 
-    async fn plan_update<'a>(
+    async fn plan_update(
         &self,
         _diags: &mut Diagnostics,
-        prior_state: Self::State<'a>,
-        proposed_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        prior_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>, Vec<AttributePath>)> {
-        let (planned, replace) = plan_update(&prior_state, &proposed_state);
-        Some((planned, prior_private_state, replace))
+        proposal: &Proposal<Self>,
+    ) -> Option<(SecretState, Vec<AttributePath>)> {
+        Some(plan_update(&proposal.prior, &proposal.proposed))
     }
 
-    async fn plan_destroy<'a>(
-        &self,
-        _diags: &mut Diagnostics,
-        _prior_state: Self::State<'a>,
-        prior_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::PrivateState<'a>> {
-        Some(prior_private_state)
-    }
-
-    async fn create<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        planned_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        planned_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    async fn create(&self, diags: &mut Diagnostics, planned: Stored<Self>) -> Option<Stored<Self>> {
+        let (planned_state, planned_private_state) = planned;
         let configured = self.shared.configured(diags)?;
         let name = planned_state.name_str();
         let req = api::CreateSecretRequest {
@@ -150,47 +119,38 @@ impl Resource for SecretResource {
         }
     }
 
-    async fn update<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        prior_state: Self::State<'a>,
-        planned_state: Self::State<'a>,
-        _config_state: Self::State<'a>,
-        planned_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    async fn update(&self, diags: &mut Diagnostics, change: Change<Self>) -> Option<Stored<Self>> {
+        let Change {
+            prior,
+            planned,
+            private,
+        } = change;
         let configured = self.shared.configured(diags)?;
-        let name = planned_state.name_str();
+        let name = planned.name_str();
         // The whole content and the description: PATCH replaces, it does not merge.
         let req = api::UpdateSecretRequest {
-            content: content_of(&planned_state),
-            description: description_of(&planned_state),
+            content: content_of(&planned),
+            description: description_of(&planned),
         };
         match configured
             .client
-            .update_secret(&planned_state.cluster_param(), &name, &req)
+            .update_secret(&planned.cluster_param(), &name, &req)
             .await
         {
-            Ok(s) => Some((state_from_server(&s, &planned_state), planned_private_state)),
+            Ok(s) => Some((state_from_server(&s, &planned), private)),
             Err(e) => {
                 diag::api_error(diags, &format!("Cannot update secret {name}"), &e, None);
-                Some((prior_state, planned_private_state))
+                Some((prior, private))
             }
         }
     }
 
-    async fn destroy<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        prior_state: Self::State<'a>,
-        _planned_private_state: Self::PrivateState<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<()> {
+    async fn destroy(&self, diags: &mut Diagnostics, prior: SecretState) -> Option<()> {
         let configured = self.shared.configured(diags)?;
-        let name = prior_state.name_str();
+        let name = prior.name_str();
         match configured
             .client
-            .delete_secret(&prior_state.cluster_param(), &name)
+            .delete_secret(&prior.cluster_param(), &name)
             .await
         {
             Ok(()) => Some(()),
@@ -202,11 +162,7 @@ impl Resource for SecretResource {
         }
     }
 
-    async fn import<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        id: String,
-    ) -> Option<(Self::State<'a>, Self::PrivateState<'a>)> {
+    async fn import(&self, diags: &mut Diagnostics, id: String) -> Option<Stored<Self>> {
         let configured = self.shared.configured(diags)?;
         // `name`, or `cluster/name` for a secret of a cluster.
         let (cluster, name) = match id.split_once('/') {

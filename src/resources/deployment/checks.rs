@@ -8,14 +8,14 @@ use tf_provider::{AttributePath, Diagnostics};
 
 use super::convert::{self, DEFAULT_ENTRY_SERVICE};
 use super::model::{DeploymentState, LastApply};
-use super::{locate, plan, DeploymentResource};
+use super::{locate, plan, Deployments};
 use crate::api::Deployment;
 use crate::client::Client;
 use crate::diag;
 use crate::rules::BentoTag;
 use crate::wait;
 
-impl DeploymentResource {
+impl Deployments {
     /// The organisation's default cluster (`is_first`), asked once per provider process, so a
     /// new deployment's plan shows its real cluster and id, and its instance type is checked
     /// against that cluster at plan time. `None` when the server does not say.

@@ -10,7 +10,7 @@ use tf_provider::Diagnostics;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{self, DeploymentState, LastApply, Private, Settings};
-use super::{convert, locate, plan, DeploymentResource};
+use super::{convert, locate, plan, Deployments};
 use crate::api::Deployment;
 use crate::client::Client;
 use crate::diag;
@@ -166,7 +166,7 @@ pub(super) fn state_after_failure(
     s
 }
 
-impl DeploymentResource {
+impl Deployments {
     /// Puts `previous` back after a failed or interrupted rollout and waits for it as long as
     /// `wait` says.
     pub(super) async fn roll_back(
@@ -179,6 +179,39 @@ impl DeploymentResource {
         wait: RollbackWait,
     ) -> RollBack {
         let client = &configured.client;
+        let Some(submitted) = self
+            .resubmit_previous(diags, client, cluster, name, previous)
+            .await
+        else {
+            return RollBack::NotSubmitted;
+        };
+        tracing::warn!(
+            "rolling back deployment {cluster}/{name} to its previous configuration (revision {})",
+            submitted.revision_uid().unwrap_or("?")
+        );
+        let waited = wait_for_rollback(
+            configured,
+            cluster,
+            name,
+            &Submitted::updated(&submitted),
+            previous,
+            wait,
+        )
+        .await;
+        let id = format!("{cluster}/{name}");
+        rollback_outcome(diags, &id, previous, submitted, waited, wait)
+    }
+
+    /// Sends `previous` again: the submit's response, or `None` (with the error in `diags`)
+    /// when the rollback could not be submitted.
+    async fn resubmit_previous(
+        &self,
+        diags: &mut Diagnostics,
+        client: &Client,
+        cluster: &str,
+        name: &str,
+        previous: &DeploymentState,
+    ) -> Option<Deployment> {
         let current = match client.get_deployment(cluster, name).await {
             Ok(d) => d,
             Err(e) => {
@@ -188,7 +221,7 @@ impl DeploymentResource {
                     &e,
                     None,
                 );
-                return RollBack::NotSubmitted;
+                return None;
             }
         };
         // The version that served before (`deployed_bento`), not `bento`: a `repo` without a
@@ -200,8 +233,8 @@ impl DeploymentResource {
             .as_ref_option()
             .map(String::as_str);
         let req = convert::update_request(previous, &current, &entry, served);
-        let submitted = match client.update_deployment(cluster, name, &req).await {
-            Ok(d) => d,
+        match client.update_deployment(cluster, name, &req).await {
+            Ok(d) => Some(d),
             Err(e) => {
                 diag::api_error(
                     diags,
@@ -209,51 +242,49 @@ impl DeploymentResource {
                     &e,
                     None,
                 );
-                return RollBack::NotSubmitted;
-            }
-        };
-        tracing::warn!(
-            "rolling back deployment {cluster}/{name} to its previous configuration (revision {})",
-            submitted.revision_uid().unwrap_or("?")
-        );
-        let revision = submitted.revision_uid().unwrap_or_default().to_string();
-        let id = format!("{cluster}/{name}");
-        let waited = wait_for_rollback(
-            configured,
-            cluster,
-            name,
-            &Submitted::updated(&submitted),
-            previous,
-            wait,
-        )
-        .await;
-        match (waited, wait) {
-            (Ok(d), _) => {
-                let bento = previous
-                    .spec
-                    .bento
-                    .as_ref_option()
-                    .cloned()
-                    .unwrap_or_default();
-                diag::rolled_back(diags, &id, &bento, &revision);
-                RollBack::Done(d)
-            }
-            (Err(e @ WaitError::TimedOut { .. }), RollbackWait::Within(limit)) => {
-                diag::rollback_unconfirmed(diags, &id, &revision, limit, &e);
-                RollBack::Unconfirmed(e.last().cloned().unwrap_or(submitted))
-            }
-            (Err(e), _) => {
-                diag::wait_error(diags, "the rollback", &id, &e);
-                match e.last() {
-                    Some(d) => RollBack::Done(d.clone()),
-                    None => RollBack::Unconfirmed(submitted),
-                }
+                None
             }
         }
     }
 }
 
-impl DeploymentResource {
+/// What a rollback came to once its wait (as `wait` bounds it) ended in `waited`, told in
+/// `diags`.
+fn rollback_outcome(
+    diags: &mut Diagnostics,
+    id: &str,
+    previous: &DeploymentState,
+    submitted: Deployment,
+    waited: Result<Deployment, WaitError>,
+    wait: RollbackWait,
+) -> RollBack {
+    let revision = submitted.revision_uid().unwrap_or_default().to_string();
+    match (waited, wait) {
+        (Ok(d), _) => {
+            let bento = previous
+                .spec
+                .bento
+                .as_ref_option()
+                .cloned()
+                .unwrap_or_default();
+            diag::rolled_back(diags, id, &bento, &revision);
+            RollBack::Done(d)
+        }
+        (Err(e @ WaitError::TimedOut { .. }), RollbackWait::Within(limit)) => {
+            diag::rollback_unconfirmed(diags, id, &revision, limit, &e);
+            RollBack::Unconfirmed(e.last().cloned().unwrap_or(submitted))
+        }
+        (Err(e), _) => {
+            diag::wait_error(diags, "the rollback", id, &e);
+            match e.last() {
+                Some(d) => RollBack::Done(d.clone()),
+                None => RollBack::Unconfirmed(submitted),
+            }
+        }
+    }
+}
+
+impl Deployments {
     /// A previous apply was interrupted or timed out while the server rolled out: wait for the
     /// server's latest revision (no new revision is submitted). The status read now may still
     /// be stale, so it is judged like a fresh submit's (settle window from now).
