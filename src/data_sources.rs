@@ -10,15 +10,15 @@
 
 pub mod bento;
 pub mod catalog;
+pub mod source;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Schema};
-use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{DataSource, Diagnostics};
+use tf_provider::value::Value;
+use tf_provider::Diagnostics;
 
 use crate::api::Deployment;
 use crate::client::{Client, ClientError, ListQuery};
@@ -28,7 +28,8 @@ use crate::resources::deployment::model::{
     deployment_attributes, service_block_schema, DeploymentState, Location, Reported, Spec,
 };
 use crate::schema::{attr, flat_schema, to_map, StringMap};
-use crate::shared::Shared;
+use crate::shared::Configured;
+use source::{Data, Source};
 
 /// A deployment as data: the resource's model without its Terraform-only
 /// [`Settings`](crate::resources::deployment::model::Settings), every service shown (the
@@ -127,33 +128,12 @@ pub fn deployment_schema() -> Schema {
 }
 
 /// `bentocloud_deployment`.
-pub struct DeploymentDataSource {
-    shared: Arc<Shared>,
-}
-
-impl DeploymentDataSource {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-}
+pub type DeploymentDataSource = Source<DeploymentData>;
 
 #[async_trait]
-impl DataSource for DeploymentDataSource {
-    type State<'a> = DeploymentData;
-    type ProviderMetaState<'a> = ValueEmpty;
-
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(deployment_schema())
-    }
-
-    async fn read<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        config: Self::State<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::State<'a>> {
-        let configured = self.shared.configured(diags)?;
-        let name = config
+impl Data for DeploymentData {
+    async fn read(self, configured: &Configured, diags: &mut Diagnostics) -> Option<Self> {
+        let name = self
             .location
             .name
             .as_ref_option()
@@ -163,7 +143,7 @@ impl DataSource for DeploymentDataSource {
             diag::invalid_deployment_name(diags, why);
             return None;
         }
-        let cluster = config
+        let cluster = self
             .location
             .cluster
             .as_ref_option()
@@ -182,24 +162,22 @@ impl DataSource for DeploymentDataSource {
             }
         }
     }
+
+    fn schema() -> Schema {
+        deployment_schema()
+    }
 }
 
 /// `bentocloud_deployments` inputs and outputs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DeploymentsData {
-    #[serde(default)]
     pub cluster: Value<String>,
-    #[serde(default)]
     pub search: Value<String>,
-    #[serde(default)]
     pub query: Value<String>,
-    #[serde(default)]
     pub labels: Value<StringMap>,
-    #[serde(default)]
     pub deployments: Value<Vec<DeploymentData>>,
-    #[serde(default)]
     pub names: Value<Vec<Value<String>>>,
-    #[serde(default)]
     pub ids: Value<Vec<Value<String>>>,
 }
 
@@ -219,15 +197,7 @@ pub fn deployments_schema() -> Schema {
 }
 
 /// `bentocloud_deployments`.
-pub struct DeploymentsDataSource {
-    shared: Arc<Shared>,
-}
-
-impl DeploymentsDataSource {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-}
+pub type DeploymentsDataSource = Source<DeploymentsData>;
 
 /// The list query for the data source's inputs. Labels must all match (sent as `label:k=v`
 /// tokens inside `q`, combined with `query`); unlike the bentoml CLI, they are kept when a
@@ -328,38 +298,25 @@ pub async fn list_matching(
 }
 
 #[async_trait]
-impl DataSource for DeploymentsDataSource {
-    type State<'a> = DeploymentsData;
-    type ProviderMetaState<'a> = ValueEmpty;
-
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(deployments_schema())
-    }
-
-    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        if let Value::Value(labels) = &config.labels {
-            for (k, v) in labels {
-                if let Err(why) = crate::rules::label_key(k) {
-                    diag::invalid_label_key(diags, k, why);
-                }
-                if let Value::Value(v) = v {
-                    if let Err(why) = crate::rules::label_value(v) {
-                        diag::invalid_label_value(diags, k, why);
-                    }
+impl Data for DeploymentsData {
+    fn validate(&self, diags: &mut Diagnostics) {
+        let Value::Value(labels) = &self.labels else {
+            return;
+        };
+        for (k, v) in labels {
+            if let Err(why) = crate::rules::label_key(k) {
+                diag::invalid_label_key(diags, k, why);
+            }
+            if let Value::Value(v) = v {
+                if let Err(why) = crate::rules::label_value(v) {
+                    diag::invalid_label_value(diags, k, why);
                 }
             }
         }
-        Some(())
     }
 
-    async fn read<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        config: Self::State<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::State<'a>> {
-        let configured = self.shared.configured(diags)?;
-        let query = list_query(&config, configured.default_cluster.as_deref());
+    async fn read(self, configured: &Configured, diags: &mut Diagnostics) -> Option<Self> {
+        let query = list_query(&self, configured.default_cluster.as_deref());
         let deployments = match list_matching(&configured.client, &query).await {
             Ok(list) => list,
             Err(e) => {
@@ -367,7 +324,7 @@ impl DataSource for DeploymentsDataSource {
                 return None;
             }
         };
-        let mut out = config;
+        let mut out = self;
         out.names = Value::Value(
             deployments
                 .iter()
@@ -377,6 +334,10 @@ impl DataSource for DeploymentsDataSource {
         out.ids = Value::Value(deployments.iter().map(|d| d.location.id.clone()).collect());
         out.deployments = Value::Value(deployments);
         Some(out)
+    }
+
+    fn schema() -> Schema {
+        deployments_schema()
     }
 }
 
@@ -494,39 +455,41 @@ mod tests {
         assert!(q.cluster.is_none() && q.labels.is_empty());
     }
 
-    /// A server that ignores `q` when `cluster` is given (the official client never sends them
-    /// together, API doc §2.3) returns the whole cluster: the data source still returns exactly
-    /// the deployments with the labels and query terms it asked for.
-    #[tokio::test]
-    async fn fleet_is_exact_even_when_the_server_ignores_q_with_cluster() {
+    /// Five deployments of `local-east`, of two teams, one of them a dev deployment.
+    fn east_fleet() -> Vec<Deployment> {
+        [
+            ("a", "team=ml", "running", false),
+            ("b", "team=ml", "deploying", false),
+            ("c", "team=ops", "running", false),
+            ("d", "", "running", false),
+            ("e", "team=ml", "running", true),
+        ]
+        .into_iter()
+        .map(|(name, label, status, dev)| {
+            let mut d = Deployment::default();
+            d.meta.name = name.into();
+            d.cluster.meta.name = "local-east".into();
+            if let Some((k, v)) = label.split_once('=') {
+                d.meta.labels.push(crate::api::LabelItem {
+                    key: k.into(),
+                    value: v.into(),
+                });
+            }
+            d.status = crate::api::DeploymentStatus::parse(status).unwrap_or_default();
+            d.manifest = Some(crate::api::DeploymentManifest { dev, routing: None });
+            d
+        })
+        .collect()
+    }
+
+    /// A server that ignores `q` (and `search`): every deployment of [`east_fleet`], one page;
+    /// and a client of it.
+    async fn server_ignoring_q() -> (crate::client::stub::Stub, Client) {
         use crate::client::stub::{serve, StubRequest, StubResponse};
         use crate::client::ClientConfig;
 
         let stub = serve(|req: StubRequest| async move {
-            let fleet: Vec<Deployment> = [
-                ("a", "team=ml", "running", false),
-                ("b", "team=ml", "deploying", false),
-                ("c", "team=ops", "running", false),
-                ("d", "", "running", false),
-                ("e", "team=ml", "running", true),
-            ]
-            .into_iter()
-            .map(|(name, label, status, dev)| {
-                let mut d = Deployment::default();
-                d.meta.name = name.into();
-                d.cluster.meta.name = "local-east".into();
-                if let Some((k, v)) = label.split_once('=') {
-                    d.meta.labels.push(crate::api::LabelItem {
-                        key: k.into(),
-                        value: v.into(),
-                    });
-                }
-                d.status = crate::api::DeploymentStatus::parse(status).unwrap_or_default();
-                d.manifest = Some(crate::api::DeploymentManifest { dev, routing: None });
-                d
-            })
-            .collect();
-            // Ignores q (and search): every deployment of the cluster, one page.
+            let fleet = east_fleet();
             let start: usize = req.param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
             let page: Vec<&Deployment> = fleet.iter().skip(start).collect();
             StubResponse::json(
@@ -538,20 +501,40 @@ mod tests {
         let mut cfg = ClientConfig::new(stub.url.clone(), "tok");
         cfg.requests_per_second = 0.0;
         let client = Client::new(cfg).expect("client");
-        let names = |data: Vec<DeploymentData>| -> Vec<String> {
-            data.into_iter()
-                .filter_map(|d| d.location.name.as_ref_option().cloned())
-                .collect()
-        };
-        let mut labels = BTreeMap::new();
-        labels.insert("team".to_string(), "ml".to_string());
+        (stub, client)
+    }
+
+    /// The names of the deployments [`list_matching`] returns for `query`.
+    async fn names_listed(client: &Client, query: &ListQuery) -> Vec<String> {
+        list_matching(client, query)
+            .await
+            .expect("list")
+            .into_iter()
+            .filter_map(|d| d.location.name.as_ref_option().cloned())
+            .collect()
+    }
+
+    /// A query of `local-east` with the structured query `q`.
+    fn east_with(q: &str) -> ListQuery {
+        ListQuery {
+            cluster: Some("local-east".into()),
+            q: Some(q.into()),
+            ..Default::default()
+        }
+    }
+
+    /// A server that ignores `q` when `cluster` is given (the official client never sends them
+    /// together, API doc §2.3) returns the whole cluster: the data source still returns exactly
+    /// the deployments with the labels and query terms it asked for.
+    #[tokio::test]
+    async fn fleet_is_exact_even_when_the_server_ignores_q_with_cluster() {
+        let (stub, client) = server_ignoring_q().await;
         let by_label = ListQuery {
             cluster: Some("local-east".into()),
-            labels,
+            labels: BTreeMap::from([("team".to_string(), "ml".to_string())]),
             ..Default::default()
         };
-        let got = list_matching(&client, &by_label).await.expect("list");
-        assert_eq!(names(got), ["a", "b", "e"]);
+        assert_eq!(names_listed(&client, &by_label).await, ["a", "b", "e"]);
         let reqs = stub.requests();
         let sent = reqs.last().expect("a request");
         assert_eq!(
@@ -561,40 +544,17 @@ mod tests {
         );
         assert_eq!(sent.param("cluster").as_deref(), Some("local-east"));
 
-        let by_query = ListQuery {
-            cluster: Some("local-east".into()),
-            q: Some("status:running not:dev label:team=ml".into()),
-            ..Default::default()
-        };
-        let got = list_matching(&client, &by_query).await.expect("list");
-        assert_eq!(names(got), ["a"]);
-        let dev = ListQuery {
-            cluster: Some("local-east".into()),
-            q: Some("is:dev".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            names(list_matching(&client, &dev).await.expect("list")),
-            ["e"]
-        );
+        let by_query = east_with("status:running not:dev label:team=ml");
+        assert_eq!(names_listed(&client, &by_query).await, ["a"]);
+        assert_eq!(names_listed(&client, &east_with("is:dev")).await, ["e"]);
         // Terms it cannot check are the server's: nothing is dropped for them.
-        let unknown = ListQuery {
-            cluster: Some("local-east".into()),
-            q: Some("iris creator:someone".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            list_matching(&client, &unknown).await.expect("list").len(),
-            5
-        );
+        let unknown = east_with("iris creator:someone");
+        assert_eq!(names_listed(&client, &unknown).await.len(), 5);
         // Another cluster's deployments never pass a cluster filter.
         let west = ListQuery {
             cluster: Some("local-west".into()),
             ..Default::default()
         };
-        assert!(list_matching(&client, &west)
-            .await
-            .expect("list")
-            .is_empty());
+        assert!(names_listed(&client, &west).await.is_empty());
     }
 }

@@ -10,36 +10,29 @@
 //! A missing bento or repository (404, 400 "record not found", or an empty listing) is a value,
 //! `exists = false`, so a configuration can branch on it; any other failure is an error.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tf_provider::schema::{AttributeConstraint, AttributeType, Schema};
-use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{DataSource, Diagnostics};
+use tf_provider::value::Value;
+use tf_provider::Diagnostics;
 
+use super::source::{Data, Source};
 use crate::api::Bento;
 use crate::client::{Client, ClientError};
 use crate::diag::{self, Problem};
 use crate::schema::{attr, flat_schema, to_map};
-use crate::shared::Shared;
+use crate::shared::Configured;
 
 /// `bentocloud_bento` inputs and outputs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BentoData {
-    #[serde(default)]
     pub repository: Value<String>,
-    #[serde(default)]
     pub version: Value<String>,
-    #[serde(default)]
     pub exists: Value<bool>,
-    #[serde(default)]
     pub tag: Value<String>,
-    #[serde(default)]
     pub created_at: Value<String>,
-    #[serde(default)]
     pub entry_service: Value<String>,
-    #[serde(default)]
     pub services: Value<Vec<Value<String>>>,
 }
 
@@ -167,48 +160,19 @@ pub fn data_from(config: &BentoData, found: Option<&Bento>) -> BentoData {
 }
 
 /// `bentocloud_bento`.
-pub struct BentoDataSource {
-    shared: Arc<Shared>,
-}
-
-impl BentoDataSource {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-}
+pub type BentoDataSource = Source<BentoData>;
 
 #[async_trait]
-impl DataSource for BentoDataSource {
-    type State<'a> = BentoData;
-    type ProviderMetaState<'a> = ValueEmpty;
-
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(bento_schema())
+impl Data for BentoData {
+    fn problems(&self) -> Vec<Problem> {
+        check_input(&self.repository, &self.version)
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        diag::report_problems(diags, check_input(&config.repository, &config.version));
-        Some(())
-    }
-
-    async fn read<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        config: Self::State<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::State<'a>> {
-        if diag::report_problems(diags, check_input(&config.repository, &config.version)) {
-            return None;
-        }
-        let configured = self.shared.configured(diags)?;
-        let repository = config
-            .repository
-            .as_ref_option()
-            .cloned()
-            .unwrap_or_default();
-        let version = config.version.as_ref_option().cloned();
+    async fn read(self, configured: &Configured, diags: &mut Diagnostics) -> Option<Self> {
+        let repository = self.repository.as_ref_option().cloned().unwrap_or_default();
+        let version = self.version.as_ref_option().cloned();
         match lookup(&configured.client, &repository, version.as_deref()).await {
-            Ok(found) => Some(data_from(&config, found.as_ref())),
+            Ok(found) => Some(data_from(&self, found.as_ref())),
             Err(e) => {
                 let what = match &version {
                     Some(v) => format!("Cannot look up bento \"{repository}:{v}\""),
@@ -218,6 +182,10 @@ impl DataSource for BentoDataSource {
                 None
             }
         }
+    }
+
+    fn schema() -> Schema {
+        bento_schema()
     }
 }
 

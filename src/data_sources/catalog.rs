@@ -7,19 +7,19 @@
 //! gives it (resource quantities stay strings such as `"500m"` and `"2Gi"`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Schema};
-use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{AttributePath, DataSource, Diagnostics};
+use tf_provider::value::Value;
+use tf_provider::{AttributePath, Diagnostics};
 
+use super::source::{Data, Source};
 use crate::api::{Cluster, InstanceType};
 use crate::diag::{self, Problem};
 use crate::schema::{attr, flat_schema, to_map};
-use crate::shared::Shared;
+use crate::shared::Configured;
 
 fn list_of(fields: &HashMap<String, Attribute>) -> AttributeType {
     AttributeType::List(Box::new(AttributeType::Object(
@@ -47,23 +47,19 @@ fn given(s: &str) -> Value<String> {
 
 /// One element of `bentocloud_clusters.clusters`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClusterData {
-    #[serde(default)]
     pub name: Value<String>,
-    #[serde(default)]
     pub description: Value<String>,
-    #[serde(default)]
     pub is_default: Value<bool>,
 }
 
 /// `bentocloud_clusters` (no inputs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClustersData {
-    #[serde(default)]
     pub clusters: Value<Vec<ClusterData>>,
-    #[serde(default)]
     pub names: Value<Vec<Value<String>>>,
-    #[serde(default)]
     pub default_cluster: Value<String>,
 }
 
@@ -110,32 +106,11 @@ pub fn clusters_from(clusters: &[Cluster]) -> ClustersData {
 }
 
 /// `bentocloud_clusters`.
-pub struct ClustersDataSource {
-    shared: Arc<Shared>,
-}
-
-impl ClustersDataSource {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-}
+pub type ClustersDataSource = Source<ClustersData>;
 
 #[async_trait]
-impl DataSource for ClustersDataSource {
-    type State<'a> = ClustersData;
-    type ProviderMetaState<'a> = ValueEmpty;
-
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(clusters_schema())
-    }
-
-    async fn read<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        _config: Self::State<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::State<'a>> {
-        let configured = self.shared.configured(diags)?;
+impl Data for ClustersData {
+    async fn read(self, configured: &Configured, diags: &mut Diagnostics) -> Option<Self> {
         match configured.client.list_clusters().await {
             Ok(clusters) => Some(clusters_from(&clusters)),
             Err(e) => {
@@ -144,43 +119,36 @@ impl DataSource for ClustersDataSource {
             }
         }
     }
+
+    fn schema() -> Schema {
+        clusters_schema()
+    }
 }
 
 // ------------------------------------------------------------------------ instance types
 
 /// One element of `bentocloud_instance_types.instance_types`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct InstanceTypeData {
-    #[serde(default)]
     pub name: Value<String>,
-    #[serde(default)]
     pub display_name: Value<String>,
-    #[serde(default)]
     pub description: Value<String>,
-    #[serde(default)]
     pub group: Value<String>,
-    #[serde(default)]
     pub cpu: Value<String>,
-    #[serde(default)]
     pub memory: Value<String>,
-    #[serde(default)]
     pub gpu: Value<String>,
-    #[serde(default)]
     pub gpu_type: Value<String>,
-    #[serde(default)]
     pub gpu_memory: Value<String>,
-    #[serde(default)]
     pub price: Value<String>,
 }
 
 /// `bentocloud_instance_types` inputs and outputs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct InstanceTypesData {
-    #[serde(default)]
     pub cluster: Value<String>,
-    #[serde(default)]
     pub instance_types: Value<Vec<InstanceTypeData>>,
-    #[serde(default)]
     pub names: Value<Vec<Value<String>>>,
 }
 
@@ -269,42 +237,17 @@ pub fn check_cluster(cluster: &Value<String>) -> Vec<Problem> {
 }
 
 /// `bentocloud_instance_types`.
-pub struct InstanceTypesDataSource {
-    shared: Arc<Shared>,
-}
-
-impl InstanceTypesDataSource {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
-    }
-}
+pub type InstanceTypesDataSource = Source<InstanceTypesData>;
 
 #[async_trait]
-impl DataSource for InstanceTypesDataSource {
-    type State<'a> = InstanceTypesData;
-    type ProviderMetaState<'a> = ValueEmpty;
-
-    fn schema(&self, _diags: &mut Diagnostics) -> Option<Schema> {
-        Some(instance_types_schema())
+impl Data for InstanceTypesData {
+    fn problems(&self) -> Vec<Problem> {
+        check_cluster(&self.cluster)
     }
 
-    async fn validate<'a>(&self, diags: &mut Diagnostics, config: Self::State<'a>) -> Option<()> {
-        diag::report_problems(diags, check_cluster(&config.cluster));
-        Some(())
-    }
-
-    async fn read<'a>(
-        &self,
-        diags: &mut Diagnostics,
-        config: Self::State<'a>,
-        _provider_meta_state: Self::ProviderMetaState<'a>,
-    ) -> Option<Self::State<'a>> {
-        if diag::report_problems(diags, check_cluster(&config.cluster)) {
-            return None;
-        }
-        let configured = self.shared.configured(diags)?;
+    async fn read(self, configured: &Configured, diags: &mut Diagnostics) -> Option<Self> {
         let client = &configured.client;
-        let chosen = config
+        let chosen = self
             .cluster
             .as_ref_option()
             .cloned()
@@ -331,7 +274,7 @@ impl DataSource for InstanceTypesDataSource {
         let types = match types {
             Ok(t) => t,
             Err(e) => {
-                match config.cluster.as_ref_option() {
+                match self.cluster.as_ref_option() {
                     Some(c) if e.is_not_found() => diag::unknown_cluster(diags, c, &e),
                     Some(_) => diag::api_error(
                         diags,
@@ -351,6 +294,10 @@ impl DataSource for InstanceTypesDataSource {
             names: Value::Value(items.iter().map(|t| t.name.clone()).collect()),
             instance_types: Value::Value(items),
         })
+    }
+
+    fn schema() -> Schema {
+        instance_types_schema()
     }
 }
 
