@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 use tf_provider::value::Value;
 
-use super::model::{DeploymentState, ServiceBlock, ServiceSettings, StringMap};
+use super::model::{DeploymentState, Location, Reported, ServiceBlock, ServiceSettings, StringMap};
 use crate::api::{
     CreateDeploymentRequest, Deployment, DeploymentConfig, EnvItem, LabelItem, ServiceConfig,
     UpdateDeploymentRequest,
@@ -173,27 +173,11 @@ pub fn state_from_server(
     importing: bool,
 ) -> DeploymentState {
     let mut s = prior.clone();
-    let cluster = d.cluster.meta.name.clone();
-    s.location.name = Value::Value(d.meta.name.clone());
-    s.location.cluster = Value::Value(cluster.clone());
-    s.location.id = Value::Value(format!("{cluster}/{}", d.meta.name));
-    s.reported.status = Value::Value(d.status.as_str().to_string());
-    // List items carry no `urls` (API doc §3.3): the URL read before stays (a deployment's
-    // URL does not change), and a data source over a list shows none.
-    s.reported.url = match d.urls.as_ref().and_then(|u| u.first()) {
-        Some(u) => Value::Value(u.clone()),
-        None => prior.reported.url.clone(),
-    };
-    s.reported.revision = Value::Value(d.revision_uid().unwrap_or_default().to_string());
-    s.reported.created_at = Value::Value(d.meta.created_at.clone());
-    s.reported.updated_at = Value::Value(d.meta.updated_at.clone());
-    s.reported.creator = Value::Value(d.creator.meta.name.clone());
+    s.location = location_of(d);
+    s.reported = reported_from(d, &prior.reported);
     s.spec.labels = normalise_map(map_from_labels(&d.meta.labels), &prior.spec.labels);
-
-    let server_tag = d.bento_tag();
-    s.reported.deployed_bento = Value::Value(server_tag.clone().unwrap_or_default());
     if prior.settings.bento_managed_externally != Value::Value(true) || prior.spec.bento.is_null() {
-        s.spec.bento = bento_for_state(server_tag, &prior.spec.bento);
+        s.spec.bento = bento_for_state(d.bento_tag(), &prior.spec.bento);
     }
 
     let config = d.main_target().and_then(|t| t.config.clone());
@@ -201,18 +185,7 @@ pub fn state_from_server(
     let config = config.unwrap_or_default();
     s.spec.access_authorization = Value::Value(config.access_authorization);
     s.spec.envs = normalise_map(map_from_envs(&config.envs), &prior.spec.envs);
-    let secrets: BTreeSet<Value<String>> = config
-        .secrets
-        .iter()
-        .flatten()
-        .map(|x| Value::Value(x.clone()))
-        .collect();
-    s.spec.secrets =
-        if secrets.is_empty() && !matches!(&prior.spec.secrets, Value::Value(p) if p.is_empty()) {
-            Value::Null
-        } else {
-            Value::Value(secrets)
-        };
+    s.spec.secrets = secrets_for_state(&config, &prior.spec.secrets);
 
     let entry = entry_service(d);
     match entry.as_ref().and_then(|e| config.services.get(e)) {
@@ -224,34 +197,83 @@ pub fn state_from_server(
         None if has_config => s.spec.entry = ServiceSettings::default(),
         None => {}
     }
-
-    let prior_blocks = prior
-        .spec
-        .service
-        .as_ref_option()
-        .cloned()
-        .unwrap_or_default();
-    let blocks: Vec<ServiceBlock> = if importing {
-        config
-            .services
-            .iter()
-            .filter(|(name, _)| Some(*name) != entry.as_ref())
-            .map(|(name, svc)| service_block_from(name, svc, None))
-            .collect()
+    let blocks = if importing {
+        every_other_service(&config, entry.as_deref())
     } else {
-        prior_blocks
-            .iter()
-            .filter_map(|b| {
-                let name = b.name.as_ref_option()?;
-                config
-                    .services
-                    .get(name)
-                    .map(|svc| service_block_from(name, svc, Some(b)))
-            })
-            .collect()
+        blocks_still_served(&config, prior.spec.service_blocks())
     };
     s.spec.service = Value::Value(blocks);
     s
+}
+
+/// Where the server says the deployment is.
+fn location_of(d: &Deployment) -> Location {
+    let cluster = d.cluster.meta.name.clone();
+    Location {
+        id: Value::Value(format!("{cluster}/{}", d.meta.name)),
+        name: Value::Value(d.meta.name.clone()),
+        cluster: Value::Value(cluster),
+    }
+}
+
+/// What the server reports about the deployment; `prior` gives the URL a listing lacks.
+fn reported_from(d: &Deployment, prior: &Reported) -> Reported {
+    Reported {
+        status: Value::Value(d.status.as_str().to_string()),
+        // List items carry no `urls` (API doc §3.3): the URL read before stays (a deployment's
+        // URL does not change), and a data source over a list shows none.
+        url: match d.urls.as_ref().and_then(|u| u.first()) {
+            Some(u) => Value::Value(u.clone()),
+            None => prior.url.clone(),
+        },
+        revision: Value::Value(d.revision_uid().unwrap_or_default().to_string()),
+        deployed_bento: Value::Value(d.bento_tag().unwrap_or_default()),
+        created_at: Value::Value(d.meta.created_at.clone()),
+        updated_at: Value::Value(d.meta.updated_at.clone()),
+        creator: Value::Value(d.creator.meta.name.clone()),
+    }
+}
+
+/// The secrets the configuration mounts; none stays null unless `prior` said an empty set.
+fn secrets_for_state(
+    config: &DeploymentConfig,
+    prior: &Value<BTreeSet<Value<String>>>,
+) -> Value<BTreeSet<Value<String>>> {
+    let secrets: BTreeSet<Value<String>> = config
+        .secrets
+        .iter()
+        .flatten()
+        .map(|x| Value::Value(x.clone()))
+        .collect();
+    if secrets.is_empty() && !matches!(prior, Value::Value(p) if p.is_empty()) {
+        Value::Null
+    } else {
+        Value::Value(secrets)
+    }
+}
+
+/// A `service` block for every service of `config` but the entry one (what an import reads).
+fn every_other_service(config: &DeploymentConfig, entry: Option<&str>) -> Vec<ServiceBlock> {
+    config
+        .services
+        .iter()
+        .filter(|(name, _)| Some(name.as_str()) != entry)
+        .map(|(name, svc)| service_block_from(name, svc, None))
+        .collect()
+}
+
+/// The `prior` blocks whose services `config` still has, refreshed from it.
+fn blocks_still_served(config: &DeploymentConfig, prior: &[ServiceBlock]) -> Vec<ServiceBlock> {
+    prior
+        .iter()
+        .filter_map(|b| {
+            let name = b.name.as_ref_option()?;
+            config
+                .services
+                .get(name)
+                .map(|svc| service_block_from(name, svc, Some(b)))
+        })
+        .collect()
 }
 
 fn service_config_from_block(base: Option<&ServiceConfig>, b: &ServiceBlock) -> ServiceConfig {

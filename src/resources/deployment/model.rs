@@ -40,12 +40,10 @@ pub struct DeploymentState {
 
 /// Where the deployment is: changing `name` or `cluster` replaces it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Location {
-    #[serde(default)]
     pub id: Value<String>,
-    #[serde(default)]
     pub name: Value<String>,
-    #[serde(default)]
     pub cluster: Value<String>,
 }
 
@@ -72,6 +70,11 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The `service` blocks (none when `service` is null or unknown).
+    pub fn service_blocks(&self) -> &[ServiceBlock] {
+        self.service.as_ref_option().map_or(&[], Vec::as_slice)
+    }
+
     /// Whether `planned` asks the server for something `self` (the prior) does not have. With
     /// `bento_managed_externally`, the bento is CI's: a difference in it alone is not a change.
     pub fn differs(&self, planned: &Spec, bento_managed_externally: bool) -> bool {
@@ -146,14 +149,11 @@ impl Spec {
 /// One service's settings: the entry service's (top-level attributes) and each `service`
 /// block's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServiceSettings {
-    #[serde(default)]
     pub instance_type: Value<String>,
-    #[serde(default)]
     pub min_replicas: Value<i64>,
-    #[serde(default)]
     pub max_replicas: Value<i64>,
-    #[serde(default)]
     pub deployment_strategy: Value<String>,
 }
 
@@ -193,19 +193,15 @@ pub struct ServiceBlock {
 
 /// Terraform-only settings: how apply behaves. Never sent to the server, never in data sources.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Settings {
-    #[serde(default)]
     pub wait_for_rollout: Value<bool>,
-    #[serde(default)]
     pub rollback_on_failure: Value<bool>,
-    #[serde(default)]
     pub bento_managed_externally: Value<bool>,
-    #[serde(default)]
     pub rollback_on_interrupt: Value<bool>,
     /// Free-form values; any change redeploys (a new revision of the same spec).
-    #[serde(default)]
     pub redeploy_triggers: Value<StringMap>,
-    #[serde(default, with = "tf_provider::value::serde_as_vec")]
+    #[serde(with = "tf_provider::value::serde_as_vec")]
     pub timeouts: Value<Timeouts>,
 }
 
@@ -229,20 +225,14 @@ impl Settings {
 
 /// What the server reports about the deployment (computed attributes).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Reported {
-    #[serde(default)]
     pub status: Value<String>,
-    #[serde(default)]
     pub url: Value<String>,
-    #[serde(default)]
     pub revision: Value<String>,
-    #[serde(default)]
     pub deployed_bento: Value<String>,
-    #[serde(default)]
     pub created_at: Value<String>,
-    #[serde(default)]
     pub updated_at: Value<String>,
-    #[serde(default)]
     pub creator: Value<String>,
 }
 
@@ -276,12 +266,10 @@ impl Reported {
 
 /// The `timeouts` block (Go durations).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Timeouts {
-    #[serde(default)]
     pub create: Value<String>,
-    #[serde(default)]
     pub update: Value<String>,
-    #[serde(default)]
     pub delete: Value<String>,
 }
 
@@ -298,12 +286,11 @@ pub struct Timeouts {
 ///   `failed` or `unhealthy` on its own carries no such marker: the status alone never makes
 ///   a plan show a change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Unconfirmed {
-    #[serde(default)]
     pub revision: Value<String>,
     /// The rollout of `revision` failed (absent in states written before it existed: those
     /// markers were all "unconfirmed").
-    #[serde(default)]
     pub failed: Value<bool>,
 }
 

@@ -424,12 +424,7 @@ pub fn plan_update(
     reset_unset_settings(&mut p, config);
     default_flags(&mut p);
     follow_configured_bound(&mut p.spec.entry, &config.spec.entry);
-    let prior_services = prior
-        .spec
-        .service
-        .as_ref_option()
-        .cloned()
-        .unwrap_or_default();
+    let prior_services = prior.spec.service_blocks();
     let mut new_blocks = BTreeSet::new();
     if let Value::Value(services) = &mut p.spec.service {
         for (i, svc) in services.iter_mut().enumerate() {

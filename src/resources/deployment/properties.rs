@@ -309,12 +309,7 @@ fn proposed(prior: &DeploymentState, config: &DeploymentState) -> DeploymentStat
         &prior.spec.access_authorization,
     );
     s.spec.entry = settings(&config.spec.entry, &prior.spec.entry);
-    let prior_blocks = prior
-        .spec
-        .service
-        .as_ref_option()
-        .cloned()
-        .unwrap_or_default();
+    let prior_blocks = prior.spec.service_blocks();
     if let Value::Value(blocks) = &mut s.spec.service {
         for (i, b) in blocks.iter_mut().enumerate() {
             // Terraform matches list blocks by index.

@@ -19,26 +19,18 @@ pub const TYPES: [&str; 2] = ["env", "mountfile"];
 
 /// State of one `bentocloud_secret`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SecretState {
-    #[serde(default)]
     pub id: Value<String>,
-    #[serde(default)]
     pub name: Value<String>,
-    #[serde(default)]
     pub cluster: Value<String>,
-    #[serde(default)]
     pub description: Value<String>,
-    #[serde(default, rename = "type")]
+    #[serde(rename = "type")]
     pub kind: Value<String>,
-    #[serde(default)]
     pub path: Value<String>,
-    #[serde(default)]
     pub items: Value<StringMap>,
-    #[serde(default)]
     pub version: Value<i64>,
-    #[serde(default)]
     pub created_at: Value<String>,
-    #[serde(default)]
     pub creator: Value<String>,
 }
 
@@ -515,87 +507,82 @@ mod tests {
         }
     }
 
+    /// [`config`] changed by `change`.
+    fn config_with(change: impl FnOnce(&mut SecretState)) -> SecretState {
+        let mut s = config();
+        change(&mut s);
+        s
+    }
+
+    /// Makes `s` a `mountfile` secret mounted at `path`.
+    fn mountfile_at(path: &str, s: &mut SecretState) {
+        s.kind = v("mountfile");
+        s.path = v(path);
+    }
+
+    /// Configurations with one problem each, and the attribute it names.
+    fn one_problem_each() -> Vec<(SecretState, &'static str)> {
+        vec![
+            (config_with(|s| s.name = v("Bad_Name")), "name"),
+            (config_with(|s| s.cluster = v(" ")), "cluster"),
+            (config_with(|s| s.kind = v("file")), "type"),
+            (config_with(|s| s.kind = v("mountfile")), "type"),
+            (config_with(|s| mountfile_at("etc", s)), "path"),
+            (
+                config_with(|s| {
+                    s.kind = v("env");
+                    s.path = v("/etc");
+                }),
+                "path",
+            ),
+            (config_with(|s| s.items = items(&[])), "items"),
+            (
+                config_with(|s| {
+                    s.kind = v("env");
+                    s.items = items(&[("1BAD", "x")]);
+                }),
+                "items",
+            ),
+            (
+                config_with(|s| {
+                    mountfile_at("/e", s);
+                    s.items = items(&[("a/b", "x")]);
+                }),
+                "items",
+            ),
+        ]
+    }
+
+    /// Configurations without a problem, as far as plan can tell.
+    fn no_problem() -> Vec<SecretState> {
+        vec![
+            config(),
+            config_with(|s| {
+                mountfile_at("/etc/c", s);
+                s.items = items(&[("cert.pem", "x")]);
+            }),
+            // A path with an unknown type may be right: judged once the type is known.
+            config_with(|s| {
+                s.kind = Value::Unknown;
+                s.path = v("/etc");
+            }),
+            // Unknown values are judged at apply, not plan.
+            config_with(|s| {
+                s.kind = Value::Unknown;
+                s.path = Value::Unknown;
+            }),
+        ]
+    }
+
     #[test]
     fn validation_names_the_attribute() {
-        let attrs = |s: SecretState| -> Vec<AttributePath> {
-            validate(&s).into_iter().map(|p| p.path).collect()
-        };
-        assert!(validate(&config()).is_empty());
-        assert!(validate(&SecretState {
-            kind: v("mountfile"),
-            path: v("/etc/c"),
-            items: items(&[("cert.pem", "x")]),
-            ..config()
-        })
-        .is_empty());
-        assert_eq!(
-            attrs(SecretState {
-                name: v("Bad_Name"),
-                ..config()
-            }),
-            vec![AttributePath::new("name")]
-        );
-        assert_eq!(
-            attrs(SecretState {
-                cluster: v(" "),
-                ..config()
-            }),
-            vec![AttributePath::new("cluster")]
-        );
-        assert_eq!(
-            attrs(SecretState {
-                kind: v("file"),
-                ..config()
-            }),
-            vec![AttributePath::new("type")]
-        );
-        assert_eq!(
-            attrs(SecretState {
-                kind: v("mountfile"),
-                ..config()
-            }),
-            vec![AttributePath::new("type")]
-        );
-        assert_eq!(
-            attrs(SecretState {
-                kind: v("mountfile"),
-                path: v("etc"),
-                ..config()
-            }),
-            vec![AttributePath::new("path")]
-        );
-        assert_eq!(
-            attrs(SecretState {
-                path: v("/etc"),
-                kind: v("env"),
-                ..config()
-            }),
-            vec![AttributePath::new("path")]
-        );
-        assert_eq!(
-            attrs(SecretState {
-                items: items(&[]),
-                ..config()
-            }),
-            vec![AttributePath::new("items")]
-        );
-        assert_eq!(
-            attrs(SecretState {
-                kind: v("env"),
-                items: items(&[("1BAD", "x")]),
-                ..config()
-            }),
-            vec![AttributePath::new("items")]
-        );
-        assert_eq!(
-            attrs(SecretState {
-                kind: v("mountfile"),
-                path: v("/e"),
-                items: items(&[("a/b", "x")]),
-                ..config()
-            }),
-            vec![AttributePath::new("items")]
-        );
+        for s in no_problem() {
+            assert!(validate(&s).is_empty(), "{s:?}");
+        }
+        for (s, attr) in one_problem_each() {
+            let paths: Vec<AttributePath> = validate(&s).into_iter().map(|p| p.path).collect();
+            assert_eq!(paths, vec![AttributePath::new(attr)], "{s:?}");
+        }
         let p = validate(&SecretState {
             kind: v("env"),
             items: items(&[("1BAD", "hunter2")]),
@@ -605,19 +592,5 @@ mod tests {
             !p[0].detail.contains("hunter2"),
             "values are never shown: {p:?}"
         );
-        // A path with an unknown type may be right: judged once the type is known.
-        assert!(validate(&SecretState {
-            kind: Value::Unknown,
-            path: v("/etc"),
-            ..config()
-        })
-        .is_empty());
-        // Unknown values are judged at apply, not plan.
-        assert!(validate(&SecretState {
-            kind: Value::Unknown,
-            path: Value::Unknown,
-            ..config()
-        })
-        .is_empty());
     }
 }

@@ -94,7 +94,16 @@ fn unknown_settings() -> ServiceSettings {
 
 /// Every leaf unknown (nested ones too), or every leaf set: the two states a plan carries.
 fn states() -> Vec<DeploymentState> {
-    let unknown = DeploymentState {
+    vec![
+        every_leaf_unknown(),
+        every_leaf_set(),
+        DeploymentState::default(),
+    ]
+}
+
+/// A state whose every leaf is unknown, nested ones too.
+fn every_leaf_unknown() -> DeploymentState {
+    DeploymentState {
         location: Location {
             id: Value::Unknown,
             name: Value::Unknown,
@@ -126,7 +135,11 @@ fn states() -> Vec<DeploymentState> {
             }),
         },
         reported: Reported::unknown(),
-    };
+    }
+}
+
+/// A state whose every leaf is set.
+fn every_leaf_set() -> DeploymentState {
     let s = |x: &str| Value::Value(x.to_string());
     let settings = ServiceSettings {
         instance_type: s("cpu.2"),
@@ -134,7 +147,7 @@ fn states() -> Vec<DeploymentState> {
         max_replicas: Value::Value(3),
         deployment_strategy: s("Recreate"),
     };
-    let known = DeploymentState {
+    DeploymentState {
         location: Location {
             id: s("c/n"),
             name: s("n"),
@@ -174,8 +187,7 @@ fn states() -> Vec<DeploymentState> {
             updated_at: s("t1"),
             creator: s("me"),
         },
-    };
-    vec![unknown, known, DeploymentState::default()]
+    }
 }
 
 /// The parts are flattened into one object; tf-provider decodes states from MessagePack

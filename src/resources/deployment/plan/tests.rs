@@ -604,29 +604,43 @@ fn scaling_defaults_follow_the_given_bound() {
     assert_eq!((min, max), (v(3), v(3)));
 }
 
+/// A `service` block named `name` with `settings`.
+fn block(name: &str, settings: ServiceSettings) -> ServiceBlock {
+    ServiceBlock {
+        name: v(name.into()),
+        settings,
+        envs: Value::Null,
+    }
+}
+
+/// Settings that set `min_replicas` alone.
+fn min_only(min: i64) -> ServiceSettings {
+    ServiceSettings {
+        min_replicas: v(min),
+        ..Default::default()
+    }
+}
+
+/// [`base`] with a `Model` service block of known settings.
+fn with_a_model_block() -> DeploymentState {
+    let mut prior = base();
+    let settings = ServiceSettings {
+        instance_type: v("gpu.l4.1".into()),
+        min_replicas: v(2),
+        max_replicas: v(3),
+        deployment_strategy: v("Recreate".into()),
+    };
+    prior.spec.service = v(vec![block("Model", settings)]);
+    prior
+}
+
 #[test]
 fn a_new_service_block_gets_defaults_and_a_known_one_keeps_its_scaling() {
-    let mut prior = base();
-    prior.spec.service = v(vec![ServiceBlock {
-        settings: ServiceSettings {
-            instance_type: v("gpu.l4.1".into()),
-            min_replicas: v(2),
-            max_replicas: v(3),
-            deployment_strategy: v("Recreate".into()),
-        },
-        name: v("Model".into()),
-        envs: Value::Null,
-    }]);
+    let prior = with_a_model_block();
     let mut proposed = prior.clone();
     proposed.spec.service = v(vec![
-        ServiceBlock {
-            name: v("Model".into()),
-            ..Default::default()
-        },
-        ServiceBlock {
-            name: v("Worker".into()),
-            ..Default::default()
-        },
+        block("Model", ServiceSettings::default()),
+        block("Worker", ServiceSettings::default()),
     ]);
     let (p, _) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
     let blocks = p.spec.service.as_ref_option().expect("blocks");
@@ -646,38 +660,6 @@ fn a_new_service_block_gets_defaults_and_a_known_one_keeps_its_scaling() {
         (worker.settings.min_replicas, worker.settings.max_replicas),
         (v(1), v(1))
     );
-    // A block's min raised alone above its running max takes the max with it; another
-    // block's configuration does not.
-    let mut config = proposed.clone();
-    config.spec.service = v(vec![
-        ServiceBlock {
-            name: v("Worker".into()),
-            ..Default::default()
-        },
-        ServiceBlock {
-            name: v("Model".into()),
-            settings: ServiceSettings {
-                min_replicas: v(5),
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-    ]);
-    let mut raised = prior.clone();
-    raised.spec.service = v(vec![ServiceBlock {
-        name: v("Model".into()),
-        settings: ServiceSettings {
-            min_replicas: v(5),
-            ..Default::default()
-        },
-        ..Default::default()
-    }]);
-    let (p, _) = plan_update(&prior, &raised, &config, LastApply::Settled);
-    let model = &p.spec.service.as_ref_option().expect("blocks")[0];
-    assert_eq!(
-        (model.settings.min_replicas, model.settings.max_replicas),
-        (v(5), v(5))
-    );
     assert_eq!(
         worker.settings.deployment_strategy,
         v(DEFAULT_STRATEGY.to_string())
@@ -686,5 +668,20 @@ fn a_new_service_block_gets_defaults_and_a_known_one_keeps_its_scaling() {
         worker.settings.instance_type,
         Value::Unknown,
         "chosen by the server"
+    );
+    // A block's min raised alone above its running max takes the max with it; another
+    // block's configuration does not.
+    let mut config = proposed.clone();
+    config.spec.service = v(vec![
+        block("Worker", ServiceSettings::default()),
+        block("Model", min_only(5)),
+    ]);
+    let mut raised = prior.clone();
+    raised.spec.service = v(vec![block("Model", min_only(5))]);
+    let (p, _) = plan_update(&prior, &raised, &config, LastApply::Settled);
+    let model = &p.spec.service.as_ref_option().expect("blocks")[0];
+    assert_eq!(
+        (model.settings.min_replicas, model.settings.max_replicas),
+        (v(5), v(5))
     );
 }
