@@ -1,23 +1,28 @@
-//! Terraform provider for BentoCloud deployments, and `bentocloud-local`, a local BentoCloud
-//! control plane that the provider is developed and tested against.
+//! Terraform provider for BentoCloud deployments. It is developed and tested against
+//! `bentocloud-local`, a local BentoCloud control plane, which is another crate of this
+//! workspace.
 //!
 //! # Layout
 //!
-//! Layers depend one way only (a module may use the ones above it, never below):
+//! This crate is the root package of a Cargo workspace of three. The provider and the control
+//! plane share one crate and nothing else, and the crate graph enforces it:
 //!
-//! - [`api`]: wire types of the BentoCloud REST API (serde only) and [`rules`], the naming and
-//!   value rules both sides enforce.
-//! - [`client`]: the HTTP client, one method per endpoint, typed errors, retries, pagination.
-//! - [`wait`]: the rollout acceptor and the poll loop that waits for a submitted revision.
-//! - [`provider`], [`resources`], [`data_sources`], [`shared`], [`diag`]: the Terraform glue
-//!   built on `tf-provider`; [`shared`] is the slot `configure` fills for the resources and data
-//!   sources (so they do not import the provider that registers them), and [`diag`] is the one
-//!   place errors become Terraform diagnostics.
-//! - `emulator` (feature `local`): the local control plane. It depends on [`api`] and [`rules`]
-//!   only; the provider binary builds with `--no-default-features`, which proves it does not link
-//!   the control plane.
+//! - `bentocloud-api` (`crates/bentocloud-api`): [`api`], the wire types of the BentoCloud REST
+//!   API (serde only), and [`rules`], the naming and value rules both sides enforce. Re-exported
+//!   here, so `crate::api` and `bentocloud::api` are those modules.
+//! - this crate, the provider. Its modules depend one way only (a module may use the ones above
+//!   it, never below):
+//!   - [`client`]: the HTTP client, one method per endpoint, typed errors, retries, pagination.
+//!   - [`wait`]: the rollout acceptor and the poll loop that waits for a submitted revision.
+//!   - [`provider`], [`resources`], [`data_sources`], [`shared`], [`diag`]: the Terraform glue
+//!     built on `tf-provider`; [`shared`] is the slot `configure` fills for the resources and
+//!     data sources (so they do not import the provider that registers them), and [`diag`] is
+//!     the one place errors become Terraform diagnostics.
+//! - `bentocloud-local` (`crates/bentocloud-local`): the local control plane. It depends on
+//!   `bentocloud-api` only; this crate has it as a dev-dependency (the integration tests run
+//!   the provider against it), never a normal one, so the provider binary does not link it.
 
-// No panicking shortcuts outside tests: errors become diagnostics or HTTP errors instead.
+// No panicking shortcuts outside tests: errors become diagnostics instead.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod client;
@@ -34,8 +39,5 @@ pub mod shared;
 pub mod wait;
 
 // The wire types and rules live in their own crate, shared with bentocloud-local; re-exported so
-// `crate::api::...`, `crate::rules::...` and `bentocloud::api` read as before.
+// that `crate::api::...`, `crate::rules::...` and `bentocloud::api` name them here too.
 pub use bentocloud_api::{api, rules};
-
-#[cfg(feature = "local")]
-pub mod emulator;

@@ -9,7 +9,6 @@
 //! The client keeps its context in `$BENTOML_HOME/.yatai.yaml`; each test has its own temp
 //! `BENTOML_HOME` and logs in with `bentoml cloud login`, so the commands after it use the
 //! saved context (no `BENTO_CLOUD_API_KEY` in their environment).
-#![cfg(feature = "local")]
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -775,7 +774,7 @@ async fn cli_bad_token_and_strict_bentos() {
     let all: ListResponse<Deployment> = s.get("/api/v2/deployments?all=true").await;
     assert_eq!(all.total, 0, "a deployment was created for a missing bento");
 
-    let reg = tokio::process::Command::new(env!("CARGO_BIN_EXE_bentocloud-local"))
+    let reg = tokio::process::Command::new(crate::harness::server_bin())
         .args(["bentos", "add", "ghost:v1", "--endpoint", &s.endpoint])
         .args(["--api-token", &s.token])
         .output()

@@ -1,12 +1,11 @@
 //! Integration tests of `bentocloud-local` over real HTTP: the server runs in-process on
 //! 127.0.0.1:0 with a temp data dir and is found through `DIR/endpoint` and `DIR/token`.
-#![cfg(feature = "local")]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bentocloud::api::{Bento, Deployment, InstanceType, ListResponse};
-use bentocloud::emulator::{self, Clock, Config, LocalDeployment, PlatformConfig};
+use bentocloud_local::{self as emulator, Clock, Config, LocalDeployment, PlatformConfig};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 

@@ -9,12 +9,11 @@
 //! - the server still answers `/healthz` afterwards (no panic took it down).
 //!
 //! Bounded: 300 cases, a 10 s timeout per request, no shrinking beyond 64 steps.
-#![cfg(feature = "local")]
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use bentocloud::emulator::{self, Config, PlatformConfig};
+use bentocloud_local::{self as emulator, Config, PlatformConfig};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -53,7 +52,7 @@ fn fixture() -> &'static Fixture {
             auto_register_bentos: false,
             platform,
             tls: None,
-            clock: bentocloud::emulator::Clock::Real,
+            clock: bentocloud_local::Clock::Real,
         };
         rt.spawn(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

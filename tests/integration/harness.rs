@@ -20,7 +20,53 @@ use bentocloud::api::{
 use serde_json::Value as Json;
 
 pub const PROVIDER_BIN: &str = env!("CARGO_BIN_EXE_terraform-provider-bentocloud");
-pub const SERVER_BIN: &str = env!("CARGO_BIN_EXE_bentocloud-local");
+
+/// The `bentocloud-local` binary, up to date: for the tests that need the control plane as a
+/// process. It belongs to another package of the workspace (`crates/bentocloud-local`, whose
+/// library is a dev-dependency), and Cargo gives a test only its own package's binaries
+/// (`CARGO_BIN_EXE_*`). So the first call asks the Cargo running this test to build it, in this
+/// test's profile and target dir, and with `--test integration` so that features resolve as for
+/// this test (its dependencies are already built: only the binary is linked, when stale); the
+/// binary lands beside the provider's.
+pub fn server_bin() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(build_server_bin)
+}
+
+fn build_server_bin() -> String {
+    let dir = Path::new(PROVIDER_BIN)
+        .parent()
+        .expect("the provider binary's folder");
+    let target_dir = dir.parent().expect("the target dir");
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(folder) => folder,
+        None => panic!("no profile folder in {PROVIDER_BIN}"),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(&cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "--profile", profile, "--target-dir"])
+        .arg(target_dir)
+        .args([
+            "-p",
+            "terraform-provider-bentocloud",
+            "-p",
+            "bentocloud-local",
+        ])
+        .args(["--bin", "bentocloud-local", "--test", "integration"])
+        .output()
+        .unwrap_or_else(|e| panic!("run {cargo:?} to build bentocloud-local: {e}"));
+    assert!(
+        out.status.success(),
+        "building bentocloud-local failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bin = dir.join("bentocloud-local");
+    assert!(bin.is_file(), "{} missing after its build", bin.display());
+    bin.to_string_lossy().into_owned()
+}
 
 /// How long one Terraform command may run before the test fails (a hung command is a failure,
 /// not a skip). Generous: it only bounds a hang, it is not a performance assertion.
@@ -293,15 +339,15 @@ impl Host {
 }
 
 /// The `serve` options the harness passes, as the in-process server's configuration.
-fn config_from_args(args: &[String], data_dir: &Path) -> bentocloud::emulator::Config {
-    use bentocloud::emulator::{Config, PlatformConfig, TlsFiles};
+fn config_from_args(args: &[String], data_dir: &Path) -> bentocloud_local::Config {
+    use bentocloud_local::{Config, PlatformConfig, TlsFiles};
     let mut cfg = Config {
         data_dir: data_dir.to_path_buf(),
         api_token: None,
         auto_register_bentos: false,
         platform: PlatformConfig::default(),
         tls: None,
-        clock: bentocloud::emulator::Clock::Real,
+        clock: bentocloud_local::Clock::Real,
     };
     let (mut cert, mut key) = (None, None);
     let mut it = args.iter();
@@ -335,7 +381,7 @@ fn config_from_args(args: &[String], data_dir: &Path) -> bentocloud::emulator::C
 
 /// Starts the control plane in this process on 127.0.0.1:0, logging to `log`; returns once
 /// it serves, with its endpoint and token (or panics with why it could not start).
-fn start_in_process(cfg: bentocloud::emulator::Config, log: &Path) -> (Host, String, String) {
+fn start_in_process(cfg: bentocloud_local::Config, log: &Path) -> (Host, String, String) {
     let logfile = fs::File::create(log).expect("create server log");
     let subscriber = tracing_subscriber::fmt()
         .with_writer(std::sync::Mutex::new(logfile))
@@ -365,7 +411,7 @@ fn start_in_process(cfg: bentocloud::emulator::Config, log: &Path) -> (Host, Str
                     .await
                     .expect("bind 127.0.0.1:0");
                 let addr = listener.local_addr().expect("listener address");
-                let (state, started) = match bentocloud::emulator::prepare(&cfg, addr) {
+                let (state, started) = match bentocloud_local::prepare(&cfg, addr) {
                     Ok(x) => x,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -376,7 +422,7 @@ fn start_in_process(cfg: bentocloud::emulator::Config, log: &Path) -> (Host, Str
                 let shutdown = async {
                     let _ = rx.await;
                 };
-                if let Err(e) = bentocloud::emulator::run(listener, state, shutdown).await {
+                if let Err(e) = bentocloud_local::run(listener, state, shutdown).await {
                     tracing::error!("bentocloud-local stopped: {e}");
                 }
             });
@@ -452,7 +498,7 @@ impl ControlPlane {
         let log = data_dir.path().join("server.log");
         let (host, endpoint, token) = if process {
             let logfile = fs::File::create(&log).expect("create server log");
-            let child = Command::new(SERVER_BIN)
+            let child = Command::new(server_bin())
                 .arg("serve")
                 .arg("--listen")
                 .arg("127.0.0.1:0")
@@ -464,7 +510,7 @@ impl ControlPlane {
                 .stdout(logfile.try_clone().expect("clone log handle"))
                 .stderr(logfile)
                 .spawn()
-                .unwrap_or_else(|e| panic!("start {SERVER_BIN}: {e}"));
+                .unwrap_or_else(|e| panic!("start {}: {e}", server_bin()));
             let mut host = Host::Process(child);
             let (endpoint, token) = await_files(&mut host, data_dir.path(), &log);
             (host, endpoint, token)
@@ -653,7 +699,7 @@ impl Server {
 
     /// `bentocloud-local bentos add TAG ...` against this server.
     pub fn bentos_add(&self, tag: &str, b: &BentoBehaviour) {
-        let mut cmd = Command::new(SERVER_BIN);
+        let mut cmd = Command::new(server_bin());
         cmd.args(["bentos", "add", tag, "--endpoint", &self.endpoint])
             .args(["--api-token", &self.token]);
         if let Some(ca) = &self.ca_file {
@@ -1809,7 +1855,7 @@ impl Server {
             .append(true)
             .open(&self.log)
             .expect("open server log");
-        let child = Command::new(SERVER_BIN)
+        let child = Command::new(server_bin())
             .arg("serve")
             .arg("--listen")
             .arg(&listen)
@@ -1820,7 +1866,7 @@ impl Server {
             .stdout(logfile.try_clone().expect("clone log handle"))
             .stderr(logfile)
             .spawn()
-            .unwrap_or_else(|e| panic!("restart {SERVER_BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("restart {}: {e}", server_bin()));
         self.host = Host::Process(child);
         // A fresh client: the old one's pooled keep-alive connections died with the process.
         self.http = http_client(self.ca_file.as_deref());

@@ -8,7 +8,7 @@
 use std::fs;
 use std::path::Path;
 
-use bentocloud::emulator::config::{ClusterSpec, InstanceTypeSpec, PlatformConfig};
+use bentocloud_local::config::{ClusterSpec, InstanceTypeSpec, PlatformConfig};
 use serde_json::{json, Value as Json};
 
 use crate::bad_input::squash;

@@ -399,7 +399,7 @@ fn assert_no_panic(server: &Server) {
 /// `bentocloud-local serve` without `--listen` binds 127.0.0.1 only.
 #[test]
 fn control_plane_binds_loopback_by_default() {
-    let help = Command::new(SERVER_BIN)
+    let help = Command::new(server_bin())
         .args(["serve", "--help"])
         .output()
         .expect("run bentocloud-local serve --help");
@@ -413,7 +413,7 @@ fn control_plane_binds_loopback_by_default() {
     let dir = temp_dir("loopback-");
     let log = dir.path().join("server.log");
     let logf = fs::File::create(&log).expect("log");
-    let mut child = Command::new(SERVER_BIN)
+    let mut child = Command::new(server_bin())
         .args(["serve", "--data-dir"])
         .arg(dir.path())
         .stdin(Stdio::null())
@@ -576,7 +576,7 @@ fn organisations_are_isolated() {
         "local-east",
         &Spec::new("mine", "private:v1").create_request(),
     );
-    let out = Command::new(SERVER_BIN)
+    let out = Command::new(server_bin())
         .args(["tokens", "add", "--org", "other", "--data-dir"])
         .arg(server.data_dir.path())
         .output()

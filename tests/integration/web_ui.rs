@@ -22,7 +22,6 @@
 //! Screenshots (`during-rollout.png` from `--screenshot`, `after-rollout.png` and
 //! `timeline.png` from live pages) are left in `$CARGO_TARGET_TMPDIR/web_ui/` for a human to
 //! look at.
-#![cfg(feature = "local")]
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -36,10 +35,9 @@ use std::time::{Duration, Instant};
 use reqwest::Client;
 use serde_json::{json, Value};
 
-use crate::harness::{poll_until_seen, ControlPlane};
+use crate::harness::{poll_until_seen, server_bin, ControlPlane};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
-const BIN: &str = env!("CARGO_BIN_EXE_bentocloud-local");
 
 fn chromium() -> &'static str {
     if !Path::new(CHROMIUM).exists() {
@@ -622,14 +620,14 @@ async fn page_renders_the_fleet_and_a_rollout_live() {
     assert_eq!(before["clusters"], json!(["local-east", "local-west"]));
 
     // A slow bento: each new replica needs 6 s, so the rolling update of 3 takes ~18 s.
-    let add = Command::new(BIN)
+    let add = Command::new(server_bin())
         .args(["bentos", "add", "iris:v2", "--startup-seconds", "6"])
         .args(["--endpoint", &srv.endpoint, "--api-token", &srv.token])
         .output()
         .expect("bentos add");
     assert!(add.status.success(), "bentos add: {add:?}");
     // And a broken one: never ready, so its rollout fails after the progress deadline (10 s).
-    let add = Command::new(BIN)
+    let add = Command::new(server_bin())
         .args(["bentos", "add", "iris:broken", "--unready"])
         .args(["--endpoint", &srv.endpoint, "--api-token", &srv.token])
         .output()
@@ -857,7 +855,7 @@ impl Server {
     }
 
     fn bentos_add(&self, tag: &str, flags: &[&str]) {
-        let add = Command::new(BIN)
+        let add = Command::new(server_bin())
             .args(["bentos", "add", tag])
             .args(flags)
             .args(["--endpoint", &self.endpoint, "--api-token", &self.token])

@@ -1,10 +1,10 @@
 //! `bentocloud-local`: command line of the local BentoCloud control plane (serve, register
-//! bentos, add organisation tokens). All logic lives in `bentocloud::emulator`.
+//! bentos, add organisation tokens). All logic lives in the `bentocloud_local` library.
 
 use std::path::PathBuf;
 
-use bentocloud::emulator::faults::{FaultConfig, FaultKind, FaultRule, PhaseSpec};
-use bentocloud::emulator::{self, Config, PlatformConfig, RegisterBento, TlsFiles};
+use bentocloud_local::faults::{FaultConfig, FaultKind, FaultRule, PhaseSpec};
+use bentocloud_local::{Config, PlatformConfig, RegisterBento, TlsFiles};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -174,13 +174,13 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             _ => None,
         },
-        clock: emulator::Clock::Real,
+        clock: bentocloud_local::Clock::Real,
     };
     let listener = tokio::net::TcpListener::bind(&a.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", a.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (state, s) = emulator::prepare(&cfg, addr)?;
+    let (state, s) = bentocloud_local::prepare(&cfg, addr)?;
     let faults = fault_config(&a.faults, a.fault_seed, a.exit_after_requests)?;
     if !faults.is_off() {
         println!("fault injection on: {} rule(s)", faults.rules.len());
@@ -193,7 +193,10 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
     println!("bentocloud-local listening on {}", s.endpoint);
     println!("organization: {}", s.organization);
     println!("api token:    {}", s.token);
-    println!("web UI:       {}", emulator::ui::url(&s.endpoint, &s.token));
+    println!(
+        "web UI:       {}",
+        bentocloud_local::ui::url(&s.endpoint, &s.token)
+    );
     println!(
         "(also written to {}/endpoint and {}/token)",
         cfg.data_dir.display(),
@@ -211,7 +214,7 @@ async fn serve(a: ServeArgs) -> Result<(), String> {
         "  bentoml cloud login --endpoint {} --api-token {}",
         s.endpoint, s.token
     );
-    emulator::run(listener, state, shutdown_signal()).await?;
+    bentocloud_local::run(listener, state, shutdown_signal()).await?;
     println!("bentocloud-local stopped");
     Ok(())
 }
@@ -283,7 +286,7 @@ async fn main() {
         } => add_bento(a).await,
         Cmd::Tokens {
             cmd: TokensCmd::Add { data_dir, org },
-        } => emulator::add_org_token(&data_dir, &org).map(|t| println!("{t}")),
+        } => bentocloud_local::add_org_token(&data_dir, &org).map(|t| println!("{t}")),
     };
     if let Err(e) = res {
         eprintln!("error: {e}");

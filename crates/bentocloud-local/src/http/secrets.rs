@@ -1,4 +1,4 @@
-//! `/api/v1/org_secrets`: parses the request, runs the command of [`crate::emulator::secrets`]
+//! `/api/v1/org_secrets`: parses the request, runs the command of [`crate::secrets`]
 //! and renders the row.
 
 use axum::body::Body;
@@ -8,12 +8,12 @@ use axum::Extension;
 
 use super::{db, ok, opt, params, read_json};
 use crate::api::{CreateSecretRequest, ListResponse, UpdateSecretRequest};
-use crate::emulator::error::ApiError;
-use crate::emulator::error::Result;
-use crate::emulator::query;
-use crate::emulator::secrets::{self, ListQuery};
-use crate::emulator::store::{self, Principal, SecretRow};
-use crate::emulator::{render, AppState};
+use crate::error::ApiError;
+use crate::error::Result;
+use crate::query;
+use crate::secrets::{self, ListQuery};
+use crate::store::{self, Principal, SecretRow};
+use crate::{render, AppState};
 use axum::routing::get;
 use axum::Router;
 

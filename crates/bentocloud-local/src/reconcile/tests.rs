@@ -1,8 +1,8 @@
 use super::*;
 use crate::api::{CreateDeploymentRequest, Scaling, ServiceConfig, UpdateDeploymentRequest};
-use crate::emulator::deployments::{self, Caller};
-use crate::emulator::runtime::Simulated;
-use crate::emulator::store::Behaviour;
+use crate::deployments::{self, Caller};
+use crate::runtime::Simulated;
+use crate::store::Behaviour;
 use DeploymentStatus as S;
 
 struct World {
@@ -141,7 +141,7 @@ impl World {
             let (d, reps) = self
                 .s
                 .with(|c| {
-                    Ok::<_, crate::emulator::error::ApiError>((
+                    Ok::<_, crate::error::ApiError>((
                         store::deployment_by_id(c, id)?,
                         store::live_replicas(c, id)?,
                     ))
@@ -476,7 +476,7 @@ fn after_a_restart_the_status_is_deploying_until_replicas_serve_again() {
     assert_eq!(n, 1);
     let (d, reps) =
         w.s.with(|c| {
-            Ok::<_, crate::emulator::error::ApiError>((
+            Ok::<_, crate::error::ApiError>((
                 store::deployment_by_id(c, id)?,
                 store::live_replicas(c, id)?,
             ))
@@ -693,7 +693,7 @@ fn a_never_ready_canary_fails_the_rollout_and_a_crashed_one_is_unhealthy() {
 
 /// Ready replicas of `rev` in a timeline sample (a revision without live replicas is
 /// absent from it: zero).
-fn ready_in(s: &crate::emulator::timeline::Sample, rev: &str) -> u32 {
+fn ready_in(s: &crate::timeline::Sample, rev: &str) -> u32 {
     s.revisions
         .iter()
         .find(|r| r.uid == rev)
@@ -702,7 +702,7 @@ fn ready_in(s: &crate::emulator::timeline::Sample, rev: &str) -> u32 {
 
 #[test]
 fn the_timeline_records_every_step_of_a_rolling_update_and_nothing_when_idle() {
-    use crate::emulator::timeline;
+    use crate::timeline;
     let w = world();
     w.bento("iris:v1", Behaviour::default());
     w.bento("iris:v2", Behaviour::default());
@@ -772,7 +772,7 @@ fn the_timeline_records_every_step_of_a_rolling_update_and_nothing_when_idle() {
 
 #[test]
 fn the_timeline_keeps_the_latest_samples_only() {
-    use crate::emulator::timeline::{self, MAX_SAMPLES};
+    use crate::timeline::{self, MAX_SAMPLES};
     let w = world();
     w.bento("iris:v1", Behaviour::default());
     let id = w.create("a", spec("iris:v1", "RollingUpdate", 1), 0);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::api::{LabelItem, ServiceConfig};
-use crate::emulator::config::PlatformConfig;
+use crate::config::PlatformConfig;
 
 fn setup() -> (tempfile::TempDir, store::Store, Principal) {
     store::test_store()
@@ -69,7 +69,7 @@ fn create_validates_and_rejects_duplicates() {
             value: "x".into(),
         }]);
         assert!(create(c, &caller, None, r, 2).is_err());
-        Ok::<_, crate::emulator::error::ApiError>(())
+        Ok::<_, crate::error::ApiError>(())
     })
     .expect("tx");
 }
@@ -105,7 +105,7 @@ fn null_instance_type_and_scaling_get_server_defaults() {
         assert_eq!((sc.min_replicas, sc.max_replicas), (Some(1), Some(1)));
         let sc = cfg.services["other"].scaling.clone().expect("scaling");
         assert_eq!((sc.min_replicas, sc.max_replicas), (Some(3), Some(3)));
-        Ok::<_, crate::emulator::error::ApiError>(())
+        Ok::<_, crate::error::ApiError>(())
     })
     .expect("tx");
 }
@@ -175,7 +175,7 @@ fn unknown_bentos_are_404_unless_auto_registering_and_declared_services() {
         let d = create(c, &strict, None, r, 1)?;
         let rev = store::revision(c, &d.target_revision)?;
         assert_eq!(store::bento_by_id(c, rev.bento_id)?.version, "v1");
-        Ok::<_, crate::emulator::error::ApiError>(())
+        Ok::<_, crate::error::ApiError>(())
     })
     .expect("tx");
 }
@@ -210,7 +210,7 @@ fn update_keeps_labels_on_null_and_makes_revisions() {
         assert!(del.deleted_at.is_some());
         assert!(get(c, &p, None, "a").is_err());
         assert!(create(c, &caller, None, req("a", "iris:v1"), 6).is_ok());
-        Ok::<_, crate::emulator::error::ApiError>(())
+        Ok::<_, crate::error::ApiError>(())
     })
     .expect("tx");
 }
@@ -311,7 +311,7 @@ fn canary_is_stored_per_version_and_served_as_targets_and_routing() {
         let doc = super::super::render::deployment(c, &p.org, &d, "http://x")?.doc;
         assert_eq!(doc.canary(), None);
         assert_eq!(doc.manifest.and_then(|m| m.routing), None);
-        Ok::<_, crate::emulator::error::ApiError>(())
+        Ok::<_, crate::error::ApiError>(())
     })
     .expect("tx");
 }
@@ -361,7 +361,7 @@ fn invalid_canaries_are_rejected() {
                 .contains("canary version \"v2\": service \"apiserver\""),
             "{e}"
         );
-        Ok::<_, crate::emulator::error::ApiError>(())
+        Ok::<_, crate::error::ApiError>(())
     })
     .expect("tx");
 }
@@ -396,7 +396,7 @@ fn omit_bento_manifest_leaves_it_out_of_deployment_documents_only() {
         assert_eq!(manifest_of(render(c, &p.org, &d, "http://x")?.doc), None);
         let from_bento = super::super::render::bento(&b).manifest;
         assert_eq!(from_bento.map(|m| m.entry_service).as_deref(), Some("Web"));
-        Ok::<_, crate::emulator::error::ApiError>(())
+        Ok::<_, crate::error::ApiError>(())
     })
     .expect("tx");
 }

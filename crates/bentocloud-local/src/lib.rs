@@ -31,6 +31,15 @@
 //! - [`tls`]: serving HTTPS with rustls.
 //! - [`ui`]: the web page at `/`.
 //! - [`timeline`]: each deployment's revisions and replica counts over its last rollout.
+//!
+//! It depends on `bentocloud-api` (the wire types and rules it shares with the provider) and on
+//! nothing of the provider: the crate graph, not a convention, keeps the two apart.
+
+// No panicking shortcuts outside tests: errors become HTTP errors instead.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+// `crate::api::...` and `crate::rules::...` read as they do in the provider.
+use bentocloud_api::{api, rules};
 
 pub mod clock;
 pub mod config;

@@ -429,7 +429,7 @@ pub fn reconcile(
 }
 
 /// What a start of the control plane does to the state a previous process left, before it
-/// serves (called by `emulator::prepare`): every replica process died with that process, so
+/// serves (called by `crate::prepare`): every replica process died with that process, so
 /// each live replica row is no longer ready (`starting`: the first pass starts it again, see
 /// [`replica_lifecycle`]; a draining one is `stopped`), and a deployment that had live
 /// replicas and reported `running` reports `deploying` (and, in phase `complete`, is
@@ -442,7 +442,7 @@ pub fn reconcile(
 /// platform pods outlive a restart of the control plane, and its status never claims `running`
 /// with no ready replica (Yatai's `getStatusFromK8s` reports `deploying` while any pod is
 /// pending, API doc §10). Here replicas are tasks of the server process (`fleet`, stopped by
-/// `emulator::run` and by kill -9 alike); making them outlive it would mean separate processes
+/// `crate::run` and by kill -9 alike); making them outlive it would mean separate processes
 /// adopted again on restart (ports, probes, in-flight drains), a different runtime. Until
 /// then the endpoint answers 503 after a restart, and the one honest status for that is one
 /// the official client and the provider keep waiting on: `deploying`, as the ancestor reports

@@ -8,13 +8,13 @@ use axum::Extension;
 use serde_json::json;
 
 use super::{db, opt, params};
-use crate::emulator::config::{Timing, CRASH_MEMORY_MS};
-use crate::emulator::deployments;
-use crate::emulator::error::ApiError;
-use crate::emulator::error::Result;
-use crate::emulator::store::{self, Principal};
-use crate::emulator::vocab::{Phase, ReplicaState};
-use crate::emulator::{render, AppState};
+use crate::config::{Timing, CRASH_MEMORY_MS};
+use crate::deployments;
+use crate::error::ApiError;
+use crate::error::Result;
+use crate::store::{self, Principal};
+use crate::vocab::{Phase, ReplicaState};
+use crate::{render, AppState};
 use axum::routing::get;
 use axum::Router;
 

@@ -7,12 +7,12 @@ use axum::Extension;
 
 use super::{db, ok, opt, params};
 use crate::api::ListResponse;
-use crate::emulator::deployments::{self, Caller};
-use crate::emulator::error::ApiError;
-use crate::emulator::error::Result;
-use crate::emulator::query;
-use crate::emulator::store::{self, Principal};
-use crate::emulator::{render, AppState};
+use crate::deployments::{self, Caller};
+use crate::error::ApiError;
+use crate::error::Result;
+use crate::query;
+use crate::store::{self, Principal};
+use crate::{render, AppState};
 use axum::routing::get;
 use axum::Router;
 

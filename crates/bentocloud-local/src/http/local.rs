@@ -9,12 +9,12 @@ use axum::Extension;
 
 use super::deployments::{get_as, list_as};
 use super::{db, ok, opt, params, read_json};
-use crate::emulator::deployments;
-use crate::emulator::error::ApiError;
-use crate::emulator::error::Result;
-use crate::emulator::faults;
-use crate::emulator::store::{self, Behaviour, Principal};
-use crate::emulator::{render, AppState, RegisterBento};
+use crate::deployments;
+use crate::error::ApiError;
+use crate::error::Result;
+use crate::faults;
+use crate::store::{self, Behaviour, Principal};
+use crate::{render, AppState, RegisterBento};
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -61,7 +61,7 @@ pub(super) async fn get_local_deployment(
 }
 
 /// `GET /api/local/v1/deployments/{name}/revisions`: its revisions, newest first (the web
-/// page's detail view; see [`crate::emulator::timeline`]).
+/// page's detail view; see [`crate::timeline`]).
 pub(super) async fn get_local_revisions(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -69,13 +69,13 @@ pub(super) async fn get_local_revisions(
     RawQuery(q): RawQuery,
 ) -> Result<Response> {
     get_as(s, p, name, q, |c, _, _, d| {
-        Ok(crate::emulator::timeline::revisions(c, d)?)
+        Ok(crate::timeline::revisions(c, d)?)
     })
     .await
 }
 
 /// `GET /api/local/v1/deployments/{name}/timeline`: replica counts per revision over its last
-/// rollout, as the reconciler recorded them (see [`crate::emulator::timeline`]).
+/// rollout, as the reconciler recorded them (see [`crate::timeline`]).
 pub(super) async fn get_local_timeline(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -87,7 +87,7 @@ pub(super) async fn get_local_timeline(
     let doc = db(&s, move |st| {
         st.with(|c| -> Result<_> {
             let d = deployments::get(c, &p, cluster.as_deref(), &name)?;
-            Ok(crate::emulator::timeline::read(c, &d, now)?)
+            Ok(crate::timeline::read(c, &d, now)?)
         })
     })
     .await?;

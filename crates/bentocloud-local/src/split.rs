@@ -113,7 +113,7 @@ pub fn pick<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::store::CanaryVersionRow;
+    use crate::store::CanaryVersionRow;
     use axum::http::HeaderValue;
 
     fn canary(route_type: Option<&str>, route_by: Option<&str>, w: &[(&str, i64)]) -> CanaryRow {

@@ -1,5 +1,5 @@
 //! `/api/v2/deployments`: create, read, update, list and the commands (void_update,
-//! terminate, delete), each a call into [`crate::emulator::deployments`], rendered as
+//! terminate, delete), each a call into [`crate::deployments`], rendered as
 //! `crate::api` documents. The list's filtering and paging serve the local view too.
 
 use axum::body::Body;
@@ -10,12 +10,12 @@ use serde::Serialize;
 
 use super::{db, ok, opt, params, read_json};
 use crate::api::{CreateDeploymentRequest, ListResponse, UpdateDeploymentRequest};
-use crate::emulator::deployments::{self, Caller};
-use crate::emulator::error::ApiError;
-use crate::emulator::error::Result;
-use crate::emulator::query::{self, Candidate, Filter};
-use crate::emulator::store::{self, Principal};
-use crate::emulator::{render, AppState};
+use crate::deployments::{self, Caller};
+use crate::error::ApiError;
+use crate::error::Result;
+use crate::query::{self, Candidate, Filter};
+use crate::store::{self, Principal};
+use crate::{render, AppState};
 use axum::routing::{get, post, put};
 use axum::Router;
 

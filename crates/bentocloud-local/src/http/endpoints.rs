@@ -1,14 +1,14 @@
 //! Deployment endpoints (`/endpoints/ORG/CLUSTER/NAME/...`): no token, proxied to the
-//! deployment's ready replicas by [`crate::emulator::fleet`].
+//! deployment's ready replicas by [`crate::fleet`].
 
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
 
 use super::db;
-use crate::emulator::error::ApiError;
-use crate::emulator::error::Result;
-use crate::emulator::store::{self};
-use crate::emulator::AppState;
+use crate::error::ApiError;
+use crate::error::Result;
+use crate::store::{self};
+use crate::AppState;
 use axum::routing::any;
 use axum::Router;
 
@@ -36,7 +36,7 @@ pub(super) async fn endpoint(
     serve_endpoint(s, org, cluster, name, rest, req).await
 }
 
-/// A deployment's URL: a reverse proxy to its ready replicas (see [`crate::emulator::fleet`]). No token
+/// A deployment's URL: a reverse proxy to its ready replicas (see [`crate::fleet`]). No token
 /// needed (like a public BentoCloud endpoint). Without a route (not reconciled yet, or
 /// terminated) the answer is 503 when the deployment exists, 404 otherwise.
 async fn serve_endpoint(
