@@ -305,148 +305,209 @@ fn group_name(name: &str) -> String {
 ///   [`PodsVerdict::Waiting`], saying what is missing (also when the revision has no bento
 ///   version or no readable `created_at`: the pods cannot be matched or dated).
 pub fn judge_pods(change: Change, target: &RolloutTarget, pods: &[KubePod]) -> PodsVerdict {
-    let Some(created) = server_time(&target.created_at) else {
-        return PodsVerdict::Waiting(format!(
-            "the revision's created_at ({:?}) is not a time: its pods cannot be dated",
-            target.created_at
-        ));
-    };
-    let Some(bento) = target.bento_version.as_deref() else {
-        return PodsVerdict::Waiting("the revision names no bento version".into());
+    let rev = match Revision::of(target) {
+        Ok(rev) => rev,
+        Err(why) => return PodsVerdict::Waiting(why),
     };
     let main: Vec<&KubePod> = pods.iter().filter(|p| !p.status.is_canary).collect();
-    let of_revision = |p: &KubePod| not_of_revision(p, &created, bento).is_none();
-    let crashes: Vec<String> = main
-        .iter()
-        .filter(|p| of_revision(p) && crashing(p))
-        .map(|p| p.name.clone())
-        .collect();
-    if !crashes.is_empty() {
-        let reason = pods_reason(
-            &main
-                .iter()
-                .filter(|p| of_revision(p) && crashing(p))
-                .map(|p| (*p).clone())
-                .collect::<Vec<_>>(),
-            Some(bento),
-        )
-        .unwrap_or_else(|| some_of(&crashes));
+    if let Some(reason) = rev.crash_reason(&main) {
         return PodsVerdict::Crashing(format!("pods of this revision crash: {reason}"));
     }
     let mut missing: Vec<String> = Vec::new();
-    let mut serving_total = 0usize;
+    let mut serving = 0usize;
     for (name, bounds, of) in groups(target, &main) {
+        let group = match change {
+            Change::Restart => rev.restarted(bounds, &of),
+            Change::Scale => rev.scaled(bounds, &of),
+        };
+        serving += group.serving;
         let label = group_name(&name);
-        match change {
-            Change::Restart => {
-                let older: Vec<String> = of
-                    .iter()
-                    .filter(|p| serves(p))
-                    .filter_map(|p| {
-                        not_of_revision(p, &created, bento).map(|why| format!("{} ({why})", p.name))
-                    })
-                    .collect();
-                let new = of.iter().filter(|p| serves(p) && of_revision(p)).count();
-                serving_total += new;
-                if !older.is_empty() {
-                    missing.push(format!(
-                        "{label}older pods still serve: {}",
-                        some_of(&older)
-                    ));
-                }
-                if new < bounds.wanted() as usize {
-                    missing.push(format!(
-                        "{label}{new} of {} pods of this revision serve",
-                        bounds.wanted()
-                    ));
-                }
-            }
-            Change::Scale => {
-                let unsettled: Vec<String> = of
-                    .iter()
-                    .filter(|p| !serves(p))
-                    .map(|p| {
-                        let state = if p.is_terminating() {
-                            "terminating"
-                        } else {
-                            "pending"
-                        };
-                        format!("{} ({state})", p.name)
-                    })
-                    .collect();
-                let other: Vec<String> = of
-                    .iter()
-                    .filter(|p| serves(p))
-                    .filter_map(|p| {
-                        let why = match p.labels.get(POD_BENTO_VERSION_LABEL) {
-                            _ if p.status.is_old => "marked is_old".to_string(),
-                            None => "no bento version label".to_string(),
-                            Some(v) if v != bento => format!("bento version {v}"),
-                            Some(_) => return None,
-                        };
-                        Some(format!("{} ({why})", p.name))
-                    })
-                    .collect();
-                let ready = of.iter().filter(|p| serves(p)).count();
-                serving_total += ready;
-                if !unsettled.is_empty() {
-                    missing.push(format!("{label}pods not settled: {}", some_of(&unsettled)));
-                }
-                if !other.is_empty() {
-                    missing.push(format!(
-                        "{label}pods of another bento serve: {}",
-                        some_of(&other)
-                    ));
-                }
-                if !(bounds.min as usize..=bounds.max as usize).contains(&ready) {
-                    missing.push(format!(
-                        "{label}{ready} ready pods, wanted {}..{}",
-                        bounds.min, bounds.max
-                    ));
-                }
-            }
+        missing.extend(group.missing.iter().map(|m| format!("{label}{m}")));
+    }
+    missing.extend(canaries_starting(pods));
+    if missing.is_empty() {
+        return PodsVerdict::Done {
+            serving,
+            why: rev.done(change, serving),
+        };
+    }
+    let missing = missing.join("; ");
+    match rev.unready_reason(&main) {
+        Some(reason) => PodsVerdict::Unready(format!("{missing}; {reason}")),
+        None => PodsVerdict::Waiting(missing),
+    }
+}
+
+/// The submitted revision as [`judge_pods`] matches pods against it: when it was created and
+/// its bento version.
+struct Revision<'a> {
+    /// `created_at`, as the server wrote it.
+    created_at: &'a str,
+    created: DateTime<FixedOffset>,
+    bento: &'a str,
+}
+
+/// What the pods of one group (a service, or all of them) show.
+struct GroupCount {
+    /// Pods of the revision that serve (after a restart), or ready pods (after a scaling).
+    serving: usize,
+    /// What keeps the rollout from being done in this group.
+    missing: Vec<String>,
+}
+
+impl<'a> Revision<'a> {
+    /// The revision of `target`, or why its pods cannot be matched or dated.
+    fn of(target: &'a RolloutTarget) -> Result<Revision<'a>, String> {
+        let Some(created) = server_time(&target.created_at) else {
+            return Err(format!(
+                "the revision's created_at ({:?}) is not a time: its pods cannot be dated",
+                target.created_at
+            ));
+        };
+        let Some(bento) = target.bento_version.as_deref() else {
+            return Err("the revision names no bento version".into());
+        };
+        Ok(Revision {
+            created_at: &target.created_at,
+            created,
+            bento,
+        })
+    }
+
+    /// Why `p` is not a pod of this revision, or `None` when it is.
+    fn disowns(&self, p: &KubePod) -> Option<String> {
+        not_of_revision(p, &self.created, self.bento)
+    }
+
+    fn owns(&self, p: &KubePod) -> bool {
+        self.disowns(p).is_none()
+    }
+
+    /// Why pods of this revision crash, when some do.
+    fn crash_reason(&self, main: &[&KubePod]) -> Option<String> {
+        let crashes: Vec<KubePod> = main
+            .iter()
+            .filter(|p| self.owns(p) && crashing(p))
+            .map(|p| (*p).clone())
+            .collect();
+        if crashes.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = crashes.iter().map(|p| p.name.clone()).collect();
+        Some(pods_reason(&crashes, Some(self.bento)).unwrap_or_else(|| some_of(&names)))
+    }
+
+    /// A group after a [`Change::Restart`]: no older pod may serve, and at least its
+    /// `min_replicas` of this revision must.
+    fn restarted(&self, bounds: Bounds, of: &[&KubePod]) -> GroupCount {
+        let older: Vec<String> = of
+            .iter()
+            .filter(|p| serves(p))
+            .filter_map(|p| self.disowns(p).map(|why| format!("{} ({why})", p.name)))
+            .collect();
+        let new = of.iter().filter(|p| serves(p) && self.owns(p)).count();
+        let mut missing = Vec::new();
+        if !older.is_empty() {
+            missing.push(format!("older pods still serve: {}", some_of(&older)));
+        }
+        if new < bounds.wanted() as usize {
+            missing.push(format!(
+                "{new} of {} pods of this revision serve",
+                bounds.wanted()
+            ));
+        }
+        GroupCount {
+            serving: new,
+            missing,
         }
     }
-    // Canary versions run other bentos by design, so their pods are not matched; but a canary
-    // pod still starting is part of the rollout (the platform's status counts every pod).
-    let canaries_starting: Vec<String> = pods
+
+    /// A group after a [`Change::Scale`]: no pod pending or terminating, every serving one of
+    /// this revision's bento (not `is_old`), and a ready count within the new bounds.
+    fn scaled(&self, bounds: Bounds, of: &[&KubePod]) -> GroupCount {
+        let unsettled: Vec<String> = of
+            .iter()
+            .filter(|p| !serves(p))
+            .map(|p| {
+                let state = if p.is_terminating() {
+                    "terminating"
+                } else {
+                    "pending"
+                };
+                format!("{} ({state})", p.name)
+            })
+            .collect();
+        let other: Vec<String> = of
+            .iter()
+            .filter(|p| serves(p))
+            .filter_map(|p| {
+                let why = match p.labels.get(POD_BENTO_VERSION_LABEL) {
+                    _ if p.status.is_old => "marked is_old".to_string(),
+                    None => "no bento version label".to_string(),
+                    Some(v) if v != self.bento => format!("bento version {v}"),
+                    Some(_) => return None,
+                };
+                Some(format!("{} ({why})", p.name))
+            })
+            .collect();
+        let ready = of.iter().filter(|p| serves(p)).count();
+        let mut missing = Vec::new();
+        if !unsettled.is_empty() {
+            missing.push(format!("pods not settled: {}", some_of(&unsettled)));
+        }
+        if !other.is_empty() {
+            missing.push(format!("pods of another bento serve: {}", some_of(&other)));
+        }
+        if !(bounds.min as usize..=bounds.max as usize).contains(&ready) {
+            missing.push(format!(
+                "{ready} ready pods, wanted {}..{}",
+                bounds.min, bounds.max
+            ));
+        }
+        GroupCount {
+            serving: ready,
+            missing,
+        }
+    }
+
+    /// What showed the rollout done, with `serving` pods.
+    fn done(&self, change: Change, serving: usize) -> String {
+        let bento = self.bento;
+        match change {
+            Change::Restart => format!(
+                "{serving} serving pods, all of bento version {bento} started since the \
+                 revision was created ({}), none older",
+                self.created_at
+            ),
+            Change::Scale => format!(
+                "{serving} ready pods of bento version {bento} within the new scaling \
+                 bounds, none pending or terminating"
+            ),
+        }
+    }
+
+    /// Why pods of this revision are not ready, when Kubernetes' warnings say.
+    fn unready_reason(&self, main: &[&KubePod]) -> Option<String> {
+        let unready: Vec<KubePod> = main
+            .iter()
+            .filter(|p| self.owns(p) && !p.status.ready && !p.is_terminating())
+            .filter(|p| p.warnings.as_ref().is_some_and(|w| !w.is_empty()))
+            .map(|p| (*p).clone())
+            .collect();
+        pods_reason(&unready, Some(self.bento))
+    }
+}
+
+/// Canary pods still starting, if any: canary versions run other bentos by design, so their
+/// pods are not matched; but one still starting is part of the rollout (the platform's status
+/// counts every pod).
+fn canaries_starting(pods: &[KubePod]) -> Option<String> {
+    let starting: Vec<String> = pods
         .iter()
         .filter(|p| p.status.is_canary && !p.status.ready && !p.is_terminating())
         .map(|p| p.name.clone())
         .collect();
-    if !canaries_starting.is_empty() {
-        missing.push(format!(
-            "canary pods not ready: {}",
-            some_of(&canaries_starting)
-        ));
-    }
-    if missing.is_empty() {
-        let why = match change {
-            Change::Restart => format!(
-                "{serving_total} serving pods, all of bento version {bento} started since the \
-                 revision was created ({}), none older",
-                target.created_at
-            ),
-            Change::Scale => format!(
-                "{serving_total} ready pods of bento version {bento} within the new scaling \
-                 bounds, none pending or terminating"
-            ),
-        };
-        return PodsVerdict::Done {
-            serving: serving_total,
-            why,
-        };
-    }
-    let unready: Vec<KubePod> = main
-        .iter()
-        .filter(|p| of_revision(p) && !p.status.ready && !p.is_terminating())
-        .filter(|p| p.warnings.as_ref().is_some_and(|w| !w.is_empty()))
-        .map(|p| (*p).clone())
-        .collect();
-    if let Some(reason) = pods_reason(&unready, Some(bento)) {
-        return PodsVerdict::Unready(format!("{}; {reason}", missing.join("; ")));
-    }
-    PodsVerdict::Waiting(missing.join("; "))
+    (!starting.is_empty()).then(|| format!("canary pods not ready: {}", some_of(&starting)))
 }
 
 /// The version of the main target's bento of `d`.

@@ -33,12 +33,10 @@ pub async fn wait_for_revision(
     let mut judge = RolloutJudge {
         evidence: Evidence::new(submitted.clone(), opts.status_sync_period),
         allow_scaled_to_zero,
-        unhealthy_grace: opts.unhealthy_grace,
-        unready_grace: opts.unready_grace,
         started: Instant::now(),
-        unhealthy_since: None,
-        crashing_since: None,
-        unready_since: None,
+        unhealthy: Grace::new(opts.unhealthy_grace, DeploymentStatus::Unhealthy),
+        crashing: Grace::new(opts.unhealthy_grace, DeploymentStatus::Unhealthy),
+        unready: Grace::new(opts.unready_grace, DeploymentStatus::Failed),
         pod_misses: if opts.pod_evidence {
             0
         } else {
@@ -89,15 +87,13 @@ enum Ask {
 struct RolloutJudge {
     evidence: Evidence,
     allow_scaled_to_zero: bool,
-    unhealthy_grace: Duration,
-    unready_grace: Duration,
     started: Instant,
-    /// Since when the status is `unhealthy` (after rule 2 held).
-    unhealthy_since: Option<Instant>,
-    /// Since when pods of the revision crash.
-    crashing_since: Option<Instant>,
-    /// Since when pods of the revision are not ready with warnings.
-    unready_since: Option<Instant>,
+    /// The status is `unhealthy` (after rule 2 held).
+    unhealthy: Grace,
+    /// Pods of the revision crash.
+    crashing: Grace,
+    /// Pods of the revision are not ready, with warnings.
+    unready: Grace,
     /// Pods reads in a row that gave nothing; at [`POD_READ_ATTEMPTS`] they are no longer read.
     pod_misses: u32,
     logged_evidence: bool,
@@ -105,29 +101,52 @@ struct RolloutJudge {
     failed_on_pods: bool,
 }
 
-/// A failure once `reason` (seen since `since`) has lasted `grace`, else keep waiting.
-fn after_grace(
-    since: Instant,
+/// A state that fails the wait once it has lasted its grace window, as the provider saw it.
+struct Grace {
     grace: Duration,
-    now: Instant,
+    /// The status the failure reports.
     status: DeploymentStatus,
-    reason: String,
-    d: &Deployment,
-    pending: &mut String,
-) -> Step<Deployment, Ask> {
-    let lasted = now.duration_since(since);
-    if lasted >= grace {
-        Step::Fail(WaitError::Failed {
+    /// Since when the state is seen.
+    since: Option<Instant>,
+}
+
+impl Grace {
+    fn new(grace: Duration, status: DeploymentStatus) -> Grace {
+        Grace {
+            grace,
             status,
-            reason: format!("{reason} (for {})", format_go_duration(lasted)),
-            last: Box::new(d.clone()),
-        })
-    } else {
-        *pending = format!(
-            "{reason}, for less than the grace period ({}) so far",
-            format_go_duration(grace)
-        );
-        Step::Continue
+            since: None,
+        }
+    }
+
+    /// The state is no longer seen: its window starts again when it is.
+    fn clear(&mut self) {
+        self.since = None;
+    }
+
+    /// The state is seen at `now`, for `reason`: a failure once it has lasted the grace, else
+    /// keep waiting (saying so in `pending`).
+    fn seen(
+        &mut self,
+        now: Instant,
+        reason: String,
+        d: &Deployment,
+        pending: &mut String,
+    ) -> Step<Deployment, Ask> {
+        let lasted = now.duration_since(*self.since.get_or_insert(now));
+        if lasted >= self.grace {
+            Step::Fail(WaitError::Failed {
+                status: self.status,
+                reason: format!("{reason} (for {})", format_go_duration(lasted)),
+                last: Box::new(d.clone()),
+            })
+        } else {
+            *pending = format!(
+                "{reason}, for less than the grace period ({}) so far",
+                format_go_duration(self.grace)
+            );
+            Step::Continue
+        }
     }
 }
 
@@ -142,15 +161,11 @@ impl Judge for RolloutJudge {
         pending: &mut String,
     ) -> Option<Step<Deployment, Ask>> {
         let d = fetched.ok()?;
-        let verdict = self.evidence.observe(
-            d,
-            now.duration_since(self.started),
-            self.allow_scaled_to_zero,
-        );
-        if let (Some(why), false) = (self.evidence.synced(), self.logged_evidence) {
-            tracing::info!(target: LOG, "statuses of {} now count for revision {}: {why}", who(Some(d)), short(self.evidence.revision()));
-            self.logged_evidence = true;
-        }
+        let since_submit = now.duration_since(self.started);
+        let verdict = self
+            .evidence
+            .observe(d, since_submit, self.allow_scaled_to_zero);
+        self.log_evidence_once(d);
         Some(match verdict {
             Verdict::Ready => Step::Pods(Ask::Confirm(d.clone())),
             Verdict::Failed { status, reason } => Step::Fail(WaitError::Failed {
@@ -158,29 +173,10 @@ impl Judge for RolloutJudge {
                 reason,
                 last: Box::new(d.clone()),
             }),
-            Verdict::Unhealthy { reason } => {
-                let since = *self.unhealthy_since.get_or_insert(now);
-                after_grace(
-                    since,
-                    self.unhealthy_grace,
-                    now,
-                    DeploymentStatus::Unhealthy,
-                    reason,
-                    d,
-                    pending,
-                )
-            }
+            Verdict::Unhealthy { reason } => self.unhealthy.seen(now, reason, d, pending),
             Verdict::Pending { phase } => {
-                self.unhealthy_since = None;
-                if self.evidence.wants_pods(d) && self.pod_misses < POD_READ_ATTEMPTS {
-                    Step::Pods(Ask::Judge {
-                        d: d.clone(),
-                        phase,
-                    })
-                } else {
-                    *pending = phase;
-                    Step::Continue
-                }
+                self.unhealthy.clear();
+                self.ask_pods_or_wait(d, phase, pending)
             }
         })
     }
@@ -193,78 +189,113 @@ impl Judge for RolloutJudge {
         pending: &mut String,
     ) -> Step<Deployment, Ask> {
         match ask {
-            Ask::Confirm(d) => {
-                // Pods that cannot be read leave the status to judge alone.
-                let Some(why) =
-                    pods.and_then(|p| pods_serving_another_bento(p, main_bento_version(&d)?))
-                else {
-                    return Step::Done(d);
-                };
-                if why != *pending {
-                    tracing::info!(target: LOG, "{why}");
-                }
-                *pending = why;
-                Step::Continue
-            }
-            Ask::Judge { d, phase } => {
-                let Some(pods) = pods else {
-                    self.pod_misses += 1;
-                    if self.pod_misses == POD_READ_ATTEMPTS {
-                        tracing::info!(target: LOG, "the pods of {} cannot be read ({POD_READ_ATTEMPTS} attempts): the status alone decides", who(Some(&d)));
-                    }
-                    *pending = phase;
-                    return Step::Continue;
-                };
-                self.pod_misses = 0;
-                let verdict = judge_pods(self.evidence.change(), &RolloutTarget::of(&d), pods);
-                if !matches!(verdict, PodsVerdict::Crashing(_)) {
-                    self.crashing_since = None;
-                }
-                if !matches!(verdict, PodsVerdict::Unready(_)) {
-                    self.unready_since = None;
-                }
-                match verdict {
-                    PodsVerdict::Done { serving, why } => {
-                        tracing::info!(target: LOG, "deployment {} revision {} is rolled out, on its pods' evidence: {why}", who(Some(&d)), short(self.evidence.revision()));
-                        Step::Done(rolled_out(d, serving))
-                    }
-                    PodsVerdict::Waiting(why) => {
-                        let line = format!("{phase}; the pods show: {why}");
-                        *pending = line;
-                        Step::Continue
-                    }
-                    PodsVerdict::Crashing(reason) => {
-                        let since = *self.crashing_since.get_or_insert(now);
-                        let step = after_grace(
-                            since,
-                            self.unhealthy_grace,
-                            now,
-                            DeploymentStatus::Unhealthy,
-                            reason,
-                            &d,
-                            pending,
-                        );
-                        self.failed_on_pods = matches!(step, Step::Fail(_));
-                        step
-                    }
-                    PodsVerdict::Unready(reason) => {
-                        let since = *self.unready_since.get_or_insert(now);
-                        let step = after_grace(
-                            since,
-                            self.unready_grace,
-                            now,
-                            DeploymentStatus::Failed,
-                            format!("pods of this revision are not ready: {reason}"),
-                            &d,
-                            pending,
-                        );
-                        self.failed_on_pods = matches!(step, Step::Fail(_));
-                        step
-                    }
-                }
-            }
+            Ask::Confirm(d) => confirm_running(d, pods, pending),
+            Ask::Judge { d, phase } => match pods {
+                Some(pods) => self.judge_on_pods(d, phase, pods, now, pending),
+                None => self.pods_unread(&d, phase, pending),
+            },
         }
     }
+}
+
+impl RolloutJudge {
+    /// Logs, once, why statuses now count for the submitted revision.
+    fn log_evidence_once(&mut self, d: &Deployment) {
+        if let (Some(why), false) = (self.evidence.synced(), self.logged_evidence) {
+            tracing::info!(target: LOG, "statuses of {} now count for revision {}: {why}", who(Some(d)), short(self.evidence.revision()));
+            self.logged_evidence = true;
+        }
+    }
+
+    /// While the status alone waits for `phase`: the pods judge, when they should and can be
+    /// read; else keep waiting.
+    fn ask_pods_or_wait(
+        &self,
+        d: &Deployment,
+        phase: String,
+        pending: &mut String,
+    ) -> Step<Deployment, Ask> {
+        if self.evidence.wants_pods(d) && self.pod_misses < POD_READ_ATTEMPTS {
+            Step::Pods(Ask::Judge {
+                d: d.clone(),
+                phase,
+            })
+        } else {
+            *pending = phase;
+            Step::Continue
+        }
+    }
+
+    /// The pods could not be read: after [`POD_READ_ATTEMPTS`] in a row the status alone
+    /// decides.
+    fn pods_unread(
+        &mut self,
+        d: &Deployment,
+        phase: String,
+        pending: &mut String,
+    ) -> Step<Deployment, Ask> {
+        self.pod_misses += 1;
+        if self.pod_misses == POD_READ_ATTEMPTS {
+            tracing::info!(target: LOG, "the pods of {} cannot be read ({POD_READ_ATTEMPTS} attempts): the status alone decides", who(Some(d)));
+        }
+        *pending = phase;
+        Step::Continue
+    }
+
+    /// What the pods say about the rollout of `d`'s revision ([`judge_pods`]): done, still
+    /// waiting, or crashing or unready (a failure once its grace has passed).
+    fn judge_on_pods(
+        &mut self,
+        d: Deployment,
+        phase: String,
+        pods: &[KubePod],
+        now: Instant,
+        pending: &mut String,
+    ) -> Step<Deployment, Ask> {
+        self.pod_misses = 0;
+        let verdict = judge_pods(self.evidence.change(), &RolloutTarget::of(&d), pods);
+        if !matches!(verdict, PodsVerdict::Crashing(_)) {
+            self.crashing.clear();
+        }
+        if !matches!(verdict, PodsVerdict::Unready(_)) {
+            self.unready.clear();
+        }
+        let step = match verdict {
+            PodsVerdict::Done { serving, why } => {
+                tracing::info!(target: LOG, "deployment {} revision {} is rolled out, on its pods' evidence: {why}", who(Some(&d)), short(self.evidence.revision()));
+                return Step::Done(rolled_out(d, serving));
+            }
+            PodsVerdict::Waiting(why) => {
+                *pending = format!("{phase}; the pods show: {why}");
+                return Step::Continue;
+            }
+            PodsVerdict::Crashing(reason) => self.crashing.seen(now, reason, &d, pending),
+            PodsVerdict::Unready(reason) => {
+                let reason = format!("pods of this revision are not ready: {reason}");
+                self.unready.seen(now, reason, &d, pending)
+            }
+        };
+        self.failed_on_pods = matches!(step, Step::Fail(_));
+        step
+    }
+}
+
+/// The status says `d` is ready: done, unless the pods show one of another bento still
+/// serving (pods that cannot be read leave the status to judge alone).
+fn confirm_running(
+    d: Deployment,
+    pods: Option<&[KubePod]>,
+    pending: &mut String,
+) -> Step<Deployment, Ask> {
+    let Some(why) = pods.and_then(|p| pods_serving_another_bento(p, main_bento_version(&d)?))
+    else {
+        return Step::Done(d);
+    };
+    if why != *pending {
+        tracing::info!(target: LOG, "{why}");
+    }
+    *pending = why;
+    Step::Continue
 }
 
 /// `d` as the pods showed it rolled out: its status taken as `running`, or `scaled-to-zero`
