@@ -79,6 +79,12 @@ fn opts(timeout_secs: u64) -> WaitOptions {
     WaitOptions::new(Duration::from_secs(timeout_secs), CancellationToken::new())
 }
 
+/// The wait after an update to revision `r2` whose response carried `running` (the previous
+/// revision's status).
+async fn wait_r2(src: &impl DeploymentSource, o: &WaitOptions) -> Result<Deployment, WaitError> {
+    wait_for_revision(src, &updated("r2", DeploymentStatus::Running), false, o).await
+}
+
 #[test]
 fn stale_revision_never_counts() {
     for s in DeploymentStatus::ALL {
@@ -469,14 +475,9 @@ async fn timeout_says_the_rollout_continues_and_how_to_resume() {
 #[tokio::test(start_paused = true)]
 async fn a_timeout_without_evidence_says_what_was_seen_and_what_was_missing() {
     let src = Script::new(vec![(0, Ok(dep("r2", DeploymentStatus::Running)))]);
-    let e = wait_for_revision(
-        &src,
-        &updated("r2", DeploymentStatus::Running),
-        false,
-        &opts(10),
-    )
-    .await
-    .expect_err("no evidence within the deadline");
+    let e = wait_r2(&src, &opts(10))
+        .await
+        .expect_err("no evidence within the deadline");
     let shown = e.to_string();
     for part in [
         "last status running (revision r2)",
@@ -1757,6 +1758,12 @@ impl CountingPods {
     fn new(script: Script, pods: Vec<(u64, Vec<KubePod>)>) -> CountingPods {
         CountingPods(PodsOverTime(script, pods), Mutex::new(Vec::new()))
     }
+
+    /// `pods` over time, read while revision `r2` (rolled out to 1 replica) reads `running`.
+    fn running_r2(pods: Vec<(u64, Vec<KubePod>)>) -> CountingPods {
+        let script = Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]);
+        CountingPods::new(script, pods)
+    }
     fn pods_reads(&self) -> usize {
         self.1.lock().expect("lock").len()
     }
@@ -1879,9 +1886,7 @@ async fn a_scaling_change_ends_when_the_new_count_serves() {
     let mut o = opts(600);
     o.status_sync_period = secs(30);
     let t0 = Instant::now();
-    wait_for_revision(&src, &updated("r2", DeploymentStatus::Running), false, &o)
-        .await
-        .expect("after the settle window");
+    wait_r2(&src, &o).await.expect("after the settle window");
     assert!(t0.elapsed() >= secs(30));
 }
 
@@ -1897,14 +1902,9 @@ async fn pods_are_read_only_while_the_status_alone_cannot_end_an_updates_wait() 
         ]),
         vec![(0, vec![spod("o", "v1", BEFORE, true, None)])],
     );
-    let e = wait_for_revision(
-        &src,
-        &updated("r2", DeploymentStatus::Running),
-        false,
-        &opts(20),
-    )
-    .await
-    .expect_err("the old pod serves on");
+    let e = wait_r2(&src, &opts(20))
+        .await
+        .expect_err("the old pod serves on");
     let at = src.read_at();
     // About once a second throughout (each read doubles the interval).
     assert!((18..=21).contains(&at.len()), "{at:?}");
@@ -1921,14 +1921,7 @@ async fn pods_are_read_only_while_the_status_alone_cannot_end_an_updates_wait() 
         ],
     );
     let t0 = Instant::now();
-    let d = wait_for_revision(
-        &src,
-        &updated("r2", DeploymentStatus::Running),
-        false,
-        &opts(60),
-    )
-    .await
-    .expect("done on the pods");
+    let d = wait_r2(&src, &opts(60)).await.expect("done on the pods");
     assert!(
         t0.elapsed() <= Duration::from_millis(5_100),
         "{:?}",
@@ -1941,14 +1934,7 @@ async fn pods_are_read_only_while_the_status_alone_cannot_end_an_updates_wait() 
         Script::new(vec![(0, Ok(rolled("other", DeploymentStatus::Running, 1)))]),
         vec![(0, vec![spod("n", "v2", AFTER, true, None)])],
     );
-    let _ = wait_for_revision(
-        &src,
-        &updated("r2", DeploymentStatus::Running),
-        false,
-        &opts(5),
-    )
-    .await
-    .expect_err("never the latest");
+    let _ = wait_r2(&src, &opts(5)).await.expect_err("never the latest");
     assert_eq!(src.pods_reads(), 0);
 
     // A create's statuses count at once: its pods only confirm a `running`.
@@ -1965,17 +1951,12 @@ async fn pods_are_read_only_while_the_status_alone_cannot_end_an_updates_wait() 
     assert_eq!(src.pods_reads(), 1);
 
     // Disabled (the benchmark's baseline): the settle window decides.
-    let src = CountingPods::new(
-        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]),
-        vec![(0, vec![spod("n", "v2", AFTER, true, None)])],
-    );
+    let src = CountingPods::running_r2(vec![(0, vec![spod("n", "v2", AFTER, true, None)])]);
     let mut o = opts(60);
     o.status_sync_period = secs(7);
     o.pod_evidence = false;
     let t0 = Instant::now();
-    wait_for_revision(&src, &updated("r2", DeploymentStatus::Running), false, &o)
-        .await
-        .expect("after the settle window");
+    wait_r2(&src, &o).await.expect("after the settle window");
     assert!(t0.elapsed() >= secs(7));
     assert_eq!(src.pods_reads(), 1, "only the confirmation");
 }
@@ -1984,16 +1965,11 @@ async fn pods_are_read_only_while_the_status_alone_cannot_end_an_updates_wait() 
 async fn unreadable_pods_are_given_up_after_a_few_reads_and_the_settle_window_decides() {
     let (logged, _default) = capture_logs();
     // `PodsOverTime` with no entry yet gives `None` (a read that failed).
-    let src = CountingPods::new(
-        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]),
-        vec![(60_000, vec![])],
-    );
+    let src = CountingPods::running_r2(vec![(60_000, vec![])]);
     let mut o = opts(60);
     o.status_sync_period = secs(10);
     let t0 = Instant::now();
-    wait_for_revision(&src, &updated("r2", DeploymentStatus::Running), false, &o)
-        .await
-        .expect("after the settle window");
+    wait_r2(&src, &o).await.expect("after the settle window");
     assert!(t0.elapsed() >= secs(10));
     // Three attempts, then one more to confirm the `running`.
     assert_eq!(src.pods_reads(), POD_READ_ATTEMPTS as usize + 1);
@@ -2003,22 +1979,12 @@ async fn unreadable_pods_are_given_up_after_a_few_reads_and_the_settle_window_de
 
 #[tokio::test(start_paused = true)]
 async fn polls_that_read_the_pods_keep_to_two_requests_a_second() {
-    let src = CountingPods::new(
-        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]),
-        vec![
-            (0, vec![spod("o", "v2", BEFORE, true, None)]),
-            (10_000, vec![spod("n", "v2", AFTER, true, None)]),
-        ],
-    );
+    let src = CountingPods::running_r2(vec![
+        (0, vec![spod("o", "v2", BEFORE, true, None)]),
+        (10_000, vec![spod("n", "v2", AFTER, true, None)]),
+    ]);
     let t0 = Instant::now();
-    wait_for_revision(
-        &src,
-        &updated("r2", DeploymentStatus::Running),
-        false,
-        &opts(60),
-    )
-    .await
-    .expect("done at 10 s");
+    wait_r2(&src, &opts(60)).await.expect("done at 10 s");
     let took = t0.elapsed();
     assert!(
         took >= secs(10) && took <= Duration::from_millis(11_100),
@@ -2038,22 +2004,12 @@ async fn polls_that_read_the_pods_keep_to_two_requests_a_second() {
 #[tokio::test(start_paused = true)]
 async fn pods_of_the_revision_that_crash_or_stay_unready_fail_the_wait_after_their_grace() {
     let crashing = crash_looping(spod("n1", "v2", AFTER, true, None));
-    let src = CountingPods::new(
-        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]),
-        vec![(
-            0,
-            vec![spod("o", "v1", BEFORE, true, None), crashing.clone()],
-        )],
-    );
+    let src = CountingPods::running_r2(vec![(
+        0,
+        vec![spod("o", "v1", BEFORE, true, None), crashing.clone()],
+    )]);
     let t0 = Instant::now();
-    let e = wait_for_revision(
-        &src,
-        &updated("r2", DeploymentStatus::Running),
-        false,
-        &opts(600),
-    )
-    .await
-    .expect_err("crash loop");
+    let e = wait_r2(&src, &opts(600)).await.expect_err("crash loop");
     let took = t0.elapsed();
     assert!(
         took >= secs(60) && took <= Duration::from_millis(61_100),
@@ -2096,21 +2052,13 @@ async fn pods_of_the_revision_that_crash_or_stay_unready_fail_the_wait_after_the
     assert!(e.to_string().contains("Readiness probe failed: 503"), "{e}");
 
     // A crash that stops within the grace is no failure.
-    let src = CountingPods::new(
-        Script::new(vec![(0, Ok(rolled("r2", DeploymentStatus::Running, 1)))]),
-        vec![
-            (0, vec![spod("o", "v1", BEFORE, true, None), crashing]),
-            (30_000, vec![spod("n1", "v2", AFTER, true, None)]),
-        ],
-    );
-    wait_for_revision(
-        &src,
-        &updated("r2", DeploymentStatus::Running),
-        false,
-        &opts(600),
-    )
-    .await
-    .expect("recovered within the grace");
+    let src = CountingPods::running_r2(vec![
+        (0, vec![spod("o", "v1", BEFORE, true, None), crashing]),
+        (30_000, vec![spod("n1", "v2", AFTER, true, None)]),
+    ]);
+    wait_r2(&src, &opts(600))
+        .await
+        .expect("recovered within the grace");
 }
 
 #[tokio::test(start_paused = true)]
