@@ -35,7 +35,9 @@ pub struct WaitOptions {
     /// How long pods of the submitted revision may stay not ready, with Kubernetes' warnings
     /// saying why, before the wait fails. Default [`DEFAULT_UNREADY_GRACE`].
     pub unready_grace: Duration,
-    /// Floor of the time between two polls (start to start). Default 250 ms.
+    /// Floor of the time between two polls (start to start), for a caller that wants to poll
+    /// less often than every [`POLL_INTERVAL`]. Default [`POLL_INTERVAL`]: the floor the loop
+    /// keeps anyway (the last poll before the deadline aside), so the default changes nothing.
     pub min_interval: Duration,
     /// Ceiling of the interval, reached when backing off after API errors. Default 5 s.
     pub max_interval: Duration,
@@ -55,7 +57,7 @@ impl WaitOptions {
             timeout,
             unhealthy_grace: Duration::from_secs(60),
             unready_grace: DEFAULT_UNREADY_GRACE,
-            min_interval: Duration::from_millis(250),
+            min_interval: POLL_INTERVAL,
             max_interval: Duration::from_secs(5),
             cancel,
             status_sync_period: DEFAULT_STATUS_SYNC_PERIOD,

@@ -562,6 +562,22 @@ async fn polls_at_about_two_per_second_and_notices_completion_within_half_a_seco
     }
 }
 
+#[test]
+fn the_default_min_interval_is_the_poll_interval() {
+    // A default below POLL_INTERVAL would be a floor that never acts, one above it would slow
+    // every wait: it is the floor the loop keeps anyway.
+    let o = WaitOptions::default();
+    assert_eq!(o.min_interval, POLL_INTERVAL);
+    assert_eq!(opts(60).min_interval, POLL_INTERVAL);
+    for errors in [0, 0, 0, 1, 3] {
+        let i = o.interval(errors);
+        assert!(i >= POLL_INTERVAL, "{i:?}");
+        if errors == 0 {
+            assert!(i <= POLL_INTERVAL + POLL_JITTER, "{i:?}");
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn min_interval_is_a_floor() {
     let mut o = opts(5);
