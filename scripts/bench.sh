@@ -72,8 +72,8 @@ fi
 
 echo "bench: building release binaries" >&2
 cargo build --release --bin bentocloud-local --bin bentocloud-bench
-# The provider as shipped (scripts/release.sh): profile dist, no control plane linked.
-cargo build --profile dist --no-default-features --bin terraform-provider-bentocloud
+# The provider as shipped (scripts/release.sh): profile dist, its package alone.
+cargo build -p terraform-provider-bentocloud --profile dist --bin terraform-provider-bentocloud
 
 # bentoml's CLI entry point, run from .tools/py.
 BML="$ROOT/.work/bench-bin/bentoml"

@@ -10,7 +10,8 @@
 #   mirror/registry.terraform.io/bentocloud/bentocloud/terraform-provider-bentocloud_VERSION_OS_ARCH.zip
 #     (packed filesystem-mirror layout: `provider_installation { filesystem_mirror { path = "OUT_DIR/mirror" } }`)
 #
-# The provider is built with --no-default-features (no control plane linked). RELEASE_BINARY
+# The provider package is built alone (`-p terraform-provider-bentocloud`: the control plane is
+# another crate of the workspace, which the provider does not depend on). RELEASE_BINARY
 # packages an existing binary instead of building one (the test suite uses it to package the
 # debug build it already has).
 set -euo pipefail
@@ -32,7 +33,7 @@ else
     # shellcheck source=scripts/setup.sh
     source "$ROOT/scripts/setup.sh" --for=build
     echo "building $NAME $VERSION (profile dist, no control plane)..." >&2
-    cargo build --profile dist --no-default-features --bin "$NAME"
+    cargo build -p "$NAME" --profile dist --bin "$NAME"
     BIN="$ROOT/target/dist/$NAME"
 fi
 [ -x "$BIN" ] || { echo "error: no provider binary at $BIN" >&2; exit 1; }

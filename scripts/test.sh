@@ -7,10 +7,13 @@
 #    1.11.4 from PATH; missing parts fail the run, nothing is skipped)
 # 2. cargo fmt --check
 # 3. cargo clippy --all-targets -- -D warnings
-# 4. cargo build --no-default-features --bin terraform-provider-bentocloud
-#    (proves the provider binary does not link the control plane)
-# 5. cargo test: the unit tests, and tests/integration (the real Terraform CLI,
-#    1.11.4 and 1.0.3, against a real bentocloud-local)
+# 4. provider-alone: cargo build -p terraform-provider-bentocloud --bin terraform-provider-bentocloud,
+#    then `cargo tree -p terraform-provider-bentocloud -e normal,build` must hold none of
+#    bentocloud-local, rusqlite, libsqlite3-sys, clap (proves the provider does not depend on the
+#    control plane, which is another crate of the workspace; a dev-dependency does not count)
+# 5. cargo test: every crate of the workspace (crates/bentocloud-api, crates/bentocloud-local,
+#    the provider): the unit tests, and tests/integration (the real Terraform CLI, 1.11.4 and
+#    1.0.3, against a real bentocloud-local)
 #
 # Every step runs even when an earlier one failed, so one run shows every problem; the script
 # exits non-zero when any step failed and ends with a summary. Logs: .work/test-logs/.
@@ -59,9 +62,27 @@ run_step() {
     return 0
 }
 
+provider_alone() {
+    # The provider package built by itself, then its dependency graph without dev-dependencies:
+    # a control-plane crate there means the provider would link the server. (axum is no sign:
+    # tf-provider's gRPC server, tonic, brings it.)
+    cargo build -p terraform-provider-bentocloud --bin terraform-provider-bentocloud || return 1
+    local tree found
+    tree="$(cargo tree -p terraform-provider-bentocloud -e normal,build --prefix none --format '{p}')" \
+        || return 1
+    found="$(printf '%s\n' "$tree" | awk '{print $1}' \
+        | grep -xE 'bentocloud-local|rusqlite|libsqlite3-sys|clap' | sort -u || true)"
+    if [ -n "$found" ]; then
+        echo "ERROR: the provider package depends on the control plane's crates:" $found
+        echo "(see: cargo tree -p terraform-provider-bentocloud -e normal,build -i <crate>)"
+        return 1
+    fi
+    echo "the provider's dependency graph holds no bentocloud-local, rusqlite, libsqlite3-sys or clap"
+}
+
 run_step fmt cargo fmt --all -- --check
 run_step clippy cargo clippy --all-targets -- -D warnings
-run_step provider-alone cargo build --no-default-features --bin terraform-provider-bentocloud
+run_step provider-alone provider_alone
 # The acceptance tests mostly wait on Terraform and server processes, not the CPU: three at a
 # time keeps a 2-core CI machine busy without starving the timing-sensitive ones.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-3}"
