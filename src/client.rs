@@ -189,6 +189,15 @@ fn in_cluster(cluster: &str) -> String {
     }
 }
 
+/// `read`, with a not-found (see [`ClientError::is_not_found`]) as `Ok(None)`.
+fn found<T>(read: Result<T, ClientError>) -> Result<Option<T>, ClientError> {
+    match read {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn config_error(message: impl Into<String>) -> ClientError {
     ClientError::new(
         "configure the BentoCloud client",

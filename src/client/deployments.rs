@@ -178,11 +178,7 @@ impl Client {
         cluster: &str,
         name: &str,
     ) -> Result<Option<api::Deployment>, ClientError> {
-        match self.get_deployment(cluster, name).await {
-            Ok(d) => Ok(Some(d)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(self.get_deployment(cluster, name).await)
     }
 
     /// `PUT /api/v2/deployments/{name}?cluster=X` with the whole desired configuration.
@@ -210,13 +206,9 @@ impl Client {
         cluster: &str,
         name: &str,
     ) -> Result<api::Deployment, ClientError> {
-        let url = self.url(
-            &["api", "v2", "deployments", name, "void_update"],
-            &[("cluster", cluster)],
-        )?;
-        let op = format!("redeploy deployment {name:?} {}", in_cluster(cluster));
-        self.note_write(cluster, name);
-        let d = self.run(self.empty(Method::PUT, op, url)).await?;
+        let d = self
+            .deployment_action(Method::PUT, cluster, name, "void_update", "redeploy")
+            .await?;
         Ok(self.with_bento_manifest(d).await)
     }
 
@@ -226,13 +218,27 @@ impl Client {
         cluster: &str,
         name: &str,
     ) -> Result<api::Deployment, ClientError> {
+        self.deployment_action(Method::POST, cluster, name, "terminate", "terminate")
+            .await
+    }
+
+    /// `{method} /api/v2/deployments/{name}/{action}?cluster=X` (no body), noted as a write;
+    /// its operation is "`{verb}` deployment `{name}` in ...".
+    async fn deployment_action(
+        &self,
+        method: Method,
+        cluster: &str,
+        name: &str,
+        action: &str,
+        verb: &str,
+    ) -> Result<api::Deployment, ClientError> {
         let url = self.url(
-            &["api", "v2", "deployments", name, "terminate"],
+            &["api", "v2", "deployments", name, action],
             &[("cluster", cluster)],
         )?;
-        let op = format!("terminate deployment {name:?} {}", in_cluster(cluster));
+        let op = format!("{verb} deployment {name:?} {}", in_cluster(cluster));
         self.note_write(cluster, name);
-        self.run(self.empty(Method::POST, op, url)).await
+        self.run(self.empty(method, op, url)).await
     }
 
     /// `DELETE /api/v2/deployments/{name}?cluster=X` (no body). The server may require the

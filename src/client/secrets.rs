@@ -42,11 +42,7 @@ impl Client {
         cluster: &str,
         name: &str,
     ) -> Result<Option<api::Secret>, ClientError> {
-        match self.get_secret(cluster, name).await {
-            Ok(s) => Ok(Some(s)),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(self.get_secret(cluster, name).await)
     }
 
     /// `POST /api/v1/org_secrets[?cluster=X]`, with the same unknown-outcome handling as

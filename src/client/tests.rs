@@ -64,8 +64,49 @@ fn create_request(name: &str, bento: &str) -> api::CreateDeploymentRequest {
     }
 }
 
+/// Creates deployment `iris` of bento `iris:v1` in cluster `east` through `stub`.
+async fn create_iris(stub: &Stub) -> Result<api::Deployment, ClientError> {
+    client(stub)
+        .create_deployment("east", &create_request("iris", "iris:v1"))
+        .await
+}
+
+/// The number `req` gives for `name` in its query, else `default`.
+fn number(req: &StubRequest, name: &str, default: usize) -> usize {
+    req.param(name)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A list page of `items` starting at `start`, of `total` in all.
+fn list_page(start: usize, total: usize, items: Vec<api::Deployment>) -> StubResponse {
+    ok_json(json!({"start": start, "count": items.len(), "total": total, "items": items}))
+}
+
 fn ok_json(v: impl serde::Serialize) -> StubResponse {
     StubResponse::json(200, v)
+}
+
+/// A stub answering `first` to its first `times` requests and `then` to the rest, and how
+/// many requests it got.
+async fn serve_answering(
+    times: usize,
+    first: StubResponse,
+    then: StubResponse,
+) -> (Stub, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h = hits.clone();
+    let stub = serve(move |_req: StubRequest| {
+        let n = h.fetch_add(1, Ordering::SeqCst);
+        let answer = if n < times {
+            first.clone()
+        } else {
+            then.clone()
+        };
+        async move { answer }
+    })
+    .await;
+    (stub, hits)
 }
 
 fn count(reqs: &[StubRequest], method: &str) -> usize {
@@ -171,19 +212,11 @@ async fn error_display_names_operation_status_message_and_scrubs_an_echoed_token
 
 #[tokio::test]
 async fn rate_limited_request_waits_retry_after_then_succeeds() {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    let stub = serve(move |_req: StubRequest| {
-        let n = h.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n == 0 {
-                StubResponse::json(429, json!({"error": "slow down"}))
-                    .with_header("Retry-After", "1")
-            } else {
-                ok_json(deployment("iris", "east", "iris:v1"))
-            }
-        }
-    })
+    let (stub, hits) = serve_answering(
+        1,
+        StubResponse::json(429, json!({"error": "slow down"})).with_header("Retry-After", "1"),
+        ok_json(deployment("iris", "east", "iris:v1")),
+    )
     .await;
     let mut cfg = config(&stub);
     cfg.max_retry_delay = Duration::from_secs(5);
@@ -201,18 +234,11 @@ async fn rate_limited_request_waits_retry_after_then_succeeds() {
 
 #[tokio::test]
 async fn retry_after_is_capped_by_max_retry_delay() {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    let stub = serve(move |_req: StubRequest| {
-        let n = h.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n == 0 {
-                StubResponse::json(503, json!({})).with_header("Retry-After", "3600")
-            } else {
-                ok_json(json!({"name": "east"}))
-            }
-        }
-    })
+    let (stub, _) = serve_answering(
+        1,
+        StubResponse::json(503, json!({})).with_header("Retry-After", "3600"),
+        ok_json(json!({"name": "east"})),
+    )
     .await;
     let t0 = Instant::now();
     let cl = client(&stub).get_cluster("east").await.expect("ok");
@@ -222,18 +248,11 @@ async fn retry_after_is_capped_by_max_retry_delay() {
 
 #[tokio::test]
 async fn unavailable_three_times_then_ok_succeeds() {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let h = hits.clone();
-    let stub = serve(move |_req: StubRequest| {
-        let n = h.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n < 3 {
-                StubResponse::json(503, json!({"error": "maintenance"}))
-            } else {
-                ok_json(json!([{"name": "cpu.1", "display_name": "CPU"}]))
-            }
-        }
-    })
+    let (stub, hits) = serve_answering(
+        3,
+        StubResponse::json(503, json!({"error": "maintenance"})),
+        ok_json(json!([{"name": "cpu.1", "display_name": "CPU"}])),
+    )
     .await;
     let types = client(&stub)
         .list_instance_types("east")
@@ -336,10 +355,7 @@ async fn create_after_a_gateway_error_that_created_nothing_posts_again() {
         }
     })
     .await;
-    let d = client(&stub)
-        .create_deployment("east", &create_request("iris", "iris:v1"))
-        .await
-        .expect("second post");
+    let d = create_iris(&stub).await.expect("second post");
     assert_eq!(d.meta.name, "iris");
     let reqs = stub.requests();
     assert_eq!(count(&reqs, "POST"), 2);
@@ -374,10 +390,7 @@ async fn repeated_create_answered_already_exists_returns_the_existing_deployment
         }
     })
     .await;
-    let d = client(&stub)
-        .create_deployment("east", &create_request("iris", "iris:v1"))
-        .await
-        .expect("found");
+    let d = create_iris(&stub).await.expect("found");
     assert_eq!(d.meta.name, "iris");
     assert_eq!(count(&stub.requests(), "POST"), 2);
 }
@@ -388,8 +401,7 @@ async fn first_create_answered_already_exists_is_an_error() {
         StubResponse::json(400, json!({"error": "deployment iris already exists"}))
     })
     .await;
-    let e = client(&stub)
-        .create_deployment("east", &create_request("iris", "iris:v1"))
+    let e = create_iris(&stub)
         .await
         .expect_err("conflict is the caller's");
     assert!(e.is_already_exists());
@@ -405,10 +417,7 @@ async fn reconciled_create_refuses_a_deployment_running_another_bento() {
         }
     })
     .await;
-    let e = client(&stub)
-        .create_deployment("east", &create_request("iris", "iris:v1"))
-        .await
-        .expect_err("mismatch");
+    let e = create_iris(&stub).await.expect_err("mismatch");
     assert_eq!(e.kind, ErrorKind::Conflict);
     assert!(e.message.contains("other:v9"), "{e}");
     assert!(bento_matches("iris", Some("iris:v3")));
@@ -418,23 +427,13 @@ async fn reconciled_create_refuses_a_deployment_running_another_bento() {
 
 #[tokio::test]
 async fn rate_limited_create_is_repeated_directly() {
-    let posts = Arc::new(AtomicUsize::new(0));
-    let p = posts.clone();
-    let stub = serve(move |_req: StubRequest| {
-        let n = p.fetch_add(1, Ordering::SeqCst);
-        async move {
-            if n == 0 {
-                StubResponse::json(429, json!({})).with_header("Retry-After", "0")
-            } else {
-                ok_json(deployment("iris", "east", "iris:v1"))
-            }
-        }
-    })
+    let (stub, _) = serve_answering(
+        1,
+        StubResponse::json(429, json!({})).with_header("Retry-After", "0"),
+        ok_json(deployment("iris", "east", "iris:v1")),
+    )
     .await;
-    client(&stub)
-        .create_deployment("east", &create_request("iris", "iris:v1"))
-        .await
-        .expect("ok");
+    create_iris(&stub).await.expect("ok");
     let reqs = stub.requests();
     assert_eq!(count(&reqs, "POST"), 2);
     assert_eq!(count(&reqs, "GET"), 0, "429 means not processed: no lookup");
@@ -444,15 +443,11 @@ async fn rate_limited_create_is_repeated_directly() {
 async fn list_deployments_fetches_every_page_and_sends_labels_in_q_with_cluster() {
     const TOTAL: usize = 1234;
     let stub = serve(|req: StubRequest| async move {
-        let start: usize = req.param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
-        let count: usize = req
-            .param("count")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(10);
+        let (start, count) = (number(&req, "start", 0), number(&req, "count", 10));
         let items: Vec<api::Deployment> = (start..TOTAL.min(start + count))
             .map(|i| deployment(&format!("d{i}"), "local-east", "iris:v1"))
             .collect();
-        ok_json(json!({"start": start, "count": items.len(), "total": TOTAL, "items": items}))
+        list_page(start, TOTAL, items)
     })
     .await;
     let c = client(&stub);
@@ -513,11 +508,7 @@ async fn list_deployments_fetches_every_page_and_sends_labels_in_q_with_cluster(
 async fn pages_after_the_first_are_fetched_concurrently_and_kept_in_order() {
     const TOTAL: usize = 2600;
     let stub = serve(|req: StubRequest| async move {
-        let start: usize = req.param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
-        let count: usize = req
-            .param("count")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(10);
+        let (start, count) = (number(&req, "start", 0), number(&req, "count", 10));
         // Later pages answer faster, so arrival order differs from page order.
         tokio::time::sleep(Duration::from_millis(
             150u64.saturating_sub(start as u64 / 20),
@@ -526,7 +517,7 @@ async fn pages_after_the_first_are_fetched_concurrently_and_kept_in_order() {
         let items: Vec<api::Deployment> = (start..TOTAL.min(start + count))
             .map(|i| deployment(&format!("d{i:05}"), "c", "x:1"))
             .collect();
-        ok_json(json!({"start": start, "count": items.len(), "total": TOTAL, "items": items}))
+        list_page(start, TOTAL, items)
     })
     .await;
     let all = client(&stub)
@@ -591,7 +582,7 @@ async fn a_listed_page_keeps_each_item_as_sent() {
 async fn list_follows_a_server_that_caps_the_page_size() {
     // The server returns at most 2 items whatever `count` asks for; total is 5.
     let stub = serve(|req: StubRequest| async move {
-        let start: usize = req.param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let start = number(&req, "start", 0);
         let names = ["a", "b", "c", "d", "e"];
         let items: Vec<_> = names
             .iter()
@@ -599,7 +590,7 @@ async fn list_follows_a_server_that_caps_the_page_size() {
             .take(2)
             .map(|n| deployment(n, "c", "x:1"))
             .collect();
-        ok_json(json!({"start": start, "count": items.len(), "total": 5, "items": items}))
+        list_page(start, 5, items)
     })
     .await;
     let all = client(&stub)
@@ -614,13 +605,13 @@ async fn list_follows_a_server_that_caps_the_page_size() {
 #[tokio::test]
 async fn list_stops_on_an_empty_page_even_if_total_is_wrong() {
     let stub = serve(|req: StubRequest| async move {
-        let start: usize = req.param("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let start = number(&req, "start", 0);
         let items = if start == 0 {
             vec![deployment("a", "c", "x:1"), deployment("b", "c", "x:1")]
         } else {
             vec![]
         };
-        ok_json(json!({"start": start, "count": items.len(), "total": 99999, "items": items}))
+        list_page(start, 99999, items)
     })
     .await;
     let all = client(&stub)
