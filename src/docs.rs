@@ -303,7 +303,7 @@ provider_installation {
 
 `terraform init` then installs it like any provider and records its checksum in `.terraform.lock.hcl`. Copy `OUT/mirror` to share the build with other machines and CI; a zip built on another platform goes next to this one.
 
-**A local binary, with `dev_overrides`** (while working on the provider itself). Build it (`cargo build --release --no-default-features --bin terraform-provider-bentocloud` writes `target/release/terraform-provider-bentocloud`) and point Terraform at its folder:
+**A local binary, with `dev_overrides`** (while working on the provider itself). Build it (`cargo build --release -p terraform-provider-bentocloud` writes `target/release/terraform-provider-bentocloud`) and point Terraform at its folder:
 
 ```terraform
 provider_installation {

@@ -38,7 +38,7 @@ FLEET = int(os.environ.get("BENCH_FLEET", "200"))
 LIST_N = int(os.environ.get("BENCH_LIST", "10000"))
 CMDLINE = os.environ.get("BENCH_CMDLINE", "bash scripts/bench.sh")
 REL = os.path.join(ROOT, "target", "release")
-# The provider as shipped: `cargo build --profile dist --no-default-features` (see scripts/release.sh).
+# The provider as shipped: `cargo build -p terraform-provider-bentocloud --profile dist` (see scripts/release.sh).
 PROVIDER = os.path.join(ROOT, "target", "dist", "terraform-provider-bentocloud")
 LOCAL = os.path.join(REL, "bentocloud-local")
 DRIVER = os.path.join(REL, "bentocloud-bench")
