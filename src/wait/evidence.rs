@@ -66,7 +66,8 @@ pub fn classify(d: &Deployment, want_revision: &str, allow_scaled_to_zero: bool)
     }
 }
 
-/// What a submit asks of the replicas: decides what the pods must show ([`judge_pods`](super::judge_pods)).
+/// What a submit asks of the replicas: decides what the pods must show
+/// ([`judge_pods`](super::judge_pods)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     /// Every replica is replaced by one of the new revision: a change of the bento, envs,
@@ -146,9 +147,10 @@ impl Evidence {
         self.synced.as_deref()
     }
 
-    /// Whether the pods should judge `d` ([`judge_pods`](super::judge_pods)): an update (a create's statuses
-    /// count at once) whose revision `d` names as the latest, and whose status alone cannot end
-    /// the wait: not yet evidence (rule 2 has not held), or shown synced but in progress.
+    /// Whether the pods should judge `d` ([`judge_pods`](super::judge_pods)): an update (a create's
+    /// statuses count at once) whose revision `d` names as the latest, and whose status alone
+    /// cannot end the wait: not yet evidence (rule 2 has not held), or shown synced but in
+    /// progress.
     pub fn wants_pods(&self, d: &Deployment) -> bool {
         self.submitted.stale_status.is_some()
             && d.revision_uid() == Some(self.submitted.revision.as_str())

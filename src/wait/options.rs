@@ -41,13 +41,15 @@ pub struct WaitOptions {
     pub min_interval: Duration,
     /// Ceiling of the interval, reached when backing off after API errors. Default 5 s.
     pub max_interval: Duration,
-    /// Cancelling it stops the wait at once with [`WaitError::Cancelled`].
+    /// Cancelling it stops the wait at once with
+    /// [`WaitError::Cancelled`](super::WaitError::Cancelled).
     pub cancel: CancellationToken,
-    /// The settle window of [`Evidence`](super::Evidence) (provider attribute `status_sync_period`).
+    /// The settle window of [`Evidence`](super::Evidence) (provider attribute
+    /// `status_sync_period`).
     pub status_sync_period: Duration,
     /// Whether the pods judge a rollout while the status alone is not yet evidence
-    /// ([`judge_pods`](super::judge_pods)). Default `true`; `false` leaves the status and the settle window alone
-    /// (the benchmark's baseline).
+    /// ([`judge_pods`](super::judge_pods)). Default `true`; `false` leaves the status and the
+    /// settle window alone (the benchmark's baseline).
     pub pod_evidence: bool,
 }
 

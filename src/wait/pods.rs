@@ -11,9 +11,9 @@ use crate::api::{Deployment, KubePod, Scaling, POD_BENTO_VERSION_LABEL};
 
 use super::Change;
 
-/// The pod label naming the service (deployment target) a pod runs, when the platform sends
-/// it: `bentocloud-local` does; the ancestor's operator does not (see the module doc of [`crate::wait`]), so the
-/// pods rule counts per service only when every pod has it.
+/// The pod label naming the service (deployment target) a pod runs, when the platform sends it:
+/// `bentocloud-local` does; the ancestor's operator does not (see the module doc of
+/// [`crate::wait`]), so the pods rule counts per service only when every pod has it.
 pub const POD_SERVICE_LABEL: &str = "yatai.ai/bento-deployment-target-name";
 
 /// Why the pods contradict a `running` for the revision whose main bento is `bento_version`:
@@ -215,7 +215,8 @@ fn crashing(p: &KubePod) -> bool {
     matches!(runtime, Some("CrashLoopBackOff" | "Error" | "Failed")) || p.status.phase == "Failed"
 }
 
-/// Why `p` is not a pod of the revision (see the module doc of [`crate::wait`]), or `None` when it is.
+/// Why `p` is not a pod of the revision (see the module doc of [`crate::wait`]), or `None` when it
+/// is.
 fn not_of_revision(
     p: &KubePod,
     created: &DateTime<FixedOffset>,

@@ -13,9 +13,9 @@ use super::LOG;
 pub trait DeploymentSource: Send + Sync {
     async fn fetch(&self) -> Result<Deployment, ClientError>;
 
-    /// The deployment's pods: the evidence of [`judge_pods`](super::judge_pods) while the status alone is not
-    /// yet, the confirmation of a `running`, and the reason of a failure (best effort: `None`
-    /// when they cannot be read).
+    /// The deployment's pods: the evidence of [`judge_pods`](super::judge_pods) while the status
+    /// alone is not yet, the confirmation of a `running`, and the reason of a failure (best effort:
+    /// `None` when they cannot be read).
     async fn pods(&self) -> Option<Vec<KubePod>> {
         None
     }
