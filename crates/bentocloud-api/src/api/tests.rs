@@ -96,20 +96,14 @@ fn strategies_parse_their_wire_spelling_only() {
 fn serialised_deployment_never_has_null_strings_and_keeps_base_keys() {
     let d: Deployment = serde_json::from_str(MINIMAL).expect("parse");
     let v = serde_json::to_value(&d).expect("ser");
-    for key in [
-        "uid",
-        "created_at",
-        "updated_at",
-        "deleted_at",
-        "name",
-        "resource_type",
-        "labels",
+    let own = [
         "status",
         "kube_namespace",
         "creator",
         "cluster",
         "latest_revision",
-    ] {
+    ];
+    for key in META_KEYS.iter().chain(own.iter()) {
         assert!(v.get(key).is_some(), "missing {key}");
     }
     assert!(v["creator"]["email"].is_string());
@@ -227,141 +221,143 @@ fn fields_of(src: &str, ty: &str) -> Vec<String> {
         .collect()
 }
 
+/// The flattened `ResourceSchema` every resource document carries.
+const META_KEYS: &[&str] = &[
+    "uid",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "name",
+    "resource_type",
+    "labels",
+];
+
+/// The real API's fields per document. Each list is the real API's schema for that document (API doc §3.1-§3.4, the
+/// official samples in shared/docs/api-samples, and §10 for pods); `meta` is the
+/// flattened ResourceSchema. A field that is not here (a bentocloud-local extension,
+/// say) fails this test: the provider must read nothing the real API lacks.
+const REAL_API_FIELDS: &[(&str, &[&str])] = &[
+    ("ResourceMeta", META_KEYS),
+    (
+        "User",
+        &[
+            "meta",
+            "email",
+            "first_name",
+            "last_name",
+            "avatar_url",
+            "is_super_admin",
+        ],
+    ),
+    (
+        "Cluster",
+        &[
+            "meta",
+            "description",
+            "organization_name",
+            "creator",
+            "is_first",
+        ],
+    ),
+    (
+        "Deployment",
+        &[
+            "meta",
+            "status",
+            "kube_namespace",
+            "creator",
+            "cluster",
+            "latest_revision",
+            "manifest",
+            "urls",
+        ],
+    ),
+    ("DeploymentManifest", &["dev", "routing"]),
+    ("Routing", &["route_type", "route_by", "weights"]),
+    ("Revision", &["meta", "creator", "status", "targets"]),
+    (
+        "Target",
+        &[
+            "meta",
+            "creator",
+            "config",
+            "bento",
+            "kube_resource_uid",
+            "kube_resource_version",
+        ],
+    ),
+    (
+        "DeploymentConfig",
+        &[
+            "access_authorization",
+            "envs",
+            "labels",
+            "secrets",
+            "services",
+        ],
+    ),
+    (
+        "ServiceConfig",
+        &[
+            "instance_type",
+            "scaling",
+            "envs",
+            "deployment_strategy",
+            "extras",
+            "cold_start_timeout",
+            "config_overrides",
+        ],
+    ),
+    ("Scaling", &["min_replicas", "max_replicas", "policy"]),
+    (
+        "Bento",
+        &[
+            "meta",
+            "description",
+            "version",
+            "image_build_status",
+            "upload_status",
+            "upload_finished_reason",
+            "presigned_upload_url",
+            "presigned_download_url",
+            "manifest",
+            "build_at",
+            "repository",
+        ],
+    ),
+    ("BentoRepository", &["meta", "description", "latest_bento"]),
+    (
+        "InstanceType",
+        &["meta", "display_name", "description", "config"],
+    ),
+    (
+        "InstanceTypeConfig",
+        &[
+            "group",
+            "resources",
+            "price",
+            "node_selectors",
+            "gpu_config",
+        ],
+    ),
+    ("ListResponse", &["start", "count", "total", "items"]),
+    (
+        "KubePod",
+        &["name", "labels", "status", "pod_status", "warnings"],
+    ),
+    (
+        "KubePodStatus",
+        &["phase", "ready", "start_time", "is_old", "is_canary"],
+    ),
+    ("KubePodRuntime", &["status", "phase"]),
+    ("KubeEvent", &["reason", "message"]),
+    ("PodsFrame", &["kind", "message", "payload"]),
+];
+
 /// Fields of the wire types that the real API's documents do not have, and local-only
 /// types among them.
 fn foreign_fields(src: &str) -> Vec<String> {
-    // Each list is the real API's schema for that document (API doc §3.1-§3.4, the
-    // official samples in shared/docs/api-samples, and §10 for pods); `meta` is the
-    // flattened ResourceSchema. A field that is not here (a bentocloud-local extension,
-    // say) fails this test: the provider must read nothing the real API lacks.
-    let allowed: &[(&str, &[&str])] = &[
-        (
-            "ResourceMeta",
-            &[
-                "uid",
-                "created_at",
-                "updated_at",
-                "deleted_at",
-                "name",
-                "resource_type",
-                "labels",
-            ],
-        ),
-        (
-            "User",
-            &[
-                "meta",
-                "email",
-                "first_name",
-                "last_name",
-                "avatar_url",
-                "is_super_admin",
-            ],
-        ),
-        (
-            "Cluster",
-            &[
-                "meta",
-                "description",
-                "organization_name",
-                "creator",
-                "is_first",
-            ],
-        ),
-        (
-            "Deployment",
-            &[
-                "meta",
-                "status",
-                "kube_namespace",
-                "creator",
-                "cluster",
-                "latest_revision",
-                "manifest",
-                "urls",
-            ],
-        ),
-        ("DeploymentManifest", &["dev", "routing"]),
-        ("Routing", &["route_type", "route_by", "weights"]),
-        ("Revision", &["meta", "creator", "status", "targets"]),
-        (
-            "Target",
-            &[
-                "meta",
-                "creator",
-                "config",
-                "bento",
-                "kube_resource_uid",
-                "kube_resource_version",
-            ],
-        ),
-        (
-            "DeploymentConfig",
-            &[
-                "access_authorization",
-                "envs",
-                "labels",
-                "secrets",
-                "services",
-            ],
-        ),
-        (
-            "ServiceConfig",
-            &[
-                "instance_type",
-                "scaling",
-                "envs",
-                "deployment_strategy",
-                "extras",
-                "cold_start_timeout",
-                "config_overrides",
-            ],
-        ),
-        ("Scaling", &["min_replicas", "max_replicas", "policy"]),
-        (
-            "Bento",
-            &[
-                "meta",
-                "description",
-                "version",
-                "image_build_status",
-                "upload_status",
-                "upload_finished_reason",
-                "presigned_upload_url",
-                "presigned_download_url",
-                "manifest",
-                "build_at",
-                "repository",
-            ],
-        ),
-        ("BentoRepository", &["meta", "description", "latest_bento"]),
-        (
-            "InstanceType",
-            &["meta", "display_name", "description", "config"],
-        ),
-        (
-            "InstanceTypeConfig",
-            &[
-                "group",
-                "resources",
-                "price",
-                "node_selectors",
-                "gpu_config",
-            ],
-        ),
-        ("ListResponse", &["start", "count", "total", "items"]),
-        (
-            "KubePod",
-            &["name", "labels", "status", "pod_status", "warnings"],
-        ),
-        (
-            "KubePodStatus",
-            &["phase", "ready", "start_time", "is_old", "is_canary"],
-        ),
-        ("KubePodRuntime", &["status", "phase"]),
-        ("KubeEvent", &["reason", "message"]),
-        ("PodsFrame", &["kind", "message", "payload"]),
-    ];
+    let allowed = REAL_API_FIELDS;
     let mut out = Vec::new();
     for (ty, fields) in allowed {
         for f in fields_of(src, ty) {

@@ -134,162 +134,219 @@ struct Recorder {
     first_errors: Vec<String>,
 }
 
-async fn load(args: &[String]) {
-    let url = need(args, "--url");
-    loopback_only(&url);
-    let rate: f64 = num(args, "--rate", 400.0);
-    let workers: usize = num(args, "--workers", 4);
-    let duration = Duration::from_secs_f64(num::<f64>(args, "--duration-s", 10.0).min(120.0));
-    let prefix = need(args, "--out");
-    let sample_url = arg(args, "--sample-url");
-    let token = arg(args, "--token").unwrap_or_default();
-    if let Some(u) = &sample_url {
-        loopback_only(u);
-    }
-
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(workers * 2)
-        .timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .build()
-        .expect("client");
-    let rec = Arc::new(Mutex::new(Recorder::default()));
-    let start = Instant::now();
-    let start_unix_ms = unix_ms();
-    let interval = workers as f64 / rate;
-
-    let mut tasks = Vec::new();
-    for w in 0..workers {
-        let (client, rec, url) = (client.clone(), rec.clone(), url.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut k: u64 = 0;
-            loop {
-                let due =
-                    Duration::from_secs_f64(interval * (k as f64 + w as f64 / workers as f64));
-                if due >= duration {
-                    break;
-                }
-                k += 1;
-                let now = start.elapsed();
-                if due > now {
-                    tokio::time::sleep(due - now).await;
-                }
-                let t0 = Instant::now();
-                let res = client.get(&url).send().await;
-                let res = match res {
-                    Ok(r) => {
-                        let st = r.status();
-                        match r.bytes().await {
-                            Ok(_) if st.is_success() => Ok(st.as_u16()),
-                            Ok(_) => Err(format!("HTTP {st}")),
-                            Err(e) => Err(format!("body: {e}")),
-                        }
-                    }
-                    Err(e) => Err(format!("{e}")),
-                };
-                let us = t0.elapsed().as_micros() as u64;
-                let bucket = (t0 - start).as_millis() as u64 / 100;
-                let mut r = rec.lock().expect("recorder");
-                let b = r.buckets.entry(bucket).or_default();
-                match res {
-                    Ok(code) => {
-                        b.0 += 1;
-                        r.latencies_us.push(us);
-                        *r.statuses.entry(code.to_string()).or_default() += 1;
-                    }
-                    Err(e) => {
-                        b.1 += 1;
-                        r.failures += 1;
-                        *r.statuses.entry("error".into()).or_default() += 1;
-                        if r.first_errors.len() < 5 {
-                            r.first_errors.push(e);
-                        }
-                    }
+impl Recorder {
+    /// One request's outcome (`t0` its start, `us` its latency).
+    fn record(&mut self, res: Result<u16, String>, us: u64, bucket: u64) {
+        let b = self.buckets.entry(bucket).or_default();
+        match res {
+            Ok(code) => {
+                b.0 += 1;
+                self.latencies_us.push(us);
+                *self.statuses.entry(code.to_string()).or_default() += 1;
+            }
+            Err(e) => {
+                b.1 += 1;
+                self.failures += 1;
+                *self.statuses.entry("error".into()).or_default() += 1;
+                if self.first_errors.len() < 5 {
+                    self.first_errors.push(e);
                 }
             }
-        }));
+        }
     }
 
-    let samples = Arc::new(Mutex::new(Vec::<String>::new()));
-    let sampler = sample_url.map(|u| {
-        let (client, samples) = (client.clone(), samples.clone());
-        tokio::spawn(async move {
-            while start.elapsed() < duration {
-                let t = start.elapsed().as_millis();
-                if let Ok(r) = client
-                    .get(&u)
-                    .header("X-YATAI-API-TOKEN", &token)
-                    .send()
-                    .await
-                {
-                    if let Ok(v) = r.json::<serde_json::Value>().await {
-                        let ro = &v["rollout"];
-                        let row = format!(
-                            "{t},{},{},{},{},{}",
-                            ro["ready_replicas"].as_u64().unwrap_or(0),
-                            ro["updated_replicas"].as_u64().unwrap_or(0),
-                            ro["desired_replicas"].as_u64().unwrap_or(0),
-                            ro["phase"].as_str().unwrap_or(""),
-                            v["status"].as_str().unwrap_or("")
-                        );
-                        samples.lock().expect("samples").push(row);
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    });
-
-    for t in tasks {
-        let _ = t.await;
-    }
-    if let Some(s) = sampler {
-        let _ = s.await;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-
-    let mut r = rec.lock().expect("recorder");
-    r.latencies_us.sort_unstable();
-    let pct = |p: f64| -> u64 {
-        let l = &r.latencies_us;
+    /// The latency at percentile `p` (latencies sorted).
+    fn percentile(&self, p: f64) -> u64 {
+        let l = &self.latencies_us;
         if l.is_empty() {
             return 0;
         }
         let i = ((p / 100.0) * (l.len() as f64 - 1.0)).round() as usize;
         l[i.min(l.len() - 1)]
-    };
+    }
+}
+
+/// What `load` is asked to do.
+struct Load {
+    url: String,
+    rate: f64,
+    workers: usize,
+    duration: Duration,
+    prefix: String,
+    sample_url: Option<String>,
+    token: String,
+}
+
+impl Load {
+    fn parse(args: &[String]) -> Load {
+        let load = Load {
+            url: need(args, "--url"),
+            rate: num(args, "--rate", 400.0),
+            workers: num(args, "--workers", 4),
+            duration: Duration::from_secs_f64(num::<f64>(args, "--duration-s", 10.0).min(120.0)),
+            prefix: need(args, "--out"),
+            sample_url: arg(args, "--sample-url"),
+            token: arg(args, "--token").unwrap_or_default(),
+        };
+        loopback_only(&load.url);
+        if let Some(u) = &load.sample_url {
+            loopback_only(u);
+        }
+        load
+    }
+}
+
+/// One GET: its status when it succeeded (body read), else why not.
+async fn one_request(client: &reqwest::Client, url: &str) -> Result<u16, String> {
+    let r = client.get(url).send().await.map_err(|e| format!("{e}"))?;
+    let st = r.status();
+    match r.bytes().await {
+        Ok(_) if st.is_success() => Ok(st.as_u16()),
+        Ok(_) => Err(format!("HTTP {st}")),
+        Err(e) => Err(format!("body: {e}")),
+    }
+}
+
+/// Worker `w` of `load.workers`: its share of the paced requests, each at its due time.
+fn paced_worker(
+    load: &Load,
+    w: usize,
+    client: reqwest::Client,
+    rec: Arc<Mutex<Recorder>>,
+    start: Instant,
+) -> tokio::task::JoinHandle<()> {
+    let (url, workers, duration) = (load.url.clone(), load.workers, load.duration);
+    let interval = workers as f64 / load.rate;
+    tokio::spawn(async move {
+        let mut k: u64 = 0;
+        loop {
+            let due = Duration::from_secs_f64(interval * (k as f64 + w as f64 / workers as f64));
+            if due >= duration {
+                break;
+            }
+            k += 1;
+            let now = start.elapsed();
+            if due > now {
+                tokio::time::sleep(due - now).await;
+            }
+            let t0 = Instant::now();
+            let res = one_request(&client, &url).await;
+            let us = t0.elapsed().as_micros() as u64;
+            let bucket = (t0 - start).as_millis() as u64 / 100;
+            rec.lock().expect("recorder").record(res, us, bucket);
+        }
+    })
+}
+
+/// Every 50 ms while the load runs: the deployment's rollout progress from `sample_url` (the
+/// control plane's local route), as CSV rows.
+fn sampler(
+    load: &Load,
+    client: reqwest::Client,
+    samples: Arc<Mutex<Vec<String>>>,
+    start: Instant,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let u = load.sample_url.clone()?;
+    let (token, duration) = (load.token.clone(), load.duration);
+    Some(tokio::spawn(async move {
+        while start.elapsed() < duration {
+            let t = start.elapsed().as_millis();
+            if let Ok(r) = client
+                .get(&u)
+                .header("X-YATAI-API-TOKEN", &token)
+                .send()
+                .await
+            {
+                if let Ok(v) = r.json::<serde_json::Value>().await {
+                    let ro = &v["rollout"];
+                    let row = format!(
+                        "{t},{},{},{},{},{}",
+                        ro["ready_replicas"].as_u64().unwrap_or(0),
+                        ro["updated_replicas"].as_u64().unwrap_or(0),
+                        ro["desired_replicas"].as_u64().unwrap_or(0),
+                        ro["phase"].as_str().unwrap_or(""),
+                        v["status"].as_str().unwrap_or("")
+                    );
+                    samples.lock().expect("samples").push(row);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }))
+}
+
+/// Paced GETs at `--rate` from `--workers` tasks for `--duration-s`, optionally sampling a
+/// deployment's rollout; writes `<out>.json` (summary), `<out>.requests.csv` and
+/// `<out>.samples.csv`, and prints the summary.
+async fn load(args: &[String]) {
+    let load = Load::parse(args);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(load.workers * 2)
+        .timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .build()
+        .expect("client");
+    let rec = Arc::new(Mutex::new(Recorder::default()));
+    let samples = Arc::new(Mutex::new(Vec::<String>::new()));
+    let start = Instant::now();
+    let start_unix_ms = unix_ms();
+    let tasks: Vec<_> = (0..load.workers)
+        .map(|w| paced_worker(&load, w, client.clone(), rec.clone(), start))
+        .collect();
+    let sampling = sampler(&load, client.clone(), samples.clone(), start);
+    for t in tasks {
+        let _ = t.await;
+    }
+    if let Some(s) = sampling {
+        let _ = s.await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut r = rec.lock().expect("recorder");
+    r.latencies_us.sort_unstable();
+    let summary = summary(&load, &r, start_unix_ms, elapsed);
+    write_results(
+        &load.prefix,
+        &summary,
+        &r,
+        &samples.lock().expect("samples"),
+    );
+    println!("{summary}");
+}
+
+fn summary(load: &Load, r: &Recorder, start_unix_ms: u128, elapsed: f64) -> serde_json::Value {
     let ok = r.latencies_us.len() as u64;
-    let summary = serde_json::json!({
-        "url": url,
+    serde_json::json!({
+        "url": load.url,
         "start_unix_ms": start_unix_ms as u64,
         "elapsed_s": elapsed,
-        "rate_target": rate,
-        "workers": workers,
+        "rate_target": load.rate,
+        "workers": load.workers,
         "requests": ok + r.failures,
         "ok": ok,
         "failures": r.failures,
         "statuses": r.statuses,
         "first_errors": r.first_errors,
-        "p50_us": pct(50.0),
-        "p90_us": pct(90.0),
-        "p99_us": pct(99.0),
-        "p999_us": pct(99.9),
+        "p50_us": r.percentile(50.0),
+        "p90_us": r.percentile(90.0),
+        "p99_us": r.percentile(99.0),
+        "p999_us": r.percentile(99.9),
         "max_us": r.latencies_us.last().copied().unwrap_or(0),
-    });
+    })
+}
+
+fn write_results(prefix: &str, summary: &serde_json::Value, r: &Recorder, samples: &[String]) {
     std::fs::write(format!("{prefix}.json"), summary.to_string()).expect("write summary");
     let mut csv = String::from("t_ms,ok,failed\n");
     for (b, (o, f)) in &r.buckets {
         csv.push_str(&format!("{},{o},{f}\n", b * 100));
     }
     std::fs::write(format!("{prefix}.requests.csv"), csv).expect("write requests csv");
-    let s = samples.lock().expect("samples");
-    if !s.is_empty() {
+    if !samples.is_empty() {
         let mut csv = String::from("t_ms,ready,updated,desired,phase,status\n");
-        for row in s.iter() {
+        for row in samples {
             csv.push_str(row);
             csv.push('\n');
         }
         std::fs::write(format!("{prefix}.samples.csv"), csv).expect("write samples csv");
     }
-    println!("{summary}");
 }

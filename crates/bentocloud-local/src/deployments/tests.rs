@@ -6,6 +6,26 @@ fn setup() -> (tempfile::TempDir, store::Store, Principal) {
     store::test_store()
 }
 
+/// A caller that registers unknown bentos on first use.
+fn auto(p: &Principal) -> Caller<'_> {
+    Caller {
+        principal: p,
+        auto_register_bentos: true,
+    }
+}
+
+/// A service's settings with only its scaling bounds.
+fn scaled(min_replicas: Option<i64>, max_replicas: Option<i64>) -> ServiceConfig {
+    ServiceConfig {
+        scaling: Some(Scaling {
+            min_replicas,
+            max_replicas,
+            policy: None,
+        }),
+        ..Default::default()
+    }
+}
+
 fn req(name: &str, bento: &str) -> CreateDeploymentRequest {
     let mut r = CreateDeploymentRequest {
         name: Some(name.into()),
@@ -18,10 +38,7 @@ fn req(name: &str, bento: &str) -> CreateDeploymentRequest {
 #[test]
 fn create_validates_and_rejects_duplicates() {
     let (_d, s, p) = setup();
-    let caller = Caller {
-        principal: &p,
-        auto_register_bentos: true,
-    };
+    let caller = auto(&p);
     s.tx(|c| {
         let d = create(c, &caller, Some(""), req("a", "iris:v1"), 1)?;
         assert_eq!(d.cluster, "local-east");
@@ -51,17 +68,9 @@ fn create_validates_and_rejects_duplicates() {
         let e = create(c, &caller, None, r, 2).expect_err("it");
         assert!(e.message().contains("cpu.1, cpu.2"), "{e}");
         let mut r = req("c", "iris:v1");
-        r.spec.services.insert(
-            "svc".into(),
-            ServiceConfig {
-                scaling: Some(Scaling {
-                    min_replicas: Some(3),
-                    max_replicas: Some(1),
-                    policy: None,
-                }),
-                ..Default::default()
-            },
-        );
+        r.spec
+            .services
+            .insert("svc".into(), scaled(Some(3), Some(1)));
         assert!(create(c, &caller, None, r, 2).is_err());
         let mut r = req("c", "iris:v1");
         r.spec.labels = Some(vec![LabelItem {
@@ -77,26 +86,15 @@ fn create_validates_and_rejects_duplicates() {
 #[test]
 fn null_instance_type_and_scaling_get_server_defaults() {
     let (_d, s, p) = setup();
-    let caller = Caller {
-        principal: &p,
-        auto_register_bentos: true,
-    };
+    let caller = auto(&p);
     s.tx(|c| {
         let mut r = req("a", "iris:v1");
         r.spec
             .services
             .insert("apiserver".into(), ServiceConfig::default());
-        r.spec.services.insert(
-            "other".into(),
-            ServiceConfig {
-                scaling: Some(Scaling {
-                    min_replicas: Some(3),
-                    max_replicas: None,
-                    policy: None,
-                }),
-                ..Default::default()
-            },
-        );
+        r.spec
+            .services
+            .insert("other".into(), scaled(Some(3), None));
         let d = create(c, &caller, None, r, 1)?;
         let cfg = store::revision(c, &d.target_revision)?.config;
         let a = &cfg.services["apiserver"];
@@ -117,10 +115,7 @@ fn unknown_bentos_are_404_unless_auto_registering_and_declared_services() {
         principal: &p,
         auto_register_bentos: false,
     };
-    let auto = Caller {
-        principal: &p,
-        auto_register_bentos: true,
-    };
+    let auto = auto(&p);
     s.tx(|c| {
         // The default: an unknown bento is BentoCloud's 404 on create, update and lookup,
         // and nothing gets registered by asking.
@@ -183,10 +178,7 @@ fn unknown_bentos_are_404_unless_auto_registering_and_declared_services() {
 #[test]
 fn update_keeps_labels_on_null_and_makes_revisions() {
     let (_d, s, p) = setup();
-    let caller = Caller {
-        principal: &p,
-        auto_register_bentos: true,
-    };
+    let caller = auto(&p);
     s.tx(|c| {
         let mut r = req("a", "iris:v1");
         r.spec.labels = Some(vec![LabelItem {
@@ -250,10 +242,7 @@ fn canary(route_type: &str, versions: &[(&str, &str, i64)]) -> Canary {
 #[test]
 fn canary_is_stored_per_version_and_served_as_targets_and_routing() {
     let (_d, s, p) = setup();
-    let caller = Caller {
-        principal: &p,
-        auto_register_bentos: true,
-    };
+    let caller = auto(&p);
     s.tx(|c| {
         store::put_bento(c, p.org.id, "iris", "v1", &Behaviour::default(), 0)?;
         let mut r = req("a", "iris:v1");
@@ -319,10 +308,7 @@ fn canary_is_stored_per_version_and_served_as_targets_and_routing() {
 #[test]
 fn invalid_canaries_are_rejected() {
     let (_d, s, p) = setup();
-    let caller = Caller {
-        principal: &p,
-        auto_register_bentos: true,
-    };
+    let caller = auto(&p);
     s.tx(|c| {
         let cases: Vec<(Canary, &str)> = vec![
             (canary("roundrobin", &[]), "route_type"),
@@ -369,10 +355,7 @@ fn invalid_canaries_are_rejected() {
 #[test]
 fn omit_bento_manifest_leaves_it_out_of_deployment_documents_only() {
     let (_d, s, p) = setup();
-    let caller = Caller {
-        principal: &p,
-        auto_register_bentos: true,
-    };
+    let caller = auto(&p);
     let render = super::super::render::deployment;
     s.tx(|c| {
         let beh = Behaviour {

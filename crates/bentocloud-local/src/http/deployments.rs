@@ -30,10 +30,16 @@ pub(super) fn routes() -> Router<AppState> {
             "/api/v2/deployments/:name",
             get(get_deployment)
                 .put(update_deployment)
-                .delete(delete_deployment),
+                .delete(command_route(deployments::delete)),
         )
-        .route("/api/v2/deployments/:name/void_update", put(void_update))
-        .route("/api/v2/deployments/:name/terminate", post(terminate))
+        .route(
+            "/api/v2/deployments/:name/void_update",
+            put(command_route(deployments::void_update)),
+        )
+        .route(
+            "/api/v2/deployments/:name/terminate",
+            post(command_route(deployments::terminate)),
+        )
 }
 
 /// Renders a deployment row of `p`'s org.
@@ -163,31 +169,18 @@ async fn command(
     Ok(ok(doc))
 }
 
-pub(super) async fn void_update(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Result<Response> {
-    command(s, p, name, q, deployments::void_update).await
-}
+/// What a command route's handler returns.
+type Answer = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response>> + Send>>;
 
-pub(super) async fn terminate(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Result<Response> {
-    command(s, p, name, q, deployments::terminate).await
-}
-
-pub(super) async fn delete_deployment(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Path(name): Path<String>,
-    RawQuery(q): RawQuery,
-) -> Result<Response> {
-    command(s, p, name, q, deployments::delete).await
+/// The handler of a command route: runs `cmd` on the deployment the path names.
+fn command_route(
+    cmd: Cmd,
+) -> impl Fn(State<AppState>, Extension<Principal>, Path<String>, RawQuery) -> Answer
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    move |State(s), Extension(p), Path(name), RawQuery(q)| Box::pin(command(s, p, name, q, cmd))
 }
 
 pub(super) async fn list_deployments(
