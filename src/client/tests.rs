@@ -876,7 +876,6 @@ async fn unresolvable_host_fails_at_once() {
 
 /// A TLS server whose certificate is signed by a CA the client does not trust: the handshake
 /// fails with `UnknownIssuer`, once, and the message names the CA problem and SSL_CERT_FILE.
-#[cfg(feature = "local")]
 #[tokio::test]
 async fn untrusted_certificate_fails_at_once_and_names_ssl_cert_file() {
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
