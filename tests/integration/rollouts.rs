@@ -1,4 +1,4 @@
-//! Rollouts through real `terraform apply` and real traffic (issue 3 §3): zero downtime of a
+//! Rollouts through real `terraform apply` and real traffic: zero downtime of a
 //! rolling update under load, the downtime of `Recreate`, a never-ready bento (fail fast, old
 //! revision keeps serving, the change shows again), `rollback_on_failure`, Ctrl-C mid-wait,
 //! scale to zero and wake, a kill -9 of the control plane mid-rollout, and a bento managed by
@@ -1150,7 +1150,7 @@ fn replicas_serve(
     })
 }
 
-/// Scenario 11 (issue 16 §2): through a status that lags 10 s and a provider settle window
+/// Scenario 11: through a status that lags 10 s and a provider settle window
 /// left at its default (2 minutes), a bento change, an env-only change, a secret rotation
 /// redeploy and a scaling-only change each apply, and when apply returns every replica
 /// serves the change and nothing else is left serving. None may be decided by the settle
