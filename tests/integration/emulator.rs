@@ -1,5 +1,5 @@
 //! Integration tests of `bentocloud-local` over real HTTP: the server runs in-process on
-//! 127.0.0.1:0 with a temp data dir and is found through `DIR/endpoint` and `DIR/token`.
+//! 127.0.0.1:0 with a temp data dir; `serve` returns its endpoint and token as it starts.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ struct Server {
     token: String,
     dir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<emulator::Started, String>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
     http: Client,
     /// The control plane's clock: `Clock::Real` unless the test steps it.
     clock: Clock,
@@ -68,21 +68,19 @@ async fn start_with(
         clock: clock.clone(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(emulator::serve(listener, cfg, async {
+    let (started, serving) = emulator::serve(listener, &cfg, async {
         let _ = rx.await;
-    }));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let endpoint = loop {
-        if let Ok(e) = std::fs::read_to_string(dir.join("endpoint")) {
-            break e;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "server did not write its endpoint"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let token = std::fs::read_to_string(dir.join("token")).expect("token file");
+    })
+    .expect("start bentocloud-local");
+    // What a process would read from the files agrees with what serve returned.
+    let endpoint_file = std::fs::read_to_string(dir.join("endpoint")).expect("endpoint file");
+    assert_eq!(endpoint_file, started.endpoint, "DIR/endpoint");
+    let token_file = std::fs::read_to_string(dir.join("token")).expect("token file");
+    assert_eq!(token_file, started.token, "DIR/token");
+    let task = tokio::spawn(serving);
+    let emulator::Started {
+        endpoint, token, ..
+    } = started;
     Server {
         endpoint,
         token,

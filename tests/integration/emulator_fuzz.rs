@@ -54,27 +54,19 @@ fn fixture() -> &'static Fixture {
             tls: None,
             clock: bentocloud_local::Clock::Real,
         };
-        rt.spawn(async move {
+        let (started, serving) = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
+            emulator::serve(listener, &cfg, std::future::pending::<()>())
+                .expect("start bentocloud-local")
+        });
+        rt.spawn(async move {
             // Runs until the process exits.
-            let r = emulator::serve(listener, cfg, std::future::pending::<()>()).await;
+            let r = serving.await;
             panic!("bentocloud-local stopped: {r:?}");
         });
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let endpoint = loop {
-            if let Ok(e) = std::fs::read_to_string(data_dir.join("endpoint")) {
-                if !e.trim().is_empty() {
-                    break e.trim().trim_end_matches('/').to_string();
-                }
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let endpoint = started.endpoint;
         let other_token = emulator::add_org_token(&data_dir, "other").expect("org token");
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))

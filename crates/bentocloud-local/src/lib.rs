@@ -2,10 +2,10 @@
 //! (`/api/v1`, `/api/v2`, the pods websockets) from durable SQLite state, and a reconciler
 //! moves deployments through the real statuses as time passes.
 //!
-//! Entry points: [`serve`] (serve on a bound listener until shutdown), or [`prepare`] then
-//! [`run`] when the caller needs the endpoint and token before serving (the CLI prints them;
-//! `prepare` returns them once the data dir is ready, `run` then serves); [`app`] builds the
-//! router.
+//! Entry points: [`serve`] takes a bound listener and returns at once with the [`Started`]
+//! address, endpoint and token, and the future that serves until shutdown (await it, or spawn
+//! it and await its handle); [`prepare`] then [`run`] are its two halves, for a caller that
+//! changes the state in between (the CLI sets injected faults); [`app`] builds the router.
 //! On start the endpoint URL is written to `DIR/endpoint` and the token to `DIR/token`.
 //! Plain HTTP by default; with [`Config::tls`] the API, the websockets and the deployment
 //! endpoints are served over TLS (rustls) and every URL it hands out is `https://`.
@@ -132,7 +132,7 @@ impl Default for RegisterBento {
     }
 }
 
-/// What a started server tells its caller.
+/// What a started server tells its caller: how to reach it, known before it serves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Started {
     pub addr: SocketAddr,
@@ -264,22 +264,28 @@ pub async fn run(
     res
 }
 
-/// Binds nothing itself: serves on `listener` (port 0 works; the real address is in
-/// `DIR/endpoint`) until `shutdown` resolves, and returns what [`prepare`] returned only
-/// then. A caller that needs the endpoint or token while the server runs calls [`prepare`]
-/// then [`run`]: `prepare` hands them over before anything is served.
-pub async fn serve(
+/// Prepares the data dir for `listener` (see [`prepare`]) and returns as soon as that is done,
+/// before serving anything: what the caller needs to reach the server ([`Started`]: its bound
+/// address, so port 0 works, its endpoint and token), and the future that serves, with the
+/// reconciler, until `shutdown` resolves (see [`run`]). Await that future, or spawn it and
+/// await its `JoinHandle` to learn when and how serving ended.
+pub fn serve(
     listener: tokio::net::TcpListener,
-    cfg: Config,
+    cfg: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<Started, String> {
+) -> Result<
+    (
+        Started,
+        impl Future<Output = Result<(), String>> + Send + 'static,
+    ),
+    String,
+> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("listener has no address: {e}"))?;
-    let (state, started) = prepare(&cfg, addr)?;
+    let (state, started) = prepare(cfg, addr)?;
     tracing::info!(endpoint = %started.endpoint, "bentocloud-local serving");
-    run(listener, state, shutdown).await?;
-    Ok(started)
+    Ok((started, run(listener, state, shutdown)))
 }
 
 /// Adds a token for organisation `org` (created when missing) to the data dir's database;
