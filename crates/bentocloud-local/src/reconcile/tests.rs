@@ -454,6 +454,16 @@ impl Runtime for Restarted {
 fn after_a_restart_the_status_is_deploying_until_replicas_serve_again() {
     let mut w = world();
     w.t.status_sync_ms = 1_000;
+    let id = running_with_two_replicas(&w);
+    // The control plane starts again at 60 s.
+    let restart = 60_000;
+    let d = restart_says_at_once_that_nothing_serves(&w, id, restart);
+    deploying_until_the_restarted_replicas_serve(&w, id, restart, &d);
+    a_second_restart_leaves_a_terminated_deployment_alone(&w, id, restart);
+}
+
+/// A deployment of two replicas, each starting in 2 s, running and reported so at 8 s.
+fn running_with_two_replicas(w: &World) -> i64 {
     w.bento(
         "app:v1",
         Behaviour {
@@ -467,9 +477,12 @@ fn after_a_restart_the_status_is_deploying_until_replicas_serve_again() {
         (d.phase, d.status, d.reported_status),
         (Phase::Complete, S::Running, S::Running)
     );
+    id
+}
 
-    // The control plane starts again at 60 s: the state says at once that nothing serves.
-    let restart = 60_000;
+/// [`after_restart`] at `restart`: the state says at once that nothing serves (deploying,
+/// live and reported, both replicas starting). Returns the deployment as it left it.
+fn restart_says_at_once_that_nothing_serves(w: &World, id: i64, restart: i64) -> DeploymentRow {
     let n =
         w.s.tx(|c| after_restart(c, restart))
             .expect("after_restart");
@@ -491,9 +504,18 @@ fn after_a_restart_the_status_is_deploying_until_replicas_serve_again() {
         reps.iter().all(|r| r.state == ReplicaState::Starting),
         "{reps:?}"
     );
+    d
+}
 
-    // Its replicas start again: `deploying` (never `running`, never `unhealthy`) while
-    // none is ready, `running` once they serve, reported at the next sync.
+/// Its replicas start again: `deploying` (never `running`, never `unhealthy`) while none is
+/// ready, `running` once they serve, reported at the next sync. `d`: the deployment as
+/// [`after_restart`] left it.
+fn deploying_until_the_restarted_replicas_serve(
+    w: &World,
+    id: i64,
+    restart: i64,
+    d: &DeploymentRow,
+) {
     let rt = Restarted::default();
     let mut seen = vec![d.reported_status];
     let mut live_seen = vec![d.status];
@@ -531,8 +553,11 @@ fn after_a_restart_the_status_is_deploying_until_replicas_serve_again() {
         2,
         "both replicas started again"
     );
+}
 
-    // A second start with nothing live (a terminated deployment) changes nothing.
+/// A second start with nothing live (the deployment terminated after `restart`) changes
+/// nothing.
+fn a_second_restart_leaves_a_terminated_deployment_alone(w: &World, id: i64, restart: i64) {
     w.s.tx(|c| terminate_all(c, id, restart + 7_000))
         .expect("terminate");
     w.run(id, restart + 7_000, restart + 9_000, |_, _| {});
