@@ -13,6 +13,11 @@
 //! `deployments`; `secrets`; `pods`: the pods websocket), `error`, `retry`, `limit` and
 //! `transport` (what a failure means), and `snapshot` (the refresh snapshot: a Terraform
 //! refresh's reads answered from listings).
+//!
+//! One method, one request (retries aside): the deployment methods return documents as the
+//! server sent them. The one extra read a caller may need, a deployment's bento manifest for
+//! its entry service, is its own explicit step, [`Client::with_bento_manifest`] (one GET per
+//! bento not yet cached), called only where the entry service is read.
 
 mod catalog;
 mod deployments;
@@ -166,7 +171,8 @@ struct Inner {
     answered: AtomicBool,
     /// Attempts started (each try of each request), for the retry tests.
     attempts: AtomicU64,
-    /// Bento manifests by `repo:version`, see [`Client::with_bento_manifest`].
+    /// Bento manifests by `repo:version`, see [`Client::with_bento_manifest`] (the only
+    /// reader and writer: a bento version does not change once pushed).
     manifests: Mutex<HashMap<String, Option<api::BentoManifest>>>,
     /// Deployments (cluster, name) this client asked to create, update, terminate or delete,
     /// see [`Client::has_written`].

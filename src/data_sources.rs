@@ -150,8 +150,14 @@ impl Data for DeploymentData {
             .cloned()
             .or_else(|| configured.default_cluster.clone())
             .unwrap_or_default();
-        match configured.client.get_deployment_opt(&cluster, &name).await {
-            Ok(Some(d)) => Some(DeploymentData::from_deployment(&d)),
+        let client = &configured.client;
+        match client.get_deployment_opt(&cluster, &name).await {
+            Ok(Some(d)) => {
+                // The data's entry service (and its top-level settings) come from the bento's
+                // manifest: one GET per bento not yet cached.
+                let d = client.with_bento_manifest(d).await;
+                Some(DeploymentData::from_deployment(&d))
+            }
             Ok(None) => {
                 diag::deployment_not_found(diags, &name, &cluster);
                 None
@@ -284,17 +290,20 @@ pub fn matches_client_side(query: &ListQuery, d: &Deployment) -> bool {
 }
 
 /// Every deployment matching `query`, as data: the server's answer, page by page, with
-/// [`matches_client_side`] applied to each item as its page arrives.
+/// [`matches_client_side`] applied to each item as its page arrives. Each matching item is
+/// given its bento's manifest first, for its entry service (one GET per bento not yet cached);
+/// the items the filter drops cost none.
 pub async fn list_matching(
     client: &Client,
     query: &ListQuery,
 ) -> Result<Vec<DeploymentData>, ClientError> {
-    let items = client
-        .list_deployments_map(query, |d| {
-            matches_client_side(query, &d).then(|| DeploymentData::from_deployment(&d))
-        })
-        .await?;
-    Ok(items.into_iter().flatten().collect())
+    client
+        .list_deployments_with_manifest_map(
+            query,
+            |d| matches_client_side(query, d),
+            |d| DeploymentData::from_deployment(&d),
+        )
+        .await
 }
 
 #[async_trait]

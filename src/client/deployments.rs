@@ -34,8 +34,8 @@ impl ListedDeployment {
         self.page.get(self.span.clone()).unwrap_or_default()
     }
 
-    /// The item as a deployment document (without the bento manifest lookup of
-    /// [`Client::get_deployment`]; see `Client::with_bento_manifest`).
+    /// The item as a deployment document, as the server sent it (its `bento.manifest` may be
+    /// absent: see [`Client::with_bento_manifest`]).
     pub fn deployment(&self) -> Result<api::Deployment, serde_json::Error> {
         serde_json::from_slice(self.json())
     }
@@ -88,6 +88,9 @@ impl Client {
     /// 500/502/504), the create is not blindly repeated: the deployment is looked up by name and
     /// returned if it exists (its bento must match the request), else the POST is repeated. A
     /// repeated POST answered "already exists" also returns the existing deployment.
+    ///
+    /// The document is returned as the server sent it (no bento lookup: see
+    /// [`Client::with_bento_manifest`]).
     pub async fn create_deployment(
         &self,
         cluster: &str,
@@ -112,8 +115,7 @@ impl Client {
         )?;
         let Some(name) = name else {
             // Without a name there is nothing to look up: never repeat an unknown outcome.
-            let d = self.run(call).await?;
-            return Ok(self.with_bento_manifest(d).await);
+            return self.run(call).await;
         };
         let want_bento = req.spec.bento.clone();
         let d = self.create_reconciled(call, || {
@@ -139,7 +141,7 @@ impl Client {
         .await?;
         // `cluster` may be empty (the default cluster): note the one the server chose too.
         self.note_write(&d.cluster.meta.name, &d.meta.name);
-        Ok(self.with_bento_manifest(d).await)
+        Ok(d)
     }
 
     /// Whether this client asked to write `cluster/name` (create, update, terminate, delete),
@@ -159,7 +161,8 @@ impl Client {
         }
     }
 
-    /// `GET /api/v2/deployments/{name}?cluster=X`.
+    /// `GET /api/v2/deployments/{name}?cluster=X`: the document as the server sent it (one
+    /// request; no bento lookup, see [`Client::with_bento_manifest`]).
     pub async fn get_deployment(
         &self,
         cluster: &str,
@@ -167,8 +170,7 @@ impl Client {
     ) -> Result<api::Deployment, ClientError> {
         let url = self.url(&["api", "v2", "deployments", name], &[("cluster", cluster)])?;
         let op = format!("get deployment {name:?} {}", in_cluster(cluster));
-        let d = self.run(self.get(op, url)).await?;
-        Ok(self.with_bento_manifest(d).await)
+        self.run(self.get(op, url)).await
     }
 
     /// Like [`Client::get_deployment`], with not-found (404, or 400 "record not found") as
@@ -181,7 +183,8 @@ impl Client {
         found(self.get_deployment(cluster, name).await)
     }
 
-    /// `PUT /api/v2/deployments/{name}?cluster=X` with the whole desired configuration.
+    /// `PUT /api/v2/deployments/{name}?cluster=X` with the whole desired configuration. The
+    /// response as the server sent it (see [`Client::with_bento_manifest`]).
     pub async fn update_deployment(
         &self,
         cluster: &str,
@@ -192,24 +195,22 @@ impl Client {
         let op = format!("update deployment {name:?} {}", in_cluster(cluster));
         self.note_write(cluster, name);
         let call = self.with_body(Method::PUT, op, url, req, Repeat::Idempotent, Bodies::Plain)?;
-        let d = self.run(call).await?;
-        Ok(self.with_bento_manifest(d).await)
+        self.run(call).await
     }
 
     /// `PUT /api/v2/deployments/{name}/void_update?cluster=X` (no body): a new revision of the
     /// deployment's current configuration, rolled out like any other (client.py:632-640).
     /// Retried like the other calls without a body when its outcome is unknown: a repeat is one
     /// more redeploy of the same configuration, and the caller waits for the revision the
-    /// answered attempt names, which is then the latest.
+    /// answered attempt names, which is then the latest. The response as the server sent it
+    /// (see [`Client::with_bento_manifest`]).
     pub async fn redeploy_deployment(
         &self,
         cluster: &str,
         name: &str,
     ) -> Result<api::Deployment, ClientError> {
-        let d = self
-            .deployment_action(Method::PUT, cluster, name, "void_update", "redeploy")
-            .await?;
-        Ok(self.with_bento_manifest(d).await)
+        self.deployment_action(Method::PUT, cluster, name, "void_update", "redeploy")
+            .await
     }
 
     /// `POST /api/v2/deployments/{name}/terminate?cluster=X` (no body). Idempotent.
@@ -255,7 +256,8 @@ impl Client {
         self.run(self.empty(Method::DELETE, op, url)).await
     }
 
-    /// One page of `GET /api/v2/deployments`.
+    /// One page of `GET /api/v2/deployments`, its items as the server sent them (one request;
+    /// no bento lookup, see [`Client::with_bento_manifest`]).
     pub async fn list_deployments_page(
         &self,
         q: &ListQuery,
@@ -263,11 +265,7 @@ impl Client {
         count: u64,
     ) -> Result<api::ListResponse<api::Deployment>, ClientError> {
         let call = self.list_deployments_call(q, start, count)?;
-        let mut page: api::ListResponse<api::Deployment> = self.run(call).await?;
-        for d in page.items.iter_mut() {
-            *d = self.with_bento_manifest(std::mem::take(d)).await;
-        }
-        Ok(page)
+        self.run(call).await
     }
 
     /// One page of `GET /api/v2/deployments`, its items left as the JSON the server sent
@@ -332,7 +330,16 @@ impl Client {
 
     /// `d` with the main target's `bento.manifest` replaced by the bento's own manifest, from
     /// `GET /api/v1/bento_repositories/{repo}/bentos/{version}`, when the main target configures
-    /// more than one service.
+    /// more than one service: **one GET per bento not yet cached** (none for a single service,
+    /// or for a bento this client already read).
+    ///
+    /// The deployment methods ([`Client::get_deployment`], [`Client::create_deployment`],
+    /// [`Client::update_deployment`], the listings, ...) return documents as the server sent
+    /// them and never call this. A caller that reads the entry service
+    /// ([`crate::resources::deployment::convert::entry_service`], hence anything that turns a
+    /// document into Terraform state or data) calls it first, in plain sight; one that reads
+    /// only the status, the revision or the bento tag (the rollout waits, a create's
+    /// reconciliation) does not, and spends no request on it.
     ///
     /// Why: the entry service of a multi-service bento decides which service the top-level
     /// settings (instance type, scaling, strategy) belong to. The official client reads it from
@@ -342,7 +349,7 @@ impl Client {
     /// choose, so no request is made. A bento version does not change once pushed, so each is
     /// asked once per client. If the lookup fails, `d` is returned as it came (the caller falls
     /// back to the document's manifest, then to the official client's `apiserver` default).
-    pub(crate) async fn with_bento_manifest(&self, mut d: api::Deployment) -> api::Deployment {
+    pub async fn with_bento_manifest(&self, mut d: api::Deployment) -> api::Deployment {
         let Some(target) = main_target_mut(&mut d) else {
             return d;
         };
@@ -400,6 +407,45 @@ impl Client {
             map,
         )
         .await
+    }
+
+    /// [`Self::list_deployments_map`] of the deployments `keep` accepts, each given its bento's
+    /// manifest ([`Self::with_bento_manifest`]: one GET per bento not yet cached) before `map`
+    /// turns it into `U`, as its page arrives. Items `keep` refuses are dropped as they come,
+    /// with no lookup.
+    pub async fn list_deployments_with_manifest_map<U>(
+        &self,
+        q: &ListQuery,
+        keep: impl Fn(&api::Deployment) -> bool,
+        mut map: impl FnMut(api::Deployment) -> U,
+    ) -> Result<Vec<U>, ClientError> {
+        let keep = &keep;
+        let kept = self
+            .collect_pages_map(
+                |start, count| async move {
+                    let page = self.list_deployments_page(q, start, count).await?;
+                    // Every item stays in the page (`None` when dropped): its length is what
+                    // the page walk counts.
+                    let mut items = Vec::with_capacity(page.items.len());
+                    for d in page.items {
+                        let kept = if keep(&d) {
+                            Some(self.with_bento_manifest(d).await)
+                        } else {
+                            None
+                        };
+                        items.push(kept);
+                    }
+                    Ok(api::ListResponse {
+                        start: page.start,
+                        count: page.count,
+                        total: page.total,
+                        items,
+                    })
+                },
+                |d| d.map(&mut map),
+            )
+            .await?;
+        Ok(kept.into_iter().flatten().collect())
     }
 
     /// Every deployment matching `q` as [`ListedDeployment`]s (the JSON of each, parsed when

@@ -464,8 +464,9 @@ impl Snapshots {
         );
     }
 
-    /// The deployment from a listing of its cluster, or `None`: the caller GETs it (see the
-    /// module docs for when).
+    /// The deployment from a listing of its cluster, as listed, or `None`: the caller GETs it
+    /// (see the module docs for when). Like a GET's, the document is the server's: a caller that
+    /// needs its bento manifest asks [`Client::with_bento_manifest`].
     pub async fn lookup(&self, client: &Client, cluster: &str, name: &str) -> Option<Deployment> {
         if client.has_written(cluster, name) {
             self.core.count_read();
@@ -476,7 +477,7 @@ impl Snapshots {
             .take(&ClientLister(client.clone()), cluster, name)
             .await?;
         match listed.deployment() {
-            Ok(d) => Some(client.with_bento_manifest(d).await),
+            Ok(d) => Some(d),
             Err(e) => {
                 tracing::debug!(
                     "deployment {cluster}/{name} as listed does not decode ({e}); reading it alone"

@@ -988,9 +988,10 @@ fn q_param_joins_tokens_and_labels() {
 }
 
 /// The deployment document may carry no `bento.manifest` (optional in the official client's
-/// schema, API doc §3.3): for a multi-service main target the client reads the bento's own
-/// manifest from the bento endpoint (where the official client reads the entry service, §5.2),
-/// once per bento version; a single service needs no lookup.
+/// schema, API doc §3.3): for a multi-service main target `with_bento_manifest` reads the
+/// bento's own manifest from the bento endpoint (where the official client reads the entry
+/// service, §5.2), once per bento version; a single service needs no lookup. A GET alone is one
+/// request, the document as sent: the lookup is the caller's explicit step.
 #[tokio::test]
 async fn multi_service_deployments_get_the_entry_service_from_the_bento_endpoint_once() {
     let stub = serve(|req: StubRequest| async move {
@@ -1035,16 +1036,115 @@ async fn multi_service_deployments_get_the_entry_service_from_the_bento_endpoint
             .and_then(|b| b.manifest.as_ref())
             .map(|m| m.entry_service.clone())
     };
+    let bento_gets = || {
+        stub.requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/api/v1/bento_repositories/"))
+            .count()
+    };
+    let raw = c.get_deployment("c1", "multi").await.expect("get");
+    assert_eq!(entry(&raw), None, "as the server sent it");
+    assert_eq!(
+        (stub.requests().len(), bento_gets()),
+        (1, 0),
+        "one GET, no lookup"
+    );
     for _ in 0..2 {
         let d = c.get_deployment("c1", "multi").await.expect("get");
+        let d = c.with_bento_manifest(d).await;
         assert_eq!(entry(&d).as_deref(), Some("Web"));
     }
     let d = c.get_deployment("c1", "single").await.expect("get");
+    let d = c.with_bento_manifest(d).await;
     assert_eq!(entry(&d), None, "one service: nothing to choose, no lookup");
-    let bento_gets = stub
-        .requests()
-        .iter()
-        .filter(|r| r.path.starts_with("/api/v1/bento_repositories/"))
-        .count();
-    assert_eq!(bento_gets, 1, "one lookup per bento version");
+    assert_eq!(bento_gets(), 1, "one lookup per bento version");
+}
+
+/// A listing is its pages alone; the walk that gives items their bento's manifest looks up only
+/// the bentos of the items its filter keeps (once each), and keeps the page walk's counts.
+#[tokio::test]
+async fn a_listing_with_manifests_looks_up_only_the_kept_items_bentos() {
+    let stub = serve(|req: StubRequest| async move {
+        let multi = |name: &str, bento: &str| {
+            let mut d = deployment(name, "c1", bento);
+            if let Some(t) = d
+                .latest_revision
+                .as_mut()
+                .and_then(|r| r.targets[0].as_mut())
+            {
+                t.config =
+                    serde_json::from_value(json!({ "services": {"Web": {}, "Model": {}} })).ok();
+            }
+            d
+        };
+        match req.path.as_str() {
+            "/api/v2/deployments" => {
+                let items = vec![
+                    multi("a", "shop:v1"),
+                    multi("b", "other:v1"),
+                    multi("c", "shop:v1"),
+                ];
+                ok_json(json!({"start": 0, "count": 3, "total": 3, "items": items}))
+            }
+            "/api/v1/bento_repositories/shop/bentos/v1" => {
+                let mut b = api::Bento {
+                    version: "v1".into(),
+                    manifest: Some(api::BentoManifest {
+                        entry_service: "Model".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                b.meta.name = "v1".into();
+                b.repository.meta.name = "shop".into();
+                ok_json(b)
+            }
+            _ => StubResponse::json(404, json!({"error": "record not found"})),
+        }
+    })
+    .await;
+    let c = client(&stub);
+    let q = ListQuery::default();
+    let bento_gets = || {
+        stub.requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/api/v1/bento_repositories/"))
+            .count()
+    };
+    let plain = c.list_deployments(&q).await.expect("list");
+    assert_eq!(plain.len(), 3);
+    assert_eq!(
+        (stub.requests().len(), bento_gets()),
+        (1, 0),
+        "the page alone"
+    );
+    let entry = |d: api::Deployment| {
+        let e = d
+            .main_target()
+            .and_then(|t| t.bento.as_ref())
+            .and_then(|b| b.manifest.as_ref())
+            .map(|m| m.entry_service.clone());
+        (d.meta.name, e)
+    };
+    let kept = c
+        .list_deployments_with_manifest_map(&q, |d| d.meta.name != "b", entry)
+        .await
+        .expect("list");
+    assert_eq!(
+        kept,
+        [
+            ("a".to_string(), Some("Model".to_string())),
+            ("c".to_string(), Some("Model".to_string())),
+        ]
+    );
+    let paths: Vec<String> = stub.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/v2/deployments",
+            "/api/v2/deployments",
+            "/api/v1/bento_repositories/shop/bentos/v1",
+        ],
+        "one page, then one lookup for the kept items' bento (none for `other`)"
+    );
 }

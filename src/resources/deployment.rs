@@ -103,6 +103,10 @@ impl Operations for Deployments {
         match read {
             Ok(Some(mut d)) => {
                 self.unless_stale_stop(&configured.client, &mut d).await;
+                // State's entry service comes from the bento's manifest, which a listed or
+                // read document may lack: one GET per bento not yet cached (a refresh of N
+                // deployments of a few bentos spends a few).
+                let d = configured.client.with_bento_manifest(d).await;
                 // A marker stays while its revision is the latest one; a newer revision (made
                 // elsewhere) is not ours to wait for or to re-submit.
                 let private = model::private_after_refresh(private_state, d.revision_uid());
@@ -195,7 +199,9 @@ impl Operations for Deployments {
         let (entry, _) = self.resolve_bento(diags, client, &planned_state).await?;
         let req = convert::create_request(&planned_state, &entry);
         let created = match client.create_deployment(&cluster_param, &req).await {
-            Ok(d) => d,
+            // Its state's entry service comes from the bento's manifest: one GET per bento not
+            // yet cached (the wait's documents then find it cached).
+            Ok(d) => client.with_bento_manifest(d).await,
             Err(e) => {
                 diag::create_failed(diags, &name, &cluster_param, &e);
                 return None;
@@ -312,8 +318,13 @@ impl Operations for Deployments {
         } else {
             format!("{cluster}/{name}")
         };
-        match configured.client.get_deployment_opt(&cluster, &name).await {
+        let client = &configured.client;
+        match client.get_deployment_opt(&cluster, &name).await {
             Ok(Some(d)) => {
+                // The entry service (which service the top-level attributes and the `service`
+                // blocks describe) comes from the bento's manifest: one GET per bento not yet
+                // cached.
+                let d = client.with_bento_manifest(d).await;
                 let prior = DeploymentState {
                     settings: Settings {
                         wait_for_rollout: Value::Value(true),

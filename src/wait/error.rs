@@ -40,6 +40,15 @@ impl WaitError {
             WaitError::Api(_) => None,
         }
     }
+
+    /// [`Self::last`], to change.
+    pub fn last_mut(&mut self) -> Option<&mut Deployment> {
+        match self {
+            WaitError::Failed { last, .. } => Some(last),
+            WaitError::TimedOut { last, .. } | WaitError::Cancelled { last } => last.as_deref_mut(),
+            WaitError::Api(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Display for WaitError {

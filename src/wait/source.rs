@@ -21,8 +21,10 @@ pub trait DeploymentSource: Send + Sync {
     }
 }
 
-/// The deployment `name` in `cluster`, read with [`Client::get_deployment`], and its pods, read
-/// with [`Client::deployment_pods`].
+/// The deployment `name` in `cluster`, read with [`Client::get_deployment`] (as the server sent
+/// it: a wait reads statuses, revisions and pods, never the bento manifest, so no poll looks a
+/// bento up; see [`Client::with_bento_manifest`]), and its pods, read with
+/// [`Client::deployment_pods`].
 #[derive(Debug, Clone)]
 pub struct ClientSource {
     pub client: Client,

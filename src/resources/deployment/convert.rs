@@ -30,11 +30,16 @@ pub const DEFAULT_ENTRY_SERVICE: &str = "apiserver";
 /// §5.2), else the only service, else [`DEFAULT_ENTRY_SERVICE`] when the config has it, else
 /// the first.
 ///
-/// The manifest read here is the bento's own: for a multi-service config the client replaces
-/// the main target's `bento.manifest` with the one `GET /api/v1/bento_repositories/{repo}/
-/// bentos/{version}` returns (`Client::with_bento_manifest`), as the official client reads the
-/// entry service from the bento (API doc §5.2 step 4), since the deployment document may carry
-/// no manifest at all (§3.3: optional).
+/// The manifest read here is the bento's own when the caller asked for it: for a multi-service
+/// config, [`Client::with_bento_manifest`] replaces the main target's `bento.manifest` with the
+/// one `GET /api/v1/bento_repositories/{repo}/bentos/{version}` returns, as the official client
+/// reads the entry service from the bento (API doc §5.2 step 4), since the deployment document
+/// may carry no manifest at all (§3.3: optional). The client's deployment methods do not do it
+/// on their own: every caller of this (and of [`state_from_server`]) with a document from the
+/// server calls `with_bento_manifest` first (the resource's reads, create, updates, rollbacks
+/// and waits, the data sources).
+///
+/// [`Client::with_bento_manifest`]: crate::client::Client::with_bento_manifest
 pub fn entry_service(d: &Deployment) -> Option<String> {
     let target = d.main_target()?;
     let services = &target.config.as_ref()?.services;
@@ -166,7 +171,8 @@ fn service_block_from(
 
 /// State from what the server reports, overlaid on `prior` (Terraform-only settings such as
 /// waits and timeouts come from `prior`). `import` passes a prior with no service blocks, which
-/// reads back every non-entry service.
+/// reads back every non-entry service. `d` should carry its bento's manifest (see
+/// [`entry_service`]).
 pub fn state_from_server(
     d: &Deployment,
     prior: &DeploymentState,

@@ -66,6 +66,10 @@ pub(super) async fn wait_for(
     wait_with(configured, cluster, name, submitted, state, timeout, cancel).await
 }
 
+/// [`wait_for`] with a given timeout. The wait itself reads only statuses, revisions and pods;
+/// the document it ends with (a success's, or the last an error saw) becomes state, so it is
+/// given its bento's manifest ([`Client::with_bento_manifest`]: one GET per bento not yet
+/// cached; usually none, as the document submitted before the wait was given it already).
 pub(super) async fn wait_with(
     configured: &Configured,
     cluster: &str,
@@ -82,8 +86,17 @@ pub(super) async fn wait_with(
         pod_evidence: std::env::var_os(WAIT_WITHOUT_PODS_ENV).is_none(),
         ..WaitOptions::default()
     };
-    let src = wait::ClientSource::new(configured.client.clone(), cluster, name);
-    wait::wait_for_revision(&src, submitted, allows_scale_to_zero(state), &opts).await
+    let client = &configured.client;
+    let src = wait::ClientSource::new(client.clone(), cluster, name);
+    match wait::wait_for_revision(&src, submitted, allows_scale_to_zero(state), &opts).await {
+        Ok(d) => Ok(client.with_bento_manifest(d).await),
+        Err(mut e) => {
+            if let Some(last) = e.last_mut() {
+                *last = client.with_bento_manifest(std::mem::take(last)).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Set (to anything) by the benchmark only (`scripts/bench/bench.py`, the baseline of its
@@ -212,8 +225,10 @@ impl Deployments {
         name: &str,
         previous: &DeploymentState,
     ) -> Option<Deployment> {
+        // Its entry service takes the top-level settings of the PUT: from the bento's manifest,
+        // one GET per bento not yet cached.
         let current = match client.get_deployment(cluster, name).await {
-            Ok(d) => d,
+            Ok(d) => client.with_bento_manifest(d).await,
             Err(e) => {
                 diag::api_error(
                     diags,
@@ -234,7 +249,9 @@ impl Deployments {
             .map(String::as_str);
         let req = convert::update_request(previous, &current, &entry, served);
         match client.update_deployment(cluster, name, &req).await {
-            Ok(d) => Some(d),
+            // May become state (a rollback whose wait saw nothing): given its bento's manifest
+            // (one GET per bento not yet cached).
+            Ok(d) => Some(client.with_bento_manifest(d).await),
             Err(e) => {
                 diag::api_error(
                     diags,
@@ -300,8 +317,10 @@ impl Deployments {
             return (planned, Private::Null);
         };
         let id = format!("{cluster}/{name}");
+        // Becomes state (not waiting, or a wait that saw nothing): given its bento's manifest,
+        // one GET per bento not yet cached.
         let current = match client.get_deployment(&cluster, &name).await {
-            Ok(d) => d,
+            Ok(d) => client.with_bento_manifest(d).await,
             Err(e) => {
                 diag::api_error(diags, &format!("Cannot read deployment {id}"), &e, None);
                 return (planned, Private::Null);
@@ -412,7 +431,9 @@ impl Deployments {
         if prior.settings.redeploy_requested(&planned.settings) {
             let client = &up.configured.client;
             match client.redeploy_deployment(&up.cluster, &up.name).await {
-                Ok(d) => response = d,
+                // Becomes state unless a wait follows: given its bento's manifest (one GET per
+                // bento not yet cached: none, the document read before the update was given it).
+                Ok(d) => response = client.with_bento_manifest(d).await,
                 Err(e) => {
                     diag::api_error(
                         diags,
@@ -506,7 +527,9 @@ impl Deployments {
         }
         let req = convert::update_request(planned, server, &entry, resolved.as_deref());
         match client.update_deployment(&cluster, &name, &req).await {
-            Ok(d) => Some(d),
+            // Becomes state unless a wait follows: given its bento's manifest (one GET per
+            // bento not yet cached: none unless the bento changed).
+            Ok(d) => Some(client.with_bento_manifest(d).await),
             Err(e) => {
                 diag::api_error(diags, &format!("Cannot update deployment {id}"), &e, None);
                 None
@@ -583,8 +606,10 @@ async fn unchanged_since_plan(
 ) -> Result<Deployment, (DeploymentState, Private)> {
     let prior = up.prior;
     let client = &up.configured.client;
+    // Compared as state, and the base of the PUT (whose entry service takes the top-level
+    // settings): given its bento's manifest, one GET per bento not yet cached.
     let server = match client.get_deployment_opt(&up.cluster, &up.name).await {
-        Ok(Some(d)) => d,
+        Ok(Some(d)) => client.with_bento_manifest(d).await,
         Ok(None) => {
             diag::deleted_outside_terraform(diags, &up.id);
             return Err((prior.clone(), Private::Null));
