@@ -1012,36 +1012,14 @@ async fn multi_service_deployments_get_the_entry_service_from_the_bento_endpoint
         match req.path.as_str() {
             "/api/v2/deployments/multi" => ok_json(with_services("multi", &["Web", "Model"])),
             "/api/v2/deployments/single" => ok_json(with_services("single", &["Web"])),
-            "/api/v1/bento_repositories/shop/bentos/v1" => {
-                let mut b = api::Bento {
-                    version: "v1".into(),
-                    manifest: Some(api::BentoManifest {
-                        entry_service: "Web".into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
-                b.meta.name = "v1".into();
-                b.repository.meta.name = "shop".into();
-                ok_json(b)
-            }
+            "/api/v1/bento_repositories/shop/bentos/v1" => ok_json(shop_v1("Web")),
             _ => StubResponse::json(404, json!({"error": "record not found"})),
         }
     })
     .await;
     let c = client(&stub);
-    let entry = |d: &api::Deployment| {
-        d.main_target()
-            .and_then(|t| t.bento.as_ref())
-            .and_then(|b| b.manifest.as_ref())
-            .map(|m| m.entry_service.clone())
-    };
-    let bento_gets = || {
-        stub.requests()
-            .iter()
-            .filter(|r| r.path.starts_with("/api/v1/bento_repositories/"))
-            .count()
-    };
+    let entry = entry_of;
+    let bento_gets = || bento_lookups(&stub);
     let raw = c.get_deployment("c1", "multi").await.expect("get");
     assert_eq!(entry(&raw), None, "as the server sent it");
     assert_eq!(
@@ -1058,6 +1036,37 @@ async fn multi_service_deployments_get_the_entry_service_from_the_bento_endpoint
     let d = c.with_bento_manifest(d).await;
     assert_eq!(entry(&d), None, "one service: nothing to choose, no lookup");
     assert_eq!(bento_gets(), 1, "one lookup per bento version");
+}
+
+/// Bento `shop:v1`, whose manifest names `entry` its entry service.
+fn shop_v1(entry: &str) -> api::Bento {
+    let mut b = api::Bento {
+        version: "v1".into(),
+        manifest: Some(api::BentoManifest {
+            entry_service: entry.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    b.meta.name = "v1".into();
+    b.repository.meta.name = "shop".into();
+    b
+}
+
+/// Requests for a bento (the manifest lookups) the stub answered.
+fn bento_lookups(stub: &crate::client::stub::Stub) -> usize {
+    stub.requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v1/bento_repositories/"))
+        .count()
+}
+
+/// The entry service the document's bento manifest names, if it carries one.
+fn entry_of(d: &api::Deployment) -> Option<String> {
+    d.main_target()
+        .and_then(|t| t.bento.as_ref())
+        .and_then(|b| b.manifest.as_ref())
+        .map(|m| m.entry_service.clone())
 }
 
 /// A listing is its pages alone; the walk that gives items their bento's manifest looks up only
@@ -1086,31 +1095,14 @@ async fn a_listing_with_manifests_looks_up_only_the_kept_items_bentos() {
                 ];
                 ok_json(json!({"start": 0, "count": 3, "total": 3, "items": items}))
             }
-            "/api/v1/bento_repositories/shop/bentos/v1" => {
-                let mut b = api::Bento {
-                    version: "v1".into(),
-                    manifest: Some(api::BentoManifest {
-                        entry_service: "Model".into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                };
-                b.meta.name = "v1".into();
-                b.repository.meta.name = "shop".into();
-                ok_json(b)
-            }
+            "/api/v1/bento_repositories/shop/bentos/v1" => ok_json(shop_v1("Model")),
             _ => StubResponse::json(404, json!({"error": "record not found"})),
         }
     })
     .await;
     let c = client(&stub);
     let q = ListQuery::default();
-    let bento_gets = || {
-        stub.requests()
-            .iter()
-            .filter(|r| r.path.starts_with("/api/v1/bento_repositories/"))
-            .count()
-    };
+    let bento_gets = || bento_lookups(&stub);
     let plain = c.list_deployments(&q).await.expect("list");
     assert_eq!(plain.len(), 3);
     assert_eq!(
@@ -1119,11 +1111,7 @@ async fn a_listing_with_manifests_looks_up_only_the_kept_items_bentos() {
         "the page alone"
     );
     let entry = |d: api::Deployment| {
-        let e = d
-            .main_target()
-            .and_then(|t| t.bento.as_ref())
-            .and_then(|b| b.manifest.as_ref())
-            .map(|m| m.entry_service.clone());
+        let e = entry_of(&d);
         (d.meta.name, e)
     };
     let kept = c
