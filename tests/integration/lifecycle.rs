@@ -356,8 +356,11 @@ pub fn multi_service_blocks(v: TfVersion) {
     tf.apply();
 
     let check = |worker_max: i64, worker_type: &str, context: &str| {
+        // What the apply's wait must leave: the latest revision serving. The API's status
+        // catches up at its next sync (the wait may end on the pods' evidence before it).
+        server.assert_latest_serves("local-east", &name, context);
+        let sv = server.settled_view("local-east", &name);
         let d = server.must_get("local-east", &name);
-        let sv = view(&d);
         let api = sv
             .services
             .get("api")
