@@ -35,6 +35,20 @@ pub struct ResourceMeta {
     pub labels: Vec<LabelItem>,
 }
 
+impl ResourceMeta {
+    /// The keys of [`ResourceMeta`] on the wire, flattened into each resource document: a
+    /// document that lacks one is not the real API's shape.
+    pub const KEYS: [&'static str; 7] = [
+        "uid",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "name",
+        "resource_type",
+        "labels",
+    ];
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LabelItem {

@@ -550,15 +550,7 @@ mod tests {
         let m = doc.manifest.expect("manifest");
         assert_eq!(m.service_names(), vec!["A".to_string(), "B".to_string()]);
         let v = serde_json::to_value(bento(&b)).expect("ser");
-        for k in [
-            "uid",
-            "created_at",
-            "updated_at",
-            "deleted_at",
-            "name",
-            "resource_type",
-            "labels",
-        ] {
+        for k in crate::api::ResourceMeta::KEYS {
             assert!(v.get(k).is_some(), "{k}");
             assert!(v["repository"].get(k).is_some(), "repo {k}");
         }

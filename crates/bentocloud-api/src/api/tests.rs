@@ -222,15 +222,7 @@ fn fields_of(src: &str, ty: &str) -> Vec<String> {
 }
 
 /// The flattened `ResourceSchema` every resource document carries.
-const META_KEYS: &[&str] = &[
-    "uid",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "name",
-    "resource_type",
-    "labels",
-];
+const META_KEYS: &[&str] = &ResourceMeta::KEYS;
 
 /// The real API's fields per document. Each list is the real API's schema for that document (API doc §3.1-§3.4, the
 /// official samples in shared/docs/api-samples, and §10 for pods); `meta` is the
@@ -400,4 +392,19 @@ fn wire_types_hold_only_fields_the_real_api_has() {
     );
     // The scan itself works: a field that is there is found.
     assert!(fields_of(src, "Deployment").contains(&"kube_namespace".to_string()));
+}
+
+#[test]
+fn resource_meta_keys_are_what_it_serialises_to() {
+    let v = serde_json::to_value(ResourceMeta::default()).expect("ser");
+    let mut keys: Vec<&str> = v
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mut want = ResourceMeta::KEYS.to_vec();
+    want.sort_unstable();
+    assert_eq!(keys, want);
 }
