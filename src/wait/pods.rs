@@ -243,7 +243,7 @@ fn not_of_revision(
 }
 
 /// At most three items, then how many more.
-fn some_of(items: &[String]) -> String {
+pub(super) fn some_of(items: &[String]) -> String {
     let mut out = items.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
     if items.len() > 3 {
         out.push_str(&format!(" and {} more", items.len() - 3));

@@ -2150,3 +2150,11 @@ fn only_a_change_of_replica_bounds_alone_is_a_scaling_change() {
     assert!(!prior.restarts_replicas(&ci, true));
     assert!(prior.restarts_replicas(&ci, false));
 }
+
+#[test]
+fn some_of_names_three_and_counts_the_rest() {
+    let items = |n: usize| (1..=n).map(|i| format!("p{i}")).collect::<Vec<_>>();
+    assert_eq!(pods::some_of(&items(2)), "p1, p2");
+    assert_eq!(pods::some_of(&items(3)), "p1, p2, p3");
+    assert_eq!(pods::some_of(&items(5)), "p1, p2, p3 and 2 more");
+}
