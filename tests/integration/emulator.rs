@@ -205,15 +205,8 @@ impl Server {
     }
 }
 
-const BASE_KEYS: [&str; 7] = [
-    "uid",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "name",
-    "resource_type",
-    "labels",
-];
+/// The resource keys every document carries.
+const BASE_KEYS: [&str; 7] = bentocloud::api::ResourceMeta::KEYS;
 
 /// What the official client needs from a deployment document (api doc §8).
 /// A full document (get, create, update, ...): exactly one URL.
@@ -459,15 +452,9 @@ async fn create_get_update_terminate_delete() {
 }
 
 /// Keys of a deployment document on the real API (API doc §3.3, `api-samples/`): the
-/// emulator must not add any (the provider could otherwise come to depend on them).
-const REAL_DEPLOYMENT_KEYS: [&str; 14] = [
-    "uid",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "name",
-    "resource_type",
-    "labels",
+/// emulator must not add any (the provider could otherwise come to depend on them): its own
+/// keys, beside the resource keys ([`BASE_KEYS`]).
+const REAL_DEPLOYMENT_KEYS: [&str; 7] = [
     "status",
     "kube_namespace",
     "creator",
@@ -481,28 +468,22 @@ fn assert_only_real_keys(v: &Value, what: &str) {
     let obj = v.as_object().expect("object");
     for k in obj.keys() {
         assert!(
-            REAL_DEPLOYMENT_KEYS.contains(&k.as_str()),
+            BASE_KEYS.contains(&k.as_str()) || REAL_DEPLOYMENT_KEYS.contains(&k.as_str()),
             "{what}: key {k:?} is not in the real API's deployment document"
         );
     }
     for t in v["latest_revision"]["targets"].as_array().expect("targets") {
         for k in t.as_object().expect("target").keys() {
             assert!(
-                [
-                    "uid",
-                    "created_at",
-                    "updated_at",
-                    "deleted_at",
-                    "name",
-                    "resource_type",
-                    "labels",
-                    "creator",
-                    "config",
-                    "bento",
-                    "kube_resource_uid",
-                    "kube_resource_version"
-                ]
-                .contains(&k.as_str()),
+                BASE_KEYS.contains(&k.as_str())
+                    || [
+                        "creator",
+                        "config",
+                        "bento",
+                        "kube_resource_uid",
+                        "kube_resource_version"
+                    ]
+                    .contains(&k.as_str()),
                 "{what}: target key {k:?} is not in the real API"
             );
         }
