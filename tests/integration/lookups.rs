@@ -14,33 +14,10 @@ use serde_json::{json, Value as Json};
 use crate::bad_input::squash;
 use crate::harness::*;
 
-fn instance_type(
-    name: &str,
-    display: &str,
-    cpu: &str,
-    memory: &str,
-    gpu: (u32, &str, &str),
-    price: &str,
-) -> InstanceTypeSpec {
-    InstanceTypeSpec {
-        name: name.into(),
-        display_name: display.into(),
-        description: format!("{display} ({cpu} CPU, {memory})"),
-        group: if gpu.0 > 0 { "gpu" } else { "cpu" }.into(),
-        cpu: cpu.into(),
-        memory: memory.into(),
-        gpu: gpu.0,
-        gpu_type: gpu.1.into(),
-        gpu_memory: gpu.2.into(),
-        price: price.into(),
-        default: false,
-    }
-}
-
 /// Two clusters unlike the built-in ones; the first is the default (`is_first`). Each has a
 /// GPU type, one with two GPUs; quantities in several spellings.
 fn platform() -> PlatformConfig {
-    let mut small = instance_type(
+    let mut small = InstanceTypeSpec::new(
         "cpu.small",
         "Small CPU",
         "500m",
@@ -49,7 +26,8 @@ fn platform() -> PlatformConfig {
         "0.0500",
     );
     small.default = true;
-    let mut large = instance_type("cpu.large", "Large CPU", "8", "32Gi", (0, "", ""), "0.3900");
+    let mut large =
+        InstanceTypeSpec::new("cpu.large", "Large CPU", "8", "32Gi", (0, "", ""), "0.3900");
     large.default = true;
     PlatformConfig {
         clusters: vec![
@@ -58,7 +36,7 @@ fn platform() -> PlatformConfig {
                 description: "Frankfurt, the default".into(),
                 instance_types: vec![
                     small,
-                    instance_type(
+                    InstanceTypeSpec::new(
                         "gpu.a10g.1",
                         "A10G x1",
                         "4000m",
@@ -73,7 +51,7 @@ fn platform() -> PlatformConfig {
                 description: "Oregon".into(),
                 instance_types: vec![
                     large,
-                    instance_type(
+                    InstanceTypeSpec::new(
                         "gpu.h100.2",
                         "H100 x2",
                         "24",

@@ -185,6 +185,34 @@ impl Default for PlatformConfig {
     }
 }
 
+impl InstanceTypeSpec {
+    /// An instance type (`gpu`: count, type, memory; no GPU when the count is 0), not the
+    /// default one.
+    pub fn new(
+        name: &str,
+        display: &str,
+        cpu: &str,
+        memory: &str,
+        gpu: (u32, &str, &str),
+        price: &str,
+    ) -> InstanceTypeSpec {
+        InstanceTypeSpec {
+            name: name.into(),
+            display_name: display.into(),
+            description: format!("{display}: {cpu} vCPU, {memory} memory"),
+            group: if gpu.0 > 0 { "gpu" } else { "cpu" }.into(),
+            cpu: cpu.into(),
+            memory: memory.into(),
+            gpu: gpu.0,
+            gpu_type: gpu.1.into(),
+            gpu_memory: gpu.2.into(),
+            price: price.into(),
+            default: false,
+        }
+    }
+}
+
+/// A built-in instance type; `cpu.1` is the default.
 fn it(
     name: &str,
     display: &str,
@@ -194,17 +222,8 @@ fn it(
     price: &str,
 ) -> InstanceTypeSpec {
     InstanceTypeSpec {
-        name: name.into(),
-        display_name: display.into(),
-        description: format!("{display}: {cpu} vCPU, {memory} memory"),
-        group: if gpu.0 > 0 { "gpu" } else { "cpu" }.into(),
-        cpu: cpu.into(),
-        memory: memory.into(),
-        gpu: gpu.0,
-        gpu_type: gpu.1.into(),
-        gpu_memory: gpu.2.into(),
-        price: price.into(),
         default: name == "cpu.1",
+        ..InstanceTypeSpec::new(name, display, cpu, memory, gpu, price)
     }
 }
 
