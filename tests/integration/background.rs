@@ -6,9 +6,9 @@
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::harness::{poll_until, Tf, TfOutput};
+use crate::harness::{poll_until, wait_with_deadline, Tf, TfOutput};
 
 pub const APPLY: [&str; 4] = ["apply", "-input=false", "-no-color", "-auto-approve"];
 
@@ -66,16 +66,13 @@ impl Background {
     /// Waits for the exit; when `deadline` passes first, kills the group and returns what it
     /// printed as the error.
     pub fn wait(mut self, deadline: Duration) -> Result<TfOutput, String> {
-        let end = Instant::now() + deadline;
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return Ok(self.output(st.code().unwrap_or(-1)));
-            }
-            if Instant::now() >= end {
+        match wait_with_deadline(&mut self.child, deadline) {
+            Some(st) => Ok(self.output(st.code().unwrap_or(-1))),
+            None => {
+                // Terraform is killed and reaped; its provider may still run in the group.
                 self.kill_group();
-                return Err(self.output(-1).describe());
+                Err(self.output(-1).describe())
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

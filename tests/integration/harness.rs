@@ -278,7 +278,7 @@ pub fn poll_until_seen<T, S: std::fmt::Display>(
 }
 
 /// Waits for a child process with a deadline; kills it and returns `None` when it expires.
-fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
+pub fn wait_with_deadline(child: &mut Child, deadline: Duration) -> Option<ExitStatus> {
     let end = Instant::now() + deadline;
     loop {
         match child.try_wait() {
