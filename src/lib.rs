@@ -40,4 +40,4 @@ pub mod wait;
 
 // The wire types and rules live in their own crate, shared with bentocloud-local; re-exported so
 // that `crate::api::...`, `crate::rules::...` and `bentocloud::api` name them here too.
-pub use bentocloud_api::{api, rules};
+pub use bentocloud_api::{api, rules, settings};
