@@ -242,6 +242,38 @@ fn quantity(v: &str) -> Result<(), String> {
     }
 }
 
+/// A metric target's numeric value: a plain number, or a Kubernetes quantity with its suffix
+/// applied (`500m` = 0.5, `2k` = 2000, `512Mi` = 536870912). `None` when it is not a positive
+/// quantity (what [`metric_value`]'s `memory` rule refuses). For a control plane that acts on
+/// targets (the local emulator's autoscaler).
+pub fn quantity_value(value: &str) -> Option<f64> {
+    let v = value.trim();
+    quantity(v).ok()?;
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (num, suffix) = v.split_at(split);
+    let n = num.parse::<f64>().ok()?;
+    let k = 1024f64;
+    let factor = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => k,
+        "Mi" => k * k,
+        "Gi" => k * k * k,
+        "Ti" => k * k * k * k,
+        "Pi" => k * k * k * k * k,
+        _ => return None,
+    };
+    Some(n * factor)
+}
+
 /// A stabilization window in seconds: Kubernetes' HPA accepts 0 to 3600.
 pub fn stabilization_window(which: &str, seconds: i64) -> Result<(), String> {
     if (0..=3600).contains(&seconds) {
@@ -288,7 +320,10 @@ mod tests {
         assert_eq!(out["vendor_knob"], 3);
         assert_eq!(out["scale_up_behavior"], "fast");
         assert_eq!(ScalingPolicy::of(Some(&out)), p);
-        assert_eq!(ScalingPolicy::of(Some(&json!("junk"))), ScalingPolicy::default());
+        assert_eq!(
+            ScalingPolicy::of(Some(&json!("junk"))),
+            ScalingPolicy::default()
+        );
     }
 
     #[test]
@@ -338,7 +373,9 @@ mod tests {
         let e = metric_type("latency").unwrap_err();
         assert!(e.contains("cpu, memory, gpu, qps, queue"), "{e}");
         assert!(scale_behavior("fast").is_ok());
-        assert!(scale_behavior("slow").unwrap_err().contains("disabled, stable, fast"));
+        assert!(scale_behavior("slow")
+            .unwrap_err()
+            .contains("disabled, stable, fast"));
         assert!(metric_value("qps", "10").is_ok());
         assert!(metric_value("qps", "0").is_err());
         assert!(metric_value("cpu", "80%").is_err());
@@ -351,5 +388,15 @@ mod tests {
         assert!(stabilization_window("w", 3600).is_ok());
         assert!(stabilization_window("w", -1).is_err());
         assert!(stabilization_window("w", 3601).is_err());
+    }
+
+    #[test]
+    fn quantity_values_apply_their_suffix() {
+        assert_eq!(quantity_value("10"), Some(10.0));
+        assert_eq!(quantity_value("500m"), Some(0.5));
+        assert_eq!(quantity_value("512Mi"), Some(536_870_912.0));
+        assert_eq!(quantity_value("2k"), Some(2000.0));
+        assert_eq!(quantity_value("lots"), None);
+        assert_eq!(quantity_value("0"), None);
     }
 }

@@ -81,6 +81,10 @@ pub struct Timing {
     /// Scale-down stabilisation: replicas are removed only when the load of this whole
     /// window fits in fewer replicas (scale-up is immediate).
     pub scale_down_window_ms: i64,
+    /// Period of the evaluation of a service's autoscaling policy (`scaling.policy`, see
+    /// `crate::autoscale`): the Kubernetes HPA controller's sync period, 15 s by default.
+    /// Services without a policy are scaled on every tick from `scale_target_in_flight`.
+    pub scale_eval_ms: i64,
     /// With `min_replicas = 0`, no request for this long scales the deployment to zero.
     pub scale_to_zero_idle_ms: i64,
     /// How long the endpoint holds a request to a scaled-to-zero deployment while it wakes.
@@ -114,6 +118,7 @@ impl Default for Timing {
             drain_timeout_ms: 30_000,
             scale_target_in_flight: 4,
             scale_down_window_ms: 1_500,
+            scale_eval_ms: 15_000,
             scale_to_zero_idle_ms: 2_000,
             wake_timeout_ms: 30_000,
             status_sync_ms: 2_000,

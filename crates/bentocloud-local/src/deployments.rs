@@ -92,6 +92,9 @@ fn check_services(
         }
         if let Some(s) = &cfg.scaling {
             rules::scaling(s.min_replicas, s.max_replicas).map_err(ctx)?;
+            if let Some(p) = s.policy.as_ref().filter(|p| !p.is_null()) {
+                check_policy(p).map_err(ctx)?;
+            }
         }
         if let Some(s) = &cfg.deployment_strategy {
             rules::deployment_strategy(s).map_err(ctx)?;
@@ -110,6 +113,49 @@ fn check_services(
                     "cold_start_timeout is {t}: it cannot be negative"
                 )));
             }
+        }
+    }
+    Ok(())
+}
+
+/// `scaling.policy`: only what the platform certainly refuses. The metric types and behaviours
+/// are words of the platform's vocabulary (API doc §3.2; the provider checks the same words,
+/// `bentocloud_api::settings`); a target that is not a Kubernetes quantity, and a stabilization
+/// window outside 0..3600 s, are refused by the Kubernetes API the HPA is written to. A policy
+/// that is not an `HPAPolicy` object at all does not decode on the server. Anything else (for
+/// instance a `cpu` target of 500) is accepted, as the platform may.
+fn check_policy(p: &serde_json::Value) -> std::result::Result<(), String> {
+    use bentocloud_api::settings as st;
+    let pol: st::ScalingPolicy = serde_json::from_value(p.clone())
+        .map_err(|e| format!("scaling.policy is not a valid autoscaling policy: {e}"))?;
+    for m in pol.metrics.iter().flatten() {
+        st::metric_type(&m.kind)?;
+        if st::quantity_value(&m.value_text()).is_none() {
+            return Err(format!(
+                "scaling.policy: the {} target {:?} is not a positive quantity (e.g. 10, \"512Mi\")",
+                m.kind,
+                m.value_text()
+            ));
+        }
+    }
+    for b in [&pol.scale_up_behavior, &pol.scale_down_behavior]
+        .into_iter()
+        .flatten()
+    {
+        st::scale_behavior(b)?;
+    }
+    for (which, w) in [
+        (
+            "scale_up_stabilization_window",
+            pol.scale_up_stabilization_window,
+        ),
+        (
+            "scale_down_stabilization_window",
+            pol.scale_down_stabilization_window,
+        ),
+    ] {
+        if let Some(w) = w {
+            st::stabilization_window(which, w)?;
         }
     }
     Ok(())

@@ -108,6 +108,15 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Takes one of the replica's `limit` request slots, if one is free.
+    fn try_reserve(&self, limit: usize) -> bool {
+        self.proxied
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     fn is_ready_now(&self) -> bool {
         !self.spec.unready && self.clock.now_ms() >= self.started_ms + as_ms(self.spec.startup)
     }
@@ -123,6 +132,81 @@ struct DepStats {
     in_flight: AtomicUsize,
     peak: AtomicUsize,
     last_request_ms: AtomicI64,
+    /// Requests waiting in the endpoint's queue for a free replica (`external_queue`).
+    queued: AtomicUsize,
+    /// Per service: what its replicas were sent.
+    services: Mutex<HashMap<String, Arc<SvcStats>>>,
+    /// Woken whenever a request leaves a replica: queued requests look for a free one again.
+    freed: tokio::sync::Notify,
+}
+
+/// Proxy counters of one service of a deployment (the autoscaler's `qps` and `queue`).
+struct SvcStats {
+    in_flight: AtomicUsize,
+    /// Requests sent to the service's replicas, ever.
+    dispatched: AtomicU64,
+    /// `(at, dispatched)` at the previous sample: `qps` is measured since then.
+    last: Mutex<(i64, u64)>,
+}
+
+impl DepStats {
+    fn service(&self, service: &str, now: i64) -> Arc<SvcStats> {
+        lock(&self.services)
+            .entry(service.to_string())
+            .or_insert_with(|| {
+                Arc::new(SvcStats {
+                    in_flight: AtomicUsize::new(0),
+                    dispatched: AtomicU64::new(0),
+                    last: Mutex::new((now, 0)),
+                })
+            })
+            .clone()
+    }
+}
+
+/// One request's slot at a replica: released (and queued requests woken) when dropped, even
+/// when the client goes away mid-request.
+struct Slot {
+    proc: Arc<Proc>,
+    svc: Arc<SvcStats>,
+    stats: Arc<DepStats>,
+}
+
+impl Slot {
+    fn new(proc: Arc<Proc>, stats: &Arc<DepStats>, now: i64) -> Slot {
+        let svc = stats.service(&proc.spec.service, now);
+        svc.in_flight.fetch_add(1, Ordering::AcqRel);
+        svc.dispatched.fetch_add(1, Ordering::Relaxed);
+        Slot {
+            proc,
+            svc,
+            stats: stats.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.proc.proxied.fetch_sub(1, Ordering::AcqRel);
+        self.svc.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.stats.freed.notify_waiters();
+    }
+}
+
+/// Counts one request waiting in the endpoint's queue while alive.
+struct Queued(Arc<DepStats>);
+
+impl Queued {
+    fn enter(s: &Arc<DepStats>) -> Queued {
+        s.queued.fetch_add(1, Ordering::AcqRel);
+        Queued(s.clone())
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Where a deployment's endpoint sends requests.
@@ -136,6 +220,10 @@ struct Route {
     split: Option<Split>,
     /// `min_replicas = 0`: hold requests while nothing is ready.
     wake: bool,
+    /// The entry service's `config_overrides.traffic`.
+    traffic: bentocloud_api::settings::Traffic,
+    /// The entry service's `cold_start_timeout`, in ms.
+    cold_start_ms: Option<i64>,
     stats: Arc<DepStats>,
 }
 
@@ -253,12 +341,26 @@ impl Fleet {
         )
         .map(str::to_string);
         let start = Instant::now();
-        let wake_limit = Duration::from_millis(self.timing.wake_timeout_ms.max(0) as u64);
+        // `cold_start_timeout` bounds the wait for a scaled-to-zero deployment to wake.
+        let wake_ms = route
+            .cold_start_ms
+            .unwrap_or(self.timing.wake_timeout_ms)
+            .max(0);
+        let wake_limit = Duration::from_millis(wake_ms as u64);
+        // `traffic.timeout`: from the request's arrival at the endpoint (time in the queue
+        // included) to its answer.
+        let timeout = route.traffic.timeout.filter(|t| t.is_finite() && *t > 0.0);
+        let deadline = timeout.map(|t| start + Duration::from_secs_f64(t.min(86_400.0)));
         let mut tried: Vec<u16> = Vec::new();
         let mut last_err = String::new();
         let mut route = route;
         let mut changes = self.route_changes.subscribe();
         loop {
+            // Armed before looking for a free replica: a slot freed after the look wakes the
+            // wait below.
+            let freed = stats.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
             // The current route; any route published after this read wakes the wait below.
             changes.mark_unchanged();
             route = self.route(&key).unwrap_or(route);
@@ -270,7 +372,12 @@ impl Fleet {
             if cands.is_empty() {
                 let holding = route.wake && route.ready.is_empty() && start.elapsed() < wake_limit;
                 if !holding {
-                    let msg = self.unavailable(name, cluster, route.wake, &tried, &last_err);
+                    // Past `cold_start_timeout` (or with nothing to wake): 503, as without one.
+                    // What BentoCloud answers then is not documented (API doc §3.2 only names
+                    // the setting); 503 says "not available now, retry", which a client of a
+                    // waking deployment must handle anyway.
+                    let msg =
+                        self.unavailable(name, cluster, route.wake, wake_ms, &tried, &last_err);
                     return Some(json_error(StatusCode::SERVICE_UNAVAILABLE, msg));
                 }
                 // Scaled to zero: hold the request until a route with a ready replica is
@@ -279,15 +386,77 @@ impl Fleet {
                 let _ = tokio::time::timeout(left, changes.changed()).await;
                 continue;
             }
-            let i = self.rr.fetch_add(1, Ordering::Relaxed) % cands.len();
-            let p = cands[i].clone();
+            let i = self.rr.fetch_add(1, Ordering::Relaxed);
+            let limit = route
+                .traffic
+                .max_concurrency
+                .filter(|n| *n > 0)
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+            let picked = match limit {
+                None => {
+                    let p = cands[i % cands.len()].clone();
+                    p.proxied.fetch_add(1, Ordering::AcqRel);
+                    Some(p)
+                }
+                Some(limit) => (0..cands.len())
+                    .map(|k| cands[(i + k) % cands.len()])
+                    .find(|p| p.try_reserve(limit))
+                    .cloned(),
+            };
+            let Some(p) = picked else {
+                // Every ready replica serves `max_concurrency` requests already.
+                if route.traffic.external_queue != Some(true) {
+                    // Refused at once, as BentoML's server does past `max_concurrency`:
+                    // `MaxConcurrencyMiddleware` answers 429 `{"error": "Too many requests"}`
+                    // (bentoml/BentoML src/bentoml/_internal/server/http/traffic.py, read at
+                    // 1090cfbe; not 503).
+                    return Some(json_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too many requests".into(),
+                    ));
+                }
+                // `external_queue`: wait for a free replica (a slot freed, or a new route),
+                // counted as `queue` load; bounded by `timeout`, else by the wake timeout.
+                let _queued = Queued::enter(&stats);
+                let until = deadline.unwrap_or(
+                    start + Duration::from_millis(self.timing.wake_timeout_ms.max(0) as u64),
+                );
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Some(match timeout {
+                        Some(t) => timed_out(t),
+                        None => json_error(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!(
+                                "deployment {name:?}: no replica was free within {} ms (every ready replica serves max_concurrency requests)",
+                                self.timing.wake_timeout_ms
+                            ),
+                        ),
+                    });
+                }
+                tokio::select! {
+                    _ = &mut freed => {}
+                    _ = changes.changed() => {}
+                    _ = tokio::time::sleep(left) => {}
+                }
+                continue;
+            };
+            let slot = Slot::new(p.clone(), &stats, self.clock.now_ms());
             let out = match upstream_request(&parts, &path_q, p.port, &bytes) {
                 Ok(r) => r,
                 Err(msg) => return Some(json_error(StatusCode::BAD_REQUEST, msg)),
             };
-            p.proxied.fetch_add(1, Ordering::AcqRel);
-            let res = self.client.request(out).await;
-            p.proxied.fetch_sub(1, Ordering::AcqRel);
+            let call = self.client.request(out);
+            let res = match deadline {
+                None => call.await,
+                Some(at) => match tokio::time::timeout_at(at.into(), call).await {
+                    Ok(r) => r,
+                    // BentoML's `TimeoutMiddleware`: 504 `{"error": "Not able to process the
+                    // request in {timeout} seconds"}` (same file as above).
+                    Err(_) => return Some(timed_out(timeout.unwrap_or_default())),
+                },
+            };
+            drop(slot);
             match res {
                 Ok(resp) => return Some(tagged(resp.map(Body::new), &p)),
                 Err(e) => {
@@ -300,6 +469,14 @@ impl Fleet {
     }
 }
 
+/// The answer to a request that ran past `traffic.timeout` (BentoML's `TimeoutMiddleware`).
+fn timed_out(timeout_s: f64) -> Response<Body> {
+    json_error(
+        StatusCode::GATEWAY_TIMEOUT,
+        format!("Not able to process the request in {timeout_s} seconds"),
+    )
+}
+
 impl Fleet {
     /// Why a request got no answer: nothing woke up, nothing was ready, or every replica
     /// tried failed (the last failure).
@@ -308,6 +485,7 @@ impl Fleet {
         name: &str,
         cluster: &str,
         wake: bool,
+        wake_ms: i64,
         tried: &[u16],
         last_err: &str,
     ) -> String {
@@ -316,8 +494,7 @@ impl Fleet {
         }
         if wake {
             format!(
-                "deployment {name:?} did not wake up within {} ms (scaled to zero; no replica became ready)",
-                self.timing.wake_timeout_ms
+                "deployment {name:?} did not wake up within {wake_ms} ms (scaled to zero; no replica became ready)"
             )
         } else {
             format!("deployment {name:?} in cluster {cluster:?} has no ready replica")
@@ -520,6 +697,8 @@ impl Runtime for Fleet {
             canary,
             split: u.split,
             wake: u.wake,
+            traffic: u.traffic,
+            cold_start_ms: u.cold_start_ms,
             stats: self.dep_stats(d.id),
         });
         if let Ok(mut r) = self.routes.write() {
@@ -542,6 +721,28 @@ impl Runtime for Fleet {
             }
             keep
         });
+    }
+
+    fn service_load(
+        &self,
+        deployment_id: i64,
+        service: &str,
+        now: i64,
+    ) -> Option<crate::autoscale::ServiceLoad> {
+        let s = self.dep_stats(deployment_id);
+        let svc = s.service(service, now);
+        let count = svc.dispatched.load(Ordering::Acquire);
+        let (t0, c0) = std::mem::replace(&mut *lock(&svc.last), (now, count));
+        let qps = if now > t0 {
+            count.saturating_sub(c0) as f64 * 1000.0 / (now - t0) as f64
+        } else {
+            0.0
+        };
+        Some(crate::autoscale::ServiceLoad {
+            qps,
+            in_flight: svc.in_flight.load(Ordering::Acquire),
+            queued: s.queued.load(Ordering::Acquire),
+        })
     }
 
     fn load(&self, deployment_id: i64, now: i64) -> Option<Load> {

@@ -18,6 +18,7 @@
 //! - [`deployments`]: the deployment commands (create, update, void_update, terminate,
 //!   delete), validated against the platform.
 //! - [`secrets`]: the organisation secret commands, validated.
+//! - [`autoscale`]: a service's autoscaling policy, evaluated like the HPA it becomes.
 //! - [`reconcile`]: moves deployments through rollouts, replicas and autoscaling over time.
 //! - [`strategy`]: each rollout strategy's next step, a pure function.
 //! - [`runtime`]: what the reconciler needs from whatever runs replicas.
@@ -41,6 +42,7 @@
 // `crate::api::...` and `crate::rules::...` read as they do in the provider.
 use bentocloud_api::{api, rules};
 
+pub mod autoscale;
 pub mod clock;
 pub mod config;
 pub mod deployments;

@@ -125,12 +125,15 @@ pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()
             let org = store::org_name(c, d.org_id)?;
             let wake = wakeable(c, &d)?;
             let split = routing(c, &d)?;
+            let (traffic, cold_start_ms) = traffic(c, &d)?;
             rt.publish(RouteUpdate {
                 deployment: &d,
                 org: &org,
                 replicas: &reps,
                 wake,
                 split,
+                traffic,
+                cold_start_ms,
             });
             deps.insert(id);
             live.extend(reps.into_iter().map(|r| r.uid));
@@ -155,6 +158,33 @@ fn wakeable(c: &Connection, d: &DeploymentRow) -> Result<bool> {
     Ok(run_services(&rev.config, &b)
         .iter()
         .any(|s| scaling_bounds(&rev.config, s).0 == 0))
+}
+
+/// The traffic settings the endpoint applies: `config_overrides.traffic` and
+/// `cold_start_timeout` of the entry service (the first the revision runs) of the serving
+/// revision, else of the revision being rolled out.
+fn traffic(
+    c: &Connection,
+    d: &DeploymentRow,
+) -> Result<(bentocloud_api::settings::Traffic, Option<i64>)> {
+    let uid = if d.serving_revision.is_empty() {
+        &d.target_revision
+    } else {
+        &d.serving_revision
+    };
+    if uid.is_empty() {
+        return Ok(Default::default());
+    }
+    let rev = store::revision(c, uid)?;
+    let b = store::bento_by_id(c, rev.bento_id)?;
+    let entry = run_services(&rev.config, &b).into_iter().next();
+    let svc = entry.and_then(|s| rev.config.services.get(&s).cloned());
+    Ok(svc.map_or_else(Default::default, |s| {
+        (
+            bentocloud_api::settings::Traffic::of(&s.config_overrides),
+            s.cold_start_timeout.map(|t| t.saturating_mul(1000)),
+        )
+    }))
 }
 
 /// The traffic split the endpoint applies: the canary of the revision being rolled out while
@@ -577,7 +607,7 @@ fn advance_phase(
         Phase::Rolling => roll(cx, d, reps)?,
         _ => {
             if let Some(load) = cx.rt.load(d.id, cx.now) {
-                autoscale(cx, d, load)?;
+                autoscale(cx, d, load, reps)?;
             }
             maintain(cx, d, reps)?;
             if d.phase == Phase::Complete {

@@ -60,6 +60,16 @@ pub trait Runtime: Send + Sync + 'static {
     fn load(&self, _deployment_id: i64, _now: i64) -> Option<Load> {
         None
     }
+    /// What the endpoint measured for one service of a deployment since the previous call for
+    /// it (see `crate::autoscale`); `None` disables policy-driven autoscaling.
+    fn service_load(
+        &self,
+        _deployment_id: i64,
+        _service: &str,
+        _now: i64,
+    ) -> Option<crate::autoscale::ServiceLoad> {
+        None
+    }
     /// The committed state of a deployment after a reconcile (routes its endpoint).
     fn publish(&self, _update: RouteUpdate) {}
     /// Forgets every deployment and replica not listed (deleted, terminated, stopped).
@@ -103,4 +113,10 @@ pub struct RouteUpdate<'a> {
     pub wake: bool,
     /// The canary split the endpoint applies (see `reconcile::routing`).
     pub split: Option<Split>,
+    /// `config_overrides.traffic` of the entry service of the serving revision (the endpoint
+    /// serves the entry service).
+    pub traffic: bentocloud_api::settings::Traffic,
+    /// `cold_start_timeout` of that service, in milliseconds: how long a request waits for a
+    /// scaled-to-zero deployment to wake (`None`: `Timing::wake_timeout_ms`).
+    pub cold_start_ms: Option<i64>,
 }

@@ -97,6 +97,14 @@ CREATE INDEX IF NOT EXISTS replicas_live ON replicas (deployment_id, state);
 CREATE TABLE IF NOT EXISTS scale (
   deployment_id INTEGER NOT NULL REFERENCES deployments(id), service TEXT NOT NULL,
   replicas INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (deployment_id, service));
+CREATE TABLE IF NOT EXISTS scale_history (
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id), service TEXT NOT NULL,
+  at INTEGER NOT NULL, replicas INTEGER NOT NULL, PRIMARY KEY (deployment_id, service, at));
+CREATE TABLE IF NOT EXISTS scale_events (
+  id INTEGER PRIMARY KEY, deployment_id INTEGER NOT NULL REFERENCES deployments(id),
+  at INTEGER NOT NULL, service TEXT NOT NULL, from_replicas INTEGER NOT NULL,
+  to_replicas INTEGER NOT NULL, metric TEXT NOT NULL, measured REAL NOT NULL, target REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS scale_events_of ON scale_events (deployment_id, at);
 CREATE TABLE IF NOT EXISTS timeline (
   deployment_id INTEGER NOT NULL REFERENCES deployments(id), at INTEGER NOT NULL,
   phase TEXT NOT NULL, target_revision TEXT NOT NULL, serving_revision TEXT NOT NULL,

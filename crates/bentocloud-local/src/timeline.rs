@@ -27,7 +27,10 @@
 //!
 //! **What is read.** [`read`] returns the window of the last rollout: from the last sample
 //! taken at or before its revision was created (the state the rollout started from) to the
-//! latest one, with the revisions seen in it (`new`: the rollout's revision; `old`: any other).
+//! latest one, with the revisions seen in it (`new`: the rollout's revision; `old`: any other),
+//! and the autoscaler's decisions in that window (`crate::autoscale`: table `scale_events`,
+//! written in the same transaction as the scale they set; each decision also records a sample,
+//! as it changes the replicas the chart shows).
 
 use std::collections::BTreeMap;
 
@@ -97,6 +100,9 @@ pub struct Timeline {
     pub revisions: Vec<SeriesRevision>,
     /// Oldest first; the first one may predate `started_at` (the state the rollout began from).
     pub samples: Vec<Sample>,
+    /// The autoscaler's decisions from the first sample on, oldest first: each service's count
+    /// before and after, with the metric and the measured value per replica that caused it.
+    pub scaling: Vec<crate::autoscale::ScaleEvent>,
 }
 
 /// One revision of a deployment, as the page lists them.
@@ -215,6 +221,8 @@ pub fn samples(c: &Connection, deployment_id: i64, since: i64) -> Result<Vec<Sam
 pub fn read(c: &Connection, d: &DeploymentRow, now: i64) -> Result<Timeline> {
     let rev = store::revision(c, &d.target_revision)?;
     let samples = samples(c, d.id, rev.created_at)?;
+    let since = samples.first().map_or(rev.created_at, |s| s.at_ms);
+    let scaling = crate::autoscale::events(c, d.id, since)?;
     let mut seen: BTreeMap<i64, SeriesRevision> = BTreeMap::new();
     for uid in samples
         .iter()
@@ -251,6 +259,7 @@ pub fn read(c: &Connection, d: &DeploymentRow, now: i64) -> Result<Timeline> {
         now_ms: now,
         revisions: seen.into_values().collect(),
         samples,
+        scaling,
     })
 }
 

@@ -4,8 +4,16 @@
 
 use super::*;
 
-/// Sets the desired count of each service of the serving revision from the endpoint load.
-pub(super) fn autoscale(cx: &mut Ctx, d: &DeploymentRow, load: Load) -> Result<()> {
+/// Sets the desired count of each service of the serving revision from the endpoint load: a
+/// service with an autoscaling policy by [`autoscale_policy`], the others on every pass from
+/// the in-flight target ([`Timing::scale_target_in_flight`]). Each change is recorded with the
+/// load that caused it (the timeline's scaling decisions).
+pub(super) fn autoscale(
+    cx: &mut Ctx,
+    d: &DeploymentRow,
+    load: Load,
+    reps: &[ReplicaRow],
+) -> Result<()> {
     let rev = d.serving_revision.clone();
     if rev.is_empty() {
         return Ok(());
@@ -22,6 +30,15 @@ pub(super) fn autoscale(cx: &mut Ctx, d: &DeploymentRow, load: Load) -> Result<(
         let cur = cx.desired(d, &cfg, &s, false)?;
         let idle = load.in_flight == 0 && load.idle_ms >= cx.timing.scale_to_zero_idle_ms;
         let floor = if min == 0 && idle { 0 } else { min.max(1) };
+        let policy = cfg
+            .services
+            .get(&s)
+            .and_then(|c| c.scaling.as_ref())
+            .and_then(|sc| crate::autoscale::Policy::of(sc.policy.as_ref()));
+        if let Some(policy) = policy {
+            autoscale_policy(cx, d, &cfg, &s, &policy, (cur, floor, max), load, reps)?;
+            continue;
+        }
         let up = need(load.peak);
         let next = if up > cur {
             up
@@ -31,10 +48,139 @@ pub(super) fn autoscale(cx: &mut Ctx, d: &DeploymentRow, load: Load) -> Result<(
         let next = next.clamp(floor.min(max), max);
         if next != cur {
             tracing::info!(deployment = %d.name, service = %s, from = cur, to = next, in_flight = load.peak, "autoscaling");
-            store::scale_set(cx.c, d.id, &s, next as i64, cx.now)?;
+            let per = load.peak as f64 / cur.max(1) as f64;
+            let (metric, measured) = if next == 0 {
+                ("idle", 0.0)
+            } else {
+                ("in_flight", per)
+            };
+            scale(cx, d, &s, cur, next, metric, measured, target as f64)?;
         }
     }
     Ok(())
+}
+
+/// Sets a service's count and records the decision.
+#[allow(clippy::too_many_arguments)]
+fn scale(
+    cx: &mut Ctx,
+    d: &DeploymentRow,
+    service: &str,
+    from: usize,
+    to: usize,
+    metric: &str,
+    measured: f64,
+    target: f64,
+) -> Result<()> {
+    store::scale_set(cx.c, d.id, service, to as i64, cx.now)?;
+    crate::autoscale::record_event(
+        cx.c,
+        d.id,
+        &crate::autoscale::ScaleEvent {
+            at: String::new(),
+            at_ms: cx.now,
+            service: service.to_string(),
+            from: u32::try_from(from).unwrap_or(u32::MAX),
+            to: u32::try_from(to).unwrap_or(u32::MAX),
+            metric: metric.to_string(),
+            measured,
+            target,
+        },
+    )?;
+    cx.changed = true;
+    Ok(())
+}
+
+/// One service with an autoscaling policy (see [`crate::autoscale`]): evaluated once per
+/// [`Timing::scale_eval_ms`]; the recommendation (largest over the metrics, clamped to
+/// `[floor, max]`) goes through the behaviours and stabilization windows. Scaling to zero
+/// (idle, `min_replicas = 0`) and waking from zero are the platform's own and act at once, as
+/// without a policy.
+#[allow(clippy::too_many_arguments)]
+fn autoscale_policy(
+    cx: &mut Ctx,
+    d: &DeploymentRow,
+    cfg: &DeploymentConfig,
+    s: &str,
+    policy: &crate::autoscale::Policy,
+    (cur, floor, max): (usize, usize, usize),
+    load: Load,
+    reps: &[ReplicaRow],
+) -> Result<()> {
+    use crate::autoscale as hpa;
+    if cur == 0 {
+        if load.peak > 0 || floor > 0 {
+            tracing::info!(deployment = %d.name, service = %s, "waking from zero");
+            scale(
+                cx,
+                d,
+                s,
+                0,
+                floor.max(1).min(max),
+                "wake",
+                load.peak as f64,
+                0.0,
+            )?;
+        }
+        return Ok(());
+    }
+    if floor == 0 {
+        tracing::info!(deployment = %d.name, service = %s, "idle: scaling to zero");
+        return scale(cx, d, s, cur, 0, "idle", 0.0, 0.0);
+    }
+    if let Some(last) = hpa::last_eval(cx.c, d.id, s)? {
+        if cx.now < last + cx.timing.scale_eval_ms.max(0) {
+            return Ok(());
+        }
+    }
+    let Some(sl) = cx.rt.service_load(d.id, s, cx.now) else {
+        return Ok(());
+    };
+    let ready = reps
+        .iter()
+        .filter(|r| {
+            r.is_main()
+                && r.revision_uid == d.serving_revision
+                && r.service == s
+                && r.state == ReplicaState::Ready
+        })
+        .count();
+    let memory = replica_memory(cx, d, cfg, s)?;
+    let Some(mut rec) = hpa::recommend(policy, cur, ready, &sl, cx.timing, memory) else {
+        return Ok(());
+    };
+    rec.replicas = rec.replicas.clamp(floor.min(max), max);
+    let longest = policy.up_window_ms.max(policy.down_window_ms);
+    let history = hpa::push_history(cx.c, d.id, s, cx.now, rec.replicas, longest)?;
+    let next = hpa::stabilize(policy, cur, &history, cx.now).clamp(floor.min(max), max);
+    if next != cur {
+        tracing::info!(deployment = %d.name, service = %s, from = cur, to = next, metric = %rec.metric, measured = rec.measured, target = rec.target, "autoscaling (policy)");
+        scale(cx, d, s, cur, next, &rec.metric, rec.measured, rec.target)?;
+    }
+    Ok(())
+}
+
+/// Memory of one replica of `service`: its instance type's (the cluster's default type when it
+/// names none), for the simulated `memory` metric.
+fn replica_memory(
+    cx: &Ctx,
+    d: &DeploymentRow,
+    cfg: &DeploymentConfig,
+    service: &str,
+) -> Result<f64> {
+    let wanted = cfg
+        .services
+        .get(service)
+        .and_then(|c| c.instance_type.clone());
+    let types = store::instance_types(cx.c, &d.cluster)?;
+    let t = types.iter().find(|t| match &wanted {
+        Some(name) => t.spec.name == *name,
+        None => t.spec.default,
+    });
+    Ok(
+        t.and_then(|t| bentocloud_api::settings::quantity_value(&t.spec.memory))
+            .unwrap_or(crate::autoscale::DEFAULT_REPLICA_MEMORY),
+    )
 }
 
 /// Keeps the serving revision at its desired count (replaces crashed replicas, after the crash

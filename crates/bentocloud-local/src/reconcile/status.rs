@@ -27,8 +27,19 @@ pub fn sync_due(d: &DeploymentRow, timing: &Timing, now: i64) -> bool {
 }
 
 /// What a status sync computes (see [`sync_status`]).
+///
+/// Outside a rollout, a `running` deployment with a replica starting (an autoscaler's
+/// scale-up, or a replica added back) syncs as `deploying`: the platform's ancestor reports
+/// `deploying` while any of the deployment's pods is pending, whatever made it (Yatai
+/// `services/deployment.go` `getStatusFromK8s`, API doc §4 and §10; there is no "scaling"
+/// status in the platform's list). `unhealthy` (a crash), `scaled-to-zero` (waking) and the
+/// others stand.
 pub fn synced_status(d: &DeploymentRow, reps: &[ReplicaRow]) -> DeploymentStatus {
     if d.phase != Phase::Rolling {
+        let scaling = reps.iter().any(|r| r.state == ReplicaState::Starting);
+        if d.status == DeploymentStatus::Running && scaling {
+            return DeploymentStatus::Deploying;
+        }
         return d.status;
     }
     let live = |state: ReplicaState| reps.iter().any(|r| r.state == state);

@@ -815,3 +815,253 @@ fn the_timeline_keeps_the_latest_samples_only() {
         Some(10_000 + (MAX_SAMPLES + extra) as i64 - 1)
     );
 }
+
+/// [`Simulated`] replicas with an endpoint load the test sets: `in_flight` for the policy-less
+/// autoscaler, the service load for a policy.
+#[derive(Default)]
+struct Loaded {
+    load: std::sync::Mutex<(Load, crate::autoscale::ServiceLoad)>,
+}
+
+impl Loaded {
+    fn set_qps(&self, qps: f64) {
+        self.load.lock().expect("lock").1.qps = qps;
+    }
+    fn set_in_flight(&self, n: usize) {
+        let mut l = self.load.lock().expect("lock");
+        l.0.in_flight = n;
+        l.0.peak = n;
+        l.0.window_peak = n;
+    }
+}
+
+impl Runtime for Loaded {
+    fn start(
+        &self,
+        d: &DeploymentRow,
+        r: &ReplicaRow,
+        b: &BentoRow,
+        e: &Environment,
+    ) -> Option<i64> {
+        Simulated.start(d, r, b, e)
+    }
+    fn ready(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+        Simulated.ready(r, b, now)
+    }
+    fn crashed(&self, r: &ReplicaRow, b: &BentoRow, now: i64) -> bool {
+        Simulated.crashed(r, b, now)
+    }
+    fn drained(&self, r: &ReplicaRow, now: i64, drain_ms: i64) -> bool {
+        Simulated.drained(r, now, drain_ms)
+    }
+    fn stop(&self, r: &ReplicaRow) {
+        Simulated.stop(r)
+    }
+    fn load(&self, _: i64, _: i64) -> Option<Load> {
+        Some(self.load.lock().expect("lock").0)
+    }
+    fn service_load(&self, _: i64, _: &str, _: i64) -> Option<crate::autoscale::ServiceLoad> {
+        Some(self.load.lock().expect("lock").1)
+    }
+}
+
+/// One `apiserver` between `min` and `max`, with `policy` as `scaling.policy`.
+fn policy_spec(min: i64, max: i64, policy: Option<serde_json::Value>) -> UpdateDeploymentRequest {
+    let mut u = spec("app:v1", "RollingUpdate", 1);
+    let svc = u.services.get_mut("apiserver").expect("service");
+    svc.scaling = Some(Scaling {
+        min_replicas: Some(min),
+        max_replicas: Some(max),
+        policy,
+    });
+    u
+}
+
+/// A world whose policies evaluate every second, with a running deployment `a` of
+/// `policy_spec(min, max, policy)` at t = 5 s.
+fn scaling_world(min: i64, max: i64, policy: Option<serde_json::Value>) -> (World, Loaded, i64) {
+    let mut w = world();
+    w.t.scale_eval_ms = 1_000;
+    w.bento("app:v1", Behaviour::default());
+    let id = w.create("a", policy_spec(min, max, policy), 0);
+    let rt = Loaded::default();
+    let d = w.run_on(&rt, id, 0, 5_000, |_, _| {});
+    assert_eq!((d.phase, d.status), (Phase::Complete, S::Running));
+    (w, rt, id)
+}
+
+fn scale_of(w: &World, id: i64) -> Option<i64> {
+    w.s.with(|c| store::scale_get(c, id, "apiserver"))
+        .expect("scale")
+}
+
+/// Runs from `from` to `to`; returns when (the first tick) the desired count became `n`.
+fn when_scale_is(w: &World, rt: &Loaded, id: i64, from: i64, to: i64, n: i64) -> Option<i64> {
+    let mut at = None;
+    let mut now = from;
+    while now <= to {
+        w.run_on(rt, id, now, now, |_, _| {});
+        if at.is_none() && scale_of(w, id) == Some(n) {
+            at = Some(now);
+        }
+        now += 50;
+    }
+    at
+}
+
+#[test]
+fn a_fast_qps_policy_scales_one_to_three_on_the_next_evaluation() {
+    use serde_json::json;
+    let (w, rt, id) = scaling_world(
+        1,
+        5,
+        Some(json!({"metrics": [{"type": "qps", "value": 10}], "scale_up_behavior": "fast"})),
+    );
+    // 30 requests/s on one replica, 10 each: 3 replicas, decided within one evaluation.
+    rt.set_qps(30.0);
+    let at = when_scale_is(&w, &rt, id, 5_050, 8_000, 3).expect("scaled to 3");
+    assert!(at <= 5_050 + 1_000, "scaled at {at}");
+    // The decision is on the timeline with the load that caused it.
+    let d = w.s.with(|c| store::deployment_by_id(c, id)).expect("d");
+    let tl =
+        w.s.with(|c| crate::timeline::read(c, &d, 8_000))
+            .expect("tl");
+    let e = tl.scaling.iter().find(|e| e.to == 3).expect("decision");
+    assert_eq!(
+        (e.from, e.metric.as_str(), e.measured, e.target),
+        (1, "qps", 30.0, 10.0)
+    );
+    // The replicas follow: three ready.
+    let d = w.run_on(&rt, id, 8_000, 10_000, |_, _| {});
+    let reps = w.s.with(|c| store::live_replicas(c, id)).expect("reps");
+    assert_eq!(ready_of(&reps, &d.serving_revision), 3);
+    // And the autoscaler changed nothing else: no scale history without a policy elsewhere.
+    assert_eq!(d.status, S::Running);
+}
+
+#[test]
+fn a_stable_policy_scales_up_only_after_its_window() {
+    use serde_json::json;
+    let (w, rt, id) = scaling_world(
+        1,
+        5,
+        Some(json!({"metrics": [{"type": "qps", "value": 10}],
+                    "scale_up_behavior": "stable", "scale_up_stabilization_window": 3})),
+    );
+    rt.set_qps(30.0);
+    // The first evaluation with the load is at most one period after it began; the window
+    // (3 s) must then have held before scaling.
+    let at = when_scale_is(&w, &rt, id, 5_050, 12_000, 3).expect("scaled to 3");
+    assert!(at >= 5_050 + 3_000, "scaled before the window: {at}");
+    assert!(at <= 5_050 + 1_000 + 3_000 + 50, "scaled late: {at}");
+}
+
+#[test]
+fn a_disabled_scale_down_keeps_its_replicas_and_bounds_hold() {
+    use serde_json::json;
+    let (w, rt, id) = scaling_world(
+        1,
+        4,
+        Some(json!({"metrics": [{"type": "qps", "value": 10}],
+                    "scale_up_behavior": "fast", "scale_down_behavior": "disabled"})),
+    );
+    // 1000 requests/s wants 100 replicas: max_replicas (4) bounds it.
+    rt.set_qps(1_000.0);
+    assert!(when_scale_is(&w, &rt, id, 5_050, 7_000, 4).is_some());
+    // Load gone: a disabled scale-down keeps the 4, evaluation after evaluation.
+    rt.set_qps(0.0);
+    w.run_on(&rt, id, 7_050, 20_000, |_, _| {});
+    assert_eq!(scale_of(&w, id), Some(4));
+}
+
+#[test]
+fn a_stable_scale_down_waits_its_window_and_stops_at_min_replicas() {
+    use serde_json::json;
+    let (w, rt, id) = scaling_world(
+        2,
+        5,
+        Some(json!({"metrics": [{"type": "qps", "value": 10}],
+                    "scale_up_behavior": "fast", "scale_down_stabilization_window": 4})),
+    );
+    rt.set_qps(50.0);
+    assert!(when_scale_is(&w, &rt, id, 5_050, 7_000, 5).is_some());
+    rt.set_qps(0.0);
+    let at = when_scale_is(&w, &rt, id, 7_050, 20_000, 2).expect("scaled down to min");
+    assert!(at >= 7_050 + 4_000, "scaled down before the window: {at}");
+}
+
+#[test]
+fn without_a_policy_scaling_is_on_in_flight_every_tick_as_before() {
+    let (w, rt, id) = scaling_world(1, 4, None);
+    // 12 in flight at a target of 4 per replica: 3 at once (no evaluation period).
+    rt.set_in_flight(12);
+    assert_eq!(when_scale_is(&w, &rt, id, 5_050, 5_050, 3), Some(5_050));
+    let history: i64 =
+        w.s.with(|c| c.query_row("SELECT COUNT(*) FROM scale_history", [], |r| r.get(0)))
+            .expect("count");
+    assert_eq!(history, 0, "no policy, no HPA history");
+    // The decision is recorded with the built-in metric.
+    let events =
+        w.s.with(|c| crate::autoscale::events(c, id, 0))
+            .expect("events");
+    assert_eq!(events.last().map(|e| e.metric.as_str()), Some("in_flight"));
+}
+
+#[test]
+fn a_scale_up_syncs_as_deploying_while_its_replica_starts() {
+    use serde_json::json;
+    let (mut w, rt, id) = scaling_world(
+        1,
+        5,
+        Some(json!({"metrics": [{"type": "qps", "value": 10}], "scale_up_behavior": "fast"})),
+    );
+    w.t.status_sync_ms = 0;
+    rt.set_qps(30.0);
+    let mut seen: Vec<S> = Vec::new();
+    w.run_on(&rt, id, 5_050, 10_000, |d, _| {
+        if seen.last() != Some(&d.reported_status) {
+            seen.push(d.reported_status);
+        }
+    });
+    // Yatai's getStatusFromK8s: a pending pod is `deploying` (API doc §10).
+    assert_eq!(seen, [S::Running, S::Deploying, S::Running], "{seen:?}");
+}
+
+#[test]
+fn the_api_refuses_what_the_platform_would() {
+    use serde_json::json;
+    let w = world();
+    w.bento("app:v1", Behaviour::default());
+    let caller = Caller {
+        principal: &w.p,
+        auto_register_bentos: false,
+    };
+    let create = |policy: serde_json::Value| {
+        let req = CreateDeploymentRequest {
+            name: Some("p".into()),
+            dev: false,
+            spec: policy_spec(1, 3, Some(policy)),
+        };
+        w.s.tx(|c| deployments::create(c, &caller, None, req, 0).map(|_| ()))
+    };
+    let e = create(json!({"metrics": [{"type": "latency", "value": 1}]})).expect_err("type");
+    assert!(matches!(e, crate::error::ApiError::BadRequest(_)), "{e:?}");
+    assert!(
+        e.message().contains("cpu, memory, gpu, qps, queue"),
+        "{}",
+        e.message()
+    );
+    let e = create(json!({"metrics": [{"type": "qps", "value": 5}], "scale_up_behavior": "slow"}))
+        .expect_err("behaviour");
+    assert!(
+        e.message().contains("disabled, stable, fast"),
+        "{}",
+        e.message()
+    );
+    assert!(create(json!({"metrics": [{"type": "memory", "value": "lots"}]})).is_err());
+    assert!(create(json!({"metrics": [{"type": "qps", "value": 5}],
+        "scale_down_stabilization_window": 4000}))
+    .is_err());
+    // A cpu target of 500 % may well be accepted by the platform: so it is here.
+    create(json!({"metrics": [{"type": "cpu", "value": 500}]})).expect("accepted");
+}
