@@ -74,6 +74,7 @@ macro_rules! tf_test_listed {
     };
 }
 
+mod autoscaling;
 mod background;
 mod bad_input;
 mod faults;
