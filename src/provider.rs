@@ -65,6 +65,8 @@ pub struct ProviderConfig {
     pub requests_per_second: Value<f64>,
     #[serde(default)]
     pub status_sync_period: Value<String>,
+    #[serde(default)]
+    pub default_labels: Value<crate::schema::StringMap>,
 }
 
 /// Environment fallback of `status_sync_period`.
@@ -121,6 +123,11 @@ pub fn provider_schema() -> Schema {
             attr(AttributeType::String, Optional, false,
                 "How long after a create or update BentoCloud may still report the previous revision's status (Go duration, e.g. `2m`, `90s`). BentoCloud reports one status per deployment and refreshes it after an update; a rollout wait trusts a `running` or `failed` only once the status has visibly moved to an in-progress one after the submit, or once this long has passed since the submit. Before that, an update's wait ends on the pods' evidence (every serving pod of the new revision, enough of them ready): this window decides only when the pods cannot be read. Default `2m` (the platform's periodic status sync runs every minute). Falls back to the `BENTOCLOUD_STATUS_SYNC_PERIOD` environment variable. For `bentocloud-local`, use its `timing.status_sync_ms` plus a second (`3s` by default)."),
         ),
+        (
+            "default_labels",
+            attr(crate::schema::str_map(), Optional, false,
+                "Labels every `bentocloud_deployment` of this provider gets, merged under its own `labels` (a key in both takes the resource's value), as the Google provider's `default_labels` and the AWS provider's `default_tags`. Each deployment shows the merged set as `terraform_labels`, and every label it has (these, its own, and any set elsewhere) as `effective_labels`; the `bentocloud_deployments` data source filters on them like any label. Changing them updates every deployment on the next apply; a label set elsewhere is never removed. Default: none."),
+        ),
     ]);
     flat_schema(attributes, "The BentoCloud provider manages ML-serving deployments on BentoCloud (BentoML's managed platform), or on `bentocloud-local`, the local control plane shipped with it.")
 }
@@ -153,6 +160,22 @@ pub fn validate_config(config: &ProviderConfig, diags: &mut Diagnostics) {
     if let Value::Value(c) = &config.cluster {
         if c.trim().is_empty() {
             diag::empty_provider_cluster(diags);
+        }
+    }
+    for (k, v) in config.default_labels.as_ref_option().into_iter().flatten() {
+        let value_rule = v.as_ref_option().map(|v| crate::rules::label_value(v));
+        for why in [
+            crate::rules::label_key(k).err(),
+            value_rule.and_then(Result::err),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            diags.error(
+                "Invalid default label",
+                why,
+                AttributePath::new("default_labels").key(k.clone()),
+            );
         }
     }
 }
@@ -348,6 +371,7 @@ impl Provider for BentoCloudProvider {
             default_cluster: settings.default_cluster,
             status_sync_period: settings.status_sync_period,
             snapshots,
+            default_labels: config.default_labels.clone(),
         });
         Some(())
     }

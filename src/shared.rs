@@ -25,6 +25,8 @@ pub struct Configured {
     pub status_sync_period: std::time::Duration,
     /// Refresh reads served from listings (see `crate::client::snapshot`).
     pub snapshots: crate::client::snapshot::Snapshots,
+    /// The provider's `default_labels` (null when unset; unknown until known).
+    pub default_labels: tf_provider::value::Value<crate::schema::StringMap>,
 }
 
 /// State shared by the provider, its resources and data sources.

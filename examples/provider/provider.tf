@@ -19,4 +19,9 @@ provider "bentocloud" {
   # for CI and the bentoml CLI.
   max_concurrent_requests = 16
   requests_per_second     = 50
+
+  # Labels every deployment of this provider gets, under its own `labels`.
+  default_labels = {
+    managed-by = "terraform"
+  }
 }

@@ -143,6 +143,7 @@ impl Operations for Deployments {
         proposed: DeploymentState,
     ) -> Option<DeploymentState> {
         let configured = self.shared.configured(diags)?;
+        let proposed = plan::with_default_labels(proposed, &configured.default_labels);
         let mut planned = plan::plan_create(&proposed, configured.default_cluster.as_deref());
         if planned.location.cluster.is_unknown() && proposed.location.cluster.is_null() {
             if let Some(c) = self.server_default_cluster(&configured.client).await {
@@ -164,9 +165,13 @@ impl Operations for Deployments {
     ) -> Option<(DeploymentState, Vec<AttributePath>)> {
         let prior = &proposal.prior;
         let last = model::last_apply(&proposal.private);
-        let (planned, replace) =
-            plan::plan_update(prior, &proposal.proposed, &proposal.config, last);
-        if let Some(configured) = self.shared.configured(diags) {
+        let configured = self.shared.configured(diags);
+        let defaults = configured
+            .as_ref()
+            .map_or(Value::Unknown, |c| c.default_labels.clone());
+        let proposed = plan::with_default_labels(proposal.proposed.clone(), &defaults);
+        let (planned, replace) = plan::plan_update(prior, &proposed, &proposal.config, last);
+        if let Some(configured) = configured {
             self.check_against_server(diags, &configured.client, &planned, Some(prior))
                 .await;
             self.warn_about_status(diags, &configured.client, prior, last)
@@ -336,7 +341,14 @@ impl Operations for Deployments {
                     },
                     ..Default::default()
                 };
-                Some((convert::state_from_server(&d, &prior, true), Private::Null))
+                // Every label is read into `effective_labels`; none is Terraform's yet
+                // (`labels` and `terraform_labels` null, as the Google provider imports them):
+                // the next plan adopts the configured ones, and sends nothing when the
+                // deployment already has them (`plan::needs_api_update`).
+                let mut state = convert::state_from_server(&d, &prior, true);
+                state.spec.labels = Value::Null;
+                state.label_sets.terraform_labels = Value::Null;
+                Some((state, Private::Null))
             }
             Ok(None) => {
                 diag::import_not_found(diags, &shown);

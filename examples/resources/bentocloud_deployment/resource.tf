@@ -7,6 +7,24 @@ resource "bentocloud_deployment" "sentiment" {
   max_replicas        = 6
   deployment_strategy = "RollingUpdate" # zero-downtime rollouts (the default)
 
+  # Autoscaling between min_replicas and max_replicas: add a replica per 20 requests a second,
+  # at once; remove them only after 5 minutes of lower load.
+  autoscaling_metrics = {
+    qps = "20"
+  }
+  scale_up_behavior               = "fast"
+  scale_down_behavior             = "stable"
+  scale_down_stabilization_window = 300
+
+  # Traffic: a request may run 60 s; a replica serves 8 at once, the rest queue.
+  traffic_timeout         = 60
+  traffic_max_concurrency = 8
+  traffic_external_queue  = true
+  # Any other `@bentoml.service` setting, as JSON (key order and spacing never make a diff).
+  config_overrides = jsonencode({
+    logging = { access = { enabled = false } }
+  })
+
   labels = {
     team = "nlp"
     env  = "prod"

@@ -14,12 +14,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value as Json;
 use tf_provider::value::Value;
 
-use super::model::{DeploymentState, Location, Reported, ServiceBlock, ServiceSettings, StringMap};
+use super::model::{
+    labels_after, Autoscaling, DeploymentState, JsonText, LabelSets, Location, Reported,
+    ServiceBlock, ServiceSettings, StringMap, TrafficSettings,
+};
 use crate::api::{
     CreateDeploymentRequest, Deployment, DeploymentConfig, EnvItem, LabelItem, ServiceConfig,
     UpdateDeploymentRequest,
 };
 use crate::rules::BentoTag;
+use crate::settings::{overrides_without_traffic, ScalingMetric, ScalingPolicy, Traffic};
 
 /// The entry service's name when nothing names it: the official client's fallback.
 pub const DEFAULT_ENTRY_SERVICE: &str = "apiserver";
@@ -139,17 +143,94 @@ fn bento_for_state(server_tag: Option<String>, prior: &Value<String>) -> Value<S
 }
 
 /// One service's settings as the server has them; unset scaling reads as the platform's
-/// defaults (min 1, max = max(min, 1)).
-fn settings_of(svc: &ServiceConfig) -> ServiceSettings {
+/// defaults (min 1, max = max(min, 1)). `prior` keeps the text of what means the same: a
+/// metric target written `"10"` and sent as `10`, `config_overrides` formatted otherwise.
+fn settings_of(svc: &ServiceConfig, prior: &ServiceSettings) -> ServiceSettings {
     let s = svc.scaling.clone().unwrap_or_default();
     let min = s.min_replicas.unwrap_or(1);
     let max = s.max_replicas.unwrap_or(min.max(1));
+    let policy = ScalingPolicy::of(s.policy.as_ref());
+    let traffic = Traffic::of(&svc.config_overrides);
     ServiceSettings {
         instance_type: opt_value(svc.instance_type.clone()),
         min_replicas: Value::Value(min),
         max_replicas: Value::Value(max),
         deployment_strategy: opt_value(svc.deployment_strategy.clone()),
+        autoscaling: Autoscaling {
+            autoscaling_metrics: metrics_for_state(&policy, &prior.autoscaling.autoscaling_metrics),
+            scale_up_behavior: opt_value(policy.scale_up_behavior),
+            scale_down_behavior: opt_value(policy.scale_down_behavior),
+            scale_up_stabilization_window: opt_value(policy.scale_up_stabilization_window),
+            scale_down_stabilization_window: opt_value(policy.scale_down_stabilization_window),
+        },
+        traffic: TrafficSettings {
+            cold_start_timeout: opt_value(svc.cold_start_timeout),
+            traffic_timeout: opt_value(traffic.timeout),
+            traffic_max_concurrency: opt_value(traffic.max_concurrency),
+            traffic_external_queue: opt_value(traffic.external_queue),
+            config_overrides: overrides_for_state(
+                &svc.config_overrides,
+                &prior.traffic.config_overrides,
+            ),
+        },
     }
+}
+
+/// `scaling.policy.metrics` as a map of type to target text; a target keeps the prior's text
+/// when it means the same value (`"10"` sent as the number 10).
+fn metrics_for_state(policy: &ScalingPolicy, prior: &Value<StringMap>) -> Value<StringMap> {
+    let prior_text = |kind: &str| {
+        prior
+            .as_ref_option()
+            .and_then(|m| m.get(kind))
+            .and_then(|v| v.as_ref_option())
+    };
+    let map: StringMap = policy
+        .metrics
+        .iter()
+        .flatten()
+        .map(|m| {
+            let text = match prior_text(&m.kind) {
+                Some(p) if ScalingMetric::from_text(&m.kind, p).value == m.value => p.clone(),
+                _ => m.value_text(),
+            };
+            (m.kind.clone(), Value::Value(text))
+        })
+        .collect();
+    normalise_map(map, prior)
+}
+
+/// `config_overrides` without the typed traffic keys, as JSON text: the prior's text when it
+/// is the same document, else the canonical form (keys sorted, no whitespace: what
+/// `jsonencode` writes).
+fn overrides_for_state(overrides: &Json, prior: &JsonText) -> JsonText {
+    let rest = overrides_without_traffic(overrides);
+    if let Value::Value(p) = &prior.0 {
+        if serde_json::from_str::<Json>(p).is_ok_and(|p| p == rest) {
+            return prior.clone();
+        }
+    }
+    JsonText(Value::Value(canonical_json(&rest)))
+}
+
+/// `v` as compact JSON with every object's keys sorted.
+pub fn canonical_json(v: &Json) -> String {
+    fn sorted(v: &Json) -> Json {
+        match v {
+            Json::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Json::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
+            }
+            Json::Array(a) => Json::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string(&sorted(v)).unwrap_or_else(|_| "{}".to_string())
 }
 
 fn opt_value<T>(o: Option<T>) -> Value<T> {
@@ -162,9 +243,10 @@ fn service_block_from(
     prior: Option<&ServiceBlock>,
 ) -> ServiceBlock {
     let prior_envs = prior.map(|p| p.envs.clone()).unwrap_or(Value::Null);
+    let prior_settings = prior.map(|p| p.settings.clone()).unwrap_or_default();
     ServiceBlock {
         name: Value::Value(name.to_string()),
-        settings: settings_of(svc),
+        settings: settings_of(svc, &prior_settings),
         envs: normalise_map(map_from_envs(&svc.envs), &prior_envs),
     }
 }
@@ -181,7 +263,18 @@ pub fn state_from_server(
     let mut s = prior.clone();
     s.location = location_of(d);
     s.reported = reported_from(d, &prior.reported);
-    s.spec.labels = normalise_map(map_from_labels(&d.meta.labels), &prior.spec.labels);
+    let on_server = map_from_labels(&d.meta.labels);
+    s.label_sets = LabelSets {
+        terraform_labels: only_keys_of(&on_server, managed_keys(prior)),
+        effective_labels: Value::Value(on_server.clone()),
+    };
+    // An import (and a data source) reads every label; a refresh only those configured, so a
+    // label set elsewhere is not drift (it shows in `effective_labels`).
+    s.spec.labels = if importing {
+        normalise_map(on_server, &prior.spec.labels)
+    } else {
+        only_keys_of(&on_server, &prior.spec.labels)
+    };
     if prior.settings.bento_managed_externally != Value::Value(true) || prior.spec.bento.is_null() {
         s.spec.bento = bento_for_state(d.bento_tag(), &prior.spec.bento);
     }
@@ -195,7 +288,7 @@ pub fn state_from_server(
 
     let entry = entry_service(d);
     match entry.as_ref().and_then(|e| config.services.get(e)) {
-        Some(svc) => s.spec.entry = settings_of(svc),
+        Some(svc) => s.spec.entry = settings_of(svc, &prior.spec.entry),
         // The main target's configuration has no settings for the entry service (created with
         // `services: {}` by the console, a script or a raw API body): the server reports none,
         // so state claims none (the plan then leaves them to the server, see
@@ -210,6 +303,29 @@ pub fn state_from_server(
     };
     s.spec.service = Value::Value(blocks);
     s
+}
+
+/// The labels Terraform managed in `prior`: its `terraform_labels`, or, in a state written
+/// before those existed, its `labels` (then Terraform owned every label it listed).
+pub fn managed_keys(prior: &DeploymentState) -> &Value<StringMap> {
+    match &prior.label_sets.terraform_labels {
+        Value::Value(_) => &prior.label_sets.terraform_labels,
+        _ => &prior.spec.labels,
+    }
+}
+
+/// The labels of `on_server` whose keys `keys` has (null stays null).
+fn only_keys_of(on_server: &StringMap, keys: &Value<StringMap>) -> Value<StringMap> {
+    match keys {
+        Value::Value(k) => Value::Value(
+            on_server
+                .iter()
+                .filter(|(key, _)| k.contains_key(*key))
+                .map(|(key, v)| (key.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
 }
 
 /// Where the server says the deployment is.
@@ -314,13 +430,67 @@ fn apply_service_settings(svc: &mut ServiceConfig, settings: &ServiceSettings) {
     if scaling.max_replicas.is_none() {
         scaling.max_replicas = Some(scaling.min_replicas.unwrap_or(1).max(1));
     }
+    scaling.policy = policy_over(scaling.policy.take(), &settings.autoscaling);
     svc.scaling = Some(scaling);
     if let Value::Value(st) = &settings.deployment_strategy {
         svc.deployment_strategy = Some(st.clone());
     }
+    let t = &settings.traffic;
+    if let Value::Value(n) = t.cold_start_timeout {
+        svc.cold_start_timeout = Some(n);
+    }
+    // The escape hatch replaces the free-form part; the typed traffic keys are then written
+    // over it: the server's unless configured (the JSON may not hold them, `plan::validate`).
+    if let Value::Value(text) = &t.config_overrides.0 {
+        if let Ok(mut rest) = serde_json::from_str::<Json>(text) {
+            Traffic::of(&svc.config_overrides).write_into(&mut rest);
+            svc.config_overrides = rest;
+        }
+    }
+    Traffic {
+        timeout: t.traffic_timeout.as_ref_option().copied(),
+        max_concurrency: t.traffic_max_concurrency.as_ref_option().copied(),
+        external_queue: t.traffic_external_queue.as_ref_option().copied(),
+    }
+    .write_into(&mut svc.config_overrides);
     if svc.config_overrides.is_null() {
         svc.config_overrides = Json::Object(Default::default());
     }
+}
+
+/// The server's `scaling.policy` with the known autoscaling settings written over it; left
+/// as it was (null included) when none is known. All five keys are sent, `null` when unset,
+/// as the official client sends `HPAPolicy`; keys neither side models are kept.
+fn policy_over(policy: Option<Json>, a: &Autoscaling) -> Option<Json> {
+    let any_known = a.autoscaling_metrics.is_value()
+        || a.scale_up_behavior.is_value()
+        || a.scale_down_behavior.is_value()
+        || a.scale_up_stabilization_window.is_value()
+        || a.scale_down_stabilization_window.is_value();
+    if !any_known {
+        return policy;
+    }
+    let mut p = ScalingPolicy::of(policy.as_ref());
+    if let Value::Value(m) = &a.autoscaling_metrics {
+        p.metrics = Some(
+            m.iter()
+                .filter_map(|(k, v)| v.as_ref_option().map(|v| ScalingMetric::from_text(k, v)))
+                .collect(),
+        );
+    }
+    if let Value::Value(b) = &a.scale_up_behavior {
+        p.scale_up_behavior = Some(b.clone());
+    }
+    if let Value::Value(b) = &a.scale_down_behavior {
+        p.scale_down_behavior = Some(b.clone());
+    }
+    if let Value::Value(w) = a.scale_up_stabilization_window {
+        p.scale_up_stabilization_window = Some(w);
+    }
+    if let Value::Value(w) = a.scale_down_stabilization_window {
+        p.scale_down_stabilization_window = Some(w);
+    }
+    Some(p.write_over(policy.as_ref()))
 }
 
 fn services_for(
@@ -355,7 +525,12 @@ pub fn create_request(planned: &DeploymentState, entry: &str) -> CreateDeploymen
                 .unwrap_or_default(),
             access_authorization: planned.spec.access_authorization == Value::Value(true),
             envs: Some(envs_from_map(&planned.spec.envs)),
-            labels: Some(labels_from_map(&planned.spec.labels)),
+            labels: Some(labels_from_map(
+                match &planned.label_sets.terraform_labels {
+                    Value::Value(_) => &planned.label_sets.terraform_labels,
+                    _ => &planned.spec.labels,
+                },
+            )),
             secrets: Some(secrets_from_set(&planned.spec.secrets)),
             services: services_for(planned, entry, &BTreeMap::new()),
             canary: None,
@@ -410,12 +585,28 @@ pub fn update_bento(
 /// `manifest.routing` as the official client does (`Deployment::canary`; §3.2, §10). The real
 /// API does not return `canary` inside `targets[].config`, so copying it from there would drop
 /// it.
+///
+/// Labels: the server's, minus those Terraform managed before (`managed_before`, see
+/// [`managed_keys`]) and no longer does, plus `terraform_labels`: a label set elsewhere is
+/// never removed.
 pub fn update_request(
     planned: &DeploymentState,
     server: &Deployment,
     entry: &str,
     resolved_bento: Option<&str>,
+    managed_before: &Value<StringMap>,
 ) -> UpdateDeploymentRequest {
+    let managed = match &planned.label_sets.terraform_labels {
+        Value::Value(_) => &planned.label_sets.terraform_labels,
+        _ => &planned.spec.labels,
+    };
+    let labels = labels_after(
+        &map_from_labels(&server.meta.labels),
+        managed_before,
+        managed,
+    )
+    .map(Value::Value)
+    .unwrap_or_else(|| planned.spec.labels.clone());
     let config: DeploymentConfig = server
         .main_target()
         .and_then(|t| t.config.clone())
@@ -424,8 +615,9 @@ pub fn update_request(
         bento: update_bento(planned, server, resolved_bento),
         access_authorization: planned.spec.access_authorization == Value::Value(true),
         envs: Some(envs_from_map(&planned.spec.envs)),
-        // Unlike the official client (which sends null = keep), Terraform owns the labels.
-        labels: Some(labels_from_map(&planned.spec.labels)),
+        // Unlike the official client (which sends null = keep), the labels are sent: the PUT
+        // replaces the whole configuration, and Terraform's must be there.
+        labels: Some(labels_from_map(&labels)),
         secrets: Some(secrets_from_set(&planned.spec.secrets)),
         services: services_for(planned, entry, &config.services),
         canary: server.canary(),

@@ -36,6 +36,70 @@ pub struct DeploymentState {
     pub settings: Settings,
     #[serde(flatten)]
     pub reported: Reported,
+    #[serde(flatten)]
+    pub label_sets: LabelSets,
+}
+
+/// The label sets besides `labels` (the configured ones), as the Google provider has them:
+/// `terraform_labels` = `labels` merged over the provider's `default_labels` (what Terraform
+/// manages), `effective_labels` = every label the deployment has, whoever set it. A label set
+/// elsewhere shows in `effective_labels` and is never removed; a managed one changed or removed
+/// elsewhere shows as drift of `labels`/`terraform_labels`. Resource only: the data sources
+/// show every label in `labels`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LabelSets {
+    pub terraform_labels: Value<StringMap>,
+    pub effective_labels: Value<StringMap>,
+}
+
+/// `labels` merged over `defaults` (a key in both takes `labels`' value); unknown when either
+/// is unknown or holds an unknown value.
+pub fn merged_labels(defaults: &Value<StringMap>, labels: &Value<StringMap>) -> Value<StringMap> {
+    let known = |m: &Value<StringMap>| match m {
+        Value::Value(m) if m.values().any(Value::is_unknown) => None,
+        Value::Value(m) => Some(m.clone()),
+        Value::Null => Some(StringMap::new()),
+        Value::Unknown => None,
+    };
+    match (known(defaults), known(labels)) {
+        (Some(mut d), Some(l)) => {
+            d.extend(l);
+            Value::Value(d)
+        }
+        _ => Value::Unknown,
+    }
+}
+
+/// The labels a deployment has after Terraform writes `managed` over `current` (the server's
+/// labels): keys Terraform managed before (`managed_before`) and no longer are removed, labels
+/// set elsewhere stay. `None` when `managed` is not known; null manages none.
+pub fn labels_after(
+    current: &StringMap,
+    managed_before: &Value<StringMap>,
+    managed: &Value<StringMap>,
+) -> Option<StringMap> {
+    let none = StringMap::new();
+    let managed = match managed {
+        Value::Value(m) => m,
+        Value::Null => &none,
+        Value::Unknown => return None,
+    };
+    if managed.values().any(Value::is_unknown) {
+        return None;
+    }
+    let mut out = current.clone();
+    for k in managed_before
+        .as_ref_option()
+        .into_iter()
+        .flat_map(|m| m.keys())
+    {
+        if !managed.contains_key(k) {
+            out.remove(k);
+        }
+    }
+    out.extend(managed.clone());
+    Some(out)
 }
 
 /// Where the deployment is: changing `name` or `cluster` replaces it.
@@ -123,12 +187,20 @@ impl Spec {
     pub fn restarts_replicas(&self, planned: &Spec, bento_managed_externally: bool) -> bool {
         fn unscaled(s: &Spec) -> Spec {
             let mut out = s.clone();
+            // The autoscaling policy goes with the bounds: it configures the platform's
+            // autoscaler (Yatai: the HPA object beside the pods), not the pods, so changing it
+            // replaces no replica. `Change::Scale`'s judge holds either way (it waits until no
+            // pod is pending or terminating), so a platform that did restart them is waited
+            // for too. Traffic settings and `config_overrides` are the bento's own
+            // configuration (BENTOML_CONFIG_OVERRIDES in the pods): they restart.
             out.entry.min_replicas = Value::Null;
             out.entry.max_replicas = Value::Null;
+            out.entry.autoscaling = Autoscaling::default();
             if let Value::Value(blocks) = &mut out.service {
                 for b in blocks.iter_mut() {
                     b.settings.min_replicas = Value::Null;
                     b.settings.max_replicas = Value::Null;
+                    b.settings.autoscaling = Autoscaling::default();
                 }
             }
             out
@@ -148,6 +220,13 @@ impl Spec {
 
 /// One service's settings: the entry service's (top-level attributes) and each `service`
 /// block's.
+///
+/// Every setting is a flat, optional+computed attribute (a setting left out keeps what the
+/// server has, whoever set it). Flat rather than nested: nested attributes crash Terraform
+/// 1.0.3 with tf-provider 0.2.2, and a block cannot be computed, so a policy set elsewhere could
+/// not be kept by a block. The names are the API's own (`scale_up_behavior`,
+/// `cold_start_timeout`, ...), prefixed where the API nests them (`autoscaling_metrics` for
+/// `scaling.policy.metrics`, `traffic_*` for `config_overrides.traffic.*`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServiceSettings {
@@ -155,6 +234,66 @@ pub struct ServiceSettings {
     pub min_replicas: Value<i64>,
     pub max_replicas: Value<i64>,
     pub deployment_strategy: Value<String>,
+    #[serde(flatten)]
+    pub autoscaling: Autoscaling,
+    #[serde(flatten)]
+    pub traffic: TrafficSettings,
+}
+
+/// The autoscaling policy (`scaling.policy`): what to scale on, and how fast.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Autoscaling {
+    /// Metric type → target value (`qps = "10"`, `memory = "2Gi"`).
+    pub autoscaling_metrics: Value<StringMap>,
+    pub scale_up_behavior: Value<String>,
+    pub scale_down_behavior: Value<String>,
+    pub scale_up_stabilization_window: Value<i64>,
+    pub scale_down_stabilization_window: Value<i64>,
+}
+
+/// Traffic settings: the cold-start timeout, `config_overrides.traffic`'s typed keys, and the
+/// rest of `config_overrides` as JSON text.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrafficSettings {
+    pub cold_start_timeout: Value<i64>,
+    pub traffic_timeout: Value<f64>,
+    pub traffic_max_concurrency: Value<i64>,
+    pub traffic_external_queue: Value<bool>,
+    pub config_overrides: JsonText,
+}
+
+/// A JSON document as text, equal to another that means the same (key order and whitespace
+/// aside): comparing specs never sees a reformatted `jsonencode` as a change.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JsonText(pub Value<String>);
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Value::Value(a), Value::Value(b)) => a == b || same_json(a, b),
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// Whether two texts are the same JSON document.
+pub fn same_json(a: &str, b: &str) -> bool {
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+impl JsonText {
+    pub fn is_null(&self) -> bool {
+        self.0.is_null()
+    }
 }
 
 impl ServiceSettings {
@@ -172,11 +311,44 @@ impl ServiceSettings {
             min_replicas,
             max_replicas,
             deployment_strategy,
+            autoscaling:
+                Autoscaling {
+                    autoscaling_metrics,
+                    scale_up_behavior,
+                    scale_down_behavior,
+                    scale_up_stabilization_window,
+                    scale_down_stabilization_window,
+                },
+            traffic:
+                TrafficSettings {
+                    cold_start_timeout,
+                    traffic_timeout,
+                    traffic_max_concurrency,
+                    traffic_external_queue,
+                    config_overrides,
+                },
         } = self;
+        let (pa, pt) = (&prior.autoscaling, &prior.traffic);
         keep(instance_type, &prior.instance_type);
         keep(min_replicas, &prior.min_replicas);
         keep(max_replicas, &prior.max_replicas);
         keep(deployment_strategy, &prior.deployment_strategy);
+        keep(autoscaling_metrics, &pa.autoscaling_metrics);
+        keep(scale_up_behavior, &pa.scale_up_behavior);
+        keep(scale_down_behavior, &pa.scale_down_behavior);
+        keep(
+            scale_up_stabilization_window,
+            &pa.scale_up_stabilization_window,
+        );
+        keep(
+            scale_down_stabilization_window,
+            &pa.scale_down_stabilization_window,
+        );
+        keep(cold_start_timeout, &pt.cold_start_timeout);
+        keep(traffic_timeout, &pt.traffic_timeout);
+        keep(traffic_max_concurrency, &pt.traffic_max_concurrency);
+        keep(traffic_external_queue, &pt.traffic_external_queue);
+        keep(&mut config_overrides.0, &pt.config_overrides.0);
     }
 }
 
@@ -378,7 +550,7 @@ pub fn deployment_attributes(
         ("cluster", Str, c("cluster"), "Cluster to deploy to. Default: the provider's `cluster`, else the organisation's default cluster. Changing it replaces the deployment.", "Cluster of the deployment. Reading one deployment without it: the provider's `cluster`, else the organisation's default cluster."),
         ("bento", Str, c("bento"), "Bento to serve, as `repository:version` (e.g. `iris_classifier:v2`); `repository` alone (or `repository:latest`) means its newest version, resolved when the deployment is created or `bento` changes; other changes keep the running version, so a newer push is not picked up until `bento` changes (see `deployed_bento`). Changing it triggers a rollout using `deployment_strategy` (a rolling update by default, with zero downtime).", "Bento of the deployment's latest revision, as `repository:version` (e.g. `iris_classifier:v2`)."),
         ("access_authorization", Bool, c("access_authorization"), "Whether the endpoint requires an API token. Default `false` (public endpoint).", "Whether the endpoint requires an API token (`false`: a public endpoint)."),
-        ("labels", str_map(), c("labels"), "Labels of the deployment (`key = value`). Keys use letters, digits, `-`, `_`, `.` and an optional DNS prefix (`example.com/team`). Default: none. Usable as a filter in `bentocloud_deployments`.", "Labels of the deployment (`key = value`); an empty map when it has none."),
+        ("labels", str_map(), c("labels"), "Labels of the deployment (`key = value`), merged over the provider's `default_labels` (see `terraform_labels`). Keys use letters, digits, `-`, `_`, `.` and an optional DNS prefix (`example.com/team`). Default: none. Usable as a filter in `bentocloud_deployments`. Only the labels configured here are Terraform's: labels set elsewhere stay (see `effective_labels`); a configured one changed or removed elsewhere is drift, put back by the next apply.", "Labels of the deployment (`key = value`); an empty map when it has none."),
         ("envs", str_map(), c("envs"), "Environment variables for every service (`NAME = value`). Values are shown in plans: put secret values in BentoCloud secrets and reference them with `secrets`. Default: none. Changing them triggers a rollout.", "Environment variables of every service (`NAME = value`), as BentoCloud returns them; an empty map when there are none. Secret values are not among them: see `secrets`."),
         ("secrets", AttributeType::Set(Box::new(Str)), c("secrets"), "Names of BentoCloud secrets (organisation secrets) mounted into every service. Only names are stored; secret values never enter Terraform state. Default: none.", "Names of the BentoCloud secrets mounted into every service (names only, never values); empty when there are none."),
         ("instance_type", Str, c("instance_type"), "Instance type of the entry service (e.g. `cpu.2`, `gpu.l4.1`; list them with `bentoml deployment list-instance-types`). Default: the cluster's default instance type, chosen by BentoCloud. Changing it triggers a rollout.", "Instance type of the entry service (e.g. `cpu.2`, `gpu.l4.1`; see the `bentocloud_instance_types` data source); null when BentoCloud chose the cluster's default and does not say which."),
@@ -393,12 +565,40 @@ pub fn deployment_attributes(
         ("updated_at", Str, AttributeConstraint::Computed, "Last update time (RFC 3339).", "Last update time (RFC 3339)."),
         ("creator", Str, AttributeConstraint::Computed, "Name of the user who created the deployment.", "Name of the user who created the deployment."),
     ];
-    rows.into_iter()
+    let mut out: HashMap<String, Attribute> = rows
+        .into_iter()
         .map(|(name, t, constraint, resource, data)| {
             let description = if reads { data } else { resource };
             (name.to_string(), a(t, constraint, description))
         })
-        .collect()
+        .collect();
+    for (name, t, resource, data) in policy_and_traffic_rows("the entry service") {
+        let description = if reads { data } else { resource };
+        out.insert(name.to_string(), a(t, c(name), &description));
+    }
+    out
+}
+
+/// The autoscaling and traffic settings of one service (`whose`: "the entry service" at the
+/// top level, "this service" in a `service` block): (name, type, the resource's description,
+/// the data sources' description).
+fn policy_and_traffic_rows(whose: &str) -> Vec<(&'static str, AttributeType, String, String)> {
+    use crate::settings::{METRIC_TYPES, SCALE_BEHAVIORS};
+    use AttributeType::{Bool, Number, String as Str};
+    let metrics = METRIC_TYPES.map(|m| format!("`{m}`")).join(", ");
+    let behaviors = SCALE_BEHAVIORS.map(|m| format!("`{m}`")).join(", ");
+    vec![
+        ("autoscaling_metrics", str_map(), format!("Metrics the autoscaler of {whose} scales on, between `min_replicas` and `max_replicas`: metric type to target value per replica. Types: {metrics} (`cpu`/`gpu`: utilisation in percent, e.g. `\"80\"`; `qps`: requests per second, `queue`: requests in flight or waiting, both whole numbers; `memory`: a quantity such as `\"2Gi\"`). Sent as `scaling.policy.metrics`. `{{}}` removes every metric."), format!("Metrics the autoscaler of {whose} scales on (`scaling.policy.metrics`): metric type to target value; null when none are set.")),
+        ("scale_up_behavior", Str, format!("How {whose} scales up: {behaviors} (`disabled`: never adds replicas on load; `fast`: on the next evaluation; `stable`: only once the need has lasted `scale_up_stabilization_window`)."), format!("How {whose} scales up ({behaviors}); null when the policy sets none.")),
+        ("scale_down_behavior", Str, format!("How {whose} scales down: {behaviors} (`disabled`: keeps its replicas when load drops; `fast`: on the next evaluation; `stable`: only once the lower need has lasted `scale_down_stabilization_window`)."), format!("How {whose} scales down ({behaviors}); null when the policy sets none.")),
+        ("scale_up_stabilization_window", Number, format!("Seconds the need for more replicas of {whose} must last before a `stable` scale-up (0 to 3600)."), format!("Scale-up stabilization window of {whose} in seconds; null when unset.")),
+        ("scale_down_stabilization_window", Number, format!("Seconds the need for fewer replicas of {whose} must last before a `stable` scale-down (0 to 3600)."), format!("Scale-down stabilization window of {whose} in seconds; null when unset.")),
+        ("cold_start_timeout", Number, format!("Seconds a request waits for {whose} to wake from zero replicas (`min_replicas = 0`) before it is refused. Changing it triggers a rollout."), format!("Seconds a request waits for {whose} to wake from zero replicas; null when unset.")),
+        ("traffic_timeout", Number, format!("Seconds a request to {whose} may run before it is answered with a timeout (`config_overrides.traffic.timeout`, the `@bentoml.service(traffic={{\"timeout\": ...}})` setting). Changing it triggers a rollout."), format!("Request timeout of {whose} in seconds (`config_overrides.traffic.timeout`); null when unset.")),
+        ("traffic_max_concurrency", Number, format!("Requests one replica of {whose} serves at once (`config_overrides.traffic.max_concurrency`); more wait in the external queue when `traffic_external_queue` is on, else are refused. Changing it triggers a rollout."), format!("Requests one replica of {whose} serves at once; null when unset.")),
+        ("traffic_external_queue", Bool, format!("Whether requests to {whose} beyond `traffic_max_concurrency` wait in a queue in front of the replicas (`config_overrides.traffic.external_queue`) instead of being refused. Changing it triggers a rollout."), format!("Whether requests to {whose} beyond its concurrency wait in a queue; null when unset.")),
+        ("config_overrides", Str, format!("The rest of {whose}'s `@bentoml.service` configuration overrides, as a JSON object (write `jsonencode({{...}})`), e.g. `jsonencode({{ resources = {{ gpu = 1 }} }})`. The typed `traffic_*` settings own `traffic.timeout`, `traffic.max_concurrency` and `traffic.external_queue`: set those there, not here. Compared as JSON, so key order and whitespace never make a change. `\"{{}}\"` clears it. Changing it triggers a rollout."), format!("The rest of {whose}'s configuration overrides as JSON (without the `traffic` keys shown by the `traffic_*` attributes); `{{}}` when none.")),
+    ]
 }
 
 /// The `service` block (the data sources show it as a list of objects of the same attributes).
@@ -414,7 +614,14 @@ pub fn service_block_schema() -> Block {
             ("max_replicas", a(Number, OptionalComputed, "Most replicas of this service. Default: `min_replicas`, and at least `1`.")),
             ("deployment_strategy", a(Str, OptionalComputed, "Rollout strategy of this service. Default `RollingUpdate`.")),
             ("envs", a(str_map(), Optional, "Environment variables of this service only; they override the deployment's `envs`. Default: none.")),
-        ]),
+        ])
+        .into_iter()
+        .chain(
+            policy_and_traffic_rows("this service")
+                .into_iter()
+                .map(|(name, t, d, _)| (name.to_string(), a(t, OptionalComputed, &d))),
+        )
+        .collect(),
         blocks: HashMap::new(),
         description: Description::markdown("Settings of one more service of a multi-service bento (repeat the block per service)."),
         deprecated: false,
@@ -460,6 +667,16 @@ pub fn resource_schema() -> Schema {
         "min_replicas",
         "max_replicas",
         "deployment_strategy",
+        "autoscaling_metrics",
+        "scale_up_behavior",
+        "scale_down_behavior",
+        "scale_up_stabilization_window",
+        "scale_down_stabilization_window",
+        "cold_start_timeout",
+        "traffic_timeout",
+        "traffic_max_concurrency",
+        "traffic_external_queue",
+        "config_overrides",
     ] {
         if let Some(attr) = attributes.get_mut(k) {
             attr.description.content.push_str(KEPT_WHEN_REMOVED);
@@ -474,6 +691,14 @@ pub fn resource_schema() -> Schema {
         let d = format!("{d}{RESET_WHEN_REMOVED}");
         attributes.insert(k.to_string(), a(AttributeType::Bool, OptionalComputed, &d));
     }
+    attributes.insert(
+        "terraform_labels".to_string(),
+        a(str_map(), AttributeConstraint::Computed, "`labels` merged over the provider's `default_labels` (a key in both takes `labels`' value): every label Terraform manages on this deployment."),
+    );
+    attributes.insert(
+        "effective_labels".to_string(),
+        a(str_map(), AttributeConstraint::Computed, "Every label the deployment has, including labels set elsewhere (the console, `bentoml`, scripts). Terraform never removes a label it did not set."),
+    );
     attributes.insert(
         "redeploy_triggers".to_string(),
         a(str_map(), Optional, "Arbitrary values; when any of them changes (a key added, removed or changed), apply redeploys the deployment without a spec change (`PUT /api/v2/deployments/{name}/void_update`: a new revision of the same configuration, rolled out and waited for like any other). Use it to make a rotated secret reach running replicas, which BentoCloud does not do by itself: `redeploy_triggers = { db = bentocloud_secret.db.version }`. Not sent to BentoCloud. Default: none."),
@@ -521,20 +746,10 @@ pub(crate) fn one_attribute_changes(spec: &Spec) -> Vec<(String, Spec)> {
         labels: Value::Value(StringMap::from([("changed".to_string(), s("yes"))])),
         envs: Value::Value(StringMap::from([("CHANGED".to_string(), s("yes"))])),
         secrets: Value::Value(BTreeSet::from([s("changed-secret")])),
-        entry: ServiceSettings {
-            instance_type: s("gpu.changed"),
-            min_replicas: Value::Value(7),
-            max_replicas: Value::Value(9),
-            deployment_strategy: s("RampedSlowRollout"),
-        },
+        entry: changed_settings(),
         service: Value::Value(vec![ServiceBlock {
             name: s("Changed"),
-            settings: ServiceSettings {
-                instance_type: s("gpu.changed"),
-                min_replicas: Value::Value(7),
-                max_replicas: Value::Value(9),
-                deployment_strategy: s("RampedSlowRollout"),
-            },
+            settings: changed_settings(),
             envs: Value::Null,
         }]),
     };
@@ -550,6 +765,32 @@ pub(crate) fn one_attribute_changes(spec: &Spec) -> Vec<(String, Spec)> {
     }
     assert_eq!(out.len(), alt.as_object().map_or(0, |o| o.len()));
     out
+}
+
+/// A service's settings with every one set (a value no test fixture uses).
+#[cfg(test)]
+pub(crate) fn changed_settings() -> ServiceSettings {
+    let s = |x: &str| Value::Value(x.to_string());
+    ServiceSettings {
+        instance_type: s("gpu.changed"),
+        min_replicas: Value::Value(7),
+        max_replicas: Value::Value(9),
+        deployment_strategy: s("RampedSlowRollout"),
+        autoscaling: Autoscaling {
+            autoscaling_metrics: Value::Value(StringMap::from([("qps".to_string(), s("77"))])),
+            scale_up_behavior: s("fast"),
+            scale_down_behavior: s("disabled"),
+            scale_up_stabilization_window: Value::Value(17),
+            scale_down_stabilization_window: Value::Value(717),
+        },
+        traffic: TrafficSettings {
+            cold_start_timeout: Value::Value(77),
+            traffic_timeout: Value::Value(7.5),
+            traffic_max_concurrency: Value::Value(77),
+            traffic_external_queue: Value::Value(true),
+            config_overrides: JsonText(s(r#"{"changed":true}"#)),
+        },
+    }
 }
 
 #[cfg(test)]

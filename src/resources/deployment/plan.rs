@@ -8,13 +8,15 @@ use std::collections::BTreeSet;
 use tf_provider::value::Value;
 use tf_provider::AttributePath;
 
+use super::convert::managed_keys;
 use super::model::{
-    DeploymentState, LastApply, Location, Reported, ServiceBlock, ServiceSettings, Spec, StringMap,
-    Timeouts, DEFAULT_STRATEGY,
+    labels_after, merged_labels, Autoscaling, DeploymentState, LastApply, Location, Reported,
+    ServiceBlock, ServiceSettings, Spec, StringMap, Timeouts, TrafficSettings, DEFAULT_STRATEGY,
 };
 use crate::api::DeploymentStatus;
 use crate::diag::Problem;
 use crate::rules;
+use crate::settings;
 
 /// A check of one string: `Err` carries what is wrong and the fix.
 type Rule = fn(&str) -> Result<(), String>;
@@ -152,6 +154,123 @@ fn check_settings(
 ) {
     check_scaling(&s.min_replicas, &s.max_replicas, &path, out);
     check_strategy(&s.deployment_strategy, path("deployment_strategy"), out);
+    check_autoscaling(&s.autoscaling, &path, out);
+    check_traffic(&s.traffic, &path, out);
+}
+
+fn check_autoscaling(
+    a: &Autoscaling,
+    path: impl Fn(&'static str) -> AttributePath,
+    out: &mut Vec<Problem>,
+) {
+    if let Value::Value(metrics) = &a.autoscaling_metrics {
+        for (kind, target) in metrics {
+            let at = path("autoscaling_metrics").key(kind.clone());
+            if let Err(why) = settings::metric_type(kind) {
+                out.push(problem(at, "Invalid autoscaling metric", why));
+            } else if let Value::Value(t) = target {
+                if let Err(why) = settings::metric_value(kind, t) {
+                    out.push(problem(at, "Invalid autoscaling target", why));
+                }
+            }
+        }
+    }
+    for (name, v) in [
+        ("scale_up_behavior", &a.scale_up_behavior),
+        ("scale_down_behavior", &a.scale_down_behavior),
+    ] {
+        if let Value::Value(b) = v {
+            if let Err(why) = settings::scale_behavior(b) {
+                out.push(problem(path(name), &format!("Invalid {name}"), why));
+            }
+        }
+    }
+    for (name, v) in [
+        (
+            "scale_up_stabilization_window",
+            &a.scale_up_stabilization_window,
+        ),
+        (
+            "scale_down_stabilization_window",
+            &a.scale_down_stabilization_window,
+        ),
+    ] {
+        if let Value::Value(w) = v {
+            if let Err(why) = settings::stabilization_window(name, *w) {
+                out.push(problem(path(name), &format!("Invalid {name}"), why));
+            }
+        }
+    }
+}
+
+fn check_traffic(
+    t: &TrafficSettings,
+    path: impl Fn(&'static str) -> AttributePath,
+    out: &mut Vec<Problem>,
+) {
+    if let Value::Value(n) = t.cold_start_timeout {
+        if n < 1 {
+            out.push(problem(
+                path("cold_start_timeout"),
+                "Invalid cold_start_timeout",
+                format!(
+                    "cold_start_timeout is {n}: it is a number of seconds, at least 1 (e.g. 900)"
+                ),
+            ));
+        }
+    }
+    if let Value::Value(n) = t.traffic_timeout {
+        if !(n > 0.0 && n.is_finite()) {
+            out.push(problem(
+                path("traffic_timeout"),
+                "Invalid traffic_timeout",
+                format!(
+                    "traffic_timeout is {n}: it is a number of seconds greater than 0 (e.g. 60)"
+                ),
+            ));
+        }
+    }
+    if let Value::Value(n) = t.traffic_max_concurrency {
+        if n < 1 {
+            out.push(problem(
+                path("traffic_max_concurrency"),
+                "Invalid traffic_max_concurrency",
+                format!(
+                    "traffic_max_concurrency is {n}: a replica serves at least 1 request at once"
+                ),
+            ));
+        }
+    }
+    if let Value::Value(text) = &t.config_overrides.0 {
+        if let Err(why) = overrides_rule(text) {
+            out.push(problem(
+                path("config_overrides"),
+                "Invalid config_overrides",
+                why,
+            ));
+        }
+    }
+}
+
+/// `config_overrides` is a JSON object without the keys the typed settings own.
+fn overrides_rule(text: &str) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        format!("config_overrides is not JSON ({e}): write it with jsonencode({{ ... }})")
+    })?;
+    let Some(o) = v.as_object() else {
+        return Err(
+            "config_overrides must be a JSON object, e.g. jsonencode({ resources = { gpu = 1 } })"
+                .into(),
+        );
+    };
+    if let Some(t) = o.get("traffic").and_then(|t| t.as_object()) {
+        for k in settings::TRAFFIC_KEYS {
+            if t.contains_key(k) {
+                return Err(format!("config_overrides sets traffic.{k}: set it with the `traffic_{k}` attribute instead, which Terraform reads back and keeps"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check_service_blocks(services: &[ServiceBlock], out: &mut Vec<Problem>) {
@@ -250,6 +369,43 @@ fn default_settings(svc: &mut ServiceSettings) {
     if svc.instance_type.is_null() {
         svc.instance_type = Value::Unknown;
     }
+    unknown_where_unset_policy(svc);
+}
+
+/// The autoscaling and traffic settings left null become unknown: the closed server may fill
+/// defaults of its own (the API doc is silent on whether it does), and a null planned then a
+/// value read back is an inconsistent result. Known after apply either way.
+fn unknown_where_unset_policy(svc: &mut ServiceSettings) {
+    let Autoscaling {
+        autoscaling_metrics,
+        scale_up_behavior,
+        scale_down_behavior,
+        scale_up_stabilization_window,
+        scale_down_stabilization_window,
+    } = &mut svc.autoscaling;
+    let TrafficSettings {
+        cold_start_timeout,
+        traffic_timeout,
+        traffic_max_concurrency,
+        traffic_external_queue,
+        config_overrides,
+    } = &mut svc.traffic;
+    unknown_if_null(autoscaling_metrics);
+    unknown_if_null(scale_up_behavior);
+    unknown_if_null(scale_down_behavior);
+    unknown_if_null(scale_up_stabilization_window);
+    unknown_if_null(scale_down_stabilization_window);
+    unknown_if_null(cold_start_timeout);
+    unknown_if_null(traffic_timeout);
+    unknown_if_null(traffic_max_concurrency);
+    unknown_if_null(traffic_external_queue);
+    unknown_if_null(&mut config_overrides.0);
+}
+
+fn unknown_if_null<T>(v: &mut Value<T>) {
+    if v.is_null() {
+        *v = Value::Unknown;
+    }
 }
 
 fn default_flags(s: &mut DeploymentState) {
@@ -294,6 +450,16 @@ fn reset_unset_settings(planned: &mut DeploymentState, config: &DeploymentState)
     }
 }
 
+/// Terraform's proposed state with `terraform_labels`: its `labels` merged over the provider's
+/// `default_labels`. The plan functions take a proposal this made.
+pub fn with_default_labels(
+    mut proposed: DeploymentState,
+    defaults: &Value<StringMap>,
+) -> DeploymentState {
+    proposed.label_sets.terraform_labels = merged_labels(defaults, &proposed.spec.labels);
+    proposed
+}
+
 /// Planned state of a new deployment.
 pub fn plan_create(proposed: &DeploymentState, default_cluster: Option<&str>) -> DeploymentState {
     let mut p = proposed.clone();
@@ -314,6 +480,7 @@ pub fn plan_create(proposed: &DeploymentState, default_cluster: Option<&str>) ->
         _ => Value::Unknown,
     };
     p.reported = Reported::unknown();
+    p.label_sets.effective_labels = Value::Unknown;
     p
 }
 
@@ -337,9 +504,29 @@ pub fn changed_since_plan(prior: &DeploymentState, server: &DeploymentState) -> 
     prior.spec.differing_attributes(&server.spec, external)
 }
 
+/// Labels count by what the deployment would end up with: `labels` and `terraform_labels`
+/// changing while every label is already on the server (an import adopting them, a key moved
+/// between `labels` and `default_labels`) sends nothing.
 pub fn needs_api_update(prior: &DeploymentState, planned: &DeploymentState) -> bool {
     let external = planned.settings.bento_managed_externally == Value::Value(true);
-    prior.spec.differs(&planned.spec, external)
+    let without_labels = |s: &Spec| Spec {
+        labels: Value::Null,
+        ..s.clone()
+    };
+    let labels_change = match &prior.label_sets.effective_labels {
+        Value::Value(current) => labels_after(current, managed_keys(prior), managed_now(planned))
+            .is_none_or(|after| after != *current),
+        _ => prior.spec.labels != planned.spec.labels,
+    };
+    labels_change || without_labels(&prior.spec).differs(&without_labels(&planned.spec), external)
+}
+
+/// The labels `planned` manages: its `terraform_labels`, or `labels` when those are not set.
+fn managed_now(planned: &DeploymentState) -> &Value<StringMap> {
+    match &planned.label_sets.terraform_labels {
+        Value::Null => &planned.spec.labels,
+        tf => tf,
+    }
 }
 
 fn status_of(prior: &DeploymentState) -> Option<DeploymentStatus> {
@@ -386,21 +573,20 @@ pub fn put_needed(prior: &DeploymentState, planned: &DeploymentState, last: Last
 /// defaults to, scaling `{1, 1}`): planning null and then reading a value back is what
 /// Terraform reports as "Provider produced inconsistent result after apply".
 fn unknown_where_unset(planned: &mut ServiceSettings) {
+    unknown_where_unset_policy(planned);
     let ServiceSettings {
         instance_type,
         min_replicas,
         max_replicas,
         deployment_strategy,
+        autoscaling: _,
+        traffic: _,
     } = planned;
     for v in [instance_type, deployment_strategy] {
-        if v.is_null() {
-            *v = Value::Unknown;
-        }
+        unknown_if_null(v);
     }
     for v in [min_replicas, max_replicas] {
-        if v.is_null() {
-            *v = Value::Unknown;
-        }
+        unknown_if_null(v);
     }
 }
 
@@ -483,6 +669,9 @@ pub fn plan_update(
         } else {
             Reported::unknown()
         };
+    }
+    if put || !replace.is_empty() {
+        p.label_sets.effective_labels = Value::Unknown;
     }
     (p, replace)
 }

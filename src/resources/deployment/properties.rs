@@ -23,8 +23,11 @@ use serde_json::{json, Value as Json};
 use tf_provider::value::Value;
 
 use super::convert::{entry_service, state_from_server, update_request};
-use super::model::{DeploymentState, LastApply, ServiceBlock, ServiceSettings, Settings};
-use super::plan::{plan_update, put_needed};
+use super::model::{
+    Autoscaling, DeploymentState, JsonText, LastApply, ServiceBlock, ServiceSettings, Settings,
+    StringMap, TrafficSettings,
+};
+use super::plan::{plan_update, put_needed, with_default_labels};
 use crate::api::{Deployment, EnvItem, LabelItem, Scaling, ServiceConfig};
 
 const ENTRY: &str = "MyService";
@@ -197,19 +200,52 @@ fn gen_settings() -> impl Strategy<Value = ServiceSettings> {
         gen_opt(0i64..4),
         gen_opt(1i64..4),
         gen_opt(proptest::sample::select(&STRATEGIES[..])),
+        (
+            gen_opt(proptest::sample::select(&["qps", "cpu", "memory"][..])),
+            gen_opt(proptest::sample::select(
+                &crate::settings::SCALE_BEHAVIORS[..],
+            )),
+            gen_opt(0i64..600),
+            gen_opt(1i64..120),
+            gen_opt(any::<bool>()),
+            gen_opt(proptest::sample::select(
+                &[
+                    r#"{}"#,
+                    r#"{"resources": {"gpu": 1}}"#,
+                    r#"{"traffic":{"concurrency":4}}"#,
+                ][..],
+            )),
+        ),
     )
-        .prop_map(|(it, min, max, st)| {
-            let (min, max) = match (min, max) {
-                (Some(a), Some(b)) if a > b => (Some(b), Some(a)),
-                x => x,
-            };
-            ServiceSettings {
-                instance_type: opt(it.map(str::to_string)),
-                min_replicas: opt(min),
-                max_replicas: opt(max),
-                deployment_strategy: opt(st.map(str::to_string)),
-            }
-        })
+        .prop_map(
+            |(it, min, max, st, (metric, behavior, window, timeout, queue, overrides))| {
+                let (min, max) = match (min, max) {
+                    (Some(a), Some(b)) if a > b => (Some(b), Some(a)),
+                    x => x,
+                };
+                let target = |m: &str| if m == "memory" { "2Gi" } else { "10" };
+                ServiceSettings {
+                    instance_type: opt(it.map(str::to_string)),
+                    min_replicas: opt(min),
+                    max_replicas: opt(max),
+                    deployment_strategy: opt(st.map(str::to_string)),
+                    autoscaling: Autoscaling {
+                        autoscaling_metrics: opt(metric.map(|m| {
+                            StringMap::from([(m.to_string(), Value::Value(target(m).to_string()))])
+                        })),
+                        scale_up_behavior: opt(behavior.map(str::to_string)),
+                        scale_down_stabilization_window: opt(window),
+                        ..Default::default()
+                    },
+                    traffic: TrafficSettings {
+                        traffic_timeout: opt(timeout.map(|t| t as f64)),
+                        traffic_external_queue: opt(queue),
+                        config_overrides: JsonText(opt(overrides.map(str::to_string))),
+                        ..Default::default()
+                    },
+                }
+            },
+        )
 }
 
 fn opt<T>(o: Option<T>) -> Value<T> {
@@ -293,17 +329,16 @@ fn proposed(prior: &DeploymentState, config: &DeploymentState) -> DeploymentStat
             config.clone()
         }
     }
+    // Every service setting is optional+computed: `fill_from` is `pick` for each.
     fn settings(c: &ServiceSettings, p: &ServiceSettings) -> ServiceSettings {
-        ServiceSettings {
-            instance_type: pick(&c.instance_type, &p.instance_type),
-            min_replicas: pick(&c.min_replicas, &p.min_replicas),
-            max_replicas: pick(&c.max_replicas, &p.max_replicas),
-            deployment_strategy: pick(&c.deployment_strategy, &p.deployment_strategy),
-        }
+        let mut out = c.clone();
+        out.fill_from(p);
+        out
     }
     let mut s = config.clone();
     s.location = prior.location.clone();
     s.reported = prior.reported.clone();
+    s.label_sets = prior.label_sets.clone();
     s.spec.access_authorization = pick(
         &config.spec.access_authorization,
         &prior.spec.access_authorization,
@@ -433,7 +468,17 @@ proptest! {
         config in gen_config(),
         fills in any::<bool>(),
         failed_before in any::<bool>(),
+        defaults in proptest::option::of(proptest::collection::btree_map(
+            proptest::sample::select(&["team", "env", "a"][..]),
+            proptest::sample::select(&["ml", "prod", "a"][..]),
+            0..3,
+        )),
     ) {
+        let defaults: Value<StringMap> = opt(defaults.map(|m| {
+            m.into_iter()
+                .map(|(k, v)| (k.to_string(), Value::Value(v.to_string())))
+                .collect()
+        }));
         let d = doc.deployment();
         // The prior: imported, or refreshed under an earlier configuration.
         let seed = match &earlier {
@@ -456,23 +501,53 @@ proptest! {
         let prior = state_from_server(&d, &seed, earlier.is_none());
         let config = config.state("demo");
         let last = if failed_before { LastApply::Failed } else { LastApply::Settled };
-        let (planned, replace) = plan_update(&prior, &proposed(&prior, &config), &config, last);
+        let (planned, replace) = plan_update(&prior, &with_default_labels(proposed(&prior, &config), &defaults), &config, last);
         prop_assert!(replace.is_empty());
 
         // 1. Apply: a PUT when needed, and every known planned value reads back.
         let after = if put_needed(&prior, &planned, last) {
             let entry = entry_service(&d).unwrap_or_else(|| ENTRY.to_string());
-            let body = update_request(&planned, &d, &entry, None);
+            let body = update_request(&planned, &d, &entry, None, super::convert::managed_keys(&prior));
             // 2. Nothing Terraform does not manage is lost.
             let server = main_config(&mut d.clone()).services.clone();
             for (name, svc) in &server {
                 let sent = body.services.get(name);
                 prop_assert!(sent.is_some(), "service {name} dropped from the PUT");
+                // What the planned settings of this service leave out is sent as the server
+                // has it (a service without settings here: all of it).
+                let mine = if *name == entry {
+                    Some(&planned.spec.entry)
+                } else {
+                    planned.spec.service_blocks().iter().find(|b| b.name == Value::Value(name.clone())).map(|b| &b.settings)
+                };
+                let a = mine.map(|m| m.autoscaling.clone()).unwrap_or_default();
+                let t = mine.map(|m| m.traffic.clone()).unwrap_or_default();
+                let policy_left = [
+                    a.autoscaling_metrics.is_value(),
+                    a.scale_up_behavior.is_value(),
+                    a.scale_down_behavior.is_value(),
+                    a.scale_up_stabilization_window.is_value(),
+                    a.scale_down_stabilization_window.is_value(),
+                ] == [false; 5];
+                let overrides_left = !t.config_overrides.0.is_value()
+                    && !t.traffic_timeout.is_value()
+                    && !t.traffic_max_concurrency.is_value()
+                    && !t.traffic_external_queue.is_value();
                 if let Some(sent) = sent {
-                    prop_assert_eq!(unmanaged(sent).0, unmanaged(svc).0, "policy of {}", name);
-                    prop_assert_eq!(unmanaged(sent).2, unmanaged(svc).2, "cold start of {}", name);
-                    if !svc.config_overrides.is_null() {
+                    if policy_left {
+                        prop_assert_eq!(unmanaged(sent).0, unmanaged(svc).0, "policy of {}", name);
+                    }
+                    if !t.cold_start_timeout.is_value() {
+                        prop_assert_eq!(unmanaged(sent).2, unmanaged(svc).2, "cold start of {}", name);
+                    }
+                    if overrides_left && !svc.config_overrides.is_null() {
                         prop_assert_eq!(&sent.config_overrides, &svc.config_overrides);
+                    }
+                    // Keys of the free-form part the configuration does not replace survive.
+                    if !t.config_overrides.0.is_value() {
+                        let before = crate::settings::overrides_without_traffic(&svc.config_overrides);
+                        let after = crate::settings::overrides_without_traffic(&sent.config_overrides);
+                        prop_assert_eq!(before, after, "config_overrides of {}", name);
                     }
                 }
             }
@@ -494,7 +569,7 @@ proptest! {
         }
 
         // 3. Round trip: the same configuration again plans nothing.
-        let (again, _) = plan_update(&after, &proposed(&after, &config), &config, LastApply::Settled);
+        let (again, _) = plan_update(&after, &with_default_labels(proposed(&after, &config), &defaults), &config, LastApply::Settled);
         prop_assert!(
             !put_needed(&after, &again, LastApply::Settled),
             "a second plan still changes the spec:\nafter {:?}\nagain {:?}",

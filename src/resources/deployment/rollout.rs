@@ -247,7 +247,10 @@ impl Deployments {
             .deployed_bento
             .as_ref_option()
             .map(String::as_str);
-        let req = convert::update_request(previous, &current, &entry, served);
+        // Labels: `previous`'s managed ones put back; a label only the failed configuration
+        // added stays (like one set elsewhere) until the next apply decides on it.
+        let managed = convert::managed_keys(previous);
+        let req = convert::update_request(previous, &current, &entry, served, managed);
         match client.update_deployment(cluster, name, &req).await {
             // May become state (a rollback whose wait saw nothing): given its bento's manifest
             // (one GET per bento not yet cached).
@@ -525,7 +528,8 @@ impl Deployments {
                 _ => return None,
             }
         }
-        let req = convert::update_request(planned, server, &entry, resolved.as_deref());
+        let managed = convert::managed_keys(prior);
+        let req = convert::update_request(planned, server, &entry, resolved.as_deref(), managed);
         match client.update_deployment(&cluster, &name, &req).await {
             // Becomes state unless a wait follows: given its bento's manifest (one GET per
             // bento not yet cached: none unless the bento changed).

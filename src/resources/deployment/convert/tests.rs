@@ -22,7 +22,8 @@ fn every_managed_attribute_is_sent_and_read_back() {
     let entry = entry_service(&server).expect("entry");
     let body = |p: &DeploymentState| {
         (
-            serde_json::to_value(update_request(p, &server, &entry, None)).expect("ser"),
+            serde_json::to_value(update_request(p, &server, &entry, None, &Value::Null))
+                .expect("ser"),
             serde_json::to_value(create_request(p, &entry)).expect("ser"),
         )
     };
@@ -38,7 +39,7 @@ fn every_managed_attribute_is_sent_and_read_back() {
 
         // A server that took the PUT reads back as what was planned.
         let mut took = server.clone();
-        let req = update_request(&changed, &server, &entry, None);
+        let req = update_request(&changed, &server, &entry, None, &Value::Null);
         let target = took
             .latest_revision
             .as_mut()
@@ -138,7 +139,7 @@ fn externally_managed_bento_keeps_the_configured_value_and_reports_the_deployed_
         s.reported.deployed_bento,
         Value::Value("my_bento:abc123".into())
     );
-    let req = update_request(&s, &d, "MyService", None);
+    let req = update_request(&s, &d, "MyService", None, &Value::Null);
     assert_eq!(
         req.bento, "my_bento:abc123",
         "update never reverts the CI-deployed bento"
@@ -151,7 +152,7 @@ fn update_keeps_fields_terraform_does_not_manage() {
     let mut s = state_from_server(&d, &DeploymentState::default(), true);
     s.spec.entry.max_replicas = Value::Value(5);
     s.spec.bento = Value::Value("my_bento:v2".into());
-    let req = update_request(&s, &d, "MyService", None);
+    let req = update_request(&s, &d, "MyService", None, &Value::Null);
     let svc = &req.services["MyService"];
     assert_eq!(svc.scaling.as_ref().and_then(|x| x.max_replicas), Some(5));
     assert_eq!(svc.config_overrides["traffic"]["timeout"], 10);
@@ -173,6 +174,7 @@ fn create_puts_entry_settings_under_the_entry_service_and_blocks_under_theirs() 
                 min_replicas: Value::Value(2),
                 max_replicas: Value::Value(3),
                 deployment_strategy: Value::Value("Recreate".into()),
+                ..Default::default()
             },
             ..Default::default()
         },
@@ -184,6 +186,7 @@ fn create_puts_entry_settings_under_the_entry_service_and_blocks_under_theirs() 
             min_replicas: Value::Value(1),
             max_replicas: Value::Value(1),
             deployment_strategy: Value::Value("RollingUpdate".into()),
+            ..Default::default()
         },
         name: Value::Value("Model".into()),
         envs: Value::Null,
@@ -283,7 +286,7 @@ fn envs_change_on(d: &Deployment) -> UpdateDeploymentRequest {
             .into_iter()
             .collect(),
     );
-    update_request(&s, d, "Gateway", None)
+    update_request(&s, d, "Gateway", None, &Value::Null)
 }
 
 #[test]
@@ -347,7 +350,13 @@ fn update_sends_back_the_canary_read_from_the_targets_and_the_routing() {
     );
     assert_eq!(req.bento, "my_bento:abc123", "the main target's bento");
     // Without routing and extra targets there is no canary to send.
-    let req = update_request(&DeploymentState::default(), &sample(), "MyService", None);
+    let req = update_request(
+        &DeploymentState::default(),
+        &sample(),
+        "MyService",
+        None,
+        &Value::Null,
+    );
     assert_eq!(req.canary, None);
 }
 
@@ -370,7 +379,7 @@ fn entry_service_comes_from_the_bento_manifest_not_the_service_order() {
     assert_eq!(names, ["Model"]);
     let mut planned = s.clone();
     planned.spec.entry.instance_type = Value::Value("cpu.4".into());
-    let req = update_request(&planned, &d, "Gateway", None);
+    let req = update_request(&planned, &d, "Gateway", None, &Value::Null);
     assert_eq!(
         req.services["Gateway"].instance_type.as_deref(),
         Some("cpu.4")
@@ -467,7 +476,7 @@ fn repo_only_bento_keeps_the_running_version_when_bento_is_unchanged() {
             ..Default::default()
         };
         assert_eq!(
-            update_request(&planned, &d, "MyService", None).bento,
+            update_request(&planned, &d, "MyService", None, &Value::Null).bento,
             "my_bento:abc123",
             "{configured}: a PUT naming the repository alone would move to its newest push"
         );

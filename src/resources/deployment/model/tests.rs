@@ -89,6 +89,23 @@ fn unknown_settings() -> ServiceSettings {
         min_replicas: Value::Unknown,
         max_replicas: Value::Unknown,
         deployment_strategy: Value::Unknown,
+        autoscaling: Autoscaling {
+            autoscaling_metrics: Value::Value(StringMap::from([(
+                "qps".to_string(),
+                Value::Unknown,
+            )])),
+            scale_up_behavior: Value::Unknown,
+            scale_down_behavior: Value::Unknown,
+            scale_up_stabilization_window: Value::Unknown,
+            scale_down_stabilization_window: Value::Unknown,
+        },
+        traffic: TrafficSettings {
+            cold_start_timeout: Value::Unknown,
+            traffic_timeout: Value::Unknown,
+            traffic_max_concurrency: Value::Unknown,
+            traffic_external_queue: Value::Unknown,
+            config_overrides: JsonText(Value::Unknown),
+        },
     }
 }
 
@@ -135,6 +152,10 @@ fn every_leaf_unknown() -> DeploymentState {
             }),
         },
         reported: Reported::unknown(),
+        label_sets: LabelSets {
+            terraform_labels: Value::Unknown,
+            effective_labels: Value::Value(StringMap::from([("a".to_string(), Value::Unknown)])),
+        },
     }
 }
 
@@ -146,6 +167,20 @@ fn every_leaf_set() -> DeploymentState {
         min_replicas: Value::Value(0),
         max_replicas: Value::Value(3),
         deployment_strategy: s("Recreate"),
+        autoscaling: Autoscaling {
+            autoscaling_metrics: Value::Value(StringMap::from([("cpu".to_string(), s("80"))])),
+            scale_up_behavior: s("stable"),
+            scale_down_behavior: s("stable"),
+            scale_up_stabilization_window: Value::Value(0),
+            scale_down_stabilization_window: Value::Value(300),
+        },
+        traffic: TrafficSettings {
+            cold_start_timeout: Value::Value(900),
+            traffic_timeout: Value::Value(30.0),
+            traffic_max_concurrency: Value::Value(8),
+            traffic_external_queue: Value::Value(false),
+            config_overrides: JsonText(s(r#"{"resources":{"gpu":1}}"#)),
+        },
     };
     DeploymentState {
         location: Location {
@@ -187,6 +222,10 @@ fn every_leaf_set() -> DeploymentState {
             updated_at: s("t1"),
             creator: s("me"),
         },
+        label_sets: LabelSets {
+            terraform_labels: Value::Value(StringMap::from([("team".to_string(), s("ml"))])),
+            effective_labels: Value::Value(StringMap::from([("x".to_string(), s("y"))])),
+        },
     }
 }
 
@@ -221,6 +260,7 @@ fn parts_have_disjoint_attributes() {
         keys::<Spec>(),
         keys::<Settings>(),
         keys::<Reported>(),
+        keys::<LabelSets>(),
     ];
     let total: usize = parts.iter().map(BTreeSet::len).sum();
     let union: BTreeSet<&String> = parts.iter().flatten().collect();
@@ -232,9 +272,13 @@ fn parts_have_disjoint_attributes() {
 fn reported_parts_are_computed_and_the_others_configurable() {
     let schema = resource_schema();
     let attr = |k: &str| schema.block.attributes.get(k).map(|a| a.constraint.clone());
-    let v = serde_json::to_value(Reported::default()).expect("ser");
-    for k in v.as_object().expect("object").keys() {
-        assert_eq!(attr(k), Some(AttributeConstraint::Computed), "{k}");
+    for v in [
+        serde_json::to_value(Reported::default()).expect("ser"),
+        serde_json::to_value(LabelSets::default()).expect("ser"),
+    ] {
+        for k in v.as_object().expect("object").keys() {
+            assert_eq!(attr(k), Some(AttributeConstraint::Computed), "{k}");
+        }
     }
     for part in [
         serde_json::to_value(Spec::default()).expect("ser"),

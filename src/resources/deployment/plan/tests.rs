@@ -23,6 +23,7 @@ fn base() -> DeploymentState {
                 min_replicas: v(1),
                 max_replicas: v(1),
                 deployment_strategy: v("RollingUpdate".into()),
+                ..Default::default()
             },
             ..Default::default()
         },
@@ -42,6 +43,7 @@ fn base() -> DeploymentState {
             updated_at: v("t0".into()),
             creator: v("me".into()),
         },
+        label_sets: Default::default(),
     }
 }
 
@@ -243,7 +245,11 @@ fn a_deployment_stopped_elsewhere_is_brought_back() {
         assert!(replace.is_empty());
         assert!(put_needed(&prior, &p, LastApply::Settled), "{status}");
         assert!(p.reported.status.is_unknown() && p.reported.revision.is_unknown());
-        assert_eq!(p.spec, prior.spec, "the configuration itself is unchanged");
+        // (The policy and traffic settings the server does not report are planned unknown.)
+        let mut same = p.spec.clone();
+        same.entry.autoscaling = prior.spec.entry.autoscaling.clone();
+        same.entry.traffic = prior.spec.entry.traffic.clone();
+        assert_eq!(same, prior.spec, "the configuration itself is unchanged");
     }
     assert!(!stopped(&base()));
 }
@@ -259,6 +265,8 @@ fn settings_the_server_does_not_report_are_unknown_when_a_put_may_fill_them() {
     let e = &p.spec.entry;
     assert!(e.instance_type.is_unknown() && e.deployment_strategy.is_unknown());
     assert!(e.min_replicas.is_unknown() && e.max_replicas.is_unknown());
+    assert!(e.autoscaling.scale_up_behavior.is_unknown());
+    assert!(e.traffic.config_overrides.0.is_unknown() && e.traffic.traffic_timeout.is_unknown());
     // Without a PUT nothing can fill them: they stay null (no diff).
     let (p, _) = plan_update(&prior, &prior, &prior, LastApply::Settled);
     assert_eq!(p, prior);
@@ -273,7 +281,11 @@ fn settings_the_server_does_not_report_are_unknown_when_a_put_may_fill_them() {
     let mut proposed = prior.clone();
     proposed.spec.envs = v([("A".to_string(), v("1".to_string()))].into());
     let (p, _) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
-    assert_eq!(p.spec.entry, prior.spec.entry);
+    let mut known = p.spec.entry.clone();
+    // The policy and traffic settings the server does not report may be filled by the PUT.
+    known.autoscaling = prior.spec.entry.autoscaling.clone();
+    known.traffic = prior.spec.entry.traffic.clone();
+    assert_eq!(known, prior.spec.entry);
 }
 
 #[test]
@@ -629,6 +641,7 @@ fn with_a_model_block() -> DeploymentState {
         min_replicas: v(2),
         max_replicas: v(3),
         deployment_strategy: v("Recreate".into()),
+        ..Default::default()
     };
     prior.spec.service = v(vec![block("Model", settings)]);
     prior
