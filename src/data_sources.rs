@@ -3,13 +3,16 @@
 //! labels together, every page fetched, full objects returned).
 //!
 //! Both reuse the resource's server-to-state translation, so a deployment reads the same
-//! through a resource and through a data source.
+//! through a resource and through a data source. Only the single-deployment one also shows
+//! the deployment's [`health`] (one read of its pods stream per data source read): a listing
+//! of hundreds would cost one websocket each, and the resource's refresh stays one GET.
 //!
 //! Lookups of what the platform offers live in their own modules: [`catalog`]
 //! (`bentocloud_clusters`, `bentocloud_instance_types`) and [`bento`] (`bentocloud_bento`).
 
 pub mod bento;
 pub mod catalog;
+pub mod health;
 pub mod source;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +32,7 @@ use crate::resources::deployment::model::{
 };
 use crate::schema::{attr, flat_schema, to_map, StringMap};
 use crate::shared::Configured;
+use health::HealthData;
 use source::{Data, Source};
 
 /// A deployment as data: the resource's model without its Terraform-only
@@ -63,6 +67,7 @@ impl DeploymentData {
             mut spec,
             settings: _,
             reported,
+            ..
         } = state_from_server(d, &DeploymentState::default(), true);
         spec.labels = or_empty(spec.labels);
         spec.envs = or_empty(spec.envs);
@@ -117,23 +122,35 @@ fn deployment_object_type() -> AttributeType {
     AttributeType::Object(attrs.into_iter().map(|(k, a)| (k, a.attr_type)).collect())
 }
 
-/// Schema of `bentocloud_deployment` (data source).
+/// Schema of `bentocloud_deployment` (data source): the deployment's attributes and its
+/// `health`.
 pub fn deployment_schema() -> Schema {
-    let attributes = data_attributes(|name| match name {
+    let mut attributes = data_attributes(|name| match name {
         "name" => AttributeConstraint::Required,
         "cluster" => AttributeConstraint::OptionalComputed,
         _ => AttributeConstraint::Computed,
     });
-    flat_schema(attributes, "Reads one BentoCloud deployment by name (and cluster): its bento, scaling, status, revision and URL. Use it to wire a deployment managed elsewhere (another workspace, CI, the console) into this configuration.")
+    attributes.insert("health".into(), health::health_attribute());
+    flat_schema(attributes, "Reads one BentoCloud deployment by name (and cluster): its bento, scaling, status, revision and URL, and the live health of each service (ready replicas, replicas per bento version, restarts, warnings). Use it to wire a deployment managed elsewhere (another workspace, CI, the console) into this configuration, or to watch a deployment's health from a `check` block.")
+}
+
+/// `bentocloud_deployment` (data source): a deployment as data, and its health.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentHealthData {
+    #[serde(flatten)]
+    pub deployment: DeploymentData,
+    #[serde(default)]
+    pub health: Value<Vec<HealthData>>,
 }
 
 /// `bentocloud_deployment`.
-pub type DeploymentDataSource = Source<DeploymentData>;
+pub type DeploymentDataSource = Source<DeploymentHealthData>;
 
 #[async_trait]
-impl Data for DeploymentData {
+impl Data for DeploymentHealthData {
     async fn read(self, configured: &Configured, diags: &mut Diagnostics) -> Option<Self> {
         let name = self
+            .deployment
             .location
             .name
             .as_ref_option()
@@ -144,6 +161,7 @@ impl Data for DeploymentData {
             return None;
         }
         let cluster = self
+            .deployment
             .location
             .cluster
             .as_ref_option()
@@ -156,7 +174,10 @@ impl Data for DeploymentData {
                 // The data's entry service (and its top-level settings) come from the bento's
                 // manifest: one GET per bento not yet cached.
                 let d = client.with_bento_manifest(d).await;
-                Some(DeploymentData::from_deployment(&d))
+                let deployment = DeploymentData::from_deployment(&d);
+                let entry = deployment.entry_service.as_ref_option().cloned();
+                let health = health::read_health(client, &d, entry.as_deref(), diags).await;
+                Some(DeploymentHealthData { deployment, health })
             }
             Ok(None) => {
                 diag::deployment_not_found(diags, &name, &cluster);
@@ -384,8 +405,16 @@ mod tests {
         for k in keys(Settings::default()) {
             want.remove(&k);
         }
+        // The label sets are the resource's (what Terraform manages, what else is there):
+        // `labels` shows every label here.
+        for k in keys(crate::resources::deployment::model::LabelSets::default()) {
+            want.remove(&k);
+        }
         want.insert("entry_service".into());
         assert_eq!(keys(DeploymentData::default()), want);
+        // The single-deployment data source adds its health.
+        want.insert("health".into());
+        assert_eq!(keys(DeploymentHealthData::default()), want);
         let schema: BTreeSet<String> = deployment_schema()
             .block
             .attributes

@@ -463,6 +463,22 @@ pub fn deployment_not_found(diags: &mut Diagnostics, name: &str, cluster: &str) 
     );
 }
 
+/// The data source read deployment `name` but not its pods: `health` is null (see
+/// `data_sources::health::read_health` for why this is a warning, not an error).
+pub fn health_unavailable(diags: &mut Diagnostics, name: &str, err: &ClientError) {
+    let mut detail = format!(
+        "`health` is null: {err}\n\nThe other attributes were read. The health comes from the pods stream the official client reads (a websocket, `/ws/v2/deployments/{name}/pods`): check that a proxy between Terraform and BentoCloud passes websockets and that the API token may read the deployment's pods."
+    );
+    if err.is_retryable() {
+        detail.push_str(" This looks transient: the next plan reads it again.");
+    }
+    diags.warning(
+        format!("Cannot read the health of deployment {name:?}"),
+        detail,
+        AttributePath::new("health"),
+    );
+}
+
 /// The label `key` of a `labels` filter is not a label key.
 pub fn invalid_label_key(diags: &mut Diagnostics, key: &str, why: String) {
     diags.error(

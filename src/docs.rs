@@ -156,13 +156,16 @@ fn block_kind(b: &NestedBlock) -> (&'static str, &Block) {
 }
 
 /// The descriptions of the fields of an object attribute named `name`: a deployment's in
-/// `deployments`, a service's in `service`.
+/// `deployments`, a service's in `service`, a service's health in `health` (and its
+/// `versions`).
 fn field_descriptions(name: &str) -> std::collections::HashMap<String, Attribute> {
     match name {
         "service" => crate::resources::deployment::model::service_block_schema().attributes,
         "deployments" => deployment_schema().block.attributes,
         "clusters" => crate::data_sources::catalog::cluster_fields(),
         "instance_types" => crate::data_sources::catalog::instance_type_fields(),
+        "health" => crate::data_sources::health::health_fields(),
+        "versions" => crate::data_sources::health::version_fields(),
         _ => resource_schema().block.attributes,
     }
 }

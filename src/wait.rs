@@ -123,8 +123,8 @@ pub use options::{
     WaitOptions, DEFAULT_STATUS_SYNC_PERIOD, DEFAULT_UNREADY_GRACE, POLL_INTERVAL, POLL_JITTER,
 };
 pub use pods::{
-    judge_pods, pods_reason, pods_serving_another_bento, Bounds, PodsVerdict, RolloutTarget,
-    POD_SERVICE_LABEL,
+    judge_pods, pod_crashes, pod_serves, pods_by_service, pods_reason, pods_serving_another_bento,
+    Bounds, PodsVerdict, RolloutTarget, POD_SERVICE_LABEL,
 };
 pub use poll::NOT_FOUND_GRACE;
 pub use rollout::{wait_for_revision, POD_READ_ATTEMPTS};

@@ -515,3 +515,30 @@ fn canaries_starting(pods: &[KubePod]) -> Option<String> {
 pub(super) fn main_bento_version(d: &Deployment) -> Option<&str> {
     Some(d.main_target()?.bento.as_ref()?.version.as_str())
 }
+
+// ----- what the pods say about a deployment's health (the `bentocloud_deployment` data source)
+
+/// The non-canary pods of `pods` in the groups the rollout wait counts them in: per service of
+/// `target` when every one names a service of it in [`POD_SERVICE_LABEL`], else one group
+/// (named `""`) of all of them against the summed bounds. Each group: its name, its bounds,
+/// its pods. Pure; the same rule as [`judge_pods`], so a deployment's health and its rollouts
+/// are counted alike.
+pub fn pods_by_service<'a>(
+    target: &RolloutTarget,
+    pods: &'a [KubePod],
+) -> Vec<(String, Bounds, Vec<&'a KubePod>)> {
+    let main: Vec<&KubePod> = pods.iter().filter(|p| !p.status.is_canary).collect();
+    groups(target, &main)
+}
+
+/// Whether `p` serves: ready and not terminating (a terminating pod is out of the endpoints).
+/// The rule [`judge_pods`] counts serving pods by.
+pub fn pod_serves(p: &KubePod) -> bool {
+    serves(p)
+}
+
+/// Whether `p` crashes: a crash loop or a failed pod (`pod_status.status` `CrashLoopBackOff`,
+/// `Error` or `Failed`, or phase `Failed`). The rule [`judge_pods`] fails a rollout on.
+pub fn pod_crashes(p: &KubePod) -> bool {
+    crashing(p)
+}
