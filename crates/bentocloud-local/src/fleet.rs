@@ -36,7 +36,17 @@
 //!
 //! Load: the proxy counts in-flight requests per deployment (every target: the endpoint's
 //! load); each reconcile samples the peak since the previous sample ([`Runtime::load`]), which
-//! drives the autoscaler of `main`.
+//! drives the autoscaler of `main`. Per service it also counts the requests sent to the
+//! service's replicas and those in flight there, and per deployment the requests waiting in its
+//! queue ([`Runtime::service_load`]: the `qps` and `queue` of a `scaling.policy`, see
+//! `crate::autoscale`).
+//!
+//! Traffic settings (the entry service's `config_overrides.traffic`, published with the route):
+//! `timeout` answers 504 when a request is not answered that long after it arrived;
+//! `max_concurrency` caps the requests in flight per ready replica, beyond which a request waits
+//! for a free slot with `external_queue` (bounded by `timeout`, else `Timing::wake_timeout_ms`),
+//! else is refused with 429, as BentoML's own middlewares answer. `cold_start_timeout` replaces
+//! `Timing::wake_timeout_ms` as the wait for a scaled-to-zero deployment.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
