@@ -341,13 +341,8 @@ impl Operations for Deployments {
                     },
                     ..Default::default()
                 };
-                // Every label is read into `effective_labels`; none is Terraform's yet
-                // (`labels` and `terraform_labels` null, as the Google provider imports them):
-                // the next plan adopts the configured ones, and sends nothing when the
-                // deployment already has them (`plan::needs_api_update`).
                 let mut state = convert::state_from_server(&d, &prior, true);
-                state.spec.labels = Value::Null;
-                state.label_sets.terraform_labels = Value::Null;
+                plan::adopt_labels(&mut state, &configured.default_labels);
                 Some((state, Private::Null))
             }
             Ok(None) => {

@@ -460,6 +460,34 @@ pub fn with_default_labels(
     proposed
 }
 
+/// An imported state's labels: every label the deployment has becomes Terraform's
+/// (`terraform_labels`), and `labels` holds those the provider's `default_labels` do not
+/// already give (same key and value). So the plan right after an import of a deployment its
+/// configuration describes is empty. Unlike a refresh, an import cannot tell a label set
+/// elsewhere from one the configuration will name: the plan after it shows any label the
+/// configuration leaves out as removed, before anything is sent. (The Google provider instead
+/// imports no label as its own, which makes every import of a labelled resource plan a change.)
+pub fn adopt_labels(state: &mut DeploymentState, defaults: &Value<StringMap>) {
+    let all = state.label_sets.effective_labels.clone();
+    let defaults = defaults.as_ref_option();
+    state.spec.labels = match &all {
+        Value::Value(m) => {
+            let own: StringMap = m
+                .iter()
+                .filter(|(k, v)| defaults.and_then(|d| d.get(*k)) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if own.is_empty() {
+                Value::Null
+            } else {
+                Value::Value(own)
+            }
+        }
+        other => other.clone(),
+    };
+    state.label_sets.terraform_labels = all;
+}
+
 /// Planned state of a new deployment.
 pub fn plan_create(proposed: &DeploymentState, default_cluster: Option<&str>) -> DeploymentState {
     let mut p = proposed.clone();

@@ -1,7 +1,7 @@
 use super::*;
 use crate::api::Scaling;
 use crate::resources::deployment::model::{
-    Location, ServiceBlock, ServiceSettings, Settings, Spec,
+    JsonText, Location, ServiceBlock, ServiceSettings, Settings, Spec, StringMap,
 };
 
 fn sample() -> Deployment {
@@ -597,5 +597,78 @@ fn scaling_the_server_lacks_takes_the_platform_defaults_around_the_configured_bo
     assert_eq!(
         svc.instance_type, None,
         "an unknown instance type is the server's"
+    );
+}
+
+#[test]
+fn policy_and_traffic_travel_as_the_official_client_sends_them_and_read_back_as_written() {
+    let d = sample();
+    let mut s = state_from_server(&d, &DeploymentState::default(), true);
+    let text = |x: &str| Value::Value(x.to_string());
+    s.spec.entry.autoscaling.autoscaling_metrics =
+        Value::Value(StringMap::from([("qps".to_string(), text("10"))]));
+    s.spec.entry.autoscaling.scale_down_behavior = text("disabled");
+    s.spec.entry.traffic.traffic_max_concurrency = Value::Value(4);
+    s.spec.entry.traffic.config_overrides = JsonText(text(r#"{ "resources": {"gpu": 1} }"#));
+    let req = update_request(&s, &d, "MyService", None, &Value::Null);
+    let svc = &req.services["MyService"];
+    let policy = svc
+        .scaling
+        .as_ref()
+        .and_then(|x| x.policy.clone())
+        .expect("policy");
+    assert_eq!(
+        policy["metrics"],
+        serde_json::json!([{"type": "qps", "value": 10}])
+    );
+    assert_eq!(policy["scale_down_behavior"], "disabled");
+    for k in [
+        "scale_up_behavior",
+        "scale_up_stabilization_window",
+        "scale_down_stabilization_window",
+    ] {
+        assert!(
+            policy.get(k).is_some(),
+            "{k} is sent (null when unset), as HPAPolicy is"
+        );
+    }
+    // The escape hatch replaced the free-form part; the server's typed traffic key stayed.
+    assert_eq!(svc.config_overrides["resources"]["gpu"], 1);
+    assert_eq!(svc.config_overrides["traffic"]["timeout"], 10);
+    assert_eq!(svc.config_overrides["traffic"]["max_concurrency"], 4);
+
+    // Read back from a server that took it: the texts as written, whatever their JSON form.
+    let mut took = d.clone();
+    if let Some(t) = took
+        .latest_revision
+        .as_mut()
+        .and_then(|r| r.targets.first_mut())
+        .and_then(|t| t.as_mut())
+    {
+        if let Some(c) = t.config.as_mut() {
+            c.services.insert("MyService".into(), svc.clone());
+        }
+    }
+    let back = state_from_server(&took, &s, false);
+    let e = &back.spec.entry;
+    assert_eq!(
+        e.autoscaling.autoscaling_metrics,
+        s.spec.entry.autoscaling.autoscaling_metrics
+    );
+    assert_eq!(
+        e.traffic.config_overrides.0, s.spec.entry.traffic.config_overrides.0,
+        "prior text kept"
+    );
+    assert_eq!(e.traffic.traffic_timeout, Value::Value(10.0));
+    assert_eq!(e.traffic.traffic_max_concurrency, Value::Value(4));
+    // Without a prior text: the canonical form (what `jsonencode` writes).
+    let fresh = state_from_server(&took, &DeploymentState::default(), true);
+    assert_eq!(
+        fresh.spec.entry.traffic.config_overrides.0,
+        text(r#"{"resources":{"gpu":1}}"#)
+    );
+    assert_eq!(
+        canonical_json(&serde_json::json!({"b": [{"d": 1, "c": 2}], "a": null})),
+        r#"{"a":null,"b":[{"c":2,"d":1}]}"#
     );
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::resources::deployment::model::{
-    Location, Reported, ServiceBlock, ServiceSettings, Settings, Spec,
+    JsonText, Location, Reported, ServiceBlock, ServiceSettings, Settings, Spec,
 };
 
 fn v<T>(x: T) -> Value<T> {
@@ -697,4 +697,149 @@ fn a_new_service_block_gets_defaults_and_a_known_one_keeps_its_scaling() {
         (model.settings.min_replicas, model.settings.max_replicas),
         (v(5), v(5))
     );
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Value<StringMap> {
+    v(pairs
+        .iter()
+        .map(|(k, x)| (k.to_string(), v(x.to_string())))
+        .collect())
+}
+
+#[test]
+fn default_labels_merge_under_the_configured_ones() {
+    let d = labels(&[("team", "platform"), ("env", "prod")]);
+    let p = with_default_labels(base(), &d);
+    assert_eq!(p.label_sets.terraform_labels, d);
+    let mut own = base();
+    own.spec.labels = labels(&[("team", "ml")]);
+    let p = with_default_labels(own.clone(), &d);
+    assert_eq!(
+        p.label_sets.terraform_labels,
+        labels(&[("team", "ml"), ("env", "prod")])
+    );
+    // Unknown defaults, or an unknown label value: not known until apply.
+    assert!(with_default_labels(own.clone(), &Value::Unknown)
+        .label_sets
+        .terraform_labels
+        .is_unknown());
+    own.spec.labels = v([("x".to_string(), Value::Unknown)].into());
+    assert!(with_default_labels(own, &d)
+        .label_sets
+        .terraform_labels
+        .is_unknown());
+    assert_eq!(
+        with_default_labels(base(), &Value::Null)
+            .label_sets
+            .terraform_labels,
+        labels(&[])
+    );
+}
+
+#[test]
+fn labels_set_elsewhere_are_kept_and_managed_ones_removed_when_dropped() {
+    use crate::resources::deployment::model::labels_after;
+    let current = labels(&[("team", "ml"), ("owner", "console"), ("old", "1")]);
+    let current = current.as_ref_option().expect("map");
+    let after = labels_after(
+        current,
+        &labels(&[("team", "ml"), ("old", "1")]),
+        &labels(&[("team", "nlp")]),
+    )
+    .expect("known");
+    assert_eq!(
+        v(after),
+        labels(&[("team", "nlp"), ("owner", "console")]),
+        "`old` was Terraform's and is dropped; `owner` was set elsewhere and stays"
+    );
+    assert_eq!(
+        labels_after(current, &Value::Null, &Value::Null).map(v),
+        Some(labels(&[
+            ("team", "ml"),
+            ("owner", "console"),
+            ("old", "1")
+        ]))
+    );
+    assert!(labels_after(current, &Value::Null, &Value::Unknown).is_none());
+}
+
+#[test]
+fn a_plan_that_only_adopts_labels_already_there_sends_nothing() {
+    let mut prior = base();
+    prior.label_sets.effective_labels = labels(&[("team", "ml"), ("owner", "console")]);
+    prior.label_sets.terraform_labels = labels(&[]);
+    let mut proposed = prior.clone();
+    proposed.spec.labels = labels(&[("team", "ml")]);
+    let proposed = with_default_labels(proposed, &Value::Null);
+    let (p, _) = plan_update(&prior, &proposed, &proposed, LastApply::Settled);
+    assert!(!needs_api_update(&prior, &p), "team=ml is already there");
+    assert_eq!(
+        p.label_sets.effective_labels,
+        prior.label_sets.effective_labels
+    );
+    // A new value is sent, and what the deployment then has is known after apply.
+    let mut changed = proposed.clone();
+    changed.spec.labels = labels(&[("team", "nlp")]);
+    let changed = with_default_labels(changed, &Value::Null);
+    let (p, _) = plan_update(&prior, &changed, &changed, LastApply::Settled);
+    assert!(needs_api_update(&prior, &p));
+    assert!(p.label_sets.effective_labels.is_unknown());
+}
+
+#[test]
+fn an_import_adopts_every_label_but_the_defaults() {
+    let mut s = base();
+    s.label_sets.effective_labels = labels(&[("team", "ml"), ("managed-by", "terraform")]);
+    adopt_labels(&mut s, &labels(&[("managed-by", "terraform")]));
+    assert_eq!(s.spec.labels, labels(&[("team", "ml")]));
+    assert_eq!(s.label_sets.terraform_labels, s.label_sets.effective_labels);
+    let mut s = base();
+    s.label_sets.effective_labels = labels(&[("managed-by", "other")]);
+    adopt_labels(&mut s, &labels(&[("managed-by", "terraform")]));
+    assert_eq!(
+        s.spec.labels,
+        labels(&[("managed-by", "other")]),
+        "another value is its own"
+    );
+    let mut s = base();
+    s.label_sets.effective_labels = labels(&[]);
+    adopt_labels(&mut s, &Value::Null);
+    assert_eq!(s.spec.labels, Value::Null);
+}
+
+#[test]
+fn policy_and_traffic_values_are_checked_at_plan_time_on_their_attribute() {
+    let mut c = base();
+    c.spec.entry.autoscaling.autoscaling_metrics = labels(&[("latency", "10"), ("qps", "0")]);
+    c.spec.entry.autoscaling.scale_up_behavior = v("quick".into());
+    c.spec.entry.autoscaling.scale_down_stabilization_window = v(-1);
+    c.spec.entry.traffic.traffic_timeout = v(0.0);
+    c.spec.entry.traffic.cold_start_timeout = v(0);
+    c.spec.entry.traffic.traffic_max_concurrency = v(0);
+    c.spec.entry.traffic.config_overrides = JsonText(v(r#"{"traffic":{"timeout":5}}"#.into()));
+    let problems = validate(&c);
+    let text = format!("{problems:?}");
+    for needle in [
+        "latency",
+        "cpu, memory, gpu, qps, queue",
+        "not a positive whole number",
+        "disabled, stable, fast",
+        "scale_down_stabilization_window",
+        "traffic_timeout",
+        "cold_start_timeout",
+        "traffic_max_concurrency",
+        "`traffic_timeout` attribute",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+    assert_eq!(problems.len(), 8, "{text}");
+    let mut ok = base();
+    ok.spec.entry.autoscaling.autoscaling_metrics = labels(&[("qps", "10"), ("memory", "2Gi")]);
+    ok.spec.entry.traffic.config_overrides = JsonText(v(r#"{"traffic":{"concurrency":2}}"#.into()));
+    assert!(validate(&ok).is_empty());
+    for bad in ["not json", "[1]"] {
+        let mut c = base();
+        c.spec.entry.traffic.config_overrides = JsonText(v(bad.into()));
+        assert_eq!(validate(&c).len(), 1, "{bad}");
+    }
 }
