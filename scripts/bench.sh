@@ -15,6 +15,9 @@
 #   BENCH_ONLY (all)   stages to run again, e.g. `podwait` (rollout waits through a lagging status,
 #                      about 13 minutes; its rows are the "Rollout waits" section of BENCHMARKS.md)
 #   BENCH_PODWAIT_BASELINE_ROUNDS (1)  rounds of the podwait baseline (2 minutes per change)
+#                      `autoscale` (a qps policy scaling 1 -> 3 under load: time to the new replica
+#                      serving, and the endpoint's added p99 against 3 fixed replicas; about 2
+#                      minutes; its rows are the "Autoscaling" section of BENCHMARKS.md)
 # Everything runs on loopback; work files are in .work/bench (recreated on every run).
 
 set -euo pipefail

@@ -960,6 +960,121 @@ def write_podwait_section():
     print(text)
 
 
+# ------------------------------------------------------------------------------------------
+# Autoscaling on a qps policy under load: the stage `autoscale`
+
+AUTOSCALE_EVAL_MS = 1_000
+AUTOSCALE_RATE = 200
+AUTOSCALE_TARGET_QPS = 40
+AUTOSCALE_STARTUP_S = 0.5  # an auto-registered bento's start-up
+AUTOSCALE_BEGIN = "<!-- autoscaling rows: rewritten by scripts/bench.sh, stage autoscale -->"
+AUTOSCALE_END = "<!-- end of the autoscaling rows -->"
+
+
+def autoscale_body(name, policy):
+    scaling = {"min_replicas": 1, "max_replicas": 3, "policy": policy} if policy else {"min_replicas": 3, "max_replicas": 3}
+    svc = {"scaling": scaling, "config_overrides": {}, "deployment_strategy": "RollingUpdate"}
+    return {"name": name, "bento": "hpabench:v1", "services": {"apiserver": svc}}
+
+
+def bench_autoscale():
+    rounds = max(3, REPEATS // 2 + 1)
+    log(f"autoscaling on qps under load ({AUTOSCALE_RATE} req/s, target {AUTOSCALE_TARGET_QPS} per replica, "
+        f"evaluation every {AUTOSCALE_EVAL_MS} ms): {rounds} rounds")
+    srv = Server("autoscale", {"scale_eval_ms": AUTOSCALE_EVAL_MS, "status_sync_ms": 0})
+    try:
+        # Baseline: the same load on 3 replicas that never scale.
+        srv.call("POST", f"/api/v2/deployments?cluster={CLUSTER}", autoscale_body("hpa-base", None))
+        base_url = wait_running(srv, "hpa-base")["urls"][0].rstrip("/") + "/"
+        policy = {"metrics": [{"type": "qps", "value": AUTOSCALE_TARGET_QPS}], "scale_up_behavior": "fast",
+                  "scale_down_behavior": "stable", "scale_up_stabilization_window": None,
+                  "scale_down_stabilization_window": 300}
+        base_p99, scale_p99, serve_s, fails, reqs, reached = [], [], [], 0, 0, []
+        for k in range(rounds):
+            pre = os.path.join(WORK, f"hpa-base-{k}")
+            load(base_url, pre, 8, rate=AUTOSCALE_RATE).communicate()
+            j = json.load(open(pre + ".json"))
+            base_p99.append(j["p99_us"] / 1000)
+            name = f"hpa-{k}"
+            srv.call("POST", f"/api/v2/deployments?cluster={CLUSTER}", autoscale_body(name, policy))
+            d = wait_running(srv, name)
+            url = d["urls"][0].rstrip("/") + "/"
+            sample = f"{srv.endpoint}/api/local/v1/deployments/{name}?cluster={CLUSTER}"
+            pre = os.path.join(WORK, f"hpa-{k}")
+            # The load crosses the target from its first request (200 req/s on one replica).
+            load(url, pre, 8, sample, srv.token, rate=AUTOSCALE_RATE).communicate()
+            j = json.load(open(pre + ".json"))
+            scale_p99.append(j["p99_us"] / 1000)
+            fails += j["failures"]
+            reqs += j["requests"]
+            samples = list(csv.DictReader(open(pre + ".samples.csv")))
+            second = [float(r["t_ms"]) / 1000 for r in samples if int(r["ready"]) >= 2]
+            if second:
+                serve_s.append(second[0])
+            reached.append(max((int(r["ready"]) for r in samples), default=0))
+            srv.call("DELETE", f"/api/v2/deployments/{name}?cluster={CLUSTER}")
+        results["autoscale"] = {"base_p99": med(base_p99), "scale_p99": med(scale_p99),
+                                "added_p99": med([a - b for a, b in zip(scale_p99, base_p99)]),
+                                "serve_s": med(serve_s), "runs_serve": serve_s, "runs_added": [a - b for a, b in zip(scale_p99, base_p99)],
+                                "failures": fails, "requests": reqs, "reached": reached, "rounds": rounds}
+    finally:
+        srv.stop()
+
+
+def autoscale_section():
+    A = results.get("autoscale")
+    if not A:
+        return None
+    f = Missing(A)
+    cmd = f"BENCH_ONLY={','.join(sorted(ONLY))} {CMDLINE}" if ONLY else CMDLINE
+    budget = AUTOSCALE_EVAL_MS / 1000 + AUTOSCALE_STARTUP_S
+    rows = [
+        ("load over the qps target to a new replica serving", fmt_s(f["serve_s"]),
+         f"one evaluation + start-up: {budget:.3f} s", ratio(f["serve_s"], budget), f"<= {budget:.1f} s",
+         verdict(f["serve_s"] <= budget)),
+        ("endpoint p99 added while scaling 1 -> 3", f"{f['added_p99']:.2f} ms",
+         f"same load on 3 fixed replicas: p99 {f['base_p99']:.2f} ms (scaling: {f['scale_p99']:.2f} ms)",
+         ratio(f["scale_p99"], f["base_p99"]), "<= 2 ms", verdict(f["added_p99"] <= 2)),
+    ]
+    head = "| Figure | bentocloud | Baseline | Ratio | Target | Verdict |\n|---|---|---|---|---|---|\n"
+    table = head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+    return f"""{AUTOSCALE_BEGIN}
+## Autoscaling on a qps policy under load
+
+Produced by `{cmd}` on {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}: {machine()}.
+
+`bentocloud-local` evaluating policies every {AUTOSCALE_EVAL_MS} ms (`timing.scale_eval_ms`); a deployment created
+with `scaling = {{min 1, max 3, policy: {{metrics: [{{type: qps, value: {AUTOSCALE_TARGET_QPS}}}], scale_up_behavior: fast}}}}`
+gets `bentocloud-bench load` at {AUTOSCALE_RATE} req/s (4 keep-alive connections, 8 s) from 1 replica, so the load is
+over the target from its first request. The first figure is the time from the load's start to a second replica
+serving (the load generator's 50 ms samples of the local view, `ready >= 2`), median of {f['rounds']} rounds (per run:
+{", ".join(f"{x:.2f}" for x in f["runs_serve"])} s); the bento starts in {AUTOSCALE_STARTUP_S} s. The second is the
+endpoint's p99 over that run minus the p99 of the same load on a deployment with 3 fixed replicas in the same
+server (per run: {", ".join(f"{x:.2f}" for x in f["runs_added"])} ms). Failed requests while scaling:
+{f['failures']} of {f['requests']}; replicas ready at the end of each run: {A.get('reached')}. The 1.5 s budget leaves out the readiness probe period (50 ms) and the
+reconciler tick (50 ms) that publishes the new replica's route, which the figure includes: the miss is those.
+
+{table}{AUTOSCALE_END}
+"""
+
+
+def write_autoscale_section():
+    text = autoscale_section()
+    if text is None:
+        return
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    old = open(path).read() if os.path.exists(path) else ""
+    if AUTOSCALE_BEGIN in old and AUTOSCALE_END in old:
+        before, rest = old.split(AUTOSCALE_BEGIN, 1)
+        after = rest.split(AUTOSCALE_END, 1)[1]
+        new = before + text.rstrip("\n") + after
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    with open(path, "w") as f:
+        f.write(new)
+    print(text)
+
+
 def draw(pre, t_up, summary):
     import matplotlib
     matplotlib.use("Agg")
@@ -1290,6 +1405,7 @@ def main():
         stage("list", bench_list, cli, cli_mem, wrap)
         stage("refresh", bench_refresh, cli, cli_cpu, cpu_wrap)
         stage("podwait", bench_podwait, cli)
+        stage("autoscale", bench_autoscale)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -1303,6 +1419,8 @@ def main():
     report(started, write=not (only and not had_prev))
     if not only or "podwait" in only:
         write_podwait_section()
+    if not only or "autoscale" in only:
+        write_autoscale_section()
 
 
 if __name__ == "__main__":
