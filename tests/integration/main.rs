@@ -150,6 +150,7 @@ tf_test!(
     multi_service_blocks_tf1_0
 );
 
+mod health;
 mod shipping;
 
 tf_test!(
