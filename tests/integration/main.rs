@@ -246,3 +246,21 @@ tf_test!(
     failing_on_its_own_changes_no_plan_tf1_11,
     failing_on_its_own_changes_no_plan_tf1_0
 );
+
+mod settings;
+
+tf_test!(
+    settings::every_setting_round_trips,
+    every_setting_round_trips_tf1_11,
+    every_setting_round_trips_tf1_0
+);
+tf_test!(
+    settings::default_labels_and_labels_set_elsewhere,
+    default_labels_and_labels_set_elsewhere_tf1_11,
+    default_labels_and_labels_set_elsewhere_tf1_0
+);
+tf_test!(
+    settings::bad_values_fail_at_plan_time,
+    bad_values_fail_at_plan_time_tf1_11,
+    bad_values_fail_at_plan_time_tf1_0
+);
