@@ -24,10 +24,12 @@ mod deployments;
 mod error;
 mod limit;
 mod pods;
+mod probe;
 mod retry;
 mod secrets;
 mod send;
 pub mod snapshot;
+pub use probe::ProbeRoute;
 #[cfg(test)]
 pub(crate) mod stub;
 mod transport;

@@ -410,6 +410,9 @@ mod tests {
         for k in keys(crate::resources::deployment::model::LabelSets::default()) {
             want.remove(&k);
         }
+        for k in keys(crate::resources::deployment::model::CanaryPart::default()) {
+            want.remove(&k);
+        }
         want.insert("entry_service".into());
         assert_eq!(keys(DeploymentData::default()), want);
         // The single-deployment data source adds its health.

@@ -16,6 +16,7 @@ pub mod convert;
 pub mod import;
 pub mod model;
 pub mod plan;
+mod progressive;
 #[cfg(test)]
 mod properties;
 mod rollout;
@@ -182,6 +183,10 @@ impl Operations for Deployments {
         {
             diag::bento_managed_externally(diags);
         }
+        // Which path the apply takes: said in the plan.
+        if replace.is_empty() && plan::delivers_progressively(prior, &planned) {
+            diag::progressive_path(diags, &planned);
+        }
         Some((planned, replace))
     }
 
@@ -338,6 +343,7 @@ impl Operations for Deployments {
                         rollback_on_interrupt: Value::Value(false),
                         redeploy_triggers: Value::Null,
                         timeouts: Value::Null,
+                        progressive_rollout: Value::Null,
                     },
                     ..Default::default()
                 };

@@ -15,12 +15,12 @@ use serde_json::Value as Json;
 use tf_provider::value::Value;
 
 use super::model::{
-    labels_after, Autoscaling, DeploymentState, JsonText, LabelSets, Location, Reported,
-    ServiceBlock, ServiceSettings, StringMap, TrafficSettings,
+    labels_after, Autoscaling, CanaryBlock, CanaryVersionBlock, DeploymentState, JsonText,
+    LabelSets, Location, Reported, ServiceBlock, ServiceSettings, StringMap, TrafficSettings,
 };
 use crate::api::{
-    CreateDeploymentRequest, Deployment, DeploymentConfig, EnvItem, LabelItem, ServiceConfig,
-    UpdateDeploymentRequest,
+    Canary, CanaryVersion, CreateDeploymentRequest, Deployment, DeploymentConfig, EnvItem,
+    LabelItem, ServiceConfig, UpdateDeploymentRequest,
 };
 use crate::rules::BentoTag;
 use crate::settings::{overrides_without_traffic, ScalingMetric, ScalingPolicy, Traffic};
@@ -302,7 +302,91 @@ pub fn state_from_server(
         blocks_still_served(&config, prior.spec.service_blocks())
     };
     s.spec.service = Value::Value(blocks);
+    // The canary block is read only when the configuration manages it (or on import, which
+    // adopts it): a canary set elsewhere is otherwise kept without showing as drift.
+    if importing || prior.canary.canary.is_value() {
+        s.canary.canary = canary_for_state(d, &prior.canary.canary);
+    }
     s
+}
+
+/// The `canary` block from the server's canary (the extra targets and `manifest.routing`, as
+/// the official client rebuilds it): null when it has no version. Versions keep `prior`'s
+/// order (Terraform matches list blocks by index), new ones follow by name; a bento written
+/// as `repo` stays so while the version runs some version of it. A null `route_type` reads as
+/// `random`, the routing the platform then applies (weights).
+fn canary_for_state(d: &Deployment, prior: &Value<CanaryBlock>) -> Value<CanaryBlock> {
+    let Some(c) = d.canary() else {
+        return Value::Null;
+    };
+    let versions = c.versions.unwrap_or_default();
+    if versions.is_empty() {
+        return Value::Null;
+    }
+    let prior_versions = prior.as_ref_option().map_or(&[][..], |p| p.versions());
+    let mut names: Vec<&String> = prior_versions
+        .iter()
+        .filter_map(|p| p.name.as_ref_option())
+        .filter(|n| versions.contains_key(*n))
+        .collect();
+    names.extend(
+        versions
+            .keys()
+            .filter(|k| !names.contains(k))
+            .collect::<Vec<_>>(),
+    );
+    let blocks = names
+        .into_iter()
+        .filter_map(|name| {
+            let v = versions.get(name)?;
+            let before = prior_versions
+                .iter()
+                .find(|p| p.name.as_ref_option() == Some(name));
+            Some(CanaryVersionBlock {
+                name: Value::Value(name.clone()),
+                bento: bento_for_state(
+                    v.bento.clone(),
+                    &before.map_or(Value::Null, |b| b.bento.clone()),
+                ),
+                weight: Value::Value(v.weight.unwrap_or(0)),
+                envs: normalise_map(
+                    map_from_envs(&v.envs),
+                    &before.map_or(Value::Null, |b| b.envs.clone()),
+                ),
+            })
+        })
+        .collect();
+    Value::Value(CanaryBlock {
+        route_type: Value::Value(c.route_type.unwrap_or_else(|| "random".to_string())),
+        route_by: opt_value(c.route_by.filter(|r| !r.is_empty())),
+        version: Value::Value(blocks),
+    })
+}
+
+/// The body's `canary` for a configured `canary` block.
+pub fn canary_from_block(b: &CanaryBlock) -> Canary {
+    Canary {
+        route_type: b.route_type.as_ref_option().cloned(),
+        route_by: b.route_by.as_ref_option().cloned(),
+        versions: Some(
+            b.versions()
+                .iter()
+                .filter_map(|v| {
+                    let name = v.name.as_ref_option()?.clone();
+                    Some((
+                        name,
+                        CanaryVersion {
+                            bento: v.bento.as_ref_option().cloned(),
+                            weight: Some(v.weight.as_ref_option().copied().unwrap_or(0)),
+                            envs: Some(envs_from_map(&v.envs)),
+                            secrets: None,
+                            services: BTreeMap::new(),
+                        },
+                    ))
+                })
+                .collect(),
+        ),
+    }
 }
 
 /// The labels Terraform managed in `prior`: its `terraform_labels`, or, in a state written
@@ -533,7 +617,7 @@ pub fn create_request(planned: &DeploymentState, entry: &str) -> CreateDeploymen
             )),
             secrets: Some(secrets_from_set(&planned.spec.secrets)),
             services: services_for(planned, entry, &BTreeMap::new()),
-            canary: None,
+            canary: planned.canary.canary.as_ref_option().map(canary_from_block),
         },
     }
 }
@@ -620,7 +704,12 @@ pub fn update_request(
         labels: Some(labels_from_map(&labels)),
         secrets: Some(secrets_from_set(&planned.spec.secrets)),
         services: services_for(planned, entry, &config.services),
-        canary: server.canary(),
+        // The configured canary; else the server's, kept (the caller removes it when the
+        // configuration stopped managing one).
+        canary: match &planned.canary.canary {
+            Value::Value(b) => Some(canary_from_block(b)),
+            _ => server.canary(),
+        },
     }
 }
 

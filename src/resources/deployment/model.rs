@@ -13,6 +13,9 @@ use tf_provider::schema::{
 use tf_provider::value::Value;
 
 pub use crate::schema::StringMap;
+pub use delivery::*;
+
+mod delivery;
 use crate::schema::{attr as a, str_map, to_map};
 
 /// State of one `bentocloud_deployment`, in parts named by role. The rules that treat the
@@ -38,6 +41,8 @@ pub struct DeploymentState {
     pub reported: Reported,
     #[serde(flatten)]
     pub label_sets: LabelSets,
+    #[serde(flatten)]
+    pub canary: CanaryPart,
 }
 
 /// The label sets besides `labels` (the configured ones), as the Google provider has them:
@@ -375,6 +380,8 @@ pub struct Settings {
     pub redeploy_triggers: Value<StringMap>,
     #[serde(with = "tf_provider::value::serde_as_vec")]
     pub timeouts: Value<Timeouts>,
+    #[serde(with = "tf_provider::value::serde_as_vec")]
+    pub progressive_rollout: Value<ProgressiveRollout>,
 }
 
 impl Settings {
@@ -719,6 +726,14 @@ pub fn resource_schema() -> Schema {
     blocks.insert(
         "timeouts".to_string(),
         NestedBlock::Optional(timeouts_block_schema()),
+    );
+    blocks.insert(
+        "canary".to_string(),
+        NestedBlock::Optional(canary_block_schema()),
+    );
+    blocks.insert(
+        "progressive_rollout".to_string(),
+        NestedBlock::Optional(progressive_block_schema()),
     );
     Schema {
         version: 1,

@@ -10,8 +10,9 @@ use tf_provider::AttributePath;
 
 use super::convert::managed_keys;
 use super::model::{
-    labels_after, merged_labels, Autoscaling, DeploymentState, LastApply, Location, Reported,
-    ServiceBlock, ServiceSettings, Spec, StringMap, Timeouts, TrafficSettings, DEFAULT_STRATEGY,
+    labels_after, merged_labels, Autoscaling, CanaryBlock, DeploymentState, LastApply, Location,
+    ProgressiveRollout, Reported, ServiceBlock, ServiceSettings, Spec, StringMap, Timeouts,
+    TrafficSettings, DEFAULT_STRATEGY, ROUTE_TYPES,
 };
 use crate::api::DeploymentStatus;
 use crate::diag::Problem;
@@ -87,7 +88,185 @@ pub fn validate(config: &DeploymentState) -> Vec<Problem> {
     check_location(&config.location, &mut out);
     check_spec(&config.spec, &mut out);
     check_timeouts(&config.settings.timeouts, &mut out);
+    check_canary(&config.canary.canary, &mut out);
+    check_progressive(&config.settings.progressive_rollout, &mut out);
+    if config.canary.canary.is_value() && config.settings.progressive_rollout.is_value() {
+        out.push(problem(
+            AttributePath::new("progressive_rollout"),
+            "Conflicting canary settings",
+            "`progressive_rollout` runs its own canary while a bento change is delivered; it cannot be combined with a `canary` block. Remove one of them.".into(),
+        ));
+    }
     out
+}
+
+fn check_route(
+    route_type: &Value<String>,
+    route_by: &Value<String>,
+    base: impl Fn(&'static str) -> AttributePath,
+    out: &mut Vec<Problem>,
+) {
+    if let Value::Value(t) = route_type {
+        if !ROUTE_TYPES.contains(&t.as_str()) {
+            out.push(problem(
+                base("route_type"),
+                "Invalid route_type",
+                format!(
+                    "unknown route_type {t:?}: use one of {}",
+                    ROUTE_TYPES.join(", ")
+                ),
+            ));
+        } else if t != "random" && route_by.is_null() {
+            out.push(problem(base("route_by"), "Missing route_by", format!("route_type {t:?} needs route_by: the name of the {t} that names the version (e.g. \"x-canary\")")));
+        }
+    }
+}
+
+fn check_canary(canary: &Value<CanaryBlock>, out: &mut Vec<Problem>) {
+    let Value::Value(c) = canary else { return };
+    let base = |a: &'static str| AttributePath::new("canary").index(0).attribute(a);
+    check_route(&c.route_type, &c.route_by, base, out);
+    let mut seen = BTreeSet::new();
+    let mut total = 0;
+    for (i, v) in c.versions().iter().enumerate() {
+        let at = |a: &'static str| {
+            AttributePath::new("canary")
+                .index(0)
+                .attribute("version")
+                .index(i as i64)
+                .attribute(a)
+        };
+        if let Value::Value(name) = &v.name {
+            if name == "main" {
+                out.push(problem(at("name"), "Invalid canary version name", "`main` is the deployment's own target: name the version after its bento (e.g. \"v2\").".into()));
+            } else if let Err(why) = rules::deployment_name(name) {
+                out.push(problem(at("name"), "Invalid canary version name", why));
+            } else if !seen.insert(name.clone()) {
+                out.push(problem(
+                    at("name"),
+                    "Duplicate canary version",
+                    format!(
+                        "version {name:?} is configured twice: merge the two `version` blocks."
+                    ),
+                ));
+            }
+        }
+        if let Value::Value(b) = &v.bento {
+            if let Err(why) = rules::bento_tag(b) {
+                out.push(problem(at("bento"), "Invalid bento", why));
+            }
+        }
+        if let Value::Value(w) = v.weight {
+            if !(0..=100).contains(&w) {
+                out.push(problem(
+                    at("weight"),
+                    "Invalid weight",
+                    format!("weight is {w}: a percentage, 0 to 100"),
+                ));
+            }
+            total += w;
+        }
+        check_map_keys(
+            &v.envs,
+            at("envs"),
+            "environment variable",
+            rules::env_name,
+            None,
+            out,
+        );
+    }
+    if c.versions().is_empty() {
+        out.push(problem(
+            base("version"),
+            "Canary without versions",
+            "Add at least one `version` block, or remove the `canary` block to remove the canary."
+                .into(),
+        ));
+    }
+    if total > 100 {
+        out.push(problem(base("version"), "Invalid weights", format!("the versions' weights add up to {total}: at most 100 (the deployment itself gets the rest)")));
+    }
+}
+
+fn check_progressive(p: &Value<ProgressiveRollout>, out: &mut Vec<Problem>) {
+    let Value::Value(p) = p else { return };
+    let base = |a: &'static str| {
+        AttributePath::new("progressive_rollout")
+            .index(0)
+            .attribute(a)
+    };
+    if let Value::Value(steps) = &p.steps {
+        let known: Vec<i64> = steps
+            .iter()
+            .filter_map(|s| s.as_ref_option().copied())
+            .collect();
+        let increasing = known.windows(2).all(|w| w[0] < w[1]);
+        if steps.is_empty() || known.iter().any(|s| !(1..=99).contains(s)) || !increasing {
+            out.push(problem(base("steps"), "Invalid steps", format!("steps {known:?}: give one or more canary weights in percent, increasing, each 1 to 99 (e.g. [5, 25, 50])")));
+        }
+    }
+    if let Value::Value(t) = &p.bake_time {
+        if let Err(why) = crate::duration::parse_go_duration(t) {
+            out.push(problem(base("bake_time"), "Invalid bake_time", why));
+        }
+    }
+    check_route(&p.route_type, &p.route_by, base, out);
+    let Value::Value(a) = &p.analysis else { return };
+    let at = |x: &'static str| {
+        AttributePath::new("progressive_rollout")
+            .index(0)
+            .attribute("analysis")
+            .index(0)
+            .attribute(x)
+    };
+    for (name, v) in [
+        ("unready_grace", &a.unready_grace),
+        ("probe_interval", &a.probe_interval),
+        ("max_latency", &a.max_latency),
+    ] {
+        if let Value::Value(t) = v {
+            if let Err(why) = crate::duration::parse_go_duration(t) {
+                out.push(problem(at(name), &format!("Invalid {name}"), why));
+            }
+        }
+    }
+    if let Value::Value(n) = a.max_restarts {
+        if n < 0 {
+            out.push(problem(
+                at("max_restarts"),
+                "Invalid max_restarts",
+                format!("max_restarts is {n}: a count, 0 or more"),
+            ));
+        }
+    }
+    if let Value::Value(r) = a.max_failure_rate {
+        if !(0.0..=1.0).contains(&r) {
+            out.push(problem(
+                at("max_failure_rate"),
+                "Invalid max_failure_rate",
+                format!("max_failure_rate is {r}: a share, 0 to 1 (e.g. 0.05)"),
+            ));
+        }
+    }
+    if let Value::Value(path) = &a.probe_path {
+        if !path.starts_with('/') {
+            out.push(problem(
+                at("probe_path"),
+                "Invalid probe_path",
+                format!("probe_path {path:?} must start with `/` (e.g. \"/healthz\")"),
+            ));
+        }
+        // A probe must reach the canary; with random routing only the weight decides, and the
+        // answer does not say which version served it (the platform's responses carry no
+        // such header), so the probe could not be judged.
+        if !matches!(
+            p.route_type.as_ref_option().map(String::as_str),
+            Some("header" | "query")
+        ) && !p.route_type.is_unknown()
+        {
+            out.push(problem(at("probe_path"), "Probes need header or query routing", "probes must reach the canary, which only `route_type = \"header\"` or `\"query\"` (with `route_by`) guarantees: set one, or remove probe_path to judge the canary by its pods only".into()));
+        }
+    }
 }
 
 fn check_location(l: &Location, out: &mut Vec<Problem>) {
@@ -509,7 +688,21 @@ pub fn plan_create(proposed: &DeploymentState, default_cluster: Option<&str>) ->
     };
     p.reported = Reported::unknown();
     p.label_sets.effective_labels = Value::Unknown;
+    default_canary(&mut p.canary.canary);
     p
+}
+
+/// A configured canary's defaults: `random` routing, weight 0.
+fn default_canary(c: &mut Value<CanaryBlock>) {
+    let Value::Value(c) = c else { return };
+    if c.route_type.is_null() {
+        c.route_type = Value::Value("random".into());
+    }
+    if let Value::Value(versions) = &mut c.version {
+        for v in versions.iter_mut().filter(|v| v.weight.is_null()) {
+            v.weight = Value::Value(0);
+        }
+    }
 }
 
 /// Whether the change between `prior` and `planned` needs an API call: any change of the
@@ -546,7 +739,19 @@ pub fn needs_api_update(prior: &DeploymentState, planned: &DeploymentState) -> b
             .is_none_or(|after| after != *current),
         _ => prior.spec.labels != planned.spec.labels,
     };
-    labels_change || without_labels(&prior.spec).differs(&without_labels(&planned.spec), external)
+    labels_change
+        || prior.canary != planned.canary
+        || without_labels(&prior.spec).differs(&without_labels(&planned.spec), external)
+}
+
+/// Whether applying `planned` over `prior` delivers a new bento progressively: a
+/// `progressive_rollout` block, and a change of `bento` that is sent (not CI's, see
+/// `bento_managed_externally`).
+pub fn delivers_progressively(prior: &DeploymentState, planned: &DeploymentState) -> bool {
+    planned.settings.progressive_rollout.is_value()
+        && planned.settings.bento_managed_externally != Value::Value(true)
+        && prior.spec.bento != planned.spec.bento
+        && !stopped(prior)
 }
 
 /// The labels `planned` manages: its `terraform_labels`, or `labels` when those are not set.
@@ -637,6 +842,7 @@ pub fn plan_update(
     let mut p = proposed.clone();
     reset_unset_settings(&mut p, config);
     default_flags(&mut p);
+    default_canary(&mut p.canary.canary);
     follow_configured_bound(&mut p.spec.entry, &config.spec.entry);
     let prior_services = prior.spec.service_blocks();
     let mut new_blocks = BTreeSet::new();

@@ -113,6 +113,16 @@ pub(super) fn change_of(prior: &DeploymentState, planned: &DeploymentState) -> w
         prior.reported.status.as_ref_option().map(String::as_str),
         Some("terminated" | "terminating")
     );
+    // A change of the canary alone starts or drains canary pods beside the deployment's own,
+    // which need not be replaced: judged as a scaling change (no pod pending or terminating),
+    // which also holds on a platform that does replace them.
+    if prior.canary != planned.canary
+        && !prior.spec.differs(&planned.spec, external)
+        && !prior.settings.redeploy_requested(&planned.settings)
+        && !stopped
+    {
+        return wait::Change::Scale;
+    }
     if prior.settings.redeploy_requested(&planned.settings)
         || stopped
         || prior.spec.restarts_replicas(&planned.spec, external)
@@ -387,10 +397,18 @@ impl Deployments {
             prior: &prior,
             planned: &planned,
         };
-        let server = match unchanged_since_plan(diags, &up).await {
+        let mut server = match unchanged_since_plan(diags, &up).await {
             Ok(d) => d,
             Err(left) => return Some(left),
         };
+        // A bento change with `progressive_rollout`: the canary steps first; the update below
+        // is then the promotion (it removes the canary, see `put_spec`).
+        if plan::delivers_progressively(&prior, &planned) {
+            server = match self.deliver_progressively(diags, &up, server).await {
+                Ok(d) => d,
+                Err(left) => return Some(left),
+            };
+        }
         let response = match self.submit(diags, &up, server, private).await {
             Ok(d) => d,
             Err(left) => return Some(left),
@@ -529,7 +547,15 @@ impl Deployments {
             }
         }
         let managed = convert::managed_keys(prior);
-        let req = convert::update_request(planned, server, &entry, resolved.as_deref(), managed);
+        let mut req =
+            convert::update_request(planned, server, &entry, resolved.as_deref(), managed);
+        // No `canary` block now: a canary the configuration managed before, or the one a
+        // progressive rollout ran, goes away (one set elsewhere and never managed stays).
+        if planned.canary.canary.is_null()
+            && (prior.canary.canary.is_value() || plan::delivers_progressively(prior, planned))
+        {
+            req.canary = None;
+        }
         match client.update_deployment(&cluster, &name, &req).await {
             // Becomes state unless a wait follows: given its bento's manifest (one GET per
             // bento not yet cached: none unless the bento changed).
@@ -590,14 +616,14 @@ impl Deployments {
 }
 
 /// One update in progress: where, and from which state to which.
-struct Update<'a> {
-    configured: &'a Configured,
-    cluster: String,
-    name: String,
+pub(super) struct Update<'a> {
+    pub(super) configured: &'a Configured,
+    pub(super) cluster: String,
+    pub(super) name: String,
     /// `cluster/name`.
-    id: String,
-    prior: &'a DeploymentState,
-    planned: &'a DeploymentState,
+    pub(super) id: String,
+    pub(super) prior: &'a DeploymentState,
+    pub(super) planned: &'a DeploymentState,
 }
 
 /// The server's deployment before an update, unless the update must not go on: the

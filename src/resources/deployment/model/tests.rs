@@ -150,11 +150,37 @@ fn every_leaf_unknown() -> DeploymentState {
                 update: Value::Unknown,
                 delete: Value::Unknown,
             }),
+            progressive_rollout: Value::Value(ProgressiveRollout {
+                steps: Value::Value(vec![Value::Unknown]),
+                bake_time: Value::Unknown,
+                route_type: Value::Unknown,
+                route_by: Value::Unknown,
+                analysis: Value::Value(Analysis {
+                    unready_grace: Value::Unknown,
+                    max_restarts: Value::Unknown,
+                    probe_path: Value::Unknown,
+                    probe_interval: Value::Unknown,
+                    max_failure_rate: Value::Unknown,
+                    max_latency: Value::Unknown,
+                }),
+            }),
         },
         reported: Reported::unknown(),
         label_sets: LabelSets {
             terraform_labels: Value::Unknown,
             effective_labels: Value::Value(StringMap::from([("a".to_string(), Value::Unknown)])),
+        },
+        canary: CanaryPart {
+            canary: Value::Value(CanaryBlock {
+                route_type: Value::Unknown,
+                route_by: Value::Unknown,
+                version: Value::Value(vec![CanaryVersionBlock {
+                    name: Value::Unknown,
+                    bento: Value::Unknown,
+                    weight: Value::Unknown,
+                    envs: Value::Unknown,
+                }]),
+            }),
         },
     }
 }
@@ -212,6 +238,20 @@ fn every_leaf_set() -> DeploymentState {
                 update: Value::Null,
                 delete: s("2m"),
             }),
+            progressive_rollout: Value::Value(ProgressiveRollout {
+                steps: Value::Value(vec![Value::Value(5), Value::Value(50)]),
+                bake_time: s("1m"),
+                route_type: s("header"),
+                route_by: s("x-canary"),
+                analysis: Value::Value(Analysis {
+                    unready_grace: s("30s"),
+                    max_restarts: Value::Value(1),
+                    probe_path: s("/healthz"),
+                    probe_interval: s("2s"),
+                    max_failure_rate: Value::Value(0.25),
+                    max_latency: s("1s"),
+                }),
+            }),
         },
         reported: Reported {
             status: s("running"),
@@ -225,6 +265,18 @@ fn every_leaf_set() -> DeploymentState {
         label_sets: LabelSets {
             terraform_labels: Value::Value(StringMap::from([("team".to_string(), s("ml"))])),
             effective_labels: Value::Value(StringMap::from([("x".to_string(), s("y"))])),
+        },
+        canary: CanaryPart {
+            canary: Value::Value(CanaryBlock {
+                route_type: s("random"),
+                route_by: Value::Null,
+                version: Value::Value(vec![CanaryVersionBlock {
+                    name: s("v2"),
+                    bento: s("iris:v2"),
+                    weight: Value::Value(10),
+                    envs: Value::Value(StringMap::from([("A".to_string(), s("1"))])),
+                }]),
+            }),
         },
     }
 }
@@ -261,6 +313,7 @@ fn parts_have_disjoint_attributes() {
         keys::<Settings>(),
         keys::<Reported>(),
         keys::<LabelSets>(),
+        keys::<CanaryPart>(),
     ];
     let total: usize = parts.iter().map(BTreeSet::len).sum();
     let union: BTreeSet<&String> = parts.iter().flatten().collect();

@@ -44,6 +44,7 @@ fn base() -> DeploymentState {
             creator: v("me".into()),
         },
         label_sets: Default::default(),
+        canary: Default::default(),
     }
 }
 
@@ -842,4 +843,108 @@ fn policy_and_traffic_values_are_checked_at_plan_time_on_their_attribute() {
         c.spec.entry.traffic.config_overrides = JsonText(v(bad.into()));
         assert_eq!(validate(&c).len(), 1, "{bad}");
     }
+}
+
+#[test]
+fn canary_and_progressive_blocks_are_checked_at_plan_time() {
+    use crate::resources::deployment::model::{
+        Analysis, CanaryBlock, CanaryVersionBlock, ProgressiveRollout,
+    };
+    let version = |name: &str, w: i64| CanaryVersionBlock {
+        name: v(name.into()),
+        bento: v("iris:v2".into()),
+        weight: v(w),
+        envs: Value::Null,
+    };
+    let mut c = base();
+    c.canary.canary = v(CanaryBlock {
+        route_type: v("header".into()),
+        route_by: Value::Null,
+        version: v(vec![version("main", 60), version("b", 50), version("b", 0)]),
+    });
+    let text = format!("{:?}", validate(&c));
+    for needle in [
+        "needs route_by",
+        "`main` is the deployment's own",
+        "configured twice",
+        "add up to 110",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let mut p = base();
+    p.settings.progressive_rollout = v(ProgressiveRollout {
+        steps: v(vec![v(50), v(25)]),
+        bake_time: v("soon".into()),
+        route_type: v("random".into()),
+        route_by: Value::Null,
+        analysis: v(Analysis {
+            probe_path: v("healthz".into()),
+            max_failure_rate: v(1.5),
+            max_restarts: v(-1),
+            ..Default::default()
+        }),
+    });
+    let text = format!("{:?}", validate(&p));
+    for needle in [
+        "increasing",
+        "bake_time",
+        "must start with `/`",
+        "header or query",
+        "0 to 1",
+        "0 or more",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    let mut both = p.clone();
+    both.settings.progressive_rollout = v(ProgressiveRollout {
+        steps: v(vec![v(5), v(50)]),
+        ..Default::default()
+    });
+    assert!(validate(&both).is_empty(), "{:?}", validate(&both));
+    both.canary.canary = v(CanaryBlock {
+        route_type: Value::Null,
+        route_by: Value::Null,
+        version: v(vec![version("b", 10)]),
+    });
+    assert!(format!("{:?}", validate(&both)).contains("cannot be combined"));
+}
+
+#[test]
+fn a_canary_change_is_sent_and_a_bento_change_with_progressive_rollout_is_delivered_so() {
+    use crate::resources::deployment::model::{
+        CanaryBlock, CanaryVersionBlock, ProgressiveRollout,
+    };
+    let prior = base();
+    let mut with_canary = prior.clone();
+    with_canary.canary.canary = v(CanaryBlock {
+        route_type: Value::Null,
+        route_by: Value::Null,
+        version: v(vec![CanaryVersionBlock {
+            name: v("v2".into()),
+            bento: v("iris:v2".into()),
+            weight: Value::Null,
+            envs: Value::Null,
+        }]),
+    });
+    let (p, _) = plan_update(&prior, &with_canary, &with_canary, LastApply::Settled);
+    assert!(needs_api_update(&prior, &p));
+    let c = p.canary.canary.as_ref_option().expect("canary");
+    assert_eq!(c.route_type, v("random".into()), "default routing");
+    assert_eq!(c.versions()[0].weight, v(0), "default weight");
+    // Removing a managed canary is a change too.
+    let (p, _) = plan_update(&p, &prior, &prior, LastApply::Settled);
+    assert!(p.canary.canary.is_null());
+    let mut progressive = prior.clone();
+    progressive.settings.progressive_rollout = v(ProgressiveRollout {
+        steps: v(vec![v(10)]),
+        ..Default::default()
+    });
+    assert!(
+        !delivers_progressively(&prior, &progressive),
+        "no bento change"
+    );
+    progressive.spec.bento = v("iris:v2".into());
+    assert!(delivers_progressively(&prior, &progressive));
+    progressive.settings.bento_managed_externally = v(true);
+    assert!(!delivers_progressively(&prior, &progressive), "CI's bento");
 }
