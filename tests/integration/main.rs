@@ -264,3 +264,8 @@ tf_test!(
     bad_values_fail_at_plan_time_tf1_11,
     bad_values_fail_at_plan_time_tf1_0
 );
+tf_test!(
+    settings::canary_block_round_trips,
+    canary_block_round_trips_tf1_11,
+    canary_block_round_trips_tf1_0
+);

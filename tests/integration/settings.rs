@@ -482,3 +482,86 @@ pub fn bad_values_fail_at_plan_time(v: TfVersion) {
         "nothing was created"
     );
 }
+
+/// A canary configured with the `canary` block: created, visible to the official client,
+/// changed, removed; the plan stays empty in between.
+pub fn canary_block_round_trips(v: TfVersion) {
+    let server = Server::start();
+    server.register_bentos(&["iris:v1", "iris:v2", "iris:v3"]);
+    let name = dep_name("canary", v);
+    let tf = Tf::new(v, &server);
+    let body = |canary: &str| {
+        format!(
+            "{}resource \"bentocloud_deployment\" \"app\" {{\n  name  = \"{name}\"\n  bento = \"iris:v1\"\n{canary}}}\n",
+            provider(&[])
+        )
+    };
+    tf.write(&body(
+        "  canary {\n    version {\n      name   = \"v2\"\n      bento  = \"iris:v2\"\n      weight = 20\n      envs   = { FLAVOUR = \"new\" }\n    }\n  }\n",
+    ));
+    tf.init();
+    assert_applied(&tf.apply(), "create with a canary");
+    let out = server.bentoml(&[
+        "deployment",
+        "get",
+        &name,
+        "--cluster",
+        CLUSTER,
+        "-o",
+        "json",
+    ]);
+    let seen: Json = serde_json::from_str(&out).expect("json");
+    let mut canaries = Vec::new();
+    objects_with(&seen, "canary", &mut canaries);
+    let canary = canaries
+        .iter()
+        .map(|m| &m["canary"])
+        .find(|c| !c.is_null())
+        .unwrap_or_else(|| panic!("no canary in `bentoml deployment get`:\n{out}"));
+    assert_eq!(canary["route_type"], "random", "{canary}");
+    assert_eq!(canary["versions"]["v2"]["weight"], 20, "{canary}");
+    assert!(
+        canary["versions"]["v2"]["bento"]
+            .as_str()
+            .is_some_and(|b| b.contains("v2")),
+        "{canary}"
+    );
+    let st = tf.resource("bentocloud_deployment.app");
+    assert_eq!(st["canary"][0]["version"][0]["weight"], 20, "{st}");
+    assert_eq!(st["canary"][0]["route_type"], "random", "{st}");
+    tf.assert_no_changes("after create");
+
+    // Changed: another weight and header routing.
+    tf.write(&body(
+        "  canary {\n    route_type = \"header\"\n    route_by   = \"x-canary\"\n    version {\n      name   = \"v2\"\n      bento  = \"iris:v3\"\n      weight = 40\n      envs   = { FLAVOUR = \"new\" }\n    }\n  }\n",
+    ));
+    assert_applied(&tf.apply(), "change the canary");
+    let d = server.must_get(CLUSTER, &name);
+    let c = d.canary().expect("a canary");
+    assert_eq!(c.route_type.as_deref(), Some("header"));
+    assert_eq!(c.route_by.as_deref(), Some("x-canary"));
+    let v2 = &c.versions.as_ref().expect("versions")["v2"];
+    assert_eq!(v2.weight, Some(40));
+    assert_eq!(v2.bento.as_deref(), Some("iris:v3"));
+    assert_eq!(
+        view(&d).bento,
+        "iris:v1",
+        "the deployment's own bento is untouched"
+    );
+    tf.assert_no_changes("after the change");
+
+    // Removed: the canary goes away.
+    tf.write(&body(""));
+    assert_applied(&tf.apply(), "remove the canary");
+    let d = server.must_get(CLUSTER, &name);
+    assert!(
+        d.canary()
+            .and_then(|c| c.versions)
+            .is_none_or(|v| v.is_empty()),
+        "removing the block removes the canary: {:?}",
+        d.canary()
+    );
+    tf.assert_no_changes("after removing the canary");
+    let out = tf.destroy();
+    assert_eq!(out.code, 0, "destroy:\n{}", out.describe());
+}
