@@ -636,11 +636,15 @@ fn http_client(ca: Option<&Path>) -> reqwest::Client {
 pub struct BentoBehaviour {
     pub startup_seconds: Option<f64>,
     pub unready: bool,
+    /// Replicas crash this long after they became ready (not after they started).
     pub crash_after_seconds: Option<f64>,
     pub image_build_seconds: Option<f64>,
     pub image_build_fails: bool,
     /// Service names; the first is the entry service (default: one service, `apiserver`).
     pub services: Vec<String>,
+    /// Request paths (exact, e.g. `/predict`) the replicas answer with HTTP 500 while passing
+    /// their probes and serving every other path: ready but failing requests.
+    pub fail_paths: Vec<String>,
 }
 
 impl Server {
@@ -722,6 +726,9 @@ impl Server {
         }
         if !b.services.is_empty() {
             cmd.args(["--services", &b.services.join(",")]);
+        }
+        if !b.fail_paths.is_empty() {
+            cmd.args(["--fail-paths", &b.fail_paths.join(",")]);
         }
         let out = cmd.output().expect("run bentocloud-local bentos add");
         assert!(

@@ -11,7 +11,16 @@
 //! (config `envs`, `env` secrets as variables, `mountfile` secrets as files), so a test can
 //! see that a rotated secret reaches only replicas started after a redeploy.
 //! A bento with `crash_after` closes its listener and every connection that long after it
-//! became ready.
+//! became ready: after `startup`, when `/readyz` starts answering 200, which is when the
+//! replica itself is ready (the kubelet's probe and the reconciler see it up to
+//! `Timing::probe_ms` and one tick later), not from its start.
+//! A bento with `fail_paths` answers a request whose path is one of them with 500 and
+//! BentoML's body for an API that raised, `{"error": "An unexpected error has occurred, please
+//! check the server log."}` (bentoml/BentoML `src/_bentoml_impl/server/app.py`,
+//! `api_endpoint_wrapper`, `except Exception`), after `?sleep_ms` like any request; its probes
+//! and every other path answer as usual, so it is ready and routed to while it fails them (a
+//! service raising in its API stays Ready on the platform too: nothing in BentoML ties the
+//! readiness or liveness probe to an API's errors).
 //!
 //! A prober task per replica (the kubelet) really probes `/readyz` every `Timing::probe_ms`
 //! until it passes, then `/livez`; two failed liveness probes mean the replica crashed. The
@@ -95,6 +104,8 @@ struct Spec {
     startup: Duration,
     unready: bool,
     crash_after: Option<Duration>,
+    /// Paths answered with 500 (see the module doc).
+    fail_paths: Vec<String>,
     /// Environment variables and files, as resolved when the replica started.
     env: Environment,
 }
@@ -127,8 +138,19 @@ impl Proc {
             .is_ok()
     }
 
+    /// When `/readyz` starts answering 200 (never for an `unready` bento).
+    fn ready_at_ms(&self) -> Option<i64> {
+        (!self.spec.unready).then(|| self.started_ms + as_ms(self.spec.startup))
+    }
+
     fn is_ready_now(&self) -> bool {
-        !self.spec.unready && self.clock.now_ms() >= self.started_ms + as_ms(self.spec.startup)
+        self.ready_at_ms()
+            .is_some_and(|at| self.clock.now_ms() >= at)
+    }
+
+    /// When a `crash_after` bento crashes: that long after it became ready.
+    fn crash_at_ms(&self) -> Option<i64> {
+        Some(self.ready_at_ms()? + as_ms(self.spec.crash_after?))
     }
 }
 
@@ -618,6 +640,7 @@ impl Runtime for Fleet {
                 startup: ms(beh.startup_ms),
                 unready: beh.unready,
                 crash_after: beh.crash_after_ms.map(ms),
+                fail_paths: beh.fail_paths.clone(),
                 env: env.clone(),
             },
             port,
@@ -829,12 +852,9 @@ async fn serve_replica(listener: std::net::TcpListener, p: Arc<Proc>) {
         return;
     };
     let crash = async {
-        match p.spec.crash_after {
-            Some(after) if !p.spec.unready => {
-                let at = p.started_ms + as_ms(p.spec.startup + after);
-                p.clock.sleep_until(at).await
-            }
-            _ => std::future::pending::<()>().await,
+        match p.crash_at_ms() {
+            Some(at) => p.clock.sleep_until(at).await,
+            None => std::future::pending::<()>().await,
         }
     };
     tokio::pin!(crash);
@@ -948,6 +968,14 @@ async fn serve_request(
         tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
     }
     p.served.fetch_add(1, Ordering::Relaxed);
+    if p.spec.fail_paths.contains(&path) {
+        return reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json_ct,
+            json!({"error": "An unexpected error has occurred, please check the server log."})
+                .to_string(),
+        );
+    }
     let mut body = json!({
         "deployment": p.spec.deployment,
         "cluster": p.spec.cluster,
@@ -980,4 +1008,129 @@ async fn serve_request(
         body[field][v.as_str()] = source.get(&v).map_or(Value::Null, |x| json!(x));
     }
     reply(StatusCode::OK, json_ct, body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A replica server of a bento with these behaviours, started at `clock`'s now; returns it
+    /// and its serving task (which ends when it crashes or stops).
+    fn replica(
+        clock: &Clock,
+        startup_ms: u64,
+        unready: bool,
+        crash_after_ms: Option<u64>,
+        fail_paths: &[&str],
+    ) -> (Arc<Proc>, tokio::task::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
+        let p = Arc::new(Proc {
+            spec: Spec {
+                deployment: "d".into(),
+                cluster: "c".into(),
+                tag: "iris:v1".into(),
+                revision: "rev".into(),
+                replica: "r1".into(),
+                target: "v2".into(),
+                service: "apiserver".into(),
+                startup: Duration::from_millis(startup_ms),
+                unready,
+                crash_after: crash_after_ms.map(Duration::from_millis),
+                fail_paths: fail_paths.iter().map(|s| s.to_string()).collect(),
+                env: Environment::default(),
+            },
+            port,
+            started_ms: clock.now_ms(),
+            clock: clock.clone(),
+            in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            proxied: AtomicUsize::new(0),
+            probe_ready: AtomicBool::new(false),
+            live_failures: AtomicU32::new(0),
+            crashed: AtomicBool::new(false),
+            stop: CancellationToken::new(),
+        });
+        let task = tokio::spawn(serve_replica(listener, p.clone()));
+        (p, task)
+    }
+
+    /// `GET path` on the replica (a new connection each time): status and body.
+    async fn get(p: &Proc, path: &str) -> Result<(u16, String), reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()?;
+        let r = http
+            .get(format!("http://127.0.0.1:{}{path}", p.port))
+            .send()
+            .await?;
+        Ok((r.status().as_u16(), r.text().await?))
+    }
+
+    #[tokio::test]
+    async fn fail_paths_answer_500_while_the_probes_and_other_paths_pass() {
+        let clock = Clock::manual(1_000_000);
+        let (p, _task) = replica(&clock, 0, false, None, &["/predict", "/v1/embed"]);
+        for path in ["/readyz", "/livez", "/healthz"] {
+            assert_eq!(get(&p, path).await.expect(path).0, 200, "{path}");
+        }
+        for path in ["/predict", "/v1/embed", "/predict?sleep_ms=1"] {
+            let (status, body) = get(&p, path).await.expect(path);
+            assert_eq!(status, 500, "{path}: {body}");
+            let v: Value = serde_json::from_str(&body).expect("json");
+            // BentoML's answer for an API that raised, nothing of the emulator's own.
+            assert_eq!(
+                v,
+                json!({"error": "An unexpected error has occurred, please check the server log."})
+            );
+        }
+        // Exact paths only: anything else is served as usual.
+        for path in ["/other", "/predict/", "/predictx", "/"] {
+            let (status, body) = get(&p, path).await.expect(path);
+            assert_eq!(status, 200, "{path}: {body}");
+            let v: Value = serde_json::from_str(&body).expect("json");
+            assert_eq!((&v["status"], &v["target"]), (&json!("ok"), &json!("v2")));
+        }
+        // The failed requests were served (and counted), not refused.
+        assert_eq!(p.served.load(Ordering::Relaxed), 7);
+        let (_, metrics) = get(&p, "/metrics").await.expect("metrics");
+        assert!(
+            metrics.contains("bentoml_service_request_total{"),
+            "{metrics}"
+        );
+        assert!(!p.crashed.load(Ordering::Relaxed));
+    }
+
+    #[tokio::test]
+    async fn crash_after_counts_from_ready_not_from_start() {
+        let clock = Clock::manual(1_000_000);
+        let step = |ms: u64| clock.advance(Duration::from_millis(ms)).expect("manual");
+        // Ready 2 s after start, crashes 3 s after that.
+        let (p, task) = replica(&clock, 2_000, false, Some(3_000), &[]);
+        assert_eq!(p.ready_at_ms(), Some(1_002_000));
+        assert_eq!(p.crash_at_ms(), Some(1_005_000));
+        assert_eq!(get(&p, "/readyz").await.expect("readyz").0, 503);
+        step(2_000);
+        assert_eq!(get(&p, "/readyz").await.expect("readyz").0, 200);
+        // 3 s after it became ready, less 1 ms: still serving (3 s from start would be gone).
+        step(2_999);
+        assert_eq!(get(&p, "/predict").await.expect("serving").0, 200);
+        assert!(!task.is_finished() && !p.crashed.load(Ordering::Acquire));
+        step(1);
+        // The crash: its server ends and takes its listener with it.
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("crashed at its time")
+            .expect("joined");
+        assert!(p.crashed.load(Ordering::Acquire));
+        assert!(
+            get(&p, "/livez").await.is_err(),
+            "a crashed replica answered"
+        );
+
+        // An unready bento never becomes ready, so never crashes.
+        let (q, _task) = replica(&clock, 0, true, Some(1), &[]);
+        assert_eq!((q.ready_at_ms(), q.crash_at_ms()), (None, None));
+    }
 }

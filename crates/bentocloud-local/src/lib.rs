@@ -31,7 +31,8 @@
 //! - [`faults`]: injected faults on the API routes (off unless configured).
 //! - [`tls`]: serving HTTPS with rustls.
 //! - [`ui`]: the web page at `/`.
-//! - [`timeline`]: each deployment's revisions and replica counts over its last rollout.
+//! - [`timeline`]: each deployment's revisions, replica counts over its last rollout, and every
+//!   change of the canary routing its endpoint applied.
 //!
 //! It depends on `bentocloud-api` (the wire types and rules it shares with the provider) and on
 //! nothing of the provider: the crate graph, not a convention, keeps the two apart.
@@ -112,8 +113,13 @@ pub struct RegisterBento {
     pub startup_seconds: f64,
     /// Never passes its readiness probe.
     pub unready: bool,
-    /// A ready replica crashes after this long.
+    /// A replica crashes this long after it became ready (after `startup_seconds`: measured
+    /// from the moment its readiness probe passes, not from its start).
     pub crash_after_seconds: Option<f64>,
+    /// Request paths (exact, e.g. `/predict`) that the replicas answer with HTTP 500, as a
+    /// BentoML service whose API raises does, while they pass their probes and answer every
+    /// other path: a bento that is ready but fails its requests.
+    pub fail_paths: Vec<String>,
     pub image_build_seconds: f64,
     pub image_build_fails: bool,
     /// Service names; the first is the entry service. Empty means one service `apiserver`.
@@ -127,6 +133,7 @@ impl Default for RegisterBento {
             startup_seconds: 0.5,
             unready: false,
             crash_after_seconds: None,
+            fail_paths: Vec::new(),
             image_build_seconds: 0.0,
             image_build_fails: false,
             services: Vec::new(),

@@ -107,9 +107,13 @@ struct AddBentoArgs {
     /// Replicas never become ready (rollouts of this bento fail).
     #[arg(long)]
     unready: bool,
-    /// Ready replicas crash after this many seconds.
+    /// Replicas crash this many seconds after they became ready.
     #[arg(long)]
     crash_after_seconds: Option<f64>,
+    /// Request paths (exact, comma-separated, e.g. /predict) the replicas answer with HTTP 500
+    /// while passing their probes and answering every other path.
+    #[arg(long, value_delimiter = ',')]
+    fail_paths: Vec<String>,
     /// Seconds the image build takes (status image-building meanwhile).
     #[arg(long, default_value_t = 0.0)]
     image_build_seconds: f64,
@@ -249,6 +253,7 @@ async fn add_bento(a: AddBentoArgs) -> Result<(), String> {
         startup_seconds: a.startup_seconds,
         unready: a.unready,
         crash_after_seconds: a.crash_after_seconds,
+        fail_paths: a.fail_paths,
         image_build_seconds: a.image_build_seconds,
         image_build_fails: a.image_build_fails,
         services: a.services,

@@ -113,6 +113,40 @@ fn secs_to_ms(what: &str, v: f64) -> Result<i64> {
     Ok((v * 1000.0).round() as i64)
 }
 
+/// The replicas' own routes (probes and metrics, see `crate::fleet`): a bento that failed them
+/// would not be "ready but failing requests" but unready or crashing, which `unready` and
+/// `crash_after_seconds` already say.
+const PROBE_PATHS: [&str; 4] = ["/readyz", "/livez", "/healthz", "/metrics"];
+
+/// Most `fail_paths` one bento may list.
+const MAX_FAIL_PATHS: usize = 64;
+
+/// `fail_paths`, checked: each an absolute path (no query), not a probe route, not repeated.
+fn fail_paths(paths: &[String]) -> Result<Vec<String>> {
+    if paths.len() > MAX_FAIL_PATHS {
+        return Err(ApiError::bad(format!(
+            "fail_paths lists {} paths: at most {MAX_FAIL_PATHS}",
+            paths.len()
+        )));
+    }
+    for (i, p) in paths.iter().enumerate() {
+        if !p.starts_with('/') || p.len() > 1024 || p.contains(['?', '#']) {
+            return Err(ApiError::bad(format!(
+                "fail_paths: {p:?} is not a request path: use one starting with / (no query), e.g. /predict"
+            )));
+        }
+        if PROBE_PATHS.contains(&p.as_str()) {
+            return Err(ApiError::bad(format!(
+                "fail_paths: {p:?} is a probe route the replicas must answer (use unready or crash_after_seconds for a bento that fails its probes)"
+            )));
+        }
+        if paths[..i].contains(p) {
+            return Err(ApiError::bad(format!("fail_paths: {p:?} is repeated")));
+        }
+    }
+    Ok(paths.to_vec())
+}
+
 pub(super) async fn register_bento(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -144,6 +178,7 @@ pub(super) async fn register_bento(
             .crash_after_seconds
             .map(|v| secs_to_ms("crash_after_seconds", v))
             .transpose()?,
+        fail_paths: fail_paths(&req.fail_paths)?,
         image_build_ms: secs_to_ms("image_build_seconds", req.image_build_seconds)?,
         image_build_fails: req.image_build_fails,
         services,
@@ -155,4 +190,37 @@ pub(super) async fn register_bento(
     })
     .await?;
     Ok(ok(render::bento(&b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn fail_paths_are_request_paths_other_than_the_probes() {
+        let ok = strings(&["/predict", "/v1/embed", "/"]);
+        assert_eq!(fail_paths(&ok).expect("valid"), ok);
+        assert_eq!(fail_paths(&[]).expect("none"), Vec::<String>::new());
+        for (bad, why) in [
+            (strings(&["predict"]), "not a request path"),
+            (strings(&[""]), "not a request path"),
+            (strings(&["/predict?x=1"]), "not a request path"),
+            (strings(&["/readyz"]), "probe route"),
+            (strings(&["/metrics"]), "probe route"),
+            (strings(&["/a", "/a"]), "repeated"),
+        ] {
+            let e = fail_paths(&bad).expect_err("invalid");
+            assert!(e.to_string().contains(why), "{bad:?}: {e}");
+        }
+        let many: Vec<String> = (0..=MAX_FAIL_PATHS).map(|i| format!("/p{i}")).collect();
+        assert!(fail_paths(&many).is_err());
+        // A bento stored before fail_paths existed fails nothing.
+        let old: Behaviour = serde_json::from_str(r#"{"startup_ms": 1, "unready": false}"#)
+            .expect("an old behaviour row");
+        assert!(old.fail_paths.is_empty());
+    }
 }

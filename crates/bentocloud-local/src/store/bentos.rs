@@ -11,6 +11,9 @@ pub struct Behaviour {
     pub unready: bool,
     /// A ready replica crashes this long after becoming ready.
     pub crash_after_ms: Option<i64>,
+    /// Request paths its replicas answer with 500 (see `crate::RegisterBento::fail_paths`);
+    /// absent in rows written before it existed (`serde(default)`: none).
+    pub fail_paths: Vec<String>,
     pub image_build_ms: i64,
     pub image_build_fails: bool,
     /// Service names; the first is the entry service.
@@ -25,6 +28,7 @@ impl Default for Behaviour {
             startup_ms: 500,
             unready: false,
             crash_after_ms: None,
+            fail_paths: Vec::new(),
             image_build_ms: 0,
             image_build_fails: false,
             services: vec![DEFAULT_SERVICE.into()],
