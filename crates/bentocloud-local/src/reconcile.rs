@@ -105,7 +105,9 @@ pub async fn run(
 }
 
 /// One pass over every active deployment, each in its own transaction; after each commit the
-/// deployment's route is published, and at the end anything no longer live is forgotten.
+/// deployment's route is published (and a change of its canary routing recorded on the
+/// timeline, `crate::timeline::record_routing`), and at the end anything no longer live is
+/// forgotten.
 pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()> {
     let ids: Vec<i64> = s.with(|c| -> Result<_> {
         Ok(store::active_deployments(c)?.iter().map(|d| d.id).collect())
@@ -124,7 +126,8 @@ pub fn tick(s: &Store, rt: &dyn Runtime, timing: &Timing, now: i64) -> Result<()
             let reps = store::live_replicas(c, id)?;
             let org = store::org_name(c, d.org_id)?;
             let wake = wakeable(c, &d)?;
-            let split = routing(c, &d)?;
+            let (routing_rev, split) = routing(c, &d)?;
+            super::timeline::record_routing(c, id, &routing_rev, split.as_ref(), now)?;
             let (traffic, cold_start_ms) = traffic(c, &d)?;
             rt.publish(RouteUpdate {
                 deployment: &d,
@@ -190,20 +193,22 @@ fn traffic(
 /// The traffic split the endpoint applies: the canary of the revision being rolled out while
 /// a rollout runs (its versions get traffic as soon as they have a ready replica, and a removed
 /// canary stops getting any at once), else the canary of the serving revision (while a new
-/// revision's image builds, and after a failed rollout).
-fn routing(c: &Connection, d: &DeploymentRow) -> Result<Option<Split>> {
+/// revision's image builds, and after a failed rollout). Returns that revision's uid with it
+/// (`""` and `None` before anything served).
+fn routing(c: &Connection, d: &DeploymentRow) -> Result<(String, Option<Split>)> {
     let uid = if d.phase == Phase::Rolling {
         &d.target_revision
     } else {
         &d.serving_revision
     };
     if uid.is_empty() {
-        return Ok(None);
+        return Ok((String::new(), None));
     }
-    Ok(store::revision(c, uid)?
+    let split = store::revision(c, uid)?
         .canary
         .as_ref()
-        .and_then(Split::from_canary))
+        .and_then(Split::from_canary);
+    Ok((uid.clone(), split))
 }
 
 /// Revision data the rollout needs, cached per tick.

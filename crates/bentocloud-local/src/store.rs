@@ -109,6 +109,10 @@ CREATE TABLE IF NOT EXISTS timeline (
   deployment_id INTEGER NOT NULL REFERENCES deployments(id), at INTEGER NOT NULL,
   phase TEXT NOT NULL, target_revision TEXT NOT NULL, serving_revision TEXT NOT NULL,
   counts TEXT NOT NULL, PRIMARY KEY (deployment_id, at));
+CREATE TABLE IF NOT EXISTS routing_history (
+  deployment_id INTEGER NOT NULL REFERENCES deployments(id), at INTEGER NOT NULL,
+  revision_uid TEXT NOT NULL, route_type TEXT, route_by TEXT, weights TEXT NOT NULL,
+  PRIMARY KEY (deployment_id, at));
 CREATE TABLE IF NOT EXISTS secrets (
   id INTEGER PRIMARY KEY, org_id INTEGER NOT NULL REFERENCES orgs(id), name TEXT NOT NULL,
   uid TEXT NOT NULL, cluster TEXT NOT NULL, description TEXT NOT NULL, content TEXT NOT NULL,

@@ -31,6 +31,19 @@
 //! and the autoscaler's decisions in that window (`crate::autoscale`: table `scale_events`,
 //! written in the same transaction as the scale they set; each decision also records a sample,
 //! as it changes the replicas the chart shows).
+//!
+//! **Canary routing.** Each change of the traffic split the endpoint applies (the canary's
+//! route type, `route_by` and each version's weight; `crate::reconcile`'s `routing`: the
+//! canary of the revision being rolled out, else of the serving one) is recorded with the
+//! time the endpoint began applying it ([`record_routing`], table `routing_history`, in the
+//! transaction that publishes the route), when it differs from the last one recorded: an
+//! update that only changes envs keeps the split and records nothing, a deployment that never
+//! had a canary has no entry, and one whose canary is removed gets an entry with no version
+//! (everything to `main`). [`read`] returns every change kept ([`MAX_ROUTING`] per
+//! deployment), oldest first, **not** only those of the last rollout's window: a progressive
+//! delivery moves the weight by one update (one rollout) per step, and the chart of its steps
+//! needs them all. The weights are the configured ones: a version with no ready replica has
+//! its share sent to `main` meanwhile (`crate::split`), which the samples' replica counts show.
 
 use std::collections::BTreeMap;
 
@@ -38,11 +51,42 @@ use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 
 use super::render::ts;
+use super::split::{RouteBy, Split};
 use super::store::{self, DeploymentRow, ReplicaRow, Result};
 use super::vocab::ReplicaState;
 
 /// Samples kept per deployment.
 pub const MAX_SAMPLES: usize = 500;
+
+/// Routing changes kept per deployment.
+pub const MAX_ROUTING: usize = 200;
+
+/// One change of the canary routing a deployment's endpoint applies (see the module doc).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoutingChange {
+    /// RFC 3339: when the endpoint began applying it.
+    pub at: String,
+    /// Milliseconds since the epoch (the server's clock), for charts.
+    pub at_ms: i64,
+    /// The revision whose canary this is (the one rolled out, or the serving one).
+    pub revision_uid: String,
+    /// `random`, `header` or `query` as the endpoint applies it (a canary whose `route_type` is
+    /// null routes at random); `null`: no canary, everything goes to `main`.
+    pub route_type: Option<String>,
+    /// The header or query parameter of `header` / `query` routing; `null` otherwise.
+    pub route_by: Option<String>,
+    /// Each canary version's weight in percent (`main` gets the rest); empty without a canary.
+    /// Only `random` routing uses them.
+    pub weights: BTreeMap<String, u32>,
+}
+
+impl RoutingChange {
+    /// What is compared to tell a change: everything but when and which revision.
+    fn split_key(&self) -> (&Option<String>, &Option<String>, &BTreeMap<String, u32>) {
+        (&self.route_type, &self.route_by, &self.weights)
+    }
+}
 
 /// The replicas of one revision in one sample.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +147,8 @@ pub struct Timeline {
     /// The autoscaler's decisions from the first sample on, oldest first: each service's count
     /// before and after, with the metric and the measured value per replica that caused it.
     pub scaling: Vec<crate::autoscale::ScaleEvent>,
+    /// Every change of the canary routing kept (not only this rollout's), oldest first.
+    pub routing: Vec<RoutingChange>,
 }
 
 /// One revision of a deployment, as the page lists them.
@@ -184,6 +230,95 @@ pub fn record(c: &Connection, d: &DeploymentRow, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// Records the routing the endpoint of deployment `deployment_id` applies from `now` on, if
+/// it differs from the last one recorded (see the module doc): `split` is the canary of
+/// revision `revision_uid`, `None` for none. Replaces a change recorded at the same instant and
+/// drops those beyond [`MAX_ROUTING`]. Returns whether it recorded one.
+pub fn record_routing(
+    c: &Connection,
+    deployment_id: i64,
+    revision_uid: &str,
+    split: Option<&Split>,
+    now: i64,
+) -> Result<bool> {
+    let (route_type, route_by) = match split.map(|s| &s.by) {
+        None => (None, None),
+        Some(RouteBy::Random) => (Some("random"), None),
+        Some(RouteBy::Header(h)) => (Some("header"), Some(h.clone())),
+        Some(RouteBy::Query(q)) => (Some("query"), Some(q.clone())),
+    };
+    let now_change = RoutingChange {
+        at: ts(now),
+        at_ms: now,
+        revision_uid: revision_uid.to_string(),
+        route_type: route_type.map(str::to_string),
+        route_by,
+        weights: split
+            .map(|s| s.weights.iter().cloned().collect())
+            .unwrap_or_default(),
+    };
+    match routing(c, deployment_id, 1)?.pop() {
+        // Never had a canary and still has none: nothing to say.
+        None if split.is_none() => return Ok(false),
+        Some(last) if last.split_key() == now_change.split_key() => return Ok(false),
+        _ => {}
+    }
+    c.execute(
+        "INSERT OR REPLACE INTO routing_history
+           (deployment_id, at, revision_uid, route_type, route_by, weights)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            deployment_id,
+            now,
+            now_change.revision_uid,
+            now_change.route_type,
+            now_change.route_by,
+            serde_json::to_string(&now_change.weights)?
+        ],
+    )?;
+    c.execute(
+        "DELETE FROM routing_history WHERE deployment_id = ?1 AND at < (
+           SELECT at FROM routing_history WHERE deployment_id = ?1
+           ORDER BY at DESC LIMIT 1 OFFSET ?2)",
+        params![deployment_id, MAX_ROUTING as i64 - 1],
+    )?;
+    Ok(true)
+}
+
+/// The last `limit` routing changes of a deployment, oldest first.
+pub fn routing(c: &Connection, deployment_id: i64, limit: usize) -> Result<Vec<RoutingChange>> {
+    let mut st = c.prepare(
+        "SELECT at, revision_uid, route_type, route_by, weights FROM routing_history
+         WHERE deployment_id = ?1 ORDER BY at DESC LIMIT ?2",
+    )?;
+    let rows = st
+        .query_map(
+            params![deployment_id, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (at, revision_uid, route_type, route_by, weights) in rows.into_iter().rev() {
+        out.push(RoutingChange {
+            at: ts(at),
+            at_ms: at,
+            revision_uid,
+            route_type,
+            route_by,
+            weights: serde_json::from_str(&weights)?,
+        });
+    }
+    Ok(out)
+}
+
 /// Samples of `d` from the last one at or before `since` (or the oldest kept) on, oldest first.
 pub fn samples(c: &Connection, deployment_id: i64, since: i64) -> Result<Vec<Sample>> {
     let mut st = c.prepare(
@@ -223,6 +358,7 @@ pub fn read(c: &Connection, d: &DeploymentRow, now: i64) -> Result<Timeline> {
     let samples = samples(c, d.id, rev.created_at)?;
     let since = samples.first().map_or(rev.created_at, |s| s.at_ms);
     let scaling = crate::autoscale::events(c, d.id, since)?;
+    let routing = routing(c, d.id, MAX_ROUTING)?;
     let mut seen: BTreeMap<i64, SeriesRevision> = BTreeMap::new();
     for uid in samples
         .iter()
@@ -260,6 +396,7 @@ pub fn read(c: &Connection, d: &DeploymentRow, now: i64) -> Result<Timeline> {
         revisions: seen.into_values().collect(),
         samples,
         scaling,
+        routing,
     })
 }
 

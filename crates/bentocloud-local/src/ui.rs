@@ -14,7 +14,8 @@
 //! deployment: its revisions (`GET .../deployments/{name}/revisions`) and the timeline of its
 //! last rollout (`GET .../deployments/{name}/timeline`, recorded by the reconciler, see
 //! [`super::timeline`]) are fetched with every poll and drawn as an inline SVG of ready
-//! replicas per revision over time.
+//! replicas per revision over time, and, for a deployment that had a canary, the weight of each
+//! canary version at every change of its routing (the timeline's `routing`).
 //!
 //! Stable hooks for tests: `tr[data-deployment="cluster/name"]` with `data-status`,
 //! `data-phase`, `data-bento`, `data-ready`, `data-desired`, `data-updated`, `data-rolling`,
@@ -24,7 +25,10 @@
 //! `#shown[data-shown][data-total]`; the selection is `#detail-panel[data-deployment]
 //! [data-loaded]` with `#revisions tr.revision[data-uid][data-status][data-serving]` and
 //! `#timeline polyline.series[data-revision][data-role][data-values]` (ready replicas at each
-//! recorded sample).
+//! recorded sample); the canary routing is `#routing-section` (hidden without routing changes)
+//! with `#routing[data-changes]`, `#routing polyline.weight[data-version][data-weights]
+//! [data-times][data-route-types]` (the version's weight in percent at each change, times in ms
+//! from the first) and `#routing line.routing-mark[data-at][data-route-type][data-weights]`.
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -96,5 +100,7 @@ mod tests {
         assert!(PAGE.contains("/api/local/v1/deployments?all=true&count=1000"));
         assert!(PAGE.contains("\"/revisions\"") && PAGE.contains("\"/timeline\""));
         assert!(PAGE.contains("X-YATAI-API-TOKEN"));
+        // The canary routing chart reads the timeline's `routing`.
+        assert!(PAGE.contains("tl.routing") && PAGE.contains("id=\"routing\""));
     }
 }

@@ -1065,3 +1065,193 @@ fn the_api_refuses_what_the_platform_would() {
     // A cpu target of 500 % may well be accepted by the platform: so it is here.
     create(json!({"metrics": [{"type": "cpu", "value": 500}]})).expect("accepted");
 }
+
+/// [`with_canary`] (version `v2` of `bento`, 1 replica) at `weight`, routed by `route_type`
+/// and `route_by`.
+fn canary_step(
+    bento: &str,
+    weight: i64,
+    route_type: &str,
+    route_by: Option<&str>,
+) -> UpdateDeploymentRequest {
+    let mut u = with_canary(spec("iris:v1", "RollingUpdate", 1), "v2", bento, 1);
+    let c = u.canary.as_mut().expect("canary");
+    c.route_type = Some(route_type.into());
+    c.route_by = route_by.map(str::to_string);
+    for v in c.versions.iter_mut().flat_map(|v| v.values_mut()) {
+        v.weight = Some(weight);
+    }
+    u
+}
+
+/// Whole reconciler passes ([`tick`]: reconcile, route, record the routing) every 50 ms from
+/// `from` to `to`.
+fn ticks(w: &World, from: i64, to: i64) {
+    let mut now = from;
+    while now <= to {
+        tick(&w.s, &w.rt, &w.t, now).expect("tick");
+        now += 50;
+    }
+}
+
+/// `(at_ms, revision, route_type, route_by, weights)` of every routing change in the timeline.
+type Step = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Vec<(String, u32)>,
+);
+
+fn routing_steps(w: &World, id: i64, now: i64) -> (DeploymentRow, Vec<Step>) {
+    let d = w.s.with(|c| store::deployment_by_id(c, id)).expect("read");
+    let tl =
+        w.s.with(|c| crate::timeline::read(c, &d, now))
+            .expect("timeline");
+    let steps = tl
+        .routing
+        .into_iter()
+        .map(|r| {
+            (
+                r.at_ms,
+                r.revision_uid,
+                r.route_type,
+                r.route_by,
+                r.weights.into_iter().collect(),
+            )
+        })
+        .collect();
+    (d, steps)
+}
+
+#[test]
+fn the_timeline_records_each_change_of_the_canary_routing_when_the_endpoint_applies_it() {
+    let w = world();
+    w.bento("iris:v1", Behaviour::default());
+    w.bento("iris:v2", Behaviour::default());
+    w.bento(
+        "iris:never",
+        Behaviour {
+            unready: true,
+            ..Default::default()
+        },
+    );
+    let random = || Some("random".to_string());
+    let v2 = |w: u32| vec![("v2".to_string(), w)];
+
+    // A deployment that never had a canary has no routing change.
+    let plain = w.create("plain", spec("iris:v1", "RollingUpdate", 1), 0);
+    // Canary steps, each an update: 10 %, then 50 %.
+    let id = w.create("steps", canary_step("iris:v2", 10, "random", None), 0);
+    ticks(&w, 0, 3_000);
+    let (d, steps) = routing_steps(&w, id, 3_000);
+    assert_eq!(d.phase, Phase::Complete);
+    let rev1 = d.serving_revision.clone();
+    assert_eq!(steps, [(0, rev1.clone(), random(), None, v2(10))]);
+    assert!(routing_steps(&w, plain, 3_000).1.is_empty());
+
+    w.update("steps", canary_step("iris:v2", 50, "random", None), 3_010);
+    ticks(&w, 3_050, 6_000);
+    let (d, steps) = routing_steps(&w, id, 6_000);
+    let rev2 = d.serving_revision.clone();
+    assert_ne!(rev2, rev1);
+    // Recorded at the first pass after the update: when the endpoint began applying it.
+    assert_eq!(steps[1..], [(3_050, rev2.clone(), random(), None, v2(50))]);
+
+    // A redeploy with the same canary changes no routing: nothing recorded.
+    w.s.tx(|c| deployments::void_update(c, &w.p, None, "steps", 6_010))
+        .expect("void update");
+    ticks(&w, 6_050, 9_000);
+    let (d, steps) = routing_steps(&w, id, 9_000);
+    assert_ne!(d.serving_revision, rev2);
+    assert_eq!(steps.len(), 2, "{steps:?}");
+
+    // A step whose canary never gets ready: 80 % while it rolls out, then the serving
+    // revision's 50 % again once the rollout failed.
+    w.update(
+        "steps",
+        canary_step("iris:never", 80, "random", None),
+        9_010,
+    );
+    ticks(&w, 9_050, 21_000);
+    let (d, steps) = routing_steps(&w, id, 21_000);
+    assert_eq!(d.phase, Phase::Failed);
+    let failed = d.target_revision.clone();
+    let serving = d.serving_revision.clone();
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    assert_eq!(steps[2], (9_050, failed, random(), None, v2(80)));
+    let back = &steps[3];
+    assert!(back.0 >= 9_050 + w.t.progress_deadline_ms, "{back:?}");
+    assert_eq!(
+        (&back.1, &back.2, &back.4),
+        (&serving, &random(), &v2(50)),
+        "{back:?}"
+    );
+
+    // Header routing (the weight no longer matters), then no canary: everything to main.
+    w.update(
+        "steps",
+        canary_step("iris:v2", 50, "header", Some("X-Canary")),
+        21_010,
+    );
+    ticks(&w, 21_050, 24_000);
+    w.update("steps", spec("iris:v1", "RollingUpdate", 1), 24_010);
+    ticks(&w, 24_050, 27_000);
+    let (d, steps) = routing_steps(&w, id, 27_000);
+    assert_eq!(d.phase, Phase::Complete);
+    assert_eq!(steps.len(), 6, "{steps:?}");
+    assert_eq!(
+        (&steps[4].0, &steps[4].2, &steps[4].3, &steps[4].4),
+        (
+            &21_050,
+            &Some("header".to_string()),
+            &Some("X-Canary".to_string()),
+            &v2(50)
+        )
+    );
+    assert_eq!(
+        steps[5],
+        (24_050, d.serving_revision.clone(), None, None, vec![])
+    );
+    // Oldest first, and the window of the last rollout does not cut the earlier steps off.
+    assert!(steps.windows(2).all(|s| s[0].0 < s[1].0), "{steps:?}");
+}
+
+#[test]
+fn the_routing_history_keeps_the_latest_changes_only() {
+    use crate::split::Split;
+    use crate::timeline::{self, MAX_ROUTING};
+    let w = world();
+    w.bento("iris:v1", Behaviour::default());
+    w.bento("iris:v2", Behaviour::default());
+    let id = w.create("a", canary_step("iris:v2", 10, "random", None), 0);
+    let rev =
+        w.s.with(|c| store::deployment_by_id(c, id))
+            .expect("read")
+            .target_revision;
+    let split = |weight: u32| Split {
+        by: crate::split::RouteBy::Random,
+        weights: vec![("v2".into(), weight)],
+    };
+    for i in 0..(MAX_ROUTING as i64 + 20) {
+        let s = split(u32::try_from(i % 2).expect("small"));
+        assert!(w
+            .s
+            .tx(|c| timeline::record_routing(c, id, &rev, Some(&s), 1_000 + i))
+            .expect("record"));
+        // The same split again is no change.
+        assert!(!w
+            .s
+            .tx(|c| timeline::record_routing(c, id, &rev, Some(&s), 1_000 + i))
+            .expect("record"));
+    }
+    let kept =
+        w.s.with(|c| timeline::routing(c, id, usize::MAX))
+            .expect("read");
+    assert_eq!(kept.len(), MAX_ROUTING);
+    assert_eq!(kept[0].at_ms, 1_020);
+    assert_eq!(
+        kept.last().map(|r| r.at_ms),
+        Some(1_000 + MAX_ROUTING as i64 + 19)
+    );
+}
