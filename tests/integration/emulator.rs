@@ -2004,3 +2004,351 @@ async fn canary_null_drains_the_canary_and_only_main_answers() {
     }
     s.stop().await;
 }
+
+// ---------------------------------------------------------------- canary: what progressive delivery probes rely on
+
+/// One answer of an endpoint: HTTP status, the `x-bentocloud-target` header, and the body.
+async fn probe(http: &Client, url: &str, headers: &[(&str, &str)]) -> (u16, String, Value) {
+    let mut req = http.get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let target = r
+        .headers()
+        .get("x-bentocloud-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body: Value = r.json().await.expect("json");
+    (status, target, body)
+}
+
+/// BentoML's answer for an API that raised (what a `fail_paths` bento answers).
+fn bentoml_500() -> Value {
+    json!({"error": "An unexpected error has occurred, please check the server log."})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_canary_failing_its_requests_answers_500_and_every_answer_names_its_target() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path()).await;
+    s.register("app:v1", json!({})).await;
+    s.register("app:bad", json!({"fail_paths": ["/predict"]}))
+        .await;
+    // Refused: a probe route, or something that is not a path.
+    for bad in [json!(["/readyz"]), json!(["predict"])] {
+        let (st, v) = s
+            .call(
+                Method::POST,
+                "/api/local/v1/bentos",
+                Some(json!({"tag": "app:worse", "fail_paths": bad})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    }
+    let d = s
+        .create(
+            "",
+            canary_body("fails", "app:v1", "app:bad", 50, "random", None),
+        )
+        .await;
+    let url = d.urls.clone().expect("urls")[0].clone();
+    // Ready: the rollout completes with the failing version's replica ready, like a service
+    // whose API raises but whose probes pass.
+    let v = s
+        .wait_serving("fails", d.revision_uid().expect("rev"), "running", 30)
+        .await;
+    assert_eq!(v["rollout"]["canary"]["v2"]["ready_replicas"], 1, "{v}");
+
+    // Random routing: the header names who answered; v2 fails /predict, main serves it.
+    let http = Client::new();
+    let mut by_target = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..200 {
+        let (status, target, body) = probe(&http, &format!("{url}predict"), &[]).await;
+        match target.as_str() {
+            "main" => {
+                assert_eq!(status, 200, "{body}");
+                assert_eq!(
+                    (&body["target"], &body["bento"]),
+                    (&json!("main"), &json!("app:v1"))
+                );
+            }
+            "v2" => assert_eq!((status, &body), (500, &bentoml_500())),
+            other => panic!("answer from target {other:?}: {status} {body}"),
+        }
+        *by_target.entry(target).or_insert(0) += 1;
+    }
+    // Each target gets Binomial(200, 1/2) requests: none at all has probability 2^-200.
+    assert_eq!(by_target.len(), 2, "{by_target:?}");
+    // Any other path of the failing version is served, and the header agrees with the body.
+    for _ in 0..40 {
+        let (status, target, body) = probe(&http, &format!("{url}healthy"), &[]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["target"], target.as_str(), "{body}");
+    }
+
+    // Header and query routing: a value equal to a version's name goes to that version.
+    let h = s
+        .create(
+            "",
+            canary_body(
+                "fails-h",
+                "app:v1",
+                "app:bad",
+                0,
+                "header",
+                Some("X-Canary"),
+            ),
+        )
+        .await;
+    let q = s
+        .create(
+            "",
+            canary_body("fails-q", "app:v1", "app:bad", 0, "query", Some("canary")),
+        )
+        .await;
+    for d in [&h, &q] {
+        s.wait_serving(&d.meta.name, d.revision_uid().expect("rev"), "running", 30)
+            .await;
+    }
+    let hurl = h.urls.clone().expect("urls")[0].clone();
+    let qurl = q.urls.clone().expect("urls")[0].clone();
+    for _ in 0..10 {
+        let got = probe(&http, &format!("{hurl}predict"), &[("X-Canary", "v2")]).await;
+        assert_eq!((got.0, got.1.as_str(), &got.2), (500, "v2", &bentoml_500()));
+        let got = probe(&http, &format!("{hurl}predict"), &[]).await;
+        assert_eq!((got.0, got.1.as_str()), (200, "main"), "{}", got.2);
+        let got = probe(&http, &format!("{hurl}other"), &[("x-canary", "v2")]).await;
+        assert_eq!(
+            (got.0, got.1.as_str(), &got.2["target"]),
+            (200, "v2", &json!("v2"))
+        );
+        let got = probe(&http, &format!("{qurl}predict?canary=v2"), &[]).await;
+        assert_eq!((got.0, got.1.as_str(), &got.2), (500, "v2", &bentoml_500()));
+        let got = probe(&http, &format!("{qurl}predict?canary=main"), &[]).await;
+        assert_eq!((got.0, got.1.as_str()), (200, "main"), "{}", got.2);
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_crashing_3s_after_ready_gets_traffic_until_then_and_main_after() {
+    // A manual clock: the canary is ready at once and crashes exactly when the test moves the
+    // clock 3 s past that, never because the test was slow.
+    let dir = tempfile::tempdir().expect("tmp");
+    let clock = Clock::manual(chrono::Utc::now().timestamp_millis());
+    let s = start_with(
+        dir.path(),
+        false,
+        None,
+        Client::new(),
+        platform(),
+        clock.clone(),
+    )
+    .await;
+    s.register("app:v1", json!({"startup_seconds": 0})).await;
+    s.register(
+        "app:crashy",
+        json!({"startup_seconds": 0, "crash_after_seconds": 3}),
+    )
+    .await;
+    let d = s
+        .create(
+            "",
+            canary_body("crash3", "app:v1", "app:crashy", 100, "random", None),
+        )
+        .await;
+    let url = format!("{}predict", d.urls.clone().expect("urls")[0]);
+    s.wait_serving("crash3", d.revision_uid().expect("rev"), "running", 30)
+        .await;
+    let http = Client::new();
+    // Weight 100: all to v2 while it lives, 2.999 s after it became ready included.
+    clock
+        .advance(Duration::from_millis(2_999))
+        .expect("a manual clock");
+    for _ in 0..20 {
+        let (status, target, body) = probe(&http, &url, &[]).await;
+        assert_eq!((status, target.as_str()), (200, "v2"), "{body}");
+    }
+    // At 3 s it crashes: every request is answered by main (the proxy retries a replica it
+    // cannot reach on main; then the route drops it), none fails.
+    clock
+        .advance(Duration::from_millis(1))
+        .expect("a manual clock");
+    s.wait_for("crash3", "the canary replica to be seen crashed", 30, |v| {
+        v["rollout"]["canary"]["v2"]["ready_replicas"] == 0
+    })
+    .await;
+    for _ in 0..20 {
+        let (status, target, body) = probe(&http, &url, &[]).await;
+        assert_eq!((status, target.as_str()), (200, "main"), "{body}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_version_without_a_ready_replica_sends_its_share_to_main() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path()).await;
+    s.register("app:v1", json!({})).await;
+    s.register("app:slow", json!({"startup_seconds": 600}))
+        .await;
+    let d = s
+        .create(
+            "",
+            canary_body("slowc", "app:v1", "app:slow", 100, "random", None),
+        )
+        .await;
+    let url = format!("{}predict", d.urls.clone().expect("urls")[0]);
+    // main is ready; the canary version is still starting (the rollout waits for it).
+    s.wait_for("slowc", "main ready, v2 starting", 30, |v| {
+        v["rollout"]["ready_replicas"] == 1 && v["rollout"]["canary"]["v2"]["ready_replicas"] == 0
+    })
+    .await;
+    let http = Client::new();
+    for _ in 0..20 {
+        let (status, target, body) = probe(&http, &url, &[]).await;
+        assert_eq!((status, target.as_str()), (200, "main"), "{body}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_lists_every_canary_weight_step() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let s = start(dir.path()).await;
+    s.register("app:v1", json!({})).await;
+    s.register("app:v2", json!({})).await;
+    let mut revs = Vec::new();
+    let d = s
+        .create(
+            "",
+            canary_body("steps", "app:v1", "app:v2", 10, "random", None),
+        )
+        .await;
+    revs.push(d.revision_uid().expect("rev").to_string());
+    s.wait_serving("steps", &revs[0], "running", 30).await;
+    for weight in [50, 100] {
+        let d = s
+            .put(
+                "steps",
+                canary_body("steps", "app:v1", "app:v2", weight, "random", None),
+            )
+            .await;
+        revs.push(d.revision_uid().expect("rev").to_string());
+        s.wait_serving("steps", &revs[revs.len() - 1], "running", 30)
+            .await;
+    }
+    let mut body = canary_body("steps", "app:v1", "app:v2", 0, "random", None);
+    body["canary"] = Value::Null;
+    let d = s.put("steps", body).await;
+    revs.push(d.revision_uid().expect("rev").to_string());
+    s.wait_serving("steps", &revs[3], "running", 30).await;
+
+    let (st, tl) = s
+        .call(
+            Method::GET,
+            "/api/local/v1/deployments/steps/timeline?cluster=",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{tl}");
+    // The keys the page already draws are all there.
+    for k in [
+        "name",
+        "cluster",
+        "revision_uid",
+        "serving_revision_uid",
+        "phase",
+        "started_at",
+        "started_at_ms",
+        "now_ms",
+        "revisions",
+        "samples",
+        "scaling",
+    ] {
+        assert!(tl.get(k).is_some(), "timeline lacks {k}: {tl}");
+    }
+    let routing = tl["routing"].as_array().expect("routing");
+    let steps: Vec<(String, Value, Value, Value)> = routing
+        .iter()
+        .map(|r| {
+            (
+                r["revision_uid"]
+                    .as_str()
+                    .expect("revision_uid")
+                    .to_string(),
+                r["route_type"].clone(),
+                r["route_by"].clone(),
+                r["weights"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (
+                revs[0].clone(),
+                json!("random"),
+                Value::Null,
+                json!({"v2": 10})
+            ),
+            (
+                revs[1].clone(),
+                json!("random"),
+                Value::Null,
+                json!({"v2": 50})
+            ),
+            (
+                revs[2].clone(),
+                json!("random"),
+                Value::Null,
+                json!({"v2": 100})
+            ),
+            (revs[3].clone(), Value::Null, Value::Null, json!({})),
+        ],
+        "{tl:#}"
+    );
+    let at: Vec<i64> = routing
+        .iter()
+        .map(|r| r["at_ms"].as_i64().expect("at_ms"))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+    assert!(routing.iter().all(|r| r["at"].is_string()), "{tl:#}");
+    s.stop().await;
+}
+
+/// `bentocloud-local bentos add --fail-paths` (what `harness::BentoBehaviour::fail_paths`
+/// sends): the deployed bento is ready and answers 500 on those paths only.
+#[test]
+fn bentos_add_fail_paths_registers_a_ready_bento_failing_those_paths() {
+    use crate::harness::{self, BentoBehaviour, Spec};
+    let (cluster, name) = ("local-east", "failing");
+    let server = harness::Server::start();
+    server.bentos_add(
+        "failing:v1",
+        &BentoBehaviour {
+            startup_seconds: Some(0.2),
+            fail_paths: vec!["/predict".into(), "/v1/classify".into()],
+            ..Default::default()
+        },
+    );
+    let d = server.create_deployment(cluster, &Spec::new(name, "failing:v1").create_request());
+    server.wait_rolled_out(cluster, name);
+    assert_eq!(server.must_get(cluster, name).status.as_str(), "running");
+    let url = d.urls.clone().expect("urls")[0].clone();
+    let base = url
+        .strip_prefix(&server.endpoint)
+        .expect("the deployment URL is on the endpoint")
+        .to_string();
+    for (path, want) in [("predict", 500), ("v1/classify", 500), ("other", 200)] {
+        let (code, body) = server.request(Method::GET, &format!("{base}{path}"), None);
+        assert_eq!(code, want, "{path}: {body}");
+        if want == 500 {
+            let v: Value = serde_json::from_str(&body).expect("json");
+            assert_eq!(v, bentoml_500(), "{path}");
+        }
+    }
+}
