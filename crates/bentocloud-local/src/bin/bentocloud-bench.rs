@@ -7,7 +7,13 @@
 //!   paced HTTP GETs at `R` requests/s over `W` keep-alive connections for `S` seconds; writes
 //!   `PREFIX.json` (counts, failures, latency percentiles in microseconds), `PREFIX.requests.csv`
 //!   (one row per 100 ms bucket: ok, failed) and, with `--sample-url`, `PREFIX.samples.csv`
-//!   (the deployment's rollout every 50 ms: ready and updated replicas, phase).
+//!   (the deployment's rollout every 50 ms: ready and updated replicas, phase). Also
+//!   `PREFIX.targets.csv`: per 100 ms bucket and `x-bentocloud-target` value of the answer
+//!   (`main`, a canary version, `-` when there was no answer or no such header), the requests
+//!   answered with a success and those that failed (`t_ms,target,ok,failed`). With
+//!   `--header NAME:VALUE` every request carries that header (e.g. to route to a canary);
+//!   with `--stop-file PATH` the load stops early once PATH exists (checked every 50 ms), and
+//!   the outputs describe the requests sent until then.
 //!
 //! Only loopback addresses are accepted as targets; every loop is bounded in time.
 
@@ -132,6 +138,8 @@ struct Recorder {
     buckets: BTreeMap<u64, (u64, u64)>,
     statuses: BTreeMap<String, u64>,
     first_errors: Vec<String>,
+    /// bucket (100 ms) -> `x-bentocloud-target` value -> (ok, failed)
+    targets: BTreeMap<u64, BTreeMap<String, (u64, u64)>>,
 }
 
 impl Recorder {
@@ -155,6 +163,21 @@ impl Recorder {
         }
     }
 
+    /// The target that answered a request of `bucket` (`-`: none), and whether it succeeded.
+    fn record_target(&mut self, target: Option<String>, ok: bool, bucket: u64) {
+        let t = self
+            .targets
+            .entry(bucket)
+            .or_default()
+            .entry(target.unwrap_or_else(|| "-".into()))
+            .or_default();
+        if ok {
+            t.0 += 1;
+        } else {
+            t.1 += 1;
+        }
+    }
+
     /// The latency at percentile `p` (latencies sorted).
     fn percentile(&self, p: f64) -> u64 {
         let l = &self.latencies_us;
@@ -175,6 +198,10 @@ struct Load {
     prefix: String,
     sample_url: Option<String>,
     token: String,
+    /// `--header NAME:VALUE`: sent with every request.
+    header: Option<(String, String)>,
+    /// `--stop-file PATH`: the load stops once it exists.
+    stop_file: Option<String>,
 }
 
 impl Load {
@@ -187,6 +214,14 @@ impl Load {
             prefix: need(args, "--out"),
             sample_url: arg(args, "--sample-url"),
             token: arg(args, "--token").unwrap_or_default(),
+            header: arg(args, "--header").map(|h| match h.split_once(':') {
+                Some((n, v)) => (n.trim().to_string(), v.trim().to_string()),
+                None => {
+                    eprintln!("--header wants NAME:VALUE, got {h:?}");
+                    std::process::exit(2)
+                }
+            }),
+            stop_file: arg(args, "--stop-file"),
         };
         loopback_only(&load.url);
         if let Some(u) = &load.sample_url {
@@ -196,15 +231,33 @@ impl Load {
     }
 }
 
-/// One GET: its status when it succeeded (body read), else why not.
-async fn one_request(client: &reqwest::Client, url: &str) -> Result<u16, String> {
-    let r = client.get(url).send().await.map_err(|e| format!("{e}"))?;
+/// One GET with `header`: its status when it succeeded (body read), else why not; and the
+/// answer's `x-bentocloud-target`, when it had one.
+async fn one_request_tagged(
+    client: &reqwest::Client,
+    url: &str,
+    header: Option<&(String, String)>,
+) -> (Result<u16, String>, Option<String>) {
+    let mut req = client.get(url);
+    if let Some((n, v)) = header {
+        req = req.header(n.as_str(), v.as_str());
+    }
+    let r = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return (Err(format!("{e}")), None),
+    };
+    let target = r
+        .headers()
+        .get("x-bentocloud-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let st = r.status();
-    match r.bytes().await {
+    let res = match r.bytes().await {
         Ok(_) if st.is_success() => Ok(st.as_u16()),
         Ok(_) => Err(format!("HTTP {st}")),
         Err(e) => Err(format!("body: {e}")),
-    }
+    };
+    (res, target)
 }
 
 /// Worker `w` of `load.workers`: its share of the paced requests, each at its due time.
@@ -214,14 +267,16 @@ fn paced_worker(
     client: reqwest::Client,
     rec: Arc<Mutex<Recorder>>,
     start: Instant,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
     let (url, workers, duration) = (load.url.clone(), load.workers, load.duration);
+    let header = load.header.clone();
     let interval = workers as f64 / load.rate;
     tokio::spawn(async move {
         let mut k: u64 = 0;
         loop {
             let due = Duration::from_secs_f64(interval * (k as f64 + w as f64 / workers as f64));
-            if due >= duration {
+            if due >= duration || stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
             k += 1;
@@ -230,10 +285,12 @@ fn paced_worker(
                 tokio::time::sleep(due - now).await;
             }
             let t0 = Instant::now();
-            let res = one_request(&client, &url).await;
+            let (res, target) = one_request_tagged(&client, &url, header.as_ref()).await;
             let us = t0.elapsed().as_micros() as u64;
             let bucket = (t0 - start).as_millis() as u64 / 100;
-            rec.lock().expect("recorder").record(res, us, bucket);
+            let mut r = rec.lock().expect("recorder");
+            r.record_target(target, res.is_ok(), bucket);
+            r.record(res, us, bucket);
         }
     })
 }
@@ -245,11 +302,12 @@ fn sampler(
     client: reqwest::Client,
     samples: Arc<Mutex<Vec<String>>>,
     start: Instant,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let u = load.sample_url.clone()?;
     let (token, duration) = (load.token.clone(), load.duration);
     Some(tokio::spawn(async move {
-        while start.elapsed() < duration {
+        while start.elapsed() < duration && !stopped.load(std::sync::atomic::Ordering::Relaxed) {
             let t = start.elapsed().as_millis();
             if let Ok(r) = client
                 .get(&u)
@@ -290,10 +348,38 @@ async fn load(args: &[String]) {
     let samples = Arc::new(Mutex::new(Vec::<String>::new()));
     let start = Instant::now();
     let start_unix_ms = unix_ms();
+    let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(path) = load.stop_file.clone() {
+        let (stopped, duration) = (stopped.clone(), load.duration);
+        tokio::spawn(async move {
+            while start.elapsed() < duration {
+                if std::path::Path::new(&path).exists() {
+                    stopped.store(true, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
     let tasks: Vec<_> = (0..load.workers)
-        .map(|w| paced_worker(&load, w, client.clone(), rec.clone(), start))
+        .map(|w| {
+            paced_worker(
+                &load,
+                w,
+                client.clone(),
+                rec.clone(),
+                start,
+                stopped.clone(),
+            )
+        })
         .collect();
-    let sampling = sampler(&load, client.clone(), samples.clone(), start);
+    let sampling = sampler(
+        &load,
+        client.clone(),
+        samples.clone(),
+        start,
+        stopped.clone(),
+    );
     for t in tasks {
         let _ = t.await;
     }
@@ -341,6 +427,13 @@ fn write_results(prefix: &str, summary: &serde_json::Value, r: &Recorder, sample
         csv.push_str(&format!("{},{o},{f}\n", b * 100));
     }
     std::fs::write(format!("{prefix}.requests.csv"), csv).expect("write requests csv");
+    let mut csv = String::from("t_ms,target,ok,failed\n");
+    for (b, per) in &r.targets {
+        for (t, (o, f)) in per {
+            csv.push_str(&format!("{},{t},{o},{f}\n", b * 100));
+        }
+    }
+    std::fs::write(format!("{prefix}.targets.csv"), csv).expect("write targets csv");
     if !samples.is_empty() {
         let mut csv = String::from("t_ms,ready,updated,desired,phase,status\n");
         for row in samples {
