@@ -398,5 +398,47 @@ mod tests {
         assert_eq!(quantity_value("2k"), Some(2000.0));
         assert_eq!(quantity_value("lots"), None);
         assert_eq!(quantity_value("0"), None);
+        // Every suffix, decimal and binary: 3 of each unit.
+        let k = 1024f64;
+        for (suffix, unit) in [
+            ("", 1.0),
+            ("m", 1e-3),
+            ("k", 1e3),
+            ("M", 1e6),
+            ("G", 1e9),
+            ("T", 1e12),
+            ("P", 1e15),
+            ("E", 1e18),
+            ("Ki", k),
+            ("Mi", k * k),
+            ("Gi", k * k * k),
+            ("Ti", k * k * k * k),
+            ("Pi", k * k * k * k * k),
+        ] {
+            assert_eq!(
+                quantity_value(&format!("3{suffix}")),
+                Some(3.0 * unit),
+                "{suffix}"
+            );
+        }
+        assert_eq!(quantity_value("2Ti"), Some(2_199_023_255_552.0));
+        assert_eq!(quantity_value("1Pi"), Some(1_125_899_906_842_624.0));
+    }
+
+    #[test]
+    fn a_policy_finds_its_target_by_type() {
+        let p = ScalingPolicy {
+            metrics: Some(vec![
+                ScalingMetric::from_text("cpu", "80"),
+                ScalingMetric::from_text("qps", "10"),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.target("qps").map(ScalingMetric::value_text).as_deref(),
+            Some("10")
+        );
+        assert!(p.target("memory").is_none());
+        assert!(ScalingPolicy::default().target("qps").is_none());
     }
 }
