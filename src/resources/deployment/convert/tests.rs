@@ -672,3 +672,51 @@ fn policy_and_traffic_travel_as_the_official_client_sends_them_and_read_back_as_
         r#"{"a":null,"b":[{"c":2,"d":1}]}"#
     );
 }
+
+#[test]
+fn a_canary_is_read_only_when_managed_or_imported_and_keeps_the_configured_order() {
+    use crate::resources::deployment::model::{CanaryBlock, CanaryVersionBlock};
+    let d = multi_service_with_canary(true);
+    // Not managed: not read (kept on the server without showing as drift).
+    let s = state_from_server(&d, &DeploymentState::default(), false);
+    assert!(s.canary.canary.is_null());
+    // Imported: adopted as the client reads it.
+    let s = state_from_server(&d, &DeploymentState::default(), true);
+    let c = s.canary.canary.as_ref_option().expect("adopted");
+    assert_eq!(c.route_type, Value::Value("header".into()));
+    assert_eq!(c.route_by, Value::Value("X-User".into()));
+    assert_eq!(c.versions()[0].name, Value::Value("v2".into()));
+    assert_eq!(c.versions()[0].weight, Value::Value(20));
+    assert_eq!(
+        c.versions()[0].bento,
+        Value::Value("my_bento:def456".into())
+    );
+    // Managed: read back, a configured `repo` stays as written, and the configured order of
+    // versions is kept (Terraform matches list blocks by index).
+    let version = |name: &str, bento: &str| CanaryVersionBlock {
+        name: Value::Value(name.into()),
+        bento: Value::Value(bento.into()),
+        weight: Value::Value(0),
+        envs: Value::Null,
+    };
+    let mut prior = DeploymentState::default();
+    prior.canary.canary = Value::Value(CanaryBlock {
+        route_type: Value::Value("header".into()),
+        route_by: Value::Value("X-User".into()),
+        version: Value::Value(vec![version("zz", "other:v1"), version("v2", "my_bento")]),
+    });
+    let s = state_from_server(&d, &prior, false);
+    let c = s.canary.canary.as_ref_option().expect("read");
+    assert_eq!(c.versions().len(), 1, "a version the server lacks is drift");
+    assert_eq!(c.versions()[0].bento, Value::Value("my_bento".into()));
+    // Sent as the body's canary, weights defaulting to 0.
+    let mut b = prior.canary.canary.as_ref_option().cloned().expect("block");
+    if let Value::Value(vs) = &mut b.version {
+        vs[0].weight = Value::Null;
+    }
+    let sent = canary_from_block(&b);
+    let versions = sent.versions.expect("versions");
+    assert_eq!(versions["zz"].weight, Some(0));
+    assert_eq!(versions["v2"].bento.as_deref(), Some("my_bento"));
+    assert_eq!(sent.route_by.as_deref(), Some("X-User"));
+}
