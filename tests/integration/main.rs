@@ -269,3 +269,26 @@ tf_test!(
     canary_block_round_trips_tf1_11,
     canary_block_round_trips_tf1_0
 );
+
+mod progressive;
+
+tf_test!(
+    progressive::good_bento_promoted_through_its_steps,
+    progressive_good_bento_promoted_through_its_steps_tf1_11,
+    progressive_good_bento_promoted_through_its_steps_tf1_0
+);
+tf_test!(
+    progressive::crashing_bento_aborted_at_the_first_step,
+    progressive_crashing_bento_aborted_at_the_first_step_tf1_11,
+    progressive_crashing_bento_aborted_at_the_first_step_tf1_0
+);
+tf_test!(
+    progressive::failing_path_aborted_by_the_probes,
+    progressive_failing_path_aborted_by_the_probes_tf1_11,
+    progressive_failing_path_aborted_by_the_probes_tf1_0
+);
+tf_test!(
+    progressive::ctrl_c_during_a_bake_removes_the_canary,
+    progressive_ctrl_c_during_a_bake_removes_the_canary_tf1_11,
+    progressive_ctrl_c_during_a_bake_removes_the_canary_tf1_0
+);
