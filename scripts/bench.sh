@@ -18,6 +18,10 @@
 #                      `autoscale` (a qps policy scaling 1 -> 3 under load: time to the new replica
 #                      serving, and the endpoint's added p99 against 3 fixed replicas; about 2
 #                      minutes; its rows are the "Autoscaling" section of BENCHMARKS.md)
+#                      `progressive` (progressive delivery: a failing canary's first failed request to
+#                      its abort, and a 3-step promotion's time over its bakes against a rolling update
+#                      of the same deployment; about 3 minutes; its rows are the "Progressive delivery"
+#                      section of BENCHMARKS.md)
 # Everything runs on loopback; work files are in .work/bench (recreated on every run).
 
 set -euo pipefail

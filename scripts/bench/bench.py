@@ -1075,6 +1075,182 @@ def write_autoscale_section():
     print(text)
 
 
+# ------------------------------------------------------------------------------------------
+# Progressive delivery: the stage `progressive`
+
+PROG_ROUNDS = 3
+PROG_RATE = 100
+PROG_PROBE_S = 1.0   # analysis.probe_interval of the failing canary
+PROG_POLL_S = 1.0    # the engine's look at the canary's pods (src/resources/deployment/progressive.rs POLL)
+PROG_STEPS = (10, 30, 60)
+PROG_BAKE_S = 3
+PROG_BEGIN = "<!-- progressive delivery rows: rewritten by scripts/bench.sh, stage progressive -->"
+PROG_END = "<!-- end of the progressive delivery rows -->"
+
+
+def progressive_tf(name, bento, block):
+    return BC_HEAD + f"""
+resource "bentocloud_deployment" "app" {{
+  name                = "{name}"
+  cluster             = "{CLUSTER}"
+  bento               = "{bento}"
+  min_replicas        = 1
+  max_replicas        = 1
+  deployment_strategy = "RollingUpdate"
+{block}}}
+"""
+
+
+def routing_changes(srv, name):
+    return srv.call("GET", f"/api/local/v1/deployments/{name}/timeline?cluster={CLUSTER}").get("routing") or []
+
+
+def load_until(url, out, stop, header=None):
+    args = [DRIVER, "load", "--url", url, "--rate", str(PROG_RATE), "--workers", "4", "--duration-s", "115",
+            "--out", out, "--stop-file", stop]
+    if header:
+        args += ["--header", header]
+    return subprocess.Popen(args, stdout=subprocess.PIPE)
+
+
+def stop_load(lp, stop, out):
+    open(stop, "w").close()
+    lp.communicate(timeout=60)
+    j = json.load(open(out + ".json"))
+    rows = list(csv.DictReader(open(out + ".targets.csv")))
+    return j, rows
+
+
+def bench_progressive(cli):
+    log(f"progressive delivery: {PROG_ROUNDS} aborts of a canary failing /predict (probes every {PROG_PROBE_S:g} s), "
+        f"{PROG_ROUNDS} promotions through steps {list(PROG_STEPS)} ({PROG_BAKE_S} s bakes) and {PROG_ROUNDS} rolling updates")
+    srv = Server("progressive", {})
+    try:
+        srv.call("POST", "/api/local/v1/bentos", {"tag": "progbench:good", "startup_seconds": 0.5})
+        srv.call("POST", "/api/local/v1/bentos", {"tag": "progbench:bad", "startup_seconds": 0.5,
+                                                  "fail_paths": ["/predict"]})
+        for k in range(2 * PROG_ROUNDS + 2):
+            srv.call("POST", "/api/local/v1/bentos", {"tag": f"progbench:v{k}", "startup_seconds": 0.5})
+        # 1. Detection: a load routed to the canary by header sees its first failed request; the abort is the
+        #    timeline's routing change that removes the canary.
+        probe_block = (f'  progressive_rollout {{\n    steps = [20, 60]\n    bake_time = "30s"\n'
+                       f'    route_type = "header"\n    route_by = "x-canary"\n'
+                       f'    analysis {{\n      probe_path = "/predict"\n      probe_interval = "{PROG_PROBE_S:g}s"\n    }}\n  }}\n')
+        name = "prog-abort"
+        tfd = TfDir(name, progressive_tf(name, "progbench:good", probe_block), cli, srv.env())
+        tfd.init()
+        tfd.run("apply", "-input=false", "-no-color", "-auto-approve")
+        url = wait_running(srv, name)["urls"][0].rstrip("/")
+        detect = []
+        with open(os.path.join(tfd.dir, "main.tf"), "w") as f:
+            f.write(progressive_tf(name, "progbench:bad", probe_block))
+        for k in range(PROG_ROUNDS):
+            out, stop = os.path.join(WORK, f"prog-abort-{k}"), os.path.join(WORK, f"prog-abort-{k}.stop")
+            lp = load_until(url + "/predict", out, stop, "x-canary:canary")
+            t0 = time.time() * 1000
+            _, p = tfd.run("apply", "-input=false", "-no-color", "-auto-approve", check=False)
+            j, rows = stop_load(lp, stop, out)
+            if p.returncode == 0 or b"check `probe` failed" not in p.stdout.replace(b"\n", b" "):
+                raise SystemExit(f"bench: the failing canary was not aborted by the probes:\n{p.stdout.decode()[-3000:]}")
+            fails = [j["start_unix_ms"] + int(r["t_ms"]) for r in rows if r["target"] == "canary" and int(r["failed"]) > 0]
+            aborts = [r["at_ms"] for r in routing_changes(srv, name) if r["at_ms"] >= t0 and not r.get("weights")]
+            if fails and aborts:
+                # The bucket's start is up to 100 ms before the failed request itself.
+                detect.append((min(aborts) - min(fails)) / 1000)
+                log(f"abort {k}: first failed request to the abort {detect[-1]:.2f} s")
+        # 2. Promotion against a rolling update of the same deployment.
+        steps = ", ".join(str(s) for s in PROG_STEPS)
+        prog_block = f'  progressive_rollout {{\n    steps = [{steps}]\n    bake_time = "{PROG_BAKE_S}s"\n  }}\n'
+        name = "prog-promote"
+        tfd = TfDir(name, progressive_tf(name, "progbench:v0", ""), cli, srv.env())
+        tfd.init()
+        tfd.run("apply", "-input=false", "-no-color", "-auto-approve")
+        promote, rolling, fails, reqs, v = [], [], 0, 0, 0
+        url = wait_running(srv, name)["urls"][0].rstrip("/") + "/"
+        for k in range(PROG_ROUNDS):
+            for kind, block in (("rolling", ""), ("progressive", prog_block)):
+                v += 1
+                with open(os.path.join(tfd.dir, "main.tf"), "w") as f:
+                    f.write(progressive_tf(name, f"progbench:v{v}", block))
+                out, stop = os.path.join(WORK, f"prog-{kind}-{k}"), os.path.join(WORK, f"prog-{kind}-{k}.stop")
+                lp = load_until(url, out, stop)
+                el, _ = tfd.run("apply", "-input=false", "-no-color", "-auto-approve")
+                j, _ = stop_load(lp, stop, out)
+                fails += j["failures"]
+                reqs += j["requests"]
+                (promote if kind == "progressive" else rolling).append(el)
+                log(f"{kind} {k}: apply {el:.1f} s")
+                wait_running(srv, name)
+        bakes = PROG_BAKE_S * len(PROG_STEPS)
+        extra = [p - bakes for p in promote]
+        results["progressive"] = {"detect_s": med(detect), "runs_detect": detect, "promote_s": med(promote),
+                                  "runs_promote": promote, "extra_s": med(extra), "runs_extra": extra,
+                                  "rolling_s": med(rolling), "runs_rolling": rolling, "bakes_s": bakes,
+                                  "failures": fails, "requests": reqs}
+    finally:
+        srv.stop()
+
+
+def progressive_section():
+    P = results.get("progressive")
+    if not P:
+        return None
+    f = Missing(P)
+    cmd = f"BENCH_ONLY={','.join(sorted(ONLY))} {CMDLINE}" if ONLY else CMDLINE
+    budget = PROG_PROBE_S + PROG_POLL_S
+    rows = [
+        ("failing canary: first failed request to the abort (canary removed)", fmt_s(f["detect_s"]),
+         f"one probe interval + one poll: {budget:.1f} s", ratio(f["detect_s"], budget), f"<= {budget:.1f} s",
+         verdict(f["detect_s"] <= budget)),
+        (f"promotion through {len(PROG_STEPS)} steps: apply time over the bakes ({f['bakes_s']} s)", fmt_s(f["extra_s"]),
+         f"rolling update of the same deployment (whole apply): {fmt_s(f['rolling_s'])}", ratio(f["extra_s"], f["rolling_s"]),
+         "<= 1 rolling update", verdict(f["extra_s"] <= f["rolling_s"])),
+    ]
+    head = "| Figure | bentocloud | Baseline | Ratio | Target | Verdict |\n|---|---|---|---|---|---|\n"
+    table = head + "".join("| " + " | ".join(r) + " |\n" for r in rows)
+    return f"""{PROG_BEGIN}
+## Progressive delivery (issue 19 §3)
+
+Produced by `{cmd}` on {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}: {machine()}.
+
+One `bentocloud-local` (default timing), Terraform 1.11.4, the provider as shipped; 1-replica `RollingUpdate`
+deployments, bentos starting in 0.5 s, `bentocloud-bench load` at {PROG_RATE} req/s throughout. First figure: a canary
+bento answering 500 on `/predict` (`fail_paths`) under `progressive_rollout {{ steps = [20, 60], route_type = "header",
+route_by = "x-canary", analysis {{ probe_path = "/predict", probe_interval = "{PROG_PROBE_S:g}s" }} }}`, with the load sent
+to `/predict` with `x-canary: canary`: from the first 100 ms bucket with a failed answer from the canary
+(`PREFIX.targets.csv`) to the timeline's routing change that removed the canary, median of {PROG_ROUNDS} (per run:
+{", ".join(f"{x:.2f}" for x in f["runs_detect"])} s). Second: `terraform apply` of a bento change with
+`steps = [{", ".join(str(s) for s in PROG_STEPS)}]`, `bake_time = "{PROG_BAKE_S}s"`, minus the {f['bakes_s']} s of bakes (per run:
+{", ".join(f"{x:.1f}" for x in f["runs_extra"])} s; whole applies {", ".join(f"{x:.1f}" for x in f["runs_promote"])} s), against
+the whole `terraform apply` of a plain bento change of the same deployment (a rolling update; per run:
+{", ".join(f"{x:.1f}" for x in f["runs_rolling"])} s), alternated in the same server. Failed requests over the promotions
+and rolling updates: {f['failures']} of {f['requests']}. Where the extra time goes: the promotion is itself a rolling
+update of the deployment (the baseline's own work), and each step first waits for its canary pods to be ready (a
+weight change is a new revision with new canary replicas; 0.5 s start-up, seen at the engine's 1 s look at the
+pods), then bakes until the first look at or past the bake time: the "one rolling update" target leaves no room for
+those per-step waits.
+
+{table}{PROG_END}
+"""
+
+
+def write_progressive_section():
+    text = progressive_section()
+    if text is None:
+        return
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    old = open(path).read() if os.path.exists(path) else ""
+    if PROG_BEGIN in old and PROG_END in old:
+        before, rest = old.split(PROG_BEGIN, 1)
+        after = rest.split(PROG_END, 1)[1]
+        new = before + text.rstrip("\n") + after
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    with open(path, "w") as f:
+        f.write(new)
+    print(text)
+
+
 def draw(pre, t_up, summary):
     import matplotlib
     matplotlib.use("Agg")
@@ -1406,6 +1582,7 @@ def main():
         stage("refresh", bench_refresh, cli, cli_cpu, cpu_wrap)
         stage("podwait", bench_podwait, cli)
         stage("autoscale", bench_autoscale)
+        stage("progressive", bench_progressive, cli)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -1421,6 +1598,8 @@ def main():
         write_podwait_section()
     if not only or "autoscale" in only:
         write_autoscale_section()
+    if not only or "progressive" in only:
+        write_progressive_section()
 
 
 if __name__ == "__main__":
