@@ -268,7 +268,8 @@ pub(super) fn canary_ready(cx: &mut Ctx, rev: &str, reps: &[ReplicaRow]) -> Resu
 /// first). Replicas of the same version from other revisions keep serving its traffic until
 /// every service of the version has its count ready in `rev`, then drain; replicas of a version
 /// `rev` does not have (removed with `canary: null`, or renamed) drain at once, as the endpoint
-/// stops sending them traffic. With `rolling`, a canary replica not ready within the progress
+/// stops sending them traffic. A crashed one is replaced after the crash back-off, as `main`
+/// replicas are. With `rolling`, a canary replica not ready within the progress
 /// deadline fails the rollout, like a `main` one: returns the reason.
 pub(super) fn canary(
     cx: &mut Ctx,
@@ -308,8 +309,13 @@ pub(super) fn canary(
             let mut live: Vec<usize> = (0..reps.len())
                 .filter(|&i| of(&reps[i]) && reps[i].state != ReplicaState::Draining)
                 .collect();
-            for _ in live.len()..want {
-                cx.start(d, rev, name, &s)?;
+            // A crashed canary replica is replaced after the same crash back-off as a `main`
+            // one (Kubernetes restarts any container in a `CrashLoopBackOff`; a canary pod is
+            // no exception): meanwhile the pods stream lists it crash-looping, not a fresh pod.
+            if live.len() < want && !cx.crash_backing_off(d, rev, name, &s)? {
+                for _ in live.len()..want {
+                    cx.start(d, rev, name, &s)?;
+                }
             }
             live.sort_by_key(|&i| {
                 (

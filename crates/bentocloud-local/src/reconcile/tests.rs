@@ -698,21 +698,41 @@ fn a_never_ready_canary_fails_the_rollout_and_a_crashed_one_is_unhealthy() {
     );
     assert_eq!(d.status, S::Failed);
 
-    // A canary replica that crashes makes a complete deployment unhealthy until replaced.
+    // A canary replica that crashes makes a complete deployment unhealthy until replaced,
+    // after the same crash back-off as a `main` replica (not at once: Kubernetes restarts a
+    // crash-looping canary container like any other).
     w.update(
         "a",
         with_canary(spec("iris:v1", "RollingUpdate", 1), "v2", "iris:crashy", 1),
         16_000,
     );
-    let mut seen = Vec::new();
-    w.run(id, 16_000, 20_000, |d, _| {
-        if seen.last() != Some(&d.status) {
-            seen.push(d.status);
+    let mut seen: Vec<(S, i64)> = Vec::new();
+    let mut now = 16_000;
+    let mut canary_starts = std::collections::BTreeSet::new();
+    let base = w.t.crash_backoff_ms;
+    w.run(id, 16_000, 16_000 + 4_000 + base, |d, reps| {
+        if seen.last().map(|s| s.0) != Some(d.status) {
+            seen.push((d.status, now));
         }
+        for r in reps.iter().filter(|r| r.target == "v2") {
+            canary_starts.insert(r.uid.clone());
+        }
+        now += 50;
     });
+    let statuses: Vec<S> = seen.iter().map(|s| s.0).collect();
     assert!(
-        seen.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
+        statuses.starts_with(&[S::Deploying, S::Running, S::Unhealthy, S::Running]),
         "{seen:?}"
+    );
+    let unhealthy_for = seen[3].1 - seen[2].1;
+    assert!(
+        unhealthy_for >= base,
+        "the crashed canary replica was replaced after {unhealthy_for} ms, within its {base} ms back-off: {seen:?}"
+    );
+    assert_eq!(
+        canary_starts.len(),
+        2,
+        "one crash, one replacement: {canary_starts:?}"
     );
 }
 
