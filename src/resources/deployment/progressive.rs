@@ -30,8 +30,12 @@ use crate::client::ProbeRoute;
 use crate::rules::BentoTag;
 use judge::{Failure, PodWatch, PodsSay, ProbeResult, ProbeTally, Settings};
 
-/// How often a step looks at the canary's pods.
+/// How often a step looks at the canary's pods while it bakes (an abort on the pods' evidence
+/// comes at most this long after the platform shows it).
 const POLL: Duration = Duration::from_secs(1);
+/// How often a step looks while the canary's pods are not all ready yet: the bake starts this
+/// close to their readiness.
+const READY_POLL: Duration = Duration::from_millis(250);
 /// Consecutive unreadable pod lists a step tolerates (the pods stream is its evidence).
 const MAX_POD_READ_ERRORS: u32 = 5;
 
@@ -249,7 +253,7 @@ impl Deployments {
                     return Ok(());
                 }
             }
-            let mut pause = POLL;
+            let mut pause = if ready_at.is_some() { POLL } else { READY_POLL };
             if cfg.probe.is_some() && ready_at.is_some() {
                 pause = pause.min(next_probe.saturating_duration_since(Instant::now()));
             }
@@ -317,8 +321,8 @@ fn report_abort(
         .unwrap_or_default();
     let why = match stop {
         Stop::Failed(f) => format!("check `{}` failed: {}", f.check, f.evidence),
-        Stop::Interrupted => "interrupted (Terraform asked the provider to stop)".to_string(),
-        Stop::TimedOut => "timed out (`timeouts.update`)".to_string(),
+        Stop::Interrupted => "interrupted: Terraform asked the provider to stop".to_string(),
+        Stop::TimedOut => "timed out: `timeouts.update` passed".to_string(),
         Stop::Api(e) => format!("the step could not be submitted: {e}"),
     };
     let canary = if removed {
@@ -341,8 +345,11 @@ fn report_abort(
             step.weight
         ),
         format!(
-            "The canary of {} {why}. {canary}; the deployment itself never changed and still serves {serving}, and state keeps it, so the next plan shows the change again.",
-            step.bento
+            "{} ran as a canary at {}% (step {} of {}): {why}. {canary}; the deployment itself never changed and still serves {serving}, and state keeps it, so the next plan shows the change again.",
+            step.bento,
+            step.weight,
+            step.index + 1,
+            step.of
         ),
     );
 }
