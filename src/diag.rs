@@ -497,6 +497,39 @@ pub fn invalid_label_value(diags: &mut Diagnostics, key: &str, why: String) {
     );
 }
 
+/// Plan: a `bento` change that an apply will deliver through `progressive_rollout`'s steps.
+pub fn progressive_path(
+    diags: &mut Diagnostics,
+    planned: &crate::resources::deployment::model::DeploymentState,
+) {
+    let p = planned.settings.progressive_rollout.as_ref_option();
+    let steps: Vec<String> = p
+        .and_then(|p| p.steps.as_ref_option())
+        .into_iter()
+        .flatten()
+        .map(|s| match s.as_ref_option() {
+            Some(n) => format!("{n}%"),
+            None => "(known after apply)".to_string(),
+        })
+        .collect();
+    let bake = p
+        .and_then(|p| p.bake_time.as_ref_option().cloned())
+        .unwrap_or_else(|| crate::resources::deployment::model::DEFAULT_BAKE_TIME.to_string());
+    let bento = planned
+        .spec
+        .bento
+        .as_ref_option()
+        .cloned()
+        .unwrap_or_default();
+    diags.root_warning(
+        "The bento change will be delivered progressively",
+        format!(
+            "Apply runs {bento} as a canary at {} (each step baked for {bake} and judged by `analysis`), then promotes it with a rolling update. A failing check, a timeout or Ctrl-C removes the canary and leaves the serving bento. Without `progressive_rollout`, the change would roll out at once.",
+            steps.join(", then ")
+        ),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -578,37 +611,4 @@ mod tests {
             );
         }
     }
-}
-
-/// Plan: a `bento` change that an apply will deliver through `progressive_rollout`'s steps.
-pub fn progressive_path(
-    diags: &mut Diagnostics,
-    planned: &crate::resources::deployment::model::DeploymentState,
-) {
-    let p = planned.settings.progressive_rollout.as_ref_option();
-    let steps: Vec<String> = p
-        .and_then(|p| p.steps.as_ref_option())
-        .into_iter()
-        .flatten()
-        .map(|s| match s.as_ref_option() {
-            Some(n) => format!("{n}%"),
-            None => "(known after apply)".to_string(),
-        })
-        .collect();
-    let bake = p
-        .and_then(|p| p.bake_time.as_ref_option().cloned())
-        .unwrap_or_else(|| crate::resources::deployment::model::DEFAULT_BAKE_TIME.to_string());
-    let bento = planned
-        .spec
-        .bento
-        .as_ref_option()
-        .cloned()
-        .unwrap_or_default();
-    diags.root_warning(
-        "The bento change will be delivered progressively",
-        format!(
-            "Apply runs {bento} as a canary at {} (each step baked for {bake} and judged by `analysis`), then promotes it with a rolling update. A failing check, a timeout or Ctrl-C removes the canary and leaves the serving bento. Without `progressive_rollout`, the change would roll out at once.",
-            steps.join(", then ")
-        ),
-    );
 }

@@ -7,7 +7,6 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
@@ -27,41 +26,6 @@ fn server() -> Server {
         }})
         .to_string(),
     )
-}
-
-/// The `bentocloud-bench` binary, built like `harness::server_bin` builds `bentocloud-local`
-/// (same profile, target dir and feature resolution).
-fn bench_bin() -> &'static str {
-    static BIN: OnceLock<String> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let server = Path::new(harness::server_bin());
-        let dir = server.parent().expect("bin folder");
-        let profile = match dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev",
-            Some(p) => p,
-            None => panic!("no profile folder in {}", server.display()),
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(&cargo)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--profile", profile, "--target-dir"])
-            .arg(dir.parent().expect("target dir"))
-            .args([
-                "-p",
-                "terraform-provider-bentocloud",
-                "-p",
-                "bentocloud-local",
-            ])
-            .args(["--bin", "bentocloud-bench", "--test", "integration"])
-            .output()
-            .expect("run cargo build for bentocloud-bench");
-        assert!(
-            out.status.success(),
-            "building bentocloud-bench failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir.join("bentocloud-bench").to_string_lossy().to_string()
-    })
 }
 
 /// Creates `name` from a raw API body: one `apiserver` with `service` merged in.
@@ -119,7 +83,7 @@ fn decisions(s: &Server, name: &str) -> Vec<Json> {
 
 /// `bentocloud-bench load` against `url` in the background.
 fn start_load(url: &str, rate: u32, workers: u32, secs: f64, out: &Path) -> Child {
-    Command::new(bench_bin())
+    Command::new(harness::bench_bin())
         .args(["load", "--url", url, "--rate", &rate.to_string()])
         .args([
             "--workers",
@@ -172,7 +136,7 @@ fn a_qps_policy_scales_up_under_load_without_failures_and_back_down_after_its_wi
     );
     let url = wait_running(&s, "qps", 1);
     // Built (when stale) before the clock starts.
-    bench_bin();
+    harness::bench_bin();
     let dir = harness::temp_dir("autoscaling-");
     let out = dir.path().join("qps");
     // 100 requests/s at 20 per replica wants 5: max_replicas bounds it to 4.

@@ -33,6 +33,42 @@ pub fn server_bin() -> &'static str {
     BIN.get_or_init(build_server_bin)
 }
 
+/// The `bentocloud-bench` binary, built like `harness::server_bin` builds `bentocloud-local`
+/// (same profile, target dir and feature resolution): the bench's load generator,
+/// which the autoscaling and progressive delivery tests run.
+pub fn bench_bin() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let server = Path::new(server_bin());
+        let dir = server.parent().expect("bin folder");
+        let profile = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev",
+            Some(p) => p,
+            None => panic!("no profile folder in {}", server.display()),
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(&cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--quiet", "--profile", profile, "--target-dir"])
+            .arg(dir.parent().expect("target dir"))
+            .args([
+                "-p",
+                "terraform-provider-bentocloud",
+                "-p",
+                "bentocloud-local",
+            ])
+            .args(["--bin", "bentocloud-bench", "--test", "integration"])
+            .output()
+            .expect("run cargo build for bentocloud-bench");
+        assert!(
+            out.status.success(),
+            "building bentocloud-bench failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir.join("bentocloud-bench").to_string_lossy().to_string()
+    })
+}
+
 fn build_server_bin() -> String {
     let dir = Path::new(PROVIDER_BIN)
         .parent()

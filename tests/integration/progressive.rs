@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -31,41 +31,6 @@ const WORKERS: u32 = 4;
 // ------------------------------------------------------------------------------------------
 // The load generator
 // ------------------------------------------------------------------------------------------
-
-/// The `bentocloud-bench` binary, built like `harness::server_bin` builds `bentocloud-local`
-/// (same profile, target dir and feature resolution; as `autoscaling.rs` builds it).
-fn bench_bin() -> &'static str {
-    static BIN: OnceLock<String> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let server = Path::new(harness::server_bin());
-        let dir = server.parent().expect("bin folder");
-        let profile = match dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") => "dev",
-            Some(p) => p,
-            None => panic!("no profile folder in {}", server.display()),
-        };
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(&cargo)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--profile", profile, "--target-dir"])
-            .arg(dir.parent().expect("target dir"))
-            .args([
-                "-p",
-                "terraform-provider-bentocloud",
-                "-p",
-                "bentocloud-local",
-            ])
-            .args(["--bin", "bentocloud-bench", "--test", "integration"])
-            .output()
-            .expect("run cargo build for bentocloud-bench");
-        assert!(
-            out.status.success(),
-            "building bentocloud-bench failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir.join("bentocloud-bench").to_string_lossy().to_string()
-    })
-}
 
 /// `bentocloud-bench load` in the background until its stop file exists (at most 115 s).
 struct Load {
@@ -94,7 +59,7 @@ impl Load {
     fn start(dir: &Path, tag: &str, url: &str, header: Option<&str>) -> Load {
         let prefix = dir.join(format!("load-{tag}"));
         let stop = dir.join(format!("load-{tag}.stop"));
-        let mut cmd = Command::new(bench_bin());
+        let mut cmd = Command::new(harness::bench_bin());
         cmd.args(["load", "--url", url, "--rate", &RATE.to_string()])
             .args(["--workers", &WORKERS.to_string(), "--duration-s", "115"])
             .arg("--out")
@@ -372,7 +337,7 @@ pub fn good_bento_promoted_through_its_steps(v: TfVersion) {
     tf.init();
     tf.apply();
     let url = url_of(&server, &name);
-    bench_bin();
+    harness::bench_bin();
 
     let load = Load::start(tf.dir.path(), "promote", &format!("{url}/"), None);
     let began = unix_ms();
@@ -473,7 +438,7 @@ fn abort_under_load(
     header: Option<&str>,
 ) -> Aborted {
     let url = url_of(server, name);
-    bench_bin();
+    harness::bench_bin();
     let before = view(&server.must_get(CLUSTER, name)).bento;
     let watch = MainWatch::start(server, name);
     let load = Load::start(tf.dir.path(), "abort", &format!("{url}{path}"), header);
@@ -623,7 +588,7 @@ pub fn failing_path_aborted_by_the_probes(v: TfVersion) {
     tf.init();
     tf.apply();
     let url = url_of(&server, &name);
-    bench_bin();
+    harness::bench_bin();
     // Requests naming the canary: they fail once it serves.
     let to_canary = Load::start(
         tf.dir.path(),
@@ -683,7 +648,7 @@ pub fn ctrl_c_during_a_bake_removes_the_canary(v: TfVersion) {
     tf.init();
     tf.apply();
     let url = url_of(&server, &name);
-    bench_bin();
+    harness::bench_bin();
     let load = Load::start(tf.dir.path(), "ctrl-c", &format!("{url}/"), None);
 
     tf.write(&app(&name, "cc:v2", &long));
