@@ -431,6 +431,9 @@ struct Run {
     tf: Tf,
     config_dir: tempfile::TempDir,
     current: Config,
+    /// Per deployment, the label keys out-of-band edits set: labels set elsewhere, which
+    /// Terraform keeps unless it manages the key (see `check`).
+    foreign_labels: std::cell::RefCell<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Run {
@@ -524,7 +527,24 @@ impl Run {
             let Some(d) = dep else { continue };
             let name = name_of(i);
             self.settled(&name, &ctx);
-            let sv = view(&self.server.must_get(CLUSTER, &name));
+            let mut sv = view(&self.server.must_get(CLUSTER, &name));
+            // Labels set elsewhere stay (Terraform manages the configured keys only): every
+            // label the configuration lacks must come from an out-of-band edit; the rest must
+            // be exactly the configuration's, on the server and in state.
+            let foreign = self
+                .foreign_labels
+                .borrow()
+                .get(&name)
+                .cloned()
+                .unwrap_or_default();
+            for k in sv.labels.keys().filter(|k| !d.labels.contains_key(*k)) {
+                assert!(
+                    foreign.contains(k),
+                    "{ctx}: {name} has label {k:?}, which neither the configuration nor an out-of-band edit set: {:?}",
+                    sv.labels
+                );
+            }
+            sv.labels.retain(|k, _| d.labels.contains_key(k));
             let st = find_resource(&state, &addr_of(i))
                 .unwrap_or_else(|| panic!("{ctx}: {} is not in the state", addr_of(i)));
             harness_dep(i, d).assert_server_has(&sv, &ctx);
@@ -772,6 +792,11 @@ impl Run {
                 });
             }
             Edit::Labels(m) => {
+                self.foreign_labels
+                    .borrow_mut()
+                    .entry(name.to_string())
+                    .or_default()
+                    .extend(m.keys().cloned());
                 self.server.update_from(CLUSTER, name, |r| {
                     r.labels = Some(
                         m.iter()
@@ -907,6 +932,7 @@ fn sequence(seed: u64, steps: usize, progress: &mut Progress) {
         tf,
         config_dir,
         current: [None, None, None],
+        foreign_labels: Default::default(),
     };
     run.write(&run.current.clone());
     run.tf.init();
