@@ -254,8 +254,12 @@ impl Deployments {
                 }
             }
             let mut pause = if ready_at.is_some() { POLL } else { READY_POLL };
-            if cfg.probe.is_some() && ready_at.is_some() {
-                pause = pause.min(next_probe.saturating_duration_since(Instant::now()));
+            if let Some(at) = ready_at {
+                // Wake at the end of the bake, not at the next look past it.
+                pause = pause.min((at + cfg.bake_time).saturating_duration_since(Instant::now()));
+                if cfg.probe.is_some() {
+                    pause = pause.min(next_probe.saturating_duration_since(Instant::now()));
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
