@@ -85,7 +85,7 @@ fn a_crash_loop_fails_at_once_and_names_the_pod() {
     };
     assert_eq!(f.check, "crash loop");
     assert!(
-        f.evidence.contains("c1") && f.evidence.contains("BackOff"),
+        f.evidence.contains("c1") && f.evidence.contains("Back-off restarting failed container"),
         "{f:?}"
     );
 }
@@ -204,6 +204,40 @@ fn probes_fail_on_5xx_errors_and_slowness() {
         max,
     );
     assert_eq!(t.failed, 0);
+}
+
+#[test]
+fn terminating_canary_pods_and_the_deployments_own_pods_are_not_judged() {
+    let mut w = PodWatch::default();
+    let mut leaving = pod("old-canary", "v2", true, false, "CrashLoopBackOff");
+    leaving.pod_status = Some(KubePodRuntime {
+        status: "Terminating".into(),
+        phase: "Running".into(),
+    });
+    // The deployment's own pod of the same bento version (e.g. after an earlier promotion).
+    let own = pod("main-1", "v2", false, false, "CrashLoopBackOff");
+    let ready = pod("c1", "v2", true, true, "Running");
+    assert_eq!(
+        w.observe(&[leaving, own, ready], "v2", S(0), S(60), 0),
+        PodsSay::Ready { ready: 1 }
+    );
+}
+
+#[test]
+fn a_failed_share_exactly_at_the_tolerance_passes() {
+    let max = Duration::from_millis(500);
+    let mut t = ProbeTally::default();
+    for code in [200, 503] {
+        t.record(
+            &ProbeResult {
+                outcome: Ok(code),
+                took: max,
+            },
+            max,
+        );
+    }
+    assert!(t.verdict(0.5).is_ok(), "1 of 2 failed, 50% tolerated");
+    assert!(t.verdict(0.49).is_err());
 }
 
 proptest! {
