@@ -1,3 +1,4 @@
+use super::validate::check_scaling;
 use super::*;
 use crate::resources::deployment::model::{
     JsonText, Location, Reported, ServiceBlock, ServiceSettings, Settings, Spec,
