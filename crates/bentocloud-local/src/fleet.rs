@@ -129,6 +129,23 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// A replica of `spec` listening on `port`, started now on `clock`, nothing served yet.
+    fn new(spec: Spec, port: u16, clock: Clock, stop: CancellationToken) -> Proc {
+        Proc {
+            spec,
+            port,
+            started_ms: clock.now_ms(),
+            clock,
+            in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            proxied: AtomicUsize::new(0),
+            probe_ready: AtomicBool::new(false),
+            live_failures: AtomicU32::new(0),
+            crashed: AtomicBool::new(false),
+            stop,
+        }
+    }
+
     /// Takes one of the replica's `limit` request slots, if one is free.
     fn try_reserve(&self, limit: usize) -> bool {
         self.proxied
@@ -628,8 +645,8 @@ impl Runtime for Fleet {
         listener.set_nonblocking(true).ok()?;
         let beh = &b.behaviour;
         let ms = |v: i64| Duration::from_millis(u64::try_from(v.max(0)).unwrap_or(0));
-        let p = Arc::new(Proc {
-            spec: Spec {
+        let p = Arc::new(Proc::new(
+            Spec {
                 deployment: d.name.clone(),
                 cluster: d.cluster.clone(),
                 tag: b.tag(),
@@ -644,16 +661,9 @@ impl Runtime for Fleet {
                 env: env.clone(),
             },
             port,
-            started_ms: self.clock.now_ms(),
-            clock: self.clock.clone(),
-            in_flight: AtomicUsize::new(0),
-            served: AtomicU64::new(0),
-            proxied: AtomicUsize::new(0),
-            probe_ready: AtomicBool::new(false),
-            live_failures: AtomicU32::new(0),
-            crashed: AtomicBool::new(false),
-            stop: self.shutdown.child_token(),
-        });
+            self.clock.clone(),
+            self.shutdown.child_token(),
+        ));
         if let Some(old) = lock(&self.procs).insert(r.uid.clone(), p.clone()) {
             old.stop.cancel();
         }
@@ -1026,8 +1036,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
-        let p = Arc::new(Proc {
-            spec: Spec {
+        let p = Arc::new(Proc::new(
+            Spec {
                 deployment: "d".into(),
                 cluster: "c".into(),
                 tag: "iris:v1".into(),
@@ -1042,16 +1052,9 @@ mod tests {
                 env: Environment::default(),
             },
             port,
-            started_ms: clock.now_ms(),
-            clock: clock.clone(),
-            in_flight: AtomicUsize::new(0),
-            served: AtomicU64::new(0),
-            proxied: AtomicUsize::new(0),
-            probe_ready: AtomicBool::new(false),
-            live_failures: AtomicU32::new(0),
-            crashed: AtomicBool::new(false),
-            stop: CancellationToken::new(),
-        });
+            clock.clone(),
+            CancellationToken::new(),
+        ));
         let task = tokio::spawn(serve_replica(listener, p.clone()));
         (p, task)
     }
