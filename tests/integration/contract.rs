@@ -115,20 +115,7 @@ fn write_all(tf: &Tf, cfgs: &[Cfg]) {
 /// An apply that must succeed, with no sign of a broken contract in its output.
 fn apply_clean(tf: &Tf, context: &str) {
     let out = tf.run(&["apply", "-auto-approve", "-input=false", "-no-color"]);
-    let text = format!("{}{}", out.stdout, out.stderr);
-    for bad in [
-        "inconsistent result",
-        "inconsistent final plan",
-        "produced an unexpected new value",
-        "produced an invalid new value",
-    ] {
-        assert!(
-            !text.contains(bad),
-            "{context}: Terraform reports `{bad}`:\n{}",
-            out.describe()
-        );
-    }
-    assert_eq!(out.code, 0, "{context}: apply failed:\n{}", out.describe());
+    assert_clean_apply(&out, context);
 }
 
 /// After a successful apply: an empty plan, and each state equal to the server.

@@ -1519,6 +1519,29 @@ impl Tf {
     }
 }
 
+/// `text` with every run of whitespace one space: Terraform wraps long diagnostic lines.
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// An apply that succeeded with no sign of a broken Terraform contract in its output.
+pub fn assert_clean_apply(out: &TfOutput, context: &str) {
+    let text = flat(&format!("{}{}", out.stdout, out.stderr));
+    for bad in [
+        "inconsistent result",
+        "inconsistent final plan",
+        "produced an unexpected new value",
+        "produced an invalid new value",
+    ] {
+        assert!(
+            !text.contains(bad),
+            "{context}: Terraform reports `{bad}`:\n{}",
+            out.describe()
+        );
+    }
+    assert_eq!(out.code, 0, "{context}: apply failed:\n{}", out.describe());
+}
+
 pub fn find_resource(state: &Json, addr: &str) -> Option<Json> {
     state["values"]["root_module"]["resources"]
         .as_array()?

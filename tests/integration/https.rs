@@ -127,7 +127,7 @@ pub fn untrusted_ca_fails_at_once_naming_ssl_cert_file(v: TfVersion) {
     let out = tf.apply_err();
     let text = format!("{}\n{}", out.stdout, out.stderr);
     // Terraform wraps long lines: compare with whitespace collapsed.
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = flat(&text);
     for want in [
         "Cannot verify the BentoCloud server's certificate",
         "UnknownIssuer",

@@ -140,11 +140,6 @@ fn tally(
     (all, failed)
 }
 
-/// `text` with every run of whitespace one space (Terraform wraps diagnostics).
-fn flat(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn total(m: &std::collections::BTreeMap<String, u64>) -> u64 {
     m.values().sum()
 }

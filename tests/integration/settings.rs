@@ -100,21 +100,6 @@ fn services_seen_by_bentoml(server: &Server, name: &str) -> serde_json::Map<Stri
         .unwrap_or_else(|| panic!("no services with Gateway in `bentoml deployment get`:\n{out}"))
 }
 
-/// `s` with every run of whitespace one space (Terraform wraps long lines).
-fn flat(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-fn assert_applied(out: &TfOutput, context: &str) {
-    assert_eq!(out.code, 0, "{context}:\n{}", out.describe());
-    let text = flat(&format!("{}{}", out.stdout, out.stderr));
-    assert!(
-        !text.contains("inconsistent"),
-        "{context}: Terraform reports an inconsistency:\n{}",
-        out.describe()
-    );
-}
-
 /// Create with every setting, read back by the official client; a change of one; a
 /// reformatted `config_overrides` that is no change; an import that keeps them all; settings
 /// left out of the configuration are kept; a policy set elsewhere on a setting Terraform does
@@ -138,7 +123,7 @@ pub fn every_setting_round_trips(v: TfVersion) {
         resource(&name, &knobs)
     ));
     tf.init();
-    assert_applied(&tf.apply(), "create with every setting");
+    assert_clean_apply(&tf.apply(), "create with every setting");
 
     // The official client sees every setting where the API puts it.
     let services = services_seen_by_bentoml(&server, &name);
@@ -209,7 +194,7 @@ pub fn every_setting_round_trips(v: TfVersion) {
         provider(&defaults),
         resource(&name, &knobs)
     ));
-    assert_applied(
+    assert_clean_apply(
         &tf.apply(),
         "change scale_down_behavior and traffic_timeout",
     );
@@ -269,7 +254,7 @@ pub fn every_setting_round_trips(v: TfVersion) {
         provider(&defaults),
         resource(&name, &knobs)
     ));
-    assert_applied(&tf.apply(), "update envs with a window set elsewhere");
+    assert_clean_apply(&tf.apply(), "update envs with a window set elsewhere");
     let services = services_seen_by_bentoml(&server, &name);
     assert_eq!(
         services["Model"]["scaling"]["policy"]["scale_down_stabilization_window"], 600,
@@ -290,7 +275,7 @@ pub fn every_setting_round_trips(v: TfVersion) {
         resource(&name, &knobs)
     ));
     tf.assert_no_changes("settings left out keep what the server has");
-    assert_applied(&tf.apply(), "apply with the settings left out");
+    assert_clean_apply(&tf.apply(), "apply with the settings left out");
     let gw = services_seen_by_bentoml(&server, &name)["Gateway"].clone();
     assert_eq!(gw["scaling"]["policy"]["scale_down_behavior"], "disabled");
     assert_eq!(
@@ -319,7 +304,7 @@ pub fn default_labels_and_labels_set_elsewhere(v: TfVersion) {
     };
     tf.write(&body(&[("managed-by", "terraform"), ("team", "platform")]));
     tf.init();
-    assert_applied(&tf.apply(), "create with default labels");
+    assert_clean_apply(&tf.apply(), "create with default labels");
     let sv = view(&server.must_get(CLUSTER, &name));
     assert_eq!(
         sv.labels,
@@ -370,7 +355,7 @@ pub fn default_labels_and_labels_set_elsewhere(v: TfVersion) {
         "changed defaults are a change:\n{}",
         out.describe()
     );
-    assert_applied(&tf.apply(), "apply changed defaults");
+    assert_clean_apply(&tf.apply(), "apply changed defaults");
     let sv = view(&server.must_get(CLUSTER, &name));
     assert_eq!(
         sv.labels,
@@ -398,7 +383,7 @@ pub fn default_labels_and_labels_set_elsewhere(v: TfVersion) {
         "a managed label changed elsewhere is drift:\n{}",
         out.describe()
     );
-    assert_applied(&tf.apply(), "put the managed label back");
+    assert_clean_apply(&tf.apply(), "put the managed label back");
     assert_eq!(
         view(&server.must_get(CLUSTER, &name))
             .labels
@@ -500,7 +485,7 @@ pub fn canary_block_round_trips(v: TfVersion) {
         "  canary {\n    version {\n      name   = \"v2\"\n      bento  = \"iris:v2\"\n      weight = 20\n      envs   = { FLAVOUR = \"new\" }\n    }\n  }\n",
     ));
     tf.init();
-    assert_applied(&tf.apply(), "create with a canary");
+    assert_clean_apply(&tf.apply(), "create with a canary");
     let out = server.bentoml(&[
         "deployment",
         "get",
@@ -535,7 +520,7 @@ pub fn canary_block_round_trips(v: TfVersion) {
     tf.write(&body(
         "  canary {\n    route_type = \"header\"\n    route_by   = \"x-canary\"\n    version {\n      name   = \"v2\"\n      bento  = \"iris:v3\"\n      weight = 40\n      envs   = { FLAVOUR = \"new\" }\n    }\n  }\n",
     ));
-    assert_applied(&tf.apply(), "change the canary");
+    assert_clean_apply(&tf.apply(), "change the canary");
     let d = server.must_get(CLUSTER, &name);
     let c = d.canary().expect("a canary");
     assert_eq!(c.route_type.as_deref(), Some("header"));
@@ -552,7 +537,7 @@ pub fn canary_block_round_trips(v: TfVersion) {
 
     // Removed: the canary goes away.
     tf.write(&body(""));
-    assert_applied(&tf.apply(), "remove the canary");
+    assert_clean_apply(&tf.apply(), "remove the canary");
     let d = server.must_get(CLUSTER, &name);
     assert!(
         d.canary()

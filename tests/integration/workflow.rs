@@ -327,7 +327,7 @@ pub fn concurrent_change_between_plan_and_apply_is_refused(v: TfVersion) {
 
     let out = tf.run_err(&["apply", "-input=false", "-no-color", "tfplan"]);
     let text = format!("{}\n{}", out.stdout, out.stderr).replace('\n', " ");
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text = flat(&text);
     for want in [
         "changed on BentoCloud after this plan was made",
         rev.meta.uid.as_str(),
